@@ -1,0 +1,128 @@
+//! Tenants (customer workspaces) and their credentials. Secrets cannot be printed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+use time::OffsetDateTime;
+
+use crate::error::DomainError;
+use crate::ids::{SystemId, TenantId};
+
+/// A credential. `Debug` and `Display` print `***`; the value is read only through
+/// [`Secret::expose`], which makes every use greppable.
+#[derive(Clone)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    /// Wraps a non-empty secret.
+    pub fn new(value: impl Into<String>) -> Result<Self, DomainError> {
+        let value = value.into();
+        if value.trim().is_empty() {
+            return Err(DomainError::InvalidSecret("must not be empty"));
+        }
+        Ok(Self(SecretString::from(value)))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+impl Eq for Secret {}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Attio credentials of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttioCredentials {
+    pub api_token: Secret,
+    /// Current webhook secret first; a second one is accepted during rotation.
+    pub webhook_secrets: Vec<Secret>,
+}
+
+/// Credentials and settings of one external CRM of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmConnection {
+    pub system: SystemId,
+    /// Non-secret settings (instance URL, portal id, ...).
+    pub settings: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, Secret>,
+}
+
+/// A customer workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub attio: AttioCredentials,
+    pub crms: Vec<CrmConnection>,
+    pub created_at: OffsetDateTime,
+}
+
+impl Tenant {
+    /// Checks what a store needs to hold: a name, at most two webhook secrets, one connection per
+    /// system.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        if self.name.trim().is_empty() || self.name.len() > 200 {
+            return Err(DomainError::InvalidValue {
+                target: "tenant name".into(),
+                reason: "must be 1 to 200 bytes".into(),
+            });
+        }
+        if self.attio.webhook_secrets.len() > 2 {
+            return Err(DomainError::InvalidValue {
+                target: "webhook secrets".into(),
+                reason: "at most two (current and previous) are kept".into(),
+            });
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &self.crms {
+            if !seen.insert(&c.system) {
+                return Err(DomainError::InvalidValue {
+                    target: "CRM connections".into(),
+                    reason: format!("{} is connected twice", c.system),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("sk_live_very_secret").unwrap();
+        assert_eq!(format!("{s}"), "***");
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        let creds = AttioCredentials {
+            api_token: s.clone(),
+            webhook_secrets: vec![Secret::new("whsec_other").unwrap()],
+        };
+        let dbg = format!("{creds:?} {creds:#?}");
+        assert!(
+            !dbg.contains("very_secret") && !dbg.contains("whsec_other"),
+            "{dbg}"
+        );
+        assert_eq!(s.expose(), "sk_live_very_secret");
+        assert!(Secret::new("  ").is_err());
+    }
+}
