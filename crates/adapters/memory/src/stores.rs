@@ -1,0 +1,438 @@
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::conflict::{ConflictRecord, Resolution};
+use domain::field::ValueHash;
+use domain::idempotency::IdempotencyKey;
+use domain::ids::{ConflictId, ExternalId, ObjectSlug, RecordId, SystemId, TenantId};
+use domain::ledger::{LedgerEntry, LedgerKey};
+use domain::link::{IdentityLink, LinkLookup};
+use domain::sync_state::SyncState;
+use domain::tenant::Tenant;
+use ports::clock::Clock;
+use ports::error::{PortError, PortResult};
+use ports::stores::{
+    Claim, ConflictStore, IdempotencyStore, LinkStore, SyncStateStore, TenantStore, WriteLedger,
+};
+use time::OffsetDateTime;
+
+use crate::{SystemClock, lock};
+
+/// Idempotency keys with expiry.
+#[derive(Clone)]
+pub struct MemoryIdempotencyStore {
+    seen: Arc<Mutex<HashMap<(TenantId, IdempotencyKey), OffsetDateTime>>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for MemoryIdempotencyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryIdempotencyStore")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryIdempotencyStore {
+    fn default() -> Self {
+        Self::new(Arc::new(SystemClock))
+    }
+}
+
+impl MemoryIdempotencyStore {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            seen: Arc::default(),
+            clock,
+        }
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryIdempotencyStore {
+    async fn claim(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        retention: Duration,
+    ) -> PortResult<Claim> {
+        let now = self.clock.now();
+        let mut seen = lock(&self.seen);
+        let k = (tenant.clone(), key.clone());
+        match seen.get(&k) {
+            Some(expires_at) if *expires_at > now => Ok(Claim::Duplicate),
+            _ => {
+                seen.insert(k, now + retention);
+                Ok(Claim::New)
+            }
+        }
+    }
+}
+
+type AttioKey = (TenantId, ObjectSlug, RecordId, SystemId);
+type ExternalKey = (TenantId, SystemId, String, ExternalId);
+
+#[derive(Debug, Default)]
+struct Links {
+    by_attio: HashMap<AttioKey, IdentityLink>,
+    by_external: HashMap<ExternalKey, AttioKey>,
+}
+
+fn attio_key(l: &IdentityLink) -> AttioKey {
+    (
+        l.tenant.clone(),
+        l.object.clone(),
+        l.attio_record,
+        l.system.clone(),
+    )
+}
+
+fn external_key(l: &IdentityLink) -> ExternalKey {
+    (
+        l.tenant.clone(),
+        l.system.clone(),
+        l.external_object.clone(),
+        l.external_id.clone(),
+    )
+}
+
+impl Links {
+    fn resolve(&self, tenant: &TenantId, lookup: &LinkLookup) -> Option<AttioKey> {
+        match lookup {
+            LinkLookup::Attio {
+                object,
+                record,
+                system,
+            } => {
+                let k = (tenant.clone(), object.clone(), *record, system.clone());
+                self.by_attio.contains_key(&k).then_some(k)
+            }
+            LinkLookup::External {
+                system,
+                external_object,
+                external_id,
+            } => self
+                .by_external
+                .get(&(
+                    tenant.clone(),
+                    system.clone(),
+                    external_object.clone(),
+                    external_id.clone(),
+                ))
+                .cloned(),
+        }
+    }
+
+    fn remove(&mut self, k: &AttioKey) -> Option<IdentityLink> {
+        let link = self.by_attio.remove(k)?;
+        self.by_external.remove(&external_key(&link));
+        Some(link)
+    }
+}
+
+/// Identity links with their snapshots.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryLinkStore {
+    links: Arc<Mutex<Links>>,
+}
+
+#[async_trait]
+impl LinkStore for MemoryLinkStore {
+    async fn find(
+        &self,
+        tenant: &TenantId,
+        lookup: &LinkLookup,
+    ) -> PortResult<Option<IdentityLink>> {
+        let links = lock(&self.links);
+        Ok(links
+            .resolve(tenant, lookup)
+            .and_then(|k| links.by_attio.get(&k).cloned()))
+    }
+
+    async fn links_of(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record: RecordId,
+    ) -> PortResult<Vec<IdentityLink>> {
+        let links = lock(&self.links);
+        let mut found: Vec<IdentityLink> = links
+            .by_attio
+            .values()
+            .filter(|l| &l.tenant == tenant && &l.object == object && l.attio_record == record)
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| a.system.cmp(&b.system));
+        Ok(found)
+    }
+
+    async fn save(&self, link: &IdentityLink) -> PortResult<IdentityLink> {
+        let mut links = lock(&self.links);
+        let ak = attio_key(link);
+        let ek = external_key(link);
+        let stored_version = links.by_attio.get(&ak).map(|l| l.version).unwrap_or(0);
+        if stored_version != link.version {
+            return Err(PortError::Conflict(format!(
+                "link of {} to {} is at version {stored_version}, not {}",
+                link.attio_record, link.system, link.version
+            )));
+        }
+        if links.by_external.get(&ek).is_some_and(|owner| owner != &ak) {
+            return Err(PortError::Conflict(format!(
+                "{} {} is already linked to another record",
+                link.system, link.external_id
+            )));
+        }
+        links.remove(&ak);
+        let saved = IdentityLink {
+            version: link.version + 1,
+            ..link.clone()
+        };
+        links.by_external.insert(ek, ak.clone());
+        links.by_attio.insert(ak, saved.clone());
+        Ok(saved)
+    }
+
+    async fn repoint(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        from: RecordId,
+        to: RecordId,
+    ) -> PortResult<u64> {
+        let mut links = lock(&self.links);
+        let keys: Vec<AttioKey> = links
+            .by_attio
+            .keys()
+            .filter(|(t, o, r, _)| t == tenant && o == object && *r == from)
+            .cloned()
+            .collect();
+        let mut moved = 0;
+        for k in keys {
+            let Some(link) = links.remove(&k) else {
+                continue;
+            };
+            let target = (k.0.clone(), k.1.clone(), to, k.3.clone());
+            if links.by_attio.contains_key(&target) {
+                continue; // the survivor already has a link to this system: drop the duplicate's
+            }
+            let moved_link = IdentityLink {
+                attio_record: to,
+                version: link.version + 1,
+                ..link
+            };
+            links
+                .by_external
+                .insert(external_key(&moved_link), target.clone());
+            links.by_attio.insert(target, moved_link);
+            moved += 1;
+        }
+        Ok(moved)
+    }
+
+    async fn delete(&self, tenant: &TenantId, lookup: &LinkLookup) -> PortResult<()> {
+        let mut links = lock(&self.links);
+        let k = links
+            .resolve(tenant, lookup)
+            .ok_or_else(|| PortError::NotFound(format!("link {lookup:?}")))?;
+        links.remove(&k);
+        Ok(())
+    }
+}
+
+type StateKey = (TenantId, ObjectSlug, SystemId);
+
+/// Backfill checkpoints.
+#[derive(Debug, Clone, Default)]
+pub struct MemorySyncStateStore {
+    states: Arc<Mutex<HashMap<StateKey, SyncState>>>,
+}
+
+#[async_trait]
+impl SyncStateStore for MemorySyncStateStore {
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        system: &SystemId,
+    ) -> PortResult<Option<SyncState>> {
+        Ok(lock(&self.states)
+            .get(&(tenant.clone(), object.clone(), system.clone()))
+            .cloned())
+    }
+
+    async fn save(&self, state: &SyncState) -> PortResult<SyncState> {
+        let mut states = lock(&self.states);
+        let k = (
+            state.tenant.clone(),
+            state.object.clone(),
+            state.system.clone(),
+        );
+        let stored = states.get(&k).map(|s| s.version).unwrap_or(0);
+        if stored != state.version {
+            return Err(PortError::Conflict(format!(
+                "sync state of {}/{} is at version {stored}, not {}",
+                state.object, state.system, state.version
+            )));
+        }
+        let saved = SyncState {
+            version: state.version + 1,
+            ..state.clone()
+        };
+        states.insert(k, saved.clone());
+        Ok(saved)
+    }
+
+    async fn list(&self, tenant: &TenantId) -> PortResult<Vec<SyncState>> {
+        let mut v: Vec<SyncState> = lock(&self.states)
+            .values()
+            .filter(|s| &s.tenant == tenant)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| (&a.object, &a.system).cmp(&(&b.object, &b.system)));
+        Ok(v)
+    }
+}
+
+/// Conflicts waiting for a person.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryConflictStore {
+    conflicts: Arc<Mutex<BTreeMap<(TenantId, ConflictId), ConflictRecord>>>,
+}
+
+#[async_trait]
+impl ConflictStore for MemoryConflictStore {
+    async fn record(&self, conflict: &ConflictRecord) -> PortResult<()> {
+        let mut all = lock(&self.conflicts);
+        let k = (conflict.tenant.clone(), conflict.id);
+        if all.contains_key(&k) {
+            return Err(PortError::Conflict(format!(
+                "conflict {} exists",
+                conflict.id
+            )));
+        }
+        all.insert(k, conflict.clone());
+        Ok(())
+    }
+
+    async fn open(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<ConflictRecord>> {
+        let mut open: Vec<ConflictRecord> = lock(&self.conflicts)
+            .values()
+            .filter(|c| &c.tenant == tenant && c.resolution.is_none())
+            .cloned()
+            .collect();
+        open.sort_by_key(|c| (c.detected_at, c.id));
+        open.truncate(limit);
+        Ok(open)
+    }
+
+    async fn get(&self, tenant: &TenantId, id: ConflictId) -> PortResult<ConflictRecord> {
+        lock(&self.conflicts)
+            .get(&(tenant.clone(), id))
+            .cloned()
+            .ok_or_else(|| PortError::NotFound(format!("conflict {id}")))
+    }
+
+    async fn resolve(
+        &self,
+        tenant: &TenantId,
+        id: ConflictId,
+        resolution: Resolution,
+        at: OffsetDateTime,
+    ) -> PortResult<ConflictRecord> {
+        let mut all = lock(&self.conflicts);
+        let c = all
+            .get_mut(&(tenant.clone(), id))
+            .ok_or_else(|| PortError::NotFound(format!("conflict {id}")))?;
+        if c.resolution.is_some() {
+            return Err(PortError::Conflict(format!(
+                "conflict {id} is already resolved"
+            )));
+        }
+        c.resolution = Some((resolution, at));
+        Ok(c.clone())
+    }
+}
+
+/// Tenants and their credentials (in memory only: nothing to encrypt at rest).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryTenantStore {
+    tenants: Arc<Mutex<BTreeMap<TenantId, Tenant>>>,
+}
+
+#[async_trait]
+impl TenantStore for MemoryTenantStore {
+    async fn create(&self, tenant: &Tenant) -> PortResult<()> {
+        tenant.validate()?;
+        let mut all = lock(&self.tenants);
+        if all.contains_key(&tenant.id) {
+            return Err(PortError::Conflict(format!("tenant {} exists", tenant.id)));
+        }
+        all.insert(tenant.id.clone(), tenant.clone());
+        Ok(())
+    }
+
+    async fn get(&self, id: &TenantId) -> PortResult<Tenant> {
+        lock(&self.tenants)
+            .get(id)
+            .cloned()
+            .ok_or_else(|| PortError::NotFound(format!("tenant {id}")))
+    }
+
+    async fn list(&self) -> PortResult<Vec<Tenant>> {
+        Ok(lock(&self.tenants).values().cloned().collect())
+    }
+
+    async fn update(&self, tenant: &Tenant) -> PortResult<()> {
+        tenant.validate()?;
+        let mut all = lock(&self.tenants);
+        let slot = all
+            .get_mut(&tenant.id)
+            .ok_or_else(|| PortError::NotFound(format!("tenant {}", tenant.id)))?;
+        *slot = tenant.clone();
+        Ok(())
+    }
+
+    async fn delete(&self, id: &TenantId) -> PortResult<()> {
+        lock(&self.tenants)
+            .remove(id)
+            .map(|_| ())
+            .ok_or_else(|| PortError::NotFound(format!("tenant {id}")))
+    }
+}
+
+/// What we wrote, for echo suppression.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryWriteLedger {
+    entries: Arc<Mutex<HashMap<LedgerKey, (ValueHash, OffsetDateTime)>>>,
+}
+
+#[async_trait]
+impl WriteLedger for MemoryWriteLedger {
+    async fn record(&self, entries: &[LedgerEntry]) -> PortResult<()> {
+        let mut all = lock(&self.entries);
+        for e in entries {
+            all.insert(e.key.clone(), (e.value_hash.clone(), e.expires_at));
+        }
+        Ok(())
+    }
+
+    async fn is_echo(
+        &self,
+        key: &LedgerKey,
+        hash: &ValueHash,
+        now: OffsetDateTime,
+    ) -> PortResult<bool> {
+        Ok(lock(&self.entries)
+            .get(key)
+            .is_some_and(|(h, exp)| h == hash && *exp > now))
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> PortResult<u64> {
+        let mut all = lock(&self.entries);
+        let before = all.len();
+        all.retain(|_, (_, exp)| *exp > now);
+        Ok((before - all.len()) as u64)
+    }
+}

@@ -1,0 +1,71 @@
+use std::sync::Arc;
+
+use adapter_memory::{
+    MemoryCache, MemoryConflictStore, MemoryIdempotencyStore, MemoryLinkStore, MemoryQueue,
+    MemoryRateLimiter, MemorySyncStateStore, MemoryTenantStore, MemoryWriteLedger,
+};
+
+async fn queue() -> Arc<MemoryQueue> {
+    Arc::new(MemoryQueue::default())
+}
+async fn cache() -> Arc<MemoryCache> {
+    Arc::new(MemoryCache::default())
+}
+async fn idempotency() -> Arc<MemoryIdempotencyStore> {
+    Arc::new(MemoryIdempotencyStore::default())
+}
+async fn links() -> Arc<MemoryLinkStore> {
+    Arc::new(MemoryLinkStore::default())
+}
+async fn sync_state() -> Arc<MemorySyncStateStore> {
+    Arc::new(MemorySyncStateStore::default())
+}
+async fn conflicts() -> Arc<MemoryConflictStore> {
+    Arc::new(MemoryConflictStore::default())
+}
+async fn tenants() -> Arc<MemoryTenantStore> {
+    Arc::new(MemoryTenantStore::default())
+}
+async fn ledger() -> Arc<MemoryWriteLedger> {
+    Arc::new(MemoryWriteLedger::default())
+}
+async fn limiter() -> Arc<MemoryRateLimiter> {
+    Arc::new(MemoryRateLimiter::default())
+}
+
+mod queue {
+    use super::queue;
+    ports::queue_conformance!(queue);
+}
+mod cache {
+    use super::cache;
+    ports::cache_conformance!(cache);
+}
+mod idempotency {
+    use super::idempotency;
+    ports::idempotency_conformance!(idempotency);
+}
+mod links {
+    use super::links;
+    ports::link_conformance!(links);
+}
+mod sync_state {
+    use super::sync_state;
+    ports::sync_state_conformance!(sync_state);
+}
+mod conflicts {
+    use super::conflicts;
+    ports::conflict_conformance!(conflicts);
+}
+mod tenants {
+    use super::tenants;
+    ports::tenant_conformance!(tenants);
+}
+mod ledger {
+    use super::ledger;
+    ports::ledger_conformance!(ledger);
+}
+mod limiter {
+    use super::limiter;
+    ports::limiter_conformance!(limiter);
+}

@@ -1,0 +1,98 @@
+//! An external CRM (HubSpot, Salesforce, or a plugin): the operations the sync engine needs,
+//! over provider-neutral values. Adapters convert their wire types explicitly.
+//!
+//! Every method may also return [`crate::PortError::RateLimited`], [`crate::PortError::Unavailable`],
+//! [`crate::PortError::Unauthorized`] and [`crate::PortError::Rejected`]; an operation the CRM cannot do
+//! returns [`crate::PortError::Unsupported`], never an empty success.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use domain::field::FieldValue;
+use domain::ids::{ExternalId, SystemId};
+use domain::mapping::ExternalProperty;
+use time::OffsetDateTime;
+
+use crate::error::PortResult;
+
+/// A record of the external CRM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalRecord {
+    pub id: ExternalId,
+    pub properties: BTreeMap<ExternalProperty, FieldValue>,
+    /// Per-property change times where the CRM reports them (HubSpot property history);
+    /// otherwise empty and `updated_at` applies to every property.
+    pub changed_at: BTreeMap<ExternalProperty, OffsetDateTime>,
+    pub updated_at: Option<OffsetDateTime>,
+    pub archived: bool,
+}
+
+/// One record of a batch upsert, keyed by the value of the id property.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalUpsert {
+    pub key: String,
+    pub properties: BTreeMap<ExternalProperty, FieldValue>,
+}
+
+/// What happened to one record of a batch; same order as the input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordOutcome {
+    Created(ExternalId),
+    Updated(ExternalId),
+    Failed { reason: String, retryable: bool },
+}
+
+/// A page of changed records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangePage {
+    pub records: Vec<ExternalRecord>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<String>,
+}
+
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait ExternalCrm: Send + Sync {
+    /// Which system this is.
+    fn system(&self) -> SystemId;
+    /// Largest batch `upsert_batch` and `archive_batch` take.
+    fn max_batch(&self) -> usize;
+    /// Reads one record with the given properties. `NotFound` when it does not exist.
+    async fn get(
+        &self,
+        object: &str,
+        id: &ExternalId,
+        properties: &[ExternalProperty],
+    ) -> PortResult<ExternalRecord>;
+    /// Upserts records by a unique property (`idProperty` / external id field). `Invalid` when
+    /// the batch is larger than [`ExternalCrm::max_batch`]. Per-record failures are outcomes, not
+    /// errors.
+    async fn upsert_batch(
+        &self,
+        object: &str,
+        id_property: &ExternalProperty,
+        records: &[ExternalUpsert],
+    ) -> PortResult<Vec<RecordOutcome>>;
+    /// Archives (deletes) records. Unknown ids are per-record failures.
+    async fn archive_batch(
+        &self,
+        object: &str,
+        ids: &[ExternalId],
+    ) -> PortResult<Vec<RecordOutcome>>;
+    /// Records changed since `since`, page by page (`after` from the previous page).
+    async fn changed_since(
+        &self,
+        object: &str,
+        since: OffsetDateTime,
+        properties: &[ExternalProperty],
+        after: Option<String>,
+    ) -> PortResult<ChangePage>;
+    /// Merges `secondary` into `primary`; returns the surviving id. `Unsupported` where the CRM
+    /// has no merge API.
+    async fn merge(
+        &self,
+        object: &str,
+        primary: &ExternalId,
+        secondary: &ExternalId,
+    ) -> PortResult<ExternalId>;
+}

@@ -1,0 +1,136 @@
+//! The ports layer's one error type. Every port method documents which variant it returns when.
+
+use std::time::Duration;
+
+use domain::DomainError;
+use domain::ids::{JobId, SystemId};
+
+/// A boxed underlying error, kept as the `source()` of the variant that wraps it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// The thing named does not exist (for this tenant).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A write lost a race or would break a uniqueness rule (stale version, duplicate id).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The caller's lease on a job has expired or been taken over; the effect must not be acked.
+    #[error("the lease on job {0} was lost")]
+    LeaseLost(JobId),
+    /// A provider or a budget refused for now; retry after the given time if known.
+    #[error("rate limited{}", .retry_after.map(|d| format!(" (retry after {} ms)", d.as_millis())).unwrap_or_default())]
+    RateLimited { retry_after: Option<Duration> },
+    /// The input cannot be processed as given; retrying will not help.
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// A provider answered with a typed error (status, provider code and message).
+    #[error("{system} rejected the request ({status} {code}): {message}")]
+    Rejected {
+        system: SystemId,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// Credentials are missing, wrong or lack a scope.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The adapter does not support this operation (it says so rather than pretending).
+    #[error("{operation} is not supported by {adapter}")]
+    Unsupported {
+        adapter: &'static str,
+        operation: &'static str,
+    },
+    /// A transient failure of a backend (connection refused, timeout, 5xx); retry later.
+    #[error("{what} is unavailable")]
+    Unavailable {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
+    /// A backend failed in a way that is not known to be transient.
+    #[error("{what} failed")]
+    Backend {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
+    /// A domain rule refused a value read from or written to a backend.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+}
+
+impl PortError {
+    /// Whether the same call may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PortError::RateLimited { .. } | PortError::Unavailable { .. } => true,
+            PortError::Rejected { status, .. } => {
+                matches!(*status, 408 | 429) || (*status >= 500 && *status != 501)
+            }
+            _ => false,
+        }
+    }
+
+    /// The wait a provider asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            PortError::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+
+    pub fn unavailable(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        PortError::Unavailable {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+
+    pub fn backend(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        PortError::Backend {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn retryability_follows_the_status() {
+        let rejected = |status| PortError::Rejected {
+            system: SystemId::attio(),
+            status,
+            code: "x".into(),
+            message: "m".into(),
+        };
+        for (status, retry) in [
+            (400, false),
+            (404, false),
+            (408, true),
+            (429, true),
+            (500, true),
+            (501, false),
+            (503, true),
+        ] {
+            assert_eq!(rejected(status).is_retryable(), retry, "{status}");
+        }
+        assert!(PortError::RateLimited { retry_after: None }.is_retryable());
+        assert!(!PortError::Invalid("x".into()).is_retryable());
+    }
+
+    #[test]
+    fn sources_are_kept() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = PortError::unavailable("redis", io);
+        assert_eq!(e.to_string(), "redis is unavailable");
+        assert_eq!(e.source().map(|s| s.to_string()), Some("refused".into()));
+    }
+}

@@ -1,0 +1,139 @@
+//! Storage ports. Every method is scoped to a tenant: a tenant can never read or change another
+//! tenant's rows through them (the conformance suites check it).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::conflict::{ConflictRecord, Resolution};
+use domain::field::ValueHash;
+use domain::idempotency::IdempotencyKey;
+use domain::ids::{ConflictId, ObjectSlug, RecordId, SystemId, TenantId};
+use domain::ledger::{LedgerEntry, LedgerKey};
+use domain::link::{IdentityLink, LinkLookup};
+use domain::sync_state::SyncState;
+use domain::tenant::Tenant;
+use time::OffsetDateTime;
+
+use crate::error::PortResult;
+
+/// Whether a delivery was seen before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// First time: process it.
+    New,
+    /// Seen within the retention window: drop it.
+    Duplicate,
+}
+
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims a key for `retention` (longer than the provider's retry horizon). Exactly one of
+    /// any number of concurrent claims of a key gets `New`. `Unavailable` when the backend cannot
+    /// be reached; then nothing was claimed.
+    async fn claim(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        retention: Duration,
+    ) -> PortResult<Claim>;
+}
+
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait LinkStore: Send + Sync {
+    /// The link found from either side, or `None`.
+    async fn find(
+        &self,
+        tenant: &TenantId,
+        lookup: &LinkLookup,
+    ) -> PortResult<Option<IdentityLink>>;
+    /// All links of one Attio record (one per system).
+    async fn links_of(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record: RecordId,
+    ) -> PortResult<Vec<IdentityLink>>;
+    /// Inserts (`version` 0) or updates (`version` = the stored one) a link and returns it with
+    /// its new version. `Conflict` when the version is stale or when either side is already
+    /// linked to another record.
+    async fn save(&self, link: &IdentityLink) -> PortResult<IdentityLink>;
+    /// Points every link of `from` at `to` (after an Attio merge) and returns how many moved.
+    /// A link of `from` to a system `to` already has is removed rather than duplicated.
+    async fn repoint(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        from: RecordId,
+        to: RecordId,
+    ) -> PortResult<u64>;
+    /// Removes a link. `NotFound` when there is none.
+    async fn delete(&self, tenant: &TenantId, lookup: &LinkLookup) -> PortResult<()>;
+}
+
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait SyncStateStore: Send + Sync {
+    /// The state of one backfill, or `None` if it never ran.
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        system: &SystemId,
+    ) -> PortResult<Option<SyncState>>;
+    /// Saves with optimistic concurrency (as `LinkStore::save`); returns the new version.
+    /// `Conflict` on a stale version.
+    async fn save(&self, state: &SyncState) -> PortResult<SyncState>;
+    /// Every backfill of a tenant.
+    async fn list(&self, tenant: &TenantId) -> PortResult<Vec<SyncState>>;
+}
+
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait ConflictStore: Send + Sync {
+    /// Stores a new conflict. `Conflict` when the id exists.
+    async fn record(&self, conflict: &ConflictRecord) -> PortResult<()>;
+    /// Unresolved conflicts of a tenant, oldest first, at most `limit`.
+    async fn open(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<ConflictRecord>>;
+    /// One conflict. `NotFound` when the tenant has no such conflict.
+    async fn get(&self, tenant: &TenantId, id: ConflictId) -> PortResult<ConflictRecord>;
+    /// Records a decision. `NotFound` as for `get`; `Conflict` when already resolved.
+    async fn resolve(
+        &self,
+        tenant: &TenantId,
+        id: ConflictId,
+        resolution: Resolution,
+        at: OffsetDateTime,
+    ) -> PortResult<ConflictRecord>;
+}
+
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// `Conflict` when the id is taken; `Domain` when the tenant does not validate.
+    async fn create(&self, tenant: &Tenant) -> PortResult<()>;
+    /// `NotFound` for an unknown id.
+    async fn get(&self, id: &TenantId) -> PortResult<Tenant>;
+    async fn list(&self) -> PortResult<Vec<Tenant>>;
+    /// Replaces a tenant's name and credentials. `NotFound` for an unknown id.
+    async fn update(&self, tenant: &Tenant) -> PortResult<()>;
+    /// `NotFound` for an unknown id.
+    async fn delete(&self, id: &TenantId) -> PortResult<()>;
+}
+
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait WriteLedger: Send + Sync {
+    /// Remembers values we wrote (replacing an earlier entry for the same key).
+    async fn record(&self, entries: &[LedgerEntry]) -> PortResult<()>;
+    /// Whether `hash` is what we wrote to `key` and the entry has not expired at `now`.
+    async fn is_echo(
+        &self,
+        key: &LedgerKey,
+        hash: &ValueHash,
+        now: OffsetDateTime,
+    ) -> PortResult<bool>;
+    /// Drops entries expired at `now`; returns how many.
+    async fn purge_expired(&self, now: OffsetDateTime) -> PortResult<u64>;
+}
