@@ -4,7 +4,7 @@
 //! Each suite is a module of `pub async fn` checks that panic with a message naming the broken
 //! rule, plus a macro that turns them into one `#[tokio::test]` per check for an adapter factory:
 //!
-//! ```ignore
+//! ```text
 //! async fn make() -> std::sync::Arc<MyQueue> { ... }
 //! ports::queue_conformance!(make);
 //! ```
