@@ -76,6 +76,8 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    // Doc tests first: the run should end on the test runner's summary of the real suite.
+    cargo(&["test", "--workspace", "--all-features", "--doc"])?;
     if has_nextest() {
         cargo(&[
             "nextest",
