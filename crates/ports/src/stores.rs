@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use domain::conflict::{ConflictRecord, Resolution};
 use domain::field::ValueHash;
 use domain::idempotency::IdempotencyKey;
-use domain::ids::{ConflictId, ObjectSlug, RecordId, SystemId, TenantId};
+use domain::ids::{ConflictId, InboxId, ObjectSlug, RecordId, SystemId, TenantId};
+use domain::job::NewJob;
 use domain::ledger::{LedgerEntry, LedgerKey};
 use domain::link::{IdentityLink, LinkLookup};
 use domain::sync_state::SyncState;
@@ -15,6 +16,7 @@ use domain::tenant::Tenant;
 use time::OffsetDateTime;
 
 use crate::error::PortResult;
+use crate::queue::EnqueueOutcome;
 
 /// Whether a delivery was seen before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,4 +138,57 @@ pub trait WriteLedger: Send + Sync {
     ) -> PortResult<bool>;
     /// Drops entries expired at `now`; returns how many.
     async fn purge_expired(&self, now: OffsetDateTime) -> PortResult<u64>;
+}
+
+/// A webhook delivery as received, before anything is derived from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundDelivery {
+    pub tenant: TenantId,
+    /// Who sent it (`attio`, `hubspot`, ...).
+    pub source: SystemId,
+    pub key: IdempotencyKey,
+    /// The raw body, exactly as signed.
+    pub body: Vec<u8>,
+    pub received_at: OffsetDateTime,
+    /// Why a signed delivery could not be processed (kept, acknowledged, not enqueued).
+    pub quarantine: Option<String>,
+}
+
+/// A delivery kept in the inbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDelivery {
+    pub id: InboxId,
+    pub delivery: InboundDelivery,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored (and its job enqueued, when one was given).
+    Stored {
+        id: InboxId,
+        job: Option<EnqueueOutcome>,
+    },
+    /// The key was seen within the retention window: nothing was stored or enqueued.
+    Duplicate,
+}
+
+/// Received deliveries: deduplicated, stored and turned into a job in one atomic step, so a
+/// delivery is acknowledged only once it is durable.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait Inbox: Send + Sync {
+    /// Claims the delivery's key for `retention`, stores the delivery and enqueues `job`, all or
+    /// nothing. `Unavailable` when the backend cannot be reached; then nothing was stored, claimed
+    /// or enqueued, and the sender's retry will be accepted.
+    async fn accept(
+        &self,
+        delivery: &InboundDelivery,
+        job: Option<NewJob>,
+        retention: Duration,
+    ) -> PortResult<Accepted>;
+    /// One stored delivery. `NotFound` when the tenant has no such delivery.
+    async fn get(&self, tenant: &TenantId, id: InboxId) -> PortResult<StoredDelivery>;
+    /// The tenant's quarantined deliveries, oldest first, at most `limit`.
+    async fn quarantined(&self, tenant: &TenantId, limit: usize)
+    -> PortResult<Vec<StoredDelivery>>;
 }

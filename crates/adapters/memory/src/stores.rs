@@ -436,3 +436,91 @@ impl WriteLedger for MemoryWriteLedger {
         Ok((before - all.len()) as u64)
     }
 }
+
+/// The inbox over a memory queue and idempotency store. One lock orders claim, store and enqueue,
+/// so a duplicate racing the original cannot enqueue twice.
+#[derive(Clone)]
+pub struct MemoryInbox {
+    queue: crate::MemoryQueue,
+    keys: MemoryIdempotencyStore,
+    deliveries:
+        Arc<Mutex<BTreeMap<(TenantId, domain::ids::InboxId), ports::stores::StoredDelivery>>>,
+    order: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for MemoryInbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryInbox").finish_non_exhaustive()
+    }
+}
+
+impl MemoryInbox {
+    pub fn new(queue: crate::MemoryQueue, keys: MemoryIdempotencyStore) -> Self {
+        Self {
+            queue,
+            keys,
+            deliveries: Arc::default(),
+            order: Arc::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl ports::stores::Inbox for MemoryInbox {
+    async fn accept(
+        &self,
+        delivery: &ports::stores::InboundDelivery,
+        job: Option<domain::job::NewJob>,
+        retention: Duration,
+    ) -> PortResult<ports::stores::Accepted> {
+        use ports::queue::JobQueue;
+        let _ordered = self.order.lock().await;
+        if self
+            .keys
+            .claim(&delivery.tenant, &delivery.key, retention)
+            .await?
+            == Claim::Duplicate
+        {
+            return Ok(ports::stores::Accepted::Duplicate);
+        }
+        let id = domain::ids::InboxId::from_uuid(uuid::Uuid::new_v4());
+        let job = match job {
+            Some(j) => Some(self.queue.enqueue(j).await?),
+            None => None,
+        };
+        lock(&self.deliveries).insert(
+            (delivery.tenant.clone(), id),
+            ports::stores::StoredDelivery {
+                id,
+                delivery: delivery.clone(),
+            },
+        );
+        Ok(ports::stores::Accepted::Stored { id, job })
+    }
+
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        id: domain::ids::InboxId,
+    ) -> PortResult<ports::stores::StoredDelivery> {
+        lock(&self.deliveries)
+            .get(&(tenant.clone(), id))
+            .cloned()
+            .ok_or_else(|| PortError::NotFound(format!("delivery {id}")))
+    }
+
+    async fn quarantined(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> PortResult<Vec<ports::stores::StoredDelivery>> {
+        let mut found: Vec<_> = lock(&self.deliveries)
+            .iter()
+            .filter(|((t, _), d)| t == tenant && d.delivery.quarantine.is_some())
+            .map(|(_, d)| d.clone())
+            .collect();
+        found.sort_by_key(|d| d.delivery.received_at);
+        found.truncate(limit);
+        Ok(found)
+    }
+}

@@ -17,6 +17,7 @@
 pub mod cache;
 pub mod conflicts;
 pub mod idempotency;
+pub mod inbox;
 pub mod ledger;
 pub mod limiter;
 pub mod links;

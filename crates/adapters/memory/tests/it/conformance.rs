@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
 use adapter_memory::{
-    MemoryCache, MemoryConflictStore, MemoryIdempotencyStore, MemoryLinkStore, MemoryQueue,
-    MemoryRateLimiter, MemorySyncStateStore, MemoryTenantStore, MemoryWriteLedger,
+    MemoryCache, MemoryConflictStore, MemoryIdempotencyStore, MemoryInbox, MemoryLinkStore,
+    MemoryQueue, MemoryRateLimiter, MemorySyncStateStore, MemoryTenantStore, MemoryWriteLedger,
 };
 
 async fn queue() -> Arc<MemoryQueue> {
@@ -28,6 +28,11 @@ async fn tenants() -> Arc<MemoryTenantStore> {
 }
 async fn ledger() -> Arc<MemoryWriteLedger> {
     Arc::new(MemoryWriteLedger::default())
+}
+async fn inbox() -> (Arc<MemoryInbox>, Arc<MemoryQueue>) {
+    let queue = MemoryQueue::default();
+    let inbox = MemoryInbox::new(queue.clone(), MemoryIdempotencyStore::default());
+    (Arc::new(inbox), Arc::new(queue))
 }
 async fn limiter() -> Arc<MemoryRateLimiter> {
     Arc::new(MemoryRateLimiter::default())
@@ -68,4 +73,8 @@ mod ledger {
 mod limiter {
     use super::limiter;
     ports::limiter_conformance!(limiter);
+}
+mod inbox {
+    use super::inbox;
+    ports::inbox_conformance!(inbox);
 }

@@ -1,0 +1,237 @@
+//! PostgreSQL adapters: the job queue with dead letters, the inbox, and every store, on one pool.
+//!
+//! - Migrations are embedded ([`PgStore::migrate`]) and run at start-up.
+//! - Every tenant-owned row carries `tenant_id` under a row-level-security policy. The pool's
+//!   connections work as a role without `BYPASSRLS` (`attio_sync_app` by default) and every
+//!   transaction declares its tenant (`app.tenant_id`); the few cross-tenant operations (queue
+//!   dispatch, tenant administration, purges) declare `app.scope = system` instead.
+//! - Tenant credentials are encrypted with AES-256-GCM under the configured master key.
+//! - The queue reserves with `FOR UPDATE SKIP LOCKED`, serialises enqueues per key with an advisory
+//!   lock (so a key's jobs commit in sequence order), and wakes idle workers with `LISTEN/NOTIFY`.
+
+mod crypto;
+mod error;
+mod queue;
+mod stores;
+mod tenants;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::ids::TenantId;
+use domain::tenant::Secret;
+use ports::error::PortResult;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, Executor, PgPool, Postgres, Transaction};
+use tokio::sync::Notify;
+
+pub use crypto::{CryptoError, MasterKey};
+pub use error::PgError;
+
+use error::db;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// `postgres://user[:password]@host:port/db`; may hold a password, hence a secret.
+    pub url: Secret,
+    /// The schema to work in (created if missing); `None` for the connection's default.
+    pub schema: Option<String>,
+    /// The role every pooled connection switches to; it must not have `BYPASSRLS`.
+    pub app_role: String,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    pub master_key: MasterKey,
+}
+
+impl PgConfig {
+    pub fn new(url: Secret, master_key: MasterKey) -> Self {
+        Self {
+            url,
+            schema: None,
+            app_role: "attio_sync_app".into(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            master_key,
+        }
+    }
+}
+
+fn check_identifier(kind: &str, s: &str) -> Result<(), PgError> {
+    let ok = !s.is_empty()
+        && s.len() <= 48
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !s.as_bytes()[0].is_ascii_digit();
+    if ok {
+        Ok(())
+    } else {
+        Err(PgError::Config(format!(
+            "{kind} {s:?} must be 1-48 lower-case letters, digits or '_', not starting with a digit"
+        )))
+    }
+}
+
+/// Stops the LISTEN task when the last handle goes.
+#[derive(Debug)]
+struct ListenerTask(tokio::task::JoinHandle<()>);
+
+impl Drop for ListenerTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The PostgreSQL adapter. Cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    cipher: Arc<crypto::Cipher>,
+    notify: Arc<Notify>,
+    channel: String,
+    _listener: Arc<ListenerTask>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Creates the schema if needed, runs the migrations as the connecting user, then opens a pool
+    /// whose connections act as `app_role`, and starts listening for new jobs.
+    pub async fn connect(config: &PgConfig) -> Result<Self, PgError> {
+        check_identifier("app role", &config.app_role)?;
+        let mut options = PgConnectOptions::from_str(config.url.expose()).map_err(|e| {
+            PgError::Config(format!(
+                "invalid database URL: {}",
+                redact(&e.to_string(), &config.url)
+            ))
+        })?;
+        if let Some(schema) = &config.schema {
+            check_identifier("schema", schema)?;
+            let mut admin = sqlx::PgConnection::connect_with(&options)
+                .await
+                .map_err(PgError::Connect)?;
+            // `schema` passed check_identifier above.
+            admin
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "CREATE SCHEMA IF NOT EXISTS {schema}"
+                )))
+                .await
+                .map_err(PgError::Migrate)?;
+            admin.close().await.map_err(PgError::Connect)?;
+            options = options
+                .options([("search_path", schema.as_str())])
+                .application_name(schema);
+        }
+        let mut admin = sqlx::PgConnection::connect_with(&options)
+            .await
+            .map_err(PgError::Connect)?;
+        MIGRATOR
+            .run(&mut admin)
+            .await
+            .map_err(|e| PgError::Migrate(e.into()))?;
+        admin.close().await.map_err(PgError::Connect)?;
+
+        let set_role = format!("SET ROLE {}", config.app_role);
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                let set_role = set_role.clone();
+                Box::pin(async move {
+                    // `app_role` passed check_identifier in `connect`.
+                    conn.execute(sqlx::AssertSqlSafe(set_role)).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(PgError::Connect)?;
+
+        let channel = format!(
+            "attio_sync_jobs_{}",
+            config.schema.as_deref().unwrap_or("public")
+        );
+        let notify = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen(pool.clone(), channel.clone(), notify.clone()));
+        Ok(Self {
+            pool,
+            cipher: Arc::new(crypto::Cipher::new(&config.master_key)),
+            notify,
+            channel,
+            _listener: Arc::new(ListenerTask(listener)),
+        })
+    }
+
+    /// The pool, for operational checks (readiness) and tests.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A transaction that can see and write only `tenant`'s rows.
+    pub async fn begin_tenant(
+        &self,
+        tenant: &TenantId,
+    ) -> PortResult<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind(tenant.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        Ok(tx)
+    }
+
+    /// A transaction for cross-tenant work (dispatch, administration, purges).
+    async fn begin_system(&self) -> PortResult<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("SELECT set_config('app.scope', 'system', true)")
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        Ok(tx)
+    }
+}
+
+/// Wakes waiting workers on every NOTIFY; reconnects after errors.
+async fn listen(pool: PgPool, channel: String, notify: Arc<Notify>) {
+    loop {
+        match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen(&channel).await {
+                    tracing::warn!(error = %e, "cannot LISTEN for new jobs");
+                } else {
+                    while listener.recv().await.is_ok() {
+                        notify.notify_waiters();
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot open a LISTEN connection"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Removes a URL's password from a message, should a driver echo the URL.
+fn redact(message: &str, url: &Secret) -> String {
+    let mut out = message.replace(url.expose(), "postgres://***");
+    if let Some(password) = url
+        .expose()
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty())
+    {
+        out = out.replace(password, "***");
+    }
+    out
+}

@@ -1,0 +1,529 @@
+//! Idempotency keys, links, sync states, conflicts and the write ledger on PostgreSQL. Each
+//! operation runs in a transaction scoped to its tenant, so row-level security backs up every
+//! `WHERE tenant_id = …`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::conflict::{ConflictRecord, Resolution};
+use domain::field::{FieldValue, ValueHash};
+use domain::idempotency::IdempotencyKey;
+use domain::ids::{ConflictId, ExternalId, ObjectSlug, RecordId, SystemId, TenantId};
+use domain::ledger::{LedgerEntry, LedgerKey};
+use domain::link::{IdentityLink, LinkLookup};
+use domain::merge::{FieldConflict, Snapshot};
+use domain::sync_state::SyncState;
+use ports::error::{PortError, PortResult};
+use ports::stores::{
+    Claim, ConflictStore, IdempotencyStore, LinkStore, SyncStateStore, WriteLedger,
+};
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{PgConnection, Row};
+use time::OffsetDateTime;
+
+use crate::PgStore;
+use crate::error::{corrupt, db};
+
+/// Claims a key inside the caller's transaction; `true` when it is new (or its claim expired).
+pub(crate) async fn claim_in(
+    conn: &mut PgConnection,
+    tenant: &TenantId,
+    key: &IdempotencyKey,
+    retention: Duration,
+) -> PortResult<bool> {
+    let claimed: Option<i32> = sqlx::query_scalar(
+        "INSERT INTO idempotency_keys (tenant_id, key, expires_at)
+         VALUES ($1, $2, now() + make_interval(secs => $3))
+         ON CONFLICT (tenant_id, key) DO UPDATE SET expires_at = EXCLUDED.expires_at
+             WHERE idempotency_keys.expires_at <= now()
+         RETURNING 1",
+    )
+    .bind(tenant.as_str())
+    .bind(key.as_str())
+    .bind(retention.as_secs_f64())
+    .fetch_optional(conn)
+    .await
+    .map_err(db)?;
+    Ok(claimed.is_some())
+}
+
+#[async_trait]
+impl IdempotencyStore for PgStore {
+    async fn claim(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        retention: Duration,
+    ) -> PortResult<Claim> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let new = claim_in(&mut tx, tenant, key, retention).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(if new { Claim::New } else { Claim::Duplicate })
+    }
+}
+
+fn link_from_row(row: &PgRow) -> PortResult<IdentityLink> {
+    let text = |c: &str| row.try_get::<String, _>(c).map_err(db);
+    let snapshot: Json<Snapshot> = row.try_get("snapshot").map_err(db)?;
+    Ok(IdentityLink {
+        tenant: TenantId::parse(&text("tenant_id")?).map_err(|e| corrupt("link tenant", e))?,
+        object: ObjectSlug::parse(&text("object")?).map_err(|e| corrupt("link object", e))?,
+        attio_record: RecordId::from_uuid(row.try_get("attio_record").map_err(db)?),
+        system: SystemId::parse(&text("system")?).map_err(|e| corrupt("link system", e))?,
+        external_object: text("external_object")?,
+        external_id: ExternalId::parse(&text("external_id")?)
+            .map_err(|e| corrupt("link external id", e))?,
+        snapshot: snapshot.0,
+        updated_at: row.try_get("updated_at").map_err(db)?,
+        version: u64::try_from(row.try_get::<i64, _>("version").map_err(db)?).unwrap_or(0),
+    })
+}
+
+fn version(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl LinkStore for PgStore {
+    async fn find(
+        &self,
+        tenant: &TenantId,
+        lookup: &LinkLookup,
+    ) -> PortResult<Option<IdentityLink>> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let row = match lookup {
+            LinkLookup::Attio { object, record, system } => {
+                sqlx::query("SELECT * FROM links WHERE tenant_id = $1 AND object = $2 AND attio_record = $3 AND system = $4")
+                    .bind(tenant.as_str())
+                    .bind(object.as_str())
+                    .bind(record.as_uuid())
+                    .bind(system.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+            }
+            LinkLookup::External { system, external_object, external_id } => sqlx::query(
+                "SELECT * FROM links WHERE tenant_id = $1 AND system = $2 AND external_object = $3 AND external_id = $4",
+            )
+            .bind(tenant.as_str())
+            .bind(system.as_str())
+            .bind(external_object)
+            .bind(external_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await,
+        }
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        row.as_ref().map(link_from_row).transpose()
+    }
+
+    async fn links_of(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record: RecordId,
+    ) -> PortResult<Vec<IdentityLink>> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let rows = sqlx::query("SELECT * FROM links WHERE tenant_id = $1 AND object = $2 AND attio_record = $3 ORDER BY system")
+            .bind(tenant.as_str())
+            .bind(object.as_str())
+            .bind(record.as_uuid())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rows.iter().map(link_from_row).collect()
+    }
+
+    async fn save(&self, link: &IdentityLink) -> PortResult<IdentityLink> {
+        let mut tx = self.begin_tenant(&link.tenant).await?;
+        let row = if link.version == 0 {
+            sqlx::query(
+                "INSERT INTO links (tenant_id, object, attio_record, system, external_object, external_id, snapshot, updated_at, version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)
+                 ON CONFLICT (tenant_id, object, attio_record, system) DO NOTHING
+                 RETURNING *",
+            )
+        } else {
+            sqlx::query(
+                "UPDATE links SET external_object = $5, external_id = $6, snapshot = $7, updated_at = $8, version = version + 1
+                 WHERE tenant_id = $1 AND object = $2 AND attio_record = $3 AND system = $4 AND version = $9
+                 RETURNING *",
+            )
+        }
+        .bind(link.tenant.as_str())
+        .bind(link.object.as_str())
+        .bind(link.attio_record.as_uuid())
+        .bind(link.system.as_str())
+        .bind(&link.external_object)
+        .bind(link.external_id.as_str())
+        .bind(Json(&link.snapshot))
+        .bind(link.updated_at)
+        .bind(version(link.version))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| {
+            PortError::Conflict(format!(
+                "link of {} to {} changed since version {}",
+                link.attio_record, link.system, link.version
+            ))
+        })?;
+        tx.commit().await.map_err(db)?;
+        link_from_row(&row)
+    }
+
+    async fn repoint(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        from: RecordId,
+        to: RecordId,
+    ) -> PortResult<u64> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        sqlx::query(
+            "DELETE FROM links f WHERE f.tenant_id = $1 AND f.object = $2 AND f.attio_record = $3
+               AND EXISTS (SELECT 1 FROM links t WHERE t.tenant_id = $1 AND t.object = $2
+                                                  AND t.attio_record = $4 AND t.system = f.system)",
+        )
+        .bind(tenant.as_str())
+        .bind(object.as_str())
+        .bind(from.as_uuid())
+        .bind(to.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let moved = sqlx::query(
+            "UPDATE links SET attio_record = $4, version = version + 1
+             WHERE tenant_id = $1 AND object = $2 AND attio_record = $3",
+        )
+        .bind(tenant.as_str())
+        .bind(object.as_str())
+        .bind(from.as_uuid())
+        .bind(to.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(moved.rows_affected())
+    }
+
+    async fn delete(&self, tenant: &TenantId, lookup: &LinkLookup) -> PortResult<()> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let done = match lookup {
+            LinkLookup::Attio { object, record, system } => {
+                sqlx::query("DELETE FROM links WHERE tenant_id = $1 AND object = $2 AND attio_record = $3 AND system = $4")
+                    .bind(tenant.as_str())
+                    .bind(object.as_str())
+                    .bind(record.as_uuid())
+                    .bind(system.as_str())
+                    .execute(&mut *tx)
+                    .await
+            }
+            LinkLookup::External { system, external_object, external_id } => sqlx::query(
+                "DELETE FROM links WHERE tenant_id = $1 AND system = $2 AND external_object = $3 AND external_id = $4",
+            )
+            .bind(tenant.as_str())
+            .bind(system.as_str())
+            .bind(external_object)
+            .bind(external_id.as_str())
+            .execute(&mut *tx)
+            .await,
+        }
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(PortError::NotFound(format!("link {lookup:?}")));
+        }
+        tx.commit().await.map_err(db)
+    }
+}
+
+#[async_trait]
+impl SyncStateStore for PgStore {
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        system: &SystemId,
+    ) -> PortResult<Option<SyncState>> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let state: Option<(Json<SyncState>, i64)> = sqlx::query_as(
+            "SELECT state, version FROM sync_states WHERE tenant_id = $1 AND object = $2 AND system = $3",
+        )
+        .bind(tenant.as_str())
+        .bind(object.as_str())
+        .bind(system.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(state.map(|(s, v)| SyncState {
+            version: u64::try_from(v).unwrap_or(0),
+            ..s.0
+        }))
+    }
+
+    async fn save(&self, state: &SyncState) -> PortResult<SyncState> {
+        let mut tx = self.begin_tenant(&state.tenant).await?;
+        let saved = SyncState {
+            version: state.version + 1,
+            ..state.clone()
+        };
+        let done = if state.version == 0 {
+            sqlx::query(
+                "INSERT INTO sync_states (tenant_id, object, system, state, version) VALUES ($1, $2, $3, $4, 1)
+                 ON CONFLICT DO NOTHING",
+            )
+        } else {
+            sqlx::query(
+                "UPDATE sync_states SET state = $4, version = version + 1
+                 WHERE tenant_id = $1 AND object = $2 AND system = $3 AND version = $5",
+            )
+        }
+        .bind(state.tenant.as_str())
+        .bind(state.object.as_str())
+        .bind(state.system.as_str())
+        .bind(Json(&saved))
+        .bind(version(state.version))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(PortError::Conflict(format!(
+                "sync state of {}/{} changed since version {}",
+                state.object, state.system, state.version
+            )));
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(saved)
+    }
+
+    async fn list(&self, tenant: &TenantId) -> PortResult<Vec<SyncState>> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let rows: Vec<(Json<SyncState>, i64)> = sqlx::query_as(
+            "SELECT state, version FROM sync_states WHERE tenant_id = $1 ORDER BY object, system",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(s, v)| SyncState {
+                version: u64::try_from(v).unwrap_or(0),
+                ..s.0
+            })
+            .collect())
+    }
+}
+
+/// How a resolution is stored.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "keep", rename_all = "snake_case")]
+enum ResolutionRow {
+    Attio,
+    External,
+    Value { value: FieldValue },
+}
+
+impl From<&Resolution> for ResolutionRow {
+    fn from(r: &Resolution) -> Self {
+        match r {
+            Resolution::KeepAttio => Self::Attio,
+            Resolution::KeepExternal => Self::External,
+            Resolution::Value(value) => Self::Value {
+                value: value.clone(),
+            },
+        }
+    }
+}
+
+impl From<ResolutionRow> for Resolution {
+    fn from(r: ResolutionRow) -> Self {
+        match r {
+            ResolutionRow::Attio => Self::KeepAttio,
+            ResolutionRow::External => Self::KeepExternal,
+            ResolutionRow::Value { value } => Self::Value(value),
+        }
+    }
+}
+
+fn conflict_from_row(row: &PgRow) -> PortResult<ConflictRecord> {
+    let text = |c: &str| row.try_get::<String, _>(c).map_err(db);
+    let conflict: Json<FieldConflict> = row.try_get("conflict").map_err(db)?;
+    let resolution: Option<Json<ResolutionRow>> = row.try_get("resolution").map_err(db)?;
+    let resolved_at: Option<OffsetDateTime> = row.try_get("resolved_at").map_err(db)?;
+    Ok(ConflictRecord {
+        id: ConflictId::from_uuid(row.try_get("conflict_id").map_err(db)?),
+        tenant: TenantId::parse(&text("tenant_id")?).map_err(|e| corrupt("conflict tenant", e))?,
+        object: ObjectSlug::parse(&text("object")?).map_err(|e| corrupt("conflict object", e))?,
+        attio_record: RecordId::from_uuid(row.try_get("attio_record").map_err(db)?),
+        system: SystemId::parse(&text("system")?).map_err(|e| corrupt("conflict system", e))?,
+        external_id: ExternalId::parse(&text("external_id")?)
+            .map_err(|e| corrupt("conflict external id", e))?,
+        conflict: conflict.0,
+        detected_at: row.try_get("detected_at").map_err(db)?,
+        resolution: resolution.zip(resolved_at).map(|(r, at)| (r.0.into(), at)),
+    })
+}
+
+#[async_trait]
+impl ConflictStore for PgStore {
+    async fn record(&self, c: &ConflictRecord) -> PortResult<()> {
+        let mut tx = self.begin_tenant(&c.tenant).await?;
+        sqlx::query(
+            "INSERT INTO conflicts (conflict_id, tenant_id, object, attio_record, system, external_id, conflict, detected_at, resolution, resolved_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(c.id.as_uuid())
+        .bind(c.tenant.as_str())
+        .bind(c.object.as_str())
+        .bind(c.attio_record.as_uuid())
+        .bind(c.system.as_str())
+        .bind(c.external_id.as_str())
+        .bind(Json(&c.conflict))
+        .bind(c.detected_at)
+        .bind(c.resolution.as_ref().map(|(r, _)| Json(ResolutionRow::from(r))))
+        .bind(c.resolution.as_ref().map(|(_, at)| *at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn open(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<ConflictRecord>> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let rows = sqlx::query(
+            "SELECT * FROM conflicts WHERE tenant_id = $1 AND resolution IS NULL ORDER BY detected_at, conflict_id LIMIT $2",
+        )
+        .bind(tenant.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rows.iter().map(conflict_from_row).collect()
+    }
+
+    async fn get(&self, tenant: &TenantId, id: ConflictId) -> PortResult<ConflictRecord> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let row = sqlx::query("SELECT * FROM conflicts WHERE tenant_id = $1 AND conflict_id = $2")
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| PortError::NotFound(format!("conflict {id}")))?;
+        tx.commit().await.map_err(db)?;
+        conflict_from_row(&row)
+    }
+
+    async fn resolve(
+        &self,
+        tenant: &TenantId,
+        id: ConflictId,
+        resolution: Resolution,
+        at: OffsetDateTime,
+    ) -> PortResult<ConflictRecord> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let row = sqlx::query(
+            "UPDATE conflicts SET resolution = $3, resolved_at = $4
+             WHERE tenant_id = $1 AND conflict_id = $2 AND resolution IS NULL RETURNING *",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_uuid())
+        .bind(Json(ResolutionRow::from(&resolution)))
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(row) = row else {
+            let exists: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM conflicts WHERE tenant_id = $1 AND conflict_id = $2",
+            )
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            return Err(match exists {
+                Some(_) => PortError::Conflict(format!("conflict {id} is already resolved")),
+                None => PortError::NotFound(format!("conflict {id}")),
+            });
+        };
+        tx.commit().await.map_err(db)?;
+        conflict_from_row(&row)
+    }
+}
+
+#[async_trait]
+impl WriteLedger for PgStore {
+    async fn record(&self, entries: &[LedgerEntry]) -> PortResult<()> {
+        let mut by_tenant: BTreeMap<&TenantId, Vec<&LedgerEntry>> = BTreeMap::new();
+        for e in entries {
+            by_tenant.entry(&e.key.tenant).or_default().push(e);
+        }
+        for (tenant, entries) in by_tenant {
+            let mut tx = self.begin_tenant(tenant).await?;
+            for e in entries {
+                sqlx::query(
+                    "INSERT INTO write_ledger (tenant_id, system, object, record, field, value_hash, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (tenant_id, system, object, record, field)
+                     DO UPDATE SET value_hash = EXCLUDED.value_hash, expires_at = EXCLUDED.expires_at",
+                )
+                .bind(tenant.as_str())
+                .bind(e.key.system.as_str())
+                .bind(&e.key.object)
+                .bind(&e.key.record)
+                .bind(e.key.field.as_str())
+                .bind(e.value_hash.as_str())
+                .bind(e.expires_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+            tx.commit().await.map_err(db)?;
+        }
+        Ok(())
+    }
+
+    async fn is_echo(
+        &self,
+        key: &LedgerKey,
+        hash: &ValueHash,
+        now: OffsetDateTime,
+    ) -> PortResult<bool> {
+        let mut tx = self.begin_tenant(&key.tenant).await?;
+        let found: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM write_ledger WHERE tenant_id = $1 AND system = $2 AND object = $3 AND record = $4
+               AND field = $5 AND value_hash = $6 AND expires_at > $7",
+        )
+        .bind(key.tenant.as_str())
+        .bind(key.system.as_str())
+        .bind(&key.object)
+        .bind(&key.record)
+        .bind(key.field.as_str())
+        .bind(hash.as_str())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(found.is_some())
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> PortResult<u64> {
+        let mut tx = self.begin_system().await?;
+        let done = sqlx::query("DELETE FROM write_ledger WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,155 @@
+//! The inbox contract: dedupe, store and enqueue together; quarantine; tenant isolation.
+//!
+//! The factory returns the inbox and the queue it enqueues into.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::idempotency::IdempotencyKey;
+use domain::ids::{SystemId, TenantId};
+use domain::job::{JobKey, NewJob};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::{fresh_tenant, ok};
+use crate::error::PortError;
+use crate::queue::{JobQueue, ReserveFilter};
+use crate::stores::{Accepted, InboundDelivery, Inbox};
+
+const DAYS: Duration = Duration::from_secs(4 * 24 * 3600);
+
+fn delivery(t: &TenantId, key: &str, quarantine: Option<&str>) -> InboundDelivery {
+    InboundDelivery {
+        tenant: t.clone(),
+        source: SystemId::attio(),
+        key: ok(IdempotencyKey::from_provider(key), "key"),
+        body: format!(r#"{{"webhook_id":"w","key":"{key}"}}"#).into_bytes(),
+        received_at: OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000),
+        quarantine: quarantine.map(str::to_owned),
+    }
+}
+
+fn job(t: &TenantId, n: u64) -> NewJob {
+    NewJob::new(
+        ok(JobKey::new(t.clone(), "people", &format!("r{n}")), "key"),
+        json!({ "n": n }),
+    )
+}
+
+pub async fn accepts_once_and_enqueues_with_the_delivery<I: Inbox, Q: JobQueue>(
+    (inbox, queue): (Arc<I>, Arc<Q>),
+) {
+    let t = fresh_tenant("in");
+    let d = delivery(&t, "k1", None);
+    let first = ok(inbox.accept(&d, Some(job(&t, 1)), DAYS).await, "accept");
+    let Accepted::Stored { id, job: Some(_) } = first else {
+        panic!("a new delivery must be stored with its job: {first:?}");
+    };
+    assert_eq!(
+        ok(inbox.get(&t, id).await, "get").delivery,
+        d,
+        "the delivery round-trips byte for byte"
+    );
+    assert_eq!(
+        ok(inbox.accept(&d, Some(job(&t, 2)), DAYS).await, "accept"),
+        Accepted::Duplicate
+    );
+    let r = ok(
+        queue
+            .reserve("c", Duration::from_secs(30), &ReserveFilter::all())
+            .await,
+        "reserve",
+    )
+    .unwrap_or_else(|| panic!("the accepted delivery's job must be in the queue"));
+    assert_eq!(r.job.payloads, vec![json!({"n": 1})]);
+    ok(queue.ack(&r).await, "ack");
+    assert!(
+        ok(
+            queue
+                .reserve("c", Duration::from_secs(30), &ReserveFilter::all())
+                .await,
+            "reserve"
+        )
+        .is_none(),
+        "a duplicate must not enqueue"
+    );
+}
+
+pub async fn quarantine_is_stored_without_a_job<I: Inbox, Q: JobQueue>(
+    (inbox, queue): (Arc<I>, Arc<Q>),
+) {
+    let t = fresh_tenant("in");
+    let d = delivery(&t, "bad", Some("body is not JSON"));
+    assert!(matches!(
+        ok(inbox.accept(&d, None, DAYS).await, "accept"),
+        Accepted::Stored { job: None, .. }
+    ));
+    let q = ok(inbox.quarantined(&t, 10).await, "quarantined");
+    assert_eq!(q.len(), 1);
+    assert_eq!(
+        q[0].delivery.quarantine.as_deref(),
+        Some("body is not JSON")
+    );
+    assert!(
+        ok(
+            queue
+                .reserve("c", Duration::from_secs(30), &ReserveFilter::all())
+                .await,
+            "reserve"
+        )
+        .is_none()
+    );
+    ok(
+        inbox
+            .accept(&delivery(&t, "good", None), Some(job(&t, 3)), DAYS)
+            .await,
+        "accept",
+    );
+    assert_eq!(
+        ok(inbox.quarantined(&t, 10).await, "quarantined").len(),
+        1,
+        "only quarantined deliveries are listed"
+    );
+}
+
+pub async fn tenants_are_isolated<I: Inbox, Q: JobQueue>((inbox, _queue): (Arc<I>, Arc<Q>)) {
+    let (a, b) = (fresh_tenant("ina"), fresh_tenant("inb"));
+    let Accepted::Stored { id, .. } = ok(
+        inbox
+            .accept(&delivery(&a, "k", Some("x")), None, DAYS)
+            .await,
+        "accept",
+    ) else {
+        panic!("stored");
+    };
+    assert!(
+        matches!(inbox.get(&b, id).await, Err(PortError::NotFound(_))),
+        "B must not read A's delivery"
+    );
+    assert!(ok(inbox.quarantined(&b, 10).await, "quarantined").is_empty());
+    assert!(
+        matches!(
+            ok(
+                inbox.accept(&delivery(&b, "k", None), None, DAYS).await,
+                "accept"
+            ),
+            Accepted::Stored { .. }
+        ),
+        "keys are per tenant"
+    );
+}
+
+#[macro_export]
+macro_rules! inbox_conformance {
+    ($factory:path) => {
+        $crate::__conformance_tests!(
+            inbox,
+            $factory,
+            [
+                accepts_once_and_enqueues_with_the_delivery,
+                quarantine_is_stored_without_a_job,
+                tenants_are_isolated,
+            ]
+        );
+    };
+}
