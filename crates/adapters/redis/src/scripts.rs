@@ -1,0 +1,208 @@
+//! The queue's Lua scripts. Each is the shared helpers (`queue.lua`) followed by one operation, so
+//! every operation is atomic on the server.
+
+macro_rules! script {
+    ($body:literal) => {
+        concat!(include_str!("queue.lua"), "\n", $body)
+    };
+}
+
+/// ARGV: ns, tenant, partition, entity, payload JSON, max attempts, delay ms, new id.
+/// Returns {"coalesced"|"enqueued", id}.
+pub(crate) const ENQUEUE: &str = script!(
+    r#"
+local key = ARGV[2] .. '/' .. ARGV[3] .. '/' .. ARGV[4]
+local list = ns .. ':key:' .. key
+local ids = redis.call('LRANGE', list, 0, -1)
+for i = #ids, 1, -1 do
+    local h = job_key(ids[i])
+    if redis.call('HGET', h, 'fresh') == '1' then
+        local p = redis.call('HGET', h, 'payloads')
+        redis.call('HSET', h, 'payloads', string.sub(p, 1, -2) .. ',' .. ARGV[5] .. ']')
+        return {'coalesced', ids[i]}
+    end
+end
+local id = ARGV[8]
+redis.call('HSET', job_key(id), 'key', key, 'tenant', ARGV[2], 'partition', ARGV[3], 'entity', ARGV[4],
+    'payloads', '[' .. ARGV[5] .. ']', 'attempts', 0, 'max', ARGV[6], 'enq', now, 'err', '',
+    'fresh', 1, 'lease', '', 'exp', 0, 'nb', now + tonumber(ARGV[7]),
+    'stream', ns .. ':ready:' .. ARGV[2] .. ':' .. ARGV[3], 'eid', '')
+redis.call('INCR', ns .. ':count')
+if redis.call('RPUSH', list, id) == 1 then make_ready(id) end
+return {'enqueued', id}
+"#
+);
+
+/// ARGV: ns, consumer, lease ms, token, tenants JSON array, partitions JSON array (empty = all).
+/// Returns the job fields plus its id, or nil.
+pub(crate) const RESERVE: &str = script!(
+    r#"
+local tenants, partitions = {}, {}
+for _, v in ipairs(cjson.decode(ARGV[5])) do tenants[v] = true end
+for _, v in ipairs(cjson.decode(ARGV[6])) do partitions[v] = true end
+local any_tenant = next(tenants) == nil
+local any_partition = next(partitions) == nil
+local function allowed(stream)
+    local info = redis.call('HGET', ns .. ':streaminfo', stream)
+    if not info then return false end
+    local sep = string.find(info, '\n', 1, true)
+    local tenant, partition = string.sub(info, 1, sep - 1), string.sub(info, sep + 1)
+    return (any_tenant or tenants[tenant]) and (any_partition or partitions[partition])
+end
+local function lease(id)
+    local h = job_key(id)
+    local exp = now + tonumber(ARGV[3])
+    redis.call('HINCRBY', h, 'attempts', 1)
+    redis.call('HSET', h, 'lease', ARGV[4], 'exp', exp, 'fresh', 0)
+    redis.call('ZADD', ns .. ':leases', exp, id)
+    local reply = job_reply(id)
+    table.insert(reply, id)
+    return reply
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', ns .. ':delayed', '-inf', now)) do
+    redis.call('ZREM', ns .. ':delayed', id)
+    make_ready(id)
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', ns .. ':leases', '-inf', now)) do
+    local h = job_key(id)
+    local stream = redis.call('HGET', h, 'stream')
+    if allowed(stream) then
+        redis.call('XCLAIM', stream, 'w', ARGV[2], 0, redis.call('HGET', h, 'eid'))
+        return lease(id)
+    end
+end
+for _, stream in ipairs(redis.call('SMEMBERS', ns .. ':streams')) do
+    if allowed(stream) then
+        local r = redis.call('XREADGROUP', 'GROUP', 'w', ARGV[2], 'COUNT', 1, 'STREAMS', stream, '>')
+        if r then
+            local entry = r[1][2][1]
+            local id = entry[2][2]
+            redis.call('HSET', job_key(id), 'eid', entry[1])
+            return lease(id)
+        end
+    end
+end
+return nil
+"#
+);
+
+/// ARGV: ns, id, token. Returns 1, or 0 when the lease is lost.
+pub(crate) const ACK: &str = script!(
+    r#"
+if not holds(ARGV[2], ARGV[3]) then return 0 end
+remove(ARGV[2])
+return 1
+"#
+);
+
+/// ARGV: ns, id, token, lease ms. Returns 1, or 0 when the lease is lost.
+pub(crate) const EXTEND: &str = script!(
+    r#"
+if not holds(ARGV[2], ARGV[3]) then return 0 end
+local exp = now + tonumber(ARGV[4])
+redis.call('HSET', job_key(ARGV[2]), 'exp', exp)
+redis.call('ZADD', ns .. ':leases', exp, ARGV[2])
+return 1
+"#
+);
+
+/// ARGV: ns, id, token, error, delay ms. Returns {"retry", at ms}, {"dead"} or {"lost"}.
+pub(crate) const FAIL: &str = script!(
+    r#"
+local id = ARGV[2]
+if not holds(id, ARGV[3]) then return {'lost'} end
+local h = job_key(id)
+redis.call('HSET', h, 'err', ARGV[4])
+if tonumber(redis.call('HGET', h, 'attempts')) >= tonumber(redis.call('HGET', h, 'max')) then
+    bury(id, ARGV[4], 0)
+    return {'dead'}
+end
+unlist(id)
+local nb = now + tonumber(ARGV[5])
+redis.call('HSET', h, 'nb', nb)
+make_ready(id)
+return {'retry', tostring(nb)}
+"#
+);
+
+/// ARGV: ns, id, token, error, needs reconciliation (0/1). Returns 1, or 0 when the lease is lost.
+pub(crate) const DEAD_LETTER: &str = script!(
+    r#"
+if not holds(ARGV[2], ARGV[3]) then return 0 end
+bury(ARGV[2], ARGV[4], ARGV[5])
+return 1
+"#
+);
+
+/// ARGV: ns, id, token. Returns 1, or 0 when the lease is lost.
+pub(crate) const RELEASE: &str = script!(
+    r#"
+local id = ARGV[2]
+if not holds(id, ARGV[3]) then return 0 end
+local h = job_key(id)
+unlist(id)
+if tonumber(redis.call('HGET', h, 'attempts')) > 0 then redis.call('HINCRBY', h, 'attempts', -1) end
+redis.call('HSET', h, 'nb', now)
+make_ready(id)
+return 1
+"#
+);
+
+/// ARGV: ns. Returns {ready, delayed, in flight, dead}.
+pub(crate) const DEPTH: &str = script!(
+    r#"
+local total = tonumber(redis.call('GET', ns .. ':count') or '0')
+local in_flight = redis.call('ZCOUNT', ns .. ':leases', '(' .. now, '+inf')
+local delayed = redis.call('ZCARD', ns .. ':delayed')
+local dead = tonumber(redis.call('GET', ns .. ':deadcount') or '0')
+return {total - in_flight - delayed, delayed, in_flight, dead}
+"#
+);
+
+/// ARGV: ns, tenant, limit. Returns a flat list of dead-letter entries (field/value arrays).
+pub(crate) const LIST_DEAD: &str = script!(
+    r#"
+local out = {}
+for _, e in ipairs(redis.call('XREVRANGE', ns .. ':dead:' .. ARGV[2], '+', '-', 'COUNT', tonumber(ARGV[3]))) do
+    table.insert(out, e[2])
+end
+return out
+"#
+);
+
+/// ARGV: ns, tenant, dead job id, new id. Returns the new id, or nil when unknown.
+pub(crate) const REPLAY: &str = script!(
+    r#"
+local idx = ns .. ':deadidx:' .. ARGV[2]
+local eid = redis.call('HGET', idx, ARGV[3])
+if not eid then return nil end
+local dead = ns .. ':dead:' .. ARGV[2]
+local entry = redis.call('XRANGE', dead, eid, eid)[1]
+local f = {}
+for i = 1, #entry[2], 2 do f[entry[2][i]] = entry[2][i + 1] end
+local key = f.tenant .. '/' .. f.partition .. '/' .. f.entity
+local id = ARGV[4]
+redis.call('HSET', job_key(id), 'key', key, 'tenant', f.tenant, 'partition', f.partition, 'entity', f.entity,
+    'payloads', f.payloads, 'attempts', 0, 'max', f.max, 'enq', now, 'err', '', 'fresh', 0, 'lease', '',
+    'exp', 0, 'nb', now, 'stream', ns .. ':ready:' .. f.tenant .. ':' .. f.partition, 'eid', '')
+redis.call('INCR', ns .. ':count')
+if redis.call('RPUSH', ns .. ':key:' .. key, id) == 1 then make_ready(id) end
+redis.call('XDEL', dead, eid)
+redis.call('HDEL', idx, ARGV[3])
+redis.call('DECR', ns .. ':deadcount')
+return id
+"#
+);
+
+/// ARGV: ns, tenant, dead job id. Returns 1, or 0 when unknown.
+pub(crate) const PURGE: &str = script!(
+    r#"
+local idx = ns .. ':deadidx:' .. ARGV[2]
+local eid = redis.call('HGET', idx, ARGV[3])
+if not eid then return 0 end
+redis.call('XDEL', ns .. ':dead:' .. ARGV[2], eid)
+redis.call('HDEL', idx, ARGV[3])
+redis.call('DECR', ns .. ':deadcount')
+return 1
+"#
+);
