@@ -9,7 +9,6 @@
 //! - The queue reserves with `FOR UPDATE SKIP LOCKED`, serialises enqueues per key with an advisory
 //!   lock (so a key's jobs commit in sequence order), and wakes idle workers with `LISTEN/NOTIFY`.
 
-mod crypto;
 mod error;
 mod queue;
 mod stores;
@@ -26,8 +25,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 
-pub use crypto::{CryptoError, MasterKey};
 pub use error::PgError;
+pub use sealing::{CryptoError, MasterKey};
 
 use error::db;
 
@@ -89,7 +88,7 @@ impl Drop for ListenerTask {
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
-    cipher: Arc<crypto::Cipher>,
+    cipher: Arc<sealing::Cipher>,
     notify: Arc<Notify>,
     channel: String,
     _listener: Arc<ListenerTask>,
@@ -164,7 +163,7 @@ impl PgStore {
         let listener = tokio::spawn(listen(pool.clone(), channel.clone(), notify.clone()));
         Ok(Self {
             pool,
-            cipher: Arc::new(crypto::Cipher::new(&config.master_key)),
+            cipher: Arc::new(sealing::Cipher::new(&config.master_key)),
             notify,
             channel,
             _listener: Arc::new(ListenerTask(listener)),

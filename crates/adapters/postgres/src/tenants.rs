@@ -1,13 +1,11 @@
 //! Tenants with their credentials sealed under the master key.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
-use domain::ids::{SystemId, TenantId};
-use domain::tenant::{AttioCredentials, CrmConnection, Secret, Tenant};
+use domain::ids::TenantId;
+use domain::tenant::Tenant;
 use ports::error::{PortError, PortResult};
 use ports::stores::TenantStore;
-use serde::{Deserialize, Serialize};
+use sealing::tenant::SealedTenant;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -15,110 +13,35 @@ use sqlx::types::Json;
 use crate::PgStore;
 use crate::error::{corrupt, db};
 
-/// The plaintext that gets sealed. Lives only inside this module, only while sealing or opening.
-#[derive(Serialize, Deserialize)]
-struct Credentials {
-    attio_token: String,
-    webhook_secrets: Vec<String>,
-    /// system → secret name → value
-    crm_secrets: BTreeMap<String, BTreeMap<String, String>>,
-}
-
-/// Non-secret CRM settings, stored as JSON.
-#[derive(Serialize, Deserialize)]
-struct CrmSettings {
-    system: String,
-    settings: BTreeMap<String, String>,
-}
-
 impl PgStore {
-    fn seal(&self, t: &Tenant) -> PortResult<Vec<u8>> {
-        let creds = Credentials {
-            attio_token: t.attio.api_token.expose().to_owned(),
-            webhook_secrets: t
-                .attio
-                .webhook_secrets
-                .iter()
-                .map(|s| s.expose().to_owned())
-                .collect(),
-            crm_secrets: t
-                .crms
-                .iter()
-                .map(|c| {
-                    (
-                        c.system.to_string(),
-                        c.secrets
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.expose().to_owned()))
-                            .collect(),
-                    )
-                })
-                .collect(),
-        };
-        let plain =
-            serde_json::to_vec(&creds).map_err(|e| PortError::backend("sealing credentials", e))?;
-        self.cipher
-            .seal(&plain, t.id.as_str().as_bytes())
+    fn seal(&self, t: &Tenant) -> PortResult<SealedTenant> {
+        sealing::tenant::seal(&self.cipher, t)
             .map_err(|e| PortError::backend("sealing credentials", e))
     }
 
     fn tenant_from_row(&self, row: &PgRow) -> PortResult<Tenant> {
         let id = TenantId::parse(&row.try_get::<String, _>("tenant_id").map_err(db)?)
             .map_err(|e| corrupt("tenant id", e))?;
-        let sealed: Vec<u8> = row.try_get("credentials").map_err(db)?;
-        let plain = self
-            .cipher
-            .open(&sealed, id.as_str().as_bytes())
-            .map_err(|e| PortError::backend(format!("credentials of tenant {id}"), e))?;
-        let creds: Credentials =
-            serde_json::from_slice(&plain).map_err(|e| corrupt("tenant credentials", e))?;
-        let settings: Json<Vec<CrmSettings>> = row.try_get("crm_settings").map_err(db)?;
-        let secret = |s: String| Secret::new(s).map_err(|e| corrupt("tenant secret", e));
-        let mut crm_secrets = creds.crm_secrets;
-        let crms = settings
-            .0
-            .into_iter()
-            .map(|c| {
-                let secrets = crm_secrets
-                    .remove(&c.system)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| Ok((k, secret(v)?)))
-                    .collect::<PortResult<BTreeMap<_, _>>>()?;
-                Ok(CrmConnection {
-                    system: SystemId::parse(&c.system).map_err(|e| corrupt("crm system", e))?,
-                    settings: c.settings,
-                    secrets,
-                })
-            })
-            .collect::<PortResult<Vec<_>>>()?;
-        Ok(Tenant {
-            id,
-            name: row.try_get("name").map_err(db)?,
-            attio: AttioCredentials {
-                api_token: secret(creds.attio_token)?,
-                webhook_secrets: creds
-                    .webhook_secrets
-                    .into_iter()
-                    .map(secret)
-                    .collect::<PortResult<_>>()?,
-            },
-            crms,
-            created_at: row.try_get("created_at").map_err(db)?,
-        })
+        let settings: Json<serde_json::Value> = row.try_get("crm_settings").map_err(db)?;
+        let sealed = SealedTenant {
+            credentials: row.try_get("credentials").map_err(db)?,
+            crm_settings_json: settings.0.to_string(),
+        };
+        sealing::tenant::open(
+            &self.cipher,
+            id.clone(),
+            row.try_get("name").map_err(db)?,
+            row.try_get("created_at").map_err(db)?,
+            &sealed,
+        )
+        .map_err(|e| PortError::backend(format!("credentials of tenant {id}"), e))
     }
 }
 
-fn settings_of(t: &Tenant) -> Json<Vec<CrmSettings>> {
-    Json(
-        t.crms
-            .iter()
-            .map(|c| CrmSettings {
-                system: c.system.to_string(),
-                settings: c.settings.clone(),
-            })
-            .collect(),
-    )
+fn settings_of(sealed: &SealedTenant) -> PortResult<Json<serde_json::Value>> {
+    serde_json::from_str(&sealed.crm_settings_json)
+        .map(Json)
+        .map_err(|e| corrupt("crm settings", e))
 }
 
 #[async_trait]
@@ -133,8 +56,8 @@ impl TenantStore for PgStore {
         )
         .bind(t.id.as_str())
         .bind(&t.name)
-        .bind(sealed)
-        .bind(settings_of(t))
+        .bind(&sealed.credentials)
+        .bind(settings_of(&sealed)?)
         .bind(t.created_at)
         .execute(&mut *tx)
         .await
@@ -174,8 +97,8 @@ impl TenantStore for PgStore {
         let done = sqlx::query("UPDATE tenants SET name = $2, credentials = $3, crm_settings = $4 WHERE tenant_id = $1")
             .bind(t.id.as_str())
             .bind(&t.name)
-            .bind(sealed)
-            .bind(settings_of(t))
+            .bind(&sealed.credentials)
+            .bind(settings_of(&sealed)?)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
