@@ -1,0 +1,43 @@
+use std::sync::Arc;
+
+use adapter_sqlite::SqliteStore;
+
+use crate::store;
+
+async fn inbox() -> (Arc<SqliteStore>, Arc<SqliteStore>) {
+    let s = store().await;
+    (s.clone(), s)
+}
+
+mod queue {
+    use super::store;
+    ports::queue_conformance!(store);
+}
+mod inbox {
+    use super::inbox;
+    ports::inbox_conformance!(inbox);
+}
+mod idempotency {
+    use super::store;
+    ports::idempotency_conformance!(store);
+}
+mod links {
+    use super::store;
+    ports::link_conformance!(store);
+}
+mod sync_state {
+    use super::store;
+    ports::sync_state_conformance!(store);
+}
+mod conflicts {
+    use super::store;
+    ports::conflict_conformance!(store);
+}
+mod tenants {
+    use super::store;
+    ports::tenant_conformance!(store);
+}
+mod ledger {
+    use super::store;
+    ports::ledger_conformance!(store);
+}
