@@ -3,6 +3,8 @@
 //! - `cargo xtask ci` — what CI runs: format check, clippy with warnings denied, every test of
 //!   the workspace (the dependency invariants below are among them), doc tests.
 //! - `cargo xtask invariants` — only the dependency invariants, with a readable report.
+//! - `cargo xtask bench queue` — the queue benchmark (criterion), ending with a table of
+//!   throughput and p50/p99 latency per backend.
 
 mod invariants;
 
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
 fn run(args: Vec<String>) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("bench") => bench(&args[1..]),
         Some("invariants") => {
             let graph = invariants::Graph::from_workspace()?;
             let found = invariants::violations(&graph);
@@ -40,7 +43,7 @@ fn run(args: Vec<String>) -> Result<()> {
             }
         }
         _ => {
-            eprintln!("usage: cargo xtask <ci|invariants>");
+            eprintln!("usage: cargo xtask <ci|invariants|bench queue>");
             bail!("unknown or missing command")
         }
     }
@@ -92,4 +95,25 @@ fn ci() -> Result<()> {
         cargo(&["test", "--workspace", "--all-features", "--all-targets"])?;
     }
     Ok(())
+}
+
+/// Benchmarks by name; each is a criterion bench target of the `bench` crate.
+const BENCHES: &[&str] = &["queue"];
+
+fn bench(args: &[String]) -> Result<()> {
+    let Some(name) = args.first() else {
+        bail!(
+            "usage: cargo xtask bench <{}> [criterion args]",
+            BENCHES.join("|")
+        );
+    };
+    if !BENCHES.contains(&name.as_str()) {
+        bail!("unknown benchmark {name:?}; known: {}", BENCHES.join(", "));
+    }
+    let mut cargs = vec!["bench", "-p", "bench", "--bench", name.as_str()];
+    if args.len() > 1 {
+        cargs.push("--");
+        cargs.extend(args[1..].iter().map(String::as_str));
+    }
+    cargo(&cargs)
 }

@@ -143,6 +143,9 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
+            // A dead connection surfaces as an error of the statement, which maps to
+            // `Unavailable`; pinging on every acquire would cost a round trip per operation.
+            .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 let set_role = set_role.clone();
                 Box::pin(async move {
@@ -189,10 +192,36 @@ impl PgStore {
         Ok(tx)
     }
 
+    /// A tenant transaction whose commit does not wait for the WAL flush. Only for queue steps
+    /// that at-least-once delivery makes safe to lose in a crash (a lost lease, ack or retry
+    /// means the job is delivered again); never for enqueueing or accepting a delivery.
+    pub(crate) async fn begin_tenant_relaxed(
+        &self,
+        tenant: &TenantId,
+    ) -> PortResult<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true), set_config('synchronous_commit', 'off', true)")
+            .bind(tenant.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        Ok(tx)
+    }
+
     /// A transaction for cross-tenant work (dispatch, administration, purges).
     async fn begin_system(&self) -> PortResult<Transaction<'static, Postgres>> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query("SELECT set_config('app.scope', 'system', true)")
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        Ok(tx)
+    }
+
+    /// A cross-tenant transaction for reservations, whose loss in a crash only means redelivery.
+    async fn begin_system_relaxed(&self) -> PortResult<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("SELECT set_config('app.scope', 'system', true), set_config('synchronous_commit', 'off', true)")
             .execute(&mut *tx)
             .await
             .map_err(db)?;

@@ -120,7 +120,7 @@ impl PgStore {
         error: &str,
         needs_reconciliation: bool,
     ) -> PortResult<()> {
-        let mut tx = self.begin_tenant(&r.job.key.tenant).await?;
+        let mut tx = self.begin_tenant_relaxed(&r.job.key.tenant).await?;
         let moved = sqlx::query(
             "WITH gone AS (DELETE FROM jobs WHERE job_id = $1 AND lease_token = $2 RETURNING *)
              INSERT INTO dead_letters (job_id, tenant_id, partition, entity, payloads, attempts, max_attempts,
@@ -167,7 +167,7 @@ impl JobQueue for PgStore {
         let partitions: Option<Vec<String>> =
             (!filter.partitions.is_empty()).then(|| filter.partitions.iter().cloned().collect());
         let token = Uuid::new_v4();
-        let mut tx = self.begin_system().await?;
+        let mut tx = self.begin_system_relaxed().await?;
         let row = sqlx::query(
             "WITH candidate AS (
                  SELECT j.job_id FROM jobs j
@@ -206,7 +206,7 @@ impl JobQueue for PgStore {
     }
 
     async fn ack(&self, r: &Reservation) -> PortResult<()> {
-        let mut tx = self.begin_tenant(&r.job.key.tenant).await?;
+        let mut tx = self.begin_tenant_relaxed(&r.job.key.tenant).await?;
         let done = sqlx::query("DELETE FROM jobs WHERE job_id = $1 AND lease_token = $2")
             .bind(r.job.id.as_uuid())
             .bind(r.lease.0)
@@ -221,7 +221,7 @@ impl JobQueue for PgStore {
     }
 
     async fn extend(&self, r: &Reservation, lease: Duration) -> PortResult<()> {
-        let mut tx = self.begin_tenant(&r.job.key.tenant).await?;
+        let mut tx = self.begin_tenant_relaxed(&r.job.key.tenant).await?;
         let done = sqlx::query(
             "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3) WHERE job_id = $1 AND lease_token = $2",
         )
@@ -243,7 +243,7 @@ impl JobQueue for PgStore {
         error: &str,
         retry_after: Duration,
     ) -> PortResult<FailOutcome> {
-        let mut tx = self.begin_tenant(&r.job.key.tenant).await?;
+        let mut tx = self.begin_tenant_relaxed(&r.job.key.tenant).await?;
         let row = sqlx::query(
             "SELECT attempts, max_attempts FROM jobs WHERE job_id = $1 AND lease_token = $2 FOR UPDATE",
         )
@@ -287,7 +287,7 @@ impl JobQueue for PgStore {
     }
 
     async fn release(&self, r: &Reservation) -> PortResult<()> {
-        let mut tx = self.begin_tenant(&r.job.key.tenant).await?;
+        let mut tx = self.begin_tenant_relaxed(&r.job.key.tenant).await?;
         let done = sqlx::query(
             "UPDATE jobs SET lease_token = NULL, lease_expires_at = NULL, not_before = now(),
                              attempts = greatest(attempts - 1, 0)
