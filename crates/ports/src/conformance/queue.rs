@@ -439,6 +439,39 @@ pub async fn release_gives_a_job_back_without_an_attempt<Q: JobQueue + DeadLette
     ok(q.ack(&again).await, "ack");
 }
 
+/// An idle consumer waiting for work is woken by an enqueue well before its wait runs out.
+pub async fn an_enqueue_wakes_a_waiting_consumer<Q: JobQueue + DeadLetterQueue + 'static>(
+    q: Arc<Q>,
+) {
+    let t = fresh_tenant("q");
+    let waiter = {
+        let q = q.clone();
+        tokio::spawn(async move {
+            let start = std::time::Instant::now();
+            // A consumer's loop: wait, look, wait again, for at most 20 s.
+            while start.elapsed() < Duration::from_secs(20) {
+                q.wait_for_work(Duration::from_secs(20)).await;
+                if let Some(r) = ok(
+                    q.reserve("idle", LONG, &ReserveFilter::all()).await,
+                    "reserve",
+                ) {
+                    return Some((start.elapsed(), r));
+                }
+            }
+            None
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ok(q.enqueue(job(&key(&t, "people", "r1"), 1)).await, "enqueue");
+    let (waited, r) = ok(waiter.await, "waiter")
+        .unwrap_or_else(|| panic!("the waiting consumer never got the job"));
+    assert!(
+        waited < Duration::from_secs(10),
+        "the consumer waited {waited:?}: the enqueue did not wake it"
+    );
+    ok(q.ack(&r).await, "ack");
+}
+
 /// Four consumers, eight keys, twelve events per key arriving while they work; every fifth
 /// event's first delivery fails once. Every event must be processed exactly once, never two jobs
 /// of one key at a time, and in order per key.
@@ -577,6 +610,7 @@ macro_rules! queue_conformance {
                 delayed_jobs_wait,
                 filters_select_tenants_and_partitions,
                 release_gives_a_job_back_without_an_attempt,
+                an_enqueue_wakes_a_waiting_consumer,
                 concurrent_consumers_process_everything_once_in_order,
             ]
         );

@@ -195,6 +195,16 @@ async fn queue_suite_catches_broken_ordering_and_coalescing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_suite_catches_a_wait_that_ignores_new_work() {
+    // ShardedQueue's wait sleeps its whole budget (20 s in the check) whatever happens.
+    must_fail(
+        "wake-up",
+        conformance::queue::an_enqueue_wakes_a_waiting_consumer(Arc::new(ShardedQueue::default())),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_suite_catches_acks_of_lost_leases() {
     must_fail(
         "stale ack",

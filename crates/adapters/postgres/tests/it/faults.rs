@@ -19,7 +19,9 @@ fn job(t: &TenantId, n: u64) -> NewJob {
 }
 
 async fn kill_backends_of(schema: &str) -> u64 {
-    let mut admin = sqlx::PgConnection::connect(&database_url()).await.unwrap();
+    let mut admin = sqlx::PgConnection::connect(&database_url().await)
+        .await
+        .unwrap();
     let killed: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
     )

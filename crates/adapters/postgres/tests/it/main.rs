@@ -1,7 +1,7 @@
 //! The PostgreSQL adapter against a real server: every conformance suite, row-level security,
 //! encryption at rest, and dropped connections. Each test works in a schema of its own.
 //!
-//! The server is `DATABASE_URL`, defaulting to `postgres://postgres@127.0.0.1:5432/test`.
+//! The server is `DATABASE_URL`, else the local one at `127.0.0.1:5432`, else a testcontainer.
 
 // Test code: unwrap/expect are how a test says "this must hold".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,9 +16,9 @@ use adapter_postgres::{MasterKey, PgConfig, PgStore};
 use domain::tenant::Secret;
 use sqlx::Connection;
 
-pub fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+/// `DATABASE_URL`, the local server, or a testcontainer (see `testkit`).
+pub async fn database_url() -> String {
+    testkit::postgres_url().await
 }
 
 pub fn master_key(c: char) -> MasterKey {
@@ -38,7 +38,7 @@ pub fn fresh_schema() -> String {
 async fn drop_old_schemas() {
     static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     DONE.get_or_init(|| async {
-        let Ok(mut conn) = sqlx::PgConnection::connect(&database_url()).await else {
+        let Ok(mut conn) = sqlx::PgConnection::connect(&database_url().await).await else {
             return;
         };
         let cutoff = time::OffsetDateTime::now_utc().unix_timestamp() - 2 * 3600;
@@ -68,7 +68,7 @@ async fn drop_old_schemas() {
 
 pub async fn connect(schema: &str, key: MasterKey) -> PgStore {
     drop_old_schemas().await;
-    let url = database_url();
+    let url = database_url().await;
     let mut config = PgConfig::new(Secret::new(url.clone()).unwrap(), key);
     config.schema = Some(schema.to_owned());
     config.max_connections = 4;
@@ -76,9 +76,7 @@ pub async fn connect(schema: &str, key: MasterKey) -> PgStore {
         Ok(store) => store,
         Err(e) => panic!(
             "these tests need PostgreSQL and could not use {url}: {e} ({:?}).\n\
-             Set DATABASE_URL to a reachable server, or start the local one (see .ci/run). \
-             With a Docker engine, a throwaway server can be started with \
-             `docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:15`.",
+             Set DATABASE_URL to a reachable server, or start the local one (see .ci/run).",
             std::error::Error::source(&e)
         ),
     }

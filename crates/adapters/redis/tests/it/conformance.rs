@@ -26,7 +26,7 @@ mod limiter {
 #[tokio::test]
 async fn a_cache_value_of_the_wrong_type_is_a_miss() {
     let ns = fresh_namespace();
-    let s = connect(&redis_url(), &ns).await;
+    let s = connect(&redis_url().await, &ns).await;
     let key = CacheKey::new(
         TenantId::parse("acme").unwrap(),
         CacheCategory::Record,
@@ -39,7 +39,7 @@ async fn a_cache_value_of_the_wrong_type_is_a_miss() {
     assert_eq!(s.get(&key).await.unwrap(), Some(b"v".to_vec()));
     // Something else overwrites the key with a hash.
     let raw = format!("{{{ns}}}:cache:{}", key.render());
-    let mut conn = redis::Client::open(redis_url())
+    let mut conn = redis::Client::open(redis_url().await)
         .unwrap()
         .get_multiplexed_async_connection()
         .await

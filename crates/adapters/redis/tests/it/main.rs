@@ -1,7 +1,7 @@
 //! The Redis adapter against a real server: every conformance suite of its ports, a value of the
 //! wrong type read as a miss, and a server restart. Each test works in a namespace of its own.
 //!
-//! The server is `REDIS_URL`, defaulting to `redis://127.0.0.1:6379`.
+//! The server is `REDIS_URL`, else the local one at `127.0.0.1:6379`, else a testcontainer.
 
 // Test code: unwrap/expect are how a test says "this must hold".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,8 +14,9 @@ use std::sync::Arc;
 use adapter_redis::{RedisConfig, RedisStore};
 use domain::tenant::Secret;
 
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+/// `REDIS_URL`, the local server, or a testcontainer (see `testkit`).
+pub async fn redis_url() -> String {
+    testkit::redis_url().await
 }
 
 pub fn fresh_namespace() -> String {
@@ -30,7 +31,7 @@ pub fn fresh_namespace() -> String {
 async fn drop_old_namespaces() {
     static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     DONE.get_or_init(|| async {
-        let Ok(client) = redis::Client::open(redis_url()) else {
+        let Ok(client) = redis::Client::open(redis_url().await) else {
             return;
         };
         let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
@@ -67,8 +68,7 @@ pub async fn connect(url: &str, namespace: &str) -> RedisStore {
         Ok(s) => s,
         Err(e) => panic!(
             "these tests need Redis and could not use {url}: {e} ({:?}).\n\
-             Set REDIS_URL to a reachable server, or start the local one (see .ci/run). \
-             With a Docker engine: `docker run -d -p 6379:6379 redis:7`.",
+             Set REDIS_URL to a reachable server, or start the local one (see .ci/run).",
             std::error::Error::source(&e)
         ),
     }
@@ -76,5 +76,5 @@ pub async fn connect(url: &str, namespace: &str) -> RedisStore {
 
 pub async fn store() -> Arc<RedisStore> {
     drop_old_namespaces().await;
-    Arc::new(connect(&redis_url(), &fresh_namespace()).await)
+    Arc::new(connect(&redis_url().await, &fresh_namespace()).await)
 }
