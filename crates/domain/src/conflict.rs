@@ -6,13 +6,17 @@ use crate::field::FieldValue;
 use crate::ids::{ConflictId, ExternalId, ObjectSlug, RecordId, SystemId, TenantId};
 use crate::merge::FieldConflict;
 
-/// How a person settled a conflict.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a person settled a conflict. Stored as `{"keep":"attio"}`, `{"keep":"external"}` or
+/// `{"keep":"value","value":…}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "keep", rename_all = "snake_case")]
 pub enum Resolution {
+    #[serde(rename = "attio")]
     KeepAttio,
+    #[serde(rename = "external")]
     KeepExternal,
     /// A value to write to both sides.
-    Value(FieldValue),
+    Value { value: FieldValue },
 }
 
 /// A stored conflict.

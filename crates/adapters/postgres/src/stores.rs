@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::conflict::{ConflictRecord, Resolution};
-use domain::field::{FieldValue, ValueHash};
+use domain::field::ValueHash;
 use domain::idempotency::IdempotencyKey;
 use domain::ids::{ConflictId, ExternalId, ObjectSlug, RecordId, SystemId, TenantId};
 use domain::ledger::{LedgerEntry, LedgerKey};
@@ -18,7 +18,6 @@ use ports::error::{PortError, PortResult};
 use ports::stores::{
     Claim, ConflictStore, IdempotencyStore, LinkStore, SyncStateStore, WriteLedger,
 };
-use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
@@ -82,6 +81,34 @@ fn link_from_row(row: &PgRow) -> PortResult<IdentityLink> {
     })
 }
 
+/// The statements (find, delete) and binds of a lookup; `$1` is always the tenant.
+fn lookup_sql(lookup: &LinkLookup) -> (&'static str, &'static str, [String; 3]) {
+    match lookup {
+        LinkLookup::Attio {
+            object,
+            record,
+            system,
+        } => (
+            "SELECT * FROM links WHERE tenant_id = $1 AND object = $2 AND attio_record = $3::uuid AND system = $4",
+            "DELETE FROM links WHERE tenant_id = $1 AND object = $2 AND attio_record = $3::uuid AND system = $4",
+            [object.to_string(), record.to_string(), system.to_string()],
+        ),
+        LinkLookup::External {
+            system,
+            external_object,
+            external_id,
+        } => (
+            "SELECT * FROM links WHERE tenant_id = $1 AND system = $2 AND external_object = $3 AND external_id = $4",
+            "DELETE FROM links WHERE tenant_id = $1 AND system = $2 AND external_object = $3 AND external_id = $4",
+            [
+                system.to_string(),
+                external_object.clone(),
+                external_id.to_string(),
+            ],
+        ),
+    }
+}
+
 fn version(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -94,27 +121,15 @@ impl LinkStore for PgStore {
         lookup: &LinkLookup,
     ) -> PortResult<Option<IdentityLink>> {
         let mut tx = self.begin_tenant(tenant).await?;
-        let row = match lookup {
-            LinkLookup::Attio { object, record, system } => {
-                sqlx::query("SELECT * FROM links WHERE tenant_id = $1 AND object = $2 AND attio_record = $3 AND system = $4")
-                    .bind(tenant.as_str())
-                    .bind(object.as_str())
-                    .bind(record.as_uuid())
-                    .bind(system.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-            }
-            LinkLookup::External { system, external_object, external_id } => sqlx::query(
-                "SELECT * FROM links WHERE tenant_id = $1 AND system = $2 AND external_object = $3 AND external_id = $4",
-            )
+        let (sql, _, [a, b, c]) = lookup_sql(lookup);
+        let row = sqlx::query(sql)
             .bind(tenant.as_str())
-            .bind(system.as_str())
-            .bind(external_object)
-            .bind(external_id.as_str())
+            .bind(a)
+            .bind(b)
+            .bind(c)
             .fetch_optional(&mut *tx)
-            .await,
-        }
-        .map_err(db)?;
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         row.as_ref().map(link_from_row).transpose()
     }
@@ -212,27 +227,15 @@ impl LinkStore for PgStore {
 
     async fn delete(&self, tenant: &TenantId, lookup: &LinkLookup) -> PortResult<()> {
         let mut tx = self.begin_tenant(tenant).await?;
-        let done = match lookup {
-            LinkLookup::Attio { object, record, system } => {
-                sqlx::query("DELETE FROM links WHERE tenant_id = $1 AND object = $2 AND attio_record = $3 AND system = $4")
-                    .bind(tenant.as_str())
-                    .bind(object.as_str())
-                    .bind(record.as_uuid())
-                    .bind(system.as_str())
-                    .execute(&mut *tx)
-                    .await
-            }
-            LinkLookup::External { system, external_object, external_id } => sqlx::query(
-                "DELETE FROM links WHERE tenant_id = $1 AND system = $2 AND external_object = $3 AND external_id = $4",
-            )
+        let (_, sql, [a, b, c]) = lookup_sql(lookup);
+        let done = sqlx::query(sql)
             .bind(tenant.as_str())
-            .bind(system.as_str())
-            .bind(external_object)
-            .bind(external_id.as_str())
+            .bind(a)
+            .bind(b)
+            .bind(c)
             .execute(&mut *tx)
-            .await,
-        }
-        .map_err(db)?;
+            .await
+            .map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(PortError::NotFound(format!("link {lookup:?}")));
         }
@@ -320,41 +323,10 @@ impl SyncStateStore for PgStore {
     }
 }
 
-/// How a resolution is stored.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "keep", rename_all = "snake_case")]
-enum ResolutionRow {
-    Attio,
-    External,
-    Value { value: FieldValue },
-}
-
-impl From<&Resolution> for ResolutionRow {
-    fn from(r: &Resolution) -> Self {
-        match r {
-            Resolution::KeepAttio => Self::Attio,
-            Resolution::KeepExternal => Self::External,
-            Resolution::Value(value) => Self::Value {
-                value: value.clone(),
-            },
-        }
-    }
-}
-
-impl From<ResolutionRow> for Resolution {
-    fn from(r: ResolutionRow) -> Self {
-        match r {
-            ResolutionRow::Attio => Self::KeepAttio,
-            ResolutionRow::External => Self::KeepExternal,
-            ResolutionRow::Value { value } => Self::Value(value),
-        }
-    }
-}
-
 fn conflict_from_row(row: &PgRow) -> PortResult<ConflictRecord> {
     let text = |c: &str| row.try_get::<String, _>(c).map_err(db);
     let conflict: Json<FieldConflict> = row.try_get("conflict").map_err(db)?;
-    let resolution: Option<Json<ResolutionRow>> = row.try_get("resolution").map_err(db)?;
+    let resolution: Option<Json<Resolution>> = row.try_get("resolution").map_err(db)?;
     let resolved_at: Option<OffsetDateTime> = row.try_get("resolved_at").map_err(db)?;
     Ok(ConflictRecord {
         id: ConflictId::from_uuid(row.try_get("conflict_id").map_err(db)?),
@@ -366,7 +338,7 @@ fn conflict_from_row(row: &PgRow) -> PortResult<ConflictRecord> {
             .map_err(|e| corrupt("conflict external id", e))?,
         conflict: conflict.0,
         detected_at: row.try_get("detected_at").map_err(db)?,
-        resolution: resolution.zip(resolved_at).map(|(r, at)| (r.0.into(), at)),
+        resolution: resolution.zip(resolved_at).map(|(r, at)| (r.0, at)),
     })
 }
 
@@ -386,7 +358,7 @@ impl ConflictStore for PgStore {
         .bind(c.external_id.as_str())
         .bind(Json(&c.conflict))
         .bind(c.detected_at)
-        .bind(c.resolution.as_ref().map(|(r, _)| Json(ResolutionRow::from(r))))
+        .bind(c.resolution.as_ref().map(|(r, _)| Json(r)))
         .bind(c.resolution.as_ref().map(|(_, at)| *at))
         .execute(&mut *tx)
         .await
@@ -435,7 +407,7 @@ impl ConflictStore for PgStore {
         )
         .bind(tenant.as_str())
         .bind(id.as_uuid())
-        .bind(Json(ResolutionRow::from(&resolution)))
+        .bind(Json(&resolution))
         .bind(at)
         .fetch_optional(&mut *tx)
         .await

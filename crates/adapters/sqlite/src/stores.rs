@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::conflict::{ConflictRecord, Resolution};
-use domain::field::{FieldValue, ValueHash};
+use domain::field::ValueHash;
 use domain::idempotency::IdempotencyKey;
 use domain::ids::{ConflictId, ExternalId, ObjectSlug, RecordId, SystemId, TenantId};
 use domain::ledger::{LedgerEntry, LedgerKey};
@@ -310,46 +310,12 @@ impl SyncStateStore for SqliteStore {
     }
 }
 
-/// How a resolution is stored.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "keep", rename_all = "snake_case")]
-enum ResolutionRow {
-    Attio,
-    External,
-    Value { value: FieldValue },
-}
-
-impl From<&Resolution> for ResolutionRow {
-    fn from(r: &Resolution) -> Self {
-        match r {
-            Resolution::KeepAttio => Self::Attio,
-            Resolution::KeepExternal => Self::External,
-            Resolution::Value(value) => Self::Value {
-                value: value.clone(),
-            },
-        }
-    }
-}
-
-impl From<ResolutionRow> for Resolution {
-    fn from(r: ResolutionRow) -> Self {
-        match r {
-            ResolutionRow::Attio => Self::KeepAttio,
-            ResolutionRow::External => Self::KeepExternal,
-            ResolutionRow::Value { value } => Self::Value(value),
-        }
-    }
-}
-
 fn conflict_from_row(row: &SqliteRow) -> PortResult<ConflictRecord> {
     let text = |c: &str| row.try_get::<String, _>(c).map_err(db);
     let resolution: Option<String> = row.try_get("resolution").map_err(db)?;
     let resolved_at: Option<i64> = row.try_get("resolved_at").map_err(db)?;
     let resolution = match (resolution, resolved_at) {
-        (Some(r), Some(at)) => Some((
-            parse::<ResolutionRow>(&r, "resolution")?.into(),
-            from_ms(at)?,
-        )),
+        (Some(r), Some(at)) => Some((parse::<Resolution>(&r, "resolution")?, from_ms(at)?)),
         _ => None,
     };
     Ok(ConflictRecord {
@@ -382,7 +348,7 @@ impl ConflictStore for SqliteStore {
         .bind(c.external_id.as_str())
         .bind(json(&c.conflict)?)
         .bind(to_ms(c.detected_at))
-        .bind(c.resolution.as_ref().map(|(r, _)| json(&ResolutionRow::from(r))).transpose()?)
+        .bind(c.resolution.as_ref().map(|(r, _)| json(r)).transpose()?)
         .bind(c.resolution.as_ref().map(|(_, at)| to_ms(*at)))
         .execute(&self.pool)
         .await
@@ -422,7 +388,7 @@ impl ConflictStore for SqliteStore {
         let row = sqlx::query(
             "UPDATE conflicts SET resolution = ?, resolved_at = ? WHERE tenant_id = ? AND conflict_id = ? AND resolution IS NULL RETURNING *",
         )
-        .bind(json(&ResolutionRow::from(&resolution))?)
+        .bind(json(&resolution)?)
         .bind(to_ms(at))
         .bind(tenant.as_str())
         .bind(id.to_string())

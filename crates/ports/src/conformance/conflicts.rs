@@ -76,7 +76,9 @@ pub async fn record_list_resolve<S: ConflictStore>(s: Arc<S>) {
         s.resolve(
             &t,
             c1.id,
-            Resolution::Value(FieldValue::text("CEO & Founder")),
+            Resolution::Value {
+                value: FieldValue::text("CEO & Founder"),
+            },
             OffsetDateTime::UNIX_EPOCH,
         )
         .await,
@@ -84,7 +86,7 @@ pub async fn record_list_resolve<S: ConflictStore>(s: Arc<S>) {
     );
     assert!(matches!(
         resolved.resolution,
-        Some((Resolution::Value(_), _))
+        Some((Resolution::Value { .. }, _))
     ));
     assert!(
         matches!(
