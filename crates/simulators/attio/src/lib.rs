@@ -1,0 +1,206 @@
+//! `attio-sim`: a local simulator of Attio's REST API v2, written from Attio's documentation and
+//! the provider reference (not from our adapter), for tests, benchmarks and users' development.
+//!
+//! Implemented so far: authentication and scopes (open mode: every well-formed 64-character
+//! token is a workspace of its own; or a tokens file), `/v2/self`, objects, attributes with their
+//! options and statuses, and records (query with filters, sorts and pagination; create; assert;
+//! get; update by `PATCH`/`PUT`; delete; attribute values with history), per-workspace rate limits
+//! with `429` and an HTTP-date `Retry-After`, Attio's error bodies and headers. Lists, entries,
+//! notes, tasks, webhooks and workspace-member routes are not implemented yet and answer as
+//! unknown routes do.
+
+mod auth;
+mod error;
+mod filter;
+mod respond;
+mod routes;
+mod values;
+mod world;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use axum::http::HeaderMap;
+use domain::ids::WorkspaceId;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use auth::{Presented, TokenEntry, check_scopes, not_found_key, presented, wrong_length};
+pub use auth::{TokenSpec, TokensFile};
+use error::{ApiError, ApiResult};
+use world::Workspace;
+
+/// How the simulator behaves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// `None`: open mode, every well-formed token is a workspace of its own (all scopes).
+    pub tokens: Option<TokensFile>,
+    /// Read requests per second per workspace (Attio: 100).
+    pub reads_per_second: u32,
+    /// Write requests per second per workspace (Attio: 25).
+    pub writes_per_second: u32,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            tokens: None,
+            reads_per_second: 100,
+            writes_per_second: 25,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    Read,
+    Write,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct World {
+    tokens: HashMap<String, TokenEntry>,
+    pub(crate) workspaces: HashMap<WorkspaceId, Workspace>,
+}
+
+/// The simulator's state, shared by its handlers.
+pub struct Sim {
+    world: Mutex<World>,
+    open: bool,
+    reads: DefaultKeyedRateLimiter<WorkspaceId>,
+    writes: DefaultKeyedRateLimiter<WorkspaceId>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("open", &self.open)
+            .finish_non_exhaustive()
+    }
+}
+
+fn quota(per_second: u32) -> Quota {
+    Quota::per_second(NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN))
+}
+
+impl Sim {
+    pub fn new(config: &SimConfig) -> Self {
+        let mut world = World::default();
+        if let Some(file) = &config.tokens {
+            let mut by_name: HashMap<String, WorkspaceId> = HashMap::new();
+            for t in &file.tokens {
+                let ws = *by_name.entry(t.workspace.clone()).or_insert_with(|| {
+                    let w = Workspace::new(&t.workspace);
+                    let id = w.id;
+                    world.workspaces.insert(id, w);
+                    id
+                });
+                world.tokens.insert(
+                    t.token.clone(),
+                    TokenEntry {
+                        workspace: ws,
+                        token_id: uuid::Uuid::new_v4().to_string(),
+                        scopes: Some(t.scopes.clone()),
+                    },
+                );
+            }
+        }
+        Self {
+            world: Mutex::new(world),
+            open: config.tokens.is_none(),
+            reads: RateLimiter::keyed(quota(config.reads_per_second)),
+            writes: RateLimiter::keyed(quota(config.writes_per_second)),
+        }
+    }
+
+    pub(crate) fn world(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The entry of a well-formed token; in open mode an unknown token gets a new workspace.
+    fn entry(&self, token: &str) -> Option<TokenEntry> {
+        let mut world = self.world();
+        if let Some(e) = world.tokens.get(token) {
+            return Some(e.clone());
+        }
+        if !self.open {
+            return None;
+        }
+        let ws = Workspace::new(&format!("Workspace {}", &token[..8]));
+        let entry = TokenEntry {
+            workspace: ws.id,
+            token_id: uuid::Uuid::new_v4().to_string(),
+            scopes: None,
+        };
+        world.workspaces.insert(ws.id, ws);
+        world.tokens.insert(token.to_owned(), entry.clone());
+        Some(entry)
+    }
+
+    /// The entry of a token for `/v2/self` (which takes no budget and needs no scope).
+    pub(crate) fn entry_public(&self, token: &str) -> Option<TokenEntry> {
+        self.entry(token)
+    }
+
+    /// Authenticates, checks scopes, then takes one request from the workspace's budget.
+    pub(crate) fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        needed: &[&str],
+        access: Access,
+    ) -> ApiResult<TokenEntry> {
+        let entry = match presented(headers) {
+            Presented::None | Presented::Malformed => return Err(not_found_key()),
+            Presented::WrongLength => return Err(wrong_length()),
+            Presented::Token(t) => self.entry(&t).ok_or_else(not_found_key)?,
+        };
+        check_scopes(&entry, needed)?;
+        let limiter = if access == Access::Read {
+            &self.reads
+        } else {
+            &self.writes
+        };
+        if limiter.check_key(&entry.workspace).is_err() {
+            let at = SystemTime::now() + Duration::from_secs(1);
+            return Err(ApiError::rate_limited(httpdate::fmt_http_date(at)));
+        }
+        Ok(entry)
+    }
+}
+
+/// A simulator serving on a local port, stopped when dropped.
+#[derive(Debug)]
+pub struct RunningSim {
+    pub addr: SocketAddr,
+    pub sim: Arc<Sim>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningSim {
+    /// `http://ADDR:PORT`, the base URL clients use (without `/v2`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a simulator on `addr` (`127.0.0.1:0` for any free port).
+pub async fn start(addr: SocketAddr, config: SimConfig) -> std::io::Result<RunningSim> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let sim = Arc::new(Sim::new(&config));
+    let app = routes::router(sim.clone());
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "attio-sim stopped");
+        }
+    });
+    Ok(RunningSim { addr, sim, task })
+}
