@@ -4,9 +4,10 @@
 //! Implemented so far: authentication and scopes (open mode: every well-formed 64-character
 //! token is a workspace of its own; or a tokens file), `/v2/self`, objects, attributes with their
 //! options and statuses, and records (query with filters, sorts and pagination; create; assert;
-//! get; update by `PATCH`/`PUT`; delete; attribute values with history), per-workspace rate limits
+//! get; update by `PATCH`/`PUT`; delete; attribute values with history), workspace members,
+//! per-workspace rate limits
 //! with `429` and an HTTP-date `Retry-After`, Attio's error bodies and headers. Lists, entries,
-//! notes, tasks, webhooks and workspace-member routes are not implemented yet and answer as
+//! notes, tasks and webhooks are not implemented yet and answer as
 //! unknown routes do.
 
 mod auth;

@@ -64,6 +64,8 @@ pub fn router(sim: Arc<Sim>) -> Router {
             "/v2/objects/{object}/records/{record_id}/attributes/{attribute}/values",
             get(attribute_values),
         )
+        .route("/v2/workspace_members", get(list_members))
+        .route("/v2/workspace_members/{member}", get(get_member))
         .fallback(unknown_route)
         // Attio answers an unsupported method on a known path as an unknown endpoint.
         .method_not_allowed_fallback(unknown_route)
@@ -707,4 +709,29 @@ async fn attribute_values(
         .map(|v| json!(v))
         .collect();
     Ok(data(Value::Array(page)))
+}
+
+const READ_MEMBERS: &[&str] = &["user_management:read"];
+
+async fn list_members(State(sim): S, headers: HeaderMap) -> ApiResult<Response> {
+    let entry = sim.authenticate(&headers, READ_MEMBERS, Access::Read)?;
+    let world = sim.world();
+    Ok(data(json!(workspace(&world, &entry)?.members)))
+}
+
+async fn get_member(
+    State(sim): S,
+    headers: HeaderMap,
+    Path(member): Path<String>,
+) -> ApiResult<Response> {
+    let entry = sim.authenticate(&headers, READ_MEMBERS, Access::Read)?;
+    let world = sim.world();
+    let m = workspace(&world, &entry)?
+        .members
+        .iter()
+        .find(|m| m.id.workspace_member_id.to_string() == member)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("Workspace member with ID \"{member}\" not found."))
+        })?;
+    Ok(data(json!(m)))
 }

@@ -1,0 +1,325 @@
+//! The port implementations: paths, bodies and envelopes of each endpoint.
+
+use async_trait::async_trait;
+use domain::ids::{AttributeSlug, ObjectRef, RecordId, WorkspaceMemberId};
+use domain::limits::Access;
+use domain::record::Record;
+use domain::schema::{Attribute, Object, TokenInfo, WorkspaceMember};
+use domain::value::{AttributeValue, SelectOption, Status};
+use domain::write::RecordWrite;
+use futures::Stream;
+use ports::attio::{
+    AttioRecords, AttioSchema, AttioWorkspace, AttributeTarget, ListRef, Query, UpdateMode,
+};
+use ports::error::{PortError, PortResult};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use crate::{AttioClient, Call};
+
+fn call<'a>(method: Method, path: String, access: Access, circuit: &str) -> Call<'a> {
+    Call {
+        method,
+        path,
+        query: Vec::new(),
+        body: None,
+        access,
+        circuit: circuit.to_owned(),
+    }
+}
+
+/// `{"data": T}`.
+fn data<T: DeserializeOwned>(v: Value) -> PortResult<T> {
+    let inner = match v {
+        Value::Object(mut m) => m.remove("data").unwrap_or(Value::Null),
+        other => other,
+    };
+    serde_json::from_value(inner)
+        .map_err(|e| PortError::backend("Attio response (unexpected shape)", e))
+}
+
+fn target_path(t: &AttributeTarget) -> String {
+    match t {
+        AttributeTarget::Object(o) => format!("objects/{o}"),
+        AttributeTarget::List(ListRef::Id(id)) => format!("lists/{id}"),
+        AttributeTarget::List(ListRef::Slug(s)) => format!("lists/{s}"),
+    }
+}
+
+fn query_body(q: &Query) -> Value {
+    let mut m = Map::new();
+    if let Some(f) = &q.filter {
+        m.insert("filter".into(), f.clone());
+    }
+    if !q.sorts.is_empty() {
+        m.insert("sorts".into(), Value::Array(q.sorts.clone()));
+    }
+    if let Some(l) = q.limit {
+        m.insert("limit".into(), json!(l));
+    }
+    if q.offset > 0 {
+        m.insert("offset".into(), json!(q.offset));
+    }
+    Value::Object(m)
+}
+
+impl AttioClient {
+    /// Every record matching `query`, page after page (`page_size` per request, Attio's default
+    /// 500), until a page comes back short.
+    pub fn stream_records<'a>(
+        &'a self,
+        object: &'a ObjectRef,
+        query: Query,
+        page_size: u32,
+    ) -> impl Stream<Item = PortResult<Record>> + 'a {
+        let page_size = page_size.max(1);
+        let pages = futures::stream::unfold(Some(query.offset), move |offset| {
+            let filter = query.filter.clone();
+            let sorts = query.sorts.clone();
+            async move {
+                let offset = offset?;
+                let q = Query {
+                    filter,
+                    sorts,
+                    limit: Some(page_size),
+                    offset,
+                };
+                match self.query_records(object, &q).await {
+                    Ok(page) => {
+                        let next = (page.len() as u64 >= u64::from(page_size))
+                            .then_some(offset + page.len() as u64);
+                        Some((Ok(page), next))
+                    }
+                    Err(e) => Some((Err(e), None)),
+                }
+            }
+        });
+        futures::StreamExt::flat_map(pages, |page: PortResult<Vec<Record>>| {
+            let items: Vec<PortResult<Record>> = match page {
+                Ok(records) => records.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            };
+            futures::stream::iter(items)
+        })
+    }
+}
+
+#[async_trait]
+impl AttioRecords for AttioClient {
+    async fn query_records(&self, object: &ObjectRef, query: &Query) -> PortResult<Vec<Record>> {
+        let mut c = call(
+            Method::POST,
+            format!("/v2/objects/{object}/records/query"),
+            Access::Read,
+            &object.to_string(),
+        );
+        c.body = Some(query_body(query));
+        data(self.send(c).await?)
+    }
+
+    async fn create_record(&self, object: &ObjectRef, values: &RecordWrite) -> PortResult<Record> {
+        let mut c = call(
+            Method::POST,
+            format!("/v2/objects/{object}/records"),
+            Access::Write,
+            &object.to_string(),
+        );
+        c.body = Some(values.to_body());
+        data(self.send(c).await?)
+    }
+
+    async fn assert_record(
+        &self,
+        object: &ObjectRef,
+        matching_attribute: &AttributeSlug,
+        values: &RecordWrite,
+    ) -> PortResult<Record> {
+        let mut c = call(
+            Method::PUT,
+            format!("/v2/objects/{object}/records"),
+            Access::Write,
+            &object.to_string(),
+        );
+        c.query
+            .push(("matching_attribute", matching_attribute.to_string()));
+        c.body = Some(values.to_body());
+        data(self.send(c).await?)
+    }
+
+    async fn update_record(
+        &self,
+        object: &ObjectRef,
+        id: RecordId,
+        values: &RecordWrite,
+        mode: UpdateMode,
+    ) -> PortResult<Record> {
+        let method = if mode == UpdateMode::Append {
+            Method::PATCH
+        } else {
+            Method::PUT
+        };
+        let mut c = call(
+            method,
+            format!("/v2/objects/{object}/records/{id}"),
+            Access::Write,
+            &object.to_string(),
+        );
+        c.body = Some(values.to_body());
+        data(self.send(c).await?)
+    }
+
+    async fn get_record(&self, object: &ObjectRef, id: RecordId) -> PortResult<Record> {
+        data(
+            self.send(call(
+                Method::GET,
+                format!("/v2/objects/{object}/records/{id}"),
+                Access::Read,
+                &object.to_string(),
+            ))
+            .await?,
+        )
+    }
+
+    async fn delete_record(&self, object: &ObjectRef, id: RecordId) -> PortResult<()> {
+        self.send(call(
+            Method::DELETE,
+            format!("/v2/objects/{object}/records/{id}"),
+            Access::Write,
+            &object.to_string(),
+        ))
+        .await?;
+        Ok(())
+    }
+
+    async fn attribute_values(
+        &self,
+        object: &ObjectRef,
+        id: RecordId,
+        attribute: &AttributeSlug,
+        show_historic: bool,
+    ) -> PortResult<Vec<AttributeValue>> {
+        let mut c = call(
+            Method::GET,
+            format!("/v2/objects/{object}/records/{id}/attributes/{attribute}/values"),
+            Access::Read,
+            &object.to_string(),
+        );
+        c.query.push(("show_historic", show_historic.to_string()));
+        data(self.send(c).await?)
+    }
+}
+
+#[async_trait]
+impl AttioSchema for AttioClient {
+    async fn list_objects(&self) -> PortResult<Vec<Object>> {
+        data(
+            self.send(call(
+                Method::GET,
+                "/v2/objects".into(),
+                Access::Read,
+                "schema",
+            ))
+            .await?,
+        )
+    }
+
+    async fn get_object(&self, object: &ObjectRef) -> PortResult<Object> {
+        data(
+            self.send(call(
+                Method::GET,
+                format!("/v2/objects/{object}"),
+                Access::Read,
+                "schema",
+            ))
+            .await?,
+        )
+    }
+
+    async fn list_attributes(&self, target: &AttributeTarget) -> PortResult<Vec<Attribute>> {
+        data(
+            self.send(call(
+                Method::GET,
+                format!("/v2/{}/attributes", target_path(target)),
+                Access::Read,
+                "schema",
+            ))
+            .await?,
+        )
+    }
+
+    async fn list_options(
+        &self,
+        target: &AttributeTarget,
+        attribute: &AttributeSlug,
+    ) -> PortResult<Vec<SelectOption>> {
+        data(
+            self.send(call(
+                Method::GET,
+                format!("/v2/{}/attributes/{attribute}/options", target_path(target)),
+                Access::Read,
+                "schema",
+            ))
+            .await?,
+        )
+    }
+
+    async fn list_statuses(
+        &self,
+        target: &AttributeTarget,
+        attribute: &AttributeSlug,
+    ) -> PortResult<Vec<Status>> {
+        data(
+            self.send(call(
+                Method::GET,
+                format!(
+                    "/v2/{}/attributes/{attribute}/statuses",
+                    target_path(target)
+                ),
+                Access::Read,
+                "schema",
+            ))
+            .await?,
+        )
+    }
+}
+
+#[async_trait]
+impl AttioWorkspace for AttioClient {
+    async fn token_info(&self) -> PortResult<TokenInfo> {
+        // Not wrapped in `data`.
+        let v = self
+            .send(call(
+                Method::GET,
+                "/v2/self".into(),
+                Access::Read,
+                "workspace",
+            ))
+            .await?;
+        serde_json::from_value(v).map_err(|e| PortError::backend("Attio /v2/self response", e))
+    }
+
+    async fn list_members(&self) -> PortResult<Vec<WorkspaceMember>> {
+        data(
+            self.send(call(
+                Method::GET,
+                "/v2/workspace_members".into(),
+                Access::Read,
+                "workspace",
+            ))
+            .await?,
+        )
+    }
+
+    async fn get_member(&self, id: WorkspaceMemberId) -> PortResult<WorkspaceMember> {
+        data(
+            self.send(call(
+                Method::GET,
+                format!("/v2/workspace_members/{id}"),
+                Access::Read,
+                "workspace",
+            ))
+            .await?,
+        )
+    }
+}
