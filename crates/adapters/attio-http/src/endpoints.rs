@@ -1,15 +1,16 @@
 //! The port implementations: paths, bodies and envelopes of each endpoint.
 
 use async_trait::async_trait;
-use domain::ids::{AttributeSlug, ObjectRef, RecordId, WorkspaceMemberId};
+use domain::ids::{AttributeSlug, EntryId, ObjectRef, RecordId, WorkspaceMemberId};
 use domain::limits::Access;
-use domain::record::Record;
-use domain::schema::{Attribute, Object, TokenInfo, WorkspaceMember};
+use domain::record::{ListEntry, Record};
+use domain::schema::{Attribute, List, Object, TokenInfo, WorkspaceMember};
 use domain::value::{AttributeValue, SelectOption, Status};
 use domain::write::RecordWrite;
 use futures::Stream;
 use ports::attio::{
-    AttioRecords, AttioSchema, AttioWorkspace, AttributeTarget, ListRef, Query, UpdateMode,
+    AttioLists, AttioRecords, AttioSchema, AttioWorkspace, AttributeTarget, EntryWrite, ListRef,
+    Query, UpdateMode,
 };
 use ports::error::{PortError, PortResult};
 use reqwest::Method;
@@ -321,5 +322,129 @@ impl AttioWorkspace for AttioClient {
             ))
             .await?,
         )
+    }
+}
+
+fn list_path(list: &ListRef) -> String {
+    match list {
+        ListRef::Id(id) => id.to_string(),
+        ListRef::Slug(s) => s.to_string(),
+    }
+}
+
+fn entry_values(
+    values: &std::collections::BTreeMap<AttributeSlug, Vec<domain::write::WriteValue>>,
+) -> Value {
+    Value::Object(
+        values
+            .iter()
+            .map(|(k, vs)| {
+                (
+                    k.to_string(),
+                    Value::Array(vs.iter().map(|v| v.to_json()).collect()),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn entry_body(entry: &EntryWrite) -> Value {
+    json!({"data": {
+        "parent_record_id": entry.parent_record_id,
+        "parent_object": entry.parent_object,
+        "entry_values": entry_values(&entry.entry_values),
+    }})
+}
+
+#[async_trait]
+impl AttioLists for AttioClient {
+    async fn list_lists(&self) -> PortResult<Vec<List>> {
+        data(
+            self.send(call(Method::GET, "/v2/lists".into(), Access::Read, "lists"))
+                .await?,
+        )
+    }
+
+    async fn get_list(&self, list: &ListRef) -> PortResult<List> {
+        data(
+            self.send(call(
+                Method::GET,
+                format!("/v2/lists/{}", list_path(list)),
+                Access::Read,
+                "lists",
+            ))
+            .await?,
+        )
+    }
+
+    async fn query_entries(&self, list: &ListRef, query: &Query) -> PortResult<Vec<ListEntry>> {
+        let l = list_path(list);
+        let mut c = call(
+            Method::POST,
+            format!("/v2/lists/{l}/entries/query"),
+            Access::Read,
+            &format!("list:{l}"),
+        );
+        c.body = Some(query_body(query));
+        data(self.send(c).await?)
+    }
+
+    async fn create_entry(&self, list: &ListRef, entry: &EntryWrite) -> PortResult<ListEntry> {
+        let l = list_path(list);
+        let mut c = call(
+            Method::POST,
+            format!("/v2/lists/{l}/entries"),
+            Access::Write,
+            &format!("list:{l}"),
+        );
+        c.body = Some(entry_body(entry));
+        data(self.send(c).await?)
+    }
+
+    async fn assert_entry(&self, list: &ListRef, entry: &EntryWrite) -> PortResult<ListEntry> {
+        let l = list_path(list);
+        let mut c = call(
+            Method::PUT,
+            format!("/v2/lists/{l}/entries"),
+            Access::Write,
+            &format!("list:{l}"),
+        );
+        c.body = Some(entry_body(entry));
+        data(self.send(c).await?)
+    }
+
+    async fn update_entry(
+        &self,
+        list: &ListRef,
+        id: EntryId,
+        values: &std::collections::BTreeMap<AttributeSlug, Vec<domain::write::WriteValue>>,
+        mode: UpdateMode,
+    ) -> PortResult<ListEntry> {
+        let l = list_path(list);
+        let method = if mode == UpdateMode::Append {
+            Method::PATCH
+        } else {
+            Method::PUT
+        };
+        let mut c = call(
+            method,
+            format!("/v2/lists/{l}/entries/{id}"),
+            Access::Write,
+            &format!("list:{l}"),
+        );
+        c.body = Some(json!({"data": {"entry_values": entry_values(values)}}));
+        data(self.send(c).await?)
+    }
+
+    async fn delete_entry(&self, list: &ListRef, id: EntryId) -> PortResult<()> {
+        let l = list_path(list);
+        self.send(call(
+            Method::DELETE,
+            format!("/v2/lists/{l}/entries/{id}"),
+            Access::Write,
+            &format!("list:{l}"),
+        ))
+        .await?;
+        Ok(())
     }
 }

@@ -13,6 +13,7 @@
 mod auth;
 mod error;
 mod filter;
+mod lists;
 mod respond;
 mod routes;
 mod values;

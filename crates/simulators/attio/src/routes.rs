@@ -24,7 +24,7 @@ use crate::values::{
 use crate::world::{AttrDef, ObjectDef, StoredRecord, Workspace, now, token_actor};
 use crate::{Access, Sim};
 
-type S = State<Arc<Sim>>;
+pub(crate) type S = State<Arc<Sim>>;
 
 const READ_SCHEMA: &[&str] = &["object_configuration:read"];
 const READ_RECORDS: &[&str] = &["record_permission:read", "object_configuration:read"];
@@ -64,6 +64,27 @@ pub fn router(sim: Arc<Sim>) -> Router {
             "/v2/objects/{object}/records/{record_id}/attributes/{attribute}/values",
             get(attribute_values),
         )
+        .route("/v2/lists", get(crate::lists::list_lists))
+        .route("/v2/lists/{list}", get(crate::lists::get_list))
+        .route(
+            "/v2/lists/{list}/entries/query",
+            post(crate::lists::query_entries),
+        )
+        .route(
+            "/v2/lists/{list}/entries",
+            post(crate::lists::create_entry).put(crate::lists::assert_entry),
+        )
+        .route(
+            "/v2/lists/{list}/entries/{entry_id}",
+            get(crate::lists::get_entry)
+                .patch(crate::lists::patch_entry)
+                .put(crate::lists::put_entry)
+                .delete(crate::lists::delete_entry),
+        )
+        .route(
+            "/v2/lists/{list}/entries/{entry_id}/attributes/{attribute}/values",
+            get(crate::lists::entry_values),
+        )
         .route("/v2/workspace_members", get(list_members))
         .route("/v2/workspace_members/{member}", get(get_member))
         .fallback(unknown_route)
@@ -79,7 +100,7 @@ async fn unknown_route(method: Method, uri: Uri) -> ApiError {
     ))
 }
 
-fn body_json(body: &Bytes) -> ApiResult<Value> {
+pub(crate) fn body_json(body: &Bytes) -> ApiResult<Value> {
     if body.is_empty() {
         return Ok(Value::Object(Map::new()));
     }
@@ -91,11 +112,11 @@ fn body_json(body: &Bytes) -> ApiResult<Value> {
     })
 }
 
-fn object_not_found(key: &str) -> ApiError {
+pub(crate) fn object_not_found(key: &str) -> ApiError {
     ApiError::not_found(format!("Object with slug/ID \"{key}\" not found."))
 }
 
-fn record_not_found(id: &str) -> ApiError {
+pub(crate) fn record_not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("Record with ID \"{id}\" not found."))
 }
 
@@ -165,7 +186,7 @@ async fn list_objects(State(sim): S, headers: HeaderMap) -> ApiResult<Response> 
     )))
 }
 
-fn workspace<'a>(
+pub(crate) fn workspace<'a>(
     world: &'a crate::World,
     entry: &crate::auth::TokenEntry,
 ) -> ApiResult<&'a Workspace> {
@@ -197,9 +218,10 @@ fn target_object<'a>(
         "objects" => ws
             .object(identifier)
             .ok_or_else(|| object_not_found(identifier)),
-        "lists" => Err(ApiError::not_found(format!(
-            "List with slug/ID \"{identifier}\" not found."
-        ))),
+        "lists" => ws
+            .list(identifier)
+            .map(|l| &l.def)
+            .ok_or_else(|| crate::lists::list_not_found(identifier)),
         other => Err(ApiError::not_found(format!(
             "Could not find endpoint \"GET /v2/{other}/{identifier}/attributes\"."
         ))),
@@ -233,7 +255,7 @@ async fn list_attributes(
     Ok(data(Value::Array(attrs)))
 }
 
-fn attribute<'a>(o: &'a ObjectDef, key: &str) -> ApiResult<&'a AttrDef> {
+pub(crate) fn attribute<'a>(o: &'a ObjectDef, key: &str) -> ApiResult<&'a AttrDef> {
     o.attribute(key)
         .ok_or_else(|| ApiError::not_found(format!("Attribute with slug/ID \"{key}\" not found.")))
 }
@@ -366,7 +388,7 @@ async fn query_records(
 }
 
 /// `data.values` of a write body.
-fn values_of(body: &Value) -> ApiResult<Map<String, Value>> {
+pub(crate) fn values_of(body: &Value) -> ApiResult<Map<String, Value>> {
     match body.get("data") {
         Some(Value::Object(d)) => match d.get("values") {
             Some(Value::Object(v)) => Ok(v.clone()),
@@ -398,7 +420,7 @@ fn values_of(body: &Value) -> ApiResult<Map<String, Value>> {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -410,7 +432,7 @@ fn kind(v: &Value) -> &'static str {
 }
 
 /// Applies `values` to a copy of a record and checks the object's rules; the caller stores it.
-fn written(
+pub(crate) fn written(
     ws: &Workspace,
     o: &ObjectDef,
     mut rec: StoredRecord,
@@ -442,6 +464,7 @@ fn new_record(actor: &domain::actor::Actor) -> StoredRecord {
         id: RecordId::from_uuid(uuid::Uuid::new_v4()),
         created_at: now(),
         values: BTreeMap::new(),
+        parent: None,
     };
     system_values(&mut rec, actor);
     rec
@@ -581,7 +604,7 @@ async fn assert_record(
     Ok(data(store(&mut world, &entry, &object, rec)?))
 }
 
-fn parse_record_id(id: &str) -> ApiResult<RecordId> {
+pub(crate) fn parse_record_id(id: &str) -> ApiResult<RecordId> {
     RecordId::parse(id).map_err(|_| record_not_found(id))
 }
 

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use domain::actor::{Actor, ActorType};
 use domain::ids::{
-    AttributeId, ObjectId, OptionId, RecordId, StatusId, WorkspaceId, WorkspaceMemberId,
+    AttributeId, ListId, ObjectId, OptionId, RecordId, StatusId, WorkspaceId, WorkspaceMemberId,
 };
 use domain::schema::{
-    Attribute, AttributeIdentifier, Object, ObjectIdentifier, WorkspaceMember,
-    WorkspaceMemberIdentifier,
+    Attribute, AttributeIdentifier, List, ListIdentifier, Object, ObjectIdentifier,
+    WorkspaceMember, WorkspaceMemberIdentifier,
 };
 use domain::timestamp::Timestamp;
 use domain::value::{
@@ -43,6 +43,8 @@ pub struct StoredRecord {
     pub id: RecordId,
     pub created_at: Timestamp,
     pub values: BTreeMap<String, Vec<AttributeValue>>,
+    /// For list entries: the parent record's object slug and id.
+    pub parent: Option<(String, RecordId)>,
 }
 
 impl StoredRecord {
@@ -85,6 +87,7 @@ pub struct Workspace {
     pub name: String,
     pub slug: String,
     pub objects: Vec<ObjectDef>,
+    pub lists: Vec<ListDef>,
     pub members: Vec<WorkspaceMember>,
 }
 
@@ -100,6 +103,19 @@ impl Workspace {
         self.objects
             .iter_mut()
             .find(|o| o.slug() == key || o.object.id.object_id.to_string() == key)
+    }
+
+    /// A list by slug or id.
+    pub fn list(&self, key: &str) -> Option<&ListDef> {
+        self.lists
+            .iter()
+            .find(|l| l.slug() == key || l.list.id.list_id.to_string() == key)
+    }
+
+    pub fn list_mut(&mut self, key: &str) -> Option<&mut ListDef> {
+        self.lists
+            .iter_mut()
+            .find(|l| l.slug() == key || l.list.id.list_id.to_string() == key)
     }
 
     pub fn member_by_email(&self, email: &str) -> Option<&WorkspaceMember> {
@@ -233,36 +249,46 @@ fn option_titles(object: &str, slug: &str) -> &'static [&'static str] {
 
 fn status_titles(object: &str, slug: &str) -> &'static [&'static str] {
     match (object, slug) {
-        ("deals", "stage") => &["Lead", "In Progress", "Won 🎉", "Lost"],
+        ("deals", "stage") | ("list:sales", "stage") => &["Lead", "In Progress", "Won 🎉", "Lost"],
         _ => &[],
     }
 }
 
-fn build_object(
+/// Who owns an attribute: an object or a list.
+#[derive(Clone, Copy)]
+enum Owner {
+    Object(ObjectId),
+    List(ListId),
+}
+
+fn build_attributes(
     ws: WorkspaceId,
-    slug: &'static str,
-    singular: &str,
-    plural: &str,
+    owner: Owner,
+    key: &str,
+    specs: Vec<Spec>,
     created_at: &Timestamp,
-) -> ObjectDef {
-    let object_id = ObjectId::from_uuid(id());
-    let attributes = standard_specs(slug)
+) -> Vec<AttrDef> {
+    let (object_id, list_id) = match owner {
+        Owner::Object(o) => (Some(o), None),
+        Owner::List(l) => (None, Some(l)),
+    };
+    specs
         .into_iter()
         .map(|s| {
             let attribute_id = AttributeId::from_uuid(id());
-            let options = option_titles(slug, s.slug)
+            let options = option_titles(key, s.slug)
                 .iter()
                 .map(|t| SelectOption {
-                    id: OptionIdentifier { workspace_id: ws, object_id: Some(object_id), list_id: None, attribute_id, option_id: OptionId::from_uuid(id()) },
+                    id: OptionIdentifier { workspace_id: ws, object_id, list_id, attribute_id, option_id: OptionId::from_uuid(id()) },
                     title: (*t).to_owned(),
                     is_archived: false,
                     extra: Map::new(),
                 })
                 .collect();
-            let statuses = status_titles(slug, s.slug)
+            let statuses = status_titles(key, s.slug)
                 .iter()
                 .map(|t| Status {
-                    id: StatusIdentifier { workspace_id: ws, object_id: Some(object_id), list_id: None, attribute_id, status_id: StatusId::from_uuid(id()) },
+                    id: StatusIdentifier { workspace_id: ws, object_id, list_id, attribute_id, status_id: StatusId::from_uuid(id()) },
                     title: (*t).to_owned(),
                     is_archived: false,
                     celebration_enabled: t.contains('🎉'),
@@ -276,7 +302,7 @@ fn build_object(
             });
             AttrDef {
                 attr: Attribute {
-                    id: AttributeIdentifier { workspace_id: ws, object_id: Some(object_id), list_id: None, attribute_id },
+                    id: AttributeIdentifier { workspace_id: ws, object_id, list_id, attribute_id },
                     title: s.title.to_owned(),
                     description: None,
                     api_slug: s.slug.to_owned(),
@@ -299,7 +325,17 @@ fn build_object(
                 target_object: s.target.map(str::to_owned),
             }
         })
-        .collect();
+        .collect()
+}
+
+fn build_object(
+    ws: WorkspaceId,
+    slug: &'static str,
+    singular: &str,
+    plural: &str,
+    created_at: &Timestamp,
+) -> ObjectDef {
+    let object_id = ObjectId::from_uuid(id());
     ObjectDef {
         object: Object {
             id: ObjectIdentifier {
@@ -312,8 +348,72 @@ fn build_object(
             created_at: created_at.clone(),
             extra: Map::new(),
         },
-        attributes,
+        attributes: build_attributes(
+            ws,
+            Owner::Object(object_id),
+            slug,
+            standard_specs(slug),
+            created_at,
+        ),
         records: Vec::new(),
+    }
+}
+
+/// A list: its definition, and its attributes and entries held as an object-like definition so
+/// that filters, sorts and value rules apply to entries as they do to records.
+#[derive(Debug, Clone)]
+pub struct ListDef {
+    pub list: List,
+    pub def: ObjectDef,
+}
+
+impl ListDef {
+    pub fn slug(&self) -> &str {
+        &self.list.api_slug
+    }
+}
+
+/// The sample pipeline every workspace has: deals by stage.
+fn build_sales_list(ws: WorkspaceId, member: WorkspaceMemberId, created_at: &Timestamp) -> ListDef {
+    let list_id = ListId::from_uuid(id());
+    let specs = vec![
+        spec("stage", "Stage", AttributeType::Status),
+        spec("priority", "Priority", AttributeType::Rating),
+    ];
+    let attributes = build_attributes(ws, Owner::List(list_id), "list:sales", specs, created_at);
+    ListDef {
+        list: List {
+            id: ListIdentifier {
+                workspace_id: ws,
+                list_id,
+            },
+            api_slug: "sales".into(),
+            name: "Sales Pipeline".into(),
+            parent_object: vec!["deals".into()],
+            workspace_access: Some("full-access".into()),
+            workspace_member_access: vec![],
+            created_by_actor: Some(Actor::new(
+                ActorType::WorkspaceMember,
+                Some(member.to_string()),
+            )),
+            created_at: created_at.clone(),
+            extra: Map::new(),
+        },
+        def: ObjectDef {
+            object: Object {
+                id: ObjectIdentifier {
+                    workspace_id: ws,
+                    object_id: ObjectId::from_uuid(*list_id.as_uuid()),
+                },
+                api_slug: Some("sales".into()),
+                singular_noun: Some("Entry".into()),
+                plural_noun: Some("Entries".into()),
+                created_at: created_at.clone(),
+                extra: Map::new(),
+            },
+            attributes,
+            records: Vec::new(),
+        },
     }
 }
 
@@ -327,9 +427,11 @@ impl Workspace {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
+        let admin = WorkspaceMemberId::from_uuid(id());
         Self {
             id: ws,
             name: name.to_owned(),
+            lists: vec![build_sales_list(ws, admin, &created_at)],
             objects: vec![
                 build_object(ws, "people", "Person", "People", &created_at),
                 build_object(ws, "companies", "Company", "Companies", &created_at),
@@ -339,7 +441,7 @@ impl Workspace {
             members: vec![WorkspaceMember {
                 id: WorkspaceMemberIdentifier {
                     workspace_id: ws,
-                    workspace_member_id: WorkspaceMemberId::from_uuid(id()),
+                    workspace_member_id: admin,
                 },
                 first_name: Some("Ada".into()),
                 last_name: Some("Admin".into()),

@@ -298,3 +298,90 @@ async fn the_write_budget_paces_requests_before_attio_has_to() {
         start.elapsed()
     );
 }
+
+#[tokio::test]
+async fn list_entries_through_every_list_endpoint() {
+    use ports::attio::{AttioLists, EntryWrite, ListRef};
+    use std::collections::BTreeMap;
+
+    let s = sim(SimConfig::default()).await;
+    let c = client(config(&s.url(), &token('a')));
+    let deals = ObjectRef::parse("deals").unwrap();
+    let deal = c
+        .create_record(
+            &deals,
+            &RecordWrite::new()
+                .set(slug("name"), vec![WriteValue::Text("Acme".into())])
+                .set(slug("stage"), vec![WriteValue::Status("Lead".into())]),
+        )
+        .await
+        .unwrap();
+    let lists = c.list_lists().await.unwrap();
+    assert_eq!(lists[0].api_slug, "sales");
+    let sales = ListRef::Slug(domain::ids::ListSlug::parse("sales").unwrap());
+    assert_eq!(
+        c.get_list(&ListRef::Id(lists[0].id.list_id)).await.unwrap(),
+        lists[0]
+    );
+    let stage = |s: &str| BTreeMap::from([(slug("stage"), vec![WriteValue::Status(s.into())])]);
+    let write = EntryWrite {
+        parent_object: "deals".into(),
+        parent_record_id: deal.id.record_id,
+        entry_values: stage("Lead"),
+    };
+    let created = c.create_entry(&sales, &write).await.unwrap();
+    assert_eq!(created.parent_record_id, deal.id.record_id);
+    let updated = c
+        .update_entry(
+            &sales,
+            created.id.entry_id,
+            &stage("In Progress"),
+            UpdateMode::Append,
+        )
+        .await
+        .unwrap();
+    match &updated.entry_values[&slug("stage")][0].data {
+        domain::value::ValueData::Status(s) => assert_eq!(s.status.title, "In Progress"),
+        other => panic!("{other:?}"),
+    }
+    let asserted = c
+        .assert_entry(
+            &sales,
+            &EntryWrite {
+                entry_values: stage("Won 🎉"),
+                ..write.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(asserted.id.entry_id, created.id.entry_id);
+    let found = c
+        .query_entries(
+            &sales,
+            &Query {
+                filter: Some(json!({"stage": "Won 🎉"})),
+                ..Query::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    c.delete_entry(&sales, created.id.entry_id).await.unwrap();
+    assert!(matches!(
+        c.delete_entry(&sales, created.id.entry_id).await,
+        Err(PortError::NotFound(_))
+    ));
+    match c
+        .create_entry(
+            &sales,
+            &EntryWrite {
+                parent_record_id: domain::ids::RecordId::from_uuid(uuid::Uuid::new_v4()),
+                ..write
+            },
+        )
+        .await
+    {
+        Err(PortError::Rejected { code, .. }) => assert_eq!(code, "value_not_found"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -6,6 +6,7 @@
 
 mod auth;
 mod binary;
+mod lists;
 mod records;
 
 use attio_sim::{RunningSim, SimConfig};
