@@ -1,16 +1,16 @@
 //! The port implementations: paths, bodies and envelopes of each endpoint.
 
 use async_trait::async_trait;
-use domain::ids::{AttributeSlug, EntryId, ObjectRef, RecordId, WorkspaceMemberId};
+use domain::ids::{AttributeSlug, EntryId, ObjectRef, RecordId, WebhookId, WorkspaceMemberId};
 use domain::limits::Access;
 use domain::record::{ListEntry, Record};
-use domain::schema::{Attribute, List, Object, TokenInfo, WorkspaceMember};
+use domain::schema::{Attribute, List, Object, TokenInfo, Webhook, WorkspaceMember};
 use domain::value::{AttributeValue, SelectOption, Status};
 use domain::write::RecordWrite;
 use futures::Stream;
 use ports::attio::{
-    AttioLists, AttioRecords, AttioSchema, AttioWorkspace, AttributeTarget, EntryWrite, ListRef,
-    Query, UpdateMode,
+    AttioLists, AttioRecords, AttioSchema, AttioWebhooks, AttioWorkspace, AttributeTarget,
+    EntryWrite, ListRef, NewWebhook, Query, UpdateMode, WebhookUpdate,
 };
 use ports::error::{PortError, PortResult};
 use reqwest::Method;
@@ -443,6 +443,79 @@ impl AttioLists for AttioClient {
             format!("/v2/lists/{l}/entries/{id}"),
             Access::Write,
             &format!("list:{l}"),
+        ))
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AttioWebhooks for AttioClient {
+    async fn create_webhook(&self, webhook: &NewWebhook) -> PortResult<Webhook> {
+        let mut c = call(
+            Method::POST,
+            "/v2/webhooks".into(),
+            Access::Write,
+            "webhooks",
+        );
+        c.body = Some(
+            json!({"data": {"target_url": webhook.target_url, "subscriptions": webhook.subscriptions}}),
+        );
+        data(self.send(c).await?)
+    }
+
+    /// Every subscription, 100 per page (Attio's maximum).
+    async fn list_webhooks(&self) -> PortResult<Vec<Webhook>> {
+        let mut all = Vec::new();
+        loop {
+            let mut c = call(Method::GET, "/v2/webhooks".into(), Access::Read, "webhooks");
+            c.query.push(("limit", "100".into()));
+            c.query.push(("offset", all.len().to_string()));
+            let page: Vec<Webhook> = data(self.send(c).await?)?;
+            let done = page.len() < 100;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    async fn get_webhook(&self, id: WebhookId) -> PortResult<Webhook> {
+        data(
+            self.send(call(
+                Method::GET,
+                format!("/v2/webhooks/{id}"),
+                Access::Read,
+                "webhooks",
+            ))
+            .await?,
+        )
+    }
+
+    async fn update_webhook(&self, id: WebhookId, update: &WebhookUpdate) -> PortResult<Webhook> {
+        let mut d = Map::new();
+        if let Some(u) = &update.target_url {
+            d.insert("target_url".into(), json!(u));
+        }
+        if let Some(s) = &update.subscriptions {
+            d.insert("subscriptions".into(), json!(s));
+        }
+        let mut c = call(
+            Method::PATCH,
+            format!("/v2/webhooks/{id}"),
+            Access::Write,
+            "webhooks",
+        );
+        c.body = Some(json!({ "data": d }));
+        data(self.send(c).await?)
+    }
+
+    async fn delete_webhook(&self, id: WebhookId) -> PortResult<()> {
+        self.send(call(
+            Method::DELETE,
+            format!("/v2/webhooks/{id}"),
+            Access::Write,
+            "webhooks",
         ))
         .await?;
         Ok(())

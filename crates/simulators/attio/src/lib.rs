@@ -17,6 +17,7 @@ mod lists;
 mod respond;
 mod routes;
 mod values;
+mod webhooks;
 mod world;
 
 use std::collections::HashMap;

@@ -85,6 +85,16 @@ pub fn router(sim: Arc<Sim>) -> Router {
             "/v2/lists/{list}/entries/{entry_id}/attributes/{attribute}/values",
             get(crate::lists::entry_values),
         )
+        .route(
+            "/v2/webhooks",
+            get(crate::webhooks::list).post(crate::webhooks::create),
+        )
+        .route(
+            "/v2/webhooks/{webhook}",
+            get(crate::webhooks::get)
+                .patch(crate::webhooks::update)
+                .delete(crate::webhooks::delete),
+        )
         .route("/v2/workspace_members", get(list_members))
         .route("/v2/workspace_members/{member}", get(get_member))
         .fallback(unknown_route)

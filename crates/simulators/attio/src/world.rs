@@ -89,6 +89,8 @@ pub struct Workspace {
     pub objects: Vec<ObjectDef>,
     pub lists: Vec<ListDef>,
     pub members: Vec<WorkspaceMember>,
+    /// Webhook subscriptions with their secrets (returned only at creation).
+    pub webhooks: Vec<(domain::schema::Webhook, String)>,
 }
 
 impl Workspace {
@@ -432,6 +434,7 @@ impl Workspace {
             id: ws,
             name: name.to_owned(),
             lists: vec![build_sales_list(ws, admin, &created_at)],
+            webhooks: Vec::new(),
             objects: vec![
                 build_object(ws, "people", "Person", "People", &created_at),
                 build_object(ws, "companies", "Company", "Companies", &created_at),

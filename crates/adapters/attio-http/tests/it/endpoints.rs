@@ -385,3 +385,85 @@ async fn list_entries_through_every_list_endpoint() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn webhook_subscriptions_through_every_webhook_endpoint() {
+    use domain::schema::{Subscription, WebhookStatus};
+    use domain::webhook::EventType;
+    use ports::attio::{AttioWebhooks, NewWebhook, WebhookUpdate};
+
+    let s = sim(SimConfig::default()).await;
+    let c = client(config(&s.url(), &token('a')));
+    let subs = vec![
+        Subscription {
+            event_type: EventType::RecordUpdated,
+            filter: None,
+        },
+        Subscription {
+            event_type: EventType::ListEntryUpdated,
+            filter: Some(
+                json!({"$and": [{"field": "id.list_id", "operator": "equals", "value": "x"}]}),
+            ),
+        },
+    ];
+    let created = c
+        .create_webhook(&NewWebhook {
+            target_url: "https://hooks.example.com/attio".into(),
+            subscriptions: subs.clone(),
+        })
+        .await
+        .unwrap();
+    let secret = created
+        .secret
+        .clone()
+        .expect("the secret comes with the create response");
+    assert_eq!(secret.len(), 64);
+    assert_eq!(created.status, WebhookStatus::Active);
+    let id = created.id.webhook_id;
+    let fetched = c.get_webhook(id).await.unwrap();
+    assert_eq!(fetched.secret, None, "and only then");
+    assert_eq!(fetched.subscriptions, subs);
+    for i in 0..11 {
+        c.create_webhook(&NewWebhook {
+            target_url: format!("https://hooks.example.com/{i}"),
+            subscriptions: subs.clone(),
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(c.list_webhooks().await.unwrap().len(), 12);
+    let moved = c
+        .update_webhook(
+            id,
+            &WebhookUpdate {
+                target_url: Some("http://127.0.0.1:9/local".into()),
+                subscriptions: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        moved.target_url, "http://127.0.0.1:9/local",
+        "loopback http is accepted for local receivers"
+    );
+    match c
+        .update_webhook(
+            id,
+            &WebhookUpdate {
+                target_url: Some("http://example.com/attio".into()),
+                subscriptions: None,
+            },
+        )
+        .await
+    {
+        Err(PortError::Rejected { code, .. }) => {
+            assert_eq!(code, "validation_type", "non-loopback http is refused")
+        }
+        other => panic!("{other:?}"),
+    }
+    c.delete_webhook(id).await.unwrap();
+    assert!(matches!(
+        c.get_webhook(id).await,
+        Err(PortError::NotFound(_))
+    ));
+}

@@ -8,6 +8,7 @@ mod auth;
 mod binary;
 mod lists;
 mod records;
+mod webhooks;
 
 use attio_sim::{RunningSim, SimConfig};
 use serde_json::Value;
