@@ -6,11 +6,13 @@
 //! options and statuses, and records (query with filters, sorts and pagination; create; assert;
 //! get; update by `PATCH`/`PUT`; delete; attribute values with history), workspace members,
 //! per-workspace rate limits
-//! with `429` and an HTTP-date `Retry-After`, Attio's error bodies and headers. Lists, entries,
+//! with `429` and an HTTP-date `Retry-After`, Attio's error bodies and headers, and signed webhook
+//! deliveries of record and entry changes. Lists, entries,
 //! notes, tasks and webhooks are not implemented yet and answer as
 //! unknown routes do.
 
 mod auth;
+mod deliveries;
 mod error;
 mod filter;
 mod lists;
@@ -32,6 +34,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use auth::{Presented, TokenEntry, check_scopes, not_found_key, presented, wrong_length};
 pub use auth::{TokenSpec, TokensFile};
+pub use deliveries::{DeliveryConfig, sign};
 use error::{ApiError, ApiResult};
 use world::Workspace;
 
@@ -44,6 +47,8 @@ pub struct SimConfig {
     pub reads_per_second: u32,
     /// Write requests per second per workspace (Attio: 25).
     pub writes_per_second: u32,
+    /// Webhook delivery retries, timeout and pace.
+    pub deliveries: DeliveryConfig,
 }
 
 impl Default for SimConfig {
@@ -52,6 +57,7 @@ impl Default for SimConfig {
             tokens: None,
             reads_per_second: 100,
             writes_per_second: 25,
+            deliveries: DeliveryConfig::default(),
         }
     }
 }
@@ -74,6 +80,7 @@ pub struct Sim {
     open: bool,
     reads: DefaultKeyedRateLimiter<WorkspaceId>,
     writes: DefaultKeyedRateLimiter<WorkspaceId>,
+    outbox: tokio::sync::mpsc::UnboundedSender<deliveries::Delivery>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -89,7 +96,14 @@ fn quota(per_second: u32) -> Quota {
 }
 
 impl Sim {
-    pub fn new(config: &SimConfig) -> Self {
+    /// The simulator and the receiving end of its delivery queue (see `start`).
+    pub(crate) fn new(
+        config: &SimConfig,
+    ) -> (
+        Self,
+        tokio::sync::mpsc::UnboundedReceiver<deliveries::Delivery>,
+    ) {
+        let (outbox, deliveries) = tokio::sync::mpsc::unbounded_channel();
         let mut world = World::default();
         if let Some(file) = &config.tokens {
             let mut by_name: HashMap<String, WorkspaceId> = HashMap::new();
@@ -110,12 +124,14 @@ impl Sim {
                 );
             }
         }
-        Self {
+        let sim = Self {
             world: Mutex::new(world),
             open: config.tokens.is_none(),
             reads: RateLimiter::keyed(quota(config.reads_per_second)),
             writes: RateLimiter::keyed(quota(config.writes_per_second)),
-        }
+            outbox,
+        };
+        (sim, deliveries)
     }
 
     pub(crate) fn world(&self) -> MutexGuard<'_, World> {
@@ -198,12 +214,19 @@ impl Drop for RunningSim {
 pub async fn start(addr: SocketAddr, config: SimConfig) -> std::io::Result<RunningSim> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let sim = Arc::new(Sim::new(&config));
+    let (sim, outbox) = Sim::new(&config);
+    let sim = Arc::new(sim);
     let app = routes::router(sim.clone());
+    let sender = tokio::spawn(deliveries::run(
+        sim.clone(),
+        outbox,
+        config.deliveries.clone(),
+    ));
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "attio-sim stopped");
         }
+        sender.abort();
     });
     Ok(RunningSim { addr, sim, task })
 }

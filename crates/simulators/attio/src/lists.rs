@@ -11,6 +11,7 @@ use domain::ids::{AttributeSlug, EntryId, RecordId};
 use domain::record::{EntryIdentifier, ListEntry};
 use serde_json::{Map, Value, json};
 
+use crate::deliveries::{changed, entry_events};
 use crate::error::{ApiError, ApiResult};
 use crate::filter::{Filter, Sort};
 use crate::respond::{data, empty};
@@ -18,6 +19,7 @@ use crate::routes::{S, attribute, body_json, kind, parse_record_id, workspace, w
 use crate::values::Mode;
 use crate::world::{ListDef, StoredRecord, Workspace, now, token_actor};
 use crate::{Access, Sim};
+use domain::webhook::EventType;
 
 const READ_LISTS: &[&str] = &["list_configuration:read"];
 const READ_ENTRIES: &[&str] = &["list_entry:read", "list_configuration:read"];
@@ -230,11 +232,42 @@ fn check_parent(ws: &Workspace, l: &ListDef, parent: &(String, RecordId)) -> Api
     }
 }
 
+/// The events of an entry's change (`before`: the previous version, `None` when new).
+fn entry_change_events(
+    ws: &Workspace,
+    l: &ListDef,
+    before: Option<&StoredRecord>,
+    rec: &StoredRecord,
+    kind: EventType,
+    actor: &domain::actor::Actor,
+) -> Vec<domain::webhook::WebhookEvent> {
+    let Some((parent_object, parent_record)) = &rec.parent else {
+        return Vec::new();
+    };
+    let Some(parent_object_id) = ws.object(parent_object).map(|o| o.object.id.object_id) else {
+        return Vec::new();
+    };
+    let attrs = before.map(|b| changed(&l.def, b, rec)).unwrap_or_default();
+    entry_events(
+        kind,
+        ws.id,
+        l.list.id.list_id,
+        EntryId::from_uuid(*rec.id.as_uuid()),
+        parent_object_id,
+        *parent_record,
+        &attrs,
+        actor,
+    )
+}
+
+/// Stores an entry, then queues the deliveries of its change.
 fn store_entry(
     sim: &Sim,
     tenant: &crate::auth::TokenEntry,
     list: &str,
+    before: Option<StoredRecord>,
     rec: StoredRecord,
+    actor: &domain::actor::Actor,
 ) -> ApiResult<Value> {
     let mut world = sim.world();
     let ws = world
@@ -250,7 +283,17 @@ fn store_entry(
         .workspaces
         .get(&tenant.workspace)
         .ok_or_else(crate::auth::not_found_key)?;
-    Ok(entry_json(ws, the_list(ws, list)?, &rec))
+    let l = the_list(ws, list)?;
+    let kind = if before.is_some() {
+        EventType::ListEntryUpdated
+    } else {
+        EventType::ListEntryCreated
+    };
+    let events = entry_change_events(ws, l, before.as_ref(), &rec, kind, actor);
+    let json = entry_json(ws, l, &rec);
+    drop(world);
+    sim.emit(tenant.workspace, events);
+    Ok(json)
 }
 
 fn new_entry(parent: (String, RecordId)) -> StoredRecord {
@@ -294,7 +337,7 @@ pub(crate) async fn create_entry(
             &actor,
         )?
     };
-    Ok(data(store_entry(&sim, &entry, &list, rec)?))
+    Ok(data(store_entry(&sim, &entry, &list, None, rec, &actor)?))
 }
 
 /// Upserts by parent record: several entries of that parent → 400 `multiple_match_results`.
@@ -315,6 +358,7 @@ pub(crate) async fn assert_entry(
         )
     })?;
     let actor = token_actor(&entry.token_id);
+    let before: Option<StoredRecord>;
     let rec = {
         let world = sim.world();
         let ws = workspace(&world, &entry)?;
@@ -326,6 +370,10 @@ pub(crate) async fn assert_entry(
             .iter()
             .filter(|e| e.parent.as_ref().map(|p| p.1) == Some(parent.1))
             .collect();
+        before = match matches.as_slice() {
+            [one] => Some((*one).clone()),
+            _ => None,
+        };
         match matches.as_slice() {
             [] => written(
                 ws,
@@ -353,7 +401,7 @@ pub(crate) async fn assert_entry(
             }
         }
     };
-    Ok(data(store_entry(&sim, &entry, &list, rec)?))
+    Ok(data(store_entry(&sim, &entry, &list, before, rec, &actor)?))
 }
 
 fn parse_entry(id: &str) -> ApiResult<RecordId> {
@@ -387,6 +435,7 @@ async fn update(
     let entry = sim.authenticate(&headers, WRITE_ENTRIES, Access::Write)?;
     let (parent, values) = entry_body(&body_json(&body)?, false)?;
     let actor = token_actor(&entry.token_id);
+    let before: StoredRecord;
     let rec = {
         let world = sim.world();
         let ws = workspace(&world, &entry)?;
@@ -405,9 +454,17 @@ async fn update(
                 "The parent record of an entry cannot be changed.",
             ));
         }
+        before = existing.clone();
         written(ws, &l.def, existing, &values, mode, None, &actor)?
     };
-    Ok(data(store_entry(&sim, &entry, &list, rec)?))
+    Ok(data(store_entry(
+        &sim,
+        &entry,
+        &list,
+        Some(before),
+        rec,
+        &actor,
+    )?))
 }
 
 pub(crate) async fn patch_entry(
@@ -441,11 +498,24 @@ pub(crate) async fn delete_entry(
         .get_mut(&entry.workspace)
         .ok_or_else(crate::auth::not_found_key)?;
     let l = ws.list_mut(&list).ok_or_else(|| list_not_found(&list))?;
-    let before = l.def.records.len();
-    l.def.records.retain(|r| r.id != eid);
-    if l.def.records.len() == before {
+    let Some(gone) = l.def.records.iter().find(|r| r.id == eid).cloned() else {
         return Err(entry_not_found(&id));
-    }
+    };
+    l.def.records.retain(|r| r.id != eid);
+    let ws = world
+        .workspaces
+        .get(&entry.workspace)
+        .ok_or_else(crate::auth::not_found_key)?;
+    let events = entry_change_events(
+        ws,
+        the_list(ws, &list)?,
+        None,
+        &gone,
+        EventType::ListEntryDeleted,
+        &token_actor(&entry.token_id),
+    );
+    drop(world);
+    sim.emit(entry.workspace, events);
     Ok(empty())
 }
 

@@ -44,6 +44,7 @@ async fn main() -> Result<()> {
         tokens,
         reads_per_second: args.reads_per_second,
         writes_per_second: args.writes_per_second,
+        ..attio_sim::SimConfig::default()
     };
     let running = attio_sim::start(args.listen, config)
         .await

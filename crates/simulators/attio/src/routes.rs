@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::auth::{Presented, presented};
+use crate::deliveries::{changed, record_events};
 use crate::error::{ApiError, ApiResult};
 use crate::filter::{Filter, Sort};
 use crate::respond::{data, empty, json_response};
@@ -23,6 +24,7 @@ use crate::values::{
 };
 use crate::world::{AttrDef, ObjectDef, StoredRecord, Workspace, now, token_actor};
 use crate::{Access, Sim};
+use domain::webhook::EventType;
 
 pub(crate) type S = State<Arc<Sim>>;
 
@@ -481,12 +483,16 @@ fn new_record(actor: &domain::actor::Actor) -> StoredRecord {
 }
 
 /// Stores a record (replacing the one with its id) and returns its JSON.
+/// Stores a record (replacing the one with its id); returns its JSON and the events its change
+/// causes (`before` is the previous version, `None` for a new record).
 fn store(
     world: &mut crate::World,
     entry: &crate::auth::TokenEntry,
     object: &str,
+    before: Option<StoredRecord>,
     rec: StoredRecord,
-) -> ApiResult<Value> {
+    actor: &domain::actor::Actor,
+) -> ApiResult<(Value, Vec<domain::webhook::WebhookEvent>)> {
     let ws = world
         .workspaces
         .get_mut(&entry.workspace)
@@ -503,7 +509,25 @@ fn store(
         .get(&entry.workspace)
         .ok_or_else(crate::auth::not_found_key)?;
     let o = ws.object(object).ok_or_else(|| object_not_found(object))?;
-    Ok(record_json(ws, o, &rec))
+    let events = match &before {
+        None => record_events(
+            EventType::RecordCreated,
+            ws.id,
+            o.object.id.object_id,
+            rec.id,
+            &[],
+            actor,
+        ),
+        Some(b) => record_events(
+            EventType::RecordUpdated,
+            ws.id,
+            o.object.id.object_id,
+            rec.id,
+            &changed(o, b, &rec),
+            actor,
+        ),
+    };
+    Ok((record_json(ws, o, &rec), events))
 }
 
 async fn create_record(
@@ -531,7 +555,10 @@ async fn create_record(
             &actor,
         )?
     };
-    Ok(data(store(&mut world, &entry, &object, rec)?))
+    let (json, events) = store(&mut world, &entry, &object, None, rec, &actor)?;
+    drop(world);
+    sim.emit(entry.workspace, events);
+    Ok(data(json))
 }
 
 #[derive(Debug, Deserialize)]
@@ -556,6 +583,7 @@ async fn assert_record(
     };
     let actor = token_actor(&entry.token_id);
     let mut world = sim.world();
+    let before: Option<StoredRecord>;
     let rec = {
         let ws = workspace(&world, &entry)?;
         let o = ws
@@ -590,6 +618,7 @@ async fn assert_record(
                     .any(|v| keys.contains(&identity(&v.data)))
             })
             .cloned();
+        before = found.clone();
         match found {
             Some(existing) => written(
                 ws,
@@ -611,7 +640,10 @@ async fn assert_record(
             )?,
         }
     };
-    Ok(data(store(&mut world, &entry, &object, rec)?))
+    let (json, events) = store(&mut world, &entry, &object, before, rec, &actor)?;
+    drop(world);
+    sim.emit(entry.workspace, events);
+    Ok(data(json))
 }
 
 pub(crate) fn parse_record_id(id: &str) -> ApiResult<RecordId> {
@@ -647,6 +679,7 @@ async fn update(
     let values = values_of(&body_json(&body)?)?;
     let actor = token_actor(&entry.token_id);
     let mut world = sim.world();
+    let before: StoredRecord;
     let rec = {
         let ws = workspace(&world, &entry)?;
         let o = ws
@@ -656,9 +689,13 @@ async fn update(
             .record(parse_record_id(&id)?)
             .ok_or_else(|| record_not_found(&id))?
             .clone();
+        before = existing.clone();
         written(ws, o, existing, &values, mode, None, &actor)?
     };
-    Ok(data(store(&mut world, &entry, &object, rec)?))
+    let (json, events) = store(&mut world, &entry, &object, Some(before), rec, &actor)?;
+    drop(world);
+    sim.emit(entry.workspace, events);
+    Ok(data(json))
 }
 
 async fn patch_record(
@@ -699,6 +736,17 @@ async fn delete_record(
     if o.records.len() == before {
         return Err(record_not_found(&id));
     }
+    let object_id = o.object.id.object_id;
+    let events = record_events(
+        EventType::RecordDeleted,
+        entry.workspace,
+        object_id,
+        rid,
+        &[],
+        &token_actor(&entry.token_id),
+    );
+    drop(world);
+    sim.emit(entry.workspace, events);
     Ok(empty())
 }
 

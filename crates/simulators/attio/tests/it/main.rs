@@ -6,6 +6,7 @@
 
 mod auth;
 mod binary;
+mod deliveries;
 mod lists;
 mod records;
 mod webhooks;
