@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::Sim;
+use crate::faults::roll;
 use crate::world::{ObjectDef, StoredRecord};
 
 /// How deliveries behave.
@@ -226,7 +227,40 @@ impl Sim {
     }
 }
 
-/// Sends deliveries as they are queued; each one retries on its own task.
+/// One delivery with its retries; `stagger` delays the first attempt (reordering).
+async fn send(
+    sim: Arc<Sim>,
+    http: reqwest::Client,
+    pace: Arc<DefaultKeyedRateLimiter<String>>,
+    config: DeliveryConfig,
+    d: Delivery,
+    stagger: Duration,
+) {
+    tokio::time::sleep(stagger).await;
+    for attempt in 0..=config.max_retries {
+        pace.until_key_ready(&d.url).await;
+        let signature = sign(&d.secret, &d.body);
+        let sent = http
+            .post(&d.url)
+            .header("content-type", "application/json")
+            .header("Attio-Signature", &signature)
+            .header("X-Attio-Signature", &signature)
+            .header("Idempotency-Key", &d.idempotency_key)
+            .body(d.body.clone())
+            .send()
+            .await;
+        if sent.as_ref().is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        if attempt < config.max_retries {
+            tokio::time::sleep(config.retry_base.saturating_mul(1 << attempt.min(16))).await;
+        }
+    }
+    sim.mark_degraded(d.workspace, d.webhook);
+}
+
+/// Sends deliveries as they are queued, each with its own retries, applying the delivery faults:
+/// drops, duplicates (same `Idempotency-Key`) and reordering within a window.
 pub(crate) async fn run(
     sim: Arc<Sim>,
     mut outbox: mpsc::UnboundedReceiver<Delivery>,
@@ -242,30 +276,34 @@ pub(crate) async fn run(
     let pace: Arc<DefaultKeyedRateLimiter<String>> = Arc::new(RateLimiter::keyed(
         Quota::per_second(NonZeroU32::new(config.per_target_per_second).unwrap_or(NonZeroU32::MIN)),
     ));
-    while let Some(d) = outbox.recv().await {
-        let (sim, http, pace, config) = (sim.clone(), http.clone(), pace.clone(), config.clone());
-        tokio::spawn(async move {
-            for attempt in 0..=config.max_retries {
-                pace.until_key_ready(&d.url).await;
-                let signature = sign(&d.secret, &d.body);
-                let sent = http
-                    .post(&d.url)
-                    .header("content-type", "application/json")
-                    .header("Attio-Signature", &signature)
-                    .header("X-Attio-Signature", &signature)
-                    .header("Idempotency-Key", &d.idempotency_key)
-                    .body(d.body.clone())
-                    .send()
-                    .await;
-                if sent.as_ref().is_ok_and(|r| r.status().is_success()) {
-                    return;
-                }
-                if attempt < config.max_retries {
-                    tokio::time::sleep(config.retry_base.saturating_mul(1 << attempt.min(16)))
-                        .await;
-                }
+    while let Some(first) = outbox.recv().await {
+        let faults = sim.faults();
+        let mut batch = vec![first];
+        if faults.reorder_window_ms > 0 {
+            let until =
+                tokio::time::Instant::now() + Duration::from_millis(faults.reorder_window_ms);
+            while let Ok(Some(d)) = tokio::time::timeout_at(until, outbox.recv()).await {
+                batch.push(d);
             }
-            sim.mark_degraded(d.workspace, d.webhook);
-        });
+            batch.reverse();
+        }
+        for (i, d) in batch.into_iter().enumerate() {
+            if roll(faults.drop_rate) {
+                continue;
+            }
+            let copies = if roll(faults.duplicate_rate) { 2 } else { 1 };
+            let stagger =
+                Duration::from_millis(20).saturating_mul(u32::try_from(i).unwrap_or(u32::MAX));
+            for _ in 0..copies {
+                tokio::spawn(send(
+                    sim.clone(),
+                    http.clone(),
+                    pace.clone(),
+                    config.clone(),
+                    d.clone(),
+                    stagger,
+                ));
+            }
+        }
     }
 }

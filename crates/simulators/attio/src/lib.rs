@@ -7,13 +7,14 @@
 //! get; update by `PATCH`/`PUT`; delete; attribute values with history), workspace members,
 //! per-workspace rate limits
 //! with `429` and an HTTP-date `Retry-After`, Attio's error bodies and headers, and signed webhook
-//! deliveries of record and entry changes. Lists, entries,
+//! deliveries of record and entry changes, and fault injection (`Faults`). Lists, entries,
 //! notes, tasks and webhooks are not implemented yet and answer as
 //! unknown routes do.
 
 mod auth;
 mod deliveries;
 mod error;
+mod faults;
 mod filter;
 mod lists;
 mod respond;
@@ -36,6 +37,7 @@ use auth::{Presented, TokenEntry, check_scopes, not_found_key, presented, wrong_
 pub use auth::{TokenSpec, TokensFile};
 pub use deliveries::{DeliveryConfig, sign};
 use error::{ApiError, ApiResult};
+pub use faults::Faults;
 use world::Workspace;
 
 /// How the simulator behaves.
@@ -49,6 +51,8 @@ pub struct SimConfig {
     pub writes_per_second: u32,
     /// Webhook delivery retries, timeout and pace.
     pub deliveries: DeliveryConfig,
+    /// Faults to inject from the start (changeable later through `/_sim/faults`).
+    pub faults: Faults,
 }
 
 impl Default for SimConfig {
@@ -58,6 +62,7 @@ impl Default for SimConfig {
             reads_per_second: 100,
             writes_per_second: 25,
             deliveries: DeliveryConfig::default(),
+            faults: Faults::default(),
         }
     }
 }
@@ -81,6 +86,7 @@ pub struct Sim {
     reads: DefaultKeyedRateLimiter<WorkspaceId>,
     writes: DefaultKeyedRateLimiter<WorkspaceId>,
     outbox: tokio::sync::mpsc::UnboundedSender<deliveries::Delivery>,
+    faults: std::sync::RwLock<Faults>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -130,8 +136,21 @@ impl Sim {
             reads: RateLimiter::keyed(quota(config.reads_per_second)),
             writes: RateLimiter::keyed(quota(config.writes_per_second)),
             outbox,
+            faults: std::sync::RwLock::new(config.faults.clone()),
         };
         (sim, deliveries)
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> Faults {
+        self.faults
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.write().unwrap_or_else(PoisonError::into_inner) = faults;
     }
 
     pub(crate) fn world(&self) -> MutexGuard<'_, World> {

@@ -24,6 +24,10 @@ struct Args {
     /// Write requests per second per workspace.
     #[arg(long, default_value_t = 25)]
     writes_per_second: u32,
+    /// Faults to inject, as JSON (e.g. `{"error_rate":0.1,"duplicate_rate":0.2}`); change them
+    /// later with `PUT /_sim/faults`.
+    #[arg(long)]
+    faults: Option<String>,
 }
 
 #[tokio::main]
@@ -40,7 +44,13 @@ async fn main() -> Result<()> {
         }
         None => None,
     };
+    let faults: attio_sim::Faults = match &args.faults {
+        Some(json) => serde_json::from_str(json).context("--faults is not a faults object")?,
+        None => attio_sim::Faults::default(),
+    };
+    faults.validate().map_err(anyhow::Error::msg)?;
     let config = attio_sim::SimConfig {
+        faults,
         tokens,
         reads_per_second: args.reads_per_second,
         writes_per_second: args.writes_per_second,

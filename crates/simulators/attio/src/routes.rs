@@ -99,9 +99,17 @@ pub fn router(sim: Arc<Sim>) -> Router {
         )
         .route("/v2/workspace_members", get(list_members))
         .route("/v2/workspace_members/{member}", get(get_member))
+        .route(
+            "/_sim/faults",
+            get(crate::faults::get).put(crate::faults::put),
+        )
         .fallback(unknown_route)
         // Attio answers an unsupported method on a known path as an unknown endpoint.
         .method_not_allowed_fallback(unknown_route)
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            crate::faults::layer,
+        ))
         .with_state(sim)
 }
 

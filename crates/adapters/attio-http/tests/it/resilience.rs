@@ -190,3 +190,43 @@ async fn repeated_failures_open_the_circuit_of_that_object_only() {
 fn uuid_v4() -> uuid::Uuid {
     uuid::Uuid::from_u128(fastrand::u128(..))
 }
+
+#[tokio::test]
+async fn against_the_simulators_injected_faults() {
+    use attio_sim::{Faults, SimConfig};
+
+    let s = crate::sim(SimConfig::default()).await;
+    let mut cfg = config(&s.url(), &token('a'));
+    cfg.max_retries = 1;
+    cfg.breaker_threshold = 2;
+    cfg.breaker_open_for = Duration::from_secs(60);
+    cfg.timeout = Duration::from_millis(200);
+    let c = client(cfg);
+    assert!(c.list_objects().await.is_ok());
+
+    s.sim.set_faults(Faults {
+        timeout_rate: 1.0,
+        hang_ms: 1_000,
+        ..Faults::default()
+    });
+    let err = c.list_objects().await.unwrap_err();
+    assert!(
+        err.to_string().contains("timeout"),
+        "a hanging Attio times out: {err}"
+    );
+
+    s.sim.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
+    assert!(
+        matches!(c.list_objects().await, Err(PortError::Unavailable { .. })),
+        "500s are retried, then Unavailable"
+    );
+    s.sim.set_faults(Faults::default());
+    let err = c.list_objects().await.unwrap_err();
+    assert!(
+        format!("{err:?}").contains("circuit"),
+        "two failed calls opened the circuit, even though Attio recovered: {err:?}"
+    );
+}

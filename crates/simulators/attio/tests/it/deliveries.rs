@@ -14,21 +14,21 @@ use serde_json::{Value, json};
 use crate::{Client, sim, token};
 
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     signature: String,
     legacy_signature: String,
-    key: String,
-    body: Vec<u8>,
+    pub(crate) key: String,
+    pub(crate) body: Vec<u8>,
 }
 
 #[derive(Debug, Default)]
-struct Receiver {
-    got: Mutex<Vec<Received>>,
+pub(crate) struct Receiver {
+    pub(crate) got: Mutex<Vec<Received>>,
     /// Answer 500 to this many requests first.
-    fail_first: AtomicUsize,
+    pub(crate) fail_first: AtomicUsize,
 }
 
-async fn receiver(r: Arc<Receiver>) -> String {
+pub(crate) async fn receiver(r: Arc<Receiver>) -> String {
     let handler = move |headers: HeaderMap, body: Bytes| {
         let r = r.clone();
         async move {
@@ -64,7 +64,7 @@ async fn receiver(r: Arc<Receiver>) -> String {
     url
 }
 
-async fn wait_for(r: &Receiver, n: usize) -> Vec<Received> {
+pub(crate) async fn wait_for(r: &Receiver, n: usize) -> Vec<Received> {
     for _ in 0..200 {
         if r.got.lock().unwrap().len() >= n {
             return r.got.lock().unwrap().clone();
@@ -87,7 +87,7 @@ fn fast() -> SimConfig {
     }
 }
 
-async fn subscribe(c: &Client, url: &str, subs: Value) -> (String, String) {
+pub(crate) async fn subscribe(c: &Client, url: &str, subs: Value) -> (String, String) {
     let (status, hook) = c
         .post(
             "/v2/webhooks",

@@ -7,6 +7,7 @@
 mod auth;
 mod binary;
 mod deliveries;
+mod faults;
 mod lists;
 mod records;
 mod webhooks;
