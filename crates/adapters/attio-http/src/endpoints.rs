@@ -1,16 +1,19 @@
 //! The port implementations: paths, bodies and envelopes of each endpoint.
 
 use async_trait::async_trait;
-use domain::ids::{AttributeSlug, EntryId, ObjectRef, RecordId, WebhookId, WorkspaceMemberId};
+use domain::ids::{
+    AttributeSlug, EntryId, NoteId, ObjectRef, RecordId, TaskId, WebhookId, WorkspaceMemberId,
+};
 use domain::limits::Access;
 use domain::record::{ListEntry, Record};
-use domain::schema::{Attribute, List, Object, TokenInfo, Webhook, WorkspaceMember};
+use domain::schema::{Attribute, List, Note, Object, Task, TokenInfo, Webhook, WorkspaceMember};
 use domain::value::{AttributeValue, SelectOption, Status};
 use domain::write::RecordWrite;
 use futures::Stream;
 use ports::attio::{
-    AttioLists, AttioRecords, AttioSchema, AttioWebhooks, AttioWorkspace, AttributeTarget,
-    EntryWrite, ListRef, NewWebhook, Query, UpdateMode, WebhookUpdate,
+    AttioLists, AttioNotes, AttioRecords, AttioSchema, AttioTasks, AttioWebhooks, AttioWorkspace,
+    AttributeTarget, EntryWrite, ListRef, NewNote, NewTask, NewWebhook, NoteQuery, Query, TaskLink,
+    TaskQuery, TaskUpdate, UpdateMode, WebhookUpdate,
 };
 use ports::error::{PortError, PortResult};
 use reqwest::Method;
@@ -516,6 +519,163 @@ impl AttioWebhooks for AttioClient {
             format!("/v2/webhooks/{id}"),
             Access::Write,
             "webhooks",
+        ))
+        .await?;
+        Ok(())
+    }
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    domain::timestamp::Timestamp::from_datetime(t).to_attio_string()
+}
+
+fn task_links(links: &[TaskLink]) -> Value {
+    Value::Array(links.iter().map(|l| json!({"target_object": l.target_object, "target_record_id": l.target_record_id})).collect())
+}
+
+fn task_assignees(members: &[WorkspaceMemberId]) -> Value {
+    Value::Array(
+        members
+            .iter()
+            .map(|m| json!({"referenced_actor_type": "workspace-member", "referenced_actor_id": m}))
+            .collect(),
+    )
+}
+
+#[async_trait]
+impl AttioNotes for AttioClient {
+    async fn list_notes(&self, query: &NoteQuery) -> PortResult<Vec<Note>> {
+        let mut c = call(Method::GET, "/v2/notes".into(), Access::Read, "notes");
+        if let Some(l) = query.limit {
+            c.query.push(("limit", l.to_string()));
+        }
+        if query.offset > 0 {
+            c.query.push(("offset", query.offset.to_string()));
+        }
+        if let Some(o) = &query.parent_object {
+            c.query.push(("parent_object", o.clone()));
+        }
+        if let Some(r) = query.parent_record_id {
+            c.query.push(("parent_record_id", r.to_string()));
+        }
+        data(self.send(c).await?)
+    }
+
+    async fn create_note(&self, note: &NewNote) -> PortResult<Note> {
+        let mut d = json!({
+            "parent_object": note.parent_object,
+            "parent_record_id": note.parent_record_id,
+            "title": note.title,
+            "format": note.format.as_str(),
+            "content": note.content,
+        });
+        if let Some(at) = note.created_at {
+            d["created_at"] = json!(rfc3339(at));
+        }
+        let mut c = call(Method::POST, "/v2/notes".into(), Access::Write, "notes");
+        c.body = Some(json!({ "data": d }));
+        data(self.send(c).await?)
+    }
+
+    async fn get_note(&self, id: NoteId) -> PortResult<Note> {
+        data(
+            self.send(call(
+                Method::GET,
+                format!("/v2/notes/{id}"),
+                Access::Read,
+                "notes",
+            ))
+            .await?,
+        )
+    }
+
+    async fn delete_note(&self, id: NoteId) -> PortResult<()> {
+        self.send(call(
+            Method::DELETE,
+            format!("/v2/notes/{id}"),
+            Access::Write,
+            "notes",
+        ))
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AttioTasks for AttioClient {
+    async fn list_tasks(&self, query: &TaskQuery) -> PortResult<Vec<Task>> {
+        let mut c = call(Method::GET, "/v2/tasks".into(), Access::Read, "tasks");
+        if let Some(l) = query.limit {
+            c.query.push(("limit", l.to_string()));
+        }
+        if query.offset > 0 {
+            c.query.push(("offset", query.offset.to_string()));
+        }
+        if let Some(o) = &query.linked_object {
+            c.query.push(("linked_object", o.clone()));
+        }
+        if let Some(r) = query.linked_record_id {
+            c.query.push(("linked_record_id", r.to_string()));
+        }
+        if let Some(a) = &query.assignee {
+            c.query.push(("assignee", a.clone()));
+        }
+        if let Some(done) = query.is_completed {
+            c.query.push(("is_completed", done.to_string()));
+        }
+        data(self.send(c).await?)
+    }
+
+    /// Attio caps task content at 2,000 characters; longer content is refused before sending.
+    async fn create_task(&self, task: &NewTask) -> PortResult<Task> {
+        if task.content.chars().count() > 2000 {
+            return Err(PortError::Invalid(format!(
+                "task content is {} characters; Attio allows 2,000",
+                task.content.chars().count()
+            )));
+        }
+        let mut c = call(Method::POST, "/v2/tasks".into(), Access::Write, "tasks");
+        c.body = Some(json!({"data": {
+            "content": task.content,
+            "format": "plaintext",
+            "deadline_at": task.deadline_at.map(rfc3339),
+            "is_completed": task.is_completed,
+            "linked_records": task_links(&task.linked_records),
+            "assignees": task_assignees(&task.assignees),
+        }}));
+        data(self.send(c).await?)
+    }
+
+    async fn update_task(&self, id: TaskId, update: &TaskUpdate) -> PortResult<Task> {
+        let mut d = Map::new();
+        if let Some(deadline) = update.deadline_at {
+            d.insert("deadline_at".into(), json!(deadline.map(rfc3339)));
+        }
+        if let Some(done) = update.is_completed {
+            d.insert("is_completed".into(), json!(done));
+        }
+        if let Some(links) = &update.linked_records {
+            d.insert("linked_records".into(), task_links(links));
+        }
+        if let Some(members) = &update.assignees {
+            d.insert("assignees".into(), task_assignees(members));
+        }
+        let mut c = call(
+            Method::PATCH,
+            format!("/v2/tasks/{id}"),
+            Access::Write,
+            "tasks",
+        );
+        c.body = Some(json!({ "data": d }));
+        data(self.send(c).await?)
+    }
+
+    async fn delete_task(&self, id: TaskId) -> PortResult<()> {
+        self.send(call(
+            Method::DELETE,
+            format!("/v2/tasks/{id}"),
+            Access::Write,
+            "tasks",
         ))
         .await?;
         Ok(())

@@ -1,16 +1,15 @@
 //! `attio-sim`: a local simulator of Attio's REST API v2, written from Attio's documentation and
 //! the provider reference (not from our adapter), for tests, benchmarks and users' development.
 //!
-//! Implemented so far: authentication and scopes (open mode: every well-formed 64-character
-//! token is a workspace of its own; or a tokens file), `/v2/self`, objects, attributes with their
-//! options and statuses, and records (query with filters, sorts and pagination; create; assert;
-//! get; update by `PATCH`/`PUT`; delete; attribute values with history), workspace members,
-//! per-workspace rate limits
-//! with `429` and an HTTP-date `Retry-After`, Attio's error bodies and headers, and signed webhook
-//! deliveries of record and entry changes, and fault injection (`Faults`). Lists, entries,
-//! notes, tasks and webhooks are not implemented yet and answer as
-//! unknown routes do.
+//! Served: authentication and scopes (open mode: every well-formed 64-character token is a
+//! workspace of its own; or a tokens file), `/v2/self`, objects, attributes with their options and
+//! statuses, records (query with filters, sorts and pagination; create; assert; get; `PATCH`/`PUT`;
+//! delete; attribute values with history), lists and entries, notes, tasks, workspace members,
+//! webhook subscriptions and signed deliveries of record, entry, note and task changes,
+//! per-workspace rate limits with `429` and an HTTP-date `Retry-After`, Attio's error bodies and
+//! headers, and fault injection (`Faults`).
 
+mod activities;
 mod auth;
 mod deliveries;
 mod error;

@@ -100,6 +100,24 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/v2/workspace_members", get(list_members))
         .route("/v2/workspace_members/{member}", get(get_member))
         .route(
+            "/v2/notes",
+            get(crate::activities::list_notes).post(crate::activities::create_note),
+        )
+        .route(
+            "/v2/notes/{note}",
+            get(crate::activities::get_note).delete(crate::activities::delete_note),
+        )
+        .route(
+            "/v2/tasks",
+            get(crate::activities::list_tasks).post(crate::activities::create_task),
+        )
+        .route(
+            "/v2/tasks/{task}",
+            get(crate::activities::get_task)
+                .patch(crate::activities::update_task)
+                .delete(crate::activities::delete_task),
+        )
+        .route(
             "/_sim/faults",
             get(crate::faults::get).put(crate::faults::put),
         )

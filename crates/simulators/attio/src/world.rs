@@ -91,6 +91,8 @@ pub struct Workspace {
     pub members: Vec<WorkspaceMember>,
     /// Webhook subscriptions with their secrets (returned only at creation).
     pub webhooks: Vec<(domain::schema::Webhook, String)>,
+    pub notes: Vec<domain::schema::Note>,
+    pub tasks: Vec<domain::schema::Task>,
 }
 
 impl Workspace {
@@ -435,6 +437,8 @@ impl Workspace {
             name: name.to_owned(),
             lists: vec![build_sales_list(ws, admin, &created_at)],
             webhooks: Vec::new(),
+            notes: Vec::new(),
+            tasks: Vec::new(),
             objects: vec![
                 build_object(ws, "people", "Person", "People", &created_at),
                 build_object(ws, "companies", "Company", "Companies", &created_at),

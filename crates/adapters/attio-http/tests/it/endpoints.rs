@@ -467,3 +467,126 @@ async fn webhook_subscriptions_through_every_webhook_endpoint() {
         Err(PortError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn notes_and_tasks_through_every_endpoint() {
+    use domain::schema::ContentFormat;
+    use ports::attio::{
+        AttioNotes, AttioTasks, NewNote, NewTask, NoteQuery, TaskLink, TaskQuery, TaskUpdate,
+    };
+
+    let s = sim(SimConfig::default()).await;
+    let c = client(config(&s.url(), &token('a')));
+    let person = c
+        .create_record(
+            &people(),
+            &RecordWrite::new().set(slug("email_addresses"), vec![email("n@x.com")]),
+        )
+        .await
+        .unwrap();
+    let pid = person.id.record_id;
+
+    let note = c
+        .create_note(&NewNote {
+            parent_object: "people".into(),
+            parent_record_id: pid,
+            title: "Call".into(),
+            format: ContentFormat::Plaintext,
+            content: "Talked pricing.".into(),
+            created_at: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!((note.parent_record_id, note.title.as_str()), (pid, "Call"));
+    assert_eq!(c.get_note(note.id.note_id).await.unwrap(), note);
+    let listed = c
+        .list_notes(&NoteQuery {
+            parent_object: Some("people".into()),
+            parent_record_id: Some(pid),
+            ..NoteQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![note.clone()]);
+    match c
+        .list_notes(&NoteQuery {
+            limit: Some(51),
+            ..NoteQuery::default()
+        })
+        .await
+    {
+        Err(PortError::Rejected { code, .. }) => {
+            assert_eq!(code, "validation_type", "notes are listed 50 at most")
+        }
+        other => panic!("{other:?}"),
+    }
+    c.delete_note(note.id.note_id).await.unwrap();
+    assert!(matches!(
+        c.get_note(note.id.note_id).await,
+        Err(PortError::NotFound(_))
+    ));
+
+    let member = c.list_members().await.unwrap()[0].id.workspace_member_id;
+    let new = NewTask {
+        content: "Send the contract".into(),
+        deadline_at: Some(time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000)),
+        is_completed: false,
+        linked_records: vec![TaskLink {
+            target_object: "people".into(),
+            target_record_id: pid,
+        }],
+        assignees: vec![member],
+    };
+    let task = c.create_task(&new).await.unwrap();
+    assert_eq!(task.linked_records[0].target_record_id, pid);
+    assert_eq!(
+        task.assignees[0].referenced_actor_id,
+        Some(member.to_string())
+    );
+    let done = c
+        .update_task(
+            task.id.task_id,
+            &TaskUpdate {
+                is_completed: Some(true),
+                deadline_at: Some(None),
+                ..TaskUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(done.is_completed && done.deadline_at.is_none());
+    assert_eq!(
+        c.list_tasks(&TaskQuery {
+            is_completed: Some(true),
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap()
+        .len(),
+        1
+    );
+    assert_eq!(
+        c.list_tasks(&TaskQuery {
+            linked_object: Some("people".into()),
+            linked_record_id: Some(pid),
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap()
+        .len(),
+        1
+    );
+    c.delete_task(task.id.task_id).await.unwrap();
+    assert!(matches!(
+        c.delete_task(task.id.task_id).await,
+        Err(PortError::NotFound(_))
+    ));
+    let long = NewTask {
+        content: "x".repeat(2001),
+        ..new
+    };
+    assert!(
+        matches!(c.create_task(&long).await, Err(PortError::Invalid(_))),
+        "refused before sending"
+    );
+}

@@ -295,3 +295,67 @@ async fn a_webhook_whose_retries_run_out_is_degraded() {
     }
     panic!("the webhook was not marked degraded");
 }
+
+#[tokio::test]
+async fn notes_and_tasks_are_validated_and_delivered() {
+    let s = sim(fast()).await;
+    let c = Client::new(&s, &token('a'));
+    let r = Arc::new(Receiver::default());
+    let url = receiver(r.clone()).await;
+    subscribe(&c, &url, json!([{"event_type": "note.created", "filter": null}, {"event_type": "task.updated", "filter": null}])).await;
+    let (_, p) = c
+        .post(
+            "/v2/objects/people/records",
+            json!({"data": {"values": {"email_addresses": ["t@x.com"]}}}),
+        )
+        .await;
+    let pid = p["data"]["id"]["record_id"].as_str().unwrap().to_owned();
+    let (status, note) = c.post("/v2/notes", json!({"data": {"parent_object": "people", "parent_record_id": pid, "title": "T", "format": "plaintext", "content": "c"}})).await;
+    assert_eq!(status, 200, "{note}");
+    let (status, resp) = c.post("/v2/notes", json!({"data": {"parent_object": "people", "parent_record_id": pid, "title": "T", "format": "html", "content": "c"}})).await;
+    assert_eq!(
+        (status, resp["code"].as_str()),
+        (400, Some("validation_type")),
+        "format is plaintext or markdown"
+    );
+    let (status, resp) = c.post("/v2/tasks", json!({"data": {"content": "x", "format": "plaintext", "is_completed": false, "linked_records": [], "assignees": []}})).await;
+    assert_eq!(
+        (status, resp["code"].as_str()),
+        (400, Some("validation_type")),
+        "all six fields are required: {resp}"
+    );
+    let (_, task) = c.post("/v2/tasks", json!({"data": {"content": "x", "format": "plaintext", "deadline_at": null, "is_completed": false, "linked_records": [], "assignees": []}})).await;
+    let tid = task["data"]["id"]["task_id"].as_str().unwrap().to_owned();
+    let (status, resp) = c
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v2/tasks/{tid}"),
+            Some(json!({"data": {"content": "y"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, resp["code"].as_str()),
+        (400, Some("validation_type")),
+        "content cannot be patched"
+    );
+    c.call(
+        reqwest::Method::PATCH,
+        &format!("/v2/tasks/{tid}"),
+        Some(json!({"data": {"is_completed": true}})),
+    )
+    .await;
+    let got = wait_for(&r, 2).await;
+    let types: Vec<String> = got
+        .iter()
+        .map(|d| {
+            WebhookDelivery::parse(&d.body).unwrap().events[0]
+                .event_type
+                .to_string()
+        })
+        .collect();
+    assert_eq!(types, ["note.created", "task.updated"]);
+    match &WebhookDelivery::parse(&got[0].body).unwrap().events[0].subject {
+        EventSubject::Note(n) => assert_eq!(n.parent_record_id.to_string(), pid),
+        other => panic!("{other:?}"),
+    }
+}
