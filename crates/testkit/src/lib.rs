@@ -8,6 +8,8 @@
 //!    kept for the rest of the test process);
 //! 4. otherwise a panic naming both options. Never a silent skip.
 
+pub mod openapi;
+
 use std::future::Future;
 use std::time::Duration;
 

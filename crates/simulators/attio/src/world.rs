@@ -272,9 +272,11 @@ fn build_attributes(
     specs: Vec<Spec>,
     created_at: &Timestamp,
 ) -> Vec<AttrDef> {
+    // Attio's document identifies list attributes, options and statuses by `object_id` too,
+    // holding the list's id.
     let (object_id, list_id) = match owner {
         Owner::Object(o) => (Some(o), None),
-        Owner::List(l) => (None, Some(l)),
+        Owner::List(l) => (Some(ObjectId::from_uuid(*l.as_uuid())), None::<ListId>),
     };
     specs
         .into_iter()

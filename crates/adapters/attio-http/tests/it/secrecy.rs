@@ -40,17 +40,30 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// One process-wide capturing subscriber: thread-local ones can miss spans when other tests in
+/// the same process hit the callsites first.
+fn capture() -> Capture {
+    static CAPTURE: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+    CAPTURE
+        .get_or_init(|| {
+            let capture = Capture::default();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(capture.clone())
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in this test binary");
+            capture
+        })
+        .clone()
+}
+
 #[tokio::test]
 async fn the_token_never_appears_in_logs_errors_or_debug() {
     let secret = "s3cr3tT0k3n".repeat(6) + "abcd"; // 70 chars: wrong length for Attio
     let good = "g00dT0k3n-".repeat(6) + "wxyz"; // 64 chars
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(capture.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let capture = capture();
 
     let s = sim(SimConfig {
         tokens: Some(TokensFile {

@@ -44,9 +44,10 @@ async fn the_sample_pipeline_list_and_its_attributes() {
         .map(|s| s["title"].as_str().unwrap())
         .collect();
     assert_eq!(titles, ["Lead", "In Progress", "Won 🎉", "Lost"]);
-    assert!(
-        statuses["data"][0]["id"]["list_id"].is_string(),
-        "list statuses carry list_id"
+    assert_eq!(
+        statuses["data"][0]["id"]["object_id"].as_str(),
+        Some(list_id.as_str()),
+        "as in the document, a list status is identified by object_id (the list id)"
     );
     assert_eq!(
         c.get("/v2/lists/nope").await.1["message"],

@@ -6,6 +6,7 @@
 
 mod auth;
 mod binary;
+mod contract;
 mod deliveries;
 mod faults;
 mod lists;
