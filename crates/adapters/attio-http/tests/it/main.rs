@@ -5,6 +5,7 @@
 // Test code: unwrap/expect are how a test says "this must hold".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod contract;
 mod endpoints;
 mod resilience;
 mod secrecy;
