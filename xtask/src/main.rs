@@ -5,6 +5,8 @@
 //! - `cargo xtask invariants` — only the dependency invariants, with a readable report.
 //! - `cargo xtask bench queue` — the queue benchmark (criterion), ending with a table of
 //!   throughput and p50/p99 latency per backend.
+//! - `cargo xtask bench attio` — the Attio adapter against attio-sim: latency, throughput and the
+//!   share of Attio's write budget a burst of 1,000 asserts achieves.
 
 mod invariants;
 
@@ -43,7 +45,7 @@ fn run(args: Vec<String>) -> Result<()> {
             }
         }
         _ => {
-            eprintln!("usage: cargo xtask <ci|invariants|bench queue>");
+            eprintln!("usage: cargo xtask <ci|invariants|bench <queue|attio>>");
             bail!("unknown or missing command")
         }
     }
@@ -98,7 +100,7 @@ fn ci() -> Result<()> {
 }
 
 /// Benchmarks by name; each is a criterion bench target of the `bench` crate.
-const BENCHES: &[&str] = &["queue"];
+const BENCHES: &[&str] = &["queue", "attio"];
 
 fn bench(args: &[String]) -> Result<()> {
     let Some(name) = args.first() else {
