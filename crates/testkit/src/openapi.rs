@@ -1,8 +1,8 @@
 //! Validation against Attio's OpenAPI document (`attio-openapi.json`).
 //!
 //! The document is Attio's and carries no licence, so it is not vendored: it is read from
-//! `ATTIO_OPENAPI`, else from `../shared/specs/attio-openapi.json` beside the repository (where this
-//! project's CI keeps it). Download it from `https://api.attio.com/openapi/api` to run these tests
+//! `ATTIO_OPENAPI`, else from `shared/specs/attio-openapi.json` in the nearest ancestor folder of the
+//! repository (this project's CI keeps `shared/` beside the clone). Download it from `https://api.attio.com/openapi/api` to run these tests
 //! elsewhere. Before validating, OpenAPI 3.0-style `nullable: true` becomes a `null` type, and an
 //! `enum` whose `type` admits `null` gains `null` (the document omits it in a few places).
 
