@@ -1,0 +1,42 @@
+//! `hubspot-sim --listen 127.0.0.1:0 [--per-ten-seconds N] [--searches-per-second N]`
+//!
+//! Prints `listening on http://ADDR:PORT` as its first line, then serves until interrupted.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hubspot-sim",
+    about = "A local simulator of HubSpot's CRM objects API"
+)]
+struct Args {
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Requests per rolling 10 seconds per token (HubSpot Professional/Enterprise: 190).
+    #[arg(long, default_value_t = 190)]
+    per_ten_seconds: u32,
+    /// Search requests per second per account.
+    #[arg(long, default_value_t = 5)]
+    searches_per_second: u32,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let config = hubspot_sim::HubSpotConfig {
+        per_ten_seconds: args.per_ten_seconds,
+        searches_per_second: args.searches_per_second,
+        ..Default::default()
+    };
+    let running = hubspot_sim::start(args.listen, config)
+        .await
+        .context("cannot listen")?;
+    println!("listening on {}", running.url());
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
+    Ok(())
+}

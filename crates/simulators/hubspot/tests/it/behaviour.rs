@@ -1,0 +1,410 @@
+use std::process::Stdio;
+
+use hubspot_sim::HubSpotConfig;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::{Client, sim};
+
+const C: &str = "/crm/v3/objects/contacts";
+
+#[tokio::test]
+async fn contacts_are_created_read_updated_and_archived_as_hubspot_does() {
+    let s = sim(HubSpotConfig::default()).await;
+    let c = Client::new(&s);
+    let (status, created) = c
+        .post(
+            C,
+            json!({"properties": {"email": "Ada@X.com", "firstname": "Ada", "phone": 5551234}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(id.parse::<u64>().is_ok(), "numeric-string ids");
+    assert_eq!(
+        created["properties"]["phone"], "5551234",
+        "values travel as strings"
+    );
+    let (status, dup) = c
+        .post(C, json!({"properties": {"email": "ada@x.com"}}))
+        .await;
+    assert_eq!((status, dup["category"].as_str()), (409, Some("CONFLICT")));
+    assert_eq!(
+        dup["message"],
+        format!("Contact already exists. Existing ID: {id}")
+    );
+
+    let (_, by_email) = c
+        .get(&format!(
+            "{C}/ada@x.com?idProperty=email&properties=email,firstname"
+        ))
+        .await;
+    assert_eq!(by_email["id"], id.as_str());
+    let (_, before) = c
+        .get(&format!("{C}/{id}?properties=lastmodifieddate"))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let (status, _, patched) = c
+        .call(
+            Method::PATCH,
+            &format!("{C}/{id}"),
+            Some(json!({"properties": {"firstname": "Augusta", "phone": ""}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(patched["properties"]["firstname"], "Augusta");
+    assert_eq!(
+        patched["properties"]["phone"],
+        Value::Null,
+        "an empty string clears"
+    );
+    let (_, after) = c
+        .get(&format!(
+            "{C}/{id}?properties=lastmodifieddate&propertiesWithHistory=firstname"
+        ))
+        .await;
+    assert_ne!(
+        after["updatedAt"], before["updatedAt"],
+        "every write bumps updatedAt"
+    );
+    assert_eq!(after["properties"]["lastmodifieddate"], after["updatedAt"]);
+    let history = after["propertiesWithHistory"]["firstname"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        (history[0]["value"].as_str(), history[1]["value"].as_str()),
+        (Some("Augusta"), Some("Ada")),
+        "newest first"
+    );
+
+    let (status, resp) = c.post(C, json!({"properties": {"shoe_size": "42"}})).await;
+    assert_eq!(status, 400);
+    assert!(
+        resp["message"]
+            .as_str()
+            .unwrap()
+            .contains("PROPERTY_DOESNT_EXIST")
+    );
+    let (status, _, _) = c.call(Method::DELETE, &format!("{C}/{id}"), None).await;
+    assert_eq!(status, 204);
+    let (status, missing) = c.get(&format!("{C}/{id}")).await;
+    assert_eq!(
+        (status, missing["message"].as_str()),
+        (
+            404,
+            Some("Object not found.  objectId are usually numeric.")
+        )
+    );
+    assert_eq!(
+        c.get(&format!("{C}/{id}?archived=true")).await.1["archived"],
+        true
+    );
+    assert_eq!(
+        c.get(&format!("{C}?archived=true")).await.1["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        c.get("/crm/objects/2026-09/contacts?archived=true").await.0,
+        200,
+        "date-versioned paths too"
+    );
+}
+
+#[tokio::test]
+async fn batch_upsert_reports_new_and_fails_whole_batches_on_conflicts() {
+    let s = sim(HubSpotConfig::default()).await;
+    let c = Client::new(&s);
+    let upsert = |inputs: Value| json!({ "inputs": inputs });
+    let (status, r) = c
+        .post(
+            &format!("{C}/batch/upsert"),
+            upsert(json!([
+                {"id": "a-1", "idProperty": "attio_record_id", "properties": {"email": "a@x.com"}},
+                {"id": "a-2", "idProperty": "attio_record_id", "properties": {"email": "b@x.com"}},
+            ])),
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["status"], "COMPLETE");
+    assert!(
+        r["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["new"] == true)
+    );
+    let (_, r) = c.post(&format!("{C}/batch/upsert"), upsert(json!([{"id": "a-1", "idProperty": "attio_record_id", "properties": {"firstname": "A"}}]))).await;
+    assert_eq!(
+        r["results"][0]["new"], false,
+        "the second time it is an update"
+    );
+    let (status, r) = c
+        .post(
+            &format!("{C}/batch/upsert"),
+            upsert(json!([
+                {"id": "a-3", "idProperty": "attio_record_id", "properties": {"email": "c@x.com"}},
+                {"id": "a-4", "idProperty": "attio_record_id", "properties": {"email": "a@x.com"}},
+            ])),
+        )
+        .await;
+    assert_eq!(
+        (status, r["category"].as_str()),
+        (409, Some("CONFLICT")),
+        "one duplicate email fails the whole batch"
+    );
+    assert_eq!(
+        c.get(&format!("{C}/a-3?idProperty=attio_record_id"))
+            .await
+            .0,
+        404,
+        "nothing of that batch was written"
+    );
+    let (status, r) = c
+        .post(
+            &format!("{C}/batch/upsert"),
+            upsert(json!([{"id": "x", "idProperty": "firstname", "properties": {}}])),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("non-unique 0-1 property")
+    );
+    let many: Vec<Value> = (0..101)
+        .map(|i| json!({"id": format!("m{i}"), "idProperty": "attio_record_id", "properties": {}}))
+        .collect();
+    assert_eq!(
+        c.post(&format!("{C}/batch/upsert"), upsert(json!(many)))
+            .await
+            .0,
+        400,
+        "at most 100 inputs"
+    );
+    let (status, r) = c.post(&format!("{C}/batch/upsert"), upsert(json!([{"id": "a-5", "idProperty": "attio_record_id", "properties": {"shoe": "1"}}, {"id": "a-6", "idProperty": "attio_record_id", "properties": {}}]))).await;
+    assert_eq!(
+        (status, r["numErrors"].as_u64()),
+        (207, Some(1)),
+        "invalid inputs are per-record errors: {r}"
+    );
+
+    let ids: Vec<String> = c.post(&format!("{C}/batch/read"), json!({"inputs": [{"id": "a-1"}, {"id": "a-2"}], "idProperty": "attio_record_id", "properties": ["email"]})).await.1["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let (status, r) = c
+        .post(
+            &format!("{C}/batch/read"),
+            json!({"inputs": [{"id": ids[0]}, {"id": "999999"}]}),
+        )
+        .await;
+    assert_eq!(
+        (status, r["numErrors"].as_u64()),
+        (207, Some(1)),
+        "missing ids are a 207"
+    );
+    assert_eq!(
+        c.post(
+            &format!("{C}/batch/archive"),
+            json!({"inputs": [{"id": ids[0]}]})
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(c.get(&format!("{C}/{}", ids[0])).await.0, 404);
+}
+
+#[tokio::test]
+async fn search_filters_sorts_pages_and_caps() {
+    let s = sim(HubSpotConfig {
+        searches_per_second: 1000,
+        ..HubSpotConfig::default()
+    })
+    .await;
+    let c = Client::new(&s);
+    let start = time::OffsetDateTime::now_utc();
+    for (i, (name, email)) in [
+        ("Ada", "ada@acme.com"),
+        ("Grace", "grace@navy.mil"),
+        ("Alan", "alan@acme.com"),
+        ("Edsger", "ewd@utexas.edu"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        c.post(C, json!({"properties": {"firstname": name, "email": email, "jobtitle": if i % 2 == 0 { "Engineer" } else { "" }}})).await;
+    }
+    let search = |filters: Value| json!({"filterGroups": [{"filters": filters}], "properties": ["firstname"], "sorts": [{"propertyName": "firstname", "direction": "ASCENDING"}]});
+    let names = |v: &Value| -> Vec<String> {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["properties"]["firstname"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let cases = [
+        (
+            json!([{"propertyName": "email", "operator": "EQ", "value": "ADA@acme.com"}]),
+            vec!["Ada"],
+        ),
+        (
+            json!([{"propertyName": "email", "operator": "CONTAINS_TOKEN", "value": "*acme.com"}]),
+            vec!["Ada", "Alan"],
+        ),
+        (
+            json!([{"propertyName": "firstname", "operator": "IN", "values": ["grace", "edsger"]}]),
+            vec!["Edsger", "Grace"],
+        ),
+        (
+            json!([{"propertyName": "jobtitle", "operator": "HAS_PROPERTY"}]),
+            vec!["Ada", "Alan"],
+        ),
+        (
+            json!([{"propertyName": "lastmodifieddate", "operator": "GTE", "value": ((start.unix_timestamp_nanos() / 1_000_000) - 1000).to_string()}]),
+            vec!["Ada", "Alan", "Edsger", "Grace"],
+        ),
+    ];
+    for (filters, want) in cases {
+        let (status, r) = c
+            .post(&format!("{C}/search"), search(filters.clone()))
+            .await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(names(&r), want, "{filters}");
+        assert_eq!(r["total"].as_u64(), Some(want.len() as u64));
+    }
+    let (_, or) = c
+        .post(
+            &format!("{C}/search"),
+            json!({"filterGroups": [
+        {"filters": [{"propertyName": "firstname", "operator": "EQ", "value": "Ada"}]},
+        {"filters": [{"propertyName": "firstname", "operator": "EQ", "value": "Grace"}]}]}),
+        )
+        .await;
+    assert_eq!(or["total"], 2, "groups are ORed");
+    let (_, page1) = c
+        .post(
+            &format!("{C}/search"),
+            json!({"limit": 3, "sorts": ["firstname"], "properties": ["firstname"]}),
+        )
+        .await;
+    assert_eq!(page1["paging"]["next"]["after"], "3");
+    let (_, page2) = c
+        .post(
+            &format!("{C}/search"),
+            json!({"limit": 3, "after": "3", "sorts": ["firstname"], "properties": ["firstname"]}),
+        )
+        .await;
+    assert_eq!(names(&page2), ["Grace"]);
+    assert!(page2.get("paging").is_none(), "no paging on the last page");
+    assert_eq!(
+        c.post(&format!("{C}/search"), json!({"after": "10000"}))
+            .await
+            .0,
+        400,
+        "the 10,000-result cap"
+    );
+    let groups: Vec<Value> = (0..6)
+        .map(|_| json!({"filters": [{"propertyName": "email", "operator": "HAS_PROPERTY"}]}))
+        .collect();
+    assert_eq!(
+        c.post(&format!("{C}/search"), json!({"filterGroups": groups}))
+            .await
+            .0,
+        400,
+        "at most five groups"
+    );
+    assert_eq!(
+        c.post(&format!("{C}/search"), json!({"limit": 201}))
+            .await
+            .0,
+        400
+    );
+}
+
+#[tokio::test]
+async fn budgets_answer_with_hubspots_headers_and_429_bodies() {
+    let s = sim(HubSpotConfig {
+        per_ten_seconds: 3,
+        searches_per_second: 2,
+        ..HubSpotConfig::default()
+    })
+    .await;
+    let c = Client::new(&s);
+    let (status, headers, _) = c.call(Method::GET, C, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-hubspot-ratelimit-max"], "3");
+    assert_eq!(headers["x-hubspot-ratelimit-remaining"], "2");
+    assert_eq!(
+        headers["x-hubspot-ratelimit-interval-milliseconds"],
+        "10000"
+    );
+    c.get(C).await;
+    c.get(C).await;
+    let (status, r) = c.get(C).await;
+    assert_eq!(
+        (status, r["policyName"].as_str(), r["errorType"].as_str()),
+        (429, Some("TEN_SECONDLY_ROLLING"), Some("RATE_LIMIT"))
+    );
+    assert_eq!(
+        r["message"],
+        "You have reached your ten_secondly_rolling limit."
+    );
+    for _ in 0..2 {
+        let (status, headers, _) = c
+            .call(Method::POST, &format!("{C}/search"), Some(json!({})))
+            .await;
+        assert_eq!(status, 200, "search has its own budget");
+        assert!(
+            headers.get("x-hubspot-ratelimit-max").is_none(),
+            "search answers carry no rate-limit headers"
+        );
+    }
+    let (status, r) = c.post(&format!("{C}/search"), json!({})).await;
+    assert_eq!(
+        (status, r["message"].as_str()),
+        (429, Some("You have reached your secondly limit."))
+    );
+    let (status, r) = reqwest::Client::new()
+        .get(format!("{}{C}", s.url()))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .map(|s| (s, ()))
+        .unwrap();
+    assert_eq!((status, r), (401, ()), "no token");
+}
+
+#[tokio::test]
+async fn the_binary_prints_its_address_first() {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hubspot-sim"))
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let url = first.strip_prefix("listening on ").unwrap();
+    let r = reqwest::Client::new()
+        .get(format!("{url}{C}"))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    child.kill().await.unwrap();
+}
