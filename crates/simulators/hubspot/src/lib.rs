@@ -9,8 +9,8 @@
 //! `total`, the 10,000-result cap). Values are strings; every write bumps `updatedAt` and the
 //! last-modified property; history per property. Every bearer token is an account of its own.
 //! Budgets: a rolling 10-second window per token (190 by default) with HubSpot's rate-limit
-//! headers, and 5 searches per second. Not served yet: associations, merge, OAuth, webhooks out
-//! and fault injection.
+//! headers, and 5 searches per second; merge. Not served yet: associations, OAuth, webhooks out and
+//! fault injection.
 
 mod search;
 mod store;
@@ -707,6 +707,70 @@ async fn search_route(
     Ok(reply(StatusCode::OK, Some(out), vec![]))
 }
 
+/// `POST …/merge {primaryObjectId, objectIdToMerge}`: the primary keeps its values and takes the
+/// other's where it has none; the merged record is archived and its id kept in
+/// `hs_merged_object_ids`.
+async fn merge(
+    State(sim): S,
+    headers: HeaderMap,
+    Path(p): Path<Vec<(String, String)>>,
+    body: Bytes,
+) -> HsResult<Response> {
+    let (token, rl) = sim.enter(&headers, Budget::Burst)?;
+    let object = object_of(&p)?;
+    let body = body_json(&body)?;
+    let id =
+        |k: &str| text_id(&body[k]).ok_or_else(|| HsError::validation(format!("{k} is required")));
+    let (primary, other) = (id("primaryObjectId")?, id("objectIdToMerge")?);
+    if primary == other {
+        return Err(HsError::validation("Cannot merge an object with itself"));
+    }
+    let merged = with_object(&sim, &token, &object, |store, _| {
+        let p = find(store, &primary, None, false)?;
+        let o = find(store, &other, None, false)?;
+        let absorbed = store
+            .records
+            .get(&o)
+            .map(|r| r.properties.clone())
+            .unwrap_or_default();
+        let now = OffsetDateTime::now_utc();
+        if let Some(r) = store.records.get_mut(&o) {
+            r.archived = true;
+            r.archived_at = Some(now);
+        }
+        let spec = store.spec.clone();
+        let r = store
+            .records
+            .get_mut(&p)
+            .ok_or_else(|| HsError::not_found(&primary))?;
+        let mut take: BTreeMap<String, String> = absorbed
+            .into_iter()
+            .filter(|(k, _)| {
+                !ObjectSpec::is_read_only(k)
+                    && !r.properties.contains_key(k)
+                    && !spec.unique.contains(k)
+            })
+            .collect();
+        let ids = r
+            .properties
+            .get("hs_merged_object_ids")
+            .map(|s| format!("{s};{other}"))
+            .unwrap_or(other.clone());
+        take.insert("hs_merged_object_ids".into(), ids);
+        r.set(&spec, &take, now);
+        Ok(r.json(&spec, &[], &[]))
+    })?;
+    Ok(reply(StatusCode::OK, Some(merged), rl))
+}
+
+fn text_id(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 async fn unknown(uri: axum::http::Uri) -> HsError {
     HsError::new(
         StatusCode::NOT_FOUND,
@@ -728,6 +792,7 @@ fn routes(prefix: &str) -> Router<Arc<Sim>> {
             post(batch_archive),
         )
         .route(&format!("{prefix}/{{object}}/search"), post(search_route))
+        .route(&format!("{prefix}/{{object}}/merge"), post(merge))
         .route(
             &format!("{prefix}/{{object}}/{{id}}"),
             get(read_one).patch(update_one).delete(archive_one),

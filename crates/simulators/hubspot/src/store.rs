@@ -46,6 +46,7 @@ impl ObjectSpec {
                   defaults: &[&'static str]| {
             let mut properties: Vec<String> = props.iter().map(|p| (*p).to_owned()).collect();
             properties.extend(READ_ONLY.iter().map(|p| (*p).to_owned()));
+            properties.push("hs_merged_object_ids".to_owned());
             let mut unique: Vec<String> = unique.iter().map(|p| (*p).to_owned()).collect();
             for u in extra_unique {
                 if !properties.contains(u) {

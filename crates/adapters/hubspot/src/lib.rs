@@ -1,0 +1,242 @@
+//! The HubSpot CRM adapter: implements the external-CRM port for contacts, companies and deals.
+//!
+//! Anatomy, as for every CRM adapter: `config` (typed settings, masked token), the client here
+//! (budgets, retries, one span per request), `wire` (HubSpot's JSON and its conversions to
+//! provider-neutral values), `crm` (the port), and `signature` (webhook verification).
+//! Retry classification: 429 waits by its policy (10 s × attempt for the rolling window, 1 s ×
+//! attempt for search, as HubSpot's own clients do; both settings), 423 waits 2 s, 477 honours
+//! `Retry-After` seconds, 5xx and transport errors back off with full jitter.
+
+mod crm;
+mod signature;
+mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::ids::{SystemId, TenantId};
+use domain::limits::{Access, BudgetKey, Quota};
+use domain::tenant::Secret;
+use ports::error::{PortError, PortResult};
+use ports::limiter::{RateDecision, RateLimiter};
+use reqwest::Method;
+use serde_json::Value;
+use tracing::Instrument;
+
+pub use signature::{MAX_AGE_MS, SignatureError, sign_v3, verify_v3};
+
+/// Typed settings. `Debug` masks the token.
+#[derive(Debug, Clone)]
+pub struct HubSpotConfig {
+    /// `https://api.hubapi.com` or a simulator's URL.
+    pub base_url: String,
+    pub token: Secret,
+    pub tenant: TenantId,
+    /// `/crm/v3/objects` or a date version such as `/crm/objects/2026-09`.
+    pub objects_prefix: String,
+    /// The unique-value property upserts match on (a custom property holding Attio's record id).
+    pub id_property: String,
+    pub timeout: Duration,
+    pub max_retries: u32,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Wait per attempt after a `TEN_SECONDLY_ROLLING` 429.
+    pub rolling_wait: Duration,
+    /// Wait per attempt after a search (`SECONDLY`) 429.
+    pub secondly_wait: Duration,
+    /// Requests per 10 s for this app (HubSpot Professional/Enterprise: 190).
+    pub burst_quota: Quota,
+    /// Searches per second per account.
+    pub search_quota: Quota,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubSpotSetupError {
+    #[error("invalid HubSpot configuration: {0}")]
+    Config(String),
+    #[error("cannot build the HTTP client")]
+    Client(#[source] reqwest::Error),
+}
+
+impl HubSpotConfig {
+    pub fn new(base_url: &str, token: Secret, tenant: TenantId) -> Result<Self, HubSpotSetupError> {
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+            return Err(HubSpotSetupError::Config(format!(
+                "the base URL {base_url:?} must start with https:// or http://"
+            )));
+        }
+        let quota = |n, s| {
+            Quota::new(n, Duration::from_secs(s))
+                .map_err(|e| HubSpotSetupError::Config(e.to_string()))
+        };
+        Ok(Self {
+            base_url,
+            token,
+            tenant,
+            objects_prefix: "/crm/v3/objects".into(),
+            id_property: "attio_record_id".into(),
+            timeout: Duration::from_secs(15),
+            max_retries: 4,
+            backoff_base: Duration::from_millis(200),
+            backoff_cap: Duration::from_secs(10),
+            rolling_wait: Duration::from_secs(10),
+            secondly_wait: Duration::from_secs(1),
+            burst_quota: quota(190, 10)?,
+            search_quota: quota(4, 1)?,
+        })
+    }
+}
+
+/// The adapter for one HubSpot account. Cheap to clone.
+#[derive(Clone)]
+pub struct HubSpotClient {
+    http: reqwest::Client,
+    config: Arc<HubSpotConfig>,
+    limiter: Arc<dyn RateLimiter>,
+}
+
+impl std::fmt::Debug for HubSpotClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubSpotClient")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A response the caller interprets (batches need the status and the error body).
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+fn system() -> SystemId {
+    SystemId::parse("hubspot").unwrap_or_else(|_| SystemId::attio())
+}
+
+pub(crate) fn rejected(status: u16, body: &Value) -> PortError {
+    let message = body["message"]
+        .as_str()
+        .unwrap_or("HubSpot rejected the request")
+        .to_owned();
+    match status {
+        401 => PortError::Unauthorized(message),
+        403 => PortError::Unauthorized(message),
+        404 => PortError::NotFound(message),
+        _ => PortError::Rejected {
+            system: system(),
+            status,
+            code: body["category"].as_str().unwrap_or("UNKNOWN").to_owned(),
+            message,
+        },
+    }
+}
+
+impl HubSpotClient {
+    pub fn new(
+        config: HubSpotConfig,
+        limiter: Arc<dyn RateLimiter>,
+    ) -> Result<Self, HubSpotSetupError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(HubSpotSetupError::Client)?;
+        Ok(Self {
+            http,
+            config: Arc::new(config),
+            limiter,
+        })
+    }
+
+    async fn take_budget(&self, search: bool) -> PortResult<()> {
+        // Reads and writes share HubSpot's one burst window; search has its own.
+        let (access, quota) = if search {
+            (Access::Read, self.config.search_quota)
+        } else {
+            (Access::Write, self.config.burst_quota)
+        };
+        let key = BudgetKey {
+            tenant: self.config.tenant.clone(),
+            system: system(),
+            access,
+        };
+        loop {
+            match self.limiter.try_acquire(&key, quota, 1).await? {
+                RateDecision::Allowed => return Ok(()),
+                RateDecision::Wait(d) => tokio::time::sleep(d).await,
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.config
+            .backoff_base
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(self.config.backoff_cap)
+            .mul_f64(fastrand::f64())
+    }
+
+    /// Sends with budgets and retries; returns any non-retryable answer for the caller to read.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> PortResult<Answer> {
+        let search = path.ends_with("/search");
+        let url = format!("{}{path}", self.config.base_url);
+        let span = tracing::info_span!("hubspot.request", method = %method, path = %path, status = tracing::field::Empty);
+        async {
+            let mut attempt = 0u32;
+            loop {
+                self.take_budget(search).await?;
+                let mut req = self.http.request(method.clone(), &url).bearer_auth(self.config.token.expose()).query(query);
+                if let Some(b) = body {
+                    req = req.json(b);
+                }
+                let (wait, err) = match req.send().await {
+                    Err(e) => {
+                        let retry = e.is_connect() || e.is_timeout() || e.is_request();
+                        let err = PortError::unavailable("HubSpot", e.without_url());
+                        if !retry {
+                            return Err(err);
+                        }
+                        (self.backoff(attempt + 1), err)
+                    }
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        tracing::Span::current().record("status", status);
+                        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+                        let text = resp.text().await.unwrap_or_default();
+                        let body: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+                        let next = attempt + 1;
+                        match status {
+                            429 => {
+                                let per = if body["policyName"] == "TEN_SECONDLY_ROLLING" { self.config.rolling_wait } else { self.config.secondly_wait };
+                                (per.saturating_mul(next), PortError::RateLimited { retry_after: Some(per) })
+                            }
+                            423 => (Duration::from_secs(2), rejected(status, &body)),
+                            477 => (Duration::from_secs(retry_after.unwrap_or(60)), rejected(status, &body)),
+                            s if s >= 500 && s != 501 => (self.backoff(next), PortError::unavailable(format!("HubSpot ({s})"), body.to_string())),
+                            _ => return Ok(Answer { status, body }),
+                        }
+                    }
+                };
+                if attempt >= self.config.max_retries {
+                    return Err(err);
+                }
+                attempt += 1;
+                tracing::debug!(attempt, delay_ms = wait.as_millis() as u64, error = %err, "retrying HubSpot request");
+                tokio::time::sleep(wait).await;
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    pub(crate) fn objects(&self, object: &str) -> String {
+        format!("{}/{object}", self.config.objects_prefix)
+    }
+}
