@@ -2,13 +2,17 @@
 //!
 //! Anatomy, as for every CRM adapter: `config` (typed settings, masked token), the client here
 //! (budgets, retries, one span per request), `wire` (HubSpot's JSON and its conversions to
-//! provider-neutral values), `crm` (the port), and `signature` (webhook verification).
+//! provider-neutral values), `crm` (the port), `signature` (webhook verification) and `webhook`
+//! (event payloads).
 //! Retry classification: 429 waits by its policy (10 s × attempt for the rolling window, 1 s ×
 //! attempt for search, as HubSpot's own clients do; both settings), 423 waits 2 s, 477 honours
-//! `Retry-After` seconds, 5xx and transport errors back off with full jitter.
+//! `Retry-After` seconds, 5xx and transport errors back off with full jitter. A `DAILY` 429 is not
+//! retried: it fails at once with the time until the allowance resets, and `daily_allowance()`
+//! reports what HubSpot's daily headers last said.
 
 mod crm;
 mod signature;
+mod webhook;
 mod wire;
 
 use std::sync::Arc;
@@ -24,6 +28,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 pub use signature::{MAX_AGE_MS, SignatureError, sign_v3, verify_v3};
+pub use webhook::{HubSpotEvent, PayloadError, SubscriptionType, parse_events};
 
 /// Typed settings. `Debug` masks the token.
 #[derive(Debug, Clone)]
@@ -94,6 +99,66 @@ pub struct HubSpotClient {
     http: reqwest::Client,
     config: Arc<HubSpotConfig>,
     limiter: Arc<dyn RateLimiter>,
+    daily: Arc<DailyCounter>,
+}
+
+/// The account's daily request allowance as HubSpot last reported it
+/// (`X-HubSpot-RateLimit-Daily` and `-Daily-Remaining`; absent for OAuth apps and on search).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DailyAllowance {
+    pub limit: u64,
+    pub remaining: u64,
+}
+
+#[derive(Debug)]
+struct DailyCounter {
+    limit: std::sync::atomic::AtomicU64,
+    remaining: std::sync::atomic::AtomicU64,
+}
+
+impl DailyCounter {
+    const UNKNOWN: u64 = u64::MAX;
+
+    fn observe(&self, headers: &reqwest::header::HeaderMap) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let read = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        if let (Some(limit), Some(remaining)) = (
+            read("x-hubspot-ratelimit-daily"),
+            read("x-hubspot-ratelimit-daily-remaining"),
+        ) {
+            self.limit.store(limit, Relaxed);
+            self.remaining.store(remaining, Relaxed);
+        }
+    }
+
+    fn exhausted(&self) {
+        self.remaining
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn get(&self) -> Option<DailyAllowance> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let limit = self.limit.load(Relaxed);
+        (limit != Self::UNKNOWN).then(|| DailyAllowance {
+            limit,
+            remaining: self.remaining.load(Relaxed),
+        })
+    }
+}
+
+/// Time until the next UTC midnight, when the daily allowance resets (the simulator's accounts
+/// use UTC; a real account resets at midnight in its own time zone, which is at most a day away).
+fn until_midnight_utc() -> Duration {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Duration::from_secs(86_400 - secs % 86_400)
 }
 
 impl std::fmt::Debug for HubSpotClient {
@@ -146,7 +211,16 @@ impl HubSpotClient {
             http,
             config: Arc::new(config),
             limiter,
+            daily: Arc::new(DailyCounter {
+                limit: DailyCounter::UNKNOWN.into(),
+                remaining: DailyCounter::UNKNOWN.into(),
+            }),
         })
+    }
+
+    /// The daily allowance from the last response that reported it; `None` before any did.
+    pub fn daily_allowance(&self) -> Option<DailyAllowance> {
+        self.daily.get()
     }
 
     async fn take_budget(&self, search: bool) -> PortResult<()> {
@@ -208,11 +282,17 @@ impl HubSpotClient {
                     Ok(resp) => {
                         let status = resp.status().as_u16();
                         tracing::Span::current().record("status", status);
+                        self.daily.observe(resp.headers());
                         let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
                         let text = resp.text().await.unwrap_or_default();
                         let body: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
                         let next = attempt + 1;
                         match status {
+                            429 if body["policyName"] == "DAILY" => {
+                                // Retrying cannot help before the allowance resets: fail now.
+                                self.daily.exhausted();
+                                return Err(PortError::RateLimited { retry_after: Some(until_midnight_utc()) });
+                            }
                             429 => {
                                 let per = if body["policyName"] == "TEN_SECONDLY_ROLLING" { self.config.rolling_wait } else { self.config.secondly_wait };
                                 (per.saturating_mul(next), PortError::RateLimited { retry_after: Some(per) })

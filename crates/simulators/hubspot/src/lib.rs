@@ -41,6 +41,8 @@ pub struct HubSpotConfig {
     pub searches_per_second: u32,
     /// Extra unique-value properties on every object (e.g. `attio_record_id` for upserts).
     pub unique_properties: Vec<String>,
+    /// Requests per day per account (Professional: 625,000); the day ends at UTC midnight.
+    pub daily_limit: u64,
 }
 
 impl Default for HubSpotConfig {
@@ -49,6 +51,7 @@ impl Default for HubSpotConfig {
             per_ten_seconds: 190,
             searches_per_second: 5,
             unique_properties: vec!["attio_record_id".into()],
+            daily_limit: 625_000,
         }
     }
 }
@@ -155,6 +158,16 @@ impl Sim {
         let account = accounts
             .entry(token.clone())
             .or_insert_with(|| Account::new(&self.config.unique_properties));
+        let today = OffsetDateTime::now_utc().date();
+        if account.day != today {
+            account.day = today;
+            account.daily_used = 0;
+        }
+        if account.daily_used >= self.config.daily_limit {
+            return Err(rate_limited("You have reached your daily limit.", "DAILY"));
+        }
+        account.daily_used += 1;
+        let daily_remaining = self.config.daily_limit - account.daily_used;
         let now = Instant::now();
         let limited = |w: &mut std::collections::VecDeque<Instant>, span: Duration, max: u32| {
             while w.front().is_some_and(|t| now.duration_since(*t) >= span) {
@@ -201,6 +214,14 @@ impl Sim {
                         ),
                         ("x-hubspot-ratelimit-remaining", remaining.to_string()),
                         ("x-hubspot-ratelimit-interval-milliseconds", "10000".into()),
+                        (
+                            "x-hubspot-ratelimit-daily",
+                            self.config.daily_limit.to_string(),
+                        ),
+                        (
+                            "x-hubspot-ratelimit-daily-remaining",
+                            daily_remaining.to_string(),
+                        ),
                     ],
                 ))
             }

@@ -21,6 +21,9 @@ struct Args {
     /// Search requests per second per account.
     #[arg(long, default_value_t = 5)]
     searches_per_second: u32,
+    /// Requests per UTC day per account (HubSpot Professional: 625,000).
+    #[arg(long, default_value_t = 625_000)]
+    daily_limit: u64,
 }
 
 #[tokio::main]
@@ -29,6 +32,7 @@ async fn main() -> Result<()> {
     let config = hubspot_sim::HubSpotConfig {
         per_ten_seconds: args.per_ten_seconds,
         searches_per_second: args.searches_per_second,
+        daily_limit: args.daily_limit,
         ..Default::default()
     };
     let running = hubspot_sim::start(args.listen, config)

@@ -279,6 +279,9 @@ pub struct Account {
     pub window: VecDeque<Instant>,
     /// Search request times in the last second.
     pub search_window: VecDeque<Instant>,
+    /// Requests counted against the daily limit on `day` (UTC).
+    pub daily_used: u64,
+    pub day: time::Date,
 }
 
 impl Account {
@@ -300,6 +303,8 @@ impl Account {
             next_id: 100_001,
             window: VecDeque::new(),
             search_window: VecDeque::new(),
+            daily_used: 0,
+            day: OffsetDateTime::now_utc().date(),
         }
     }
 }

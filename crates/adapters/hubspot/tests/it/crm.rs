@@ -264,3 +264,41 @@ async fn rolling_window_429s_are_retried_then_surface_as_rate_limited() {
         "the token is masked"
     );
 }
+
+#[tokio::test]
+async fn the_daily_allowance_is_tracked_and_its_429_is_not_retried() {
+    let (_s, c) = setup(hubspot_sim::HubSpotConfig {
+        daily_limit: 2,
+        ..hubspot_sim::HubSpotConfig::default()
+    })
+    .await;
+    assert_eq!(c.daily_allowance(), None, "nothing reported yet");
+    let by = prop("attio_record_id");
+    c.upsert_batch("contacts", &by, &[contact("r1", "a@x.com", "A")])
+        .await
+        .unwrap();
+    assert_eq!(
+        c.daily_allowance(),
+        Some(adapter_hubspot::DailyAllowance {
+            limit: 2,
+            remaining: 1
+        })
+    );
+    c.upsert_batch("contacts", &by, &[contact("r2", "b@x.com", "B")])
+        .await
+        .unwrap();
+    match c
+        .upsert_batch("contacts", &by, &[contact("r3", "c@x.com", "C")])
+        .await
+    {
+        // Retrying would wait 100 ms per attempt; a DAILY 429 instead reports the reset time.
+        Err(PortError::RateLimited {
+            retry_after: Some(wait),
+        }) => assert!(
+            wait > Duration::from_millis(100) && wait <= Duration::from_secs(86_400),
+            "{wait:?}"
+        ),
+        other => panic!("a DAILY 429 must surface as RateLimited until the reset: {other:?}"),
+    }
+    assert_eq!(c.daily_allowance().map(|d| d.remaining), Some(0));
+}

@@ -385,6 +385,42 @@ async fn budgets_answer_with_hubspots_headers_and_429_bodies() {
 }
 
 #[tokio::test]
+async fn the_daily_allowance_is_counted_per_account_and_answers_daily_429s() {
+    let s = sim(HubSpotConfig {
+        daily_limit: 3,
+        ..HubSpotConfig::default()
+    })
+    .await;
+    let c = Client::new(&s);
+    let (status, headers, _) = c.call(Method::GET, C, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-hubspot-ratelimit-daily"], "3");
+    assert_eq!(headers["x-hubspot-ratelimit-daily-remaining"], "2");
+    let (status, _) = c.post(&format!("{C}/search"), json!({})).await;
+    assert_eq!(
+        status, 200,
+        "searches count against the daily allowance too"
+    );
+    let (_, headers, _) = c.call(Method::GET, C, None).await;
+    assert_eq!(headers["x-hubspot-ratelimit-daily-remaining"], "0");
+    let (status, r) = c.get(C).await;
+    assert_eq!(
+        (status, r["policyName"].as_str(), r["message"].as_str()),
+        (
+            429,
+            Some("DAILY"),
+            Some("You have reached your daily limit.")
+        )
+    );
+    let other = Client::with_token(&s, "another-account");
+    assert_eq!(
+        other.get(C).await.0,
+        200,
+        "each account has its own allowance"
+    );
+}
+
+#[tokio::test]
 async fn the_binary_prints_its_address_first() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hubspot-sim"))
         .args(["--listen", "127.0.0.1:0"])

@@ -18,6 +18,7 @@ pub async fn sim(config: HubSpotConfig) -> RunningSim {
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    token: String,
 }
 
 impl Client {
@@ -25,6 +26,15 @@ impl Client {
         Self {
             http: reqwest::Client::new(),
             base: sim.url(),
+            token: "pat-na1-test".into(),
+        }
+    }
+
+    /// A client for another HubSpot account (the simulator keys accounts by token).
+    pub fn with_token(sim: &RunningSim, token: &str) -> Self {
+        Self {
+            token: token.into(),
+            ..Self::new(sim)
         }
     }
 
@@ -37,7 +47,7 @@ impl Client {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
-            .bearer_auth("pat-na1-test");
+            .bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
         }
