@@ -2,14 +2,15 @@
 //!
 //! Anatomy, as for every CRM adapter: `config` (typed settings, masked token), the client here
 //! (budgets, retries, one span per request), `wire` (HubSpot's JSON and its conversions to
-//! provider-neutral values), `crm` (the port), `signature` (webhook verification) and `webhook`
-//! (event payloads).
+//! provider-neutral values), `crm` (the port), `assoc` (associations v4), `signature` (webhook
+//! verification) and `webhook` (event payloads).
 //! Retry classification: 429 waits by its policy (10 s × attempt for the rolling window, 1 s ×
 //! attempt for search, as HubSpot's own clients do; both settings), 423 waits 2 s, 477 honours
 //! `Retry-After` seconds, 5xx and transport errors back off with full jitter. A `DAILY` 429 is not
 //! retried: it fails at once with the time until the allowance resets, and `daily_allowance()`
 //! reports what HubSpot's daily headers last said.
 
+mod assoc;
 mod crm;
 mod signature;
 mod webhook;
@@ -39,6 +40,10 @@ pub struct HubSpotConfig {
     pub tenant: TenantId,
     /// `/crm/v3/objects` or a date version such as `/crm/objects/2026-09`.
     pub objects_prefix: String,
+    /// `/crm/v4/objects` or the same date version as `objects_prefix`.
+    pub associations_prefix: String,
+    /// Associations per list page (HubSpot's maximum and our default: 500).
+    pub association_page: usize,
     /// The unique-value property upserts match on (a custom property holding Attio's record id).
     pub id_property: String,
     pub timeout: Duration,
@@ -80,6 +85,8 @@ impl HubSpotConfig {
             token,
             tenant,
             objects_prefix: "/crm/v3/objects".into(),
+            associations_prefix: "/crm/v4/objects".into(),
+            association_page: 500,
             id_property: "attio_record_id".into(),
             timeout: Duration::from_secs(15),
             max_retries: 4,

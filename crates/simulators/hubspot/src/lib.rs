@@ -12,6 +12,7 @@
 //! headers, and 5 searches per second; merge. Not served yet: associations, OAuth, webhooks out and
 //! fault injection.
 
+mod assoc;
 mod search;
 mod store;
 
@@ -820,10 +821,28 @@ fn routes(prefix: &str) -> Router<Arc<Sim>> {
         )
 }
 
+fn association_routes(prefix: &str) -> Router<Arc<Sim>> {
+    Router::new()
+        .route(
+            &format!("{prefix}/{{object}}/{{id}}/associations/default/{{to}}/{{toId}}"),
+            axum::routing::put(assoc::associate_default),
+        )
+        .route(
+            &format!("{prefix}/{{object}}/{{id}}/associations/{{to}}"),
+            get(assoc::list),
+        )
+        .route(
+            &format!("{prefix}/{{object}}/{{id}}/associations/{{to}}/{{toId}}"),
+            axum::routing::delete(assoc::remove),
+        )
+}
+
 pub fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .merge(routes("/crm/v3/objects"))
         .merge(routes("/crm/objects/{version}"))
+        .merge(association_routes("/crm/v4/objects"))
+        .merge(association_routes("/crm/objects/{version}"))
         .fallback(unknown)
         .with_state(sim)
 }

@@ -282,6 +282,8 @@ pub struct Account {
     /// Requests counted against the daily limit on `day` (UTC).
     pub daily_used: u64,
     pub day: time::Date,
+    /// Unlabelled associations, both directions: (from object, from id, to object, to id).
+    pub associations: std::collections::BTreeSet<(&'static str, u64, &'static str, u64)>,
 }
 
 impl Account {
@@ -305,6 +307,7 @@ impl Account {
             search_window: VecDeque::new(),
             daily_used: 0,
             day: OffsetDateTime::now_utc().date(),
+            associations: Default::default(),
         }
     }
 }

@@ -302,3 +302,82 @@ async fn the_daily_allowance_is_tracked_and_its_429_is_not_retried() {
     }
     assert_eq!(c.daily_allowance().map(|d| d.remaining), Some(0));
 }
+
+#[tokio::test]
+async fn associations_are_made_listed_past_the_first_page_and_removed() {
+    let s = hubspot_sim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        hubspot_sim::HubSpotConfig::default(),
+    )
+    .await
+    .unwrap();
+    let mut cfg = HubSpotConfig::new(
+        &s.url(),
+        Secret::new("pat-na1-secret-token").unwrap(),
+        TenantId::parse("acme").unwrap(),
+    )
+    .unwrap();
+    cfg.association_page = 2;
+    let c = HubSpotClient::new(cfg, Arc::new(MemoryRateLimiter::default())).unwrap();
+    let by = prop("attio_record_id");
+    let ada = id_of(
+        &c.upsert_batch("contacts", &by, &[contact("p1", "ada@x.com", "Ada")])
+            .await
+            .unwrap()[0],
+    );
+    let companies: Vec<ExternalId> = c
+        .upsert_batch(
+            "companies",
+            &by,
+            &(1..=5)
+                .map(|i| ExternalUpsert {
+                    key: format!("c{i}"),
+                    properties: BTreeMap::from([(
+                        prop("name"),
+                        FieldValue::text(format!("Co {i}")),
+                    )]),
+                })
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(id_of)
+        .collect();
+    for co in &companies {
+        c.associate("contacts", &ada, "companies", co)
+            .await
+            .unwrap();
+    }
+    let mut listed = c.associations("contacts", &ada, "companies").await.unwrap();
+    listed.sort_by_key(|id| id.as_str().parse::<u64>().unwrap());
+    assert_eq!(
+        listed, companies,
+        "five associations over three pages of two"
+    );
+    assert_eq!(
+        c.associations("companies", &companies[0], "contacts")
+            .await
+            .unwrap(),
+        vec![ada.clone()],
+        "HubSpot associates both directions"
+    );
+    c.dissociate("contacts", &ada, "companies", &companies[0])
+        .await
+        .unwrap();
+    assert_eq!(
+        c.associations("companies", &companies[0], "contacts")
+            .await
+            .unwrap(),
+        vec![],
+    );
+    let missing = ExternalId::parse("999999").unwrap();
+    assert!(matches!(
+        c.associate("contacts", &ada, "companies", &missing).await,
+        Err(PortError::NotFound(_))
+    ));
+    assert!(matches!(
+        c.associate("contacts", &ada, "contacts", &ada).await,
+        Err(PortError::Rejected { status: 400, .. })
+    ));
+}

@@ -421,6 +421,129 @@ async fn the_daily_allowance_is_counted_per_account_and_answers_daily_429s() {
 }
 
 #[tokio::test]
+async fn default_associations_are_made_listed_and_removed_in_both_directions() {
+    let s = sim(HubSpotConfig::default()).await;
+    let c = Client::new(&s);
+    let id = |r: &Value| r["id"].as_str().unwrap().to_owned();
+    let ada = id(&c
+        .post(C, json!({"properties": {"email": "ada@x.com"}}))
+        .await
+        .1);
+    let acme = id(&c
+        .post(
+            "/crm/v3/objects/companies",
+            json!({"properties": {"name": "Acme"}}),
+        )
+        .await
+        .1);
+    let deal = id(&c
+        .post(
+            "/crm/v3/objects/deals",
+            json!({"properties": {"dealname": "Big"}}),
+        )
+        .await
+        .1);
+    let (status, _, r) = c
+        .call(
+            Method::PUT,
+            &format!("/crm/v4/objects/contact/{ada}/associations/default/company/{acme}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["status"], "COMPLETE");
+    assert_eq!(r["results"][0]["associationTypes"][0]["typeId"], 279);
+    assert_eq!(r["results"][1]["associationTypes"][0]["typeId"], 280);
+    // The dated prefix serves the same associations.
+    let (status, _, _) = c
+        .call(
+            Method::PUT,
+            &format!("/crm/objects/2026-09/deals/{deal}/associations/default/companies/{acme}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, r) = c
+        .get(&format!(
+            "/crm/v4/objects/companies/{acme}/associations/contacts"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        r["results"],
+        json!([{"toObjectId": ada.parse::<u64>().unwrap(),
+                "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": 280, "label": null}]}])
+    );
+    let (_, r) = c
+        .get(&format!(
+            "/crm/v4/objects/companies/{acme}/associations/deals"
+        ))
+        .await;
+    assert_eq!(r["results"][0]["associationTypes"][0]["typeId"], 342);
+    let bob = id(&c
+        .post(C, json!({"properties": {"email": "bob@x.com"}}))
+        .await
+        .1);
+    c.call(
+        Method::PUT,
+        &format!("/crm/v4/objects/contacts/{bob}/associations/default/companies/{acme}"),
+        None,
+    )
+    .await;
+    let page = format!("/crm/v4/objects/companies/{acme}/associations/contacts?limit=1");
+    let (_, first) = c.get(&page).await;
+    let after = first["paging"]["next"]["after"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, second) = c.get(&format!("{page}&after={after}")).await;
+    assert_eq!(
+        (
+            first["results"][0]["toObjectId"].to_string(),
+            second["results"][0]["toObjectId"].to_string()
+        ),
+        (ada.clone(), bob.clone())
+    );
+    assert!(second.get("paging").is_none(), "the last page has no next");
+    c.call(
+        Method::DELETE,
+        &format!("/crm/v4/objects/contacts/{bob}/associations/companies/{acme}"),
+        None,
+    )
+    .await;
+    let (status, _, _) = c
+        .call(
+            Method::DELETE,
+            &format!("/crm/v4/objects/contacts/{ada}/associations/companies/{acme}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, r) = c
+        .get(&format!(
+            "/crm/v4/objects/companies/{acme}/associations/contacts"
+        ))
+        .await;
+    assert_eq!(r["results"], json!([]), "removed in both directions");
+    let (status, _, _) = c
+        .call(
+            Method::PUT,
+            &format!("/crm/v4/objects/contacts/{ada}/associations/default/companies/999999"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "the other record must exist");
+    let (status, _, _) = c
+        .call(
+            Method::PUT,
+            &format!("/crm/v4/objects/contacts/{ada}/associations/default/contacts/{ada}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "no default contact-to-contact type");
+}
+
+#[tokio::test]
 async fn the_binary_prints_its_address_first() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hubspot-sim"))
         .args(["--listen", "127.0.0.1:0"])

@@ -1,0 +1,223 @@
+//! Associations v4: default (unlabelled) associations between contacts, companies and deals.
+//!
+//! `PUT …/{from}/{id}/associations/default/{to}/{toId}` creates the pair in both directions,
+//! `GET …/{from}/{id}/associations/{to}` lists, `DELETE …/{from}/{id}/associations/{to}/{toId}`
+//! removes both directions (204). Served under `/crm/v4/objects` and `/crm/objects/{version}`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::store::Account;
+use crate::{Budget, HsError, HsResult, Sim, reply};
+
+/// HubSpot's default (`HUBSPOT_DEFINED`, unlabelled) association type id from one object to
+/// another, per HubSpot's association type table.
+fn default_type(from: &str, to: &str) -> Option<u32> {
+    Some(match (from, to) {
+        ("contacts", "companies") => 279,
+        ("companies", "contacts") => 280,
+        ("deals", "contacts") => 3,
+        ("contacts", "deals") => 4,
+        ("deals", "companies") => 341,
+        ("companies", "deals") => 342,
+        _ => return None,
+    })
+}
+
+/// The object's canonical name from its plural, singular or type id (`contacts`, `contact`, `0-1`).
+fn object_name(account: &Account, given: &str) -> HsResult<&'static str> {
+    account
+        .objects
+        .values()
+        .find(|o| {
+            let name = o.spec.name;
+            let singular = name
+                .strip_suffix("ies")
+                .map(|s| format!("{s}y"))
+                .unwrap_or_else(|| name.trim_end_matches('s').to_owned());
+            name == given || o.spec.type_id == given || singular == given
+        })
+        .map(|o| o.spec.name)
+        .ok_or_else(|| {
+            HsError::new(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION_ERROR",
+                format!("Unable to infer object type from: {given}"),
+            )
+        })
+}
+
+fn live(account: &Account, object: &str, id: &str) -> HsResult<u64> {
+    id.parse::<u64>()
+        .ok()
+        .filter(|n| {
+            account
+                .objects
+                .values()
+                .find(|o| o.spec.name == object)
+                .and_then(|o| o.records.get(n))
+                .is_some_and(|r| !r.archived)
+        })
+        .ok_or_else(|| HsError::not_found(id))
+}
+
+fn param<'a>(p: &'a [(String, String)], key: &str) -> &'a str {
+    p.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default()
+}
+
+struct Pair {
+    from: &'static str,
+    from_id: u64,
+    to: &'static str,
+    type_id: u32,
+    back_type_id: u32,
+}
+
+fn resolve(account: &Account, p: &[(String, String)]) -> HsResult<Pair> {
+    let from = object_name(account, param(p, "object"))?;
+    let to = object_name(account, param(p, "to"))?;
+    let (Some(type_id), Some(back_type_id)) = (default_type(from, to), default_type(to, from))
+    else {
+        return Err(HsError::validation(format!(
+            "There is no default association type from {from} to {to}"
+        )));
+    };
+    Ok(Pair {
+        from,
+        from_id: live(account, from, param(p, "id"))?,
+        to,
+        type_id,
+        back_type_id,
+    })
+}
+
+fn kind(type_id: u32) -> Value {
+    json!({"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": null})
+}
+
+pub(crate) async fn associate_default(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Path(p): Path<Vec<(String, String)>>,
+    _body: Bytes,
+) -> HsResult<Response> {
+    let (token, rl) = sim.enter(&headers, Budget::Burst)?;
+    let mut accounts = sim.accounts();
+    let account = accounts
+        .get_mut(&token)
+        .ok_or_else(|| HsError::not_found(&token))?;
+    let pair = resolve(account, &p)?;
+    let to_id = live(account, pair.to, param(&p, "toId"))?;
+    account
+        .associations
+        .insert((pair.from, pair.from_id, pair.to, to_id));
+    account
+        .associations
+        .insert((pair.to, to_id, pair.from, pair.from_id));
+    let now = crate::store::iso(OffsetDateTime::now_utc());
+    let type_of = |name: &str| {
+        account
+            .objects
+            .values()
+            .find(|o| o.spec.name == name)
+            .map(|o| o.spec.type_id)
+            .unwrap_or_default()
+    };
+    let body = json!({
+        "status": "COMPLETE",
+        "results": [
+            {"fromObjectTypeId": type_of(pair.from), "fromObjectId": pair.from_id,
+             "toObjectTypeId": type_of(pair.to), "toObjectId": to_id,
+             "associationTypes": [kind(pair.type_id)]},
+            {"fromObjectTypeId": type_of(pair.to), "fromObjectId": to_id,
+             "toObjectTypeId": type_of(pair.from), "toObjectId": pair.from_id,
+             "associationTypes": [kind(pair.back_type_id)]}
+        ],
+        "startedAt": now,
+        "completedAt": now,
+    });
+    Ok(reply(StatusCode::OK, Some(body), rl))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct Paging {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+/// Lists one page (`limit` up to 500, default 500; `after` from the previous page's
+/// `paging.next.after`).
+pub(crate) async fn list(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Path(p): Path<Vec<(String, String)>>,
+    axum::extract::Query(q): axum::extract::Query<Paging>,
+) -> HsResult<Response> {
+    let (token, rl) = sim.enter(&headers, Budget::Burst)?;
+    let accounts = sim.accounts();
+    let account = accounts
+        .get(&token)
+        .ok_or_else(|| HsError::not_found(&token))?;
+    let pair = resolve(account, &p)?;
+    let limit = q.limit.unwrap_or(500);
+    if limit == 0 || limit > 500 {
+        return Err(HsError::validation("limit must be between 1 and 500"));
+    }
+    // `after` is the last id of the previous page; ids are listed in ascending order.
+    let after = match q.after.as_deref() {
+        None => 0,
+        Some(a) => a
+            .parse::<u64>()
+            .map_err(|_| HsError::validation(format!("Invalid after: {a}")))?
+            .saturating_add(1),
+    };
+    let mut ids = account
+        .associations
+        .range(
+            (pair.from, pair.from_id, pair.to, after)
+                ..=(pair.from, pair.from_id, pair.to, u64::MAX),
+        )
+        .map(|(_, _, _, to_id)| *to_id);
+    let page: Vec<u64> = ids.by_ref().take(limit).collect();
+    let results: Vec<Value> = page
+        .iter()
+        .map(|to_id| json!({"toObjectId": to_id, "associationTypes": [kind(pair.type_id)]}))
+        .collect();
+    let mut body = json!({"results": results});
+    if let (Some(last), Some(_)) = (page.last(), ids.next()) {
+        body["paging"] = json!({"next": {"after": last.to_string(), "link": null}});
+    }
+    Ok(reply(StatusCode::OK, Some(body), rl))
+}
+
+pub(crate) async fn remove(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Path(p): Path<Vec<(String, String)>>,
+) -> HsResult<Response> {
+    let (token, rl) = sim.enter(&headers, Budget::Burst)?;
+    let mut accounts = sim.accounts();
+    let account = accounts
+        .get_mut(&token)
+        .ok_or_else(|| HsError::not_found(&token))?;
+    let pair = resolve(account, &p)?;
+    // Removing an association that does not exist is not an error (HubSpot answers 204 too).
+    if let Ok(to_id) = param(&p, "toId").parse::<u64>() {
+        account
+            .associations
+            .remove(&(pair.from, pair.from_id, pair.to, to_id));
+        account
+            .associations
+            .remove(&(pair.to, to_id, pair.from, pair.from_id));
+    }
+    Ok(reply(StatusCode::NO_CONTENT, None, rl))
+}
