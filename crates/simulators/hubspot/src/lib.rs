@@ -13,6 +13,7 @@
 //! fault injection.
 
 mod assoc;
+mod faults;
 mod search;
 mod store;
 
@@ -31,6 +32,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+pub use faults::Faults;
 use store::{Account, ObjectSpec, ObjectStore, Record};
 
 /// How the simulator behaves.
@@ -44,6 +46,8 @@ pub struct HubSpotConfig {
     pub unique_properties: Vec<String>,
     /// Requests per day per account (Professional: 625,000); the day ends at UTC midnight.
     pub daily_limit: u64,
+    /// Faults to inject from the start (changeable later through `/_sim/faults`).
+    pub faults: Faults,
 }
 
 impl Default for HubSpotConfig {
@@ -53,6 +57,7 @@ impl Default for HubSpotConfig {
             searches_per_second: 5,
             unique_properties: vec!["attio_record_id".into()],
             daily_limit: 625_000,
+            faults: Faults::default(),
         }
     }
 }
@@ -62,6 +67,7 @@ impl Default for HubSpotConfig {
 pub struct Sim {
     config: HubSpotConfig,
     accounts: Mutex<HashMap<String, Account>>,
+    faults: std::sync::RwLock<Faults>,
 }
 
 type S = State<Arc<Sim>>;
@@ -126,9 +132,23 @@ enum Budget {
 impl Sim {
     pub fn new(config: HubSpotConfig) -> Self {
         Self {
+            faults: std::sync::RwLock::new(config.faults.clone()),
             config,
             accounts: Mutex::default(),
         }
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> Faults {
+        self.faults
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the faults in force.
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.write().unwrap_or_else(PoisonError::into_inner) = faults;
     }
 
     fn accounts(&self) -> MutexGuard<'_, HashMap<String, Account>> {
@@ -843,7 +863,12 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(routes("/crm/objects/{version}"))
         .merge(association_routes("/crm/v4/objects"))
         .merge(association_routes("/crm/objects/{version}"))
+        .route("/_sim/faults", get(faults::get).put(faults::put))
         .fallback(unknown)
+        .layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            faults::layer,
+        ))
         .with_state(sim)
 }
 

@@ -1,4 +1,5 @@
-//! `hubspot-sim --listen 127.0.0.1:0 [--per-ten-seconds N] [--searches-per-second N]`
+//! `hubspot-sim --listen 127.0.0.1:0 [--per-ten-seconds N] [--searches-per-second N]
+//! [--daily-limit N] [--faults JSON]`
 //!
 //! Prints `listening on http://ADDR:PORT` as its first line, then serves until interrupted.
 
@@ -24,12 +25,22 @@ struct Args {
     /// Requests per UTC day per account (HubSpot Professional: 625,000).
     #[arg(long, default_value_t = 625_000)]
     daily_limit: u64,
+    /// Faults to inject, as JSON, e.g. `{"error_rate":0.1,"latency_ms":20}`; change them later
+    /// with `PUT /_sim/faults`.
+    #[arg(long)]
+    faults: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    let faults: hubspot_sim::Faults = match &args.faults {
+        Some(json) => serde_json::from_str(json).context("--faults is not a faults object")?,
+        None => hubspot_sim::Faults::default(),
+    };
+    faults.validate().map_err(anyhow::Error::msg)?;
     let config = hubspot_sim::HubSpotConfig {
+        faults,
         per_ten_seconds: args.per_ten_seconds,
         searches_per_second: args.searches_per_second,
         daily_limit: args.daily_limit,

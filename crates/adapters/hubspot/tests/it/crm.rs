@@ -12,6 +12,13 @@ use ports::crm::{ExternalCrm, ExternalUpsert, RecordOutcome};
 use ports::error::PortError;
 
 async fn setup(sim_config: hubspot_sim::HubSpotConfig) -> (hubspot_sim::RunningSim, HubSpotClient) {
+    setup_with(sim_config, |_| {}).await
+}
+
+async fn setup_with(
+    sim_config: hubspot_sim::HubSpotConfig,
+    tweak: impl FnOnce(&mut HubSpotConfig),
+) -> (hubspot_sim::RunningSim, HubSpotClient) {
     let s = hubspot_sim::start("127.0.0.1:0".parse().unwrap(), sim_config)
         .await
         .unwrap();
@@ -24,6 +31,7 @@ async fn setup(sim_config: hubspot_sim::HubSpotConfig) -> (hubspot_sim::RunningS
     cfg.rolling_wait = Duration::from_millis(100);
     cfg.secondly_wait = Duration::from_millis(100);
     cfg.backoff_base = Duration::from_millis(10);
+    tweak(&mut cfg);
     let c = HubSpotClient::new(cfg, Arc::new(MemoryRateLimiter::default())).unwrap();
     (s, c)
 }
@@ -379,5 +387,49 @@ async fn associations_are_made_listed_past_the_first_page_and_removed() {
     assert!(matches!(
         c.associate("contacts", &ada, "contacts", &ada).await,
         Err(PortError::Rejected { status: 400, .. })
+    ));
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_and_persistent_ones_surface_as_unavailable() {
+    let (s, c) = setup_with(
+        hubspot_sim::HubSpotConfig {
+            faults: hubspot_sim::Faults {
+                error_rate: 0.3,
+                ..Default::default()
+            },
+            ..hubspot_sim::HubSpotConfig::default()
+        },
+        |cfg| {
+            cfg.max_retries = 10;
+            cfg.backoff_cap = Duration::from_millis(50);
+        },
+    )
+    .await;
+    let by = prop("attio_record_id");
+    // A 500 has no effect, so retrying an upsert cannot double-write. With 10 retries a request
+    // fails only if 11 attempts in a row meet the 30% error rate (p = 0.3^11, about 2e-6).
+    for i in 0..20 {
+        let outcomes = c
+            .upsert_batch(
+                "contacts",
+                &by,
+                &[contact(&format!("k{i}"), &format!("p{i}@x.com"), "P")],
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcomes[0], RecordOutcome::Created(_)),
+            "each record created exactly once: {outcomes:?}"
+        );
+    }
+    s.sim.set_faults(hubspot_sim::Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    assert!(matches!(
+        c.upsert_batch("contacts", &by, &[contact("z", "z@x.com", "Z")])
+            .await,
+        Err(PortError::Unavailable { .. })
     ));
 }

@@ -544,6 +544,72 @@ async fn default_associations_are_made_listed_and_removed_in_both_directions() {
 }
 
 #[tokio::test]
+async fn faults_are_injected_before_any_effect_and_validated() {
+    let s = sim(HubSpotConfig::default()).await;
+    let c = Client::new(&s);
+    let http = reqwest::Client::new();
+    let put = |body: Value| {
+        http.put(format!("{}/_sim/faults", s.url()))
+            .json(&body)
+            .send()
+    };
+    assert_eq!(put(json!({"error_rate": 1.0})).await.unwrap().status(), 200);
+    let (status, r) = c
+        .post(C, json!({"properties": {"email": "ada@x.com"}}))
+        .await;
+    assert_eq!(
+        (status, r["category"].as_str(), r["status"].as_str()),
+        (500, Some("INTERNAL_ERROR"), Some("error"))
+    );
+    assert_eq!(
+        put(json!({"timeout_rate": 1.0, "hang_ms": 5}))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(c.get(C).await.0, 504);
+    assert_eq!(put(json!({"error_rate": 1.5})).await.unwrap().status(), 400);
+    assert_eq!(
+        put(json!({"drop_rate": 0.5})).await.unwrap().status(),
+        400,
+        "unknown fault"
+    );
+    assert_eq!(put(json!({})).await.unwrap().status(), 200);
+    let (_, r) = c.get(C).await;
+    assert_eq!(r["results"], json!([]), "the failed create had no effect");
+    let faults: Value = http
+        .get(format!("{}/_sim/faults", s.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(faults["error_rate"], 0.0);
+}
+
+#[tokio::test]
+async fn the_binary_refuses_invalid_faults() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hubspot-sim"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--faults",
+            r#"{"error_rate": 2}"#,
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("error_rate must be between 0 and 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
 async fn the_binary_prints_its_address_first() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hubspot-sim"))
         .args(["--listen", "127.0.0.1:0"])
