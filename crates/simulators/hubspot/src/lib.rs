@@ -16,6 +16,7 @@ mod assoc;
 mod faults;
 mod search;
 mod store;
+mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -34,6 +35,7 @@ use time::OffsetDateTime;
 
 pub use faults::Faults;
 use store::{Account, ObjectSpec, ObjectStore, Record};
+pub use webhooks::{Subscription, WebhookSettings};
 
 /// How the simulator behaves.
 #[derive(Debug, Clone)]
@@ -48,6 +50,8 @@ pub struct HubSpotConfig {
     pub daily_limit: u64,
     /// Faults to inject from the start (changeable later through `/_sim/faults`).
     pub faults: Faults,
+    /// Where and what to deliver as webhooks; `None` sends nothing.
+    pub webhooks: Option<WebhookSettings>,
 }
 
 impl Default for HubSpotConfig {
@@ -58,6 +62,7 @@ impl Default for HubSpotConfig {
             unique_properties: vec!["attio_record_id".into()],
             daily_limit: 625_000,
             faults: Faults::default(),
+            webhooks: None,
         }
     }
 }
@@ -68,6 +73,9 @@ pub struct Sim {
     config: HubSpotConfig,
     accounts: Mutex<HashMap<String, Account>>,
     faults: std::sync::RwLock<Faults>,
+    events: tokio::sync::mpsc::UnboundedSender<Value>,
+    events_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Value>>>,
+    next_event: std::sync::atomic::AtomicU64,
 }
 
 type S = State<Arc<Sim>>;
@@ -131,7 +139,11 @@ enum Budget {
 
 impl Sim {
     pub fn new(config: HubSpotConfig) -> Self {
+        let (events, rx) = tokio::sync::mpsc::unbounded_channel();
         Self {
+            events,
+            events_rx: Mutex::new(Some(rx)),
+            next_event: 1.into(),
             faults: std::sync::RwLock::new(config.faults.clone()),
             config,
             accounts: Mutex::default(),
@@ -373,7 +385,16 @@ fn with_object<R>(
                 format!("Unable to infer object type from: {object}"),
             )
         })?;
-    f(store, next_id)
+    let Some(settings) = &sim.config.webhooks else {
+        return f(store, next_id);
+    };
+    let before = webhooks::snapshot(store);
+    let result = f(store, next_id)?;
+    for e in webhooks::events(settings, &before, store, &sim.next_event) {
+        // The receiver lives as long as the simulator's delivery task.
+        let _ = sim.events.send(e);
+    }
+    Ok(result)
 }
 
 use store::new_record;
@@ -895,7 +916,17 @@ impl Drop for RunningSim {
 pub async fn start(addr: SocketAddr, config: HubSpotConfig) -> std::io::Result<RunningSim> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
+    let webhooks = config.webhooks.clone();
     let sim = Arc::new(Sim::new(config));
+    if let (Some(settings), Some(rx)) = (
+        webhooks,
+        sim.events_rx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(),
+    ) {
+        tokio::spawn(webhooks::run(settings, rx));
+    }
     let app = router(sim.clone());
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

@@ -5,3 +5,4 @@
 
 mod crm;
 mod secrecy;
+mod webhooks;

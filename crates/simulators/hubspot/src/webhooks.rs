@@ -1,0 +1,254 @@
+//! Webhooks out (reference §11): every change to a contact, company or deal that an active
+//! subscription names becomes an event; events go out as JSON arrays of fewer than 100 to the
+//! app's target URL, signed v3 (`X-HubSpot-Signature-v3`, `X-HubSpot-Request-Timestamp`) and v1
+//! (`X-HubSpot-Signature`), at most `max_concurrent` requests at a time. A delivery that fails
+//! (connection error, slower than `timeout`, any non-2xx) is retried up to `max_retries` times
+//! with randomised delays, `attemptNumber` counting up; `eventId` stays the same.
+//!
+//! Changes are found by comparing an object's records before and after each request, so every
+//! route emits what it changed: creations, property changes (one event per property), deletions.
+//! Merges show as a deletion of the merged record and property changes on the survivor; the
+//! dedicated `.merge`, `.restore` and `.associationChange` events are not emitted yet.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use hmac::{KeyInit, Mac};
+use serde_json::{Value, json};
+use sha2::Digest;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::store::ObjectStore;
+
+/// One subscription: `contact.creation`, `deal.deletion`, `company.propertyChange` (with the
+/// property it watches), and so on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub id: u64,
+    pub event_type: String,
+    /// For `*.propertyChange` only: the property watched.
+    pub property_name: Option<String>,
+}
+
+/// The app's webhook settings.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub target_url: String,
+    /// The app's client secret, which signs every request.
+    pub client_secret: String,
+    pub app_id: u64,
+    pub portal_id: u64,
+    pub subscriptions: Vec<Subscription>,
+    /// Parallel deliveries (HubSpot's `maxConcurrentRequests`, e.g. 10).
+    pub max_concurrent: usize,
+    /// Retries after the first attempt (HubSpot: 10 over 24 hours).
+    pub max_retries: u32,
+    /// Mean delay before a retry (HubSpot's 24-hour schedule compressed for tests).
+    pub retry_base: Duration,
+    /// A receiver slower than this counts as a failure (HubSpot: 5 s).
+    pub timeout: Duration,
+}
+
+impl WebhookSettings {
+    /// Settings with HubSpot's defaults for delivery.
+    pub fn new(target_url: &str, client_secret: &str, subscriptions: Vec<Subscription>) -> Self {
+        Self {
+            target_url: target_url.into(),
+            client_secret: client_secret.into(),
+            app_id: 54321,
+            portal_id: 62515,
+            subscriptions,
+            max_concurrent: 10,
+            max_retries: 10,
+            retry_base: Duration::from_secs(60),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What a record looked like before a request: archived flag and properties.
+pub(crate) type Snapshot = BTreeMap<u64, (bool, BTreeMap<String, String>)>;
+
+pub(crate) fn snapshot(store: &ObjectStore) -> Snapshot {
+    store
+        .records
+        .iter()
+        .map(|(id, r)| (*id, (r.archived, r.properties.clone())))
+        .collect()
+}
+
+/// `contacts` → `contact`, `companies` → `company`.
+fn singular(object: &str) -> String {
+    object
+        .strip_suffix("ies")
+        .map(|s| format!("{s}y"))
+        .unwrap_or_else(|| object.trim_end_matches('s').to_owned())
+}
+
+/// The events the change from `before` to `store` raises under `settings`.
+pub(crate) fn events(
+    settings: &WebhookSettings,
+    before: &Snapshot,
+    store: &ObjectStore,
+    next_event: &AtomicU64,
+) -> Vec<Value> {
+    let kind = singular(store.spec.name);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let mut out = Vec::new();
+    let mut emit = |sub: &Subscription, id: u64, flag: Option<&str>, prop: Option<(&str, &str)>| {
+        let mut e = json!({
+            "eventId": next_event.fetch_add(1, Ordering::Relaxed),
+            "subscriptionId": sub.id,
+            "portalId": settings.portal_id,
+            "appId": settings.app_id,
+            "occurredAt": now as i64,
+            "subscriptionType": sub.event_type,
+            "attemptNumber": 0,
+            "objectId": id,
+            "changeSource": "API",
+        });
+        if let Some(f) = flag {
+            e["changeFlag"] = json!(f);
+        }
+        if let Some((name, value)) = prop {
+            e["propertyName"] = json!(name);
+            e["propertyValue"] = json!(value);
+        }
+        out.push(e);
+    };
+    let subs = |what: &str| {
+        let wanted = format!("{kind}.{what}");
+        settings
+            .subscriptions
+            .iter()
+            .filter(move |s| s.event_type == wanted)
+    };
+    for (id, r) in &store.records {
+        let (was_archived, old) = match before.get(id) {
+            Some((a, p)) => (*a, Some(p)),
+            None => (false, None),
+        };
+        if old.is_none() && !r.archived {
+            for s in subs("creation") {
+                emit(s, *id, Some("CREATED"), None);
+            }
+        }
+        if r.archived && !was_archived {
+            for s in subs("deletion") {
+                emit(s, *id, Some("DELETED"), None);
+            }
+            continue;
+        }
+        for s in subs("propertyChange") {
+            let Some(p) = s.property_name.as_deref() else {
+                continue;
+            };
+            let new = r.properties.get(p);
+            if new.is_some() && new != old.and_then(|o| o.get(p)) {
+                emit(
+                    s,
+                    *id,
+                    None,
+                    Some((p, new.map(String::as_str).unwrap_or(""))),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn sign_v3(secret: &str, url: &str, body: &[u8], timestamp: &str) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(b"POST");
+    mac.update(url.as_bytes());
+    mac.update(body);
+    mac.update(timestamp.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+fn sign_v1(secret: &str, body: &[u8]) -> String {
+    let mut h = sha2::Sha256::new();
+    h.update(secret.as_bytes());
+    h.update(body);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Sends queued events until the channel closes.
+pub(crate) async fn run(settings: WebhookSettings, mut rx: mpsc::UnboundedReceiver<Value>) {
+    let http = reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .build()
+        .unwrap_or_default();
+    let slots = Arc::new(Semaphore::new(settings.max_concurrent.max(1)));
+    let settings = Arc::new(settings);
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 99 {
+            match rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(_) => break,
+            }
+        }
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (http, settings) = (http.clone(), settings.clone());
+        tokio::spawn(async move {
+            deliver(&http, &settings, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn deliver(http: &reqwest::Client, settings: &WebhookSettings, mut batch: Vec<Value>) {
+    for attempt in 0..=settings.max_retries {
+        for e in &mut batch {
+            e["attemptNumber"] = json!(attempt);
+        }
+        let body = serde_json::to_vec(&batch).unwrap_or_default();
+        let timestamp =
+            (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).to_string();
+        let sent = http
+            .post(&settings.target_url)
+            .header("content-type", "application/json")
+            .header(
+                "x-hubspot-signature-v3",
+                sign_v3(
+                    &settings.client_secret,
+                    &settings.target_url,
+                    &body,
+                    &timestamp,
+                ),
+            )
+            .header("x-hubspot-request-timestamp", &timestamp)
+            .header(
+                "x-hubspot-signature",
+                sign_v1(&settings.client_secret, &body),
+            )
+            .header("x-hubspot-signature-version", "v1")
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => return,
+            Ok(r) => tracing::debug!(
+                status = r.status().as_u16(),
+                attempt,
+                "webhook delivery refused"
+            ),
+            Err(e) => tracing::debug!(error = %e, attempt, "webhook delivery failed"),
+        }
+        if attempt < settings.max_retries {
+            // Randomised: between half and one and a half times the base delay.
+            tokio::time::sleep(settings.retry_base.mul_f64(0.5 + fastrand::f64())).await;
+        }
+    }
+    tracing::warn!(
+        events = batch.len(),
+        "webhook delivery gave up after its retries"
+    );
+}
