@@ -167,7 +167,9 @@ async fn changes_are_delivered_signed_retried_and_parse_as_typed_events() {
     c.upsert_batch("contacts", &by, &[upsert("Augusta")])
         .await
         .unwrap();
-    c.archive_batch("contacts", std::slice::from_ref(&id)).await.unwrap();
+    c.archive_batch("contacts", std::slice::from_ref(&id))
+        .await
+        .unwrap();
     // Deliveries run in parallel, so their order is not guaranteed (as with HubSpot).
     let mut rest: Vec<_> = events(&url, &mut rx, 2)
         .await
