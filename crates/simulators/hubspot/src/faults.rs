@@ -20,8 +20,13 @@ use crate::{HsError, Sim};
 pub struct Faults {
     /// Added before every API answer.
     pub latency_ms: u64,
-    /// Share of API requests answered `500` before they have any effect.
+    /// Share of API requests answered `error_status` before they have any effect.
     pub error_rate: f64,
+    /// The status injected errors carry: 500 (default), 502, 503, 504, 524, 423 (locked) or 477
+    /// (migration in progress, with `Retry-After: retry_after_s`).
+    pub error_status: Option<u16>,
+    /// `Retry-After` seconds on injected 477s (default 60).
+    pub retry_after_s: Option<u64>,
     /// Share of API requests that hang for `hang_ms`, then answer `504`, with no effect.
     pub timeout_rate: f64,
     pub hang_ms: u64,
@@ -38,7 +43,12 @@ impl Faults {
                 return Err(format!("{name} must be between 0 and 1, got {rate}"));
             }
         }
-        Ok(())
+        match self.error_status {
+            None | Some(500 | 502 | 503 | 504 | 524 | 423 | 477) => Ok(()),
+            Some(other) => Err(format!(
+                "error_status must be one of 500, 502, 503, 504, 524, 423, 477; got {other}"
+            )),
+        }
     }
 }
 
@@ -65,12 +75,21 @@ pub(crate) async fn layer(State(sim): State<Arc<Sim>>, req: Request, next: Next)
         .into_response();
     }
     if roll(f.error_rate) {
-        return HsError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL_ERROR",
-            "Injected error.",
-        )
-        .into_response();
+        let status = f.error_status.unwrap_or(500);
+        let (category, message) = match status {
+            423 => ("LOCKED", "The resource is locked; retry in a few seconds."),
+            477 => ("MIGRATION_IN_PROGRESS", "The account is being migrated."),
+            _ => ("INTERNAL_ERROR", "Injected error."),
+        };
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut r = HsError::new(code, category, message).into_response();
+        if status == 477 {
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                f.retry_after_s.unwrap_or(60).into(),
+            );
+        }
+        return r;
     }
     next.run(req).await
 }

@@ -433,3 +433,34 @@ async fn server_errors_are_retried_and_persistent_ones_surface_as_unavailable() 
         Err(PortError::Unavailable { .. })
     ));
 }
+
+#[tokio::test]
+async fn injected_statuses_are_classified_as_hubspot_documents_them() {
+    let (s, c) = setup_with(hubspot_sim::HubSpotConfig::default(), |cfg| {
+        // No retries: each answer's classification shows directly.
+        cfg.max_retries = 0;
+    })
+    .await;
+    let id = ExternalId::parse("1").unwrap();
+    for (status, unavailable) in [
+        (500, true),
+        (502, true),
+        (503, true),
+        (504, true),
+        (524, true),
+        (423, false),
+        (477, false),
+    ] {
+        s.sim.set_faults(hubspot_sim::Faults {
+            error_rate: 1.0,
+            error_status: Some(status),
+            retry_after_s: Some(1),
+            ..Default::default()
+        });
+        match c.get("contacts", &id, &[]).await {
+            Err(PortError::Unavailable { .. }) if unavailable => {}
+            Err(PortError::Rejected { status: s, .. }) if !unavailable && s == status => {}
+            other => panic!("{status}: {other:?}"),
+        }
+    }
+}

@@ -569,6 +569,26 @@ async fn faults_are_injected_before_any_effect_and_validated() {
         200
     );
     assert_eq!(c.get(C).await.0, 504);
+    assert_eq!(
+        put(json!({"error_rate": 1.0, "error_status": 477, "retry_after_s": 7}))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (status, headers, r) = c.call(Method::GET, C, None).await;
+    assert_eq!(
+        (
+            status,
+            headers["retry-after"].to_str().unwrap(),
+            r["category"].as_str()
+        ),
+        (477, "7", Some("MIGRATION_IN_PROGRESS"))
+    );
+    assert_eq!(
+        put(json!({"error_status": 418})).await.unwrap().status(),
+        400
+    );
     assert_eq!(put(json!({"error_rate": 1.5})).await.unwrap().status(), 400);
     assert_eq!(
         put(json!({"drop_rate": 0.5})).await.unwrap().status(),
