@@ -1,5 +1,5 @@
 //! `hubspot-sim --listen 127.0.0.1:0 [--per-ten-seconds N] [--searches-per-second N]
-//! [--daily-limit N] [--faults JSON]`
+//! [--daily-limit N] [--faults JSON] [--webhook-url URL --webhook-secret S --subscribe TYPE...]`
 //!
 //! Prints `listening on http://ADDR:PORT` as its first line, then serves until interrupted.
 
@@ -29,6 +29,16 @@ struct Args {
     /// with `PUT /_sim/faults`.
     #[arg(long)]
     faults: Option<String>,
+    /// Where to deliver webhooks (the app's target URL).
+    #[arg(long, requires = "webhook_secret")]
+    webhook_url: Option<String>,
+    /// The app's client secret, which signs deliveries (v3 and v1).
+    #[arg(long, requires = "webhook_url")]
+    webhook_secret: Option<String>,
+    /// A subscription, repeatable: `contact.creation`, `deal.deletion`,
+    /// `company.propertyChange:name`.
+    #[arg(long, requires = "webhook_url")]
+    subscribe: Vec<String>,
 }
 
 #[tokio::main]
@@ -39,8 +49,24 @@ async fn main() -> Result<()> {
         None => hubspot_sim::Faults::default(),
     };
     faults.validate().map_err(anyhow::Error::msg)?;
+    let webhooks = match (&args.webhook_url, &args.webhook_secret) {
+        (Some(url), Some(secret)) => {
+            let subscriptions = (1..)
+                .zip(&args.subscribe)
+                .map(|(id, s)| hubspot_sim::Subscription::parse(id, s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            Some(hubspot_sim::WebhookSettings::new(
+                url,
+                secret,
+                subscriptions,
+            ))
+        }
+        _ => None,
+    };
     let config = hubspot_sim::HubSpotConfig {
         faults,
+        webhooks,
         per_ten_seconds: args.per_ten_seconds,
         searches_per_second: args.searches_per_second,
         daily_limit: args.daily_limit,

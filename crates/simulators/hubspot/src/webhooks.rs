@@ -33,6 +33,45 @@ pub struct Subscription {
     pub property_name: Option<String>,
 }
 
+impl Subscription {
+    /// Parses `contact.creation`, `deal.deletion` or `company.propertyChange:name`; `Err` says
+    /// what is wrong. Only the events the simulator emits are accepted.
+    pub fn parse(id: u64, spec: &str) -> Result<Self, String> {
+        let (event_type, property) = match spec.split_once(':') {
+            Some((t, p)) => (t, Some(p)),
+            None => (spec, None),
+        };
+        let Some((object, action)) = event_type.split_once('.') else {
+            return Err(format!("{spec:?} is not OBJECT.ACTION[:PROPERTY]"));
+        };
+        if !["contact", "company", "deal"].contains(&object) {
+            return Err(format!(
+                "{spec:?}: the object must be contact, company or deal"
+            ));
+        }
+        match (action, property) {
+            ("creation" | "deletion", None) => {}
+            ("propertyChange", Some(p)) if !p.is_empty() => {}
+            ("propertyChange", _) => {
+                return Err(format!("{spec:?}: propertyChange needs :PROPERTY"));
+            }
+            ("creation" | "deletion", Some(_)) => {
+                return Err(format!("{spec:?}: only propertyChange takes a property"));
+            }
+            _ => {
+                return Err(format!(
+                    "{spec:?}: the action must be creation, deletion or propertyChange"
+                ));
+            }
+        }
+        Ok(Self {
+            id,
+            event_type: event_type.to_owned(),
+            property_name: property.map(str::to_owned),
+        })
+    }
+}
+
 /// The app's webhook settings.
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {

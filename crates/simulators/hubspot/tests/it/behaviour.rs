@@ -631,8 +631,113 @@ async fn the_binary_refuses_invalid_faults() {
 
 #[tokio::test]
 async fn the_binary_prints_its_address_first() {
+    let (mut child, url) = spawn_binary(&["--listen", "127.0.0.1:0"]).await;
+    let r = reqwest::Client::new()
+        .get(format!("{url}{C}"))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    child.kill().await.unwrap();
+}
+
+#[test]
+fn subscriptions_parse_or_say_what_is_wrong() {
+    use hubspot_sim::Subscription;
+    let ok = Subscription::parse(3, "company.propertyChange:name").unwrap();
+    assert_eq!(
+        (ok.id, ok.event_type.as_str(), ok.property_name.as_deref()),
+        (3, "company.propertyChange", Some("name"))
+    );
+    assert!(
+        Subscription::parse(1, "deal.deletion")
+            .unwrap()
+            .property_name
+            .is_none()
+    );
+    for (bad, says) in [
+        ("contact", "OBJECT.ACTION"),
+        ("ticket.creation", "contact, company or deal"),
+        ("contact.propertyChange", "needs :PROPERTY"),
+        ("contact.creation:email", "only propertyChange"),
+        ("contact.merge", "the action must be"),
+    ] {
+        let e = Subscription::parse(1, bad).unwrap_err();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn the_binary_delivers_webhooks_to_the_url_it_is_given() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(axum::http::HeaderMap, String)>();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |h: axum::http::HeaderMap, body: String| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send((h, body));
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (mut child, url) = spawn_binary(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--webhook-url",
+        &hook,
+        "--webhook-secret",
+        "shh",
+        "--subscribe",
+        "contact.creation",
+    ])
+    .await;
+    let r = reqwest::Client::new()
+        .post(format!("{url}{C}"))
+        .bearer_auth("t")
+        .json(&json!({"properties": {"email": "ada@x.com"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (headers, body) = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(headers.contains_key("x-hubspot-signature-v3"));
+    let events: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(events[0]["subscriptionType"], "contact.creation");
+    assert_eq!(events[0]["subscriptionId"], 1);
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_binary_refuses_a_bad_subscription() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hubspot-sim"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--webhook-url",
+            "http://127.0.0.1:9/",
+            "--webhook-secret",
+            "s",
+            "--subscribe",
+            "contact.propertyChange",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs :PROPERTY"));
+}
+
+/// Starts the binary and reads the URL from its first line.
+async fn spawn_binary(args: &[&str]) -> (tokio::process::Child, String) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hubspot-sim"))
-        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -643,13 +748,6 @@ async fn the_binary_prints_its_address_first() {
         .unwrap()
         .unwrap()
         .unwrap();
-    let url = first.strip_prefix("listening on ").unwrap();
-    let r = reqwest::Client::new()
-        .get(format!("{url}{C}"))
-        .bearer_auth("t")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    child.kill().await.unwrap();
+    let url = first.strip_prefix("listening on ").unwrap().to_owned();
+    (child, url)
 }
