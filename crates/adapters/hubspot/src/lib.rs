@@ -117,17 +117,18 @@ pub struct DailyAllowance {
     pub remaining: u64,
 }
 
-#[derive(Debug)]
-struct DailyCounter {
-    limit: std::sync::atomic::AtomicU64,
-    remaining: std::sync::atomic::AtomicU64,
-}
+/// The last daily allowance HubSpot reported; `None` until a response carries the headers.
+#[derive(Debug, Default)]
+struct DailyCounter(std::sync::Mutex<Option<DailyAllowance>>);
 
 impl DailyCounter {
-    const UNKNOWN: u64 = u64::MAX;
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<DailyAllowance>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 
     fn observe(&self, headers: &reqwest::header::HeaderMap) {
-        use std::sync::atomic::Ordering::Relaxed;
         let read = |name: &str| {
             headers
                 .get(name)
@@ -138,23 +139,18 @@ impl DailyCounter {
             read("x-hubspot-ratelimit-daily"),
             read("x-hubspot-ratelimit-daily-remaining"),
         ) {
-            self.limit.store(limit, Relaxed);
-            self.remaining.store(remaining, Relaxed);
+            *self.slot() = Some(DailyAllowance { limit, remaining });
         }
     }
 
     fn exhausted(&self) {
-        self.remaining
-            .store(0, std::sync::atomic::Ordering::Relaxed);
+        if let Some(d) = self.slot().as_mut() {
+            d.remaining = 0;
+        }
     }
 
     fn get(&self) -> Option<DailyAllowance> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let limit = self.limit.load(Relaxed);
-        (limit != Self::UNKNOWN).then(|| DailyAllowance {
-            limit,
-            remaining: self.remaining.load(Relaxed),
-        })
+        *self.slot()
     }
 }
 
@@ -218,10 +214,7 @@ impl HubSpotClient {
             http,
             config: Arc::new(config),
             limiter,
-            daily: Arc::new(DailyCounter {
-                limit: DailyCounter::UNKNOWN.into(),
-                remaining: DailyCounter::UNKNOWN.into(),
-            }),
+            daily: Arc::default(),
         })
     }
 

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::store::Account;
-use crate::{Budget, HsError, HsResult, Sim, reply};
+use crate::{Budget, HsError, HsResult, Sim, find, id_of, object_of, reply};
 
 /// HubSpot's default (`HUBSPOT_DEFINED`, unlabelled) association type id from one object to
 /// another, per HubSpot's association type table.
@@ -35,14 +35,7 @@ fn object_name(account: &Account, given: &str) -> HsResult<&'static str> {
     account
         .objects
         .values()
-        .find(|o| {
-            let name = o.spec.name;
-            let singular = name
-                .strip_suffix("ies")
-                .map(|s| format!("{s}y"))
-                .unwrap_or_else(|| name.trim_end_matches('s').to_owned());
-            name == given || o.spec.type_id == given || singular == given
-        })
+        .find(|o| o.spec.name == given || o.spec.type_id == given || o.spec.singular() == given)
         .map(|o| o.spec.name)
         .ok_or_else(|| {
             HsError::new(
@@ -53,18 +46,14 @@ fn object_name(account: &Account, given: &str) -> HsResult<&'static str> {
         })
 }
 
+/// The live record `id` of `object`; `NotFound` otherwise.
 fn live(account: &Account, object: &str, id: &str) -> HsResult<u64> {
-    id.parse::<u64>()
-        .ok()
-        .filter(|n| {
-            account
-                .objects
-                .values()
-                .find(|o| o.spec.name == object)
-                .and_then(|o| o.records.get(n))
-                .is_some_and(|r| !r.archived)
-        })
-        .ok_or_else(|| HsError::not_found(id))
+    let store = account
+        .objects
+        .values()
+        .find(|o| o.spec.name == object)
+        .ok_or_else(|| HsError::not_found(id))?;
+    find(store, id, None, false)
 }
 
 fn param<'a>(p: &'a [(String, String)], key: &str) -> &'a str {
@@ -83,7 +72,7 @@ struct Pair {
 }
 
 fn resolve(account: &Account, p: &[(String, String)]) -> HsResult<Pair> {
-    let from = object_name(account, param(p, "object"))?;
+    let from = object_name(account, &object_of(p)?)?;
     let to = object_name(account, param(p, "to"))?;
     let (Some(type_id), Some(back_type_id)) = (default_type(from, to), default_type(to, from))
     else {
@@ -93,7 +82,7 @@ fn resolve(account: &Account, p: &[(String, String)]) -> HsResult<Pair> {
     };
     Ok(Pair {
         from,
-        from_id: live(account, from, param(p, "id"))?,
+        from_id: live(account, from, &id_of(p))?,
         to,
         type_id,
         back_type_id,

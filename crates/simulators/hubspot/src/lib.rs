@@ -352,7 +352,7 @@ fn conflict_error(spec: &ObjectSpec, property: &str, existing: u64) -> HsError {
     } else {
         format!(
             "A {} with {property} already exists. Existing ID: {existing}",
-            spec.name.trim_end_matches('s')
+            spec.singular()
         )
     };
     HsError::new(StatusCode::CONFLICT, "CONFLICT", message)
@@ -655,7 +655,7 @@ async fn batch_read(
             vec![]
         } else {
             vec![
-                json!({"status": "error", "category": "OBJECT_NOT_FOUND", "message": format!("Could not get some {} objects, they may be deleted or not exist. Check that ids are valid.", store.spec.name.trim_end_matches('s')), "context": {"ids": missing}}),
+                json!({"status": "error", "category": "OBJECT_NOT_FOUND", "message": format!("Could not get some {} objects, they may be deleted or not exist. Check that ids are valid.", store.spec.singular()), "context": {"ids": missing}}),
             ]
         };
         Ok(batch(results, errors))

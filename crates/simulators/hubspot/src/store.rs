@@ -37,6 +37,14 @@ const READ_ONLY: &[&str] = &[
 ];
 
 impl ObjectSpec {
+    /// The singular name HubSpot uses in event types and messages: `contact`, `company`, `deal`.
+    pub fn singular(&self) -> String {
+        self.name
+            .strip_suffix("ies")
+            .map(|s| format!("{s}y"))
+            .unwrap_or_else(|| self.name.trim_end_matches('s').to_owned())
+    }
+
     pub fn standard(extra_unique: &[String]) -> Vec<ObjectSpec> {
         let mk = |name,
                   type_id,

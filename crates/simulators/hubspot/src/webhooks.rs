@@ -119,14 +119,6 @@ pub(crate) fn snapshot(store: &ObjectStore) -> Snapshot {
         .collect()
 }
 
-/// `contacts` → `contact`, `companies` → `company`.
-fn singular(object: &str) -> String {
-    object
-        .strip_suffix("ies")
-        .map(|s| format!("{s}y"))
-        .unwrap_or_else(|| object.trim_end_matches('s').to_owned())
-}
-
 /// The events the change from `before` to `store` raises under `settings`.
 pub(crate) fn events(
     settings: &WebhookSettings,
@@ -134,7 +126,7 @@ pub(crate) fn events(
     store: &ObjectStore,
     next_event: &AtomicU64,
 ) -> Vec<Value> {
-    let kind = singular(store.spec.name);
+    let kind = store.spec.singular();
     let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
     let mut out = Vec::new();
     let mut emit = |sub: &Subscription, id: u64, flag: Option<&str>, prop: Option<(&str, &str)>| {

@@ -630,8 +630,8 @@ async fn the_binary_refuses_invalid_faults() {
 }
 
 #[tokio::test]
-async fn the_binary_prints_its_address_first() {
-    let (mut child, url) = spawn_binary(&["--listen", "127.0.0.1:0"]).await;
+async fn the_binary_prints_its_address_first_and_takes_its_daily_limit() {
+    let (mut child, url) = spawn_binary(&["--listen", "127.0.0.1:0", "--daily-limit", "1"]).await;
     let r = reqwest::Client::new()
         .get(format!("{url}{C}"))
         .bearer_auth("t")
@@ -639,6 +639,13 @@ async fn the_binary_prints_its_address_first() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let r = reqwest::Client::new()
+        .get(format!("{url}{C}"))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429, "--daily-limit 1 allows one request a day");
     child.kill().await.unwrap();
 }
 
@@ -708,6 +715,14 @@ async fn the_binary_delivers_webhooks_to_the_url_it_is_given() {
         .unwrap()
         .unwrap();
     assert!(headers.contains_key("x-hubspot-signature-v3"));
+    // v1: hex SHA-256 of the client secret followed by the body.
+    use sha2::Digest;
+    let v1: String = sha2::Sha256::digest(format!("shh{body}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(headers["x-hubspot-signature"].to_str().unwrap(), v1);
+    assert_eq!(headers["x-hubspot-signature-version"], "v1");
     let events: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(events[0]["subscriptionType"], "contact.creation");
     assert_eq!(events[0]["subscriptionId"], 1);
