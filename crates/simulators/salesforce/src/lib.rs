@@ -182,7 +182,8 @@ impl Sim {
                 tables,
                 cursors: HashMap::new(),
                 usage: VecDeque::new(),
-                delete_log_start: now,
+                // A fresh org's log reaches back as far as getDeleted may ask.
+                delete_log_start: now - time::Duration::days(15),
                 next_cursor: 0,
             }),
             clock_offset: Mutex::default(),

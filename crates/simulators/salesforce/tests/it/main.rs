@@ -25,6 +25,7 @@ pub struct Client {
     pub token: String,
 }
 
+#[derive(Debug)]
 pub struct Answer {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
