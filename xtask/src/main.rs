@@ -7,6 +7,9 @@
 //!   throughput and p50/p99 latency per backend.
 //! - `cargo xtask bench attio` — the Attio adapter against attio-sim: latency, throughput and the
 //!   share of Attio's write budget a burst of 1,000 asserts achieves.
+//! - `cargo xtask bench crm` — a bulk upsert of 10,000 contacts through the HubSpot and
+//!   Salesforce adapters against their simulators with the real limits, as a share of the ceiling
+//!   those limits (and the raw rate) allow, with every failed record.
 
 mod invariants;
 
@@ -45,7 +48,7 @@ fn run(args: Vec<String>) -> Result<()> {
             }
         }
         _ => {
-            eprintln!("usage: cargo xtask <ci|invariants|bench <queue|attio>>");
+            eprintln!("usage: cargo xtask <ci|invariants|bench <queue|attio|crm>>");
             bail!("unknown or missing command")
         }
     }
@@ -100,7 +103,7 @@ fn ci() -> Result<()> {
 }
 
 /// Benchmarks by name; each is a criterion bench target of the `bench` crate.
-const BENCHES: &[&str] = &["queue", "attio"];
+const BENCHES: &[&str] = &["queue", "attio", "crm"];
 
 fn bench(args: &[String]) -> Result<()> {
     let Some(name) = args.first() else {

@@ -385,11 +385,16 @@ fn with_object<R>(
                 format!("Unable to infer object type from: {object}"),
             )
         })?;
+    let started = OffsetDateTime::now_utc();
     let Some(settings) = &sim.config.webhooks else {
-        return f(store, next_id);
+        let result = f(store, next_id);
+        store.reindex_touched(started);
+        return result;
     };
     let before = webhooks::snapshot(store);
-    let result = f(store, next_id)?;
+    let result = f(store, next_id);
+    store.reindex_touched(started);
+    let result = result?;
     for e in webhooks::events(settings, &before, store, &sim.next_event) {
         // The receiver lives as long as the simulator's delivery task.
         let _ = sim.events.send(e);

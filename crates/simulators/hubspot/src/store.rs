@@ -1,7 +1,7 @@
 //! Accounts, objects and records as HubSpot keeps them: numeric-string ids, string property values,
 //! per-property history, archiving, unique properties.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
@@ -251,18 +251,76 @@ impl Record {
 pub struct ObjectStore {
     pub spec: ObjectSpec,
     pub records: BTreeMap<u64, Record>,
+    /// (unique property, normalised value) → the live record holding it; kept current by
+    /// [`ObjectStore::reindex_touched`] after every request.
+    index: HashMap<(String, String), u64>,
+    /// The index keys each record holds, to drop them when it changes.
+    keys_of: HashMap<u64, Vec<(String, String)>>,
 }
 
 impl ObjectStore {
+    pub fn new(spec: ObjectSpec) -> Self {
+        Self {
+            spec,
+            records: BTreeMap::new(),
+            index: HashMap::new(),
+            keys_of: HashMap::new(),
+        }
+    }
+
     /// The live record holding `value` in unique property `property`.
     pub fn by_unique(&self, property: &str, value: &str) -> Option<&Record> {
         let v = self.spec.norm(property, value);
-        self.records.values().find(|r| {
+        let id = self.index.get(&(property.to_owned(), v.clone()))?;
+        self.records.get(id).filter(|r| {
             !r.archived
                 && r.properties
                     .get(property)
                     .is_some_and(|x| self.spec.norm(property, x) == v)
         })
+    }
+
+    /// Re-indexes one record's unique values (none once it is archived).
+    fn reindex(&mut self, id: u64) {
+        for key in self.keys_of.remove(&id).unwrap_or_default() {
+            if self.index.get(&key) == Some(&id) {
+                self.index.remove(&key);
+            }
+        }
+        let Some(r) = self.records.get(&id).filter(|r| !r.archived) else {
+            return;
+        };
+        let keys: Vec<(String, String)> = self
+            .spec
+            .unique
+            .iter()
+            .filter_map(|u| {
+                let v = r.properties.get(u).filter(|v| !v.is_empty())?;
+                Some((u.clone(), self.spec.norm(u, v)))
+            })
+            .collect();
+        for key in &keys {
+            self.index.insert(key.clone(), id);
+        }
+        self.keys_of.insert(id, keys);
+    }
+
+    /// Re-indexes every record created, changed or archived at or after `since` (every write
+    /// stamps one of those times), so lookups by unique value stay O(1).
+    pub fn reindex_touched(&mut self, since: OffsetDateTime) {
+        let touched: Vec<u64> = self
+            .records
+            .values()
+            .filter(|r| {
+                r.updated_at >= since
+                    || r.created_at >= since
+                    || r.archived_at.is_some_and(|t| t >= since)
+            })
+            .map(|r| r.id)
+            .collect();
+        for id in touched {
+            self.reindex(id);
+        }
     }
 
     /// The first unique value of `props` another live record already holds.
@@ -298,15 +356,7 @@ impl Account {
     pub fn new(extra_unique: &[String]) -> Self {
         let objects = ObjectSpec::standard(extra_unique)
             .into_iter()
-            .map(|spec| {
-                (
-                    spec.name,
-                    ObjectStore {
-                        spec,
-                        records: BTreeMap::new(),
-                    },
-                )
-            })
+            .map(|spec| (spec.name, ObjectStore::new(spec)))
             .collect();
         Self {
             objects,
