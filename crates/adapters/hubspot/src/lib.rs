@@ -2,7 +2,8 @@
 //!
 //! Anatomy, as for every CRM adapter: `config` (typed settings, masked token), the client here
 //! (budgets, retries, one span per request), `wire` (HubSpot's JSON and its conversions to
-//! provider-neutral values), `crm` (the port), `assoc` (associations v4), `signature` (webhook
+//! provider-neutral values), `crm` (the port), `read` (reads by unique property, batch reads and
+//! paged lists), `assoc` (associations v4), `signature` (webhook
 //! verification) and `webhook` (event payloads).
 //! Retry classification: 429 waits by its policy (10 s × attempt for the rolling window, 1 s ×
 //! attempt for search, as HubSpot's own clients do; both settings), 423 waits 2 s, 477 honours
@@ -12,6 +13,7 @@
 
 mod assoc;
 mod crm;
+mod read;
 mod signature;
 mod webhook;
 mod wire;
@@ -28,6 +30,7 @@ use reqwest::Method;
 use serde_json::Value;
 use tracing::Instrument;
 
+pub use read::BatchRead;
 pub use signature::{MAX_AGE_MS, SignatureError, sign_v3, verify_v3};
 pub use webhook::{HubSpotEvent, PayloadError, SubscriptionType, parse_events};
 

@@ -11,11 +11,13 @@ use domain::tenant::Secret;
 use ports::crm::{ExternalCrm, ExternalUpsert, RecordOutcome};
 use ports::error::PortError;
 
-async fn setup(sim_config: hubspot_sim::HubSpotConfig) -> (hubspot_sim::RunningSim, HubSpotClient) {
+pub async fn setup(
+    sim_config: hubspot_sim::HubSpotConfig,
+) -> (hubspot_sim::RunningSim, HubSpotClient) {
     setup_with(sim_config, |_| {}).await
 }
 
-async fn setup_with(
+pub async fn setup_with(
     sim_config: hubspot_sim::HubSpotConfig,
     tweak: impl FnOnce(&mut HubSpotConfig),
 ) -> (hubspot_sim::RunningSim, HubSpotClient) {
@@ -36,11 +38,11 @@ async fn setup_with(
     (s, c)
 }
 
-fn prop(p: &str) -> ExternalProperty {
+pub fn prop(p: &str) -> ExternalProperty {
     ExternalProperty::parse(p).unwrap()
 }
 
-fn contact(key: &str, email: &str, first: &str) -> ExternalUpsert {
+pub fn contact(key: &str, email: &str, first: &str) -> ExternalUpsert {
     ExternalUpsert {
         key: key.into(),
         properties: BTreeMap::from([
@@ -50,7 +52,7 @@ fn contact(key: &str, email: &str, first: &str) -> ExternalUpsert {
     }
 }
 
-fn id_of(o: &RecordOutcome) -> ExternalId {
+pub fn id_of(o: &RecordOutcome) -> ExternalId {
     match o {
         RecordOutcome::Created(id) | RecordOutcome::Updated(id) => id.clone(),
         other => panic!("{other:?}"),

@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod crm;
+mod read;
 mod secrecy;
 mod webhooks;

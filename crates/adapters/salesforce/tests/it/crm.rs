@@ -419,3 +419,86 @@ async fn transient_failures_are_retried_and_locked_rows_are_retryable_outcomes()
         "{single}"
     );
 }
+
+#[tokio::test]
+async fn opportunities_and_accounts_upsert_and_poll_like_contacts() {
+    let s = start(sim_config()).await;
+    let c = client(&s.url());
+    let by = prop("Attio_Id__c");
+    let account = ExternalUpsert {
+        key: "co-1".into(),
+        properties: BTreeMap::from([(prop("Name"), FieldValue::text("Acme"))]),
+    };
+    let acct = id_of(&c.upsert_batch("Account", &by, &[account]).await.unwrap()[0]);
+    let deal = |key: &str, stage: Option<&str>| {
+        let mut properties = BTreeMap::from([
+            (prop("Name"), FieldValue::text(format!("Deal {key}"))),
+            (prop("CloseDate"), FieldValue::text("2026-12-31")),
+            (
+                prop("Amount"),
+                FieldValue::Number("1200.5".parse().unwrap()),
+            ),
+            (prop("AccountId"), FieldValue::text(acct.as_str())),
+        ]);
+        if let Some(s) = stage {
+            properties.insert(prop("StageName"), FieldValue::text(s));
+        }
+        ExternalUpsert {
+            key: key.into(),
+            properties,
+        }
+    };
+    let out = c
+        .upsert_batch(
+            "Opportunity",
+            &by,
+            &[deal("d1", Some("Prospecting")), deal("d2", None)],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out[0], RecordOutcome::Created(_)));
+    assert!(
+        matches!(&out[1], RecordOutcome::Failed { reason, .. } if reason.contains("StageName"))
+    );
+    let since = OffsetDateTime::now_utc() - Duration::from_secs(60);
+    let page = c
+        .changed_since(
+            "Opportunity",
+            since,
+            &[prop("StageName"), prop("Amount"), prop("AccountId")],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.records.len(), 1);
+    let r = &page.records[0];
+    assert_eq!(
+        r.properties[&prop("StageName")],
+        FieldValue::text("Prospecting")
+    );
+    assert_eq!(
+        r.properties[&prop("Amount")],
+        FieldValue::Number("1200.5".parse().unwrap())
+    );
+    assert_eq!(
+        r.properties[&prop("AccountId")],
+        FieldValue::text(acct.as_str())
+    );
+    let bad_ref = ExternalUpsert {
+        key: "d3".into(),
+        properties: BTreeMap::from([
+            (prop("Name"), FieldValue::text("X")),
+            (prop("StageName"), FieldValue::text("Closed Won")),
+            (prop("CloseDate"), FieldValue::text("2026-12-31")),
+            (prop("AccountId"), FieldValue::text("003000000000001AAA")),
+        ]),
+    };
+    let out = c
+        .upsert_batch("Opportunity", &by, &[bad_ref])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], RecordOutcome::Failed { reason, .. } if reason.starts_with("INVALID_CROSS_REFERENCE_KEY")),
+        "{out:?}"
+    );
+}
