@@ -207,31 +207,25 @@ impl Sim {
     }
 }
 
-/// A simulator serving on a local port, stopped when dropped.
-#[derive(Debug)]
-pub struct RunningSim {
-    pub addr: SocketAddr,
-    pub sim: Arc<Sim>,
-    task: tokio::task::JoinHandle<()>,
-}
+/// A simulator serving on a local port, stopped (with its delivery sender) when dropped. `url()`
+/// is the base URL clients use (without `/v2`).
+pub type RunningSim = sim_support::Running<Sim>;
 
-impl RunningSim {
-    /// `http://ADDR:PORT`, the base URL clients use (without `/v2`).
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+impl sim_support::HasFaults for Sim {
+    type Faults = Faults;
+
+    fn faults(&self) -> Faults {
+        Sim::faults(self)
     }
-}
 
-impl Drop for RunningSim {
-    fn drop(&mut self) {
-        self.task.abort();
+    fn set_faults(&self, faults: Faults) {
+        Sim::set_faults(self, faults);
     }
 }
 
 /// Starts a simulator on `addr` (`127.0.0.1:0` for any free port).
 pub async fn start(addr: SocketAddr, config: SimConfig) -> std::io::Result<RunningSim> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
     let (sim, outbox) = Sim::new(&config);
     let sim = Arc::new(sim);
     let app = routes::router(sim.clone());
@@ -240,11 +234,5 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> std::io::Result<Runni
         outbox,
         config.deliveries.clone(),
     ));
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "attio-sim stopped");
-        }
-        sender.abort();
-    });
-    Ok(RunningSim { addr, sim, task })
+    sim_support::spawn("attio-sim", listener, app, sim, vec![sender])
 }

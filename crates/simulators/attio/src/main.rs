@@ -44,11 +44,8 @@ async fn main() -> Result<()> {
         }
         None => None,
     };
-    let faults: attio_sim::Faults = match &args.faults {
-        Some(json) => serde_json::from_str(json).context("--faults is not a faults object")?,
-        None => attio_sim::Faults::default(),
-    };
-    faults.validate().map_err(anyhow::Error::msg)?;
+    let faults: attio_sim::Faults =
+        sim_support::parse_faults(args.faults.as_deref()).map_err(anyhow::Error::msg)?;
     let config = attio_sim::SimConfig {
         faults,
         tokens,

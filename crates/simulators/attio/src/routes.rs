@@ -117,10 +117,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
                 .patch(crate::activities::update_task)
                 .delete(crate::activities::delete_task),
         )
-        .route(
-            "/_sim/faults",
-            get(crate::faults::get).put(crate::faults::put),
-        )
+        .route("/_sim/faults", sim_support::faults_route::<crate::Sim>())
         .fallback(unknown_route)
         // Attio answers an unsupported method on a known path as an unknown endpoint.
         .method_not_allowed_fallback(unknown_route)

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -35,14 +34,10 @@ pub struct Faults {
 impl Faults {
     /// `Err` names the first rate outside 0..=1.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, rate) in [
+        sim_support::check_rates(&[
             ("error_rate", self.error_rate),
             ("timeout_rate", self.timeout_rate),
-        ] {
-            if !(0.0..=1.0).contains(&rate) {
-                return Err(format!("{name} must be between 0 and 1, got {rate}"));
-            }
-        }
+        ])?;
         match self.error_status {
             None | Some(500 | 502 | 503 | 504 | 524 | 423 | 477) => Ok(()),
             Some(other) => Err(format!(
@@ -52,9 +47,13 @@ impl Faults {
     }
 }
 
-fn roll(rate: f64) -> bool {
-    rate > 0.0 && fastrand::f64() < rate
+impl sim_support::FaultSettings for Faults {
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
 }
+
+use sim_support::roll;
 
 /// Applies latency, errors and hangs to HubSpot's routes.
 pub(crate) async fn layer(State(sim): State<Arc<Sim>>, req: Request, next: Next) -> Response {
@@ -92,22 +91,4 @@ pub(crate) async fn layer(State(sim): State<Arc<Sim>>, req: Request, next: Next)
         return r;
     }
     next.run(req).await
-}
-
-pub(crate) async fn get(State(sim): State<Arc<Sim>>) -> Response {
-    Json(sim.faults()).into_response()
-}
-
-pub(crate) async fn put(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Response {
-    let faults: Faults = match serde_json::from_slice(&body) {
-        Ok(f) => f,
-        Err(e) => {
-            return (StatusCode::BAD_REQUEST, format!("not a faults object: {e}")).into_response();
-        }
-    };
-    if let Err(e) = faults.validate() {
-        return (StatusCode::BAD_REQUEST, e).into_response();
-    }
-    sim.set_faults(faults.clone());
-    Json(faults).into_response()
 }

@@ -80,6 +80,18 @@ pub struct Sim {
 
 type S = State<Arc<Sim>>;
 
+impl sim_support::HasFaults for Sim {
+    type Faults = Faults;
+
+    fn faults(&self) -> Faults {
+        Sim::faults(self)
+    }
+
+    fn set_faults(&self, faults: Faults) {
+        Sim::set_faults(self, faults);
+    }
+}
+
 /// A HubSpot error response: `{status, message, correlationId, category, context?}`.
 #[derive(Debug)]
 pub(crate) struct HsError {
@@ -889,7 +901,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(routes("/crm/objects/{version}"))
         .merge(association_routes("/crm/v4/objects"))
         .merge(association_routes("/crm/objects/{version}"))
-        .route("/_sim/faults", get(faults::get).put(faults::put))
+        .route("/_sim/faults", sim_support::faults_route::<Sim>())
         .fallback(unknown)
         .layer(axum::middleware::from_fn_with_state(
             sim.clone(),
@@ -898,31 +910,14 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .with_state(sim)
 }
 
-/// A simulator serving on a local port, stopped when dropped.
-#[derive(Debug)]
-pub struct RunningSim {
-    pub addr: SocketAddr,
-    pub sim: Arc<Sim>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RunningSim {
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for RunningSim {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+/// A simulator serving on a local port, stopped (with its webhook sender) when dropped.
+pub type RunningSim = sim_support::Running<Sim>;
 
 pub async fn start(addr: SocketAddr, config: HubSpotConfig) -> std::io::Result<RunningSim> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
     let webhooks = config.webhooks.clone();
     let sim = Arc::new(Sim::new(config));
+    let mut tasks = Vec::new();
     if let (Some(settings), Some(rx)) = (
         webhooks,
         sim.events_rx
@@ -930,13 +925,8 @@ pub async fn start(addr: SocketAddr, config: HubSpotConfig) -> std::io::Result<R
             .unwrap_or_else(PoisonError::into_inner)
             .take(),
     ) {
-        tokio::spawn(webhooks::run(settings, rx));
+        tasks.push(tokio::spawn(webhooks::run(settings, rx)));
     }
     let app = router(sim.clone());
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "hubspot-sim stopped");
-        }
-    });
-    Ok(RunningSim { addr, sim, task })
+    sim_support::spawn("hubspot-sim", listener, app, sim, tasks)
 }

@@ -44,11 +44,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let faults: hubspot_sim::Faults = match &args.faults {
-        Some(json) => serde_json::from_str(json).context("--faults is not a faults object")?,
-        None => hubspot_sim::Faults::default(),
-    };
-    faults.validate().map_err(anyhow::Error::msg)?;
+    let faults: hubspot_sim::Faults =
+        sim_support::parse_faults(args.faults.as_deref()).map_err(anyhow::Error::msg)?;
     let webhooks = match (&args.webhook_url, &args.webhook_secret) {
         (Some(url), Some(secret)) => {
             let subscriptions = (1..)

@@ -6,9 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -36,15 +34,11 @@ pub struct Faults {
 impl Faults {
     /// `Err` names the first setting out of range.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, rate) in [
+        sim_support::check_rates(&[
             ("error_rate", self.error_rate),
             ("lock_rate", self.lock_rate),
             ("query_timeout_rate", self.query_timeout_rate),
-        ] {
-            if !(0.0..=1.0).contains(&rate) {
-                return Err(format!("{name} must be between 0 and 1, got {rate}"));
-            }
-        }
+        ])?;
         match self.error_status {
             None | Some(500 | 502 | 503) => Ok(()),
             Some(other) => Err(format!("error_status must be 500, 502 or 503; got {other}")),
@@ -52,9 +46,13 @@ impl Faults {
     }
 }
 
-pub(crate) fn roll(rate: f64) -> bool {
-    rate > 0.0 && fastrand::f64() < rate
+impl sim_support::FaultSettings for Faults {
+    fn check(&self) -> Result<(), String> {
+        self.validate()
+    }
 }
+
+pub(crate) use sim_support::roll;
 
 /// The fault a write meets, if the lock rate says so.
 pub(crate) fn lock(f: &Faults) -> Option<SfFault> {
@@ -94,22 +92,4 @@ pub(crate) async fn layer(State(sim): State<Arc<Sim>>, req: Request, next: Next)
         return fault.into_response();
     }
     next.run(req).await
-}
-
-pub(crate) async fn get(State(sim): State<Arc<Sim>>) -> Response {
-    Json(sim.faults()).into_response()
-}
-
-pub(crate) async fn put(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Response {
-    let faults: Faults = match serde_json::from_slice(&body) {
-        Ok(f) => f,
-        Err(e) => {
-            return (StatusCode::BAD_REQUEST, format!("not a faults object: {e}")).into_response();
-        }
-    };
-    if let Err(e) = faults.validate() {
-        return (StatusCode::BAD_REQUEST, e).into_response();
-    }
-    sim.set_faults(faults.clone());
-    Json(faults).into_response()
 }

@@ -265,6 +265,18 @@ impl Sim {
     }
 }
 
+impl sim_support::HasFaults for Sim {
+    type Faults = Faults;
+
+    fn faults(&self) -> Faults {
+        Sim::faults(self)
+    }
+
+    fn set_faults(&self, faults: Faults) {
+        Sim::set_faults(self, faults);
+    }
+}
+
 /// The API version of a data request, from its path.
 #[derive(Debug, Clone)]
 pub(crate) struct ApiVersion(pub String, pub f64);
@@ -396,7 +408,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/services/oauth2/revoke", post(oauth::revoke))
         .route("/services/oauth2/introspect", post(oauth::introspect))
         .route("/services/data", get(versions))
-        .route("/_sim/faults", get(faults::get).put(faults::put))
+        .route("/_sim/faults", sim_support::faults_route::<Sim>())
         .route("/_sim/clock", post(sim_clock))
         .route("/_sim/expire-tokens", post(sim_expire))
         .route("/_sim/purge-delete-log", post(sim_purge))
@@ -404,38 +416,15 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .with_state(sim)
 }
 
-/// A simulator serving on a local port; stops when dropped.
-#[derive(Debug)]
-pub struct RunningSim {
-    pub addr: SocketAddr,
-    pub sim: Arc<Sim>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RunningSim {
-    /// `http://ADDR:PORT`, the login URL and every token's `instance_url`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for RunningSim {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+/// A simulator serving on a local port; stops when dropped. `url()` is the login URL and every
+/// token's `instance_url`.
+pub type RunningSim = sim_support::Running<Sim>;
 
 /// Binds `addr` (port 0 for any) and serves in the background.
 pub async fn start(addr: SocketAddr, config: SalesforceConfig) -> std::io::Result<RunningSim> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
     let sim = Arc::new(Sim::new(config));
-    let _ = sim.url.set(format!("http://{addr}"));
+    let _ = sim.url.set(format!("http://{}", listener.local_addr()?));
     let app = router(sim.clone());
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "salesforce-sim stopped");
-        }
-    });
-    Ok(RunningSim { addr, sim, task })
+    sim_support::spawn("salesforce-sim", listener, app, sim, Vec::new())
 }

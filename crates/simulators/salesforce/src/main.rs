@@ -47,11 +47,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let faults: salesforce_sim::Faults = match &args.faults {
-        Some(json) => serde_json::from_str(json).context("--faults is not a faults object")?,
-        None => salesforce_sim::Faults::default(),
-    };
-    faults.validate().map_err(anyhow::Error::msg)?;
+    let faults: salesforce_sim::Faults =
+        sim_support::parse_faults(args.faults.as_deref()).map_err(anyhow::Error::msg)?;
     let jwt_public_key_pem = match &args.jwt_public_key {
         Some(p) => Some(
             std::fs::read_to_string(p)
