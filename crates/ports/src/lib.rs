@@ -7,6 +7,7 @@ pub mod attio;
 pub mod cache;
 pub mod clock;
 pub mod crm;
+pub mod directory;
 pub mod error;
 pub mod limiter;
 pub mod queue;

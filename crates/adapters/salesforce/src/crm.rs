@@ -83,7 +83,8 @@ fn outcome(item: &Value) -> PortResult<RecordOutcome> {
 
 impl SalesforceClient {
     /// Runs a SOQL query (`query_all` includes deleted and merged rows) or continues one from a
-    /// `nextRecordsUrl`. `Rejected` with `MALFORMED_QUERY` / `INVALID_FIELD` for bad SOQL.
+    /// `nextRecordsUrl`. The query must select `Id` (records are keyed by it; a row without one
+    /// is a `Backend` error). `Rejected` with `MALFORMED_QUERY` / `INVALID_FIELD` for bad SOQL.
     pub async fn query(
         &self,
         soql: &str,

@@ -1,0 +1,12 @@
+//! The use cases of attio-sync, written only against ports (no adapter, framework or client type
+//! appears here; `xtask` checks the dependency rule).
+//!
+//! - [`outbound::OutboundSync`]: one Attio record to each of the tenant's external CRMs — re-read
+//!   the record, merge it field by field with the external record against the last synced
+//!   snapshot, upsert what changed by the record's stable key, remember what was written (echo
+//!   suppression), record conflicts, and save the link with the new snapshot.
+
+pub mod error;
+pub mod outbound;
+
+pub use error::{ServiceError, ServiceResult};

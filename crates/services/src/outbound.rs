@@ -1,0 +1,369 @@
+//! The outbound sync of one Attio record.
+//!
+//! Per mapped external system: the Attio side is the record as Attio holds it now (deliveries
+//! carry ids, not values, so the job always re-reads and converges); the external side is the
+//! linked external record, read with its per-field change times; the three-way merge decides.
+//! Writes are upserts keyed by the Attio record id (a retried job is harmless). Values the merge
+//! would write back into Attio are not written by this use case: their snapshot entries are kept
+//! as they were, so the inbound sync still sees them as changes (nothing is marked synced that was
+//! not written).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::conflict::ConflictRecord;
+use domain::field::FieldValue;
+use domain::ids::{ConflictId, ExternalId, ObjectRef, ObjectSlug, RecordId, SystemId, TenantId};
+use domain::ledger::{LedgerEntry, LedgerKey};
+use domain::link::{IdentityLink, LinkLookup};
+use domain::mapping::{ExternalProperty, FieldKey, ObjectMapping};
+use domain::merge::{SideState, SideValue, Snapshot, merge};
+use domain::record::Record;
+use ports::clock::Clock;
+use ports::crm::{ExternalCrm, ExternalRecord, ExternalUpsert, RecordOutcome};
+use ports::directory::ClientDirectory;
+use ports::error::PortError;
+use ports::stores::{ConflictStore, LinkStore, WriteLedger};
+
+use crate::error::{ServiceError, ServiceResult};
+
+/// One mapping the tenant syncs, and the external property that holds the Attio record id (the
+/// upsert key: HubSpot's unique `idProperty`, Salesforce's external id field).
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    pub mapping: ObjectMapping,
+    pub id_property: ExternalProperty,
+}
+
+/// What happened in one external system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Created,
+    Updated,
+    /// Both sides already agree with the snapshot (or the record is empty): nothing written.
+    Unchanged,
+    /// The tenant has no connection to this system.
+    NotConnected,
+}
+
+/// The outcome for one external system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemReport {
+    pub system: SystemId,
+    pub action: Action,
+    pub external_id: Option<ExternalId>,
+    /// Fields written to the external CRM.
+    pub written: Vec<FieldKey>,
+    /// Fields the merge would write into Attio, left for the inbound sync.
+    pub deferred_inbound: Vec<FieldKey>,
+    /// Fields recorded as conflicts.
+    pub conflicts: Vec<FieldKey>,
+}
+
+/// The outbound sync use case.
+pub struct OutboundSync {
+    directory: Arc<dyn ClientDirectory>,
+    links: Arc<dyn LinkStore>,
+    ledger: Arc<dyn WriteLedger>,
+    conflicts: Arc<dyn ConflictStore>,
+    clock: Arc<dyn Clock>,
+    targets: Vec<SyncTarget>,
+    /// How long a written value is remembered for echo suppression.
+    pub ledger_ttl: Duration,
+}
+
+impl std::fmt::Debug for OutboundSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundSync")
+            .field("targets", &self.targets)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The change time of an attribute on Attio's side: when its newest active value became active.
+fn attio_changed_at(record: &Record, attribute: &str) -> Option<time::OffsetDateTime> {
+    record
+        .current(attribute)
+        .filter_map(|v| v.active_from.as_ref().map(|t| t.as_datetime()))
+        .max()
+}
+
+fn attio_side(mapping: &ObjectMapping, record: &Record) -> SideState {
+    mapping
+        .fields()
+        .iter()
+        .map(|m| {
+            let values = record
+                .values
+                .iter()
+                .find(|(slug, _)| **slug == m.attio.attribute)
+                .map(|(_, v)| v.as_slice())
+                .unwrap_or_default();
+            let value = FieldValue::from_attio(values, m.attio.part.as_deref(), m.attio.all_values);
+            let changed = attio_changed_at(record, m.attio.attribute.as_str());
+            (m.key(), SideValue::new(value, changed))
+        })
+        .collect()
+}
+
+fn external_side(mapping: &ObjectMapping, record: Option<&ExternalRecord>) -> SideState {
+    let Some(r) = record else {
+        return SideState::new();
+    };
+    mapping
+        .fields()
+        .iter()
+        .map(|m| {
+            let value = r.properties.get(&m.external).cloned().unwrap_or_default();
+            let changed = r.changed_at.get(&m.external).copied().or(r.updated_at);
+            (m.key(), SideValue::new(value, changed))
+        })
+        .collect()
+}
+
+impl OutboundSync {
+    pub fn new(
+        directory: Arc<dyn ClientDirectory>,
+        links: Arc<dyn LinkStore>,
+        ledger: Arc<dyn WriteLedger>,
+        conflicts: Arc<dyn ConflictStore>,
+        clock: Arc<dyn Clock>,
+        targets: Vec<SyncTarget>,
+    ) -> Self {
+        Self {
+            directory,
+            links,
+            ledger,
+            conflicts,
+            clock,
+            targets,
+            ledger_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+
+    /// Syncs one Attio record to every external system its object is mapped to. `Port(NotFound)`
+    /// when the record no longer exists in Attio (the delete path handles that);
+    /// `RecordRejected` when a CRM refuses the record, retryable or not as the CRM says.
+    pub async fn sync_record(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record_id: RecordId,
+    ) -> ServiceResult<Vec<SystemReport>> {
+        let targets: Vec<&SyncTarget> = self
+            .targets
+            .iter()
+            .filter(|t| &t.mapping.attio_object == object)
+            .collect();
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let clients = self.directory.clients(tenant).await?;
+        let record = clients
+            .attio
+            .get_record(&ObjectRef::from(object.clone()), record_id)
+            .await?;
+        let mut reports = Vec::new();
+        for target in targets {
+            let system = target.mapping.system.clone();
+            let Some(crm) = clients.crms.get(&system) else {
+                reports.push(SystemReport {
+                    system,
+                    action: Action::NotConnected,
+                    external_id: None,
+                    written: Vec::new(),
+                    deferred_inbound: Vec::new(),
+                    conflicts: Vec::new(),
+                });
+                continue;
+            };
+            let report = self
+                .sync_to(tenant, object, &record, record_id, target, crm.as_ref())
+                .await?;
+            tracing::debug!(tenant = %tenant, object = %object, record = %record_id, system = %report.system, action = ?report.action, written = report.written.len(), "synced a record");
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    async fn sync_to(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record: &Record,
+        record_id: RecordId,
+        target: &SyncTarget,
+        crm: &dyn ExternalCrm,
+    ) -> ServiceResult<SystemReport> {
+        let mapping = &target.mapping;
+        let system = mapping.system.clone();
+        let lookup = LinkLookup::Attio {
+            object: object.clone(),
+            record: record_id,
+            system: system.clone(),
+        };
+        let link = self.links.find(tenant, &lookup).await?;
+        let props: Vec<ExternalProperty> = mapping
+            .fields()
+            .iter()
+            .map(|m| m.external.clone())
+            .collect();
+        // The linked record; gone on the other side means "never synced": the upsert by key
+        // recreates it and the snapshot starts afresh.
+        let external = match &link {
+            Some(l) => match crm
+                .get(&mapping.external_object, &l.external_id, &props)
+                .await
+            {
+                Ok(r) if !r.archived => Some(r),
+                Ok(_) | Err(PortError::NotFound(_)) => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => None,
+        };
+        let snapshot = match (&link, &external) {
+            (Some(l), Some(_)) => l.snapshot.clone(),
+            _ => Snapshot::default(),
+        };
+        let attio = attio_side(mapping, record);
+        let outcome = merge(
+            mapping.fields(),
+            &snapshot,
+            &attio,
+            &external_side(mapping, external.as_ref()),
+        );
+        let by_key: BTreeMap<FieldKey, &ExternalProperty> = mapping
+            .fields()
+            .iter()
+            .map(|m| (m.key(), &m.external))
+            .collect();
+        let mut external_id = external.as_ref().map(|r| r.id.clone());
+        let mut action = Action::Unchanged;
+        let written: Vec<FieldKey> = outcome.to_external.iter().map(|w| w.key.clone()).collect();
+        if !outcome.to_external.is_empty() {
+            let upsert = ExternalUpsert {
+                key: record_id.to_string(),
+                properties: outcome
+                    .to_external
+                    .iter()
+                    .filter_map(|w| Some(((*by_key.get(&w.key)?).clone(), w.value.clone())))
+                    .collect(),
+            };
+            let results = crm
+                .upsert_batch(&mapping.external_object, &target.id_property, &[upsert])
+                .await?;
+            match results.into_iter().next() {
+                Some(RecordOutcome::Created(id)) => {
+                    action = Action::Created;
+                    external_id = Some(id);
+                }
+                Some(RecordOutcome::Updated(id)) => {
+                    action = if external.is_some() {
+                        Action::Updated
+                    } else {
+                        Action::Created
+                    };
+                    external_id = Some(id);
+                }
+                Some(RecordOutcome::Failed { reason, retryable }) => {
+                    return Err(ServiceError::RecordRejected {
+                        system,
+                        reason,
+                        retryable,
+                    });
+                }
+                None => {
+                    return Err(PortError::backend(
+                        system.to_string(),
+                        "an upsert of one record answered no outcome",
+                    )
+                    .into());
+                }
+            }
+        }
+        let now = self.clock.now();
+        let Some(external_id) = external_id else {
+            // Nothing on the other side and nothing to write (an empty record): no link yet.
+            return Ok(SystemReport {
+                system,
+                action,
+                external_id: None,
+                written,
+                deferred_inbound: Vec::new(),
+                conflicts: Vec::new(),
+            });
+        };
+        // Echo suppression: remember every value we wrote.
+        let entries: Vec<LedgerEntry> = outcome
+            .to_external
+            .iter()
+            .map(|w| LedgerEntry {
+                key: LedgerKey {
+                    tenant: tenant.clone(),
+                    system: system.clone(),
+                    object: mapping.external_object.clone(),
+                    record: external_id.as_str().to_owned(),
+                    field: w.key.clone(),
+                },
+                value_hash: w.value.value_hash(),
+                expires_at: now + self.ledger_ttl,
+            })
+            .collect();
+        if !entries.is_empty() {
+            self.ledger.record(&entries).await?;
+        }
+        // Writes into Attio are the inbound sync's: keep their old snapshot entries.
+        let mut new_snapshot = outcome.snapshot.clone();
+        let deferred: Vec<FieldKey> = outcome.to_attio.iter().map(|w| w.key.clone()).collect();
+        for key in &deferred {
+            match snapshot.0.get(key) {
+                Some(old) => new_snapshot.0.insert(key.clone(), old.clone()),
+                None => new_snapshot.0.remove(key),
+            };
+        }
+        let mut conflicts = Vec::new();
+        for c in &outcome.conflicts {
+            conflicts.push(c.key.clone());
+            self.conflicts
+                .record(&ConflictRecord {
+                    id: ConflictId::from_uuid(uuid::Uuid::new_v4()),
+                    tenant: tenant.clone(),
+                    object: object.clone(),
+                    attio_record: record_id,
+                    system: system.clone(),
+                    external_id: external_id.clone(),
+                    conflict: c.clone(),
+                    detected_at: now,
+                    resolution: None,
+                })
+                .await?;
+        }
+        let changed_link = link
+            .as_ref()
+            .is_none_or(|l| l.snapshot != new_snapshot || l.external_id != external_id);
+        if changed_link {
+            self.links
+                .save(&IdentityLink {
+                    tenant: tenant.clone(),
+                    object: object.clone(),
+                    attio_record: record_id,
+                    system: system.clone(),
+                    external_object: mapping.external_object.clone(),
+                    external_id: external_id.clone(),
+                    snapshot: new_snapshot,
+                    updated_at: now,
+                    version: link.as_ref().map(|l| l.version).unwrap_or(0),
+                })
+                .await?;
+        }
+        Ok(SystemReport {
+            system,
+            action,
+            external_id: Some(external_id),
+            written,
+            deferred_inbound: deferred,
+            conflicts,
+        })
+    }
+}

@@ -1,0 +1,7 @@
+//! The services against the three simulators over real HTTP, through the real adapters, with the
+//! memory stores.
+
+// Test code: unwrap/expect are how a test says "this must hold".
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod outbound;

@@ -1,0 +1,441 @@
+//! The outbound sync: an Attio person reaches HubSpot and Salesforce, once, with only what
+//! changed; external edits are left for the inbound sync, never overwritten or marked synced.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapter_attio_http::{AttioClient, AttioConfig};
+use adapter_hubspot::{HubSpotClient, HubSpotConfig};
+use adapter_memory::{
+    MemoryConflictStore, MemoryLinkStore, MemoryRateLimiter, MemoryWriteLedger, SystemClock,
+};
+use adapter_salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
+use async_trait::async_trait;
+use domain::field::FieldValue;
+use domain::ids::{AttributeSlug, ObjectRef, ObjectSlug, RecordId, SystemId, TenantId};
+use domain::ledger::LedgerKey;
+use domain::mapping::{
+    AttioField, ExternalProperty, FieldMapping, ObjectMapping, SyncRule, Transform,
+};
+use domain::tenant::Secret;
+use domain::value::AttributeType;
+use domain::write::{RecordWrite, WriteValue};
+use ports::attio::AttioRecords;
+use ports::crm::{ExternalCrm, ExternalUpsert};
+use ports::directory::{ClientDirectory, TenantClients};
+use ports::error::PortResult;
+use ports::stores::{ConflictStore, WriteLedger};
+use services::ServiceError;
+use services::outbound::{Action, OutboundSync, SyncTarget};
+
+struct Directory(TenantClients);
+
+#[async_trait]
+impl ClientDirectory for Directory {
+    async fn clients(&self, _tenant: &TenantId) -> PortResult<TenantClients> {
+        Ok(self.0.clone())
+    }
+}
+
+fn prop(p: &str) -> ExternalProperty {
+    ExternalProperty::parse(p).unwrap()
+}
+
+fn slug(s: &str) -> AttributeSlug {
+    AttributeSlug::parse(s).unwrap()
+}
+
+fn field(attribute: &str, part: Option<&str>, external: &str, rule: SyncRule) -> FieldMapping {
+    FieldMapping {
+        attio: AttioField {
+            attribute: slug(attribute),
+            part: part.map(str::to_owned),
+            all_values: false,
+        },
+        external: prop(external),
+        rule,
+        transform: if external.eq_ignore_ascii_case("email") {
+            Transform::Lowercase
+        } else {
+            Transform::Identity
+        },
+    }
+}
+
+fn targets(title_rule: SyncRule) -> Vec<SyncTarget> {
+    let people = ObjectSlug::parse("people").unwrap();
+    let map = |system: &str, object: &str, names: [&str; 4], id: &str| SyncTarget {
+        mapping: ObjectMapping::new(
+            people.clone(),
+            SystemId::parse(system).unwrap(),
+            object,
+            vec![
+                field("email_addresses", None, names[0], SyncRule::LatestWins),
+                field("name", Some("first_name"), names[1], SyncRule::LatestWins),
+                field("name", Some("last_name"), names[2], SyncRule::LatestWins),
+                field("job_title", None, names[3], title_rule),
+            ],
+        )
+        .unwrap(),
+        id_property: prop(id),
+    };
+    vec![
+        map(
+            "hubspot",
+            "contacts",
+            ["email", "firstname", "lastname", "jobtitle"],
+            "attio_record_id",
+        ),
+        map(
+            "salesforce",
+            "Contact",
+            ["Email", "FirstName", "LastName", "Title"],
+            "Attio_Id__c",
+        ),
+    ]
+}
+
+struct World {
+    _sims: (
+        attio_sim::RunningSim,
+        hubspot_sim::RunningSim,
+        salesforce_sim::RunningSim,
+    ),
+    attio: AttioClient,
+    hubspot: HubSpotClient,
+    salesforce: SalesforceClient,
+    ledger: Arc<MemoryWriteLedger>,
+    conflicts: Arc<MemoryConflictStore>,
+    sync: OutboundSync,
+    tenant: TenantId,
+}
+
+async fn world(connect_salesforce: bool, title_rule: SyncRule) -> World {
+    let addr = || "127.0.0.1:0".parse().unwrap();
+    let a = attio_sim::start(addr(), attio_sim::SimConfig::default())
+        .await
+        .unwrap();
+    let h = hubspot_sim::start(addr(), hubspot_sim::HubSpotConfig::default())
+        .await
+        .unwrap();
+    let s = salesforce_sim::start(addr(), salesforce_sim::SalesforceConfig::default())
+        .await
+        .unwrap();
+    let tenant = TenantId::parse("acme").unwrap();
+    let limiter = Arc::new(MemoryRateLimiter::default());
+    let attio = AttioClient::new(
+        AttioConfig::new(
+            &a.url(),
+            Secret::new("a".repeat(64)).unwrap(),
+            tenant.clone(),
+        )
+        .unwrap(),
+        limiter.clone(),
+    )
+    .unwrap();
+    let hubspot = HubSpotClient::new(
+        HubSpotConfig::new(
+            &h.url(),
+            Secret::new("pat-na1-services").unwrap(),
+            tenant.clone(),
+        )
+        .unwrap(),
+        limiter,
+    )
+    .unwrap();
+    let sf = salesforce_sim::SalesforceConfig::default();
+    let salesforce = SalesforceClient::new(
+        SalesforceConfig::new(
+            &s.url(),
+            SalesforceAuth::ClientCredentials {
+                client_id: sf.app.client_id,
+                client_secret: Secret::new(sf.app.client_secret).unwrap(),
+            },
+            tenant.clone(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut crms: BTreeMap<SystemId, Arc<dyn ExternalCrm>> = BTreeMap::new();
+    crms.insert(
+        SystemId::parse("hubspot").unwrap(),
+        Arc::new(hubspot.clone()),
+    );
+    if connect_salesforce {
+        crms.insert(
+            SystemId::parse("salesforce").unwrap(),
+            Arc::new(salesforce.clone()),
+        );
+    }
+    let clients = TenantClients {
+        attio: Arc::new(attio.clone()),
+        schema: Arc::new(attio.clone()),
+        crms,
+    };
+    let ledger = Arc::new(MemoryWriteLedger::default());
+    let conflicts = Arc::new(MemoryConflictStore::default());
+    let sync = OutboundSync::new(
+        Arc::new(Directory(clients)),
+        Arc::new(MemoryLinkStore::default()),
+        ledger.clone(),
+        conflicts.clone(),
+        Arc::new(SystemClock),
+        targets(title_rule),
+    );
+    World {
+        _sims: (a, h, s),
+        attio,
+        hubspot,
+        salesforce,
+        ledger,
+        conflicts,
+        sync,
+        tenant,
+    }
+}
+
+fn people() -> ObjectSlug {
+    ObjectSlug::parse("people").unwrap()
+}
+
+async fn create_person(w: &World, email: &str, first: &str, last: &str, title: &str) -> RecordId {
+    let email =
+        WriteValue::from_json(&AttributeType::EmailAddress, &serde_json::json!(email)).unwrap();
+    let write = RecordWrite::new()
+        .set(slug("email_addresses"), vec![email])
+        .set(slug("name"), vec![WriteValue::personal_name(first, last)])
+        .set(slug("job_title"), vec![WriteValue::Text(title.into())]);
+    w.attio
+        .create_record(&ObjectRef::from(people()), &write)
+        .await
+        .unwrap()
+        .id
+        .record_id
+}
+
+async fn set_title(w: &World, id: RecordId, title: &str) {
+    let write = RecordWrite::new().set(slug("job_title"), vec![WriteValue::Text(title.into())]);
+    w.attio
+        .update_record(
+            &ObjectRef::from(people()),
+            id,
+            &write,
+            ports::attio::UpdateMode::Overwrite,
+        )
+        .await
+        .unwrap();
+}
+
+async fn hubspot_contact(w: &World, id: RecordId) -> BTreeMap<ExternalProperty, FieldValue> {
+    let wanted = [
+        prop("email"),
+        prop("firstname"),
+        prop("lastname"),
+        prop("jobtitle"),
+    ];
+    w.hubspot
+        .get_by(
+            "contacts",
+            &prop("attio_record_id"),
+            &id.to_string(),
+            &wanted,
+        )
+        .await
+        .unwrap()
+        .properties
+}
+
+async fn salesforce_contact(w: &World, id: RecordId) -> BTreeMap<ExternalProperty, FieldValue> {
+    let page = w
+        .salesforce
+        .query(&format!("SELECT Id, Email, FirstName, LastName, Title FROM Contact WHERE Attio_Id__c = '{id}'"), false, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.records.len(),
+        1,
+        "exactly one Salesforce contact for the record"
+    );
+    page.records[0].properties.clone()
+}
+
+#[tokio::test]
+async fn a_new_person_reaches_both_crms_and_a_second_run_writes_nothing() {
+    let w = world(true, SyncRule::LatestWins).await;
+    let id = create_person(&w, "Ada@Example.com", "Ada", "Lovelace", "Analyst").await;
+    let reports = w.sync.sync_record(&w.tenant, &people(), id).await.unwrap();
+    assert_eq!(reports.len(), 2);
+    assert!(
+        reports
+            .iter()
+            .all(|r| r.action == Action::Created && r.written.len() == 4),
+        "{reports:?}"
+    );
+
+    let hs = hubspot_contact(&w, id).await;
+    assert_eq!(
+        hs[&prop("email")],
+        FieldValue::text("ada@example.com"),
+        "the mapping's transform applied"
+    );
+    assert_eq!(hs[&prop("lastname")], FieldValue::text("Lovelace"));
+    let sf = salesforce_contact(&w, id).await;
+    assert_eq!(sf[&prop("Title")], FieldValue::text("Analyst"));
+    assert_eq!(sf[&prop("FirstName")], FieldValue::text("Ada"));
+
+    // Echo suppression: what we wrote is in the ledger under the external record.
+    let hs_id = reports[0].external_id.clone().unwrap();
+    let key = LedgerKey {
+        tenant: w.tenant.clone(),
+        system: SystemId::parse("hubspot").unwrap(),
+        object: "contacts".into(),
+        record: hs_id.as_str().into(),
+        field: domain::mapping::FieldKey::parse("job_title").unwrap(),
+    };
+    let now = time::OffsetDateTime::now_utc();
+    assert!(
+        w.ledger
+            .is_echo(&key, &FieldValue::text("Analyst").value_hash(), now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !w.ledger
+            .is_echo(&key, &FieldValue::text("CEO").value_hash(), now)
+            .await
+            .unwrap()
+    );
+
+    let again = w.sync.sync_record(&w.tenant, &people(), id).await.unwrap();
+    assert!(
+        again
+            .iter()
+            .all(|r| r.action == Action::Unchanged && r.written.is_empty()),
+        "{again:?}"
+    );
+    assert_eq!(again[0].external_id, Some(hs_id));
+}
+
+#[tokio::test]
+async fn an_attio_change_writes_only_the_changed_field() {
+    let w = world(true, SyncRule::LatestWins).await;
+    let id = create_person(&w, "grace@example.com", "Grace", "Hopper", "Engineer").await;
+    w.sync.sync_record(&w.tenant, &people(), id).await.unwrap();
+    set_title(&w, id, "Rear Admiral").await;
+    let reports = w.sync.sync_record(&w.tenant, &people(), id).await.unwrap();
+    for r in &reports {
+        assert_eq!(r.action, Action::Updated);
+        assert_eq!(
+            r.written,
+            vec![domain::mapping::FieldKey::parse("job_title").unwrap()]
+        );
+    }
+    assert_eq!(
+        hubspot_contact(&w, id).await[&prop("jobtitle")],
+        FieldValue::text("Rear Admiral")
+    );
+    assert_eq!(
+        salesforce_contact(&w, id).await[&prop("Title")],
+        FieldValue::text("Rear Admiral")
+    );
+}
+
+#[tokio::test]
+async fn an_external_edit_is_left_for_the_inbound_sync_and_never_marked_synced() {
+    let w = world(false, SyncRule::LatestWins).await;
+    let id = create_person(&w, "alan@example.com", "Alan", "Turing", "Mathematician").await;
+    w.sync.sync_record(&w.tenant, &people(), id).await.unwrap();
+    // Someone edits the first name in HubSpot.
+    let edit = ExternalUpsert {
+        key: id.to_string(),
+        properties: BTreeMap::from([(prop("firstname"), FieldValue::text("Al"))]),
+    };
+    w.hubspot
+        .upsert_batch("contacts", &prop("attio_record_id"), &[edit])
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let r = &w.sync.sync_record(&w.tenant, &people(), id).await.unwrap()[0];
+        assert_eq!(r.action, Action::Unchanged);
+        assert_eq!(
+            r.deferred_inbound,
+            vec![domain::mapping::FieldKey::parse("name.first_name").unwrap()],
+            "still pending on every run"
+        );
+    }
+    assert_eq!(
+        hubspot_contact(&w, id).await[&prop("firstname")],
+        FieldValue::text("Al"),
+        "not overwritten"
+    );
+}
+
+#[tokio::test]
+async fn changes_on_both_sides_under_a_manual_rule_become_a_conflict() {
+    let w = world(false, SyncRule::Manual).await;
+    let id = create_person(&w, "kay@example.com", "Katherine", "Johnson", "Computer").await;
+    w.sync.sync_record(&w.tenant, &people(), id).await.unwrap();
+    let edit = ExternalUpsert {
+        key: id.to_string(),
+        properties: BTreeMap::from([(prop("jobtitle"), FieldValue::text("Physicist"))]),
+    };
+    w.hubspot
+        .upsert_batch("contacts", &prop("attio_record_id"), &[edit])
+        .await
+        .unwrap();
+    set_title(&w, id, "Mathematician").await;
+    let r = &w.sync.sync_record(&w.tenant, &people(), id).await.unwrap()[0];
+    assert_eq!(
+        r.conflicts,
+        vec![domain::mapping::FieldKey::parse("job_title").unwrap()]
+    );
+    assert!(r.written.is_empty());
+    let open = w.conflicts.open(&w.tenant, 10).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        open[0].conflict.external.value,
+        FieldValue::text("Physicist")
+    );
+    assert_eq!(
+        hubspot_contact(&w, id).await[&prop("jobtitle")],
+        FieldValue::text("Physicist"),
+        "a person decides"
+    );
+}
+
+#[tokio::test]
+async fn unconnected_systems_are_reported_and_refused_records_are_typed_errors() {
+    let w = world(false, SyncRule::LatestWins).await;
+    let id = create_person(&w, "edsger@example.com", "Edsger", "Dijkstra", "Professor").await;
+    let reports = w.sync.sync_record(&w.tenant, &people(), id).await.unwrap();
+    assert_eq!(reports[1].action, Action::NotConnected);
+
+    // Salesforce requires LastName: a person without one is refused, not retried.
+    let w = world(true, SyncRule::LatestWins).await;
+    let id = create_person(&w, "mononym@example.com", "Prince", "", "Musician").await;
+    match w.sync.sync_record(&w.tenant, &people(), id).await {
+        Err(e @ ServiceError::RecordRejected { .. }) => {
+            assert!(!e.is_retryable());
+            assert!(e.to_string().contains("REQUIRED_FIELD_MISSING"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A record Attio no longer has is a typed NotFound.
+    let gone = w
+        .sync
+        .sync_record(&w.tenant, &people(), RecordId::from_uuid(uuid_like()))
+        .await;
+    assert!(
+        matches!(
+            gone,
+            Err(ServiceError::Port(ports::error::PortError::NotFound(_)))
+        ),
+        "{gone:?}"
+    );
+    let _ = Duration::ZERO;
+}
+
+fn uuid_like() -> uuid::Uuid {
+    uuid::Uuid::from_u128(0x1234_5678_9abc_def0_1234_5678_9abc_def0)
+}
