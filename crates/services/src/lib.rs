@@ -5,8 +5,12 @@
 //!   the record, merge it field by field with the external record against the last synced
 //!   snapshot, upsert what changed by the record's stable key, remember what was written (echo
 //!   suppression), record conflicts, and save the link with the new snapshot.
+//! - [`pipeline::EventPipeline`]: one handler per Attio event type (record created, updated,
+//!   deleted, merged; the rest acknowledged as not handled yet), each convergent so duplicated
+//!   and reordered deliveries change nothing.
 
 pub mod error;
 pub mod outbound;
+pub mod pipeline;
 
 pub use error::{ServiceError, ServiceResult};

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use adapter_attio_http::{AttioClient, AttioConfig};
 use adapter_hubspot::{HubSpotClient, HubSpotConfig};
@@ -29,7 +28,7 @@ use ports::stores::{ConflictStore, WriteLedger};
 use services::ServiceError;
 use services::outbound::{Action, OutboundSync, SyncTarget};
 
-struct Directory(TenantClients);
+pub struct Directory(TenantClients);
 
 #[async_trait]
 impl ClientDirectory for Directory {
@@ -38,11 +37,11 @@ impl ClientDirectory for Directory {
     }
 }
 
-fn prop(p: &str) -> ExternalProperty {
+pub fn prop(p: &str) -> ExternalProperty {
     ExternalProperty::parse(p).unwrap()
 }
 
-fn slug(s: &str) -> AttributeSlug {
+pub fn slug(s: &str) -> AttributeSlug {
     AttributeSlug::parse(s).unwrap()
 }
 
@@ -63,7 +62,7 @@ fn field(attribute: &str, part: Option<&str>, external: &str, rule: SyncRule) ->
     }
 }
 
-fn targets(title_rule: SyncRule) -> Vec<SyncTarget> {
+pub fn targets(title_rule: SyncRule) -> Vec<SyncTarget> {
     let people = ObjectSlug::parse("people").unwrap();
     let map = |system: &str, object: &str, names: [&str; 4], id: &str| SyncTarget {
         mapping: ObjectMapping::new(
@@ -96,22 +95,39 @@ fn targets(title_rule: SyncRule) -> Vec<SyncTarget> {
     ]
 }
 
-struct World {
-    _sims: (
+pub struct World {
+    pub _sims: (
         attio_sim::RunningSim,
         hubspot_sim::RunningSim,
         salesforce_sim::RunningSim,
     ),
-    attio: AttioClient,
-    hubspot: HubSpotClient,
-    salesforce: SalesforceClient,
-    ledger: Arc<MemoryWriteLedger>,
-    conflicts: Arc<MemoryConflictStore>,
-    sync: OutboundSync,
-    tenant: TenantId,
+    pub attio: AttioClient,
+    pub hubspot: HubSpotClient,
+    pub salesforce: SalesforceClient,
+    pub ledger: Arc<MemoryWriteLedger>,
+    pub conflicts: Arc<MemoryConflictStore>,
+    pub sync: OutboundSync,
+    pub tenant: TenantId,
+    pub links: Arc<MemoryLinkStore>,
+    pub directory: Arc<Directory>,
+    pub title_rule: SyncRule,
 }
 
-async fn world(connect_salesforce: bool, title_rule: SyncRule) -> World {
+impl World {
+    /// Another outbound sync over the same clients and stores.
+    pub fn outbound(&self) -> OutboundSync {
+        OutboundSync::new(
+            self.directory.clone(),
+            self.links.clone(),
+            self.ledger.clone(),
+            self.conflicts.clone(),
+            Arc::new(SystemClock),
+            targets(self.title_rule),
+        )
+    }
+}
+
+pub async fn world(connect_salesforce: bool, title_rule: SyncRule) -> World {
     let addr = || "127.0.0.1:0".parse().unwrap();
     let a = attio_sim::start(addr(), attio_sim::SimConfig::default())
         .await
@@ -175,9 +191,11 @@ async fn world(connect_salesforce: bool, title_rule: SyncRule) -> World {
     };
     let ledger = Arc::new(MemoryWriteLedger::default());
     let conflicts = Arc::new(MemoryConflictStore::default());
+    let links = Arc::new(MemoryLinkStore::default());
+    let directory = Arc::new(Directory(clients));
     let sync = OutboundSync::new(
-        Arc::new(Directory(clients)),
-        Arc::new(MemoryLinkStore::default()),
+        directory.clone(),
+        links.clone(),
         ledger.clone(),
         conflicts.clone(),
         Arc::new(SystemClock),
@@ -192,14 +210,23 @@ async fn world(connect_salesforce: bool, title_rule: SyncRule) -> World {
         conflicts,
         sync,
         tenant,
+        links,
+        directory,
+        title_rule,
     }
 }
 
-fn people() -> ObjectSlug {
+pub fn people() -> ObjectSlug {
     ObjectSlug::parse("people").unwrap()
 }
 
-async fn create_person(w: &World, email: &str, first: &str, last: &str, title: &str) -> RecordId {
+pub async fn create_person(
+    w: &World,
+    email: &str,
+    first: &str,
+    last: &str,
+    title: &str,
+) -> RecordId {
     let email =
         WriteValue::from_json(&AttributeType::EmailAddress, &serde_json::json!(email)).unwrap();
     let write = RecordWrite::new()
@@ -214,7 +241,7 @@ async fn create_person(w: &World, email: &str, first: &str, last: &str, title: &
         .record_id
 }
 
-async fn set_title(w: &World, id: RecordId, title: &str) {
+pub async fn set_title(w: &World, id: RecordId, title: &str) {
     let write = RecordWrite::new().set(slug("job_title"), vec![WriteValue::Text(title.into())]);
     w.attio
         .update_record(
@@ -227,7 +254,7 @@ async fn set_title(w: &World, id: RecordId, title: &str) {
         .unwrap();
 }
 
-async fn hubspot_contact(w: &World, id: RecordId) -> BTreeMap<ExternalProperty, FieldValue> {
+pub async fn hubspot_contact(w: &World, id: RecordId) -> BTreeMap<ExternalProperty, FieldValue> {
     let wanted = [
         prop("email"),
         prop("firstname"),
@@ -246,7 +273,7 @@ async fn hubspot_contact(w: &World, id: RecordId) -> BTreeMap<ExternalProperty, 
         .properties
 }
 
-async fn salesforce_contact(w: &World, id: RecordId) -> BTreeMap<ExternalProperty, FieldValue> {
+pub async fn salesforce_contact(w: &World, id: RecordId) -> BTreeMap<ExternalProperty, FieldValue> {
     let page = w
         .salesforce
         .query(&format!("SELECT Id, Email, FirstName, LastName, Title FROM Contact WHERE Attio_Id__c = '{id}'"), false, None)
@@ -433,7 +460,6 @@ async fn unconnected_systems_are_reported_and_refused_records_are_typed_errors()
         ),
         "{gone:?}"
     );
-    let _ = Duration::ZERO;
 }
 
 fn uuid_like() -> uuid::Uuid {

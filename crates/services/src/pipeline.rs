@@ -1,0 +1,280 @@
+//! The event pipeline: one handler per Attio event type, each convergent (it re-reads what it
+//! needs), so a duplicated or reordered delivery changes nothing.
+//!
+//! Handled: `record.created` / `record.updated` (the outbound sync), `record.deleted` (archive
+//! the linked external records, or keep them, per configuration, and drop the links) and
+//! `record.merged` (merge or archive the duplicate's external records, repoint its links, sync
+//! the survivor). Every other event type is acknowledged as [`Handled::Ignored`] with the reason;
+//! list-entry, note, task and schema events are not built yet.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use domain::ids::{ExternalId, ObjectId, ObjectRef, ObjectSlug, RecordId, SystemId, TenantId};
+use domain::link::LinkLookup;
+use domain::webhook::{EventSubject, EventType, WebhookEvent};
+use ports::crm::RecordOutcome;
+use ports::directory::{ClientDirectory, TenantClients};
+use ports::error::PortError;
+use ports::stores::LinkStore;
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::outbound::{OutboundSync, SystemReport};
+
+/// What happens to the external records of an Attio record that was deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeletePolicy {
+    /// Archive (HubSpot) or delete (Salesforce) them.
+    #[default]
+    Archive,
+    /// Leave them; only the links go.
+    Keep,
+}
+
+/// What the pipeline did with an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    Synced(Vec<SystemReport>),
+    /// External records archived (or already gone) after a delete, and links dropped.
+    Deleted {
+        archived: Vec<(SystemId, ExternalId)>,
+        unlinked: usize,
+    },
+    /// A merge: duplicates merged or archived in the CRMs, links repointed, survivor synced.
+    Merged {
+        merged: Vec<(SystemId, ExternalId)>,
+        repointed: u64,
+        synced: Vec<SystemReport>,
+    },
+    /// Acknowledged without effect.
+    Ignored {
+        reason: String,
+    },
+}
+
+/// The event pipeline.
+pub struct EventPipeline {
+    directory: Arc<dyn ClientDirectory>,
+    links: Arc<dyn LinkStore>,
+    outbound: OutboundSync,
+    delete_policy: DeletePolicy,
+    /// Object ids never change their object; slugs are looked up once per tenant.
+    slugs: Mutex<HashMap<(TenantId, ObjectId), ObjectSlug>>,
+}
+
+impl std::fmt::Debug for EventPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventPipeline")
+            .field("delete_policy", &self.delete_policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventPipeline {
+    pub fn new(
+        directory: Arc<dyn ClientDirectory>,
+        links: Arc<dyn LinkStore>,
+        outbound: OutboundSync,
+        delete_policy: DeletePolicy,
+    ) -> Self {
+        Self {
+            directory,
+            links,
+            outbound,
+            delete_policy,
+            slugs: Mutex::default(),
+        }
+    }
+
+    async fn slug(
+        &self,
+        tenant: &TenantId,
+        clients: &TenantClients,
+        object: ObjectId,
+    ) -> ServiceResult<ObjectSlug> {
+        let key = (tenant.clone(), object);
+        if let Some(s) = self
+            .slugs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return Ok(s.clone());
+        }
+        let found = clients.schema.get_object(&ObjectRef::Id(object)).await?;
+        let slug = found.api_slug.as_deref().ok_or_else(|| {
+            PortError::Invalid(format!("object {object} has no api_slug to map by"))
+        })?;
+        let slug = ObjectSlug::parse(slug)?;
+        self.slugs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, slug.clone());
+        Ok(slug)
+    }
+
+    /// Handles one event of a tenant. Errors are the job's: `is_retryable` says whether to retry.
+    pub async fn handle(&self, tenant: &TenantId, event: &WebhookEvent) -> ServiceResult<Handled> {
+        let ignored = |reason: String| Ok(Handled::Ignored { reason });
+        match (&event.event_type, &event.subject) {
+            (EventType::RecordCreated | EventType::RecordUpdated, EventSubject::Record(s)) => {
+                let clients = self.directory.clients(tenant).await?;
+                let object = self.slug(tenant, &clients, s.object_id).await?;
+                match self
+                    .outbound
+                    .sync_record(tenant, &object, s.record_id)
+                    .await
+                {
+                    Ok(reports) => Ok(Handled::Synced(reports)),
+                    // Deleted since the event: the delete event does the rest.
+                    Err(ServiceError::Port(PortError::NotFound(_))) => {
+                        ignored(format!("record {} no longer exists in Attio", s.record_id))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            (EventType::RecordDeleted, EventSubject::Record(s)) => {
+                let clients = self.directory.clients(tenant).await?;
+                let object = self.slug(tenant, &clients, s.object_id).await?;
+                self.deleted(tenant, &clients, &object, s.record_id).await
+            }
+            (EventType::RecordMerged, EventSubject::RecordMerged(s)) => {
+                let clients = self.directory.clients(tenant).await?;
+                let object = self.slug(tenant, &clients, s.object_id).await?;
+                self.merged(
+                    tenant,
+                    &clients,
+                    &object,
+                    s.duplicate_record_id,
+                    s.record_id,
+                )
+                .await
+            }
+            (t, EventSubject::Unknown(_)) => {
+                ignored(format!("{} with an unreadable subject", t.as_str()))
+            }
+            (t, _) => ignored(format!("{} is not handled yet", t.as_str())),
+        }
+    }
+
+    /// Archives one external record; an id the CRM no longer knows counts as archived.
+    async fn archive(
+        clients: &TenantClients,
+        system: &SystemId,
+        object: &str,
+        id: &ExternalId,
+    ) -> ServiceResult<bool> {
+        let Some(crm) = clients.crms.get(system) else {
+            return Ok(false);
+        };
+        match crm
+            .archive_batch(object, std::slice::from_ref(id))
+            .await?
+            .pop()
+        {
+            Some(RecordOutcome::Failed {
+                reason,
+                retryable: true,
+            }) => Err(ServiceError::RecordRejected {
+                system: system.clone(),
+                reason,
+                retryable: true,
+            }),
+            Some(RecordOutcome::Failed { reason, .. }) => {
+                tracing::debug!(system = %system, id = %id.as_str(), reason = %reason, "the external record was already gone");
+                Ok(true)
+            }
+            _ => Ok(true),
+        }
+    }
+
+    async fn deleted(
+        &self,
+        tenant: &TenantId,
+        clients: &TenantClients,
+        object: &ObjectSlug,
+        record: RecordId,
+    ) -> ServiceResult<Handled> {
+        let links = self.links.links_of(tenant, object, record).await?;
+        let mut archived = Vec::new();
+        for l in &links {
+            if self.delete_policy == DeletePolicy::Archive
+                && Self::archive(clients, &l.system, &l.external_object, &l.external_id).await?
+            {
+                archived.push((l.system.clone(), l.external_id.clone()));
+            }
+            let lookup = LinkLookup::Attio {
+                object: object.clone(),
+                record,
+                system: l.system.clone(),
+            };
+            match self.links.delete(tenant, &lookup).await {
+                Ok(()) | Err(PortError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Handled::Deleted {
+            archived,
+            unlinked: links.len(),
+        })
+    }
+
+    async fn merged(
+        &self,
+        tenant: &TenantId,
+        clients: &TenantClients,
+        object: &ObjectSlug,
+        duplicate: RecordId,
+        survivor: RecordId,
+    ) -> ServiceResult<Handled> {
+        if duplicate == survivor {
+            return Ok(Handled::Ignored {
+                reason: "a record merged into itself".into(),
+            });
+        }
+        let dup_links = self.links.links_of(tenant, object, duplicate).await?;
+        let kept = self.links.links_of(tenant, object, survivor).await?;
+        let mut merged = Vec::new();
+        for d in &dup_links {
+            let Some(k) = kept.iter().find(|k| k.system == d.system) else {
+                continue;
+            };
+            if k.external_id == d.external_id {
+                continue;
+            }
+            // Both records exist on the other side: fold the duplicate into the survivor's, or
+            // archive it where the CRM cannot merge.
+            let Some(crm) = clients.crms.get(&d.system) else {
+                continue;
+            };
+            match crm
+                .merge(&d.external_object, &k.external_id, &d.external_id)
+                .await
+            {
+                Ok(_) => merged.push((d.system.clone(), d.external_id.clone())),
+                Err(PortError::Unsupported { .. }) => {
+                    if Self::archive(clients, &d.system, &d.external_object, &d.external_id).await?
+                    {
+                        merged.push((d.system.clone(), d.external_id.clone()));
+                    }
+                }
+                Err(PortError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let repointed = self
+            .links
+            .repoint(tenant, object, duplicate, survivor)
+            .await?;
+        let synced = match self.outbound.sync_record(tenant, object, survivor).await {
+            Ok(r) => r,
+            Err(ServiceError::Port(PortError::NotFound(_))) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(Handled::Merged {
+            merged,
+            repointed,
+            synced,
+        })
+    }
+}

@@ -1,0 +1,258 @@
+//! The event pipeline on Attio's event payloads: created, updated, deleted and merged records,
+//! duplicated and reordered deliveries, and the event types it does not handle yet.
+
+use domain::ids::{ObjectRef, RecordId};
+use domain::mapping::FieldKey;
+use domain::webhook::WebhookEvent;
+use ports::attio::{AttioRecords, AttioSchema};
+use ports::crm::ExternalCrm;
+use ports::error::PortError;
+use ports::stores::LinkStore;
+use serde_json::json;
+use services::outbound::Action;
+use services::pipeline::{DeletePolicy, EventPipeline, Handled};
+
+use crate::outbound::{World, create_person, people, prop, set_title, world};
+
+fn pipeline(w: &World, policy: DeletePolicy) -> EventPipeline {
+    EventPipeline::new(w.directory.clone(), w.links.clone(), w.outbound(), policy)
+}
+
+/// An event as Attio delivers it.
+async fn event(
+    w: &World,
+    kind: &str,
+    record: RecordId,
+    duplicate: Option<RecordId>,
+) -> WebhookEvent {
+    let object = w
+        .attio
+        .get_object(&ObjectRef::from(people()))
+        .await
+        .unwrap();
+    let mut e = json!({
+        "event_type": kind,
+        "id": {
+            "workspace_id": object.id.workspace_id.to_string(),
+            "object_id": object.id.object_id.to_string(),
+            "record_id": record.to_string(),
+        },
+        "actor": {"type": "workspace-member", "id": "50cf242c-7fa3-4cad-87d0-75b1af71c57b"},
+    });
+    if let Some(d) = duplicate {
+        e["duplicate_object_id"] = json!(object.id.object_id.to_string());
+        e["duplicate_record_id"] = json!(d.to_string());
+    }
+    serde_json::from_value(e).unwrap()
+}
+
+#[tokio::test]
+async fn created_and_updated_events_sync_and_duplicates_change_nothing() {
+    let w = world(true, domain::mapping::SyncRule::LatestWins).await;
+    let p = pipeline(&w, DeletePolicy::Archive);
+    let id = create_person(&w, "ada@example.com", "Ada", "Lovelace", "Analyst").await;
+    let created = event(&w, "record.created", id, None).await;
+    match p.handle(&w.tenant, &created).await.unwrap() {
+        Handled::Synced(r) => assert!(r.iter().all(|r| r.action == Action::Created), "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    // The same delivery again, and an update that arrives before we look: convergent.
+    match p.handle(&w.tenant, &created).await.unwrap() {
+        Handled::Synced(r) => assert!(r.iter().all(|r| r.action == Action::Unchanged)),
+        other => panic!("{other:?}"),
+    }
+    set_title(&w, id, "Countess").await;
+    let updated = event(&w, "record.updated", id, None).await;
+    match p.handle(&w.tenant, &updated).await.unwrap() {
+        Handled::Synced(r) => {
+            assert!(
+                r.iter()
+                    .all(|r| r.written == vec![FieldKey::parse("job_title").unwrap()])
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // An older event delivered late re-reads the record: nothing to write.
+    match p.handle(&w.tenant, &created).await.unwrap() {
+        Handled::Synced(r) => assert!(r.iter().all(|r| r.written.is_empty())),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn deletes_archive_the_external_records_once_and_late_updates_are_ignored() {
+    let w = world(true, domain::mapping::SyncRule::LatestWins).await;
+    let p = pipeline(&w, DeletePolicy::Archive);
+    let id = create_person(&w, "grace@example.com", "Grace", "Hopper", "Engineer").await;
+    let reports = match p
+        .handle(&w.tenant, &event(&w, "record.created", id, None).await)
+        .await
+        .unwrap()
+    {
+        Handled::Synced(r) => r,
+        other => panic!("{other:?}"),
+    };
+    w.attio
+        .delete_record(&ObjectRef::from(people()), id)
+        .await
+        .unwrap();
+    let deleted = event(&w, "record.deleted", id, None).await;
+    match p.handle(&w.tenant, &deleted).await.unwrap() {
+        Handled::Deleted { archived, unlinked } => {
+            assert_eq!((archived.len(), unlinked), (2, 2));
+        }
+        other => panic!("{other:?}"),
+    }
+    let hs_id = reports[0].external_id.clone().unwrap();
+    let sf_id = reports[1].external_id.clone().unwrap();
+    assert!(matches!(
+        w.hubspot.get("contacts", &hs_id, &[]).await,
+        Err(PortError::NotFound(_))
+    ));
+    assert!(matches!(
+        w.salesforce.get("Contact", &sf_id, &[]).await,
+        Err(PortError::NotFound(_))
+    ));
+    // Redelivered: nothing left to do.
+    match p.handle(&w.tenant, &deleted).await.unwrap() {
+        Handled::Deleted { archived, unlinked } => assert_eq!((archived.len(), unlinked), (0, 0)),
+        other => panic!("{other:?}"),
+    }
+    // An update that arrives after the delete finds no record and changes nothing.
+    let late = event(&w, "record.updated", id, None).await;
+    assert!(matches!(
+        p.handle(&w.tenant, &late).await.unwrap(),
+        Handled::Ignored { .. }
+    ));
+}
+
+#[tokio::test]
+async fn keep_policy_drops_only_the_links() {
+    let w = world(false, domain::mapping::SyncRule::LatestWins).await;
+    let p = pipeline(&w, DeletePolicy::Keep);
+    let id = create_person(&w, "alan@example.com", "Alan", "Turing", "Mathematician").await;
+    let Handled::Synced(r) = p
+        .handle(&w.tenant, &event(&w, "record.created", id, None).await)
+        .await
+        .unwrap()
+    else {
+        panic!("not synced")
+    };
+    w.attio
+        .delete_record(&ObjectRef::from(people()), id)
+        .await
+        .unwrap();
+    let out = p
+        .handle(&w.tenant, &event(&w, "record.deleted", id, None).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        Handled::Deleted {
+            archived: vec![],
+            unlinked: 1
+        }
+    );
+    let kept = w
+        .hubspot
+        .get(
+            "contacts",
+            r[0].external_id.as_ref().unwrap(),
+            &[prop("email")],
+        )
+        .await
+        .unwrap();
+    assert!(!kept.archived);
+}
+
+#[tokio::test]
+async fn merges_fold_the_duplicates_external_records_into_the_survivors() {
+    let w = world(true, domain::mapping::SyncRule::LatestWins).await;
+    let p = pipeline(&w, DeletePolicy::Archive);
+    let survivor = create_person(
+        &w,
+        "kay@example.com",
+        "Katherine",
+        "Johnson",
+        "Mathematician",
+    )
+    .await;
+    let duplicate = create_person(&w, "kj@example.com", "Kay", "Johnson", "Computer").await;
+    for id in [survivor, duplicate] {
+        p.handle(&w.tenant, &event(&w, "record.created", id, None).await)
+            .await
+            .unwrap();
+    }
+    let dup_links = w
+        .links
+        .links_of(&w.tenant, &people(), duplicate)
+        .await
+        .unwrap();
+    assert_eq!(dup_links.len(), 2);
+    // Attio merges the duplicate into the survivor and removes the duplicate.
+    w.attio
+        .delete_record(&ObjectRef::from(people()), duplicate)
+        .await
+        .unwrap();
+    let merged = event(&w, "record.merged", survivor, Some(duplicate)).await;
+    match p.handle(&w.tenant, &merged).await.unwrap() {
+        Handled::Merged { merged, synced, .. } => {
+            assert_eq!(
+                merged.len(),
+                2,
+                "HubSpot merged, Salesforce archived: {merged:?}"
+            );
+            assert!(synced.iter().all(|r| r.action == Action::Unchanged));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        w.links
+            .links_of(&w.tenant, &people(), duplicate)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let sf_dup = dup_links
+        .iter()
+        .find(|l| l.system.as_str() == "salesforce")
+        .unwrap();
+    assert!(matches!(
+        w.salesforce.get("Contact", &sf_dup.external_id, &[]).await,
+        Err(PortError::NotFound(_))
+    ));
+    let hs_dup = dup_links
+        .iter()
+        .find(|l| l.system.as_str() == "hubspot")
+        .unwrap();
+    let gone = w.hubspot.get("contacts", &hs_dup.external_id, &[]).await;
+    assert!(
+        matches!(gone, Err(PortError::NotFound(_))),
+        "the merged HubSpot contact is archived: {gone:?}"
+    );
+    // Redelivered: the duplicate has no links left, so nothing more happens.
+    match p.handle(&w.tenant, &merged).await.unwrap() {
+        Handled::Merged {
+            merged, repointed, ..
+        } => assert_eq!((merged.len(), repointed), (0, 0)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn other_event_types_are_acknowledged_with_a_reason() {
+    let w = world(false, domain::mapping::SyncRule::LatestWins).await;
+    let p = pipeline(&w, DeletePolicy::Archive);
+    let note: WebhookEvent = serde_json::from_value(json!({
+        "event_type": "note.created",
+        "id": {"workspace_id": "14beef7a-99f7-4534-a87e-70b564330a4c", "note_id": "ff3f3bd4-40f4-4f80-8187-cd02385af424"},
+        "parent_object_id": "97052eb9-e65e-443f-a297-f2d9a4a7f795",
+        "parent_record_id": "bf071e1f-6035-429d-b874-d83ea64ea13b",
+        "actor": {"type": "workspace-member", "id": "50cf242c-7fa3-4cad-87d0-75b1af71c57b"}
+    }))
+    .unwrap();
+    match p.handle(&w.tenant, &note).await.unwrap() {
+        Handled::Ignored { reason } => assert!(reason.contains("note.created"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
