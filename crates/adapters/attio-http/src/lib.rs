@@ -12,6 +12,7 @@ mod breaker;
 mod config;
 mod endpoints;
 mod error;
+mod signature;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -26,6 +27,7 @@ use tracing::Instrument;
 
 pub use config::AttioConfig;
 pub use error::{AttioApiError, AttioSetupError};
+pub use signature::{AttioSignatureError, sign_attio, verify_attio};
 
 use breaker::Breaker;
 use error::{parse_retry_after, retryable_status, to_port_error, transport_error};

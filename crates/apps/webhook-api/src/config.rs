@@ -1,0 +1,285 @@
+//! Configuration: defaults, then a TOML file, then `ATTIO_SYNC_*` environment variables (nested
+//! keys with `__`, e.g. `ATTIO_SYNC_STORE__URL`), validated into [`Settings`] before anything
+//! starts. Secrets (the database URL, the master key) become [`Secret`]s at once and never print.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use domain::tenant::Secret;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The raw, layered form.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: SocketAddr,
+    /// The URL HubSpot calls (its v3 signature covers the full URL).
+    pub public_url: String,
+    pub store: RawStore,
+    /// 64 hex characters (AES-256) sealing credentials at rest; required unless `memory`.
+    pub master_key: Option<String>,
+    pub max_body_bytes: usize,
+    pub request_timeout_ms: u64,
+    pub dedupe_retention_hours: u64,
+    /// Jobs wait this long so bursts of events for one record fold into one job.
+    pub debounce_ms: u64,
+    /// Attempts before a job is dead-lettered.
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RawStore {
+    /// In-process (tests and trials; nothing survives a restart).
+    Memory,
+    Sqlite {
+        path: PathBuf,
+    },
+    Postgres {
+        url: String,
+    },
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".into(),
+            store: RawStore::Memory,
+            master_key: None,
+            max_body_bytes: 1024 * 1024,
+            request_timeout_ms: 4_000,
+            dedupe_retention_hours: 96,
+            debounce_ms: 1_000,
+            max_attempts: 3,
+        }
+    }
+}
+
+/// Where deliveries and jobs are kept.
+#[derive(Debug, Clone)]
+pub enum StoreSettings {
+    Memory,
+    Sqlite { path: PathBuf, master_key: Secret },
+    Postgres { url: Secret, master_key: Secret },
+}
+
+/// The validated configuration. `Debug` shows no secret.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub store: StoreSettings,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub dedupe_retention: Duration,
+    pub debounce: Duration,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration")]
+    Load(#[source] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl RawConfig {
+    /// Defaults, then `file` (when given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut f = Figment::from(Serialized::defaults(RawConfig::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "the configuration file {} does not exist",
+                    path.display()
+                )));
+            }
+            f = f.merge(Toml::file(path));
+        }
+        f.merge(Env::prefixed("ATTIO_SYNC_").split("__"))
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))
+    }
+
+    /// Checks every value; the first problem is the error.
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if !(self.public_url.starts_with("https://") || self.public_url.starts_with("http://")) {
+            return bad(format!(
+                "public_url {:?} must be an http(s) URL",
+                self.public_url
+            ));
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return bad(format!(
+                "max_body_bytes must be between 1 KiB and 64 MiB, got {}",
+                self.max_body_bytes
+            ));
+        }
+        if !(100..=30_000).contains(&self.request_timeout_ms) {
+            return bad(format!(
+                "request_timeout_ms must be between 100 and 30000, got {}",
+                self.request_timeout_ms
+            ));
+        }
+        if self.dedupe_retention_hours < 72 {
+            return bad(format!(
+                "dedupe_retention_hours must cover Attio's ~3-day retry horizon (at least 72), got {}",
+                self.dedupe_retention_hours
+            ));
+        }
+        if self.max_attempts == 0 || self.max_attempts > 100 {
+            return bad(format!(
+                "max_attempts must be between 1 and 100, got {}",
+                self.max_attempts
+            ));
+        }
+        let master_key = |kind: &str| -> Result<Secret, ConfigError> {
+            let key = self.master_key.clone().ok_or_else(|| {
+                ConfigError::Invalid(format!("master_key is required with the {kind} store"))
+            })?;
+            let ok = key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit());
+            if !ok {
+                return Err(ConfigError::Invalid(
+                    "master_key must be 64 hex characters".into(),
+                ));
+            }
+            Secret::new(key).map_err(|e| ConfigError::Invalid(e.to_string()))
+        };
+        let store = match &self.store {
+            RawStore::Memory => StoreSettings::Memory,
+            RawStore::Sqlite { path } => StoreSettings::Sqlite {
+                path: path.clone(),
+                master_key: master_key("sqlite")?,
+            },
+            RawStore::Postgres { url } => {
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return bad("store.url must be a postgres:// URL".into());
+                }
+                StoreSettings::Postgres {
+                    url: Secret::new(url.clone())
+                        .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+                    master_key: master_key("postgres")?,
+                }
+            }
+        };
+        Ok(Settings {
+            listen: self.listen,
+            public_url: self.public_url.trim_end_matches('/').to_owned(),
+            store,
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            dedupe_retention: Duration::from_secs(self.dedupe_retention_hours * 3600),
+            debounce: Duration::from_millis(self.debounce_ms),
+            max_attempts: self.max_attempts,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::result_large_err)]
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid() {
+        let s = RawConfig::default().validate().unwrap();
+        assert_eq!(s.max_attempts, 3);
+        assert!(matches!(s.store, StoreSettings::Memory));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_setting_named() {
+        type Tweak = Box<dyn Fn(&mut RawConfig)>;
+        let cases: Vec<(Tweak, &str)> = vec![
+            (Box::new(|c| c.public_url = "ftp://x".into()), "public_url"),
+            (Box::new(|c| c.max_body_bytes = 10), "max_body_bytes"),
+            (
+                Box::new(|c| c.request_timeout_ms = 60_000),
+                "request_timeout_ms",
+            ),
+            (
+                Box::new(|c| c.dedupe_retention_hours = 1),
+                "dedupe_retention_hours",
+            ),
+            (Box::new(|c| c.max_attempts = 0), "max_attempts"),
+            (
+                Box::new(|c| {
+                    c.store = RawStore::Postgres {
+                        url: "postgres://x".into(),
+                    }
+                }),
+                "master_key",
+            ),
+            (
+                Box::new(|c| {
+                    c.store = RawStore::Postgres {
+                        url: "mysql://x".into(),
+                    };
+                    c.master_key = Some("ab".repeat(32));
+                }),
+                "store.url",
+            ),
+            (
+                Box::new(|c| {
+                    c.store = RawStore::Sqlite {
+                        path: "x.db".into(),
+                    };
+                    c.master_key = Some("zz".into());
+                }),
+                "master_key",
+            ),
+        ];
+        for (tweak, name) in cases {
+            let mut c = RawConfig::default();
+            tweak(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(name), "{name}: {e}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = RawConfig {
+            store: RawStore::Postgres {
+                url: "postgres://u:hunter2@db/x".into(),
+            },
+            master_key: Some("ab".repeat(32)),
+            ..RawConfig::default()
+        };
+        let s = c.validate().unwrap();
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains(&"ab".repeat(32)),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_file_then_the_environment_override_the_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "max_attempts = 7\n[store]\nkind = \"sqlite\"\npath = \"a.db\"\n",
+            )?;
+            jail.set_env("ATTIO_SYNC_MAX_ATTEMPTS", "9");
+            jail.set_env("ATTIO_SYNC_MASTER_KEY", "cd".repeat(32));
+            let raw = RawConfig::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(raw.max_attempts, 9);
+            assert!(matches!(raw.store, RawStore::Sqlite { .. }));
+            assert!(raw.validate().is_ok());
+            jail.create_file("bad.toml", "nonsense_key = 1\n")?;
+            assert!(
+                RawConfig::load(Some(Path::new("bad.toml"))).is_err(),
+                "unknown keys are refused"
+            );
+            assert!(RawConfig::load(Some(Path::new("missing.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,100 @@
+//! `webhook-api`: the HTTP edge of attio-sync.
+//!
+//! - `POST /v1/webhooks/attio/{tenant}`: checks `Attio-Signature` against the tenant's webhook
+//!   secrets (current and previous) in constant time over the raw body, then deduplicates by
+//!   `Idempotency-Key`, stores the delivery and enqueues its job in one step (the inbox), and
+//!   only then answers 200. Unknown tenant → 404, bad signature → 401 (nothing stored), body over
+//!   the limit → 413, signed but unparseable → stored in quarantine with the reason and 202,
+//!   event types the pipeline does not handle → stored and acknowledged without a job.
+//! - `POST /v1/webhooks/hubspot/{tenant}`: the same with HubSpot's v3 signature (five-minute
+//!   window) against the tenant's HubSpot client secret.
+//! - `GET /healthz` (the process answers), `GET /readyz` (the queue answers).
+//!
+//! Internal errors are logged and answered with a generic body; a store that cannot be reached
+//! answers 503 so the sender retries.
+
+pub mod config;
+mod webhooks;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json};
+use axum::routing::{get, post};
+use ports::clock::Clock;
+use ports::queue::JobQueue;
+use ports::stores::{Inbox, TenantStore};
+use serde_json::json;
+
+pub use config::{RawConfig, Settings, StoreSettings};
+
+/// What the handlers use.
+#[derive(Clone)]
+pub struct AppState {
+    pub tenants: Arc<dyn TenantStore>,
+    pub inbox: Arc<dyn Inbox>,
+    pub queue: Arc<dyn JobQueue>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.queue.depth().await {
+        Ok(d) => (
+            StatusCode::OK,
+            Json(
+                json!({"status": "ready", "queue": {"ready": d.ready, "in_flight": d.in_flight, "dead": d.dead}}),
+            ),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: the queue does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable"})),
+            )
+        }
+    }
+}
+
+/// The routes with their limits: body size, and a timeout well inside Attio's 5 s.
+pub fn app(state: AppState) -> Router {
+    let limit = state.settings.max_body_bytes;
+    let timeout = state.settings.request_timeout;
+    Router::new()
+        .route("/v1/webhooks/attio/{tenant}", post(webhooks::attio))
+        .route("/v1/webhooks/hubspot/{tenant}", post(webhooks::hubspot))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,234 @@
+//! The webhook routes: verify, deduplicate, store and enqueue, then answer.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use domain::idempotency::IdempotencyKey;
+use domain::ids::{SystemId, TenantId};
+use domain::job::{JobKey, NewJob};
+use domain::tenant::Tenant;
+use domain::webhook::{EventSubject, WebhookDelivery};
+use ports::error::PortError;
+use ports::stores::{Accepted, InboundDelivery};
+use serde_json::{Value, json};
+
+use crate::AppState;
+
+fn answer(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+/// A port failure at the edge: 503 when the sender should retry, else a logged 500.
+fn failed(e: &PortError) -> Response {
+    if e.is_retryable() {
+        tracing::warn!(error = %e, "a store is unavailable; the sender will retry");
+        answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "temporarily unavailable"}),
+        )
+    } else {
+        tracing::error!(error = %e, "webhook intake failed");
+        answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": "internal error"}),
+        )
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The tenant named in the path, or the answer for an unknown one.
+async fn tenant(state: &AppState, raw: &str) -> Result<Tenant, Response> {
+    let not_found = || answer(StatusCode::NOT_FOUND, json!({"error": "unknown tenant"}));
+    let id = TenantId::parse(raw).map_err(|_| not_found())?;
+    match state.tenants.get(&id).await {
+        Ok(t) => Ok(t),
+        Err(PortError::NotFound(_)) => Err(not_found()),
+        Err(e) => Err(failed(&e)),
+    }
+}
+
+/// The job key of a delivery: per record (or entry, note, task) so events for one entity are
+/// ordered and folded; the partition is what workers can be limited to.
+fn job_key(
+    tenant: &TenantId,
+    delivery: &WebhookDelivery,
+    fallback: &IdempotencyKey,
+) -> Option<JobKey> {
+    let e = delivery.events.first()?;
+    let (partition, entity) = match &e.subject {
+        EventSubject::Record(s) => (s.object_id.to_string(), s.record_id.to_string()),
+        EventSubject::RecordMerged(s) => (s.object_id.to_string(), s.record_id.to_string()),
+        EventSubject::ListEntry(s) => (format!("list-{}", s.list_id), s.entry_id.to_string()),
+        EventSubject::Note(s) => ("notes".to_owned(), s.note_id.to_string()),
+        EventSubject::Task(s) => ("tasks".to_owned(), s.task_id.to_string()),
+        _ => (
+            "attio".to_owned(),
+            fallback.as_str().chars().take(64).collect(),
+        ),
+    };
+    JobKey::new(tenant.clone(), &partition, &entity).ok()
+}
+
+/// Whether any event of the delivery has a type the pipeline knows.
+fn has_known_event(delivery: &WebhookDelivery) -> bool {
+    delivery.events.iter().any(|e| e.event_type.is_known())
+}
+
+async fn accept(state: &AppState, delivery: InboundDelivery, job: Option<NewJob>) -> Response {
+    let quarantined = delivery.quarantine.is_some();
+    match state
+        .inbox
+        .accept(&delivery, job, state.settings.dedupe_retention)
+        .await
+    {
+        Ok(Accepted::Stored { id, job }) => {
+            let status = if quarantined {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            let what = if quarantined {
+                "quarantined"
+            } else {
+                "accepted"
+            };
+            answer(
+                status,
+                json!({"status": what, "id": id.to_string(), "enqueued": job.is_some()}),
+            )
+        }
+        Ok(Accepted::Duplicate) => answer(StatusCode::OK, json!({"status": "duplicate"})),
+        Err(e) => failed(&e),
+    }
+}
+
+pub(crate) async fn attio(
+    State(state): State<AppState>,
+    Path(raw_tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let tenant = match tenant(&state, &raw_tenant).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let secrets: Vec<&str> = tenant
+        .attio
+        .webhook_secrets
+        .iter()
+        .map(|s| s.expose())
+        .collect();
+    let signature =
+        header(&headers, "attio-signature").or_else(|| header(&headers, "x-attio-signature"));
+    if let Err(e) = adapter_attio_http::verify_attio(&secrets, &body, signature) {
+        tracing::info!(tenant = %tenant.id, reason = %e, "refused an Attio delivery");
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "invalid signature"}),
+        );
+    }
+    // A signed delivery with an unusable key still gets one: the hash of its body.
+    let key = IdempotencyKey::derive(header(&headers, "idempotency-key"), &body)
+        .unwrap_or_else(|_| IdempotencyKey::from_body(&body));
+    let (quarantine, job) = match WebhookDelivery::parse(&body) {
+        Err(e) => (Some(format!("not an Attio delivery: {e}")), None),
+        Ok(d) if !has_known_event(&d) => (None, None),
+        Ok(d) => {
+            let job = job_key(&tenant.id, &d, &key).map(|k| {
+                NewJob::new(k, json!({"source": "attio", "delivery": d}))
+                    .with_delay(state.settings.debounce)
+                    .with_max_attempts(state.settings.max_attempts)
+            });
+            (None, job)
+        }
+    };
+    let delivery = InboundDelivery {
+        tenant: tenant.id.clone(),
+        source: SystemId::attio(),
+        key,
+        body: body.to_vec(),
+        received_at: state.clock.now(),
+        quarantine,
+    };
+    accept(&state, delivery, job).await
+}
+
+pub(crate) async fn hubspot(
+    State(state): State<AppState>,
+    Path(raw_tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let tenant = match tenant(&state, &raw_tenant).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let system = SystemId::parse("hubspot").unwrap_or_else(|_| SystemId::attio());
+    let Some(secret) = tenant
+        .crms
+        .iter()
+        .find(|c| c.system == system)
+        .and_then(|c| c.secrets.get("client_secret"))
+    else {
+        return answer(
+            StatusCode::NOT_FOUND,
+            json!({"error": "the tenant has no HubSpot connection"}),
+        );
+    };
+    let uri = format!(
+        "{}/v1/webhooks/hubspot/{raw_tenant}",
+        state.settings.public_url
+    );
+    let now_ms = (state.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
+    let verified = adapter_hubspot::verify_v3(
+        secret.expose(),
+        "POST",
+        &uri,
+        &body,
+        header(&headers, "x-hubspot-request-timestamp").unwrap_or_default(),
+        header(&headers, "x-hubspot-signature-v3").unwrap_or_default(),
+        now_ms,
+    );
+    if let Err(e) = verified {
+        tracing::info!(tenant = %tenant.id, reason = %e, "refused a HubSpot delivery");
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "invalid signature"}),
+        );
+    }
+    let key = IdempotencyKey::from_body(&body);
+    let (quarantine, job) = match adapter_hubspot::parse_events(&body) {
+        Err(e) => (Some(format!("not a HubSpot event array: {e}")), None),
+        Ok(events) => {
+            let entity = events
+                .first()
+                .and_then(|e| e.object_id)
+                .map(|id| id.to_string())
+                .unwrap_or_else(|| key.as_str().chars().take(64).collect());
+            let job = JobKey::new(tenant.id.clone(), "hubspot", &entity)
+                .ok()
+                .map(|k| {
+                    NewJob::new(
+                        k,
+                        json!({"source": "hubspot", "body": String::from_utf8_lossy(&body)}),
+                    )
+                    .with_delay(state.settings.debounce)
+                    .with_max_attempts(state.settings.max_attempts)
+                });
+            (None, job)
+        }
+    };
+    let delivery = InboundDelivery {
+        tenant: tenant.id.clone(),
+        source: system,
+        key,
+        body: body.to_vec(),
+        received_at: state.clock.now(),
+        quarantine,
+    };
+    accept(&state, delivery, job).await
+}

@@ -1,0 +1,204 @@
+//! The intake rules, on the memory stores.
+
+use std::time::Duration;
+
+use crate::{OLD_SECRET, SECRET, record_event, spawn_app};
+
+const RECORD: &str = "bf071e1f-6035-429d-b874-d83ea64ea13b";
+
+#[tokio::test]
+async fn a_signed_delivery_is_stored_and_enqueued_once() {
+    let app = spawn_app().await;
+    let body = record_event("record.updated", RECORD);
+    let (status, answer) = app.post_attio("acme", &body, SECRET, Some("key-1")).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("accepted")),
+        "{answer}"
+    );
+    assert_eq!(answer["enqueued"], true);
+    let (status, again) = app.post_attio("acme", &body, SECRET, Some("key-1")).await;
+    assert_eq!((status, again["status"].as_str()), (200, Some("duplicate")));
+    assert_eq!(
+        app.queue.depth().await.unwrap().ready,
+        1,
+        "one job for two identical deliveries"
+    );
+    let job = app
+        .queue
+        .reserve(
+            "test",
+            Duration::from_secs(30),
+            &ports::queue::ReserveFilter::all(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.job.payloads[0]["source"], "attio");
+    assert_eq!(job.job.key.entity, RECORD);
+    assert_eq!(job.job.max_attempts, 3);
+}
+
+#[tokio::test]
+async fn the_previous_secret_is_accepted_during_rotation() {
+    let app = spawn_app().await;
+    let (status, _) = app
+        .post_attio(
+            "acme",
+            &record_event("record.created", RECORD),
+            OLD_SECRET,
+            Some("rot-1"),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn bad_signatures_and_unknown_tenants_store_nothing() {
+    let app = spawn_app().await;
+    let body = record_event("record.updated", RECORD);
+    let (status, answer) = app
+        .post_attio("acme", &body, "not-the-secret", Some("k"))
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (401, Some("invalid signature"))
+    );
+    let unsigned = app
+        .http
+        .post(format!("{}/v1/webhooks/attio/acme", app.url))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let (status, _) = app.post_attio("nobody", &body, SECRET, Some("k")).await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .post_attio("Not A Tenant!", &body, SECRET, Some("k"))
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(app.queue.depth().await.unwrap().ready, 0);
+    // The refused key was not claimed: the genuine delivery with the same key is accepted.
+    let (status, answer) = app.post_attio("acme", &body, SECRET, Some("k")).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("accepted")));
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_413() {
+    let app = spawn_app().await;
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let (status, _) = app.post_attio("acme", &big, SECRET, Some("big")).await;
+    assert_eq!(status, 413);
+    assert_eq!(app.queue.depth().await.unwrap().ready, 0);
+}
+
+#[tokio::test]
+async fn signed_garbage_is_quarantined_and_acknowledged() {
+    let app = spawn_app().await;
+    let (status, answer) = app
+        .post_attio("acme", "{\"events\": 42}", SECRET, Some("junk"))
+        .await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (202, Some("quarantined"))
+    );
+    let tenant = domain::ids::TenantId::parse("acme").unwrap();
+    let q = app.inbox.quarantined(&tenant, 10).await.unwrap();
+    assert_eq!(q.len(), 1);
+    assert!(
+        q[0].delivery
+            .quarantine
+            .as_deref()
+            .unwrap()
+            .starts_with("not an Attio delivery")
+    );
+    assert_eq!(app.queue.depth().await.unwrap().ready, 0);
+}
+
+#[tokio::test]
+async fn unknown_event_types_are_stored_and_acknowledged_without_a_job() {
+    let app = spawn_app().await;
+    let body = record_event("record.teleported", RECORD);
+    let (status, answer) = app.post_attio("acme", &body, SECRET, Some("future")).await;
+    assert_eq!(
+        (status, answer["status"].as_str(), &answer["enqueued"]),
+        (200, Some("accepted"), &serde_json::json!(false))
+    );
+    assert_eq!(app.queue.depth().await.unwrap().ready, 0);
+}
+
+#[tokio::test]
+async fn hubspot_deliveries_are_checked_with_the_v3_signature() {
+    let app = spawn_app().await;
+    let body = r#"[{"eventId":1,"subscriptionId":2,"portalId":3,"appId":4,"occurredAt":1760000000000,"subscriptionType":"contact.creation","attemptNumber":0,"objectId":1234,"changeSource":"CRM","changeFlag":"NEW"}]"#;
+    let ts = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let uri = "http://hooks.example/v1/webhooks/hubspot/acme";
+    let post = |sig: String, ts: i64| {
+        app.http
+            .post(format!("{}/v1/webhooks/hubspot/acme", app.url))
+            .header("X-HubSpot-Signature-v3", sig)
+            .header("X-HubSpot-Request-Timestamp", ts.to_string())
+            .body(body)
+            .send()
+    };
+    let good = adapter_hubspot::sign_v3(crate::HUBSPOT_SECRET, "POST", uri, body.as_bytes(), ts);
+    assert_eq!(post(good.clone(), ts).await.unwrap().status(), 200);
+    let stale_ts = ts - 10 * 60 * 1000;
+    let stale = adapter_hubspot::sign_v3(
+        crate::HUBSPOT_SECRET,
+        "POST",
+        uri,
+        body.as_bytes(),
+        stale_ts,
+    );
+    assert_eq!(
+        post(stale, stale_ts).await.unwrap().status(),
+        401,
+        "older than five minutes"
+    );
+    let wrong = adapter_hubspot::sign_v3("other", "POST", uri, body.as_bytes(), ts);
+    assert_eq!(post(wrong, ts).await.unwrap().status(), 401);
+    let job = app
+        .queue
+        .reserve(
+            "test",
+            Duration::from_secs(30),
+            &ports::queue::ReserveFilter::all(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (job.job.key.partition.as_str(), job.job.key.entity.as_str()),
+        ("hubspot", "1234")
+    );
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_and_shutdown_is_graceful() {
+    let app = spawn_app().await;
+    let h = app
+        .http
+        .get(format!("{}/healthz", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.status(), 200);
+    let r: serde_json::Value = app
+        .http
+        .get(format!("{}/readyz", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "ready");
+    let url = app.url.clone();
+    app.shutdown().await;
+    assert!(
+        reqwest::get(format!("{url}/healthz")).await.is_err(),
+        "no longer listening"
+    );
+}

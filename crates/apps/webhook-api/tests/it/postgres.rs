@@ -1,0 +1,54 @@
+//! The intake on a real PostgreSQL: accepted, deduplicated and enqueued in one transaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapter_postgres::{MasterKey, PgConfig, PgStore};
+use domain::tenant::Secret;
+use ports::queue::{JobQueue, ReserveFilter};
+use ports::stores::TenantStore;
+
+use crate::{SECRET, record_event, settings, spawn_app_with, tenant};
+
+async fn store() -> Arc<PgStore> {
+    let url = testkit::postgres_url().await;
+    let mut cfg = PgConfig::new(
+        Secret::new(url).unwrap(),
+        MasterKey::from_hex(&"7".repeat(64)).unwrap(),
+    );
+    let secs = time::OffsetDateTime::now_utc().unix_timestamp();
+    cfg.schema = Some(format!(
+        "it_{secs}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    ));
+    Arc::new(PgStore::connect(&cfg).await.unwrap())
+}
+
+#[tokio::test]
+async fn deliveries_land_in_postgres_once_and_bad_ones_store_nothing() {
+    let pg = store().await;
+    pg.create(&tenant("acme")).await.unwrap();
+    let app = spawn_app_with(pg.clone(), pg.clone(), pg.clone(), settings()).await;
+    let body = record_event("record.created", "bf071e1f-6035-429d-b874-d83ea64ea13b");
+    let (status, a) = app.post_attio("acme", &body, SECRET, Some("pg-1")).await;
+    assert_eq!(
+        (status, a["status"].as_str()),
+        (200, Some("accepted")),
+        "{a}"
+    );
+    let (_, dup) = app.post_attio("acme", &body, SECRET, Some("pg-1")).await;
+    assert_eq!(dup["status"], "duplicate");
+    let (status, _) = app.post_attio("acme", &body, "wrong", Some("pg-2")).await;
+    assert_eq!(status, 401);
+    assert_eq!(pg.depth().await.unwrap().ready, 1);
+    let job = pg
+        .reserve("t", Duration::from_secs(30), &ReserveFilter::all())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        job.job.payloads[0]["delivery"]["events"][0]["event_type"],
+        "record.created"
+    );
+    app.shutdown().await;
+}
