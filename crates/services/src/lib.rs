@@ -8,9 +8,13 @@
 //! - [`pipeline::EventPipeline`]: one handler per Attio event type (record created, updated,
 //!   deleted, merged; the rest acknowledged as not handled yet), each convergent so duplicated
 //!   and reordered deliveries change nothing.
+//! - [`worker::Worker`]: the job loop — bounded concurrency, leases kept alive, retries with
+//!   exponential backoff and full jitter, dead letters, graceful shutdown that releases what it
+//!   cannot finish; [`worker::PipelineHandler`] runs webhook jobs through the pipeline.
 
 pub mod error;
 pub mod outbound;
 pub mod pipeline;
+pub mod worker;
 
 pub use error::{ServiceError, ServiceResult};

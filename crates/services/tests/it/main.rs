@@ -6,3 +6,4 @@
 
 mod outbound;
 mod pipeline;
+mod worker;

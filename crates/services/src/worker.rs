@@ -1,0 +1,297 @@
+//! The job loop: reserve with a lease, handle, then ack; retry with exponential backoff and full
+//! jitter; dead-letter when attempts run out or the error is permanent; keep the lease alive while
+//! a job runs; on shutdown stop reserving, let the jobs in hand finish within a grace period and
+//! give back (release) any still running, uncounted.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::ids::JobId;
+use domain::job::{Job, RetryPolicy};
+use domain::webhook::WebhookDelivery;
+use ports::error::PortError;
+use ports::queue::{FailOutcome, JobQueue, Reservation, ReserveFilter};
+use tokio::sync::watch;
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::pipeline::{EventPipeline, Handled};
+
+/// Runs one job's payloads.
+#[async_trait]
+pub trait JobHandler: Send + Sync {
+    /// `Err` with a retryable error to try again later, a permanent one to dead-letter.
+    async fn handle(&self, job: &Job) -> ServiceResult<()>;
+}
+
+/// Why a payload cannot be processed at all (it will not get better by retrying).
+#[derive(Debug, thiserror::Error)]
+#[error("unreadable job payload: {0}")]
+pub struct BadPayload(pub String);
+
+/// The handler for webhook jobs: Attio deliveries go through the event pipeline, event by event.
+pub struct PipelineHandler {
+    pub pipeline: Arc<EventPipeline>,
+}
+
+impl std::fmt::Debug for PipelineHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineHandler").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl JobHandler for PipelineHandler {
+    async fn handle(&self, job: &Job) -> ServiceResult<()> {
+        let tenant = &job.key.tenant;
+        for payload in &job.payloads {
+            match payload["source"].as_str() {
+                Some("attio") => {
+                    let delivery: WebhookDelivery =
+                        serde_json::from_value(payload["delivery"].clone()).map_err(|e| {
+                            PortError::Invalid(BadPayload(e.to_string()).to_string())
+                        })?;
+                    for event in &delivery.events {
+                        let outcome = self.pipeline.handle(tenant, event).await?;
+                        if let Handled::Ignored { reason } = &outcome {
+                            tracing::info!(tenant = %tenant, job = %job.id, reason = %reason, "event acknowledged without effect");
+                        }
+                    }
+                }
+                Some("hubspot") => {
+                    tracing::info!(tenant = %tenant, job = %job.id, "HubSpot events are acknowledged: the inbound sync is not built yet");
+                }
+                other => {
+                    return Err(PortError::Invalid(
+                        BadPayload(format!("unknown source {other:?}")).to_string(),
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Names this worker in leases and logs.
+    pub consumer: String,
+    /// Jobs handled at once.
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub retry: RetryPolicy,
+    /// Only these tenants and partitions (empty: all).
+    pub filter: ReserveFilter,
+    /// How long jobs in hand may run after shutdown is asked for.
+    pub grace: Duration,
+    /// The longest wait for work before polling again.
+    pub idle_poll: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            consumer: "sync-worker".into(),
+            concurrency: 4,
+            lease: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+            filter: ReserveFilter::all(),
+            grace: Duration::from_secs(20),
+            idle_poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What a worker did, for logs and tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerStats {
+    pub acked: u64,
+    pub retried: u64,
+    pub dead_lettered: u64,
+    pub released: u64,
+}
+
+/// The job loop over a queue and a handler.
+pub struct Worker {
+    queue: Arc<dyn JobQueue>,
+    handler: Arc<dyn JobHandler>,
+    settings: WorkerSettings,
+    stats: Arc<Mutex<WorkerStats>>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bump(stats: &Mutex<WorkerStats>, f: impl FnOnce(&mut WorkerStats)) {
+    f(&mut stats.lock().unwrap_or_else(PoisonError::into_inner));
+}
+
+/// Settles one job after its handler ran.
+async fn settle(
+    queue: &dyn JobQueue,
+    r: &Reservation,
+    result: ServiceResult<()>,
+    retry: &RetryPolicy,
+    stats: &Mutex<WorkerStats>,
+) {
+    let job = &r.job;
+    let settled = match result {
+        Ok(()) => queue.ack(r).await.map(|()| bump(stats, |s| s.acked += 1)),
+        Err(e) if e.is_retryable() => {
+            let wait = retry.delay(job.attempts, fastrand::f64());
+            match queue.fail(r, &e.to_string(), wait).await {
+                Ok(FailOutcome::Retrying { at }) => {
+                    tracing::warn!(job = %job.id, key = %job.key, attempt = job.attempts, error = %e, retry_at = %at, "job failed; will retry");
+                    bump(stats, |s| s.retried += 1);
+                    Ok(())
+                }
+                Ok(FailOutcome::DeadLettered) => {
+                    tracing::error!(job = %job.id, key = %job.key, attempt = job.attempts, error = %e, "job failed its last attempt; dead-lettered");
+                    bump(stats, |s| s.dead_lettered += 1);
+                    Ok(())
+                }
+                Err(err) => Err(err),
+            }
+        }
+        Err(e) => {
+            // A permanent failure may have left part of the effect applied (one CRM written,
+            // another refused): a person should reconcile before replaying.
+            let partial = matches!(e, ServiceError::RecordRejected { .. });
+            tracing::error!(job = %job.id, key = %job.key, error = %e, "job failed permanently; dead-lettered");
+            queue
+                .dead_letter(r, &e.to_string(), partial)
+                .await
+                .map(|()| bump(stats, |s| s.dead_lettered += 1))
+        }
+    };
+    match settled {
+        Ok(()) => {}
+        Err(PortError::LeaseLost(id)) => {
+            tracing::warn!(job = %id, "the lease was lost before settling; another worker has the job")
+        }
+        Err(e) => {
+            tracing::error!(job = %job.id, error = %e, "cannot settle the job; its lease will expire and it will run again")
+        }
+    }
+}
+
+impl Worker {
+    pub fn new(
+        queue: Arc<dyn JobQueue>,
+        handler: Arc<dyn JobHandler>,
+        settings: WorkerSettings,
+    ) -> Self {
+        Self {
+            queue,
+            handler,
+            settings,
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn stats(&self) -> WorkerStats {
+        *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs until `shutdown` turns true, then finishes or releases the jobs in hand.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> WorkerStats {
+        let s = &self.settings;
+        let gate = Arc::new(tokio::sync::Semaphore::new(s.concurrency.max(1)));
+        let in_hand: Arc<Mutex<HashMap<JobId, Reservation>>> = Arc::default();
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let permit = tokio::select! {
+                p = gate.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = shutdown.changed() => continue,
+            };
+            while tasks.try_join_next().is_some() {}
+            match self.queue.reserve(&s.consumer, s.lease, &s.filter).await {
+                Ok(Some(r)) => {
+                    in_hand
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(r.job.id, r.clone());
+                    let (queue, handler, stats, in_hand) = (
+                        self.queue.clone(),
+                        self.handler.clone(),
+                        self.stats.clone(),
+                        in_hand.clone(),
+                    );
+                    let (lease, retry) = (s.lease, s.retry);
+                    tasks.spawn(async move {
+                        let _permit = permit;
+                        // Keep the lease alive while the handler runs.
+                        let beat = {
+                            let (queue, r) = (queue.clone(), r.clone());
+                            tokio::spawn(async move {
+                                loop {
+                                    tokio::time::sleep(lease / 3).await;
+                                    if queue.extend(&r, lease).await.is_err() {
+                                        break;
+                                    }
+                                }
+                            })
+                        };
+                        let result = handler.handle(&r.job).await;
+                        beat.abort();
+                        settle(queue.as_ref(), &r, result, &retry, &stats).await;
+                        in_hand
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .remove(&r.job.id);
+                    });
+                }
+                Ok(None) => {
+                    drop(permit);
+                    tokio::select! {
+                        () = self.queue.wait_for_work(s.idle_poll) => {},
+                        _ = shutdown.changed() => {},
+                    }
+                }
+                Err(e) => {
+                    drop(permit);
+                    tracing::warn!(error = %e, "cannot reserve a job; waiting");
+                    tokio::select! {
+                        () = tokio::time::sleep(s.idle_poll) => {},
+                        _ = shutdown.changed() => {},
+                    }
+                }
+            }
+        }
+        // Shutdown: no new jobs; the ones in hand get the grace period.
+        let drained = tokio::time::timeout(s.grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            let left: Vec<Reservation> = in_hand
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .drain()
+                .map(|(_, r)| r)
+                .collect();
+            for r in left {
+                match self.queue.release(&r).await {
+                    Ok(()) => bump(&self.stats, |st| st.released += 1),
+                    Err(e) => {
+                        tracing::warn!(job = %r.job.id, error = %e, "cannot release a job; its lease will expire")
+                    }
+                }
+            }
+        }
+        self.stats()
+    }
+}
