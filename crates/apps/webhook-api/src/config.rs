@@ -3,12 +3,10 @@
 //! starts. Secrets (the database URL, the master key) become [`Secret`]s at once and never print.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use domain::tenant::Secret;
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+pub use app_common::{ConfigError, RawStore, StoreSettings};
 use serde::{Deserialize, Serialize};
 
 /// The raw, layered form.
@@ -30,19 +28,6 @@ pub struct RawConfig {
     pub max_attempts: u32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum RawStore {
-    /// In-process (tests and trials; nothing survives a restart).
-    Memory,
-    Sqlite {
-        path: PathBuf,
-    },
-    Postgres {
-        url: String,
-    },
-}
-
 impl Default for RawConfig {
     fn default() -> Self {
         Self {
@@ -59,14 +44,6 @@ impl Default for RawConfig {
     }
 }
 
-/// Where deliveries and jobs are kept.
-#[derive(Debug, Clone)]
-pub enum StoreSettings {
-    Memory,
-    Sqlite { path: PathBuf, master_key: Secret },
-    Postgres { url: Secret, master_key: Secret },
-}
-
 /// The validated configuration. `Debug` shows no secret.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -80,30 +57,10 @@ pub struct Settings {
     pub max_attempts: u32,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read the configuration")]
-    Load(#[source] Box<figment::Error>),
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-}
-
 impl RawConfig {
     /// Defaults, then `file` (when given), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut f = Figment::from(Serialized::defaults(RawConfig::default()));
-        if let Some(path) = file {
-            if !path.exists() {
-                return Err(ConfigError::Invalid(format!(
-                    "the configuration file {} does not exist",
-                    path.display()
-                )));
-            }
-            f = f.merge(Toml::file(path));
-        }
-        f.merge(Env::prefixed("ATTIO_SYNC_").split("__"))
-            .extract()
-            .map_err(|e| ConfigError::Load(Box::new(e)))
+        app_common::load(file)
     }
 
     /// Checks every value; the first problem is the error.
@@ -139,35 +96,7 @@ impl RawConfig {
                 self.max_attempts
             ));
         }
-        let master_key = |kind: &str| -> Result<Secret, ConfigError> {
-            let key = self.master_key.clone().ok_or_else(|| {
-                ConfigError::Invalid(format!("master_key is required with the {kind} store"))
-            })?;
-            let ok = key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit());
-            if !ok {
-                return Err(ConfigError::Invalid(
-                    "master_key must be 64 hex characters".into(),
-                ));
-            }
-            Secret::new(key).map_err(|e| ConfigError::Invalid(e.to_string()))
-        };
-        let store = match &self.store {
-            RawStore::Memory => StoreSettings::Memory,
-            RawStore::Sqlite { path } => StoreSettings::Sqlite {
-                path: path.clone(),
-                master_key: master_key("sqlite")?,
-            },
-            RawStore::Postgres { url } => {
-                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                    return bad("store.url must be a postgres:// URL".into());
-                }
-                StoreSettings::Postgres {
-                    url: Secret::new(url.clone())
-                        .map_err(|e| ConfigError::Invalid(e.to_string()))?,
-                    master_key: master_key("postgres")?,
-                }
-            }
-        };
+        let store = self.store.validate(self.master_key.as_deref())?;
         Ok(Settings {
             listen: self.listen,
             public_url: self.public_url.trim_end_matches('/').to_owned(),

@@ -1,0 +1,279 @@
+//! What the binaries share, so each stays a thin composition root:
+//!
+//! - [`load`]: defaults, then a TOML file, then `ATTIO_SYNC_*` environment variables (nested
+//!   keys with `__`), into a binary's own raw configuration type;
+//! - [`RawStore`] / [`StoreSettings`] / [`open_stores`]: where tenants, deliveries, jobs, links,
+//!   the ledger and conflicts live (memory, SQLite or PostgreSQL), validated with the master key
+//!   that seals credentials, and opened as port trait objects;
+//! - [`init_tracing`] and [`shutdown_signal`] (SIGTERM or Ctrl-C).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use domain::tenant::Secret;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ports::queue::{DeadLetterQueue, JobQueue};
+use ports::stores::{ConflictStore, Inbox, LinkStore, TenantStore, WriteLedger};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration")]
+    Load(#[source] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("cannot open the store")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Defaults (`T::default()`), then `file` when given, then the environment.
+pub fn load<T: Serialize + DeserializeOwned + Default>(
+    file: Option<&Path>,
+) -> Result<T, ConfigError> {
+    let mut f = Figment::from(Serialized::defaults(T::default()));
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(ConfigError::Invalid(format!(
+                "the configuration file {} does not exist",
+                path.display()
+            )));
+        }
+        f = f.merge(Toml::file(path));
+    }
+    f.merge(Env::prefixed("ATTIO_SYNC_").split("__"))
+        .extract()
+        .map_err(|e| ConfigError::Load(Box::new(e)))
+}
+
+/// The raw store section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RawStore {
+    /// In-process (tests and trials; nothing survives a restart, nothing is shared).
+    #[default]
+    Memory,
+    Sqlite {
+        path: PathBuf,
+    },
+    Postgres {
+        url: String,
+    },
+}
+
+/// Where the stores live. `Debug` shows no secret.
+#[derive(Debug, Clone)]
+pub enum StoreSettings {
+    Memory,
+    Sqlite { path: PathBuf, master_key: Secret },
+    Postgres { url: Secret, master_key: Secret },
+}
+
+impl RawStore {
+    /// Checks the section with the master key (64 hex characters, required unless `memory`).
+    pub fn validate(&self, master_key: Option<&str>) -> Result<StoreSettings, ConfigError> {
+        let key = |kind: &str| -> Result<Secret, ConfigError> {
+            let k = master_key.ok_or_else(|| {
+                ConfigError::Invalid(format!("master_key is required with the {kind} store"))
+            })?;
+            if !(k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit())) {
+                return Err(ConfigError::Invalid(
+                    "master_key must be 64 hex characters".into(),
+                ));
+            }
+            Secret::new(k).map_err(|e| ConfigError::Invalid(e.to_string()))
+        };
+        Ok(match self {
+            RawStore::Memory => StoreSettings::Memory,
+            RawStore::Sqlite { path } => StoreSettings::Sqlite {
+                path: path.clone(),
+                master_key: key("sqlite")?,
+            },
+            RawStore::Postgres { url } => {
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return Err(ConfigError::Invalid(
+                        "store.url must be a postgres:// URL".into(),
+                    ));
+                }
+                StoreSettings::Postgres {
+                    url: Secret::new(url.clone())
+                        .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+                    master_key: key("postgres")?,
+                }
+            }
+        })
+    }
+}
+
+/// Every store a binary may need, as ports.
+#[derive(Clone)]
+pub struct Stores {
+    pub tenants: Arc<dyn TenantStore>,
+    pub inbox: Arc<dyn Inbox>,
+    pub queue: Arc<dyn JobQueue>,
+    pub dead: Arc<dyn DeadLetterQueue>,
+    pub links: Arc<dyn LinkStore>,
+    pub ledger: Arc<dyn WriteLedger>,
+    pub conflicts: Arc<dyn ConflictStore>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+fn all<S>(s: Arc<S>) -> Stores
+where
+    S: TenantStore
+        + Inbox
+        + JobQueue
+        + DeadLetterQueue
+        + LinkStore
+        + WriteLedger
+        + ConflictStore
+        + 'static,
+{
+    Stores {
+        tenants: s.clone(),
+        inbox: s.clone(),
+        queue: s.clone(),
+        dead: s.clone(),
+        links: s.clone(),
+        ledger: s.clone(),
+        conflicts: s,
+    }
+}
+
+/// Opens the configured stores.
+pub async fn open_stores(settings: &StoreSettings) -> Result<Stores, ConfigError> {
+    let boxed = |e: Box<dyn std::error::Error + Send + Sync>| ConfigError::Store(e);
+    match settings {
+        StoreSettings::Memory => {
+            use adapter_memory::*;
+            let queue = MemoryQueue::default();
+            Ok(Stores {
+                tenants: Arc::new(MemoryTenantStore::default()),
+                inbox: Arc::new(MemoryInbox::new(
+                    queue.clone(),
+                    MemoryIdempotencyStore::default(),
+                )),
+                queue: Arc::new(queue.clone()),
+                dead: Arc::new(queue),
+                links: Arc::new(MemoryLinkStore::default()),
+                ledger: Arc::new(MemoryWriteLedger::default()),
+                conflicts: Arc::new(MemoryConflictStore::default()),
+            })
+        }
+        StoreSettings::Sqlite { path, master_key } => {
+            let key = adapter_sqlite::MasterKey::from_hex(master_key.expose())
+                .map_err(|e| boxed(Box::new(e)))?;
+            let s = adapter_sqlite::SqliteStore::open(path, &key)
+                .await
+                .map_err(|e| boxed(Box::new(e)))?;
+            Ok(all(Arc::new(s)))
+        }
+        StoreSettings::Postgres { url, master_key } => {
+            let key = adapter_postgres::MasterKey::from_hex(master_key.expose())
+                .map_err(|e| boxed(Box::new(e)))?;
+            let s = adapter_postgres::PgStore::connect(&adapter_postgres::PgConfig::new(
+                url.clone(),
+                key,
+            ))
+            .await
+            .map_err(|e| boxed(Box::new(e)))?;
+            Ok(all(Arc::new(s)))
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::result_large_err)]
+    use super::*;
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Raw {
+        attempts: u32,
+        store: RawStore,
+        master_key: Option<String>,
+    }
+
+    #[test]
+    fn layers_apply_in_order_and_stores_validate() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "attempts = 7\n[store]\nkind = \"sqlite\"\npath = \"a.db\"\n",
+            )?;
+            jail.set_env("ATTIO_SYNC_ATTEMPTS", "9");
+            let raw: Raw = load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(raw.attempts, 9);
+            assert!(
+                raw.store
+                    .validate(None)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("master_key")
+            );
+            assert!(matches!(
+                raw.store.validate(Some(&"ab".repeat(32))),
+                Ok(StoreSettings::Sqlite { .. })
+            ));
+            assert!(load::<Raw>(Some(Path::new("missing.toml"))).is_err());
+            jail.create_file("bad.toml", "nope = 1\n")?;
+            assert!(load::<Raw>(Some(Path::new("bad.toml"))).is_err());
+            Ok(())
+        });
+        let pg = RawStore::Postgres {
+            url: "mysql://x".into(),
+        };
+        assert!(
+            pg.validate(Some(&"ab".repeat(32)))
+                .unwrap_err()
+                .to_string()
+                .contains("store.url")
+        );
+        let pg = RawStore::Postgres {
+            url: "postgres://u:hunter2@h/db".into(),
+        };
+        let shown = format!("{:?}", pg.validate(Some(&"ab".repeat(32))).unwrap());
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}
