@@ -42,7 +42,8 @@ pub fn load<T: Serialize + DeserializeOwned + Default>(
         }
         f = f.merge(Toml::file(path));
     }
-    f.merge(Env::prefixed("ATTIO_SYNC_").split("__"))
+    // `ATTIO_SYNC_CONFIG` names the file itself (the binaries' `--config`), not a setting.
+    f.merge(Env::prefixed("ATTIO_SYNC_").ignore(&["CONFIG"]).split("__"))
         .extract()
         .map_err(|e| ConfigError::Load(Box::new(e)))
 }
@@ -59,6 +60,9 @@ pub enum RawStore {
     },
     Postgres {
         url: String,
+        /// The schema to work in (created if missing); the connection's default when absent.
+        #[serde(default)]
+        schema: Option<String>,
     },
 }
 
@@ -66,8 +70,15 @@ pub enum RawStore {
 #[derive(Debug, Clone)]
 pub enum StoreSettings {
     Memory,
-    Sqlite { path: PathBuf, master_key: Secret },
-    Postgres { url: Secret, master_key: Secret },
+    Sqlite {
+        path: PathBuf,
+        master_key: Secret,
+    },
+    Postgres {
+        url: Secret,
+        schema: Option<String>,
+        master_key: Secret,
+    },
 }
 
 impl RawStore {
@@ -90,7 +101,7 @@ impl RawStore {
                 path: path.clone(),
                 master_key: key("sqlite")?,
             },
-            RawStore::Postgres { url } => {
+            RawStore::Postgres { url, schema } => {
                 if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                     return Err(ConfigError::Invalid(
                         "store.url must be a postgres:// URL".into(),
@@ -99,6 +110,7 @@ impl RawStore {
                 StoreSettings::Postgres {
                     url: Secret::new(url.clone())
                         .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+                    schema: schema.clone(),
                     master_key: key("postgres")?,
                 }
             }
@@ -174,15 +186,18 @@ pub async fn open_stores(settings: &StoreSettings) -> Result<Stores, ConfigError
                 .map_err(|e| boxed(Box::new(e)))?;
             Ok(all(Arc::new(s)))
         }
-        StoreSettings::Postgres { url, master_key } => {
+        StoreSettings::Postgres {
+            url,
+            schema,
+            master_key,
+        } => {
             let key = adapter_postgres::MasterKey::from_hex(master_key.expose())
                 .map_err(|e| boxed(Box::new(e)))?;
-            let s = adapter_postgres::PgStore::connect(&adapter_postgres::PgConfig::new(
-                url.clone(),
-                key,
-            ))
-            .await
-            .map_err(|e| boxed(Box::new(e)))?;
+            let mut config = adapter_postgres::PgConfig::new(url.clone(), key);
+            config.schema = schema.clone();
+            let s = adapter_postgres::PgStore::connect(&config)
+                .await
+                .map_err(|e| boxed(Box::new(e)))?;
             Ok(all(Arc::new(s)))
         }
     }
@@ -243,6 +258,7 @@ mod tests {
                 "attempts = 7\n[store]\nkind = \"sqlite\"\npath = \"a.db\"\n",
             )?;
             jail.set_env("ATTIO_SYNC_ATTEMPTS", "9");
+            jail.set_env("ATTIO_SYNC_CONFIG", "c.toml");
             let raw: Raw = load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(raw.attempts, 9);
             assert!(
@@ -263,6 +279,7 @@ mod tests {
         });
         let pg = RawStore::Postgres {
             url: "mysql://x".into(),
+            schema: None,
         };
         assert!(
             pg.validate(Some(&"ab".repeat(32)))
@@ -272,6 +289,7 @@ mod tests {
         );
         let pg = RawStore::Postgres {
             url: "postgres://u:hunter2@h/db".into(),
+            schema: None,
         };
         let shown = format!("{:?}", pg.validate(Some(&"ab".repeat(32))).unwrap());
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -141,6 +141,7 @@ mod tests {
                 Box::new(|c| {
                     c.store = RawStore::Postgres {
                         url: "postgres://x".into(),
+                        schema: None,
                     }
                 }),
                 "master_key",
@@ -149,6 +150,7 @@ mod tests {
                 Box::new(|c| {
                     c.store = RawStore::Postgres {
                         url: "mysql://x".into(),
+                        schema: None,
                     };
                     c.master_key = Some("ab".repeat(32));
                 }),
@@ -177,6 +179,7 @@ mod tests {
         let c = RawConfig {
             store: RawStore::Postgres {
                 url: "postgres://u:hunter2@db/x".into(),
+                schema: None,
             },
             master_key: Some("ab".repeat(32)),
             ..RawConfig::default()

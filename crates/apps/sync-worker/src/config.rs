@@ -1,0 +1,257 @@
+//! The worker's configuration: the shared store section, where the providers are, how the job
+//! loop runs, and the field mappings — layered (defaults → TOML file → `ATTIO_SYNC_*`) and
+//! validated before anything starts.
+
+use std::path::Path;
+use std::time::Duration;
+
+use app_common::{ConfigError, RawStore, StoreSettings};
+use domain::ids::{ObjectSlug, SystemId, TenantId};
+use domain::job::RetryPolicy;
+use domain::mapping::{ExternalProperty, FieldMapping, ObjectMapping};
+use domain::tenant::Secret;
+use ports::queue::ReserveFilter;
+use serde::{Deserialize, Serialize};
+use services::outbound::SyncTarget;
+use services::pipeline::DeletePolicy;
+use services::worker::WorkerSettings;
+
+/// One mapping as written in the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub attio_object: String,
+    pub system: String,
+    pub external_object: String,
+    /// The external property holding the Attio record id (the upsert key).
+    pub id_property: String,
+    pub fields: Vec<FieldMapping>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub store: RawStore,
+    pub master_key: Option<String>,
+    /// Shared rate budgets across replicas; per-process budgets when absent.
+    pub redis_url: Option<String>,
+    /// `https://api.attio.com`, or a simulator.
+    pub attio_base_url: String,
+    pub consumer: Option<String>,
+    pub concurrency: usize,
+    pub lease_s: u64,
+    pub max_attempts: u32,
+    pub retry_base_ms: u64,
+    pub retry_cap_ms: u64,
+    pub grace_s: u64,
+    /// Only these job partitions (object ids, `list-…`, `notes`, `tasks`, `hubspot`); all when empty.
+    pub partitions: Vec<String>,
+    /// Only these tenants; all when empty.
+    pub tenants: Vec<String>,
+    /// `archive` or `keep` the external records of deleted Attio records.
+    pub on_delete: String,
+    pub targets: Vec<RawTarget>,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        let retry = RetryPolicy::default();
+        Self {
+            store: RawStore::Memory,
+            master_key: None,
+            redis_url: None,
+            attio_base_url: "https://api.attio.com".into(),
+            consumer: None,
+            concurrency: 4,
+            lease_s: 60,
+            max_attempts: retry.max_attempts,
+            retry_base_ms: retry.base.as_millis() as u64,
+            retry_cap_ms: retry.cap.as_millis() as u64,
+            grace_s: 20,
+            partitions: Vec::new(),
+            tenants: Vec::new(),
+            on_delete: "archive".into(),
+            targets: Vec::new(),
+        }
+    }
+}
+
+/// The validated configuration. `Debug` shows no secret.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub store: StoreSettings,
+    pub redis_url: Option<Secret>,
+    pub attio_base_url: String,
+    pub worker: WorkerSettings,
+    pub delete_policy: DeletePolicy,
+    pub targets: Vec<SyncTarget>,
+}
+
+impl RawConfig {
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        app_common::load(file)
+    }
+
+    /// Checks every value; the first problem is the error.
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        let store = self.store.validate(self.master_key.as_deref())?;
+        if !(self.attio_base_url.starts_with("https://")
+            || self.attio_base_url.starts_with("http://"))
+        {
+            return bad(format!(
+                "attio_base_url {:?} must be an http(s) URL",
+                self.attio_base_url
+            ));
+        }
+        if !(1..=256).contains(&self.concurrency) {
+            return bad(format!(
+                "concurrency must be between 1 and 256, got {}",
+                self.concurrency
+            ));
+        }
+        if !(5..=3600).contains(&self.lease_s) {
+            return bad(format!(
+                "lease_s must be between 5 and 3600, got {}",
+                self.lease_s
+            ));
+        }
+        if !(1..=100).contains(&self.max_attempts) {
+            return bad(format!(
+                "max_attempts must be between 1 and 100, got {}",
+                self.max_attempts
+            ));
+        }
+        if self.retry_base_ms == 0 || self.retry_cap_ms < self.retry_base_ms {
+            return bad("retry_base_ms must be positive and at most retry_cap_ms".into());
+        }
+        let delete_policy = match self.on_delete.as_str() {
+            "archive" => DeletePolicy::Archive,
+            "keep" => DeletePolicy::Keep,
+            other => {
+                return bad(format!(
+                    "on_delete must be \"archive\" or \"keep\", got {other:?}"
+                ));
+            }
+        };
+        let redis_url = match self.redis_url {
+            Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {
+                Some(Secret::new(u).map_err(|e| ConfigError::Invalid(e.to_string()))?)
+            }
+            Some(_) => return bad("redis_url must be a redis:// URL".into()),
+            None => None,
+        };
+        let mut filter = ReserveFilter::all();
+        for t in &self.tenants {
+            filter.tenants.insert(
+                TenantId::parse(t).map_err(|e| ConfigError::Invalid(format!("tenants: {e}")))?,
+            );
+        }
+        filter.partitions = self.partitions.iter().cloned().collect();
+        let targets = self
+            .targets
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let at = |e: String| ConfigError::Invalid(format!("targets[{i}]: {e}"));
+                Ok(SyncTarget {
+                    mapping: ObjectMapping::new(
+                        ObjectSlug::parse(&t.attio_object).map_err(|e| at(e.to_string()))?,
+                        SystemId::parse(&t.system).map_err(|e| at(e.to_string()))?,
+                        &t.external_object,
+                        t.fields,
+                    )
+                    .map_err(|e| at(e.to_string()))?,
+                    id_property: ExternalProperty::parse(&t.id_property)
+                        .map_err(|e| at(e.to_string()))?,
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let consumer = self
+            .consumer
+            .unwrap_or_else(|| format!("sync-worker-{}", std::process::id()));
+        Ok(Settings {
+            store,
+            redis_url,
+            attio_base_url: self.attio_base_url.trim_end_matches('/').to_owned(),
+            worker: WorkerSettings {
+                consumer,
+                concurrency: self.concurrency,
+                lease: Duration::from_secs(self.lease_s),
+                retry: RetryPolicy {
+                    max_attempts: self.max_attempts,
+                    base: Duration::from_millis(self.retry_base_ms),
+                    cap: Duration::from_millis(self.retry_cap_ms),
+                },
+                filter,
+                grace: Duration::from_secs(self.grace_s),
+                idle_poll: Duration::from_millis(500),
+            },
+            delete_policy,
+            targets,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::result_large_err)]
+    use super::*;
+
+    const MAPPINGS: &str = r#"
+[[targets]]
+attio_object = "people"
+system = "hubspot"
+external_object = "contacts"
+id_property = "attio_record_id"
+fields = [
+  { attio = { attribute = "email_addresses" }, external = "email", rule = "latest_wins", transform = { type = "lowercase" } },
+  { attio = { attribute = "name", part = "first_name" }, external = "firstname", rule = "prefer_attio" },
+]
+"#;
+
+    #[test]
+    fn a_mappings_file_becomes_validated_targets() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("w.toml", MAPPINGS)?;
+            jail.set_env("ATTIO_SYNC_CONCURRENCY", "8");
+            let s = RawConfig::load(Some(Path::new("w.toml")))
+                .map_err(|e| e.to_string())?
+                .validate()
+                .map_err(|e| e.to_string())?;
+            assert_eq!(s.worker.concurrency, 8);
+            assert_eq!(s.targets.len(), 1);
+            assert_eq!(s.targets[0].mapping.fields().len(), 2);
+            assert_eq!(s.worker.retry.max_attempts, 3);
+            jail.create_file(
+                "dup.toml",
+                &MAPPINGS.replace("external = \"firstname\"", "external = \"email\""),
+            )?;
+            let e = RawConfig::load(Some(Path::new("dup.toml")))
+                .map_err(|e| e.to_string())?
+                .validate()
+                .unwrap_err();
+            assert!(e.to_string().contains("targets[0]"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        type Tweak = fn(&mut RawConfig);
+        let cases: [(Tweak, &str); 6] = [
+            (|c| c.concurrency = 0, "concurrency"),
+            (|c| c.lease_s = 1, "lease_s"),
+            (|c| c.on_delete = "shred".into(), "on_delete"),
+            (|c| c.redis_url = Some("http://x".into()), "redis_url"),
+            (|c| c.retry_cap_ms = 1, "retry_base_ms"),
+            (|c| c.tenants = vec!["Not Valid".into()], "tenants"),
+        ];
+        for (tweak, name) in cases {
+            let mut c = RawConfig::default();
+            tweak(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(name), "{name}: {e}");
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! `sync-worker`: consumes the durable queue and runs each job through the event pipeline.
+//!
+//! [`config`] is the layered, validated configuration (stores, providers, job loop, mappings);
+//! [`directory`] builds a tenant's provider clients from its stored credentials; [`run`] wires
+//! the services together and runs the job loop until shutdown.
+
+pub mod config;
+pub mod directory;
+
+use std::sync::Arc;
+
+use adapter_memory::SystemClock;
+use app_common::Stores;
+use ports::limiter::RateLimiter;
+use services::outbound::OutboundSync;
+use services::pipeline::EventPipeline;
+use services::worker::{PipelineHandler, Worker, WorkerStats};
+use tokio::sync::watch;
+
+pub use config::{RawConfig, Settings};
+
+/// Builds the pipeline over `stores` and runs the job loop until `shutdown` turns true.
+pub async fn run(
+    settings: &Settings,
+    stores: Stores,
+    limiter: Arc<dyn RateLimiter>,
+    shutdown: watch::Receiver<bool>,
+) -> WorkerStats {
+    let directory = Arc::new(directory::TenantDirectory::new(
+        stores.tenants.clone(),
+        limiter,
+        &settings.attio_base_url,
+    ));
+    let outbound = OutboundSync::new(
+        directory.clone(),
+        stores.links.clone(),
+        stores.ledger.clone(),
+        stores.conflicts.clone(),
+        Arc::new(SystemClock),
+        settings.targets.clone(),
+    );
+    let pipeline = Arc::new(EventPipeline::new(
+        directory,
+        stores.links.clone(),
+        outbound,
+        settings.delete_policy,
+    ));
+    let worker = Worker::new(
+        stores.queue.clone(),
+        Arc::new(PipelineHandler { pipeline }),
+        settings.worker.clone(),
+    );
+    tracing::info!(consumer = %settings.worker.consumer, concurrency = settings.worker.concurrency, targets = settings.targets.len(), "sync-worker running");
+    worker.run(shutdown).await
+}

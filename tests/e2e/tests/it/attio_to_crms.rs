@@ -1,0 +1,439 @@
+//! People created, updated and deleted in attio-sim reach hubspot-sim and salesforce-sim through
+//! webhook-api and two sync-worker processes on PostgreSQL — exactly once each, with duplicated
+//! and reordered deliveries injected and one worker killed with SIGKILL mid-run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapter_hubspot::{HubSpotClient, HubSpotConfig};
+use adapter_memory::MemoryRateLimiter;
+use adapter_postgres::{MasterKey, PgConfig, PgStore};
+use adapter_salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
+use domain::field::FieldValue;
+use domain::ids::{SystemId, TenantId};
+use domain::mapping::ExternalProperty;
+use domain::tenant::{AttioCredentials, CrmConnection, Secret, Tenant};
+use ports::error::PortError;
+use ports::stores::TenantStore;
+use serde_json::{Value, json};
+
+use crate::{Proc, eventually, start};
+
+const MASTER_KEY: &str = "5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c";
+const ATTIO_TOKEN: &str = "e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0";
+const HUBSPOT_TOKEN: &str = "pat-na1-e2e";
+
+const MAPPINGS: &str = r#"
+[[targets]]
+attio_object = "people"
+system = "hubspot"
+external_object = "contacts"
+id_property = "attio_record_id"
+fields = [
+  { attio = { attribute = "email_addresses" }, external = "email", rule = "latest_wins", transform = { type = "lowercase" } },
+  { attio = { attribute = "name", part = "first_name" }, external = "firstname", rule = "latest_wins" },
+  { attio = { attribute = "name", part = "last_name" }, external = "lastname", rule = "latest_wins" },
+  { attio = { attribute = "job_title" }, external = "jobtitle", rule = "latest_wins" },
+]
+
+[[targets]]
+attio_object = "people"
+system = "salesforce"
+external_object = "Contact"
+id_property = "Attio_Id__c"
+fields = [
+  { attio = { attribute = "email_addresses" }, external = "Email", rule = "latest_wins", transform = { type = "lowercase" } },
+  { attio = { attribute = "name", part = "first_name" }, external = "FirstName", rule = "latest_wins" },
+  { attio = { attribute = "name", part = "last_name" }, external = "LastName", rule = "latest_wins" },
+  { attio = { attribute = "job_title" }, external = "Title", rule = "latest_wins" },
+]
+"#;
+
+fn prop(p: &str) -> ExternalProperty {
+    ExternalProperty::parse(p).unwrap()
+}
+
+struct Attio {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Attio {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(ATTIO_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap_or(Value::Null)
+    }
+
+    async fn create_person(&self, i: usize) -> String {
+        let body = json!({"data": {"values": {
+            "email_addresses": [format!("Person{i}@Example.com")],
+            "name": [{"first_name": format!("First{i}"), "last_name": format!("Last{i}"), "full_name": format!("First{i} Last{i}")}],
+            "job_title": format!("Title {i}"),
+        }}});
+        let r = self
+            .call(
+                reqwest::Method::POST,
+                "/v2/objects/people/records",
+                Some(body),
+            )
+            .await;
+        r["data"]["id"]["record_id"].as_str().unwrap().to_owned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes() {
+    // PostgreSQL, in a schema of this run's own.
+    let db_url = testkit::postgres_url().await;
+    let schema = format!(
+        "e2e_{}_{}",
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mut pg_cfg = PgConfig::new(
+        Secret::new(db_url.clone()).unwrap(),
+        MasterKey::from_hex(MASTER_KEY).unwrap(),
+    );
+    pg_cfg.schema = Some(schema.clone());
+    let pg = PgStore::connect(&pg_cfg).await.unwrap();
+
+    // The three simulators.
+    let attio_sim = start("attio-sim", &["--listen", "127.0.0.1:0"], &[], true).await;
+    let hubspot_sim = start("hubspot-sim", &["--listen", "127.0.0.1:0"], &[], true).await;
+    let sf_sim = start(
+        "salesforce-sim",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--client-id",
+            "ck-e2e",
+            "--client-secret",
+            "cs-e2e",
+        ],
+        &[],
+        true,
+    )
+    .await;
+    let (attio_url, hubspot_url, sf_url) = (
+        attio_sim.url.clone().unwrap(),
+        hubspot_sim.url.clone().unwrap(),
+        sf_sim.url.clone().unwrap(),
+    );
+
+    // The API, on the same database.
+    let store_env = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("ATTIO_SYNC_STORE__KIND", "postgres".to_owned()),
+            ("ATTIO_SYNC_STORE__URL", db_url.clone()),
+            ("ATTIO_SYNC_STORE__SCHEMA", schema.clone()),
+            ("ATTIO_SYNC_MASTER_KEY", MASTER_KEY.to_owned()),
+            ("RUST_LOG", "warn".to_owned()),
+        ];
+        env.extend(extra.iter().cloned());
+        env
+    };
+    let api = start(
+        "webhook-api",
+        &["--listen", "127.0.0.1:0"],
+        &store_env(&[("ATTIO_SYNC_DEBOUNCE_MS", "300".into())]),
+        true,
+    )
+    .await;
+    let api_url = api.url.clone().unwrap();
+
+    // Register the webhook in Attio (it returns the secret once) and store the tenant.
+    let attio = Attio {
+        http: reqwest::Client::new(),
+        url: attio_url.clone(),
+    };
+    let hook = attio
+        .call(
+            reqwest::Method::POST,
+            "/v2/webhooks",
+            Some(json!({"data": {"target_url": format!("{api_url}/v1/webhooks/attio/acme"), "subscriptions": [
+                {"event_type": "record.created", "filter": null},
+                {"event_type": "record.updated", "filter": null},
+                {"event_type": "record.deleted", "filter": null},
+            ]}})),
+        )
+        .await;
+    let secret = hook["data"]["secret"].as_str().unwrap();
+    let tenant = Tenant {
+        id: TenantId::parse("acme").unwrap(),
+        name: "Acme".into(),
+        attio: AttioCredentials {
+            api_token: Secret::new(ATTIO_TOKEN).unwrap(),
+            webhook_secrets: vec![Secret::new(secret).unwrap()],
+        },
+        crms: vec![
+            CrmConnection {
+                system: SystemId::parse("hubspot").unwrap(),
+                settings: BTreeMap::from([("base_url".to_owned(), hubspot_url.clone())]),
+                secrets: BTreeMap::from([(
+                    "token".to_owned(),
+                    Secret::new(HUBSPOT_TOKEN).unwrap(),
+                )]),
+            },
+            CrmConnection {
+                system: SystemId::parse("salesforce").unwrap(),
+                settings: BTreeMap::from([
+                    ("login_url".to_owned(), sf_url.clone()),
+                    ("client_id".to_owned(), "ck-e2e".to_owned()),
+                ]),
+                secrets: BTreeMap::from([(
+                    "client_secret".to_owned(),
+                    Secret::new("cs-e2e").unwrap(),
+                )]),
+            },
+        ],
+        created_at: time::OffsetDateTime::now_utc(),
+    };
+    pg.create(&tenant).await.unwrap();
+
+    // Two workers.
+    let dir = std::env::temp_dir().join(format!("attio-sync-{schema}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mappings = dir.join("worker.toml");
+    std::fs::write(&mappings, MAPPINGS).unwrap();
+    let worker_env = |name: &str| -> Vec<(&'static str, String)> {
+        store_env(&[
+            ("ATTIO_SYNC_ATTIO_BASE_URL", attio_url.clone()),
+            ("ATTIO_SYNC_CONSUMER", name.to_owned()),
+            ("ATTIO_SYNC_LEASE_S", "5".into()),
+            ("ATTIO_SYNC_RETRY_BASE_MS", "200".into()),
+            ("ATTIO_SYNC_RETRY_CAP_MS", "2000".into()),
+            ("ATTIO_SYNC_MAX_ATTEMPTS", "8".into()),
+            ("ATTIO_SYNC_CONFIG", mappings.display().to_string()),
+        ])
+    };
+    let mut w1: Proc = start("sync-worker", &[], &worker_env("w1"), false).await;
+    let _w2: Proc = start("sync-worker", &[], &worker_env("w2"), false).await;
+
+    // Duplicated and reordered deliveries from Attio.
+    let faults = reqwest::Client::new()
+        .put(format!("{attio_url}/_sim/faults"))
+        .body(r#"{"duplicate_rate": 0.5, "reorder_window_ms": 300}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(faults.status(), 200);
+
+    // Clients that read the CRMs' own APIs.
+    let limiter = Arc::new(MemoryRateLimiter::default());
+    let hubspot = HubSpotClient::new(
+        HubSpotConfig::new(
+            &hubspot_url,
+            Secret::new(HUBSPOT_TOKEN).unwrap(),
+            tenant.id.clone(),
+        )
+        .unwrap(),
+        limiter,
+    )
+    .unwrap();
+    let salesforce = SalesforceClient::new(
+        SalesforceConfig::new(
+            &sf_url,
+            SalesforceAuth::ClientCredentials {
+                client_id: "ck-e2e".into(),
+                client_secret: Secret::new("cs-e2e").unwrap(),
+            },
+            tenant.id.clone(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let hs_title = |id: String| {
+        let hubspot = hubspot.clone();
+        async move {
+            match hubspot
+                .get_by(
+                    "contacts",
+                    &prop("attio_record_id"),
+                    &id,
+                    &[prop("jobtitle"), prop("email")],
+                )
+                .await
+            {
+                Ok(r) if !r.archived => Some(r.properties),
+                _ => None,
+            }
+        }
+    };
+    let sf_rows = |id: String| {
+        let salesforce = salesforce.clone();
+        async move {
+            salesforce
+                .query(
+                    &format!("SELECT Id, Title, Email FROM Contact WHERE Attio_Id__c = '{id}'"),
+                    false,
+                    None,
+                )
+                .await
+                .unwrap()
+                .records
+        }
+    };
+
+    // Create five people while HubSpot answers slowly, so jobs are in hand; then kill one worker
+    // with SIGKILL. Its leases expire and the other worker finishes its jobs.
+    let http = reqwest::Client::new();
+    let slow = http
+        .put(format!("{hubspot_url}/_sim/faults"))
+        .body(r#"{"latency_ms": 1500}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slow.status(), 200);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(attio.create_person(i).await);
+    }
+    eventually("jobs in hand", Duration::from_secs(30), || async {
+        let d = ports::queue::JobQueue::depth(&pg).await.unwrap();
+        (d.in_flight >= 2).then_some(())
+    })
+    .await;
+    w1.kill9().await;
+    http.put(format!("{hubspot_url}/_sim/faults"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let props = eventually(
+            &format!("person {i} in HubSpot"),
+            Duration::from_secs(60),
+            || hs_title(id.clone()),
+        )
+        .await;
+        assert_eq!(
+            props[&prop("email")],
+            FieldValue::text(format!("person{i}@example.com"))
+        );
+        let rows = eventually(
+            &format!("person {i} in Salesforce"),
+            Duration::from_secs(60),
+            || {
+                let f = sf_rows(id.clone());
+                async move { Some(f.await).filter(|r| !r.is_empty()) }
+            },
+        )
+        .await;
+        assert_eq!(
+            rows.len(),
+            1,
+            "exactly one Salesforce contact for person {i}"
+        );
+    }
+
+    // Update one; the new title arrives on both sides.
+    attio
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v2/objects/people/records/{}", ids[0]),
+            Some(json!({"data": {"values": {"job_title": "Chief Scientist"}}})),
+        )
+        .await;
+    eventually("the new title in HubSpot", Duration::from_secs(60), || {
+        let f = hs_title(ids[0].clone());
+        async move {
+            f.await
+                .filter(|p| p[&prop("jobtitle")] == FieldValue::text("Chief Scientist"))
+        }
+    })
+    .await;
+    eventually(
+        "the new title in Salesforce",
+        Duration::from_secs(60),
+        || {
+            let f = sf_rows(ids[0].clone());
+            async move {
+                Some(f.await).filter(|r| {
+                    r.len() == 1
+                        && r[0].properties[&prop("Title")] == FieldValue::text("Chief Scientist")
+                })
+            }
+        },
+    )
+    .await;
+
+    // Delete one; it is archived on both sides.
+    attio
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v2/objects/people/records/{}", ids[1]),
+            None,
+        )
+        .await;
+    eventually("the deletion in HubSpot", Duration::from_secs(60), || {
+        let f = hs_title(ids[1].clone());
+        async move { f.await.is_none().then_some(()) }
+    })
+    .await;
+    eventually(
+        "the deletion in Salesforce",
+        Duration::from_secs(60),
+        || {
+            let f = sf_rows(ids[1].clone());
+            async move { f.await.is_empty().then_some(()) }
+        },
+    )
+    .await;
+
+    // Exactly once: every HubSpot contact belongs to one person, and there are four live ones.
+    let mut after = None;
+    let mut live = Vec::new();
+    loop {
+        let page = hubspot
+            .list("contacts", &[prop("attio_record_id")], after)
+            .await
+            .unwrap();
+        live.extend(page.records.into_iter().filter_map(|r| {
+            match &r.properties[&prop("attio_record_id")] {
+                FieldValue::Text(t) => Some(t.clone()),
+                _ => None,
+            }
+        }));
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    live.sort();
+    let mut expected: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, id)| id.clone())
+        .collect();
+    expected.sort();
+    assert_eq!(
+        live, expected,
+        "one HubSpot contact per live person, no duplicates"
+    );
+    let sf_all = salesforce
+        .query("SELECT Id, Attio_Id__c FROM Contact", false, None)
+        .await
+        .unwrap()
+        .records;
+    assert_eq!(sf_all.len(), 4, "one Salesforce contact per live person");
+    assert!(matches!(
+        hubspot
+            .get_by("contacts", &prop("attio_record_id"), &ids[1], &[])
+            .await,
+        Err(PortError::NotFound(_))
+    ));
+    let depth = ports::queue::JobQueue::depth(&pg).await.unwrap();
+    assert_eq!(depth.dead, 0, "nothing was dead-lettered");
+    drop((attio_sim, hubspot_sim, sf_sim, api));
+    let _ = std::fs::remove_dir_all(dir);
+}
