@@ -231,20 +231,22 @@ impl Worker {
                     let (lease, retry) = (s.lease, s.retry);
                     tasks.spawn(async move {
                         let _permit = permit;
-                        // Keep the lease alive while the handler runs.
-                        let beat = {
-                            let (queue, r) = (queue.clone(), r.clone());
-                            tokio::spawn(async move {
-                                loop {
-                                    tokio::time::sleep(lease / 3).await;
-                                    if queue.extend(&r, lease).await.is_err() {
-                                        break;
-                                    }
+                        // Keep the lease alive while the handler runs. The heartbeat lives in
+                        // this task, so it dies with it (abort, panic): a lease never outlives
+                        // the work it protects.
+                        let heartbeat = async {
+                            loop {
+                                tokio::time::sleep(lease / 3).await;
+                                if queue.extend(&r, lease).await.is_err() {
+                                    break;
                                 }
-                            })
+                            }
+                            std::future::pending::<ServiceResult<()>>().await
                         };
-                        let result = handler.handle(&r.job).await;
-                        beat.abort();
+                        let result = tokio::select! {
+                            result = handler.handle(&r.job) => result,
+                            never = heartbeat => never,
+                        };
                         settle(queue.as_ref(), &r, result, &retry, &stats).await;
                         in_hand
                             .lock()

@@ -17,6 +17,27 @@ use services::ServiceResult;
 use services::worker::{JobHandler, Worker, WorkerSettings};
 use tokio::sync::watch;
 
+/// Panics on each entity's first attempt, then succeeds.
+struct PanicsOnce {
+    seen: Mutex<HashMap<String, u32>>,
+    done: AtomicU32,
+}
+
+#[async_trait]
+impl JobHandler for PanicsOnce {
+    async fn handle(&self, job: &Job) -> ServiceResult<()> {
+        let first = {
+            let mut seen = self.seen.lock().unwrap();
+            let n = seen.entry(job.key.entity.clone()).or_default();
+            *n += 1;
+            *n == 1
+        };
+        assert!(!first, "a handler bug on the first attempt");
+        self.done.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
 /// Fails each entity's first `fail` attempts with `error`, then succeeds; may dawdle.
 struct Scripted {
     fail: u32,
@@ -249,4 +270,28 @@ async fn shutdown_finishes_short_jobs_and_releases_long_ones_uncounted() {
     })
     .await;
     assert_eq!((stats.acked, stats.released), (1, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_does_not_keep_its_job_leased() {
+    let q = MemoryQueue::default();
+    enqueue(&q, "people", "boom").await;
+    let h = Arc::new(PanicsOnce {
+        seen: Mutex::default(),
+        done: AtomicU32::new(0),
+    });
+    let mut s = settings();
+    s.lease = Duration::from_millis(600);
+    let worker = Arc::new(Worker::new(Arc::new(q.clone()), h.clone(), s));
+    run_until(worker, || {
+        let h = h.clone();
+        async move { h.done.load(Ordering::SeqCst) == 1 }
+    })
+    .await;
+    assert_eq!(
+        h.done.load(Ordering::SeqCst),
+        1,
+        "the job came back when its lease expired"
+    );
+    assert_eq!(h.seen.lock().unwrap()["boom"], 2);
 }

@@ -20,11 +20,11 @@ use serde_json::{Value, json};
 
 use crate::{Proc, eventually, start};
 
-const MASTER_KEY: &str = "5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c";
-const ATTIO_TOKEN: &str = "e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0";
-const HUBSPOT_TOKEN: &str = "pat-na1-e2e";
+pub const MASTER_KEY: &str = "5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c";
+pub const ATTIO_TOKEN: &str = "e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0";
+pub const HUBSPOT_TOKEN: &str = "pat-na1-e2e";
 
-const MAPPINGS: &str = r#"
+pub const MAPPINGS: &str = r#"
 [[targets]]
 attio_object = "people"
 system = "hubspot"
@@ -50,17 +50,17 @@ fields = [
 ]
 "#;
 
-fn prop(p: &str) -> ExternalProperty {
+pub fn prop(p: &str) -> ExternalProperty {
     ExternalProperty::parse(p).unwrap()
 }
 
-struct Attio {
-    http: reqwest::Client,
-    url: String,
+pub struct Attio {
+    pub http: reqwest::Client,
+    pub url: String,
 }
 
 impl Attio {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.url))
@@ -73,7 +73,7 @@ impl Attio {
         r.json().await.unwrap_or(Value::Null)
     }
 
-    async fn create_person(&self, i: usize) -> String {
+    pub async fn create_person(&self, i: usize) -> String {
         let body = json!({"data": {"values": {
             "email_addresses": [format!("Person{i}@Example.com")],
             "name": [{"first_name": format!("First{i}"), "last_name": format!("Last{i}"), "full_name": format!("First{i} Last{i}")}],
@@ -88,6 +88,56 @@ impl Attio {
             .await;
         r["data"]["id"]["record_id"].as_str().unwrap().to_owned()
     }
+}
+
+/// Tenant `acme` with the simulators' credentials.
+pub fn tenant(webhook_secret: &str, hubspot_url: &str, sf_url: &str) -> Tenant {
+    Tenant {
+        id: TenantId::parse("acme").unwrap(),
+        name: "Acme".into(),
+        attio: AttioCredentials {
+            api_token: Secret::new(ATTIO_TOKEN).unwrap(),
+            webhook_secrets: vec![Secret::new(webhook_secret).unwrap()],
+        },
+        crms: vec![
+            CrmConnection {
+                system: SystemId::parse("hubspot").unwrap(),
+                settings: BTreeMap::from([("base_url".to_owned(), hubspot_url.to_owned())]),
+                secrets: BTreeMap::from([(
+                    "token".to_owned(),
+                    Secret::new(HUBSPOT_TOKEN).unwrap(),
+                )]),
+            },
+            CrmConnection {
+                system: SystemId::parse("salesforce").unwrap(),
+                settings: BTreeMap::from([
+                    ("login_url".to_owned(), sf_url.to_owned()),
+                    ("client_id".to_owned(), "ck-e2e".to_owned()),
+                ]),
+                secrets: BTreeMap::from([(
+                    "client_secret".to_owned(),
+                    Secret::new("cs-e2e").unwrap(),
+                )]),
+            },
+        ],
+        created_at: time::OffsetDateTime::now_utc(),
+    }
+}
+
+/// The Attio webhook for the API at `api_url`; returns its secret (Attio shows it once).
+pub async fn register_webhook(attio: &Attio, api_url: &str) -> String {
+    let hook = attio
+        .call(
+            reqwest::Method::POST,
+            "/v2/webhooks",
+            Some(json!({"data": {"target_url": format!("{api_url}/v1/webhooks/attio/acme"), "subscriptions": [
+                {"event_type": "record.created", "filter": null},
+                {"event_type": "record.updated", "filter": null},
+                {"event_type": "record.deleted", "filter": null},
+            ]}})),
+        )
+        .await;
+    hook["data"]["secret"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,48 +205,8 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
         http: reqwest::Client::new(),
         url: attio_url.clone(),
     };
-    let hook = attio
-        .call(
-            reqwest::Method::POST,
-            "/v2/webhooks",
-            Some(json!({"data": {"target_url": format!("{api_url}/v1/webhooks/attio/acme"), "subscriptions": [
-                {"event_type": "record.created", "filter": null},
-                {"event_type": "record.updated", "filter": null},
-                {"event_type": "record.deleted", "filter": null},
-            ]}})),
-        )
-        .await;
-    let secret = hook["data"]["secret"].as_str().unwrap();
-    let tenant = Tenant {
-        id: TenantId::parse("acme").unwrap(),
-        name: "Acme".into(),
-        attio: AttioCredentials {
-            api_token: Secret::new(ATTIO_TOKEN).unwrap(),
-            webhook_secrets: vec![Secret::new(secret).unwrap()],
-        },
-        crms: vec![
-            CrmConnection {
-                system: SystemId::parse("hubspot").unwrap(),
-                settings: BTreeMap::from([("base_url".to_owned(), hubspot_url.clone())]),
-                secrets: BTreeMap::from([(
-                    "token".to_owned(),
-                    Secret::new(HUBSPOT_TOKEN).unwrap(),
-                )]),
-            },
-            CrmConnection {
-                system: SystemId::parse("salesforce").unwrap(),
-                settings: BTreeMap::from([
-                    ("login_url".to_owned(), sf_url.clone()),
-                    ("client_id".to_owned(), "ck-e2e".to_owned()),
-                ]),
-                secrets: BTreeMap::from([(
-                    "client_secret".to_owned(),
-                    Secret::new("cs-e2e").unwrap(),
-                )]),
-            },
-        ],
-        created_at: time::OffsetDateTime::now_utc(),
-    };
+    let secret = register_webhook(&attio, &api_url).await;
+    let tenant = tenant(&secret, &hubspot_url, &sf_url);
     pg.create(&tenant).await.unwrap();
 
     // Two workers.
