@@ -14,7 +14,7 @@ use domain::tenant::Secret;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ports::queue::{DeadLetterQueue, JobQueue};
-use ports::stores::{ConflictStore, Inbox, LinkStore, TenantStore, WriteLedger};
+use ports::stores::{ConflictStore, Inbox, LinkStore, SyncStateStore, TenantStore, WriteLedger};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -128,6 +128,7 @@ pub struct Stores {
     pub links: Arc<dyn LinkStore>,
     pub ledger: Arc<dyn WriteLedger>,
     pub conflicts: Arc<dyn ConflictStore>,
+    pub sync_state: Arc<dyn SyncStateStore>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -136,25 +137,30 @@ impl std::fmt::Debug for Stores {
     }
 }
 
-fn all<S>(s: Arc<S>) -> Stores
-where
-    S: TenantStore
-        + Inbox
-        + JobQueue
-        + DeadLetterQueue
-        + LinkStore
-        + WriteLedger
-        + ConflictStore
-        + 'static,
-{
-    Stores {
-        tenants: s.clone(),
-        inbox: s.clone(),
-        queue: s.clone(),
-        dead: s.clone(),
-        links: s.clone(),
-        ledger: s.clone(),
-        conflicts: s,
+impl Stores {
+    /// Every port from one store that implements them all (PostgreSQL, SQLite).
+    pub fn from_one<S>(s: Arc<S>) -> Stores
+    where
+        S: TenantStore
+            + SyncStateStore
+            + Inbox
+            + JobQueue
+            + DeadLetterQueue
+            + LinkStore
+            + WriteLedger
+            + ConflictStore
+            + 'static,
+    {
+        Stores {
+            tenants: s.clone(),
+            inbox: s.clone(),
+            queue: s.clone(),
+            dead: s.clone(),
+            links: s.clone(),
+            ledger: s.clone(),
+            conflicts: s.clone(),
+            sync_state: s,
+        }
     }
 }
 
@@ -176,6 +182,7 @@ pub async fn open_stores(settings: &StoreSettings) -> Result<Stores, ConfigError
                 links: Arc::new(MemoryLinkStore::default()),
                 ledger: Arc::new(MemoryWriteLedger::default()),
                 conflicts: Arc::new(MemoryConflictStore::default()),
+                sync_state: Arc::new(MemorySyncStateStore::default()),
             })
         }
         StoreSettings::Sqlite { path, master_key } => {
@@ -184,7 +191,7 @@ pub async fn open_stores(settings: &StoreSettings) -> Result<Stores, ConfigError
             let s = adapter_sqlite::SqliteStore::open(path, &key)
                 .await
                 .map_err(|e| boxed(Box::new(e)))?;
-            Ok(all(Arc::new(s)))
+            Ok(Stores::from_one(Arc::new(s)))
         }
         StoreSettings::Postgres {
             url,
@@ -198,7 +205,7 @@ pub async fn open_stores(settings: &StoreSettings) -> Result<Stores, ConfigError
             let s = adapter_postgres::PgStore::connect(&config)
                 .await
                 .map_err(|e| boxed(Box::new(e)))?;
-            Ok(all(Arc::new(s)))
+            Ok(Stores::from_one(Arc::new(s)))
         }
     }
 }

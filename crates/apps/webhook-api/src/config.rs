@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use app_common::{ConfigError, RawStore, StoreSettings};
+use domain::tenant::Secret;
 use serde::{Deserialize, Serialize};
 
 /// The raw, layered form.
@@ -26,6 +27,10 @@ pub struct RawConfig {
     pub debounce_ms: u64,
     /// Attempts before a job is dead-lettered.
     pub max_attempts: u32,
+    /// The operator token of `/v1/admin` (at least 32 characters); the admin API is off without.
+    pub admin_token: Option<String>,
+    /// Where new tenants' webhooks are registered: `https://api.attio.com` or a simulator.
+    pub attio_base_url: String,
 }
 
 impl Default for RawConfig {
@@ -40,6 +45,8 @@ impl Default for RawConfig {
             dedupe_retention_hours: 96,
             debounce_ms: 1_000,
             max_attempts: 3,
+            admin_token: None,
+            attio_base_url: "https://api.attio.com".into(),
         }
     }
 }
@@ -55,6 +62,8 @@ pub struct Settings {
     pub dedupe_retention: Duration,
     pub debounce: Duration,
     pub max_attempts: u32,
+    pub admin_token: Option<Secret>,
+    pub attio_base_url: String,
 }
 
 impl RawConfig {
@@ -97,6 +106,21 @@ impl RawConfig {
             ));
         }
         let store = self.store.validate(self.master_key.as_deref())?;
+        let admin_token = match self.admin_token {
+            Some(t) if t.len() >= 32 => {
+                Some(Secret::new(t).map_err(|e| ConfigError::Invalid(e.to_string()))?)
+            }
+            Some(_) => return bad("admin_token must be at least 32 characters".into()),
+            None => None,
+        };
+        if !(self.attio_base_url.starts_with("https://")
+            || self.attio_base_url.starts_with("http://"))
+        {
+            return bad(format!(
+                "attio_base_url {:?} must be an http(s) URL",
+                self.attio_base_url
+            ));
+        }
         Ok(Settings {
             listen: self.listen,
             public_url: self.public_url.trim_end_matches('/').to_owned(),
@@ -106,6 +130,8 @@ impl RawConfig {
             dedupe_retention: Duration::from_secs(self.dedupe_retention_hours * 3600),
             debounce: Duration::from_millis(self.debounce_ms),
             max_attempts: self.max_attempts,
+            admin_token,
+            attio_base_url: self.attio_base_url.trim_end_matches('/').to_owned(),
         })
     }
 }
@@ -137,6 +163,14 @@ mod tests {
                 "dedupe_retention_hours",
             ),
             (Box::new(|c| c.max_attempts = 0), "max_attempts"),
+            (
+                Box::new(|c| c.admin_token = Some("short".into())),
+                "admin_token",
+            ),
+            (
+                Box::new(|c| c.attio_base_url = "attio.com".into()),
+                "attio_base_url",
+            ),
             (
                 Box::new(|c| {
                     c.store = RawStore::Postgres {

@@ -9,10 +9,12 @@
 //! - `POST /v1/webhooks/hubspot/{tenant}`: the same with HubSpot's v3 signature (five-minute
 //!   window) against the tenant's HubSpot client secret.
 //! - `GET /healthz` (the process answers), `GET /readyz` (the queue answers).
+//! - The operator's API under `/v1/admin` (see [`admin`]).
 //!
 //! Internal errors are logged and answered with a generic body; a store that cannot be reached
 //! answers 503 so the sender retries.
 
+pub mod admin;
 pub mod config;
 mod webhooks;
 
@@ -25,10 +27,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
 use axum::routing::{get, post};
 use ports::clock::Clock;
-use ports::queue::JobQueue;
-use ports::stores::{Inbox, TenantStore};
+use ports::queue::{DeadLetterQueue, JobQueue};
+use ports::stores::{Inbox, SyncStateStore, TenantStore};
 use serde_json::json;
 
+pub use admin::AttioRegistrar;
 pub use config::{RawConfig, Settings, StoreSettings};
 
 /// What the handlers use.
@@ -37,8 +40,12 @@ pub struct AppState {
     pub tenants: Arc<dyn TenantStore>,
     pub inbox: Arc<dyn Inbox>,
     pub queue: Arc<dyn JobQueue>,
+    pub dead: Arc<dyn DeadLetterQueue>,
+    pub sync_state: Arc<dyn SyncStateStore>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
+    /// Registers Attio webhooks for new tenants; `None` refuses `register_webhook`.
+    pub registrar: Option<AttioRegistrar>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -80,6 +87,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/webhooks/hubspot/{tenant}", post(webhooks::hubspot))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(admin::routes(state.clone()))
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -37,8 +37,14 @@ async fn main() -> Result<()> {
         tenants: stores.tenants,
         inbox: stores.inbox,
         queue: stores.queue,
+        dead: stores.dead,
+        sync_state: stores.sync_state,
         clock: Arc::new(SystemClock),
         settings: Arc::new(settings.clone()),
+        registrar: Some(webhook_api::AttioRegistrar {
+            base_url: settings.attio_base_url.clone(),
+            limiter: Arc::new(adapter_memory::MemoryRateLimiter::default()),
+        }),
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

@@ -22,6 +22,7 @@ use crate::{Proc, eventually, start};
 
 pub const MASTER_KEY: &str = "5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c";
 pub const ATTIO_TOKEN: &str = "e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0";
+const ADMIN_TOKEN: &str = "e2e-operator-token-0123456789abcdefghij";
 pub const HUBSPOT_TOKEN: &str = "pat-na1-e2e";
 
 pub const MAPPINGS: &str = r#"
@@ -191,23 +192,60 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
         env.extend(extra.iter().cloned());
         env
     };
+    // The API must know its public URL before it starts (Attio is told where to deliver).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let api_url = format!("http://127.0.0.1:{port}");
     let api = start(
         "webhook-api",
-        &["--listen", "127.0.0.1:0"],
-        &store_env(&[("ATTIO_SYNC_DEBOUNCE_MS", "300".into())]),
+        &["--listen", &format!("127.0.0.1:{port}")],
+        &store_env(&[
+            ("ATTIO_SYNC_DEBOUNCE_MS", "300".into()),
+            ("ATTIO_SYNC_PUBLIC_URL", api_url.clone()),
+            ("ATTIO_SYNC_ATTIO_BASE_URL", attio_url.clone()),
+            ("ATTIO_SYNC_ADMIN_TOKEN", ADMIN_TOKEN.into()),
+        ]),
         true,
     )
     .await;
-    let api_url = api.url.clone().unwrap();
 
-    // Register the webhook in Attio (it returns the secret once) and store the tenant.
+    // The operator adds the tenant; the API registers its Attio webhook and keeps the secret.
     let attio = Attio {
         http: reqwest::Client::new(),
         url: attio_url.clone(),
     };
-    let secret = register_webhook(&attio, &api_url).await;
-    let tenant = tenant(&secret, &hubspot_url, &sf_url);
-    pg.create(&tenant).await.unwrap();
+    let added = attio
+        .http
+        .post(format!("{api_url}/v1/admin/tenants"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({
+            "id": "acme",
+            "name": "Acme",
+            "attio": {"api_token": ATTIO_TOKEN},
+            "crms": [
+                {"system": "hubspot", "settings": {"base_url": hubspot_url}, "secrets": {"token": HUBSPOT_TOKEN}},
+                {"system": "salesforce", "settings": {"login_url": sf_url, "client_id": "ck-e2e"}, "secrets": {"client_secret": "cs-e2e"}},
+            ],
+            "register_webhook": true,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        added.status(),
+        201,
+        "{}",
+        added.text().await.unwrap_or_default()
+    );
+    let tenant = pg.get(&TenantId::parse("acme").unwrap()).await.unwrap();
+    assert_eq!(
+        tenant.attio.webhook_secrets.len(),
+        1,
+        "the registered webhook's secret is stored"
+    );
 
     // Two workers.
     let dir = std::env::temp_dir().join(format!("attio-sync-{schema}"));

@@ -56,8 +56,11 @@ async fn people_reach_both_crms_exactly_once_on_the_embedded_stores() {
         tenants: stores.tenants.clone(),
         inbox: stores.inbox.clone(),
         queue: stores.queue.clone(),
+        dead: stores.dead.clone(),
+        sync_state: stores.sync_state.clone(),
         clock: Arc::new(SystemClock),
         settings: Arc::new(api_settings),
+        registrar: None,
     };
     let api = tokio::spawn(webhook_api::serve(listener, state, std::future::pending()));
 

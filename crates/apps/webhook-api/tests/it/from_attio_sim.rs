@@ -1,28 +1,17 @@
 //! attio-sim's own signed deliveries, sent over HTTP to the app, land in the queue.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use adapter_memory::{MemoryIdempotencyStore, MemoryInbox, MemoryQueue, MemoryTenantStore};
 use domain::tenant::Secret;
-use ports::queue::JobQueue;
-use ports::stores::TenantStore;
 use serde_json::json;
 
 use crate::{settings, spawn_app_with, tenant};
 
 #[tokio::test]
 async fn a_record_created_in_attio_sim_is_delivered_signed_and_enqueued() {
-    let queue = MemoryQueue::default();
-    let inbox = MemoryInbox::new(queue.clone(), MemoryIdempotencyStore::default());
-    let tenants = MemoryTenantStore::default();
-    let app = spawn_app_with(
-        Arc::new(tenants.clone()),
-        Arc::new(inbox),
-        Arc::new(queue.clone()),
-        settings(),
-    )
-    .await;
+    let stores = crate::memory_stores().await;
+    let (tenants, queue) = (stores.tenants.clone(), stores.queue.clone());
+    let app = spawn_app_with(stores, settings(), None).await;
     let sim = attio_sim::start(
         "127.0.0.1:0".parse().unwrap(),
         attio_sim::SimConfig::default(),

@@ -4,6 +4,7 @@
 // Test code: unwrap/expect are how a test says "this must hold".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod from_attio_sim;
 mod intake;
 mod postgres;
@@ -12,9 +13,7 @@ mod process;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use adapter_memory::{
-    MemoryIdempotencyStore, MemoryInbox, MemoryQueue, MemoryTenantStore, SystemClock,
-};
+use adapter_memory::SystemClock;
 use domain::ids::{SystemId, TenantId};
 use domain::tenant::{AttioCredentials, CrmConnection, Secret, Tenant};
 use ports::queue::JobQueue;
@@ -54,6 +53,7 @@ pub struct TestApp {
     pub tenants: Arc<dyn TenantStore>,
     pub inbox: Arc<dyn Inbox>,
     pub queue: Arc<dyn JobQueue>,
+    pub dead: Arc<dyn ports::queue::DeadLetterQueue>,
     pub http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -115,48 +115,71 @@ pub fn settings() -> webhook_api::Settings {
 
 /// The app on port 0 with the given stores.
 pub async fn spawn_app_with(
-    tenants: Arc<dyn TenantStore>,
-    inbox: Arc<dyn Inbox>,
-    queue: Arc<dyn JobQueue>,
+    stores: app_common::Stores,
     settings: webhook_api::Settings,
+    registrar: Option<webhook_api::AttioRegistrar>,
 ) -> TestApp {
-    let state = AppState {
-        tenants: tenants.clone(),
-        inbox: inbox.clone(),
-        queue: queue.clone(),
-        clock: Arc::new(SystemClock),
-        settings: Arc::new(settings),
-    };
+    spawn(stores, settings, registrar, false).await
+}
+
+/// The same, with `public_url` set to the app's own address (for webhook registration).
+pub async fn spawn_app_at_own_url(
+    stores: app_common::Stores,
+    settings: webhook_api::Settings,
+    registrar: Option<webhook_api::AttioRegistrar>,
+) -> TestApp {
+    spawn(stores, settings, registrar, true).await
+}
+
+async fn spawn(
+    stores: app_common::Stores,
+    mut settings: webhook_api::Settings,
+    registrar: Option<webhook_api::AttioRegistrar>,
+    own_url: bool,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    if own_url {
+        settings.public_url = url.clone();
+    }
+    let state = AppState {
+        tenants: stores.tenants.clone(),
+        inbox: stores.inbox.clone(),
+        queue: stores.queue.clone(),
+        dead: stores.dead.clone(),
+        sync_state: stores.sync_state.clone(),
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(settings),
+        registrar,
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(webhook_api::serve(listener, state, async {
         let _ = stopped.await;
     }));
     TestApp {
         url,
-        tenants,
-        inbox,
-        queue,
+        tenants: stores.tenants,
+        inbox: stores.inbox,
+        queue: stores.queue,
+        dead: stores.dead,
         http: reqwest::Client::new(),
         stop: Some(stop),
         server: Some(server),
     }
 }
 
+/// The memory stores.
+pub async fn memory_stores() -> app_common::Stores {
+    app_common::open_stores(&app_common::StoreSettings::Memory)
+        .await
+        .unwrap()
+}
+
 /// The app on the memory stores, with tenant `acme`.
 pub async fn spawn_app() -> TestApp {
-    let queue = MemoryQueue::default();
-    let inbox = MemoryInbox::new(queue.clone(), MemoryIdempotencyStore::default());
-    let tenants = MemoryTenantStore::default();
-    tenants.create(&tenant("acme")).await.unwrap();
-    spawn_app_with(
-        Arc::new(tenants),
-        Arc::new(inbox),
-        Arc::new(queue),
-        settings(),
-    )
-    .await
+    let stores = memory_stores().await;
+    stores.tenants.create(&tenant("acme")).await.unwrap();
+    spawn_app_with(stores, settings(), None).await
 }
 
 /// A `record.updated` delivery as Attio sends it.

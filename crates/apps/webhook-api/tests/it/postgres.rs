@@ -28,7 +28,7 @@ async fn store() -> Arc<PgStore> {
 async fn deliveries_land_in_postgres_once_and_bad_ones_store_nothing() {
     let pg = store().await;
     pg.create(&tenant("acme")).await.unwrap();
-    let app = spawn_app_with(pg.clone(), pg.clone(), pg.clone(), settings()).await;
+    let app = spawn_app_with(app_common::Stores::from_one(pg.clone()), settings(), None).await;
     let body = record_event("record.created", "bf071e1f-6035-429d-b874-d83ea64ea13b");
     let (status, a) = app.post_attio("acme", &body, SECRET, Some("pg-1")).await;
     assert_eq!(

@@ -1,0 +1,418 @@
+//! The operator's API under `/v1/admin`, behind `Authorization: Bearer <admin_token>` (compared
+//! in constant time; the routes are absent when no token is configured):
+//!
+//! - `POST /v1/admin/tenants`: add a tenant with its provider credentials; with
+//!   `"register_webhook": true` it registers the Attio webhook through Attio's API (target
+//!   `{public_url}/v1/webhooks/attio/{tenant}`, every event type the pipeline handles) and stores
+//!   the secret Attio returns. `GET /v1/admin/tenants`, `GET`/`DELETE /v1/admin/tenants/{id}`
+//!   (secrets never leave: they show as `***`).
+//! - `GET /v1/admin/tenants/{id}/dead-letters`, `POST …/dead-letters/{job}/replay`.
+//! - `GET /v1/admin/tenants/{id}/sync-state`, `GET /v1/admin/queue`.
+
+// Handlers return their answer early as a `Response`; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use adapter_attio_http::{AttioClient, AttioConfig};
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use domain::ids::{JobId, SystemId, TenantId};
+use domain::schema::Subscription;
+use domain::tenant::{AttioCredentials, CrmConnection, Secret, Tenant};
+use domain::webhook::EventType;
+use ports::attio::{AttioWebhooks, NewWebhook};
+use ports::error::PortError;
+use ports::limiter::RateLimiter;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::AppState;
+
+/// Registers Attio webhooks with a tenant's token.
+#[derive(Clone)]
+pub struct AttioRegistrar {
+    pub base_url: String,
+    pub limiter: Arc<dyn RateLimiter>,
+}
+
+impl std::fmt::Debug for AttioRegistrar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttioRegistrar")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The event types the pipeline reads (others would only be stored).
+const SUBSCRIBED: &[&str] = &[
+    "record.created",
+    "record.updated",
+    "record.deleted",
+    "record.merged",
+    "list-entry.created",
+    "list-entry.updated",
+    "list-entry.deleted",
+    "note.created",
+    "note.updated",
+    "note.deleted",
+    "task.created",
+    "task.updated",
+    "task.deleted",
+    "object-attribute.created",
+    "object-attribute.updated",
+];
+
+impl AttioRegistrar {
+    async fn register(
+        &self,
+        tenant: &TenantId,
+        token: &Secret,
+        target_url: String,
+    ) -> Result<String, PortError> {
+        let cfg = AttioConfig::new(&self.base_url, token.clone(), tenant.clone())
+            .map_err(|e| PortError::Invalid(e.to_string()))?;
+        let client = AttioClient::new(cfg, self.limiter.clone())
+            .map_err(|e| PortError::Invalid(e.to_string()))?;
+        let subscriptions = SUBSCRIBED
+            .iter()
+            .map(|t| Subscription {
+                event_type: EventType::from(*t),
+                filter: None,
+            })
+            .collect();
+        let hook = client
+            .create_webhook(&NewWebhook {
+                target_url,
+                subscriptions,
+            })
+            .await?;
+        hook.secret.ok_or_else(|| {
+            PortError::backend("Attio", "the new webhook came back without its secret")
+        })
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+fn port_error(e: &PortError) -> Response {
+    match e {
+        PortError::NotFound(_) => error(StatusCode::NOT_FOUND, "not found"),
+        PortError::Conflict(m) => error(StatusCode::CONFLICT, m.clone()),
+        PortError::Invalid(m) => error(StatusCode::BAD_REQUEST, m.clone()),
+        PortError::Domain(d) => error(StatusCode::BAD_REQUEST, d.to_string()),
+        e if e.is_retryable() => {
+            tracing::warn!(error = %e, "admin request: a store is unavailable");
+            error(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable")
+        }
+        e => {
+            tracing::error!(error = %e, "admin request failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(expected) = &state.settings.admin_token else {
+        return error(StatusCode::NOT_FOUND, "not found");
+    };
+    let given = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
+        next.run(req).await
+    } else {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "a valid operator token is required",
+        )
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAttio {
+    api_token: String,
+    #[serde(default)]
+    webhook_secrets: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCrm {
+    system: String,
+    #[serde(default)]
+    settings: BTreeMap<String, String>,
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTenant {
+    id: String,
+    name: String,
+    attio: NewAttio,
+    #[serde(default)]
+    crms: Vec<NewCrm>,
+    #[serde(default)]
+    register_webhook: bool,
+}
+
+fn shown(t: &Tenant) -> Value {
+    json!({
+        "id": t.id.to_string(),
+        "name": t.name,
+        "created_at": t.created_at.to_string(),
+        "attio": {"api_token": "***", "webhook_secrets": t.attio.webhook_secrets.iter().map(|_| "***").collect::<Vec<_>>()},
+        "crms": t.crms.iter().map(|c| json!({
+            "system": c.system.to_string(),
+            "settings": c.settings,
+            "secrets": c.secrets.keys().map(|k| (k.clone(), "***")).collect::<BTreeMap<_, _>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn secret(what: &str, v: String) -> Result<Secret, Response> {
+    Secret::new(v).map_err(|_| error(StatusCode::BAD_REQUEST, format!("{what} must not be empty")))
+}
+
+async fn create_tenant(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+    let req: NewTenant = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a tenant: {e}")),
+    };
+    let id = match TenantId::parse(&req.id) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let token = match secret("attio.api_token", req.attio.api_token) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut webhook_secrets = Vec::new();
+    for s in req.attio.webhook_secrets {
+        match secret("a webhook secret", s) {
+            Ok(s) => webhook_secrets.push(s),
+            Err(r) => return r,
+        }
+    }
+    let mut crms = Vec::new();
+    for c in req.crms {
+        let system = match SystemId::parse(&c.system) {
+            Ok(s) => s,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        };
+        let mut secrets = BTreeMap::new();
+        for (k, v) in c.secrets {
+            match secret(&format!("{system} secret {k}"), v) {
+                Ok(s) => {
+                    secrets.insert(k, s);
+                }
+                Err(r) => return r,
+            }
+        }
+        crms.push(CrmConnection {
+            system,
+            settings: c.settings,
+            secrets,
+        });
+    }
+    match state.tenants.get(&id).await {
+        Ok(_) => return error(StatusCode::CONFLICT, format!("tenant {id} exists")),
+        Err(PortError::NotFound(_)) => {}
+        Err(e) => return port_error(&e),
+    }
+    let mut webhook = Value::Null;
+    if req.register_webhook {
+        let Some(registrar) = &state.registrar else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "webhook registration is not configured",
+            );
+        };
+        let target = format!("{}/v1/webhooks/attio/{id}", state.settings.public_url);
+        match registrar.register(&id, &token, target.clone()).await {
+            Ok(s) => match Secret::new(s) {
+                Ok(s) => {
+                    webhook_secrets.insert(0, s);
+                    webhook = json!({"target_url": target});
+                }
+                Err(_) => {
+                    return error(
+                        StatusCode::BAD_GATEWAY,
+                        "Attio returned an empty webhook secret",
+                    );
+                }
+            },
+            Err(e) => {
+                tracing::warn!(tenant = %id, error = %e, "Attio refused the webhook registration");
+                return error(
+                    StatusCode::BAD_GATEWAY,
+                    format!("Attio refused the webhook: {e}"),
+                );
+            }
+        }
+    }
+    webhook_secrets.truncate(2);
+    let tenant = Tenant {
+        id,
+        name: req.name,
+        attio: AttioCredentials {
+            api_token: token,
+            webhook_secrets,
+        },
+        crms,
+        created_at: state.clock.now(),
+    };
+    if let Err(e) = tenant.validate() {
+        return error(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    match state.tenants.create(&tenant).await {
+        Ok(()) => {
+            let mut body = shown(&tenant);
+            body["webhook"] = webhook;
+            (StatusCode::CREATED, Json(body)).into_response()
+        }
+        Err(e) => port_error(&e),
+    }
+}
+
+async fn list_tenants(State(state): State<AppState>) -> Response {
+    match state.tenants.list().await {
+        Ok(ts) => Json(ts.iter().map(shown).collect::<Vec<_>>()).into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
+fn tenant_id(raw: &str) -> Result<TenantId, Response> {
+    TenantId::parse(raw).map_err(|_| error(StatusCode::NOT_FOUND, "not found"))
+}
+
+async fn show_tenant(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match state.tenants.get(&id).await {
+        Ok(t) => Json(shown(&t)).into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
+async fn delete_tenant(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match state.tenants.delete(&id).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn dead_letters(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    Query(q): Query<Limit>,
+) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match state
+        .dead
+        .list_dead(&id, q.limit.unwrap_or(50).min(500))
+        .await
+    {
+        Ok(dead) => Json(
+            dead.iter()
+                .map(|d| {
+                    json!({
+                        "job_id": d.job.id.to_string(),
+                        "key": d.job.key.to_string(),
+                        "attempts": d.job.attempts,
+                        "error": d.error,
+                        "failed_at": d.failed_at.to_string(),
+                        "needs_reconciliation": d.needs_reconciliation,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
+async fn replay(
+    State(state): State<AppState>,
+    Path((raw, job)): Path<(String, String)>,
+) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let Ok(job) = JobId::parse(&job) else {
+        return error(StatusCode::NOT_FOUND, "not found");
+    };
+    match state.dead.replay(&id, job).await {
+        Ok(new) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"job_id": new.to_string()})),
+        )
+            .into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
+async fn sync_state(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match state.sync_state.list(&id).await {
+        Ok(states) => Json(states).into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
+async fn queue(State(state): State<AppState>) -> Response {
+    match state.queue.depth().await {
+        Ok(d) => Json(json!({"ready": d.ready, "delayed": d.delayed, "in_flight": d.in_flight, "dead": d.dead})).into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
+/// The admin routes with their authorization.
+pub(crate) fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/tenants", post(create_tenant).get(list_tenants))
+        .route(
+            "/v1/admin/tenants/{id}",
+            get(show_tenant).delete(delete_tenant),
+        )
+        .route("/v1/admin/tenants/{id}/dead-letters", get(dead_letters))
+        .route(
+            "/v1/admin/tenants/{id}/dead-letters/{job}/replay",
+            post(replay),
+        )
+        .route("/v1/admin/tenants/{id}/sync-state", get(sync_state))
+        .route("/v1/admin/queue", get(queue))
+        .route_layer(axum::middleware::from_fn_with_state(state, authorize))
+}

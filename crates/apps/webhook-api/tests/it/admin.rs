@@ -1,0 +1,302 @@
+//! The operator's API: off without a token, refused with a wrong one; tenants added (with the
+//! Attio webhook registered through attio-sim), shown without secrets, removed; dead letters
+//! listed and replayed; the queue's depth.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapter_memory::MemoryRateLimiter;
+use domain::job::{JobKey, NewJob};
+use ports::queue::ReserveFilter;
+use serde_json::{Value, json};
+
+use crate::{TestApp, memory_stores, settings, spawn_app, spawn_app_at_own_url, spawn_app_with};
+
+const TOKEN: &str = "operator-token-0123456789abcdef0123456789";
+
+async fn admin_app(attio_url: Option<String>) -> TestApp {
+    let mut s = settings();
+    s.admin_token = Some(domain::tenant::Secret::new(TOKEN).unwrap());
+    let registrar = attio_url.map(|base_url| webhook_api::AttioRegistrar {
+        base_url,
+        limiter: Arc::new(MemoryRateLimiter::default()),
+    });
+    spawn_app_with(memory_stores().await, s, registrar).await
+}
+
+async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = app
+        .http
+        .request(method, format!("{}{path}", app.url))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_admin_api_is_off_without_a_token_and_refuses_a_wrong_one() {
+    let off = spawn_app().await;
+    assert_eq!(
+        call(&off, reqwest::Method::GET, "/v1/admin/tenants", TOKEN, None)
+            .await
+            .0,
+        404
+    );
+    let on = admin_app(None).await;
+    assert_eq!(
+        call(&on, reqwest::Method::GET, "/v1/admin/tenants", "nope", None)
+            .await
+            .0,
+        401
+    );
+    let bare = on
+        .http
+        .get(format!("{}/v1/admin/queue", on.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), 401);
+    assert_eq!(
+        call(&on, reqwest::Method::GET, "/v1/admin/queue", TOKEN, None)
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn adding_a_tenant_registers_its_webhook_and_deliveries_then_verify() {
+    let sim = attio_sim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        attio_sim::SimConfig::default(),
+    )
+    .await
+    .unwrap();
+    let mut s = settings();
+    s.admin_token = Some(domain::tenant::Secret::new(TOKEN).unwrap());
+    let registrar = webhook_api::AttioRegistrar {
+        base_url: sim.url(),
+        limiter: Arc::new(MemoryRateLimiter::default()),
+    };
+    let app = spawn_app_at_own_url(memory_stores().await, s, Some(registrar)).await;
+
+    let token = "d".repeat(64);
+    let body = json!({
+        "id": "globex", "name": "Globex",
+        "attio": {"api_token": token},
+        "crms": [{"system": "hubspot", "settings": {"base_url": "http://127.0.0.1:9"}, "secrets": {"token": "pat-secret-value"}}],
+        "register_webhook": true
+    });
+    let (status, created) = call(
+        &app,
+        reqwest::Method::POST,
+        "/v1/admin/tenants",
+        TOKEN,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        created["webhook"]["target_url"],
+        format!("{}/v1/webhooks/attio/globex", app.url)
+    );
+    let text = created.to_string();
+    assert!(
+        !text.contains(&token) && !text.contains("pat-secret-value"),
+        "secrets never leave: {text}"
+    );
+    assert_eq!(created["attio"]["webhook_secrets"], json!(["***"]));
+    assert_eq!(
+        call(
+            &app,
+            reqwest::Method::POST,
+            "/v1/admin/tenants",
+            TOKEN,
+            Some(body)
+        )
+        .await
+        .0,
+        409
+    );
+
+    // A record created in Attio now arrives signed with the registered secret and is enqueued.
+    let person = app
+        .http
+        .post(format!("{}/v2/objects/people/records", sim.url()))
+        .bearer_auth(&token)
+        .json(&json!({"data": {"values": {"email_addresses": ["ada@example.com"]}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(person.status(), 200);
+    let mut waited = Duration::ZERO;
+    while app.queue.depth().await.unwrap().ready == 0 {
+        assert!(waited < Duration::from_secs(10), "no delivery was accepted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+    }
+
+    let (_, list) = call(&app, reqwest::Method::GET, "/v1/admin/tenants", TOKEN, None).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (status, shown) = call(
+        &app,
+        reqwest::Method::GET,
+        "/v1/admin/tenants/globex",
+        TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &shown["crms"][0]["secrets"]["token"]),
+        (200, &json!("***"))
+    );
+    assert_eq!(
+        call(
+            &app,
+            reqwest::Method::DELETE,
+            "/v1/admin/tenants/globex",
+            TOKEN,
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        call(
+            &app,
+            reqwest::Method::GET,
+            "/v1/admin/tenants/globex",
+            TOKEN,
+            None
+        )
+        .await
+        .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn bad_tenants_are_refused_with_the_reason() {
+    let app = admin_app(None).await;
+    for (body, why) in [
+        (
+            json!({"id": "Bad Id", "name": "x", "attio": {"api_token": "t"}}),
+            "id",
+        ),
+        (
+            json!({"id": "ok", "name": "x", "attio": {"api_token": ""}}),
+            "api_token",
+        ),
+        (
+            json!({"id": "ok", "name": "x", "attio": {"api_token": "t"}, "surprise": 1}),
+            "unknown field",
+        ),
+        (
+            json!({"id": "ok", "name": "x", "attio": {"api_token": "t"}, "register_webhook": true}),
+            "registration",
+        ),
+        (
+            json!({"id": "ok", "name": "", "attio": {"api_token": "t"}}),
+            "name",
+        ),
+    ] {
+        let (status, answer) = call(
+            &app,
+            reqwest::Method::POST,
+            "/v1/admin/tenants",
+            TOKEN,
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 400, "{why}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_and_replayed() {
+    let app = admin_app(None).await;
+    let tenant = domain::ids::TenantId::parse("acme").unwrap();
+    app.tenants.create(&crate::tenant("acme")).await.unwrap();
+    app.queue
+        .enqueue(NewJob::new(
+            JobKey::new(tenant.clone(), "people", "r1").unwrap(),
+            json!({"source": "attio"}),
+        ))
+        .await
+        .unwrap();
+    let r = app
+        .queue
+        .reserve("t", Duration::from_secs(30), &ReserveFilter::all())
+        .await
+        .unwrap()
+        .unwrap();
+    app.queue
+        .dead_letter(
+            &r,
+            "salesforce refused the record: REQUIRED_FIELD_MISSING",
+            true,
+        )
+        .await
+        .unwrap();
+    let (status, dead) = call(
+        &app,
+        reqwest::Method::GET,
+        "/v1/admin/tenants/acme/dead-letters",
+        TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(dead[0]["needs_reconciliation"], true);
+    assert!(
+        dead[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("REQUIRED_FIELD_MISSING")
+    );
+    let job = dead[0]["job_id"].as_str().unwrap().to_owned();
+    let (status, replayed) = call(
+        &app,
+        reqwest::Method::POST,
+        &format!("/v1/admin/tenants/acme/dead-letters/{job}/replay"),
+        TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(status, 202, "{replayed}");
+    assert_eq!(app.queue.depth().await.unwrap().ready, 1);
+    let (status, _) = call(
+        &app,
+        reqwest::Method::POST,
+        &format!("/v1/admin/tenants/acme/dead-letters/{job}/replay"),
+        TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "a replayed dead letter is gone");
+    let (_, depth) = call(&app, reqwest::Method::GET, "/v1/admin/queue", TOKEN, None).await;
+    assert_eq!(
+        (depth["ready"].as_u64(), depth["dead"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let (status, states) = call(
+        &app,
+        reqwest::Method::GET,
+        "/v1/admin/tenants/acme/sync-state",
+        TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!((status, states), (200, json!([])));
+}
