@@ -212,10 +212,15 @@ pub async fn open_stores(settings: &StoreSettings) -> Result<Stores, ConfigError
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {
+    init_tracing_with("info");
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `default`).
+pub fn init_tracing_with(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
         .try_init();

@@ -1,0 +1,381 @@
+//! `attio-sync demo`: the whole service in one process, against its simulators — attio-sim,
+//! hubspot-sim, salesforce-sim, webhook-api and a sync-worker on a temporary SQLite file — then a
+//! few changes in Attio, and what arrived where, with delays.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use adapter_hubspot::{HubSpotClient, HubSpotConfig};
+use adapter_memory::{MemoryRateLimiter, SystemClock};
+use adapter_salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
+use anyhow::{Context, Result, bail};
+use domain::ids::TenantId;
+use domain::mapping::ExternalProperty;
+use domain::tenant::Secret;
+use ports::limiter::RateLimiter;
+use serde_json::{Value, json};
+
+const MAPPINGS: &str = r#"
+[[targets]]
+attio_object = "people"
+system = "hubspot"
+external_object = "contacts"
+id_property = "attio_record_id"
+fields = [
+  { attio = { attribute = "email_addresses" }, external = "email", rule = "latest_wins", transform = { type = "lowercase" } },
+  { attio = { attribute = "name", part = "first_name" }, external = "firstname", rule = "latest_wins" },
+  { attio = { attribute = "name", part = "last_name" }, external = "lastname", rule = "latest_wins" },
+  { attio = { attribute = "job_title" }, external = "jobtitle", rule = "latest_wins" },
+]
+
+[[targets]]
+attio_object = "people"
+system = "salesforce"
+external_object = "Contact"
+id_property = "Attio_Id__c"
+fields = [
+  { attio = { attribute = "email_addresses" }, external = "Email", rule = "latest_wins", transform = { type = "lowercase" } },
+  { attio = { attribute = "name", part = "first_name" }, external = "FirstName", rule = "latest_wins" },
+  { attio = { attribute = "name", part = "last_name" }, external = "LastName", rule = "latest_wins" },
+  { attio = { attribute = "job_title" }, external = "Title", rule = "latest_wins" },
+]
+"#;
+
+fn prop(p: &str) -> Result<ExternalProperty> {
+    ExternalProperty::parse(p).map_err(anyhow::Error::msg)
+}
+
+fn random_hex(bytes: usize) -> String {
+    (0..bytes.div_ceil(16))
+        .map(|_| uuid::Uuid::new_v4().simple().to_string())
+        .collect::<String>()[..bytes * 2]
+        .to_owned()
+}
+
+/// What a change should look like on the other side, once it arrived.
+#[derive(Debug, Clone)]
+enum Expect {
+    Title(String),
+    Gone,
+}
+
+struct Crms {
+    hubspot: HubSpotClient,
+    salesforce: SalesforceClient,
+}
+
+impl Crms {
+    /// The HubSpot id when the record matches.
+    async fn hubspot(&self, record: &str, expect: &Expect) -> Result<Option<String>> {
+        let found = self
+            .hubspot
+            .get_by(
+                "contacts",
+                &prop("attio_record_id")?,
+                record,
+                &[prop("jobtitle")?],
+            )
+            .await;
+        Ok(match (found, expect) {
+            (Ok(r), Expect::Title(t))
+                if !r.archived
+                    && r.properties.get(&prop("jobtitle")?)
+                        == Some(&domain::field::FieldValue::text(t)) =>
+            {
+                Some(r.id.as_str().to_owned())
+            }
+            (Err(ports::error::PortError::NotFound(_)), Expect::Gone) => Some("archived".into()),
+            _ => None,
+        })
+    }
+
+    async fn salesforce(&self, record: &str, expect: &Expect) -> Result<Option<String>> {
+        let rows = self
+            .salesforce
+            .query(
+                &format!("SELECT Id, Title FROM Contact WHERE Attio_Id__c = '{record}'"),
+                false,
+                None,
+            )
+            .await?
+            .records;
+        Ok(match (rows.as_slice(), expect) {
+            ([r], Expect::Title(t))
+                if r.properties.get(&prop("Title")?)
+                    == Some(&domain::field::FieldValue::text(t)) =>
+            {
+                Some(r.id.as_str().to_owned())
+            }
+            ([], Expect::Gone) => Some("deleted".into()),
+            _ => None,
+        })
+    }
+}
+
+/// Runs the demo; `Err` when something did not arrive within the wait.
+pub async fn run(wait: Duration) -> Result<()> {
+    let started = Instant::now();
+    let addr = || std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let attio_sim = attio_sim::start(addr(), attio_sim::SimConfig::default()).await?;
+    let hubspot_sim = hubspot_sim::start(addr(), hubspot_sim::HubSpotConfig::default()).await?;
+    let mut sf_cfg = salesforce_sim::SalesforceConfig::default();
+    sf_cfg.app.client_id = "demo-consumer-key".into();
+    sf_cfg.app.client_secret = random_hex(16);
+    let sf_secret = sf_cfg.app.client_secret.clone();
+    let sf_sim = salesforce_sim::start(addr(), sf_cfg).await?;
+
+    let dir =
+        std::env::temp_dir().join(format!("attio-sync-demo-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let db = dir.join("attio-sync.db");
+    let store =
+        app_common::RawStore::Sqlite { path: db.clone() }.validate(Some(&random_hex(32)))?;
+    let stores = app_common::open_stores(&store).await?;
+
+    // The API, registering webhooks with the Attio simulator.
+    let listener = tokio::net::TcpListener::bind(addr()).await?;
+    let api_url = format!("http://{}", listener.local_addr()?);
+    let admin_token = random_hex(24);
+    let api_settings = webhook_api::RawConfig {
+        debounce_ms: 200,
+        public_url: api_url.clone(),
+        admin_token: Some(admin_token.clone()),
+        attio_base_url: attio_sim.url(),
+        ..Default::default()
+    }
+    .validate()?;
+    let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryRateLimiter::default());
+    let state = webhook_api::AppState {
+        tenants: stores.tenants.clone(),
+        inbox: stores.inbox.clone(),
+        queue: stores.queue.clone(),
+        dead: stores.dead.clone(),
+        sync_state: stores.sync_state.clone(),
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(api_settings),
+        registrar: Some(webhook_api::AttioRegistrar {
+            base_url: attio_sim.url(),
+            limiter: limiter.clone(),
+        }),
+    };
+    let api = tokio::spawn(webhook_api::serve(listener, state, std::future::pending()));
+
+    // The worker.
+    let worker_toml = dir.join("worker.toml");
+    std::fs::write(
+        &worker_toml,
+        format!(
+            "attio_base_url = \"{}\"\nconsumer = \"demo-worker\"\nlease_s = 10\nretry_base_ms = 200\n{MAPPINGS}",
+            attio_sim.url()
+        ),
+    )?;
+    let worker_settings = sync_worker::RawConfig::load(Some(&worker_toml))?.validate()?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn({
+        let (stores, limiter) = (stores.clone(), limiter.clone());
+        async move { sync_worker::run(&worker_settings, stores, limiter, stopped).await }
+    });
+
+    println!(
+        "attio-sync demo: attio-sim {}, hubspot-sim {}, salesforce-sim {}",
+        attio_sim.url(),
+        hubspot_sim.url(),
+        sf_sim.url()
+    );
+    println!(
+        "                 webhook-api {api_url}, one sync-worker, SQLite at {}",
+        db.display()
+    );
+
+    // The operator adds a tenant; its Attio webhook is registered on the way.
+    let http = reqwest::Client::new();
+    let attio_token = random_hex(32);
+    let added = http
+        .post(format!("{api_url}/v1/admin/tenants"))
+        .bearer_auth(&admin_token)
+        .json(&json!({
+            "id": "acme", "name": "Acme",
+            "attio": {"api_token": attio_token},
+            "register_webhook": true,
+            "crms": [
+                {"system": "hubspot", "settings": {"base_url": hubspot_sim.url()}, "secrets": {"token": "pat-na1-demo"}},
+                {"system": "salesforce", "settings": {"login_url": sf_sim.url(), "client_id": "demo-consumer-key"}, "secrets": {"client_secret": sf_secret}},
+            ],
+        }))
+        .send()
+        .await?;
+    if added.status() != 201 {
+        bail!(
+            "adding the tenant failed: {} {}",
+            added.status(),
+            added.text().await.unwrap_or_default()
+        );
+    }
+    println!("tenant acme added; Attio will deliver to {api_url}/v1/webhooks/attio/acme\n");
+
+    let tenant = TenantId::parse("acme")?;
+    let crms = Crms {
+        hubspot: HubSpotClient::new(
+            HubSpotConfig::new(
+                &hubspot_sim.url(),
+                Secret::new("pat-na1-demo")?,
+                tenant.clone(),
+            )?,
+            limiter.clone(),
+        )?,
+        salesforce: SalesforceClient::new(SalesforceConfig::new(
+            &sf_sim.url(),
+            SalesforceAuth::ClientCredentials {
+                client_id: "demo-consumer-key".into(),
+                client_secret: Secret::new(sf_secret)?,
+            },
+            tenant,
+        )?)?,
+    };
+    let attio = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let (http, url, token) = (http.clone(), attio_sim.url(), attio_token.clone());
+        async move {
+            let mut req = http
+                .request(method, format!("{url}{path}"))
+                .bearer_auth(token);
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            let r = req.send().await?;
+            if !r.status().is_success() {
+                bail!("Attio answered {} to {path}", r.status());
+            }
+            Ok::<Value, anyhow::Error>(r.json().await.unwrap_or(Value::Null))
+        }
+    };
+
+    // The changes.
+    let people = [
+        ("Ada", "Lovelace", "Analyst"),
+        ("Grace", "Hopper", "Rear Admiral"),
+        ("Alan", "Turing", "Mathematician"),
+    ];
+    let mut changes: Vec<(String, String, Expect, Instant)> = Vec::new();
+    let mut ids = Vec::new();
+    for (first, last, title) in people {
+        let at = Instant::now();
+        let r = attio(
+            reqwest::Method::POST,
+            "/v2/objects/people/records".into(),
+            Some(json!({"data": {"values": {
+                "email_addresses": [format!("{}@example.com", first.to_lowercase())],
+                "name": [{"first_name": first, "last_name": last, "full_name": format!("{first} {last}")}],
+                "job_title": title,
+            }}})),
+        )
+        .await?;
+        let id = r["data"]["id"]["record_id"]
+            .as_str()
+            .context("no record id")?
+            .to_owned();
+        ids.push(id.clone());
+        changes.push((
+            format!("created {first} {last}"),
+            id,
+            Expect::Title(title.into()),
+            at,
+        ));
+    }
+    let at = Instant::now();
+    attio(
+        reqwest::Method::PATCH,
+        format!("/v2/objects/people/records/{}", ids[0]),
+        Some(json!({"data": {"values": {"job_title": "Countess of Lovelace"}}})),
+    )
+    .await?;
+    changes.push((
+        "updated Ada's job title".into(),
+        ids[0].clone(),
+        Expect::Title("Countess of Lovelace".into()),
+        at,
+    ));
+    let at = Instant::now();
+    attio(
+        reqwest::Method::DELETE,
+        format!("/v2/objects/people/records/{}", ids[2]),
+        None,
+    )
+    .await?;
+    changes.push((
+        "deleted Alan Turing".into(),
+        ids[2].clone(),
+        Expect::Gone,
+        at,
+    ));
+
+    // Where they arrived. A later change supersedes an earlier one for the same record, so each
+    // change is checked as the final state of its record would show it only if it is the last.
+    println!(
+        "{:<28} {:<34} {:<34}",
+        "change in Attio", "HubSpot", "Salesforce"
+    );
+    let deadline = Instant::now() + wait;
+    let mut delays = Vec::new();
+    let mut missing = 0;
+    for (i, (what, record, expect, at)) in changes.iter().enumerate() {
+        let superseded = changes[i + 1..].iter().any(|(_, r, _, _)| r == record);
+        if superseded {
+            println!(
+                "{what:<28} {:<34} {:<34}",
+                "(superseded by a later change)", ""
+            );
+            continue;
+        }
+        let mut cols = Vec::new();
+        for side in ["hubspot", "salesforce"] {
+            let arrived = loop {
+                let found = if side == "hubspot" {
+                    crms.hubspot(record, expect).await?
+                } else {
+                    crms.salesforce(record, expect).await?
+                };
+                if let Some(id) = found {
+                    break Some((id, at.elapsed()));
+                }
+                if Instant::now() > deadline {
+                    break None;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            };
+            cols.push(match arrived {
+                Some((id, d)) => {
+                    delays.push(d);
+                    format!("{id} after {} ms", d.as_millis())
+                }
+                None => {
+                    missing += 1;
+                    "MISSING".to_owned()
+                }
+            });
+        }
+        println!("{what:<28} {:<34} {:<34}", cols[0], cols[1]);
+    }
+    delays.sort();
+    let p50 = delays.get(delays.len() / 2).copied().unwrap_or_default();
+    let max = delays.last().copied().unwrap_or_default();
+    let depth = stores.queue.depth().await?;
+    println!(
+        "\n{} changes, {} arrivals, {missing} missing; delay p50 {} ms, max {} ms (includes the 200 ms debounce); queue: {} ready, {} dead; {:.1} s in all",
+        changes.len(),
+        delays.len(),
+        p50.as_millis(),
+        max.as_millis(),
+        depth.ready,
+        depth.dead,
+        started.elapsed().as_secs_f64()
+    );
+    let _ = stop.send(true);
+    let _ = worker.await;
+    api.abort();
+    drop((attio_sim, hubspot_sim, sf_sim));
+    let _ = std::fs::remove_dir_all(&dir);
+    if missing > 0 {
+        bail!("{missing} arrivals are missing");
+    }
+    Ok(())
+}

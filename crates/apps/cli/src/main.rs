@@ -1,0 +1,38 @@
+//! `attio-sync`: the command line. `attio-sync demo` runs the service against its simulators in
+//! one process and prints what arrived where.
+
+mod demo;
+
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "attio-sync",
+    about = "Keeps Attio in step with HubSpot, Salesforce and your app"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the simulators, the API and a worker in this process, makes changes in Attio and shows
+    /// what arrived in HubSpot and Salesforce. Needs nothing installed.
+    Demo {
+        /// How long to wait for every change to arrive, in seconds.
+        #[arg(long, default_value_t = 30)]
+        wait_s: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    app_common::init_tracing_with("warn");
+    match Cli::parse().command {
+        Command::Demo { wait_s } => demo::run(Duration::from_secs(wait_s)).await,
+    }
+}
