@@ -14,11 +14,13 @@ use ports::queue::{DeadLetterQueue, JobQueue};
 pub trait Queue: JobQueue + DeadLetterQueue + 'static {}
 impl<T: JobQueue + DeadLetterQueue + 'static> Queue for T {}
 
-fn key() -> Result<MasterKey, String> {
+/// A fixed master key for benchmark stores.
+pub fn key() -> Result<MasterKey, String> {
     MasterKey::from_hex(&"b".repeat(64)).map_err(|e| e.to_string())
 }
 
-fn stamp() -> String {
+/// A unique `bench_…` name (schemas, namespaces, files); leftovers are removed by later runs.
+pub fn stamp() -> String {
     format!(
         "bench_{}_{}",
         time::OffsetDateTime::now_utc().unix_timestamp(),
@@ -27,7 +29,7 @@ fn stamp() -> String {
 }
 
 /// Removes what earlier benchmark runs left: `bench_*` schemas, `{bench_*` keys and database files.
-async fn remove_leftovers(pg_url: &str, redis_url: &str) {
+pub async fn remove_leftovers(pg_url: &str, redis_url: &str) {
     use sqlx::Connection;
     if let Ok(mut conn) = sqlx::PgConnection::connect(pg_url).await {
         let schemas: Vec<String> = sqlx::query_scalar(
@@ -110,6 +112,11 @@ pub struct Latencies(Vec<Duration>);
 impl Latencies {
     pub fn push(&mut self, d: Duration) {
         self.0.push(d);
+    }
+
+    /// Adds another set's samples.
+    pub fn extend(&mut self, other: Latencies) {
+        self.0.extend(other.0);
     }
 
     pub fn len(&self) -> usize {

@@ -10,6 +10,9 @@
 //! - `cargo xtask bench crm` — a bulk upsert of 10,000 contacts through the HubSpot and
 //!   Salesforce adapters against their simulators with the real limits, as a share of the ceiling
 //!   those limits (and the raw rate) allow, with every failed record.
+//! - `cargo xtask bench webhook` — webhook-api's accepted deliveries/s and p50/p99 answer time on
+//!   PostgreSQL (saturated and paced at 1,000/s), and the delay from an Attio change to the HubSpot
+//!   write.
 
 mod invariants;
 
@@ -48,7 +51,7 @@ fn run(args: Vec<String>) -> Result<()> {
             }
         }
         _ => {
-            eprintln!("usage: cargo xtask <ci|invariants|bench <queue|attio|crm>>");
+            eprintln!("usage: cargo xtask <ci|invariants|bench <queue|attio|crm|webhook>>");
             bail!("unknown or missing command")
         }
     }
@@ -103,7 +106,7 @@ fn ci() -> Result<()> {
 }
 
 /// Benchmarks by name; each is a criterion bench target of the `bench` crate.
-const BENCHES: &[&str] = &["queue", "attio", "crm"];
+const BENCHES: &[&str] = &["queue", "attio", "crm", "webhook"];
 
 fn bench(args: &[String]) -> Result<()> {
     let Some(name) = args.first() else {

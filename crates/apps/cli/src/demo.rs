@@ -157,6 +157,7 @@ pub async fn run(wait: Duration) -> Result<()> {
             base_url: attio_sim.url(),
             limiter: limiter.clone(),
         }),
+        tenant_cache: Default::default(),
     };
     let api = tokio::spawn(webhook_api::serve(listener, state, std::future::pending()));
 

@@ -279,6 +279,7 @@ async fn create_tenant(State(state): State<AppState>, body: axum::body::Bytes) -
     if let Err(e) = tenant.validate() {
         return error(StatusCode::BAD_REQUEST, e.to_string());
     }
+    state.tenant_cache.forget(&tenant.id);
     match state.tenants.create(&tenant).await {
         Ok(()) => {
             let mut body = shown(&tenant);
@@ -316,6 +317,7 @@ async fn delete_tenant(State(state): State<AppState>, Path(raw): Path<String>) -
         Ok(id) => id,
         Err(r) => return r,
     };
+    state.tenant_cache.forget(&id);
     match state.tenants.delete(&id).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => port_error(&e),

@@ -16,6 +16,7 @@
 
 pub mod admin;
 pub mod config;
+mod tenant_cache;
 mod webhooks;
 
 use std::future::Future;
@@ -33,6 +34,7 @@ use serde_json::json;
 
 pub use admin::AttioRegistrar;
 pub use config::{RawConfig, Settings, StoreSettings};
+pub use tenant_cache::TenantCache;
 
 /// What the handlers use.
 #[derive(Clone)]
@@ -46,6 +48,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Registers Attio webhooks for new tenants; `None` refuses `register_webhook`.
     pub registrar: Option<AttioRegistrar>,
+    /// Tenants read recently (their secrets are needed on every delivery).
+    pub tenant_cache: TenantCache,
 }
 
 impl std::fmt::Debug for AppState {

@@ -45,6 +45,7 @@ async fn main() -> Result<()> {
             base_url: settings.attio_base_url.clone(),
             limiter: Arc::new(adapter_memory::MemoryRateLimiter::default()),
         }),
+        tenant_cache: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

@@ -1,5 +1,7 @@
 //! The webhook routes: verify, deduplicate, store and enqueue, then answer.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -41,11 +43,14 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The tenant named in the path, or the answer for an unknown one.
-async fn tenant(state: &AppState, raw: &str) -> Result<Tenant, Response> {
+async fn tenant(state: &AppState, raw: &str) -> Result<Arc<Tenant>, Response> {
     let not_found = || answer(StatusCode::NOT_FOUND, json!({"error": "unknown tenant"}));
     let id = TenantId::parse(raw).map_err(|_| not_found())?;
+    if let Some(t) = state.tenant_cache.get(&id) {
+        return Ok(t);
+    }
     match state.tenants.get(&id).await {
-        Ok(t) => Ok(t),
+        Ok(t) => Ok(state.tenant_cache.put(t)),
         Err(PortError::NotFound(_)) => Err(not_found()),
         Err(e) => Err(failed(&e)),
     }

@@ -61,6 +61,7 @@ async fn people_reach_both_crms_exactly_once_on_the_embedded_stores() {
         clock: Arc::new(SystemClock),
         settings: Arc::new(api_settings),
         registrar: None,
+        tenant_cache: Default::default(),
     };
     let api = tokio::spawn(webhook_api::serve(listener, state, std::future::pending()));
 

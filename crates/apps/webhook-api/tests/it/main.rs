@@ -151,6 +151,7 @@ async fn spawn(
         clock: Arc::new(SystemClock),
         settings: Arc::new(settings),
         registrar,
+        tenant_cache: Default::default(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(webhook_api::serve(listener, state, async {

@@ -1,0 +1,350 @@
+//! `cargo xtask bench webhook`: webhook-api's intake, and the delay from an Attio change to the
+//! HubSpot write.
+//!
+//! 1. Criterion: one signed delivery, verified, deduplicated, stored and enqueued on PostgreSQL,
+//!    answered (a single client, back to back).
+//! 2. Saturation: 32 connections sending distinct signed deliveries for 5 s; accepted deliveries/s
+//!    and p50/p99 answer time.
+//! 3. Paced: 1,000 deliveries/s for 5 s; p50/p99 answer time.
+//! 4. Delay: people created in attio-sim one at a time; the time until hubspot-sim holds each,
+//!    through attio-sim's signed delivery, webhook-api, the PostgreSQL queue and a sync-worker.
+//!
+//! The load generator, the API and PostgreSQL share this 2-core machine. Redis: webhook-api has no
+//! Redis inbox yet (the inbox must store, deduplicate and enqueue atomically), so there is no Redis
+//! figure.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use adapter_hubspot::{HubSpotClient, HubSpotConfig};
+use adapter_memory::{MemoryRateLimiter, SystemClock};
+use adapter_postgres::{PgConfig, PgStore};
+use bench::Latencies;
+use criterion::{Criterion, Throughput};
+use domain::ids::{SystemId, TenantId};
+use domain::mapping::ExternalProperty;
+use domain::tenant::{AttioCredentials, CrmConnection, Secret, Tenant};
+use ports::stores::TenantStore;
+use serde_json::json;
+
+const SECRET: &str = "bench-webhook-secret-0123456789";
+
+fn or_die<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
+
+fn delivery(n: u64) -> String {
+    json!({
+        "webhook_id": "0b9a5b2e-7d3c-4a4e-9f3e-2b6c1d0e9a11",
+        "events": [{
+            "event_type": "record.updated",
+            "id": {
+                "workspace_id": "14beef7a-99f7-4534-a87e-70b564330a4c",
+                "object_id": "97052eb9-e65e-443f-a297-f2d9a4a7f795",
+                "record_id": uuid::Uuid::from_u128(u128::from(n) + 1).to_string(),
+                "attribute_id": "41252299-f8c7-4b5e-99c9-4ff8321d2f96",
+            },
+            "actor": {"type": "workspace-member", "id": "50cf242c-7fa3-4cad-87d0-75b1af71c57b"}
+        }]
+    })
+    .to_string()
+}
+
+async fn post(http: &reqwest::Client, url: &str, n: u64) -> (bool, Duration) {
+    let body = delivery(n);
+    let sig = adapter_attio_http::sign_attio(SECRET, body.as_bytes());
+    let start = Instant::now();
+    let r = http
+        .post(url)
+        .header("Attio-Signature", sig)
+        .header("Idempotency-Key", format!("bench-{n}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await;
+    let ok = matches!(&r, Ok(resp) if resp.status() == 200);
+    (ok, start.elapsed())
+}
+
+fn tenant(hubspot_url: &str) -> Tenant {
+    Tenant {
+        id: or_die(TenantId::parse("bench"), "tenant"),
+        name: "Bench".into(),
+        attio: AttioCredentials {
+            api_token: or_die(Secret::new("f".repeat(64)), "token"),
+            webhook_secrets: vec![or_die(Secret::new(SECRET), "secret")],
+        },
+        crms: vec![CrmConnection {
+            system: or_die(SystemId::parse("hubspot"), "system"),
+            settings: BTreeMap::from([("base_url".to_owned(), hubspot_url.to_owned())]),
+            secrets: BTreeMap::from([(
+                "token".to_owned(),
+                or_die(Secret::new("pat-na1-bench"), "token"),
+            )]),
+        }],
+        created_at: time::OffsetDateTime::now_utc(),
+    }
+}
+
+fn main() {
+    let rt = or_die(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        "runtime",
+    );
+    let pg_url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    rt.block_on(bench::remove_leftovers(&pg_url, &redis_url));
+    let addr = || std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+
+    // The simulators (used by the delay phase), the store and the API.
+    let (attio_sim, hubspot_sim) = rt.block_on(async {
+        (
+            or_die(
+                attio_sim::start(
+                    addr(),
+                    attio_sim::SimConfig {
+                        writes_per_second: 1_000_000,
+                        reads_per_second: 1_000_000,
+                        ..Default::default()
+                    },
+                )
+                .await,
+                "attio-sim",
+            ),
+            // The delay phase polls HubSpot every 2 ms with the worker's token; HubSpot's own
+            // 190-per-10-s limit is not what it measures.
+            or_die(
+                hubspot_sim::start(
+                    addr(),
+                    hubspot_sim::HubSpotConfig {
+                        per_ten_seconds: 1_000_000,
+                        ..Default::default()
+                    },
+                )
+                .await,
+                "hubspot-sim",
+            ),
+        )
+    });
+    let mut pg_cfg = PgConfig::new(
+        or_die(Secret::new(pg_url), "url"),
+        or_die(bench::key(), "key"),
+    );
+    pg_cfg.schema = Some(bench::stamp());
+    pg_cfg.max_connections = 32;
+    let pg = Arc::new(rt.block_on(async { or_die(PgStore::connect(&pg_cfg).await, "PostgreSQL") }));
+    rt.block_on(async { or_die(pg.create(&tenant(&hubspot_sim.url())).await, "tenant") });
+    let stores = app_common::Stores::from_one(pg.clone());
+    let listener =
+        rt.block_on(async { or_die(tokio::net::TcpListener::bind(addr()).await, "bind") });
+    let api_url = format!("http://{}", or_die(listener.local_addr(), "addr"));
+    let settings = or_die(
+        webhook_api::RawConfig {
+            debounce_ms: 0,
+            ..Default::default()
+        }
+        .validate(),
+        "settings",
+    );
+    let state = webhook_api::AppState {
+        tenants: stores.tenants.clone(),
+        inbox: stores.inbox.clone(),
+        queue: stores.queue.clone(),
+        dead: stores.dead.clone(),
+        sync_state: stores.sync_state.clone(),
+        clock: Arc::new(SystemClock),
+        settings: Arc::new(settings),
+        registrar: None,
+        tenant_cache: Default::default(),
+    };
+    let _api = rt.spawn(webhook_api::serve(listener, state, std::future::pending()));
+    let url = format!("{api_url}/v1/webhooks/attio/bench");
+    let http = or_die(
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build(),
+        "client",
+    );
+    let counter = Arc::new(AtomicU64::new(0));
+
+    // 1. One delivery at a time.
+    let mut crit = Criterion::default()
+        .configure_from_args()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    let mut group = crit.benchmark_group("webhook");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("accept_one_postgres", |b| {
+        b.iter(|| {
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            let (ok, _) = rt.block_on(post(&http, &url, n));
+            assert!(ok, "a delivery was refused");
+        })
+    });
+    group.finish();
+    crit.final_summary();
+
+    // 2. Saturation with 32 connections.
+    const CONNECTIONS: usize = 32;
+    let window = Duration::from_secs(5);
+    let (accepted, failed, lat) = rt.block_on(async {
+        let deadline = Instant::now() + window;
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..CONNECTIONS {
+            let (http, url, counter) = (http.clone(), url.clone(), counter.clone());
+            tasks.spawn(async move {
+                let (mut ok, mut bad, mut lat) = (0u64, 0u64, Latencies::default());
+                while Instant::now() < deadline {
+                    let (good, d) =
+                        post(&http, &url, counter.fetch_add(1, Ordering::Relaxed)).await;
+                    if good {
+                        ok += 1
+                    } else {
+                        bad += 1
+                    }
+                    lat.push(d);
+                }
+                (ok, bad, lat)
+            });
+        }
+        let (mut ok, mut bad, mut all) = (0, 0, Latencies::default());
+        while let Some(r) = tasks.join_next().await {
+            let (o, b, l) = or_die(r, "task");
+            ok += o;
+            bad += b;
+            all.extend(l);
+        }
+        (ok, bad, all)
+    });
+    let saturation = (
+        accepted as f64 / window.as_secs_f64(),
+        lat.percentile(50.0),
+        lat.percentile(99.0),
+        failed,
+    );
+
+    // 3. Paced at 1,000/s.
+    let rate = 1_000u64;
+    let (paced_lat, paced_failed) = rt.block_on(async {
+        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..rate * 5 {
+            tick.tick().await;
+            let (http, url, n) = (
+                http.clone(),
+                url.clone(),
+                counter.fetch_add(1, Ordering::Relaxed),
+            );
+            tasks.spawn(async move { post(&http, &url, n).await });
+        }
+        let (mut lat, mut bad) = (Latencies::default(), 0u64);
+        while let Some(r) = tasks.join_next().await {
+            let (ok, d) = or_die(r, "task");
+            if !ok {
+                bad += 1
+            }
+            lat.push(d);
+        }
+        (lat, bad)
+    });
+
+    // 4. Change → HubSpot: attio-sim delivers to the API, a worker writes to hubspot-sim.
+    let delays = rt.block_on(async {
+        // The benchmark's deliveries are still queued: start from an empty queue.
+        let empty = or_die(PgStore::connect(&{ let mut c = pg_cfg.clone(); c.schema = Some(bench::stamp()); c }).await, "PostgreSQL");
+        let stores = app_common::Stores::from_one(Arc::new(empty));
+        let listener = or_die(tokio::net::TcpListener::bind(addr()).await, "bind");
+        let api_url = format!("http://{}", or_die(listener.local_addr(), "addr"));
+        let http = reqwest::Client::new();
+        let hook: serde_json::Value = or_die(
+            or_die(http.post(format!("{}/v2/webhooks", attio_sim.url())).bearer_auth("f".repeat(64))
+                .json(&json!({"data": {"target_url": format!("{api_url}/v1/webhooks/attio/bench"), "subscriptions": [{"event_type": "record.created", "filter": null}]}}))
+                .send().await, "webhook").json().await, "webhook body");
+        let mut t = tenant(&hubspot_sim.url());
+        t.attio.webhook_secrets = vec![or_die(Secret::new(hook["data"]["secret"].as_str().unwrap_or_default()), "secret")];
+        or_die(stores.tenants.create(&t).await, "tenant");
+        let settings = or_die(webhook_api::RawConfig { debounce_ms: 0, ..Default::default() }.validate(), "settings");
+        let state = webhook_api::AppState {
+            tenants: stores.tenants.clone(), inbox: stores.inbox.clone(), queue: stores.queue.clone(), dead: stores.dead.clone(),
+            sync_state: stores.sync_state.clone(), clock: Arc::new(SystemClock), settings: Arc::new(settings), registrar: None, tenant_cache: Default::default(),
+        };
+        let api = tokio::spawn(webhook_api::serve(listener, state, std::future::pending()));
+        let dir = std::env::temp_dir().join(bench::stamp());
+        or_die(std::fs::create_dir_all(&dir), "dir");
+        let toml = dir.join("worker.toml");
+        or_die(std::fs::write(&toml, format!(r#"attio_base_url = "{}"
+[[targets]]
+attio_object = "people"
+system = "hubspot"
+external_object = "contacts"
+id_property = "attio_record_id"
+fields = [{{ attio = {{ attribute = "email_addresses" }}, external = "email", rule = "latest_wins" }}]
+"#, attio_sim.url())), "worker.toml");
+        let worker_settings = or_die(or_die(sync_worker::RawConfig::load(Some(&toml)), "load").validate(), "validate");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let limiter: Arc<dyn ports::limiter::RateLimiter> = Arc::new(MemoryRateLimiter::default());
+        let worker = tokio::spawn({ let stores = stores.clone(); async move { sync_worker::run(&worker_settings, stores, limiter, stopped).await } });
+        let hubspot = or_die(HubSpotClient::new(or_die(HubSpotConfig::new(&hubspot_sim.url(), or_die(Secret::new("pat-na1-bench"), "t"), t.id.clone()), "cfg"), Arc::new(MemoryRateLimiter::default())), "client");
+        let key = or_die(ExternalProperty::parse("attio_record_id"), "prop");
+        let mut delays = Latencies::default();
+        for i in 0..100 {
+            let start = Instant::now();
+            let made: serde_json::Value = or_die(or_die(http.post(format!("{}/v2/objects/people/records", attio_sim.url())).bearer_auth("f".repeat(64))
+                .json(&json!({"data": {"values": {"email_addresses": [format!("p{i}@bench.example")]}}})).send().await, "create").json().await, "create body");
+            let id = made["data"]["id"]["record_id"].as_str().unwrap_or_default().to_owned();
+            loop {
+                if hubspot.get_by("contacts", &key, &id, &[]).await.is_ok() {
+                    delays.push(start.elapsed());
+                    break;
+                }
+                assert!(start.elapsed() < Duration::from_secs(30), "person {i} never reached HubSpot");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        let _ = stop.send(true);
+        let _ = worker.await;
+        api.abort();
+        let _ = std::fs::remove_dir_all(dir);
+        delays
+    });
+
+    println!();
+    println!("webhook-api on PostgreSQL (load generator on the same 2 cores)");
+    println!(
+        "{:<44} {:>12} {:>10} {:>10} {:>8}",
+        "phase", "deliveries/s", "p50", "p99", "refused"
+    );
+    println!(
+        "{:<44} {:>12.0} {:>10.2?} {:>10.2?} {:>8}",
+        format!("saturation, {CONNECTIONS} connections, 5 s"),
+        saturation.0,
+        saturation.1,
+        saturation.2,
+        saturation.3
+    );
+    println!(
+        "{:<44} {:>12} {:>10.2?} {:>10.2?} {:>8}",
+        "paced at 1,000/s, 5 s",
+        rate,
+        paced_lat.percentile(50.0),
+        paced_lat.percentile(99.0),
+        paced_failed
+    );
+    println!("Redis: not measured (no Redis inbox yet)");
+    println!(
+        "Attio change → HubSpot write, 100 people one at a time: p50 {:.1?}, p99 {:.1?} (debounce 0; the worker's idle poll is 500 ms)",
+        delays.percentile(50.0),
+        delays.percentile(99.0)
+    );
+}
