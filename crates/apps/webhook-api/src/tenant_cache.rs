@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use domain::ids::TenantId;
 use domain::tenant::Tenant;
 
+type Entries = HashMap<TenantId, (Instant, Arc<Tenant>)>;
+
 #[derive(Clone)]
 pub struct TenantCache {
     ttl: Duration,
-    entries: Arc<Mutex<HashMap<TenantId, (Instant, Arc<Tenant>)>>>,
+    entries: Arc<Mutex<Entries>>,
 }
 
 impl std::fmt::Debug for TenantCache {
