@@ -8,7 +8,8 @@
 //!   event types the pipeline does not handle → stored and acknowledged without a job.
 //! - `POST /v1/webhooks/hubspot/{tenant}`: the same with HubSpot's v3 signature (five-minute
 //!   window) against the tenant's HubSpot client secret.
-//! - `GET /healthz` (the process answers), `GET /readyz` (the queue answers).
+//! - `GET /healthz` (the process answers), `GET /readyz` (the queue answers), `GET /metrics`
+//!   (Prometheus; see [`telemetry`]).
 //! - The operator's API under `/v1/admin` (see [`admin`]).
 //!
 //! Internal errors are logged and answered with a generic body; a store that cannot be reached
@@ -16,6 +17,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod telemetry;
 mod tenant_cache;
 mod webhooks;
 
@@ -64,6 +66,26 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let Some(handle) = telemetry::handle() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics are not available in this process".to_owned(),
+        );
+    };
+    if let Ok(d) = state.queue.depth().await {
+        for (label, v) in [
+            ("ready", d.ready),
+            ("delayed", d.delayed),
+            ("in_flight", d.in_flight),
+            ("dead", d.dead),
+        ] {
+            metrics::gauge!("queue_jobs", "state" => label).set(v as f64);
+        }
+    }
+    (StatusCode::OK, handle.render())
+}
+
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.queue.depth().await {
         Ok(d) => (
@@ -84,6 +106,8 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// The routes with their limits: body size, and a timeout well inside Attio's 5 s.
 pub fn app(state: AppState) -> Router {
+    // Install the recorder before the first delivery is counted.
+    let _ = telemetry::handle();
     let limit = state.settings.max_body_bytes;
     let timeout = state.settings.request_timeout;
     Router::new()
@@ -91,6 +115,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/webhooks/hubspot/{tenant}", post(webhooks::hubspot))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(admin::routes(state.clone()))
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
@@ -106,12 +107,85 @@ async fn accept(state: &AppState, delivery: InboundDelivery, job: Option<NewJob>
                 json!({"status": what, "id": id.to_string(), "enqueued": job.is_some()}),
             )
         }
-        Ok(Accepted::Duplicate) => answer(StatusCode::OK, json!({"status": "duplicate"})),
+        Ok(Accepted::Duplicate) => {
+            let mut r = answer(StatusCode::OK, json!({"status": "duplicate"}));
+            r.extensions_mut().insert(Outcome("duplicate"));
+            r
+        }
         Err(e) => failed(&e),
     }
 }
 
 pub(crate) async fn attio(
+    state: State<AppState>,
+    path: Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match body {
+        Ok(body) => timed("attio", attio_inner(state, path, headers, body)).await,
+        Err(rejected) => {
+            let r = rejected.into_response();
+            let outcome = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "failed"
+            };
+            crate::telemetry::delivery("attio", outcome);
+            r
+        }
+    }
+}
+
+pub(crate) async fn hubspot(
+    state: State<AppState>,
+    path: Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match body {
+        Ok(body) => timed("hubspot", hubspot_inner(state, path, headers, body)).await,
+        Err(rejected) => {
+            let r = rejected.into_response();
+            let outcome = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "failed"
+            };
+            crate::telemetry::delivery("hubspot", outcome);
+            r
+        }
+    }
+}
+
+/// Times the answer and counts its outcome (from the status and body the handler chose).
+async fn timed(
+    source: &'static str,
+    handler: impl std::future::Future<Output = Response>,
+) -> Response {
+    let start = std::time::Instant::now();
+    let r = handler.await;
+    let outcome = match r.status().as_u16() {
+        200 => r
+            .extensions()
+            .get::<Outcome>()
+            .map(|o| o.0)
+            .unwrap_or("accepted"),
+        202 => "quarantined",
+        401 => "unsigned",
+        404 => "unknown_tenant",
+        _ => "failed",
+    };
+    crate::telemetry::delivery(source, outcome);
+    crate::telemetry::answered(source, start.elapsed().as_secs_f64());
+    r
+}
+
+/// The outcome of a 200, for the metrics.
+#[derive(Debug, Clone, Copy)]
+struct Outcome(&'static str);
+
+async fn attio_inner(
     State(state): State<AppState>,
     Path(raw_tenant): Path<String>,
     headers: HeaderMap,
@@ -162,7 +236,7 @@ pub(crate) async fn attio(
     accept(&state, delivery, job).await
 }
 
-pub(crate) async fn hubspot(
+async fn hubspot_inner(
     State(state): State<AppState>,
     Path(raw_tenant): Path<String>,
     headers: HeaderMap,

@@ -202,3 +202,23 @@ async fn health_and_readiness_answer_and_shutdown_is_graceful() {
         "no longer listening"
     );
 }
+
+#[tokio::test]
+async fn metrics_count_each_outcome() {
+    let app = spawn_app().await;
+    let body = record_event("record.updated", RECORD);
+    app.post_attio("acme", &body, SECRET, Some("m-1")).await;
+    app.post_attio("acme", &body, SECRET, Some("m-1")).await;
+    app.post_attio("acme", &body, "wrong", Some("m-2")).await;
+    app.post_attio("acme", "{\"x\":", SECRET, Some("m-3")).await;
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    app.post_attio("acme", &big, SECRET, Some("m-4")).await;
+    let text = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    // The recorder is shared by every app in this test binary: check presence, not exact counts.
+    for outcome in ["accepted", "duplicate", "unsigned", "quarantined", "too_large"] {
+        let line = format!("webhook_deliveries_total{{source=\"attio\",outcome=\"{outcome}\"}}");
+        assert!(text.contains(&line), "{line} missing from:\n{text}");
+    }
+    assert!(text.contains("webhook_answer_seconds"), "{text}");
+    assert!(text.contains("queue_jobs{state=\"ready\"}"), "{text}");
+}
