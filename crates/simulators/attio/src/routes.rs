@@ -118,6 +118,10 @@ pub fn router(sim: Arc<Sim>) -> Router {
                 .delete(crate::activities::delete_task),
         )
         .route("/_sim/faults", sim_support::faults_route::<crate::Sim>())
+        .route(
+            "/_sim/objects/{object}/records/{survivor}/merge",
+            post(merge_records),
+        )
         .fallback(unknown_route)
         // Attio answers an unsupported method on a known path as an unknown endpoint.
         .method_not_allowed_fallback(unknown_route)
@@ -770,6 +774,97 @@ async fn delete_record(
     );
     drop(world);
     sim.emit(entry.workspace, events);
+    Ok(empty())
+}
+
+#[derive(Debug, Deserialize)]
+struct MergeBody {
+    duplicate: String,
+}
+
+/// `POST /_sim/objects/{object}/records/{survivor}/merge {"duplicate": id}`: what a person does in
+/// Attio's web app (the API has no merge): the duplicate's multiselect values that the survivor
+/// lacks are added to it, the duplicate is removed, and `record.merged` is sent naming both. Needs
+/// the workspace's token like any write; not part of Attio's API.
+async fn merge_records(
+    State(sim): S,
+    headers: HeaderMap,
+    Path((object, survivor)): Path<(String, String)>,
+    axum::Json(body): axum::Json<MergeBody>,
+) -> ApiResult<Response> {
+    let entry = sim.authenticate(&headers, WRITE_RECORDS, Access::Write)?;
+    let (keep, drop_id) = (
+        parse_record_id(&survivor)?,
+        parse_record_id(&body.duplicate)?,
+    );
+    if keep == drop_id {
+        return Err(ApiError::invalid(
+            "validation_type",
+            "a record cannot be merged into itself",
+        ));
+    }
+    let mut world = sim.world();
+    let ws = world
+        .workspaces
+        .get_mut(&entry.workspace)
+        .ok_or_else(crate::auth::not_found_key)?;
+    let o = ws
+        .object_mut(&object)
+        .ok_or_else(|| object_not_found(&object))?;
+    let dup = o
+        .records
+        .iter()
+        .find(|r| r.id == drop_id)
+        .cloned()
+        .ok_or_else(|| record_not_found(&body.duplicate))?;
+    let multiselect: Vec<String> = o
+        .attributes
+        .iter()
+        .filter(|a| a.attr.is_multiselect)
+        .map(|a| a.slug().to_owned())
+        .collect();
+    let target = o
+        .records
+        .iter_mut()
+        .find(|r| r.id == keep)
+        .ok_or_else(|| record_not_found(&survivor))?;
+    for slug in &multiselect {
+        let have: Vec<String> = target
+            .active(slug)
+            .map(|v| crate::values::identity(&v.data))
+            .collect();
+        let add: Vec<domain::value::AttributeValue> = dup
+            .active(slug)
+            .filter(|v| !have.contains(&crate::values::identity(&v.data)))
+            .cloned()
+            .collect();
+        if let Some(values) = target
+            .values
+            .iter_mut()
+            .find(|(s, _)| s.as_str() == slug)
+            .map(|(_, v)| v)
+        {
+            values.extend(add);
+        }
+    }
+    o.records.retain(|r| r.id != drop_id);
+    let subject =
+        domain::webhook::EventSubject::RecordMerged(domain::webhook::RecordMergedSubject {
+            workspace_id: entry.workspace,
+            object_id: o.object.id.object_id,
+            record_id: keep,
+            duplicate_object_id: o.object.id.object_id,
+            duplicate_record_id: drop_id,
+        });
+    let event = domain::webhook::WebhookEvent {
+        event_type: EventType::RecordMerged,
+        subject,
+        actor: Some(token_actor(&entry.token_id)),
+        id_extra: Map::new(),
+        extra: Map::new(),
+    };
+    drop(world);
+    sim.emit(entry.workspace, vec![event]);
     Ok(empty())
 }
 

@@ -437,7 +437,50 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
     )
     .await;
 
-    // Exactly once: every HubSpot contact belongs to one person, and there are four live ones.
+    // Merge two people in Attio's app: the duplicate's CRM records are merged (HubSpot) or
+    // deleted (Salesforce), and only the survivor's remain.
+    let survivor = attio.create_person(5).await;
+    let duplicate = attio.create_person(6).await;
+    for (i, id) in [(5, &survivor), (6, &duplicate)] {
+        eventually(
+            &format!("person {i} in both CRMs"),
+            Duration::from_secs(60),
+            || {
+                let (h, f) = (hs_title(id.clone()), sf_rows(id.clone()));
+                async move { (h.await.is_some() && f.await.len() == 1).then_some(()) }
+            },
+        )
+        .await;
+    }
+    attio
+        .call(
+            reqwest::Method::POST,
+            &format!("/_sim/objects/people/records/{survivor}/merge"),
+            Some(json!({"duplicate": duplicate})),
+        )
+        .await;
+    eventually("the merge in HubSpot", Duration::from_secs(60), || {
+        let f = hs_title(duplicate.clone());
+        async move { f.await.is_none().then_some(()) }
+    })
+    .await;
+    eventually("the merge in Salesforce", Duration::from_secs(60), || {
+        let f = sf_rows(duplicate.clone());
+        async move { f.await.is_empty().then_some(()) }
+    })
+    .await;
+    assert!(
+        hs_title(survivor.clone()).await.is_some(),
+        "the survivor stays in HubSpot"
+    );
+    assert_eq!(
+        sf_rows(survivor.clone()).await.len(),
+        1,
+        "the survivor stays in Salesforce"
+    );
+    ids.push(survivor.clone());
+
+    // Exactly once: every HubSpot contact belongs to one person, and one per live person.
     let mut after = None;
     let mut live = Vec::new();
     loop {
@@ -473,7 +516,7 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
         .await
         .unwrap()
         .records;
-    assert_eq!(sf_all.len(), 4, "one Salesforce contact per live person");
+    assert_eq!(sf_all.len(), 5, "one Salesforce contact per live person");
     assert!(matches!(
         hubspot
             .get_by("contacts", &prop("attio_record_id"), &ids[1], &[])

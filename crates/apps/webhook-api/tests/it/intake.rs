@@ -213,9 +213,23 @@ async fn metrics_count_each_outcome() {
     app.post_attio("acme", "{\"x\":", SECRET, Some("m-3")).await;
     let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(2 * 1024 * 1024));
     app.post_attio("acme", &big, SECRET, Some("m-4")).await;
-    let text = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     // The recorder is shared by every app in this test binary: check presence, not exact counts.
-    for outcome in ["accepted", "duplicate", "unsigned", "quarantined", "too_large"] {
+    for outcome in [
+        "accepted",
+        "duplicate",
+        "unsigned",
+        "quarantined",
+        "too_large",
+    ] {
         let line = format!("webhook_deliveries_total{{source=\"attio\",outcome=\"{outcome}\"}}");
         assert!(text.contains(&line), "{line} missing from:\n{text}");
     }

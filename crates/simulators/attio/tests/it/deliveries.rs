@@ -359,3 +359,66 @@ async fn notes_and_tasks_are_validated_and_delivered() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_merge_in_the_app_folds_the_duplicate_and_sends_record_merged() {
+    let s = sim(fast()).await;
+    let c = Client::new(&s, &token('a'));
+    let r = Arc::new(Receiver::default());
+    let url = receiver(r.clone()).await;
+    subscribe(
+        &c,
+        &url,
+        json!([{"event_type": "record.merged", "filter": null}]),
+    )
+    .await;
+    let person = |email: &str| json!({"data": {"values": {"email_addresses": [email]}}});
+    let (_, a) = c
+        .post("/v2/objects/people/records", person("kay@x.com"))
+        .await;
+    let (_, b) = c
+        .post("/v2/objects/people/records", person("kj@x.com"))
+        .await;
+    let (keep, dup) = (
+        a["data"]["id"]["record_id"].as_str().unwrap().to_owned(),
+        b["data"]["id"]["record_id"].as_str().unwrap().to_owned(),
+    );
+    let (status, _) = c
+        .post(
+            &format!("/_sim/objects/people/records/{keep}/merge"),
+            json!({"duplicate": dup}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = c.get(&format!("/v2/objects/people/records/{dup}")).await;
+    assert_eq!(status, 404, "the duplicate is gone");
+    let (_, kept) = c.get(&format!("/v2/objects/people/records/{keep}")).await;
+    let emails: Vec<&str> = kept["data"]["values"]["email_addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["email_address"].as_str())
+        .collect();
+    assert!(
+        emails.contains(&"kay@x.com") && emails.contains(&"kj@x.com"),
+        "{emails:?}"
+    );
+    let got = wait_for(&r, 1).await;
+    let d = WebhookDelivery::parse(&got[0].body).unwrap();
+    match &d.events[0].subject {
+        EventSubject::RecordMerged(m) => {
+            assert_eq!(
+                (m.record_id.to_string(), m.duplicate_record_id.to_string()),
+                (keep.clone(), dup.clone())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let (status, _) = c
+        .post(
+            &format!("/_sim/objects/people/records/{keep}/merge"),
+            json!({"duplicate": keep}),
+        )
+        .await;
+    assert_eq!(status, 400);
+}
