@@ -49,6 +49,36 @@ fields = [
   { attio = { attribute = "name", part = "last_name" }, external = "LastName", rule = "latest_wins" },
   { attio = { attribute = "job_title" }, external = "Title", rule = "latest_wins" },
 ]
+
+[[targets]]
+attio_object = "companies"
+system = "hubspot"
+external_object = "companies"
+id_property = "attio_record_id"
+fields = [
+  { attio = { attribute = "name" }, external = "name", rule = "latest_wins" },
+  { attio = { attribute = "domains" }, external = "domain", rule = "latest_wins" },
+]
+
+[[targets]]
+attio_object = "companies"
+system = "salesforce"
+external_object = "Account"
+id_property = "Attio_Id__c"
+fields = [
+  { attio = { attribute = "name" }, external = "Name", rule = "latest_wins" },
+  { attio = { attribute = "domains" }, external = "Website", rule = "latest_wins" },
+]
+
+[[targets]]
+attio_object = "deals"
+system = "hubspot"
+external_object = "deals"
+id_property = "attio_record_id"
+fields = [
+  { attio = { attribute = "name" }, external = "dealname", rule = "latest_wins" },
+  { attio = { attribute = "stage" }, external = "dealstage", rule = "attio_to_external", transform = { type = "map_values", values = { "Lead" = "appointmentscheduled", "In Progress" = "qualifiedtobuy", "Won 🎉" = "closedwon", "Lost" = "closedlost" } } },
+]
 "#;
 
 pub fn prop(p: &str) -> ExternalProperty {
@@ -435,6 +465,93 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
             async move { f.await.is_empty().then_some(()) }
         },
     )
+    .await;
+
+    // A company reaches HubSpot and Salesforce; a deal reaches HubSpot with its stage translated,
+    // and follows the stage as it moves.
+    let company = attio
+        .call(
+            reqwest::Method::POST,
+            "/v2/objects/companies/records",
+            Some(json!({"data": {"values": {"name": "Globex", "domains": ["globex.example"]}}})),
+        )
+        .await["data"]["id"]["record_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let company_props = eventually("the company in HubSpot", Duration::from_secs(60), || {
+        let (hubspot, id) = (hubspot.clone(), company.clone());
+        async move {
+            hubspot
+                .get_by(
+                    "companies",
+                    &prop("attio_record_id"),
+                    &id,
+                    &[prop("name"), prop("domain")],
+                )
+                .await
+                .ok()
+        }
+    })
+    .await;
+    assert_eq!(
+        company_props.properties[&prop("domain")],
+        FieldValue::text("globex.example")
+    );
+    let account = eventually("the company in Salesforce", Duration::from_secs(60), || {
+        let (salesforce, id) = (salesforce.clone(), company.clone());
+        async move {
+            let rows = salesforce
+                .query(
+                    &format!("SELECT Id, Name, Website FROM Account WHERE Attio_Id__c = '{id}'"),
+                    false,
+                    None,
+                )
+                .await
+                .unwrap()
+                .records;
+            rows.into_iter().next()
+        }
+    })
+    .await;
+    assert_eq!(
+        account.properties[&prop("Website")],
+        FieldValue::text("globex.example")
+    );
+    let deal = attio
+        .call(
+            reqwest::Method::POST,
+            "/v2/objects/deals/records",
+            Some(json!({"data": {"values": {"name": "Globex renewal", "stage": "Lead"}}})),
+        )
+        .await["data"]["id"]["record_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deal_stage = |want: &'static str| {
+        let (hubspot, id) = (hubspot.clone(), deal.clone());
+        async move {
+            let r = hubspot
+                .get_by("deals", &prop("attio_record_id"), &id, &[prop("dealstage")])
+                .await
+                .ok()?;
+            (r.properties[&prop("dealstage")] == FieldValue::text(want)).then_some(())
+        }
+    };
+    eventually("the deal in HubSpot", Duration::from_secs(60), || {
+        deal_stage("appointmentscheduled")
+    })
+    .await;
+    attio
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v2/objects/deals/records/{deal}"),
+            Some(json!({"data": {"values": {"stage": "Won 🎉"}}})),
+        )
+        .await;
+    eventually("the won stage in HubSpot", Duration::from_secs(60), || {
+        deal_stage("closedwon")
+    })
     .await;
 
     // Merge two people in Attio's app: the duplicate's CRM records are merged (HubSpot) or
