@@ -149,6 +149,26 @@ impl FieldValue {
         matches!(self.clone().normalized(), Self::Empty)
     }
 
+    /// Whether two values mean the same: equal canonical forms, or a number or a boolean and the
+    /// text a CRM that keeps every value as a string (HubSpot) gives back for it (`"5000"`,
+    /// `"5000.00"`, `"true"`). The merge compares with this, so a value read back in another
+    /// representation is not mistaken for a change.
+    pub fn same_as(&self, other: &FieldValue) -> bool {
+        let (a, b) = (self.clone().normalized(), other.clone().normalized());
+        if a == b {
+            return true;
+        }
+        match (&a, &b) {
+            (Self::Number(n), Self::Text(t)) | (Self::Text(t), Self::Number(n)) => {
+                t.trim().parse::<Decimal4>().is_ok_and(|m| m == *n)
+            }
+            (Self::Bool(x), Self::Text(t)) | (Self::Text(t), Self::Bool(x)) => t
+                .trim()
+                .eq_ignore_ascii_case(if *x { "true" } else { "false" }),
+            _ => false,
+        }
+    }
+
     /// A stable hash of the canonical value, for the write ledger.
     pub fn value_hash(&self) -> ValueHash {
         let canonical = serde_json::to_vec(&self.clone().normalized()).unwrap_or_default();

@@ -156,12 +156,12 @@ pub fn merge(
             attio: s.attio.normalized(),
             external: s.external.normalized(),
         };
-        let a_changed = a.value != s.attio;
-        let e_changed = e.value != s.external;
+        let a_changed = !a.value.same_as(&s.attio);
+        let e_changed = !e.value.same_as(&s.external);
 
         let take_attio = |out: &mut MergeOutcome| {
             let ext = m.transform.to_external(&a.value);
-            if ext != e.value {
+            if !ext.same_as(&e.value) {
                 out.to_external.push(FieldWrite {
                     key: key.clone(),
                     value: ext.clone(),
@@ -177,7 +177,7 @@ pub fn merge(
         };
         let take_external = |out: &mut MergeOutcome| {
             let att = m.transform.to_attio(&e.value);
-            if att != a.value {
+            if !att.same_as(&a.value) {
                 out.to_attio.push(FieldWrite {
                     key: key.clone(),
                     value: att.clone(),
@@ -205,8 +205,8 @@ pub fn merge(
                 }
             }
             (true, true) => {
-                let agree = m.transform.to_external(&a.value) == e.value
-                    || m.transform.to_attio(&e.value) == a.value;
+                let agree = m.transform.to_external(&a.value).same_as(&e.value)
+                    || m.transform.to_attio(&e.value).same_as(&a.value);
                 if agree {
                     out.snapshot.0.insert(
                         key.clone(),

@@ -196,3 +196,34 @@ fn value_maps_must_be_one_to_one() {
     ]);
     assert!(ValueMap::new(m).is_err());
 }
+
+#[test]
+fn a_number_read_back_as_text_is_not_a_change() {
+    // HubSpot keeps every value as a string: 5000 written comes back as "5000" (or "5000.00").
+    let m = mapping(LatestWins, Transform::Identity);
+    let n = FieldValue::Number("5000".parse().unwrap());
+    let snapshot = Snapshot(BTreeMap::from([(
+        key(),
+        FieldSnapshot {
+            attio: n.clone(),
+            external: n.clone(),
+        },
+    )]));
+    for text in ["5000", "5000.00", " 5000 "] {
+        let attio: SideState = BTreeMap::from([(key(), SideValue::new(n.clone(), at(Some(1))))]);
+        let external: SideState = BTreeMap::from([(key(), SideValue::new(v(text), at(Some(2))))]);
+        let out = merge(std::slice::from_ref(&m), &snapshot, &attio, &external);
+        assert!(
+            !out.has_writes() && out.conflicts.is_empty(),
+            "{text}: {out:?}"
+        );
+    }
+    // A different number is still a change.
+    let attio: SideState = BTreeMap::from([(key(), SideValue::new(n.clone(), at(Some(1))))]);
+    let external: SideState = BTreeMap::from([(key(), SideValue::new(v("6000"), at(Some(2))))]);
+    let out = merge(std::slice::from_ref(&m), &snapshot, &attio, &external);
+    assert_eq!(out.to_attio.len(), 1);
+    assert!(
+        FieldValue::Bool(true).same_as(&v("TRUE")) && !FieldValue::Bool(true).same_as(&v("false"))
+    );
+}

@@ -77,6 +77,7 @@ external_object = "deals"
 id_property = "attio_record_id"
 fields = [
   { attio = { attribute = "name" }, external = "dealname", rule = "latest_wins" },
+  { attio = { attribute = "value" }, external = "amount", rule = "latest_wins" },
   { attio = { attribute = "stage" }, external = "dealstage", rule = "attio_to_external", transform = { type = "map_values", values = { "Lead" = "appointmentscheduled", "In Progress" = "qualifiedtobuy", "Won 🎉" = "closedwon", "Lost" = "closedlost" } } },
 ]
 "#;
@@ -522,7 +523,7 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
         .call(
             reqwest::Method::POST,
             "/v2/objects/deals/records",
-            Some(json!({"data": {"values": {"name": "Globex renewal", "stage": "Lead"}}})),
+            Some(json!({"data": {"values": {"name": "Globex renewal", "stage": "Lead", "value": 5000}}})),
         )
         .await["data"]["id"]["record_id"]
         .as_str()
