@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use domain::ids::{SystemId, TenantId};
 
-use crate::attio::{AttioRecords, AttioSchema};
+use crate::attio::{AttioLists, AttioNotes, AttioRecords, AttioSchema, AttioTasks};
 use crate::crm::ExternalCrm;
 use crate::error::PortResult;
 
@@ -16,6 +16,9 @@ use crate::error::PortResult;
 pub struct TenantClients {
     pub attio: Arc<dyn AttioRecords>,
     pub schema: Arc<dyn AttioSchema>,
+    pub lists: Arc<dyn AttioLists>,
+    pub notes: Arc<dyn AttioNotes>,
+    pub tasks: Arc<dyn AttioTasks>,
     /// One client per connected external CRM.
     pub crms: BTreeMap<SystemId, Arc<dyn ExternalCrm>>,
 }

@@ -12,6 +12,7 @@
 //!   exponential backoff and full jitter, dead letters, graceful shutdown that releases what it
 //!   cannot finish; [`worker::PipelineHandler`] runs webhook jobs through the pipeline.
 
+pub mod contact;
 pub mod error;
 pub mod outbound;
 pub mod pipeline;

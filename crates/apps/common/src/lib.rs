@@ -5,7 +5,11 @@
 //! - [`RawStore`] / [`StoreSettings`] / [`open_stores`]: where tenants, deliveries, jobs, links,
 //!   the ledger and conflicts live (memory, SQLite or PostgreSQL), validated with the master key
 //!   that seals credentials, and opened as port trait objects;
-//! - [`init_tracing`] and [`shutdown_signal`] (SIGTERM or Ctrl-C).
+//! - [`init_tracing`] and [`shutdown_signal`] (SIGTERM or Ctrl-C);
+//! - [`directory::TenantDirectory`]: a tenant's provider clients built from its stored
+//!   credentials.
+
+pub mod directory;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

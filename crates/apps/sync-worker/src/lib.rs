@@ -1,11 +1,10 @@
 //! `sync-worker`: consumes the durable queue and runs each job through the event pipeline.
 //!
 //! [`config`] is the layered, validated configuration (stores, providers, job loop, mappings);
-//! [`directory`] builds a tenant's provider clients from its stored credentials; [`run`] wires
-//! the services together and runs the job loop until shutdown.
+//! `app_common::directory` builds a tenant's provider clients from its stored credentials; [`run`]
+//! wires the services together and runs the job loop until shutdown.
 
 pub mod config;
-pub mod directory;
 
 use std::sync::Arc;
 
@@ -26,7 +25,7 @@ pub async fn run(
     limiter: Arc<dyn RateLimiter>,
     shutdown: watch::Receiver<bool>,
 ) -> WorkerStats {
-    let directory = Arc::new(directory::TenantDirectory::new(
+    let directory = Arc::new(app_common::directory::TenantDirectory::new(
         stores.tenants.clone(),
         limiter,
         &settings.attio_base_url,

@@ -28,7 +28,7 @@ use ports::stores::{ConflictStore, WriteLedger};
 use services::ServiceError;
 use services::outbound::{Action, OutboundSync, SyncTarget};
 
-pub struct Directory(TenantClients);
+pub struct Directory(pub TenantClients);
 
 #[async_trait]
 impl ClientDirectory for Directory {
@@ -184,9 +184,13 @@ pub async fn world(connect_salesforce: bool, title_rule: SyncRule) -> World {
             Arc::new(salesforce.clone()),
         );
     }
+    let attio_arc = Arc::new(attio.clone());
     let clients = TenantClients {
-        attio: Arc::new(attio.clone()),
-        schema: Arc::new(attio.clone()),
+        attio: attio_arc.clone(),
+        schema: attio_arc.clone(),
+        lists: attio_arc.clone(),
+        notes: attio_arc.clone(),
+        tasks: attio_arc,
         crms,
     };
     let ledger = Arc::new(MemoryWriteLedger::default());

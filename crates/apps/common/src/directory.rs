@@ -141,7 +141,10 @@ impl TenantDirectory {
         }
         Ok(TenantClients {
             attio: attio.clone(),
-            schema: attio,
+            schema: attio.clone(),
+            lists: attio.clone(),
+            notes: attio.clone(),
+            tasks: attio,
             crms,
         })
     }
