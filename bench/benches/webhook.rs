@@ -87,6 +87,7 @@ fn tenant(hubspot_url: &str) -> Tenant {
                 or_die(Secret::new("pat-na1-bench"), "token"),
             )]),
         }],
+        api_keys: Vec::new(),
         created_at: time::OffsetDateTime::now_utc(),
     }
 }
@@ -165,6 +166,7 @@ fn main() {
         settings: Arc::new(settings),
         registrar: None,
         tenant_cache: Default::default(),
+        contacts: None,
     };
     let _api = rt.spawn(webhook_api::serve(listener, state, std::future::pending()));
     let url = format!("{api_url}/v1/webhooks/attio/bench");
@@ -277,7 +279,7 @@ fn main() {
         let settings = or_die(webhook_api::RawConfig { debounce_ms: 0, ..Default::default() }.validate(), "settings");
         let state = webhook_api::AppState {
             tenants: stores.tenants.clone(), inbox: stores.inbox.clone(), queue: stores.queue.clone(), dead: stores.dead.clone(),
-            sync_state: stores.sync_state.clone(), clock: Arc::new(SystemClock), settings: Arc::new(settings), registrar: None, tenant_cache: Default::default(),
+            sync_state: stores.sync_state.clone(), clock: Arc::new(SystemClock), settings: Arc::new(settings), registrar: None, tenant_cache: Default::default(), contacts: None,
         };
         let api = tokio::spawn(webhook_api::serve(listener, state, std::future::pending()));
         let dir = std::env::temp_dir().join(bench::stamp());

@@ -65,6 +65,35 @@ pub struct CrmConnection {
     pub secrets: BTreeMap<String, Secret>,
 }
 
+/// The SHA-256 (hex) of an API key of the tenant's own app. Only digests are kept; a key is shown
+/// once, when it is made.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ApiKeyDigest(String);
+
+impl ApiKeyDigest {
+    /// The digest of a presented key.
+    pub fn of(key: &str) -> Self {
+        use sha2::Digest;
+        Self(hex::encode(sha2::Sha256::digest(key.as_bytes())))
+    }
+
+    /// A stored digest: 64 hex characters.
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(Self(s.to_ascii_lowercase()))
+        } else {
+            Err(DomainError::InvalidValue {
+                target: "API key digest".into(),
+                reason: "must be 64 hex characters".into(),
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A customer workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
@@ -72,6 +101,8 @@ pub struct Tenant {
     pub name: String,
     pub attio: AttioCredentials,
     pub crms: Vec<CrmConnection>,
+    /// Digests of the API keys the tenant's app authenticates with.
+    pub api_keys: Vec<ApiKeyDigest>,
     pub created_at: OffsetDateTime,
 }
 
@@ -107,6 +138,15 @@ impl Tenant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_keys_are_kept_as_digests() {
+        let d = ApiKeyDigest::of("ask_0123");
+        assert_eq!(d.as_str().len(), 64);
+        assert_eq!(ApiKeyDigest::parse(d.as_str()).unwrap(), d);
+        assert!(ApiKeyDigest::parse("zz").is_err());
+        assert_ne!(ApiKeyDigest::of("ask_0124"), d);
+    }
 
     #[test]
     fn secrets_never_print() {

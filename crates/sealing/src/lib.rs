@@ -160,6 +160,9 @@ pub mod tenant {
         webhook_secrets: Vec<String>,
         /// system → secret name → value
         crm_secrets: BTreeMap<String, BTreeMap<String, String>>,
+        /// Digests of the app's API keys (absent in tenants sealed before they existed).
+        #[serde(default)]
+        api_keys: Vec<String>,
     }
 
     /// Non-secret CRM settings.
@@ -198,6 +201,7 @@ pub mod tenant {
                     )
                 })
                 .collect(),
+            api_keys: t.api_keys.iter().map(|d| d.as_str().to_owned()).collect(),
         };
         let plain =
             serde_json::to_vec(&creds).map_err(|e| TenantSealError::Format(e.to_string()))?;
@@ -257,6 +261,11 @@ pub mod tenant {
                     .collect::<Result<_, _>>()?,
             },
             crms,
+            api_keys: creds
+                .api_keys
+                .iter()
+                .map(|d| domain::tenant::ApiKeyDigest::parse(d))
+                .collect::<Result<_, _>>()?,
             created_at,
         })
     }

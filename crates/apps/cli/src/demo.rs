@@ -158,6 +158,7 @@ pub async fn run(wait: Duration) -> Result<()> {
             limiter: limiter.clone(),
         }),
         tenant_cache: Default::default(),
+        contacts: None,
     };
     let api = tokio::spawn(webhook_api::serve(listener, state, std::future::pending()));
 

@@ -1,5 +1,6 @@
 //! A tenant's provider clients, built from its stored credentials and kept for a few minutes
-//! (so rotated credentials take effect without a restart).
+//! (so rotated credentials take effect without a restart). A CRM connection whose settings cannot
+//! build a client is skipped and logged; the Attio client failing to build fails the tenant.
 //!
 //! Connection settings read from a tenant's `CrmConnection`:
 //! - `hubspot`: setting `base_url` (default `https://api.hubapi.com`), secret `token`;
@@ -135,8 +136,16 @@ impl TenantDirectory {
         );
         let mut crms: BTreeMap<SystemId, Arc<dyn ExternalCrm>> = BTreeMap::new();
         for c in &tenant.crms {
-            if let Some(client) = self.crm(tenant, c)? {
-                crms.insert(c.system.clone(), client);
+            // A connection that cannot build a client does not take Attio (or the other CRMs)
+            // down with it: it is left out, so its mappings report "not connected", and logged.
+            match self.crm(tenant, c) {
+                Ok(Some(client)) => {
+                    crms.insert(c.system.clone(), client);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(tenant = %tenant.id, system = %c.system, error = %e, "a CRM connection is unusable; it is skipped");
+                }
             }
         }
         Ok(TenantClients {

@@ -8,6 +8,8 @@
 //!   (secrets never leave: they show as `***`).
 //! - `GET /v1/admin/tenants/{id}/dead-letters`, `POST …/dead-letters/{job}/replay`.
 //! - `GET /v1/admin/tenants/{id}/sync-state`, `GET /v1/admin/queue`.
+//! - `POST /v1/admin/tenants/{id}/api-keys` makes a key for the tenant's app (shown once; only its
+//!   SHA-256 is stored); `DELETE` revokes them all.
 
 // Handlers return their answer early as a `Response`; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
@@ -176,6 +178,7 @@ fn shown(t: &Tenant) -> Value {
         "name": t.name,
         "created_at": t.created_at.to_string(),
         "attio": {"api_token": "***", "webhook_secrets": t.attio.webhook_secrets.iter().map(|_| "***").collect::<Vec<_>>()},
+        "api_keys": t.api_keys.len(),
         "crms": t.crms.iter().map(|c| json!({
             "system": c.system.to_string(),
             "settings": c.settings,
@@ -274,6 +277,7 @@ async fn create_tenant(State(state): State<AppState>, body: axum::body::Bytes) -
             webhook_secrets,
         },
         crms,
+        api_keys: Vec::new(),
         created_at: state.clock.now(),
     };
     if let Err(e) = tenant.validate() {
@@ -383,6 +387,52 @@ async fn replay(
     }
 }
 
+/// Makes an API key for the tenant's app: shown once in the answer, only its digest is kept.
+/// Keys are 256 random bits from the operating system's generator.
+async fn create_api_key(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let mut tenant = match state.tenants.get(&id).await {
+        Ok(t) => t,
+        Err(e) => return port_error(&e),
+    };
+    let key = format!(
+        "ask_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    tenant.api_keys.push(domain::tenant::ApiKeyDigest::of(&key));
+    state.tenant_cache.forget(&id);
+    match state.tenants.update(&tenant).await {
+        Ok(()) => (
+            StatusCode::CREATED,
+            Json(json!({"api_key": key, "keys": tenant.api_keys.len()})),
+        )
+            .into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
+/// Revokes every API key of the tenant.
+async fn revoke_api_keys(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let mut tenant = match state.tenants.get(&id).await {
+        Ok(t) => t,
+        Err(e) => return port_error(&e),
+    };
+    tenant.api_keys.clear();
+    state.tenant_cache.forget(&id);
+    match state.tenants.update(&tenant).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
 async fn sync_state(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
     let id = match tenant_id(&raw) {
         Ok(id) => id,
@@ -415,6 +465,10 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
             post(replay),
         )
         .route("/v1/admin/tenants/{id}/sync-state", get(sync_state))
+        .route(
+            "/v1/admin/tenants/{id}/api-keys",
+            post(create_api_key).delete(revoke_api_keys),
+        )
         .route("/v1/admin/queue", get(queue))
         .route_layer(axum::middleware::from_fn_with_state(state, authorize))
 }

@@ -11,12 +11,15 @@
 //! - `GET /healthz` (the process answers), `GET /readyz` (the queue answers), `GET /metrics`
 //!   (Prometheus; see [`telemetry`]).
 //! - The operator's API under `/v1/admin` (see [`admin`]).
+//! - The contact service's API for the tenant's app under `/v1/tenants/{tenant}/`, with the
+//!   tenant's API keys.
 //!
 //! Internal errors are logged and answered with a generic body; a store that cannot be reached
 //! answers 503 so the sender retries.
 
 pub mod admin;
 pub mod config;
+mod contacts;
 pub mod telemetry;
 mod tenant_cache;
 mod webhooks;
@@ -52,6 +55,9 @@ pub struct AppState {
     pub registrar: Option<AttioRegistrar>,
     /// Tenants read recently (their secrets are needed on every delivery).
     pub tenant_cache: TenantCache,
+    /// The contact service behind `/v1/tenants/{tenant}/…`; `None` leaves those routes answering
+    /// 404.
+    pub contacts: Option<Arc<services::contact::ContactService>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -117,6 +123,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(admin::routes(state.clone()))
+        .merge(contacts::routes(state.clone()))
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

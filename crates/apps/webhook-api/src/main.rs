@@ -33,6 +33,16 @@ async fn main() -> Result<()> {
     }
     let settings = raw.validate()?;
     let stores = app_common::open_stores(&settings.store).await?;
+    let limiter: Arc<dyn ports::limiter::RateLimiter> =
+        Arc::new(adapter_memory::MemoryRateLimiter::default());
+    let contacts = services::contact::ContactService::new(
+        Arc::new(app_common::directory::TenantDirectory::new(
+            stores.tenants.clone(),
+            limiter.clone(),
+            &settings.attio_base_url,
+        )),
+        Arc::new(adapter_memory::MemoryCache::default()),
+    );
     let state = AppState {
         tenants: stores.tenants,
         inbox: stores.inbox,
@@ -43,9 +53,10 @@ async fn main() -> Result<()> {
         settings: Arc::new(settings.clone()),
         registrar: Some(webhook_api::AttioRegistrar {
             base_url: settings.attio_base_url.clone(),
-            limiter: Arc::new(adapter_memory::MemoryRateLimiter::default()),
+            limiter,
         }),
         tenant_cache: Default::default(),
+        contacts: Some(Arc::new(contacts)),
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

@@ -27,6 +27,7 @@ fn tenant(id: &TenantId) -> Tenant {
                 ok(Secret::new("pat-na1-xyz"), "secret"),
             )]),
         }],
+        api_keys: vec![domain::tenant::ApiKeyDigest::of("ask_conformance")],
         created_at: OffsetDateTime::UNIX_EPOCH,
     }
 }

@@ -152,6 +152,7 @@ pub fn tenant(webhook_secret: &str, hubspot_url: &str, sf_url: &str) -> Tenant {
                 )]),
             },
         ],
+        api_keys: Vec::new(),
         created_at: time::OffsetDateTime::now_utc(),
     }
 }

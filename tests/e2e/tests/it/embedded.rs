@@ -62,6 +62,7 @@ async fn people_reach_both_crms_exactly_once_on_the_embedded_stores() {
         settings: Arc::new(api_settings),
         registrar: None,
         tenant_cache: Default::default(),
+        contacts: None,
     };
     let api = tokio::spawn(webhook_api::serve(listener, state, std::future::pending()));
 

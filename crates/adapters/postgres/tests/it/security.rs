@@ -144,6 +144,7 @@ fn tenant(id: &str, token: &str) -> Tenant {
             webhook_secrets: vec![Secret::new("whsec-visible-nowhere").unwrap()],
         },
         crms: vec![],
+        api_keys: Vec::new(),
         created_at: OffsetDateTime::UNIX_EPOCH,
     }
 }

@@ -67,6 +67,7 @@ async fn credentials_in_the_file_are_sealed() {
             webhook_secrets: vec![],
         },
         crms: vec![],
+        api_keys: Vec::new(),
         created_at: OffsetDateTime::UNIX_EPOCH,
     };
     s.create(&tenant).await.unwrap();

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod contacts;
 mod from_attio_sim;
 mod intake;
 mod postgres;
@@ -43,6 +44,7 @@ pub fn tenant(id: &str) -> Tenant {
                 Secret::new(HUBSPOT_SECRET).unwrap(),
             )]),
         }],
+        api_keys: Vec::new(),
         created_at: time::OffsetDateTime::now_utc(),
     }
 }
@@ -133,9 +135,20 @@ pub async fn spawn_app_at_own_url(
 
 async fn spawn(
     stores: app_common::Stores,
+    settings: webhook_api::Settings,
+    registrar: Option<webhook_api::AttioRegistrar>,
+    own_url: bool,
+) -> TestApp {
+    spawn_full(stores, settings, registrar, own_url, None).await
+}
+
+/// Everything, the contact service included.
+pub async fn spawn_full(
+    stores: app_common::Stores,
     mut settings: webhook_api::Settings,
     registrar: Option<webhook_api::AttioRegistrar>,
     own_url: bool,
+    contacts: Option<Arc<services::contact::ContactService>>,
 ) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -152,6 +165,7 @@ async fn spawn(
         settings: Arc::new(settings),
         registrar,
         tenant_cache: Default::default(),
+        contacts,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(webhook_api::serve(listener, state, async {
