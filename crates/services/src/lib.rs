@@ -8,10 +8,13 @@
 //! - [`pipeline::EventPipeline`]: one handler per Attio event type (record created, updated,
 //!   deleted, merged; the rest acknowledged as not handled yet), each convergent so duplicated
 //!   and reordered deliveries change nothing.
+//! - [`backfill::Backfill`]: a full sync of an object, page by page, checkpointed so an
+//!   interrupted run resumes; only what differs from the snapshots is written, in batches.
 //! - [`worker::Worker`]: the job loop — bounded concurrency, leases kept alive, retries with
 //!   exponential backoff and full jitter, dead letters, graceful shutdown that releases what it
 //!   cannot finish; [`worker::PipelineHandler`] runs webhook jobs through the pipeline.
 
+pub mod backfill;
 pub mod contact;
 pub mod error;
 pub mod outbound;

@@ -89,7 +89,8 @@ fn attio_changed_at(record: &Record, attribute: &str) -> Option<time::OffsetDate
         .max()
 }
 
-fn attio_side(mapping: &ObjectMapping, record: &Record) -> SideState {
+/// Attio's side of a mapping: each mapped field's value and change time.
+pub(crate) fn attio_side(mapping: &ObjectMapping, record: &Record) -> SideState {
     mapping
         .fields()
         .iter()
