@@ -30,9 +30,12 @@ pub trait JobHandler: Send + Sync {
 #[error("unreadable job payload: {0}")]
 pub struct BadPayload(pub String);
 
-/// The handler for webhook jobs: Attio deliveries go through the event pipeline, event by event.
+/// The handler for webhook jobs: Attio deliveries go through the event pipeline, event by event;
+/// backfill jobs (`{"source": "backfill", "object", "system"}`) run the backfill to its end,
+/// resuming from its checkpoint when retried.
 pub struct PipelineHandler {
     pub pipeline: Arc<EventPipeline>,
+    pub backfill: Option<Arc<crate::backfill::Backfill>>,
 }
 
 impl std::fmt::Debug for PipelineHandler {
@@ -58,6 +61,22 @@ impl JobHandler for PipelineHandler {
                             tracing::info!(tenant = %tenant, job = %job.id, reason = %reason, "event acknowledged without effect");
                         }
                     }
+                }
+                Some("backfill") => {
+                    let Some(backfill) = &self.backfill else {
+                        return Err(PortError::Invalid(
+                            BadPayload("backfills are not configured".into()).to_string(),
+                        )
+                        .into());
+                    };
+                    let object = domain::ids::ObjectSlug::parse(
+                        payload["object"].as_str().unwrap_or_default(),
+                    )?;
+                    let system = domain::ids::SystemId::parse(
+                        payload["system"].as_str().unwrap_or_default(),
+                    )?;
+                    let done = backfill.run(tenant, &object, &system, None).await?;
+                    tracing::info!(tenant = %tenant, object = %object, system = %system, seen = done.records_seen, written = done.records_written, "backfill finished");
                 }
                 Some("hubspot") => {
                     tracing::info!(tenant = %tenant, job = %job.id, "HubSpot events are acknowledged: the inbound sync is not built yet");

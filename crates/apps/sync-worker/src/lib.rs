@@ -38,6 +38,14 @@ pub async fn run(
         Arc::new(SystemClock),
         settings.targets.clone(),
     );
+    let backfill = Arc::new(services::backfill::Backfill::new(
+        directory.clone(),
+        stores.links.clone(),
+        stores.ledger.clone(),
+        stores.sync_state.clone(),
+        Arc::new(SystemClock),
+        settings.targets.clone(),
+    ));
     let pipeline = Arc::new(EventPipeline::new(
         directory,
         stores.links.clone(),
@@ -46,7 +54,10 @@ pub async fn run(
     ));
     let worker = Worker::new(
         stores.queue.clone(),
-        Arc::new(PipelineHandler { pipeline }),
+        Arc::new(PipelineHandler {
+            pipeline,
+            backfill: Some(backfill),
+        }),
         settings.worker.clone(),
     );
     tracing::info!(consumer = %settings.worker.consumer, concurrency = settings.worker.concurrency, targets = settings.targets.len(), "sync-worker running");

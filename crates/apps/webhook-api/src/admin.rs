@@ -7,7 +7,8 @@
 //!   the secret Attio returns. `GET /v1/admin/tenants`, `GET`/`DELETE /v1/admin/tenants/{id}`
 //!   (secrets never leave: they show as `***`).
 //! - `GET /v1/admin/tenants/{id}/dead-letters`, `POST …/dead-letters/{job}/replay`.
-//! - `GET /v1/admin/tenants/{id}/sync-state`, `GET /v1/admin/queue`.
+//! - `POST /v1/admin/tenants/{id}/backfills` `{object, system}` queues a backfill for a worker;
+//!   `GET /v1/admin/tenants/{id}/sync-state` shows its progress; `GET /v1/admin/queue`.
 //! - `POST /v1/admin/tenants/{id}/api-keys` makes a key for the tenant's app (shown once; only its
 //!   SHA-256 is stored); `DELETE` revokes them all.
 
@@ -433,6 +434,60 @@ async fn revoke_api_keys(State(state): State<AppState>, Path(raw): Path<String>)
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackfillRequest {
+    object: String,
+    system: String,
+}
+
+/// Queues a backfill of one object to one system; a worker runs it (resuming from its checkpoint
+/// if it ran before). One backfill per pair is queued at a time (the job key folds repeats).
+async fn start_backfill(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let req: BackfillRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("not a backfill request: {e}"),
+            );
+        }
+    };
+    if let Err(e) =
+        domain::ids::ObjectSlug::parse(&req.object).and(SystemId::parse(&req.system).map(|_| ()))
+    {
+        return error(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    if let Err(e) = state.tenants.get(&id).await {
+        return port_error(&e);
+    }
+    let key = match domain::job::JobKey::new(
+        id.clone(),
+        "backfill",
+        &format!("{}-{}", req.object, req.system),
+    ) {
+        Ok(k) => k,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let job = domain::job::NewJob::new(
+        key,
+        json!({"source": "backfill", "object": req.object, "system": req.system}),
+    )
+    .with_max_attempts(state.settings.max_attempts);
+    match state.queue.enqueue(job).await {
+        Ok(_) => (StatusCode::ACCEPTED, Json(json!({"queued": true}))).into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
 async fn sync_state(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
     let id = match tenant_id(&raw) {
         Ok(id) => id,
@@ -465,6 +520,7 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
             post(replay),
         )
         .route("/v1/admin/tenants/{id}/sync-state", get(sync_state))
+        .route("/v1/admin/tenants/{id}/backfills", post(start_backfill))
         .route(
             "/v1/admin/tenants/{id}/api-keys",
             post(create_api_key).delete(revoke_api_keys),

@@ -599,6 +599,63 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
     );
     ids.push(survivor.clone());
 
+    // People whose deliveries were lost reach both CRMs through a backfill the operator starts.
+    http.put(format!("{attio_url}/_sim/faults"))
+        .body(r#"{"drop_rate": 1.0}"#)
+        .send()
+        .await
+        .unwrap();
+    let lost = vec![attio.create_person(7).await, attio.create_person(8).await];
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        hs_title(lost[0].clone()).await.is_none(),
+        "the dropped delivery synced nothing"
+    );
+    http.put(format!("{attio_url}/_sim/faults"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    for system in ["hubspot", "salesforce"] {
+        let r = http
+            .post(format!("{api_url}/v1/admin/tenants/acme/backfills"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"object": "people", "system": system}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    for id in &lost {
+        eventually(
+            "a backfilled person in both CRMs",
+            Duration::from_secs(60),
+            || {
+                let (h, f) = (hs_title(id.clone()), sf_rows(id.clone()));
+                async move { (h.await.is_some() && f.await.len() == 1).then_some(()) }
+            },
+        )
+        .await;
+    }
+    let states: Value = http
+        .get(format!("{api_url}/v1/admin/tenants/acme/sync-state"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        states
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["phase"] == "completed"),
+        "{states}"
+    );
+    ids.extend(lost);
+
     // Exactly once: every HubSpot contact belongs to one person, and one per live person.
     let mut after = None;
     let mut live = Vec::new();
@@ -635,7 +692,7 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
         .await
         .unwrap()
         .records;
-    assert_eq!(sf_all.len(), 5, "one Salesforce contact per live person");
+    assert_eq!(sf_all.len(), 7, "one Salesforce contact per live person");
     assert!(matches!(
         hubspot
             .get_by("contacts", &prop("attio_record_id"), &ids[1], &[])
