@@ -10,7 +10,8 @@
 //!   window) against the tenant's HubSpot client secret.
 //! - `GET /healthz` (the process answers), `GET /readyz` (the queue answers), `GET /metrics`
 //!   (Prometheus; see [`telemetry`]).
-//! - The operator's API under `/v1/admin` (see [`admin`]).
+//! - The operator's API under `/v1/admin` (see [`admin`]); `GET /openapi.json` describes every
+//!   route ([`openapi`]).
 //! - The contact service's API for the tenant's app under `/v1/tenants/{tenant}/`, with the
 //!   tenant's API keys.
 //!
@@ -20,6 +21,7 @@
 pub mod admin;
 pub mod config;
 mod contacts;
+pub mod openapi;
 pub mod telemetry;
 mod tenant_cache;
 mod webhooks;
@@ -66,6 +68,10 @@ impl std::fmt::Debug for AppState {
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
+}
+
+async fn openapi_json() -> impl IntoResponse {
+    Json(openapi::document())
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -122,6 +128,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_json))
         .merge(admin::routes(state.clone()))
         .merge(contacts::routes(state.clone()))
         .layer(DefaultBodyLimit::max(limit))

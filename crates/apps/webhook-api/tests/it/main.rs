@@ -8,6 +8,7 @@ mod admin;
 mod contacts;
 mod from_attio_sim;
 mod intake;
+mod openapi;
 mod postgres;
 mod process;
 

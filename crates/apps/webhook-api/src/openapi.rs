@@ -1,0 +1,402 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 document of every route, built with utoipa from the table
+//! below (one row per route: method, path, tag, summary, answers). A test checks that every row is
+//! served.
+
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Paths, Required,
+    ResponseBuilder, SecurityRequirement,
+};
+
+/// One documented route.
+pub struct Route {
+    pub method: HttpMethod,
+    pub path: &'static str,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    /// Answers (status, meaning).
+    pub answers: &'static [(&'static str, &'static str)],
+    /// Who may call it: `None`, `Some("admin")` or `Some("api_key")`.
+    pub auth: Option<&'static str>,
+    /// Whether it takes a JSON (or raw) body.
+    pub body: bool,
+}
+
+impl Route {
+    /// The method in lower case, as OpenAPI keys operations.
+    pub fn method_name(&self) -> &'static str {
+        match self.method {
+            HttpMethod::Get => "get",
+            HttpMethod::Post => "post",
+            HttpMethod::Put => "put",
+            HttpMethod::Delete => "delete",
+            HttpMethod::Patch => "patch",
+            HttpMethod::Head => "head",
+            HttpMethod::Options => "options",
+            HttpMethod::Trace => "trace",
+        }
+    }
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method_name(), self.path)
+    }
+}
+
+const fn r(
+    method: HttpMethod,
+    path: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    answers: &'static [(&'static str, &'static str)],
+    auth: Option<&'static str>,
+    body: bool,
+) -> Route {
+    Route {
+        method,
+        path,
+        tag,
+        summary,
+        answers,
+        auth,
+        body,
+    }
+}
+
+const INTAKE: &[(&str, &str)] = &[
+    (
+        "200",
+        "stored and enqueued (or a duplicate), after it is durable",
+    ),
+    ("202", "signed but unreadable: quarantined with the reason"),
+    ("401", "bad or missing signature; nothing stored"),
+    ("404", "unknown tenant"),
+    ("413", "body over the limit"),
+    ("503", "the store is unavailable; retry"),
+];
+const ADMIN: &[(&str, &str)] = &[
+    ("200", "done"),
+    ("401", "no or wrong operator token"),
+    ("404", "not found"),
+];
+
+/// Every route of the service.
+pub fn routes() -> Vec<Route> {
+    use HttpMethod::*;
+    vec![
+        r(
+            Post,
+            "/v1/webhooks/attio/{tenant}",
+            "webhooks",
+            "An Attio webhook delivery (Attio-Signature)",
+            INTAKE,
+            None,
+            true,
+        ),
+        r(
+            Post,
+            "/v1/webhooks/hubspot/{tenant}",
+            "webhooks",
+            "A HubSpot webhook delivery (v3 signature)",
+            INTAKE,
+            None,
+            true,
+        ),
+        r(
+            Get,
+            "/healthz",
+            "operations",
+            "The process answers",
+            &[("200", "alive")],
+            None,
+            false,
+        ),
+        r(
+            Get,
+            "/readyz",
+            "operations",
+            "The queue answers",
+            &[("200", "ready"), ("503", "not ready")],
+            None,
+            false,
+        ),
+        r(
+            Get,
+            "/metrics",
+            "operations",
+            "Prometheus metrics",
+            &[("200", "text exposition format")],
+            None,
+            false,
+        ),
+        r(
+            Get,
+            "/openapi.json",
+            "operations",
+            "This document",
+            &[("200", "OpenAPI 3.1")],
+            None,
+            false,
+        ),
+        r(
+            Post,
+            "/v1/admin/tenants",
+            "admin",
+            "Add a tenant (optionally registering its Attio webhook)",
+            &[
+                ("201", "added; secrets shown as ***"),
+                ("400", "invalid"),
+                ("401", "no operator token"),
+                ("409", "exists"),
+                ("502", "Attio refused the webhook"),
+            ],
+            Some("admin"),
+            true,
+        ),
+        r(
+            Get,
+            "/v1/admin/tenants",
+            "admin",
+            "List tenants",
+            ADMIN,
+            Some("admin"),
+            false,
+        ),
+        r(
+            Get,
+            "/v1/admin/tenants/{id}",
+            "admin",
+            "Show a tenant (secrets as ***)",
+            ADMIN,
+            Some("admin"),
+            false,
+        ),
+        r(
+            Delete,
+            "/v1/admin/tenants/{id}",
+            "admin",
+            "Remove a tenant",
+            &[
+                ("204", "removed"),
+                ("401", "no operator token"),
+                ("404", "not found"),
+            ],
+            Some("admin"),
+            false,
+        ),
+        r(
+            Post,
+            "/v1/admin/tenants/{id}/api-keys",
+            "admin",
+            "Make an API key for the tenant's app (shown once)",
+            &[
+                ("201", "the key"),
+                ("401", "no operator token"),
+                ("404", "not found"),
+            ],
+            Some("admin"),
+            false,
+        ),
+        r(
+            Delete,
+            "/v1/admin/tenants/{id}/api-keys",
+            "admin",
+            "Revoke every API key of the tenant",
+            &[
+                ("204", "revoked"),
+                ("401", "no operator token"),
+                ("404", "not found"),
+            ],
+            Some("admin"),
+            false,
+        ),
+        r(
+            Get,
+            "/v1/admin/tenants/{id}/dead-letters",
+            "admin",
+            "The tenant's dead letters",
+            ADMIN,
+            Some("admin"),
+            false,
+        ),
+        r(
+            Post,
+            "/v1/admin/tenants/{id}/dead-letters/{job}/replay",
+            "admin",
+            "Replay a dead letter",
+            &[
+                ("202", "queued again"),
+                ("401", "no operator token"),
+                ("404", "no such dead letter"),
+            ],
+            Some("admin"),
+            false,
+        ),
+        r(
+            Post,
+            "/v1/admin/tenants/{id}/backfills",
+            "admin",
+            "Queue a backfill of an object to a system",
+            &[
+                ("202", "queued"),
+                ("400", "invalid"),
+                ("401", "no operator token"),
+                ("404", "unknown tenant"),
+            ],
+            Some("admin"),
+            true,
+        ),
+        r(
+            Get,
+            "/v1/admin/tenants/{id}/sync-state",
+            "admin",
+            "Backfill progress",
+            ADMIN,
+            Some("admin"),
+            false,
+        ),
+        r(
+            Get,
+            "/v1/admin/queue",
+            "admin",
+            "Queue depth",
+            ADMIN,
+            Some("admin"),
+            false,
+        ),
+        r(
+            Get,
+            "/v1/tenants/{tenant}/people",
+            "contacts",
+            "Find a person by e-mail (?email=)",
+            &[
+                ("200", "the person"),
+                ("400", "not an e-mail address"),
+                ("401", "not this tenant's key"),
+                ("404", "no such person"),
+            ],
+            Some("api_key"),
+            false,
+        ),
+        r(
+            Put,
+            "/v1/tenants/{tenant}/people",
+            "contacts",
+            "Create or update a person by e-mail",
+            &[
+                ("200", "the person"),
+                ("400", "invalid"),
+                ("401", "not this tenant's key"),
+            ],
+            Some("api_key"),
+            true,
+        ),
+        r(
+            Post,
+            "/v1/tenants/{tenant}/people/{record}/notes",
+            "contacts",
+            "Add a note to a person",
+            &[
+                ("201", "the note id"),
+                ("400", "invalid"),
+                ("401", "not this tenant's key"),
+            ],
+            Some("api_key"),
+            true,
+        ),
+        r(
+            Post,
+            "/v1/tenants/{tenant}/tasks",
+            "contacts",
+            "Create a task",
+            &[
+                ("201", "the task id"),
+                ("400", "invalid"),
+                ("401", "not this tenant's key"),
+            ],
+            Some("api_key"),
+            true,
+        ),
+        r(
+            Post,
+            "/v1/tenants/{tenant}/lists/{list}/entries",
+            "contacts",
+            "Put a record in a list at a stage",
+            &[
+                ("201", "the entry id"),
+                ("400", "invalid"),
+                ("401", "not this tenant's key"),
+                ("422", "Attio refused"),
+            ],
+            Some("api_key"),
+            true,
+        ),
+    ]
+}
+
+fn params(path: &str) -> Vec<utoipa::openapi::path::Parameter> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .build()
+        })
+        .collect()
+}
+
+/// The document.
+pub fn document() -> OpenApi {
+    let mut paths = Paths::new();
+    for route in routes() {
+        let mut op = OperationBuilder::new()
+            .summary(Some(route.summary))
+            .tag(route.tag)
+            .parameters(Some(params(route.path)));
+        for (status, meaning) in route.answers {
+            op = op.response(
+                *status,
+                ResponseBuilder::new().description(*meaning).build(),
+            );
+        }
+        if route.body {
+            op = op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .content("application/json", ContentBuilder::new().build())
+                    .required(Some(Required::True))
+                    .build(),
+            ));
+        }
+        if let Some(scheme) = route.auth {
+            op = op.securities(Some([SecurityRequirement::new::<&str, [&str; 0], &str>(
+                scheme,
+                [],
+            )]));
+        }
+        paths.add_path_operation(route.path, vec![route.method], op.build());
+    }
+    let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("attio-sync")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Webhook intake, the operator's admin API and the contact API of attio-sync.",
+                ))
+                .build(),
+        )
+        .paths(paths)
+        .components(Some(
+            ComponentsBuilder::new()
+                .security_scheme("admin", bearer())
+                .security_scheme("api_key", bearer())
+                .build(),
+        ))
+        .build()
+}
