@@ -14,15 +14,20 @@ use std::time::Duration;
 
 use domain::conflict::ConflictRecord;
 use domain::field::FieldValue;
-use domain::ids::{ConflictId, ExternalId, ObjectRef, ObjectSlug, RecordId, SystemId, TenantId};
+use domain::ids::{
+    AttributeSlug, ConflictId, ExternalId, ObjectRef, ObjectSlug, RecordId, SystemId, TenantId,
+};
 use domain::ledger::{LedgerEntry, LedgerKey};
 use domain::link::{IdentityLink, LinkLookup};
 use domain::mapping::{ExternalProperty, FieldKey, ObjectMapping};
-use domain::merge::{SideState, SideValue, Snapshot, merge};
+use domain::merge::{FieldWrite, SideState, SideValue, Snapshot, merge};
 use domain::record::Record;
+use domain::value::AttributeType;
+use domain::write::{RecordWrite, WriteValue};
+use ports::attio::{AttributeTarget, UpdateMode};
 use ports::clock::Clock;
-use ports::crm::{ExternalCrm, ExternalRecord, ExternalUpsert, RecordOutcome};
-use ports::directory::ClientDirectory;
+use ports::crm::{ExternalRecord, ExternalUpsert, RecordOutcome};
+use ports::directory::{ClientDirectory, TenantClients};
 use ports::error::PortError;
 use ports::stores::{ConflictStore, LinkStore, WriteLedger};
 
@@ -55,7 +60,10 @@ pub struct SystemReport {
     pub external_id: Option<ExternalId>,
     /// Fields written to the external CRM.
     pub written: Vec<FieldKey>,
-    /// Fields the merge would write into Attio, left for the inbound sync.
+    /// Fields written into Attio (changed on the external side).
+    pub written_to_attio: Vec<FieldKey>,
+    /// Fields the merge would write into Attio but whose attribute type is not written back
+    /// (multiselects, references, ...): left, and not marked synced.
     pub deferred_inbound: Vec<FieldKey>,
     /// Fields recorded as conflicts.
     pub conflicts: Vec<FieldKey>,
@@ -168,19 +176,20 @@ impl OutboundSync {
         let mut reports = Vec::new();
         for target in targets {
             let system = target.mapping.system.clone();
-            let Some(crm) = clients.crms.get(&system) else {
+            if !clients.crms.contains_key(&system) {
                 reports.push(SystemReport {
                     system,
                     action: Action::NotConnected,
                     external_id: None,
                     written: Vec::new(),
+                    written_to_attio: Vec::new(),
                     deferred_inbound: Vec::new(),
                     conflicts: Vec::new(),
                 });
                 continue;
-            };
+            }
             let report = self
-                .sync_to(tenant, object, &record, record_id, target, crm.as_ref())
+                .sync_to(tenant, object, &record, record_id, target, &clients)
                 .await?;
             tracing::debug!(tenant = %tenant, object = %object, record = %record_id, system = %report.system, action = ?report.action, written = report.written.len(), "synced a record");
             reports.push(report);
@@ -195,10 +204,15 @@ impl OutboundSync {
         record: &Record,
         record_id: RecordId,
         target: &SyncTarget,
-        crm: &dyn ExternalCrm,
+        clients: &TenantClients,
     ) -> ServiceResult<SystemReport> {
         let mapping = &target.mapping;
         let system = mapping.system.clone();
+        let crm = clients
+            .crms
+            .get(&system)
+            .ok_or_else(|| PortError::Invalid(format!("the tenant has no {system} connection")))?
+            .as_ref();
         let lookup = LinkLookup::Attio {
             object: object.clone(),
             record: record_id,
@@ -291,6 +305,7 @@ impl OutboundSync {
                 action,
                 external_id: None,
                 written,
+                written_to_attio: Vec::new(),
                 deferred_inbound: Vec::new(),
                 conflicts: Vec::new(),
             });
@@ -314,9 +329,22 @@ impl OutboundSync {
         if !entries.is_empty() {
             self.ledger.record(&entries).await?;
         }
-        // Writes into Attio are the inbound sync's: keep their old snapshot entries.
+        // Values the merge wants in Attio: written back where the attribute's type allows;
+        // the others keep their old snapshot entries, so they are never marked synced unwritten.
+        let (written_to_attio, deferred) = if outcome.to_attio.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            self.write_back(
+                object,
+                record,
+                record_id,
+                mapping,
+                &outcome.to_attio,
+                clients,
+            )
+            .await?
+        };
         let mut new_snapshot = outcome.snapshot.clone();
-        let deferred: Vec<FieldKey> = outcome.to_attio.iter().map(|w| w.key.clone()).collect();
         for key in &deferred {
             match snapshot.0.get(key) {
                 Some(old) => new_snapshot.0.insert(key.clone(), old.clone()),
@@ -363,8 +391,129 @@ impl OutboundSync {
             action,
             external_id: Some(external_id),
             written,
+            written_to_attio,
             deferred_inbound: deferred,
             conflicts,
         })
     }
+
+    /// Writes merge results into Attio; returns (written, deferred) field keys.
+    async fn write_back(
+        &self,
+        object: &ObjectSlug,
+        record: &Record,
+        record_id: RecordId,
+        mapping: &ObjectMapping,
+        writes: &[FieldWrite],
+        clients: &TenantClients,
+    ) -> ServiceResult<(Vec<FieldKey>, Vec<FieldKey>)> {
+        let attributes = clients
+            .schema
+            .list_attributes(&AttributeTarget::Object(ObjectRef::from(object.clone())))
+            .await?;
+        let mut write = RecordWrite::new();
+        let (mut done, mut deferred) = (Vec::new(), Vec::new());
+        let mut names: BTreeMap<AttributeSlug, (String, String)> = BTreeMap::new();
+        for w in writes {
+            let Some(m) = mapping.fields().iter().find(|m| m.key() == w.key) else {
+                deferred.push(w.key.clone());
+                continue;
+            };
+            let attr = attributes
+                .iter()
+                .find(|a| a.api_slug == m.attio.attribute.as_str());
+            let converted = attr.and_then(|a| {
+                if a.is_multiselect {
+                    return None;
+                }
+                attio_value(&a.attribute_type, m.attio.part.as_deref(), &w.value)
+            });
+            match converted {
+                Some(Converted::Whole(values)) => {
+                    write = write.set(m.attio.attribute.clone(), values);
+                    done.push(w.key.clone());
+                }
+                Some(Converted::NamePart(first, text)) => {
+                    let entry = names
+                        .entry(m.attio.attribute.clone())
+                        .or_insert_with(|| current_name(record, m.attio.attribute.as_str()));
+                    if first {
+                        entry.0 = text
+                    } else {
+                        entry.1 = text
+                    }
+                    done.push(w.key.clone());
+                }
+                None => deferred.push(w.key.clone()),
+            }
+        }
+        for (slug, (first, last)) in names {
+            write = write.set(slug, vec![WriteValue::personal_name(&first, &last)]);
+        }
+        if !done.is_empty() {
+            clients
+                .attio
+                .update_record(
+                    &ObjectRef::from(object.clone()),
+                    record_id,
+                    &write,
+                    UpdateMode::Overwrite,
+                )
+                .await?;
+        }
+        Ok((done, deferred))
+    }
+}
+
+/// A value converted for Attio: a whole attribute, or one part of a personal name.
+enum Converted {
+    Whole(Vec<WriteValue>),
+    /// (is the first name, text)
+    NamePart(bool, String),
+}
+
+fn plain(v: &FieldValue) -> Option<String> {
+    match v {
+        FieldValue::Empty => Some(String::new()),
+        FieldValue::Text(s) => Some(s.clone()),
+        FieldValue::Number(n) => Some(n.to_string()),
+        FieldValue::Bool(b) => Some(b.to_string()),
+        FieldValue::List(_) => None,
+    }
+}
+
+/// The Attio form of a value for the attribute types written back; `None` for the others.
+fn attio_value(kind: &AttributeType, part: Option<&str>, v: &FieldValue) -> Option<Converted> {
+    let text = plain(v)?;
+    let clear = text.is_empty();
+    Some(match (kind, part) {
+        (AttributeType::PersonalName, Some("first_name")) => Converted::NamePart(true, text),
+        (AttributeType::PersonalName, Some("last_name")) => Converted::NamePart(false, text),
+        (_, Some(_)) => return None,
+        (_, None) if clear => Converted::Whole(Vec::new()),
+        (AttributeType::Text, None) => Converted::Whole(vec![WriteValue::Text(text)]),
+        (AttributeType::Number, None) => {
+            Converted::Whole(vec![WriteValue::Number(text.trim().parse().ok()?)])
+        }
+        (AttributeType::Checkbox, None) => Converted::Whole(vec![WriteValue::Checkbox(
+            text.trim().eq_ignore_ascii_case("true"),
+        )]),
+        (AttributeType::Select, None) => Converted::Whole(vec![WriteValue::Select(text)]),
+        (AttributeType::Status, None) => Converted::Whole(vec![WriteValue::Status(text)]),
+        _ => return None,
+    })
+}
+
+/// The record's current first and last name.
+fn current_name(record: &Record, attribute: &str) -> (String, String) {
+    record
+        .current(attribute)
+        .find_map(|v| match &v.data {
+            domain::value::ValueData::PersonalName(n) => Some((
+                n.first_name.clone().unwrap_or_default(),
+                n.last_name.clone().unwrap_or_default(),
+            )),
+            _ => None,
+        })
+        .unwrap_or_default()
 }

@@ -157,6 +157,54 @@ impl EventPipeline {
         }
     }
 
+    /// A change in an external CRM (a HubSpot webhook event): the linked Attio record is synced
+    /// both ways (the merge decides what goes where). Records that were never linked, and
+    /// deletions, are acknowledged without effect: the CRM does not create or delete Attio records.
+    pub async fn handle_external(
+        &self,
+        tenant: &TenantId,
+        system: &SystemId,
+        external_object: &str,
+        external_id: &ExternalId,
+        deleted: bool,
+    ) -> ServiceResult<Handled> {
+        if deleted {
+            return Ok(Handled::Ignored {
+                reason: format!(
+                    "{system} {external_object} {} was deleted; Attio keeps its record",
+                    external_id.as_str()
+                ),
+            });
+        }
+        let lookup = LinkLookup::External {
+            system: system.clone(),
+            external_object: external_object.to_owned(),
+            external_id: external_id.clone(),
+        };
+        let Some(link) = self.links.find(tenant, &lookup).await? else {
+            return Ok(Handled::Ignored {
+                reason: format!(
+                    "{system} {external_object} {} is not linked to an Attio record",
+                    external_id.as_str()
+                ),
+            });
+        };
+        match self
+            .outbound
+            .sync_record(tenant, &link.object, link.attio_record)
+            .await
+        {
+            Ok(reports) => Ok(Handled::Synced(reports)),
+            Err(ServiceError::Port(PortError::NotFound(_))) => Ok(Handled::Ignored {
+                reason: format!(
+                    "the linked Attio record {} no longer exists",
+                    link.attio_record
+                ),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Archives one external record; an id the CRM no longer knows counts as archived.
     async fn archive(
         clients: &TenantClients,

@@ -79,7 +79,40 @@ impl JobHandler for PipelineHandler {
                     tracing::info!(tenant = %tenant, object = %object, system = %system, seen = done.records_seen, written = done.records_written, "backfill finished");
                 }
                 Some("hubspot") => {
-                    tracing::info!(tenant = %tenant, job = %job.id, "HubSpot events are acknowledged: the inbound sync is not built yet");
+                    // An array of HubSpot events, each naming an object type and id.
+                    let body = payload["body"].as_str().unwrap_or_default();
+                    let events: Vec<serde_json::Value> = serde_json::from_str(body)
+                        .map_err(|e| PortError::Invalid(BadPayload(e.to_string()).to_string()))?;
+                    let system = domain::ids::SystemId::parse("hubspot")?;
+                    for e in events {
+                        let kind = e["subscriptionType"].as_str().unwrap_or_default();
+                        let Some((object, change)) = kind.split_once('.') else {
+                            continue;
+                        };
+                        let external_object = match object {
+                            "contact" => "contacts",
+                            "company" => "companies",
+                            "deal" => "deals",
+                            _ => continue,
+                        };
+                        let Some(id) = e["objectId"].as_u64() else {
+                            continue;
+                        };
+                        let id = domain::ids::ExternalId::parse(&id.to_string())?;
+                        let outcome = self
+                            .pipeline
+                            .handle_external(
+                                tenant,
+                                &system,
+                                external_object,
+                                &id,
+                                change == "deletion",
+                            )
+                            .await?;
+                        if let Handled::Ignored { reason } = &outcome {
+                            tracing::info!(tenant = %tenant, job = %job.id, reason = %reason, "HubSpot event acknowledged without effect");
+                        }
+                    }
                 }
                 other => {
                     return Err(PortError::Invalid(

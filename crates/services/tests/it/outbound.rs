@@ -15,7 +15,7 @@ use domain::field::FieldValue;
 use domain::ids::{AttributeSlug, ObjectRef, ObjectSlug, RecordId, SystemId, TenantId};
 use domain::ledger::LedgerKey;
 use domain::mapping::{
-    AttioField, ExternalProperty, FieldMapping, ObjectMapping, SyncRule, Transform,
+    AttioField, ExternalProperty, FieldKey, FieldMapping, ObjectMapping, SyncRule, Transform,
 };
 use domain::tenant::Secret;
 use domain::value::AttributeType;
@@ -373,14 +373,72 @@ async fn an_attio_change_writes_only_the_changed_field() {
 }
 
 #[tokio::test]
-async fn an_external_edit_is_left_for_the_inbound_sync_and_never_marked_synced() {
+async fn an_external_edit_is_written_back_into_attio_once() {
     let w = world(false, SyncRule::LatestWins).await;
     let id = create_person(&w, "alan@example.com", "Alan", "Turing", "Mathematician").await;
     w.sync.sync_record(&w.tenant, &people(), id).await.unwrap();
-    // Someone edits the first name in HubSpot.
+    // Someone edits the first name and the title in HubSpot.
     let edit = ExternalUpsert {
         key: id.to_string(),
-        properties: BTreeMap::from([(prop("firstname"), FieldValue::text("Al"))]),
+        properties: BTreeMap::from([
+            (prop("firstname"), FieldValue::text("Al")),
+            (prop("jobtitle"), FieldValue::text("Codebreaker")),
+        ]),
+    };
+    w.hubspot
+        .upsert_batch("contacts", &prop("attio_record_id"), &[edit])
+        .await
+        .unwrap();
+    let r = &w.sync.sync_record(&w.tenant, &people(), id).await.unwrap()[0];
+    let mut back = r.written_to_attio.clone();
+    back.sort();
+    assert_eq!(
+        back,
+        vec![
+            FieldKey::parse("job_title").unwrap(),
+            FieldKey::parse("name.first_name").unwrap()
+        ]
+    );
+    assert!(
+        r.written.is_empty() && r.deferred_inbound.is_empty(),
+        "{r:?}"
+    );
+    let record = w
+        .attio
+        .get_record(&ObjectRef::from(people()), id)
+        .await
+        .unwrap();
+    let name = record.current("name").next().unwrap();
+    match &name.data {
+        domain::value::ValueData::PersonalName(n) => {
+            assert_eq!(
+                (n.first_name.as_deref(), n.last_name.as_deref()),
+                (Some("Al"), Some("Turing")),
+                "the other part is kept"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // In step now: the next run writes nothing either way.
+    let again = &w.sync.sync_record(&w.tenant, &people(), id).await.unwrap()[0];
+    assert!(
+        again.written.is_empty() && again.written_to_attio.is_empty(),
+        "{again:?}"
+    );
+    assert_eq!(
+        hubspot_contact(&w, id).await[&prop("firstname")],
+        FieldValue::text("Al")
+    );
+}
+
+#[tokio::test]
+async fn an_external_edit_of_a_multiselect_is_deferred_and_never_marked_synced() {
+    let w = world(false, SyncRule::LatestWins).await;
+    let id = create_person(&w, "ada@example.com", "Ada", "Lovelace", "Analyst").await;
+    w.sync.sync_record(&w.tenant, &people(), id).await.unwrap();
+    let edit = ExternalUpsert {
+        key: id.to_string(),
+        properties: BTreeMap::from([(prop("email"), FieldValue::text("countess@example.com"))]),
     };
     w.hubspot
         .upsert_batch("contacts", &prop("attio_record_id"), &[edit])
@@ -388,16 +446,16 @@ async fn an_external_edit_is_left_for_the_inbound_sync_and_never_marked_synced()
         .unwrap();
     for _ in 0..2 {
         let r = &w.sync.sync_record(&w.tenant, &people(), id).await.unwrap()[0];
-        assert_eq!(r.action, Action::Unchanged);
         assert_eq!(
             r.deferred_inbound,
-            vec![domain::mapping::FieldKey::parse("name.first_name").unwrap()],
+            vec![FieldKey::parse("email_addresses").unwrap()],
             "still pending on every run"
         );
+        assert!(r.written_to_attio.is_empty());
     }
     assert_eq!(
-        hubspot_contact(&w, id).await[&prop("firstname")],
-        FieldValue::text("Al"),
+        hubspot_contact(&w, id).await[&prop("email")],
+        FieldValue::text("countess@example.com"),
         "not overwritten"
     );
 }

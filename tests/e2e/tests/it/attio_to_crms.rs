@@ -23,6 +23,7 @@ use crate::{Proc, eventually, start};
 pub const MASTER_KEY: &str = "5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c";
 pub const ATTIO_TOKEN: &str = "e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0";
 const ADMIN_TOKEN: &str = "e2e-operator-token-0123456789abcdefghij";
+const HUBSPOT_APP_SECRET: &str = "e2e-hubspot-app-secret";
 pub const HUBSPOT_TOKEN: &str = "pat-na1-e2e";
 
 pub const MAPPINGS: &str = r#"
@@ -189,9 +190,33 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
     pg_cfg.schema = Some(schema.clone());
     let pg = PgStore::connect(&pg_cfg).await.unwrap();
 
-    // The three simulators.
+    // The API's address is fixed first: Attio and HubSpot are told where to deliver.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let api_url = format!("http://127.0.0.1:{port}");
+
+    // The three simulators; HubSpot delivers title changes to the API, signed v3.
     let attio_sim = start("attio-sim", &["--listen", "127.0.0.1:0"], &[], true).await;
-    let hubspot_sim = start("hubspot-sim", &["--listen", "127.0.0.1:0"], &[], true).await;
+    let hubspot_hook = format!("{api_url}/v1/webhooks/hubspot/acme");
+    let hubspot_sim = start(
+        "hubspot-sim",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--webhook-url",
+            &hubspot_hook,
+            "--webhook-secret",
+            HUBSPOT_APP_SECRET,
+            "--subscribe",
+            "contact.propertyChange:jobtitle",
+        ],
+        &[],
+        true,
+    )
+    .await;
     let sf_sim = start(
         "salesforce-sim",
         &[
@@ -224,13 +249,6 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
         env.extend(extra.iter().cloned());
         env
     };
-    // The API must know its public URL before it starts (Attio is told where to deliver).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let api_url = format!("http://127.0.0.1:{port}");
     let api = start(
         "webhook-api",
         &["--listen", &format!("127.0.0.1:{port}")],
@@ -258,7 +276,7 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
             "name": "Acme",
             "attio": {"api_token": ATTIO_TOKEN},
             "crms": [
-                {"system": "hubspot", "settings": {"base_url": hubspot_url}, "secrets": {"token": HUBSPOT_TOKEN}},
+                {"system": "hubspot", "settings": {"base_url": hubspot_url}, "secrets": {"token": HUBSPOT_TOKEN, "client_secret": HUBSPOT_APP_SECRET}},
                 {"system": "salesforce", "settings": {"login_url": sf_url, "client_id": "ck-e2e"}, "secrets": {"client_secret": "cs-e2e"}},
             ],
             "register_webhook": true,
@@ -468,6 +486,51 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
         },
     )
     .await;
+
+    // Two ways: a title edited in HubSpot reaches Attio (HubSpot's signed webhook, the API, a
+    // worker's merge), and Attio's echo of that write changes nothing in HubSpot.
+    let edit = ports::crm::ExternalUpsert {
+        key: ids[3].clone(),
+        properties: BTreeMap::from([(prop("jobtitle"), FieldValue::text("Edited in HubSpot"))]),
+    };
+    ports::crm::ExternalCrm::upsert_batch(&hubspot, "contacts", &prop("attio_record_id"), &[edit])
+        .await
+        .unwrap();
+    eventually("the HubSpot edit in Attio", Duration::from_secs(60), || {
+        let (attio, id) = (&attio, ids[3].clone());
+        async move {
+            let r = attio
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v2/objects/people/records/{id}"),
+                    None,
+                )
+                .await;
+            (r["data"]["values"]["job_title"][0]["value"] == "Edited in HubSpot").then_some(())
+        }
+    })
+    .await;
+    eventually(
+        "the HubSpot edit in Salesforce",
+        Duration::from_secs(60),
+        || {
+            let f = sf_rows(ids[3].clone());
+            async move {
+                let rows = f.await;
+                (rows.len() == 1
+                    && rows[0].properties[&prop("Title")] == FieldValue::text("Edited in HubSpot"))
+                .then_some(())
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let hs = hs_title(ids[3].clone()).await.unwrap();
+    assert_eq!(
+        hs[&prop("jobtitle")],
+        FieldValue::text("Edited in HubSpot"),
+        "the echo changed nothing"
+    );
 
     // A company reaches HubSpot and Salesforce; a deal reaches HubSpot with its stage translated,
     // and follows the stage as it moves.
