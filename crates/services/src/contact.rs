@@ -198,6 +198,19 @@ impl ContactService {
         Ok(person)
     }
 
+    /// Drops every cached copy of a record (an Attio event says it changed). Cache failures are
+    /// logged: the copies expire with their TTL.
+    pub async fn invalidate_record(&self, tenant: &TenantId, record: RecordId) {
+        match Self::tag(tenant, record) {
+            Ok(tag) => {
+                if let Err(e) = self.cache.invalidate_tag(&tag).await {
+                    tracing::warn!(error = %e, "cannot drop cached copies of a record");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot name a record's cache tag"),
+        }
+    }
+
     /// Adds a note to a record of `object`.
     pub async fn add_note(
         &self,

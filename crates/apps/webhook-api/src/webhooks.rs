@@ -217,6 +217,24 @@ async fn attio_inner(
         Err(e) => (Some(format!("not an Attio delivery: {e}")), None),
         Ok(d) if !has_known_event(&d) => (None, None),
         Ok(d) => {
+            // Every record event flushes the cached copies it makes stale (this process holds
+            // the contact service's cache).
+            if let Some(contacts) = &state.contacts {
+                for e in &d.events {
+                    match &e.subject {
+                        EventSubject::Record(r) => {
+                            contacts.invalidate_record(&tenant.id, r.record_id).await
+                        }
+                        EventSubject::RecordMerged(m) => {
+                            contacts.invalidate_record(&tenant.id, m.record_id).await;
+                            contacts
+                                .invalidate_record(&tenant.id, m.duplicate_record_id)
+                                .await;
+                        }
+                        _ => {}
+                    }
+                }
+            }
             let job = job_key(&tenant.id, &d, &key).map(|k| {
                 NewJob::new(k, json!({"source": "attio", "delivery": d}))
                     .with_delay(state.settings.debounce)

@@ -219,3 +219,62 @@ async fn people_notes_tasks_and_pipeline_entries_through_the_api() {
     .await;
     assert!(matches!(status, 400 | 404 | 422), "{status} {answer}");
 }
+
+#[tokio::test]
+async fn an_attio_event_flushes_the_cached_person() {
+    let (sim, app) = app_with_contacts().await;
+    let k = key(&app, "acme").await;
+    let (_, person) = call(
+        &app,
+        reqwest::Method::PUT,
+        "/v1/tenants/acme/people",
+        &k,
+        Some(json!({"email": "kay@example.com", "job_title": "Computer"})),
+    )
+    .await;
+    let id = person["id"].as_str().unwrap().to_owned();
+    let (_, found) = call(
+        &app,
+        reqwest::Method::GET,
+        "/v1/tenants/acme/people?email=kay@example.com",
+        &k,
+        None,
+    )
+    .await;
+    assert_eq!(found["job_title"], "Computer", "now cached");
+    // Someone changes the title in Attio; the cached copy is stale until Attio's event arrives.
+    app.http
+        .patch(format!("{}/v2/objects/people/records/{id}", sim.url()))
+        .bearer_auth("c".repeat(64))
+        .json(&json!({"data": {"values": {"job_title": "Mathematician"}}}))
+        .send()
+        .await
+        .unwrap();
+    let (_, stale) = call(
+        &app,
+        reqwest::Method::GET,
+        "/v1/tenants/acme/people?email=kay@example.com",
+        &k,
+        None,
+    )
+    .await;
+    assert_eq!(stale["job_title"], "Computer", "served from the cache");
+    let (status, _) = app
+        .post_attio(
+            "acme",
+            &crate::record_event("record.updated", &id),
+            crate::SECRET,
+            Some("flush-1"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, fresh) = call(
+        &app,
+        reqwest::Method::GET,
+        "/v1/tenants/acme/people?email=kay@example.com",
+        &k,
+        None,
+    )
+    .await;
+    assert_eq!(fresh["job_title"], "Mathematician", "the event flushed it");
+}
