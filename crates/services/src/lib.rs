@@ -10,6 +10,8 @@
 //!   and reordered deliveries change nothing.
 //! - [`backfill::Backfill`]: a full sync of an object, page by page, checkpointed so an
 //!   interrupted run resumes; only what differs from the snapshots is written, in batches.
+//! - [`poll::ChangePoller`]: changes in a CRM without webhooks here (Salesforce), polled over an
+//!   overlapping window and synced both ways for linked records.
 //! - [`worker::Worker`]: the job loop — bounded concurrency, leases kept alive, retries with
 //!   exponential backoff and full jitter, dead letters, graceful shutdown that releases what it
 //!   cannot finish; [`worker::PipelineHandler`] runs webhook jobs through the pipeline.
@@ -19,6 +21,7 @@ pub mod contact;
 pub mod error;
 pub mod outbound;
 pub mod pipeline;
+pub mod poll;
 pub mod worker;
 
 pub use error::{ServiceError, ServiceResult};

@@ -56,7 +56,7 @@ pub enum Handled {
 pub struct EventPipeline {
     directory: Arc<dyn ClientDirectory>,
     links: Arc<dyn LinkStore>,
-    outbound: OutboundSync,
+    outbound: Arc<OutboundSync>,
     delete_policy: DeletePolicy,
     /// Object ids never change their object; slugs are looked up once per tenant.
     slugs: Mutex<HashMap<(TenantId, ObjectId), ObjectSlug>>,
@@ -74,7 +74,7 @@ impl EventPipeline {
     pub fn new(
         directory: Arc<dyn ClientDirectory>,
         links: Arc<dyn LinkStore>,
-        outbound: OutboundSync,
+        outbound: Arc<OutboundSync>,
         delete_policy: DeletePolicy,
     ) -> Self {
         Self {

@@ -50,6 +50,11 @@ pub struct RawConfig {
     pub tenants: Vec<String>,
     /// `archive` or `keep` the external records of deleted Attio records.
     pub on_delete: String,
+    /// Seconds between polls of Salesforce for changes (it sends no webhooks here); 0 turns
+    /// polling off. Run it on one worker: every poller reads the same changes.
+    pub poll_salesforce_s: u64,
+    /// How far back each poll looks; longer than the interval, so passes overlap.
+    pub poll_window_s: u64,
     pub targets: Vec<RawTarget>,
 }
 
@@ -71,6 +76,8 @@ impl Default for RawConfig {
             partitions: Vec::new(),
             tenants: Vec::new(),
             on_delete: "archive".into(),
+            poll_salesforce_s: 0,
+            poll_window_s: 120,
             targets: Vec::new(),
         }
     }
@@ -84,6 +91,8 @@ pub struct Settings {
     pub attio_base_url: String,
     pub worker: WorkerSettings,
     pub delete_policy: DeletePolicy,
+    /// `None` when polling is off; else (interval, window).
+    pub poll_salesforce: Option<(Duration, Duration)>,
     pub targets: Vec<SyncTarget>,
 }
 
@@ -131,6 +140,19 @@ impl RawConfig {
             other => {
                 return bad(format!(
                     "on_delete must be \"archive\" or \"keep\", got {other:?}"
+                ));
+            }
+        };
+        let poll_salesforce = match self.poll_salesforce_s {
+            0 => None,
+            n if self.poll_window_s > n => Some((
+                Duration::from_secs(n),
+                Duration::from_secs(self.poll_window_s),
+            )),
+            n => {
+                return bad(format!(
+                    "poll_window_s ({}) must be longer than poll_salesforce_s ({n}) so passes overlap",
+                    self.poll_window_s
                 ));
             }
         };
@@ -188,6 +210,7 @@ impl RawConfig {
                 idle_poll: Duration::from_millis(500),
             },
             delete_policy,
+            poll_salesforce,
             targets,
         })
     }
@@ -239,7 +262,14 @@ fields = [
     #[test]
     fn bad_values_name_the_setting() {
         type Tweak = fn(&mut RawConfig);
-        let cases: [(Tweak, &str); 6] = [
+        let cases: [(Tweak, &str); 7] = [
+            (
+                |c| {
+                    c.poll_salesforce_s = 60;
+                    c.poll_window_s = 30;
+                },
+                "poll_window_s",
+            ),
             (|c| c.concurrency = 0, "concurrency"),
             (|c| c.lease_s = 1, "lease_s"),
             (|c| c.on_delete = "shred".into(), "on_delete"),

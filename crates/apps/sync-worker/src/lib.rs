@@ -30,14 +30,15 @@ pub async fn run(
         limiter,
         &settings.attio_base_url,
     ));
-    let outbound = OutboundSync::new(
+    let outbound = Arc::new(OutboundSync::new(
         directory.clone(),
         stores.links.clone(),
         stores.ledger.clone(),
         stores.conflicts.clone(),
         Arc::new(SystemClock),
         settings.targets.clone(),
-    );
+    ));
+    let directory_for_poll = directory.clone();
     let backfill = Arc::new(services::backfill::Backfill::new(
         directory.clone(),
         stores.links.clone(),
@@ -49,7 +50,7 @@ pub async fn run(
     let pipeline = Arc::new(EventPipeline::new(
         directory,
         stores.links.clone(),
-        outbound,
+        outbound.clone(),
         settings.delete_policy,
     ));
     let worker = Worker::new(
@@ -60,6 +61,37 @@ pub async fn run(
         }),
         settings.worker.clone(),
     );
+    // Salesforce sends no webhooks here: poll it, on the workers configured to.
+    let poller = settings.poll_salesforce.map(|(interval, window)| {
+        let mut p = services::poll::ChangePoller::new(
+            domain::ids::SystemId::parse("salesforce").unwrap_or_else(|_| domain::ids::SystemId::attio()),
+            directory_for_poll.clone(),
+            stores.tenants.clone(),
+            stores.links.clone(),
+            outbound.clone(),
+            Arc::new(SystemClock),
+            settings.targets.clone(),
+        );
+        p.window = window;
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                match p.poll_all().await {
+                    Ok(s) if s.synced > 0 => tracing::debug!(seen = s.seen, synced = s.synced, "polled Salesforce"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "polling Salesforce failed; the next pass retries"),
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {},
+                    _ = stop.changed() => return,
+                }
+            }
+        })
+    });
     tracing::info!(consumer = %settings.worker.consumer, concurrency = settings.worker.concurrency, targets = settings.targets.len(), "sync-worker running");
-    worker.run(shutdown).await
+    let stats = worker.run(shutdown).await;
+    if let Some(p) = poller {
+        p.abort();
+    }
+    stats
 }

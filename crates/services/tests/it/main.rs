@@ -8,4 +8,5 @@ mod backfill;
 mod contact;
 mod outbound;
 mod pipeline;
+mod poll;
 mod worker;

@@ -15,7 +15,12 @@ use services::pipeline::{DeletePolicy, EventPipeline, Handled};
 use crate::outbound::{World, create_person, people, prop, set_title, world};
 
 fn pipeline(w: &World, policy: DeletePolicy) -> EventPipeline {
-    EventPipeline::new(w.directory.clone(), w.links.clone(), w.outbound(), policy)
+    EventPipeline::new(
+        w.directory.clone(),
+        w.links.clone(),
+        std::sync::Arc::new(w.outbound()),
+        policy,
+    )
 }
 
 /// An event as Attio delivers it.

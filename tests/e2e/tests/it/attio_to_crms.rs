@@ -314,7 +314,11 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
         ])
     };
     let mut w1: Proc = start("sync-worker", &[], &worker_env("w1"), false).await;
-    let _w2: Proc = start("sync-worker", &[], &worker_env("w2"), false).await;
+    // The second worker also polls Salesforce (which sends no webhooks here).
+    let mut w2_env = worker_env("w2");
+    w2_env.push(("ATTIO_SYNC_POLL_SALESFORCE_S", "1".into()));
+    w2_env.push(("ATTIO_SYNC_POLL_WINDOW_S", "60".into()));
+    let _w2: Proc = start("sync-worker", &[], &w2_env, false).await;
 
     // Duplicated and reordered deliveries from Attio.
     let faults = reqwest::Client::new()
@@ -531,6 +535,50 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
         FieldValue::text("Edited in HubSpot"),
         "the echo changed nothing"
     );
+
+    // And from Salesforce: a title edited there is polled into Attio and carried on to HubSpot.
+    let sf_edit = ports::crm::ExternalUpsert {
+        key: ids[4].clone(),
+        properties: BTreeMap::from([
+            (prop("LastName"), FieldValue::text("Last4")),
+            (prop("Title"), FieldValue::text("Edited in Salesforce")),
+        ]),
+    };
+    ports::crm::ExternalCrm::upsert_batch(&salesforce, "Contact", &prop("Attio_Id__c"), &[sf_edit])
+        .await
+        .unwrap();
+    eventually(
+        "the Salesforce edit in Attio",
+        Duration::from_secs(60),
+        || {
+            let (attio, id) = (&attio, ids[4].clone());
+            async move {
+                let r = attio
+                    .call(
+                        reqwest::Method::GET,
+                        &format!("/v2/objects/people/records/{id}"),
+                        None,
+                    )
+                    .await;
+                (r["data"]["values"]["job_title"][0]["value"] == "Edited in Salesforce")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    eventually(
+        "the Salesforce edit in HubSpot",
+        Duration::from_secs(60),
+        || {
+            let f = hs_title(ids[4].clone());
+            async move {
+                f.await
+                    .filter(|p| p[&prop("jobtitle")] == FieldValue::text("Edited in Salesforce"))
+                    .map(|_| ())
+            }
+        },
+    )
+    .await;
 
     // A company reaches HubSpot and Salesforce; a deal reaches HubSpot with its stage translated,
     // and follows the stage as it moves.

@@ -1,0 +1,147 @@
+//! Polling a CRM that sends no webhooks here (Salesforce): every pass asks each tenant's CRM for
+//! the records changed in the last `window`, and syncs each linked one both ways. Passes overlap
+//! (`window` is longer than the interval), so no cursor is stored and a change seen twice is
+//! settled once: the merge finds nothing left to do the second time, and our own writes (echoes)
+//! likewise. A poller down for longer than `window` misses changes made meanwhile; a backfill
+//! does not repair those (it writes Attio's side), the next change to the record does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::ids::{SystemId, TenantId};
+use domain::link::LinkLookup;
+use ports::clock::Clock;
+use ports::directory::ClientDirectory;
+use ports::error::PortError;
+use ports::stores::{LinkStore, TenantStore};
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::outbound::{OutboundSync, SyncTarget};
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PollStats {
+    pub seen: u64,
+    pub synced: u64,
+    pub unlinked: u64,
+}
+
+/// The poller of one system.
+pub struct ChangePoller {
+    system: SystemId,
+    directory: Arc<dyn ClientDirectory>,
+    tenants: Arc<dyn TenantStore>,
+    links: Arc<dyn LinkStore>,
+    outbound: Arc<OutboundSync>,
+    clock: Arc<dyn Clock>,
+    targets: Vec<SyncTarget>,
+    pub window: Duration,
+}
+
+impl std::fmt::Debug for ChangePoller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangePoller")
+            .field("system", &self.system)
+            .field("window", &self.window)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChangePoller {
+    pub fn new(
+        system: SystemId,
+        directory: Arc<dyn ClientDirectory>,
+        tenants: Arc<dyn TenantStore>,
+        links: Arc<dyn LinkStore>,
+        outbound: Arc<OutboundSync>,
+        clock: Arc<dyn Clock>,
+        targets: Vec<SyncTarget>,
+    ) -> Self {
+        let targets = targets
+            .into_iter()
+            .filter(|t| t.mapping.system == system)
+            .collect();
+        Self {
+            system,
+            directory,
+            tenants,
+            links,
+            outbound,
+            clock,
+            targets,
+            window: Duration::from_secs(120),
+        }
+    }
+
+    /// One pass over one tenant. A tenant without a connection to the system is skipped.
+    pub async fn poll_tenant(&self, tenant: &TenantId) -> ServiceResult<PollStats> {
+        let mut stats = PollStats::default();
+        let clients = self.directory.clients(tenant).await?;
+        let Some(crm) = clients.crms.get(&self.system).cloned() else {
+            return Ok(stats);
+        };
+        let since = self.clock.now()
+            - time::Duration::try_from(self.window).unwrap_or(time::Duration::MINUTE);
+        for target in &self.targets {
+            let props: Vec<_> = target
+                .mapping
+                .fields()
+                .iter()
+                .map(|m| m.external.clone())
+                .collect();
+            let mut after = None;
+            loop {
+                let page = crm
+                    .changed_since(&target.mapping.external_object, since, &props, after)
+                    .await?;
+                for r in &page.records {
+                    stats.seen += 1;
+                    if r.archived {
+                        continue;
+                    }
+                    let lookup = LinkLookup::External {
+                        system: self.system.clone(),
+                        external_object: target.mapping.external_object.clone(),
+                        external_id: r.id.clone(),
+                    };
+                    let Some(link) = self.links.find(tenant, &lookup).await? else {
+                        stats.unlinked += 1;
+                        continue;
+                    };
+                    match self
+                        .outbound
+                        .sync_record(tenant, &link.object, link.attio_record)
+                        .await
+                    {
+                        Ok(_) => stats.synced += 1,
+                        Err(ServiceError::Port(PortError::NotFound(_))) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+        }
+        Ok(stats)
+    }
+
+    /// One pass over every tenant; a tenant's failure is logged and the others still run.
+    pub async fn poll_all(&self) -> ServiceResult<PollStats> {
+        let mut total = PollStats::default();
+        for t in self.tenants.list().await? {
+            match self.poll_tenant(&t.id).await {
+                Ok(s) => {
+                    total.seen += s.seen;
+                    total.synced += s.synced;
+                    total.unlinked += s.unlinked;
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %t.id, system = %self.system, error = %e, "a polling pass failed; the next one retries")
+                }
+            }
+        }
+        Ok(total)
+    }
+}
