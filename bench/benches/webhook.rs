@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use adapter_hubspot::{HubSpotClient, HubSpotConfig};
-use adapter_memory::{MemoryRateLimiter, SystemClock};
+use adapter_memory::MemoryRateLimiter;
 use adapter_postgres::{PgConfig, PgStore};
 use bench::Latencies;
 use criterion::{Criterion, Throughput};
@@ -156,18 +156,7 @@ fn main() {
         .validate(),
         "settings",
     );
-    let state = webhook_api::AppState {
-        tenants: stores.tenants.clone(),
-        inbox: stores.inbox.clone(),
-        queue: stores.queue.clone(),
-        dead: stores.dead.clone(),
-        sync_state: stores.sync_state.clone(),
-        clock: Arc::new(SystemClock),
-        settings: Arc::new(settings),
-        registrar: None,
-        tenant_cache: Default::default(),
-        contacts: None,
-    };
+    let state = webhook_api::AppState::new(&stores, settings);
     let _api = rt.spawn(webhook_api::serve(listener, state, std::future::pending()));
     let url = format!("{api_url}/v1/webhooks/attio/bench");
     let http = or_die(
@@ -277,10 +266,7 @@ fn main() {
         t.attio.webhook_secrets = vec![or_die(Secret::new(hook["data"]["secret"].as_str().unwrap_or_default()), "secret")];
         or_die(stores.tenants.create(&t).await, "tenant");
         let settings = or_die(webhook_api::RawConfig { debounce_ms: 0, ..Default::default() }.validate(), "settings");
-        let state = webhook_api::AppState {
-            tenants: stores.tenants.clone(), inbox: stores.inbox.clone(), queue: stores.queue.clone(), dead: stores.dead.clone(),
-            sync_state: stores.sync_state.clone(), clock: Arc::new(SystemClock), settings: Arc::new(settings), registrar: None, tenant_cache: Default::default(), contacts: None,
-        };
+        let state = webhook_api::AppState::new(&stores, settings);
         let api = tokio::spawn(webhook_api::serve(listener, state, std::future::pending()));
         let dir = std::env::temp_dir().join(bench::stamp());
         or_die(std::fs::create_dir_all(&dir), "dir");

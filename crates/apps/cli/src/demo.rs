@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapter_hubspot::{HubSpotClient, HubSpotConfig};
-use adapter_memory::{MemoryRateLimiter, SystemClock};
+use adapter_memory::MemoryRateLimiter;
 use adapter_salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
 use anyhow::{Context, Result, bail};
 use domain::ids::TenantId;
@@ -145,21 +145,12 @@ pub async fn run(wait: Duration) -> Result<()> {
     }
     .validate()?;
     let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryRateLimiter::default());
-    let state = webhook_api::AppState {
-        tenants: stores.tenants.clone(),
-        inbox: stores.inbox.clone(),
-        queue: stores.queue.clone(),
-        dead: stores.dead.clone(),
-        sync_state: stores.sync_state.clone(),
-        clock: Arc::new(SystemClock),
-        settings: Arc::new(api_settings),
-        registrar: Some(webhook_api::AttioRegistrar {
+    let state = webhook_api::AppState::new(&stores, api_settings).with_registrar(Some(
+        webhook_api::AttioRegistrar {
             base_url: attio_sim.url(),
             limiter: limiter.clone(),
-        }),
-        tenant_cache: Default::default(),
-        contacts: None,
-    };
+        },
+    ));
     let api = tokio::spawn(webhook_api::serve(listener, state, std::future::pending()));
 
     // The worker.

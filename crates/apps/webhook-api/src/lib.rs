@@ -62,6 +62,38 @@ pub struct AppState {
     pub contacts: Option<Arc<services::contact::ContactService>>,
 }
 
+impl AppState {
+    /// The state over a set of stores: the system clock, no webhook registration, no contact
+    /// service (see [`AppState::with_registrar`], [`AppState::with_contacts`]).
+    pub fn new(stores: &app_common::Stores, settings: Settings) -> Self {
+        Self {
+            tenants: stores.tenants.clone(),
+            inbox: stores.inbox.clone(),
+            queue: stores.queue.clone(),
+            dead: stores.dead.clone(),
+            sync_state: stores.sync_state.clone(),
+            clock: Arc::new(adapter_memory::SystemClock),
+            settings: Arc::new(settings),
+            registrar: None,
+            tenant_cache: TenantCache::default(),
+            contacts: None,
+        }
+    }
+
+    pub fn with_registrar(mut self, registrar: Option<AttioRegistrar>) -> Self {
+        self.registrar = registrar;
+        self
+    }
+
+    pub fn with_contacts(
+        mut self,
+        contacts: Option<Arc<services::contact::ContactService>>,
+    ) -> Self {
+        self.contacts = contacts;
+        self
+    }
+}
+
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use adapter_memory::SystemClock;
 use anyhow::{Context, Result};
 use clap::Parser;
 use webhook_api::{AppState, RawConfig};
@@ -43,21 +42,12 @@ async fn main() -> Result<()> {
         )),
         Arc::new(adapter_memory::MemoryCache::default()),
     );
-    let state = AppState {
-        tenants: stores.tenants,
-        inbox: stores.inbox,
-        queue: stores.queue,
-        dead: stores.dead,
-        sync_state: stores.sync_state,
-        clock: Arc::new(SystemClock),
-        settings: Arc::new(settings.clone()),
-        registrar: Some(webhook_api::AttioRegistrar {
+    let state = AppState::new(&stores, settings.clone())
+        .with_registrar(Some(webhook_api::AttioRegistrar {
             base_url: settings.attio_base_url.clone(),
             limiter,
-        }),
-        tenant_cache: Default::default(),
-        contacts: Some(Arc::new(contacts)),
-    };
+        }))
+        .with_contacts(Some(Arc::new(contacts)));
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;

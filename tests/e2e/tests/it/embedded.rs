@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapter_hubspot::{HubSpotClient, HubSpotConfig};
-use adapter_memory::{MemoryRateLimiter, SystemClock};
+use adapter_memory::MemoryRateLimiter;
 use adapter_salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
 use domain::field::FieldValue;
 use domain::tenant::Secret;
@@ -52,18 +52,7 @@ async fn people_reach_both_crms_exactly_once_on_the_embedded_stores() {
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api_url = format!("http://{}", listener.local_addr().unwrap());
-    let state = webhook_api::AppState {
-        tenants: stores.tenants.clone(),
-        inbox: stores.inbox.clone(),
-        queue: stores.queue.clone(),
-        dead: stores.dead.clone(),
-        sync_state: stores.sync_state.clone(),
-        clock: Arc::new(SystemClock),
-        settings: Arc::new(api_settings),
-        registrar: None,
-        tenant_cache: Default::default(),
-        contacts: None,
-    };
+    let state = webhook_api::AppState::new(&stores, api_settings);
     let api = tokio::spawn(webhook_api::serve(listener, state, std::future::pending()));
 
     let attio = Attio {

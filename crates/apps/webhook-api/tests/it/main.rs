@@ -15,7 +15,6 @@ mod process;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use adapter_memory::SystemClock;
 use domain::ids::{SystemId, TenantId};
 use domain::tenant::{AttioCredentials, CrmConnection, Secret, Tenant};
 use ports::queue::JobQueue;
@@ -156,18 +155,9 @@ pub async fn spawn_full(
     if own_url {
         settings.public_url = url.clone();
     }
-    let state = AppState {
-        tenants: stores.tenants.clone(),
-        inbox: stores.inbox.clone(),
-        queue: stores.queue.clone(),
-        dead: stores.dead.clone(),
-        sync_state: stores.sync_state.clone(),
-        clock: Arc::new(SystemClock),
-        settings: Arc::new(settings),
-        registrar,
-        tenant_cache: Default::default(),
-        contacts,
-    };
+    let state = AppState::new(&stores, settings)
+        .with_registrar(registrar)
+        .with_contacts(contacts);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(webhook_api::serve(listener, state, async {
         let _ = stopped.await;
