@@ -45,9 +45,11 @@ pub struct PersonInput {
 
 fn text(v: FieldValue) -> Option<String> {
     match v {
-        FieldValue::Text(s) => Some(s),
         FieldValue::Empty => None,
-        other => Some(format!("{other:?}")),
+        FieldValue::Text(s) => Some(s),
+        FieldValue::Number(n) => Some(n.to_string()),
+        FieldValue::Bool(b) => Some(b.to_string()),
+        FieldValue::List(items) => Some(items.join(", ")),
     }
 }
 

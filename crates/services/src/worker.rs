@@ -25,12 +25,23 @@ pub trait JobHandler: Send + Sync {
     async fn handle(&self, job: &Job) -> ServiceResult<()>;
 }
 
+/// One change a CRM reported: `{object, id, deleted}` (the API converts its provider's events).
+#[derive(Debug, serde::Deserialize)]
+struct CrmChange {
+    object: String,
+    id: String,
+    #[serde(default)]
+    deleted: bool,
+}
+
 /// Why a payload cannot be processed at all (it will not get better by retrying).
 #[derive(Debug, thiserror::Error)]
 #[error("unreadable job payload: {0}")]
 pub struct BadPayload(pub String);
 
 /// The handler for webhook jobs: Attio deliveries go through the event pipeline, event by event;
+/// CRM changes (`{"source": "crm", "system", "changes": [{object, id, deleted}]}`) sync their
+/// linked records;
 /// backfill jobs (`{"source": "backfill", "object", "system"}`) run the backfill to its end,
 /// resuming from its checkpoint when retried.
 pub struct PipelineHandler {
@@ -78,39 +89,23 @@ impl JobHandler for PipelineHandler {
                     let done = backfill.run(tenant, &object, &system, None).await?;
                     tracing::info!(tenant = %tenant, object = %object, system = %system, seen = done.records_seen, written = done.records_written, "backfill finished");
                 }
-                Some("hubspot") => {
-                    // An array of HubSpot events, each naming an object type and id.
-                    let body = payload["body"].as_str().unwrap_or_default();
-                    let events: Vec<serde_json::Value> = serde_json::from_str(body)
-                        .map_err(|e| PortError::Invalid(BadPayload(e.to_string()).to_string()))?;
-                    let system = domain::ids::SystemId::parse("hubspot")?;
-                    for e in events {
-                        let kind = e["subscriptionType"].as_str().unwrap_or_default();
-                        let Some((object, change)) = kind.split_once('.') else {
-                            continue;
-                        };
-                        let external_object = match object {
-                            "contact" => "contacts",
-                            "company" => "companies",
-                            "deal" => "deals",
-                            _ => continue,
-                        };
-                        let Some(id) = e["objectId"].as_u64() else {
-                            continue;
-                        };
-                        let id = domain::ids::ExternalId::parse(&id.to_string())?;
+                Some("crm") => {
+                    // Changes a CRM reported, already in provider-neutral form.
+                    let system = domain::ids::SystemId::parse(
+                        payload["system"].as_str().unwrap_or_default(),
+                    )?;
+                    let changes: Vec<CrmChange> =
+                        serde_json::from_value(payload["changes"].clone()).map_err(|e| {
+                            PortError::Invalid(BadPayload(e.to_string()).to_string())
+                        })?;
+                    for c in changes {
+                        let id = domain::ids::ExternalId::parse(&c.id)?;
                         let outcome = self
                             .pipeline
-                            .handle_external(
-                                tenant,
-                                &system,
-                                external_object,
-                                &id,
-                                change == "deletion",
-                            )
+                            .handle_external(tenant, &system, &c.object, &id, c.deleted)
                             .await?;
                         if let Handled::Ignored { reason } = &outcome {
-                            tracing::info!(tenant = %tenant, job = %job.id, reason = %reason, "HubSpot event acknowledged without effect");
+                            tracing::info!(tenant = %tenant, job = %job.id, reason = %reason, "CRM change acknowledged without effect");
                         }
                     }
                 }

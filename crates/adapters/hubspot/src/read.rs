@@ -41,16 +41,16 @@ fn names(props: &[ExternalProperty]) -> Vec<&str> {
     props.iter().map(ExternalProperty::as_str).collect()
 }
 
-/// Percent-encodes a value for one path segment (e-mail addresses and ids with `/`).
+/// Path-segment encoding: everything but RFC 3986's unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Percent-encodes a value for one path segment.
 fn segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'@' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 impl HubSpotClient {

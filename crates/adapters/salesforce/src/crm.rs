@@ -154,6 +154,23 @@ impl SalesforceClient {
         }
     }
 
+    /// One getUpdated/getDeleted call (`kind` = `updated` or `deleted`) over `[start, end)`.
+    async fn replication(
+        &self,
+        object: &str,
+        kind: &str,
+        start: OffsetDateTime,
+        end: OffsetDateTime,
+    ) -> PortResult<Value> {
+        let path = format!("/sobjects/{}/{kind}/", sobject(object)?);
+        let query = [("start", soql_time(start)), ("end", soql_time(end))];
+        let a = self.send(Method::GET, &path, &query, None).await?;
+        if a.status != 200 {
+            return Err(rejected(a.status, &a.body));
+        }
+        Ok(a.body)
+    }
+
     /// Ids of records changed in `[start, end)` (minute granularity, at most 30 days back).
     pub async fn updated(
         &self,
@@ -161,19 +178,8 @@ impl SalesforceClient {
         start: OffsetDateTime,
         end: OffsetDateTime,
     ) -> PortResult<UpdatedIds> {
-        let path = format!("/sobjects/{}/updated/", sobject(object)?);
-        let a = self
-            .send(
-                Method::GET,
-                &path,
-                &[("start", soql_time(start)), ("end", soql_time(end))],
-                None,
-            )
-            .await?;
-        if a.status != 200 {
-            return Err(rejected(a.status, &a.body));
-        }
-        let ids = a.body["ids"]
+        let a = self.replication(object, "updated", start, end).await?;
+        let ids = a["ids"]
             .as_array()
             .into_iter()
             .flatten()
@@ -182,7 +188,7 @@ impl SalesforceClient {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(UpdatedIds {
             ids,
-            latest_date_covered: time_field(&a.body, "latestDateCovered")?,
+            latest_date_covered: time_field(&a, "latestDateCovered")?,
         })
     }
 
@@ -193,19 +199,8 @@ impl SalesforceClient {
         start: OffsetDateTime,
         end: OffsetDateTime,
     ) -> PortResult<DeletedPage> {
-        let path = format!("/sobjects/{}/deleted/", sobject(object)?);
-        let a = self
-            .send(
-                Method::GET,
-                &path,
-                &[("start", soql_time(start)), ("end", soql_time(end))],
-                None,
-            )
-            .await?;
-        if a.status != 200 {
-            return Err(rejected(a.status, &a.body));
-        }
-        let deleted = a.body["deletedRecords"]
+        let a = self.replication(object, "deleted", start, end).await?;
+        let deleted = a["deletedRecords"]
             .as_array()
             .into_iter()
             .flatten()
@@ -218,22 +213,22 @@ impl SalesforceClient {
             .collect::<PortResult<Vec<_>>>()?;
         Ok(DeletedPage {
             deleted,
-            earliest_date_available: time_field(&a.body, "earliestDateAvailable")?,
-            latest_date_covered: time_field(&a.body, "latestDateCovered")?,
+            earliest_date_available: time_field(&a, "earliestDateAvailable")?,
+            latest_date_covered: time_field(&a, "latestDateCovered")?,
         })
     }
 }
 
-/// Percent-encodes an external-id value for a path segment.
+/// Path-segment encoding: everything but RFC 3986's unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Percent-encodes a value for one path segment.
 fn utf8_percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 #[async_trait]

@@ -67,8 +67,6 @@ pub struct SalesforceConfig {
     pub pause_at: f64,
     /// The wait `RateLimited` suggests while paused.
     pub pause_retry: Duration,
-    /// Requests in flight at once for bulk upserts (short requests have no concurrency limit).
-    pub concurrency: usize,
     /// Rows per query page asked for with `Sforce-Query-Options` (200–2,000; a hint Salesforce
     /// may not honour).
     pub query_batch_size: u32,
@@ -105,7 +103,6 @@ impl SalesforceConfig {
             backoff_cap: Duration::from_secs(10),
             pause_at: 0.9,
             pause_retry: Duration::from_secs(15 * 60),
-            concurrency: 4,
             query_batch_size: 2000,
         })
     }
@@ -132,11 +129,6 @@ impl SalesforceConfig {
                 "query_batch_size must be between 200 and 2000, got {}",
                 self.query_batch_size
             )));
-        }
-        if self.concurrency == 0 {
-            return Err(SalesforceSetupError::Config(
-                "concurrency must be at least 1".into(),
-            ));
         }
         Ok(())
     }

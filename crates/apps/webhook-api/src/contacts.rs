@@ -119,8 +119,11 @@ fn service(state: &AppState) -> Result<&ContactService, Response> {
         .ok_or_else(|| error(StatusCode::NOT_FOUND, "the contact API is not configured"))
 }
 
-fn tenant_of(raw: &str) -> Result<TenantId, Response> {
-    TenantId::parse(raw).map_err(|_| error(StatusCode::NOT_FOUND, "not found"))
+/// The contact service and the path's tenant, or the answer when either is missing.
+fn context<'a>(state: &'a AppState, raw: &str) -> Result<(&'a ContactService, TenantId), Response> {
+    let service = service(state)?;
+    let tenant = TenantId::parse(raw).map_err(|_| error(StatusCode::NOT_FOUND, "not found"))?;
+    Ok((service, tenant))
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,9 +136,9 @@ async fn find_person(
     Path(raw): Path<String>,
     Query(q): Query<EmailQuery>,
 ) -> Response {
-    let (s, tenant) = match (service(&state), tenant_of(&raw)) {
-        (Ok(s), Ok(t)) => (s, t),
-        (Err(r), _) | (_, Err(r)) => return r,
+    let (s, tenant) = match context(&state, &raw) {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     match s.find_by_email(&tenant, &q.email).await {
         Ok(Some(p)) => Json(p).into_response(),
@@ -149,9 +152,9 @@ async fn upsert_person(
     Path(raw): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let (s, tenant) = match (service(&state), tenant_of(&raw)) {
-        (Ok(s), Ok(t)) => (s, t),
-        (Err(r), _) | (_, Err(r)) => return r,
+    let (s, tenant) = match context(&state, &raw) {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let input: PersonInput = match serde_json::from_slice(&body) {
         Ok(i) => i,
@@ -175,9 +178,9 @@ async fn add_note(
     Path((raw, record)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
-    let (s, tenant) = match (service(&state), tenant_of(&raw)) {
-        (Ok(s), Ok(t)) => (s, t),
-        (Err(r), _) | (_, Err(r)) => return r,
+    let (s, tenant) = match context(&state, &raw) {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let Ok(record) = RecordId::parse(&record) else {
         return error(StatusCode::NOT_FOUND, "not found");
@@ -214,9 +217,9 @@ async fn create_task(
     Path(raw): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let (s, tenant) = match (service(&state), tenant_of(&raw)) {
-        (Ok(s), Ok(t)) => (s, t),
-        (Err(r), _) | (_, Err(r)) => return r,
+    let (s, tenant) = match context(&state, &raw) {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let task: TaskBody = match serde_json::from_slice(&body) {
         Ok(t) => t,
@@ -253,9 +256,9 @@ async fn add_entry(
     Path((raw, list)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
-    let (s, tenant) = match (service(&state), tenant_of(&raw)) {
-        (Ok(s), Ok(t)) => (s, t),
-        (Err(r), _) | (_, Err(r)) => return r,
+    let (s, tenant) = match context(&state, &raw) {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let entry: EntryBody = match serde_json::from_slice(&body) {
         Ok(e) => e,

@@ -84,6 +84,34 @@ fn has_known_event(delivery: &WebhookDelivery) -> bool {
     delivery.events.iter().any(|e| e.event_type.is_known())
 }
 
+/// A job for a key and payload with the configured debounce and attempts.
+fn new_job(state: &AppState, key: JobKey, payload: serde_json::Value) -> NewJob {
+    NewJob::new(key, payload)
+        .with_delay(state.settings.debounce)
+        .with_max_attempts(state.settings.max_attempts)
+}
+
+/// Stores a verified delivery of `source` (and its job) and answers.
+async fn store(
+    state: &AppState,
+    tenant: &TenantId,
+    source: SystemId,
+    key: IdempotencyKey,
+    body: &Bytes,
+    quarantine: Option<String>,
+    job: Option<NewJob>,
+) -> Response {
+    let delivery = InboundDelivery {
+        tenant: tenant.clone(),
+        source,
+        key,
+        body: body.to_vec(),
+        received_at: state.clock.now(),
+        quarantine,
+    };
+    accept(state, delivery, job).await
+}
+
 async fn accept(state: &AppState, delivery: InboundDelivery, job: Option<NewJob>) -> Response {
     let quarantined = delivery.quarantine.is_some();
     match state
@@ -235,23 +263,21 @@ async fn attio_inner(
                     }
                 }
             }
-            let job = job_key(&tenant.id, &d, &key).map(|k| {
-                NewJob::new(k, json!({"source": "attio", "delivery": d}))
-                    .with_delay(state.settings.debounce)
-                    .with_max_attempts(state.settings.max_attempts)
-            });
+            let job = job_key(&tenant.id, &d, &key)
+                .map(|k| new_job(&state, k, json!({"source": "attio", "delivery": d})));
             (None, job)
         }
     };
-    let delivery = InboundDelivery {
-        tenant: tenant.id.clone(),
-        source: SystemId::attio(),
+    store(
+        &state,
+        &tenant.id,
+        SystemId::attio(),
         key,
-        body: body.to_vec(),
-        received_at: state.clock.now(),
+        &body,
         quarantine,
-    };
-    accept(&state, delivery, job).await
+        job,
+    )
+    .await
 }
 
 async fn hubspot_inner(
@@ -301,31 +327,34 @@ async fn hubspot_inner(
     let (quarantine, job) = match adapter_hubspot::parse_events(&body) {
         Err(e) => (Some(format!("not a HubSpot event array: {e}")), None),
         Ok(events) => {
+            // Provider-neutral changes ({object, id, deleted}): the worker needs no HubSpot
+            // wire format. Events about other objects are kept in the stored body only.
+            let changes: Vec<serde_json::Value> = events
+                .iter()
+                .filter_map(|e| {
+                    let kind = e.kind();
+                    let object = kind.collection()?;
+                    let id = e.object_id?;
+                    Some(json!({"object": object, "id": id.to_string(), "deleted": kind.action == "deletion"}))
+                })
+                .collect();
             let entity = events
                 .first()
                 .and_then(|e| e.object_id)
                 .map(|id| id.to_string())
                 .unwrap_or_else(|| key.as_str().chars().take(64).collect());
-            let job = JobKey::new(tenant.id.clone(), "hubspot", &entity)
-                .ok()
+            let job = (!changes.is_empty())
+                .then(|| JobKey::new(tenant.id.clone(), "hubspot", &entity).ok())
+                .flatten()
                 .map(|k| {
-                    NewJob::new(
+                    new_job(
+                        &state,
                         k,
-                        json!({"source": "hubspot", "body": String::from_utf8_lossy(&body)}),
+                        json!({"source": "crm", "system": "hubspot", "changes": changes}),
                     )
-                    .with_delay(state.settings.debounce)
-                    .with_max_attempts(state.settings.max_attempts)
                 });
             (None, job)
         }
     };
-    let delivery = InboundDelivery {
-        tenant: tenant.id.clone(),
-        source: system,
-        key,
-        body: body.to_vec(),
-        received_at: state.clock.now(),
-        quarantine,
-    };
-    accept(&state, delivery, job).await
+    store(&state, &tenant.id, system, key, &body, quarantine, job).await
 }

@@ -173,6 +173,11 @@ async fn hubspot_deliveries_are_checked_with_the_v3_signature() {
         (job.job.key.partition.as_str(), job.job.key.entity.as_str()),
         ("hubspot", "1234")
     );
+    assert_eq!(
+        job.job.payloads[0],
+        serde_json::json!({"source": "crm", "system": "hubspot", "changes": [{"object": "contacts", "id": "1234", "deleted": false}]}),
+        "the worker gets provider-neutral changes"
+    );
 }
 
 #[tokio::test]
