@@ -10,6 +10,7 @@
 //! stream per tenant.
 
 mod cache;
+mod inbox;
 mod limiter;
 mod queue;
 mod scripts;

@@ -74,3 +74,26 @@ local function bury(id, err, rec)
     redis.call('INCR', ns .. ':deadcount')
     remove(id)
 end
+
+-- Adds a job, or folds its payload into the pending (never delivered) job of the same key.
+-- Returns {"coalesced"|"enqueued", id}.
+local function enqueue(tenant, partition, entity, payload, max, delay, id)
+    local key = tenant .. '/' .. partition .. '/' .. entity
+    local list = ns .. ':key:' .. key
+    local ids = redis.call('LRANGE', list, 0, -1)
+    for i = #ids, 1, -1 do
+        local h = job_key(ids[i])
+        if redis.call('HGET', h, 'fresh') == '1' then
+            local p = redis.call('HGET', h, 'payloads')
+            redis.call('HSET', h, 'payloads', string.sub(p, 1, -2) .. ',' .. payload .. ']')
+            return {'coalesced', ids[i]}
+        end
+    end
+    redis.call('HSET', job_key(id), 'key', key, 'tenant', tenant, 'partition', partition, 'entity', entity,
+        'payloads', '[' .. payload .. ']', 'attempts', 0, 'max', max, 'enq', now, 'err', '',
+        'fresh', 1, 'lease', '', 'exp', 0, 'nb', now + tonumber(delay),
+        'stream', ns .. ':ready:' .. tenant .. ':' .. partition, 'eid', '')
+    redis.call('INCR', ns .. ':count')
+    if redis.call('RPUSH', list, id) == 1 then make_ready(id) end
+    return {'enqueued', id}
+end

@@ -64,8 +64,12 @@ fn job(id: &str, f: &[String]) -> PortResult<Job> {
 }
 
 impl RedisStore {
-    async fn settle(&self, script: &str, r: &Reservation, extra: &[String]) -> PortResult<()> {
-        let script = redis::Script::new(script);
+    async fn settle(
+        &self,
+        script: &redis::Script,
+        r: &Reservation,
+        extra: &[String],
+    ) -> PortResult<()> {
         let mut s = script.prepare_invoke();
         s.arg(&self.ns)
             .arg(r.job.id.to_string())
@@ -87,7 +91,7 @@ impl JobQueue for RedisStore {
     async fn enqueue(&self, new: NewJob) -> PortResult<EnqueueOutcome> {
         let payload =
             serde_json::to_string(&new.payload).map_err(|e| PortError::Invalid(e.to_string()))?;
-        let (kind, id): (String, String) = redis::Script::new(ENQUEUE)
+        let (kind, id): (String, String) = ENQUEUE
             .arg(&self.ns)
             .arg(new.key.tenant.as_str())
             .arg(&new.key.partition)
@@ -116,7 +120,7 @@ impl JobQueue for RedisStore {
         let token = Uuid::new_v4();
         let tenants: Vec<&str> = filter.tenants.iter().map(|t| t.as_str()).collect();
         let partitions: Vec<&String> = filter.partitions.iter().collect();
-        let reply: Option<Vec<String>> = redis::Script::new(RESERVE)
+        let reply: Option<Vec<String>> = RESERVE
             .arg(&self.ns)
             .arg(consumer)
             .arg(ms(lease).max(1))
@@ -138,11 +142,11 @@ impl JobQueue for RedisStore {
     }
 
     async fn ack(&self, r: &Reservation) -> PortResult<()> {
-        self.settle(ACK, r, &[]).await
+        self.settle(&ACK, r, &[]).await
     }
 
     async fn extend(&self, r: &Reservation, lease: Duration) -> PortResult<()> {
-        self.settle(EXTEND, r, &[ms(lease).max(1).to_string()])
+        self.settle(&EXTEND, r, &[ms(lease).max(1).to_string()])
             .await
     }
 
@@ -152,7 +156,7 @@ impl JobQueue for RedisStore {
         error: &str,
         retry_after: Duration,
     ) -> PortResult<FailOutcome> {
-        let reply: Vec<String> = redis::Script::new(FAIL)
+        let reply: Vec<String> = FAIL
             .arg(&self.ns)
             .arg(r.job.id.to_string())
             .arg(r.lease.0.to_string())
@@ -177,7 +181,7 @@ impl JobQueue for RedisStore {
         needs_reconciliation: bool,
     ) -> PortResult<()> {
         self.settle(
-            DEAD_LETTER,
+            &DEAD_LETTER,
             r,
             &[error.to_owned(), u8::from(needs_reconciliation).to_string()],
         )
@@ -185,11 +189,11 @@ impl JobQueue for RedisStore {
     }
 
     async fn release(&self, r: &Reservation) -> PortResult<()> {
-        self.settle(RELEASE, r, &[]).await
+        self.settle(&RELEASE, r, &[]).await
     }
 
     async fn depth(&self) -> PortResult<QueueDepth> {
-        let d: Vec<i64> = redis::Script::new(DEPTH)
+        let d: Vec<i64> = DEPTH
             .arg(&self.ns)
             .invoke_async(&mut self.conn())
             .await
@@ -212,7 +216,7 @@ impl JobQueue for RedisStore {
 #[async_trait]
 impl DeadLetterQueue for RedisStore {
     async fn list_dead(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<DeadLetter>> {
-        let entries: Vec<Vec<String>> = redis::Script::new(LIST_DEAD)
+        let entries: Vec<Vec<String>> = LIST_DEAD
             .arg(&self.ns)
             .arg(tenant.as_str())
             .arg(limit.max(1))
@@ -253,7 +257,7 @@ impl DeadLetterQueue for RedisStore {
     }
 
     async fn replay(&self, tenant: &TenantId, id: JobId) -> PortResult<JobId> {
-        let new: Option<String> = redis::Script::new(REPLAY)
+        let new: Option<String> = REPLAY
             .arg(&self.ns)
             .arg(tenant.as_str())
             .arg(id.to_string())
@@ -266,7 +270,7 @@ impl DeadLetterQueue for RedisStore {
     }
 
     async fn purge(&self, tenant: &TenantId, id: JobId) -> PortResult<()> {
-        let done: i64 = redis::Script::new(PURGE)
+        let done: i64 = PURGE
             .arg(&self.ns)
             .arg(tenant.as_str())
             .arg(id.to_string())

@@ -1,41 +1,49 @@
 //! The queue's Lua scripts. Each is the shared helpers (`queue.lua`) followed by one operation, so
 //! every operation is atomic on the server.
 
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// A script built (and its SHA-1 computed) once per process.
 macro_rules! script {
     ($body:literal) => {
-        concat!(include_str!("queue.lua"), "\n", $body)
+        LazyLock::new(|| Script::new(concat!(include_str!("queue.lua"), "\n", $body)))
     };
 }
 
 /// ARGV: ns, tenant, partition, entity, payload JSON, max attempts, delay ms, new id.
 /// Returns {"coalesced"|"enqueued", id}.
-pub(crate) const ENQUEUE: &str = script!(
+pub(crate) static ENQUEUE: LazyLock<Script> = script!(
     r#"
-local key = ARGV[2] .. '/' .. ARGV[3] .. '/' .. ARGV[4]
-local list = ns .. ':key:' .. key
-local ids = redis.call('LRANGE', list, 0, -1)
-for i = #ids, 1, -1 do
-    local h = job_key(ids[i])
-    if redis.call('HGET', h, 'fresh') == '1' then
-        local p = redis.call('HGET', h, 'payloads')
-        redis.call('HSET', h, 'payloads', string.sub(p, 1, -2) .. ',' .. ARGV[5] .. ']')
-        return {'coalesced', ids[i]}
-    end
-end
-local id = ARGV[8]
-redis.call('HSET', job_key(id), 'key', key, 'tenant', ARGV[2], 'partition', ARGV[3], 'entity', ARGV[4],
-    'payloads', '[' .. ARGV[5] .. ']', 'attempts', 0, 'max', ARGV[6], 'enq', now, 'err', '',
-    'fresh', 1, 'lease', '', 'exp', 0, 'nb', now + tonumber(ARGV[7]),
-    'stream', ns .. ':ready:' .. ARGV[2] .. ':' .. ARGV[3], 'eid', '')
-redis.call('INCR', ns .. ':count')
-if redis.call('RPUSH', list, id) == 1 then make_ready(id) end
-return {'enqueued', id}
+return enqueue(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+"#
+);
+
+/// The inbox's one step. ARGV: ns, tenant, idempotency key, retention ms, inbox id, source, body,
+/// received (ns since the epoch), quarantined (0/1), reason, then either nothing (no job) or
+/// partition, entity, payload JSON, max attempts, delay ms, new job id.
+/// Returns {"duplicate"} or {"stored"[, "coalesced"|"enqueued", job id]}.
+pub(crate) static ACCEPT: LazyLock<Script> = script!(
+    r#"
+local tenant = ARGV[2]
+local claim = ns .. ':idem:t:' .. tenant .. ':' .. ARGV[3]
+if not redis.call('SET', claim, 1, 'NX', 'PX', ARGV[4]) then return {'duplicate'} end
+local id = ARGV[5]
+local box = ns .. ':inbox:' .. tenant .. ':' .. id
+redis.call('HSET', box, 'source', ARGV[6], 'key', ARGV[3], 'body', ARGV[7], 'received', ARGV[8],
+    'quarantined', ARGV[9], 'reason', ARGV[10])
+redis.call('PEXPIRE', box, ARGV[4])
+if ARGV[9] == '1' then redis.call('ZADD', ns .. ':quarantine:' .. tenant, now, id) end
+if #ARGV < 16 then return {'stored'} end
+local r = enqueue(tenant, ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16])
+return {'stored', r[1], r[2]}
 "#
 );
 
 /// ARGV: ns, consumer, lease ms, token, tenants JSON array, partitions JSON array (empty = all).
 /// Returns the job fields plus its id, or nil.
-pub(crate) const RESERVE: &str = script!(
+pub(crate) static RESERVE: LazyLock<Script> = script!(
     r#"
 local tenants, partitions = {}, {}
 for _, v in ipairs(cjson.decode(ARGV[5])) do tenants[v] = true end
@@ -87,7 +95,7 @@ return nil
 );
 
 /// ARGV: ns, id, token. Returns 1, or 0 when the lease is lost.
-pub(crate) const ACK: &str = script!(
+pub(crate) static ACK: LazyLock<Script> = script!(
     r#"
 if not holds(ARGV[2], ARGV[3]) then return 0 end
 remove(ARGV[2])
@@ -96,7 +104,7 @@ return 1
 );
 
 /// ARGV: ns, id, token, lease ms. Returns 1, or 0 when the lease is lost.
-pub(crate) const EXTEND: &str = script!(
+pub(crate) static EXTEND: LazyLock<Script> = script!(
     r#"
 if not holds(ARGV[2], ARGV[3]) then return 0 end
 local exp = now + tonumber(ARGV[4])
@@ -107,7 +115,7 @@ return 1
 );
 
 /// ARGV: ns, id, token, error, delay ms. Returns {"retry", at ms}, {"dead"} or {"lost"}.
-pub(crate) const FAIL: &str = script!(
+pub(crate) static FAIL: LazyLock<Script> = script!(
     r#"
 local id = ARGV[2]
 if not holds(id, ARGV[3]) then return {'lost'} end
@@ -126,7 +134,7 @@ return {'retry', tostring(nb)}
 );
 
 /// ARGV: ns, id, token, error, needs reconciliation (0/1). Returns 1, or 0 when the lease is lost.
-pub(crate) const DEAD_LETTER: &str = script!(
+pub(crate) static DEAD_LETTER: LazyLock<Script> = script!(
     r#"
 if not holds(ARGV[2], ARGV[3]) then return 0 end
 bury(ARGV[2], ARGV[4], ARGV[5])
@@ -135,7 +143,7 @@ return 1
 );
 
 /// ARGV: ns, id, token. Returns 1, or 0 when the lease is lost.
-pub(crate) const RELEASE: &str = script!(
+pub(crate) static RELEASE: LazyLock<Script> = script!(
     r#"
 local id = ARGV[2]
 if not holds(id, ARGV[3]) then return 0 end
@@ -149,7 +157,7 @@ return 1
 );
 
 /// ARGV: ns. Returns {ready, delayed, in flight, dead}.
-pub(crate) const DEPTH: &str = script!(
+pub(crate) static DEPTH: LazyLock<Script> = script!(
     r#"
 local total = tonumber(redis.call('GET', ns .. ':count') or '0')
 local in_flight = redis.call('ZCOUNT', ns .. ':leases', '(' .. now, '+inf')
@@ -160,7 +168,7 @@ return {total - in_flight - delayed, delayed, in_flight, dead}
 );
 
 /// ARGV: ns, tenant, limit. Returns a flat list of dead-letter entries (field/value arrays).
-pub(crate) const LIST_DEAD: &str = script!(
+pub(crate) static LIST_DEAD: LazyLock<Script> = script!(
     r#"
 local out = {}
 for _, e in ipairs(redis.call('XREVRANGE', ns .. ':dead:' .. ARGV[2], '+', '-', 'COUNT', tonumber(ARGV[3]))) do
@@ -171,7 +179,7 @@ return out
 );
 
 /// ARGV: ns, tenant, dead job id, new id. Returns the new id, or nil when unknown.
-pub(crate) const REPLAY: &str = script!(
+pub(crate) static REPLAY: LazyLock<Script> = script!(
     r#"
 local idx = ns .. ':deadidx:' .. ARGV[2]
 local eid = redis.call('HGET', idx, ARGV[3])
@@ -195,7 +203,7 @@ return id
 );
 
 /// ARGV: ns, tenant, dead job id. Returns 1, or 0 when unknown.
-pub(crate) const PURGE: &str = script!(
+pub(crate) static PURGE: LazyLock<Script> = script!(
     r#"
 local idx = ns .. ':deadidx:' .. ARGV[2]
 local eid = redis.call('HGET', idx, ARGV[3])
