@@ -75,6 +75,24 @@ impl RedisStore {
         })
     }
 
+    /// Whether the server persists its data (AOF on, or RDB snapshots scheduled). An error when
+    /// `CONFIG GET` is refused, as managed services often do.
+    pub async fn persists(&self) -> Result<bool, PortError> {
+        let aof: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("appendonly")
+            .query_async(&mut self.conn())
+            .await
+            .map_err(rerr)?;
+        let save: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("save")
+            .query_async(&mut self.conn())
+            .await
+            .map_err(rerr)?;
+        Ok(aof.get(1).is_some_and(|v| v == "yes") || save.get(1).is_some_and(|v| !v.is_empty()))
+    }
+
     fn key(&self, rest: &str) -> String {
         format!("{}:{rest}", self.ns)
     }

@@ -130,7 +130,7 @@ pub async fn run(wait: Duration) -> Result<()> {
     let db = dir.join("attio-sync.db");
     let store =
         app_common::RawStore::Sqlite { path: db.clone() }.validate(Some(&random_hex(32)))?;
-    let stores = app_common::open_stores(&store).await?;
+    let stores = app_common::open_stores(&store, &app_common::QueueSettings::Store).await?;
 
     // The API, registering webhooks with the Attio simulator.
     let listener = tokio::net::TcpListener::bind(addr()).await?;

@@ -5,6 +5,8 @@
 //! - [`RawStore`] / [`StoreSettings`] / [`open_stores`]: where tenants, deliveries, jobs, links,
 //!   the ledger and conflicts live (memory, SQLite or PostgreSQL), validated with the master key
 //!   that seals credentials, and opened as port trait objects;
+//! - [`RawQueue`] / [`QueueSettings`]: where deliveries and jobs live — the store's own tables,
+//!   or Redis (the inbox, the queue and the dead letters together, ADR 0011);
 //! - [`init_tracing`] and [`shutdown_signal`] (SIGTERM or Ctrl-C);
 //! - [`directory::TenantDirectory`]: a tenant's provider clients built from its stored
 //!   credentials.
@@ -122,6 +124,63 @@ impl RawStore {
     }
 }
 
+/// The raw queue section: `kind = "store"` (the default: the store's own tables) or
+/// `kind = "redis"` with `url` and an optional `namespace`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RawQueue {
+    #[default]
+    Store,
+    Redis {
+        url: String,
+        #[serde(default = "default_namespace")]
+        namespace: String,
+    },
+}
+
+fn default_namespace() -> String {
+    "attio-sync".into()
+}
+
+/// Where the inbox, the job queue and the dead letters live. `Debug` shows no secret.
+#[derive(Debug, Clone)]
+pub enum QueueSettings {
+    /// In the configured store.
+    Store,
+    /// In Redis, under `namespace`.
+    Redis { url: Secret, namespace: String },
+}
+
+impl RawQueue {
+    pub fn validate(&self) -> Result<QueueSettings, ConfigError> {
+        Ok(match self {
+            RawQueue::Store => QueueSettings::Store,
+            RawQueue::Redis { url, namespace } => {
+                if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                    return Err(ConfigError::Invalid(
+                        "queue.url must be a redis:// or rediss:// URL".into(),
+                    ));
+                }
+                if namespace.is_empty()
+                    || namespace.len() > 64
+                    || !namespace.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                    })
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "queue.namespace {namespace:?} must be 1-64 lower-case letters, digits, '-' or '_'"
+                    )));
+                }
+                QueueSettings::Redis {
+                    url: Secret::new(url.clone())
+                        .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+                    namespace: namespace.clone(),
+                }
+            }
+        })
+    }
+}
+
 /// Every store a binary may need, as ports.
 #[derive(Clone)]
 pub struct Stores {
@@ -168,8 +227,34 @@ impl Stores {
     }
 }
 
-/// Opens the configured stores.
-pub async fn open_stores(settings: &StoreSettings) -> Result<Stores, ConfigError> {
+/// Opens the configured stores, with the inbox, queue and dead letters where `queue` says.
+pub async fn open_stores(
+    settings: &StoreSettings,
+    queue: &QueueSettings,
+) -> Result<Stores, ConfigError> {
+    let mut stores = open_store(settings).await?;
+    if let QueueSettings::Redis { url, namespace } = queue {
+        let redis = adapter_redis::RedisStore::connect(&adapter_redis::RedisConfig {
+            url: url.clone(),
+            namespace: namespace.clone(),
+        })
+        .await
+        .map_err(|e| ConfigError::Store(Box::new(e)))?;
+        if let Ok(false) = redis.persists().await {
+            tracing::warn!(
+                "Redis keeps the inbox and the queue but has neither AOF nor RDB snapshots on: \
+                 accepted deliveries are lost if it restarts"
+            );
+        }
+        let redis = Arc::new(redis);
+        stores.inbox = redis.clone();
+        stores.queue = redis.clone();
+        stores.dead = redis;
+    }
+    Ok(stores)
+}
+
+async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
     let boxed = |e: Box<dyn std::error::Error + Send + Sync>| ConfigError::Store(e);
     match settings {
         StoreSettings::Memory => {

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use app_common::{ConfigError, RawStore, StoreSettings};
+use app_common::{ConfigError, QueueSettings, RawQueue, RawStore, StoreSettings};
 use domain::ids::{ObjectSlug, SystemId, TenantId};
 use domain::job::RetryPolicy;
 use domain::mapping::{ExternalProperty, FieldMapping, ObjectMapping};
@@ -32,6 +32,8 @@ pub struct RawTarget {
 #[serde(default, deny_unknown_fields)]
 pub struct RawConfig {
     pub store: RawStore,
+    /// Where deliveries and jobs live: the store (default) or Redis.
+    pub queue: RawQueue,
     pub master_key: Option<String>,
     /// Shared rate budgets across replicas; per-process budgets when absent.
     pub redis_url: Option<String>,
@@ -63,6 +65,7 @@ impl Default for RawConfig {
         let retry = RetryPolicy::default();
         Self {
             store: RawStore::Memory,
+            queue: RawQueue::Store,
             master_key: None,
             redis_url: None,
             attio_base_url: "https://api.attio.com".into(),
@@ -87,6 +90,7 @@ impl Default for RawConfig {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub store: StoreSettings,
+    pub queue: QueueSettings,
     pub redis_url: Option<Secret>,
     pub attio_base_url: String,
     pub worker: WorkerSettings,
@@ -105,6 +109,7 @@ impl RawConfig {
     pub fn validate(self) -> Result<Settings, ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         let store = self.store.validate(self.master_key.as_deref())?;
+        let queue = self.queue.validate()?;
         if !(self.attio_base_url.starts_with("https://")
             || self.attio_base_url.starts_with("http://"))
         {
@@ -194,6 +199,7 @@ impl RawConfig {
             .unwrap_or_else(|| format!("sync-worker-{}", std::process::id()));
         Ok(Settings {
             store,
+            queue,
             redis_url,
             attio_base_url: self.attio_base_url.trim_end_matches('/').to_owned(),
             worker: WorkerSettings {

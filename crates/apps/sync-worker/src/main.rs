@@ -24,7 +24,7 @@ async fn main() -> Result<()> {
     app_common::init_tracing();
     let args = Args::parse();
     let settings = RawConfig::load(args.config.as_deref())?.validate()?;
-    let stores = app_common::open_stores(&settings.store).await?;
+    let stores = app_common::open_stores(&settings.store, &settings.queue).await?;
     let limiter: Arc<dyn RateLimiter> = match &settings.redis_url {
         Some(url) => Arc::new(
             adapter_redis::RedisStore::connect(&adapter_redis::RedisConfig {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-pub use app_common::{ConfigError, RawStore, StoreSettings};
+pub use app_common::{ConfigError, QueueSettings, RawQueue, RawStore, StoreSettings};
 use domain::tenant::Secret;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,8 @@ pub struct RawConfig {
     /// The URL HubSpot calls (its v3 signature covers the full URL).
     pub public_url: String,
     pub store: RawStore,
+    /// Where deliveries and jobs live: the store (default) or Redis.
+    pub queue: RawQueue,
     /// 64 hex characters (AES-256) sealing credentials at rest; required unless `memory`.
     pub master_key: Option<String>,
     pub max_body_bytes: usize,
@@ -39,6 +41,7 @@ impl Default for RawConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: "http://127.0.0.1:8080".into(),
             store: RawStore::Memory,
+            queue: RawQueue::Store,
             master_key: None,
             max_body_bytes: 1024 * 1024,
             request_timeout_ms: 4_000,
@@ -57,6 +60,7 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub public_url: String,
     pub store: StoreSettings,
+    pub queue: QueueSettings,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub dedupe_retention: Duration,
@@ -106,6 +110,7 @@ impl RawConfig {
             ));
         }
         let store = self.store.validate(self.master_key.as_deref())?;
+        let queue = self.queue.validate()?;
         let admin_token = match self.admin_token {
             Some(t) if t.len() >= 32 => {
                 Some(Secret::new(t).map_err(|e| ConfigError::Invalid(e.to_string()))?)
@@ -125,6 +130,7 @@ impl RawConfig {
             listen: self.listen,
             public_url: self.public_url.trim_end_matches('/').to_owned(),
             store,
+            queue,
             max_body_bytes: self.max_body_bytes,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             dedupe_retention: Duration::from_secs(self.dedupe_retention_hours * 3600),
@@ -199,6 +205,24 @@ mod tests {
                 }),
                 "master_key",
             ),
+            (
+                Box::new(|c| {
+                    c.queue = RawQueue::Redis {
+                        url: "http://x".into(),
+                        namespace: "a".into(),
+                    }
+                }),
+                "queue.url",
+            ),
+            (
+                Box::new(|c| {
+                    c.queue = RawQueue::Redis {
+                        url: "redis://x".into(),
+                        namespace: "No Spaces".into(),
+                    }
+                }),
+                "queue.namespace",
+            ),
         ];
         for (tweak, name) in cases {
             let mut c = RawConfig::default();
@@ -235,10 +259,23 @@ mod tests {
             )?;
             jail.set_env("ATTIO_SYNC_MAX_ATTEMPTS", "9");
             jail.set_env("ATTIO_SYNC_MASTER_KEY", "cd".repeat(32));
+            jail.set_env("ATTIO_SYNC_QUEUE__KIND", "redis");
+            jail.set_env("ATTIO_SYNC_QUEUE__URL", "redis://:pw@127.0.0.1:6379");
             let raw = RawConfig::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(raw.max_attempts, 9);
             assert!(matches!(raw.store, RawStore::Sqlite { .. }));
-            assert!(raw.validate().is_ok());
+            let settings = raw.validate().map_err(|e| e.to_string())?;
+            let QueueSettings::Redis { namespace, .. } = &settings.queue else {
+                panic!(
+                    "the environment chose the Redis queue: {:?}",
+                    settings.queue
+                );
+            };
+            assert_eq!(namespace, "attio-sync", "the default namespace");
+            assert!(
+                !format!("{settings:?}").contains(":pw@"),
+                "the Redis URL's password never prints"
+            );
             jail.create_file("bad.toml", "nonsense_key = 1\n")?;
             assert!(
                 RawConfig::load(Some(Path::new("bad.toml"))).is_err(),

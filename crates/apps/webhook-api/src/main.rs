@@ -31,7 +31,7 @@ async fn main() -> Result<()> {
         raw.listen = l;
     }
     let settings = raw.validate()?;
-    let stores = app_common::open_stores(&settings.store).await?;
+    let stores = app_common::open_stores(&settings.store, &settings.queue).await?;
     let limiter: Arc<dyn ports::limiter::RateLimiter> =
         Arc::new(adapter_memory::MemoryRateLimiter::default());
     let contacts = services::contact::ContactService::new(

@@ -1,5 +1,6 @@
 //! People created, updated and deleted in attio-sim reach hubspot-sim and salesforce-sim through
-//! webhook-api and two sync-worker processes on PostgreSQL — exactly once each, with duplicated
+//! webhook-api and two sync-worker processes on PostgreSQL (tenants, links, ledger, sync state)
+//! and Redis (the inbox, the queue, dead letters and the shared rate budgets) — exactly once each, with duplicated
 //! and reordered deliveries injected and one worker killed with SIGKILL mid-run.
 
 use std::collections::BTreeMap;
@@ -189,6 +190,14 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
     );
     pg_cfg.schema = Some(schema.clone());
     let pg = PgStore::connect(&pg_cfg).await.unwrap();
+    // Redis, in a namespace of the same name.
+    let redis_url = testkit::redis_url().await;
+    let redis = adapter_redis::RedisStore::connect(&adapter_redis::RedisConfig {
+        url: Secret::new(redis_url.clone()).unwrap(),
+        namespace: schema.clone(),
+    })
+    .await
+    .unwrap();
 
     // The API's address is fixed first: Attio and HubSpot are told where to deliver.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -244,6 +253,9 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
             ("ATTIO_SYNC_STORE__URL", db_url.clone()),
             ("ATTIO_SYNC_STORE__SCHEMA", schema.clone()),
             ("ATTIO_SYNC_MASTER_KEY", MASTER_KEY.to_owned()),
+            ("ATTIO_SYNC_QUEUE__KIND", "redis".to_owned()),
+            ("ATTIO_SYNC_QUEUE__URL", redis_url.clone()),
+            ("ATTIO_SYNC_QUEUE__NAMESPACE", schema.clone()),
             ("RUST_LOG", "warn".to_owned()),
         ];
         env.extend(extra.iter().cloned());
@@ -306,6 +318,7 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
         store_env(&[
             ("ATTIO_SYNC_ATTIO_BASE_URL", attio_url.clone()),
             ("ATTIO_SYNC_CONSUMER", name.to_owned()),
+            ("ATTIO_SYNC_REDIS_URL", redis_url.clone()),
             ("ATTIO_SYNC_LEASE_S", "5".into()),
             ("ATTIO_SYNC_RETRY_BASE_MS", "200".into()),
             ("ATTIO_SYNC_RETRY_CAP_MS", "2000".into()),
@@ -400,7 +413,7 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
         ids.push(attio.create_person(i).await);
     }
     eventually("jobs in hand", Duration::from_secs(30), || async {
-        let d = ports::queue::JobQueue::depth(&pg).await.unwrap();
+        let d = ports::queue::JobQueue::depth(&redis).await.unwrap();
         (d.in_flight >= 2).then_some(())
     })
     .await;
@@ -810,8 +823,27 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
             .await,
         Err(PortError::NotFound(_))
     ));
-    let depth = ports::queue::JobQueue::depth(&pg).await.unwrap();
+    let depth = ports::queue::JobQueue::depth(&redis).await.unwrap();
     assert_eq!(depth.dead, 0, "nothing was dead-lettered");
     drop((attio_sim, hubspot_sim, sf_sim, api));
     let _ = std::fs::remove_dir_all(dir);
+    drop_namespace(&redis_url, &schema).await;
+}
+
+/// Deletes this run's Redis keys.
+async fn drop_namespace(url: &str, ns: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{ns}}}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for chunk in keys.chunks(500) {
+        let _: i64 = redis::cmd("DEL")
+            .arg(chunk)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
 }

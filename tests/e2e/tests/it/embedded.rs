@@ -41,7 +41,9 @@ async fn people_reach_both_crms_exactly_once_on_the_embedded_stores() {
     }
     .validate(Some(MASTER_KEY))
     .unwrap();
-    let stores = app_common::open_stores(&store).await.unwrap();
+    let stores = app_common::open_stores(&store, &app_common::QueueSettings::Store)
+        .await
+        .unwrap();
 
     // The API.
     let api_settings = webhook_api::RawConfig {

@@ -176,9 +176,12 @@ pub async fn spawn_full(
 
 /// The memory stores.
 pub async fn memory_stores() -> app_common::Stores {
-    app_common::open_stores(&app_common::StoreSettings::Memory)
-        .await
-        .unwrap()
+    app_common::open_stores(
+        &app_common::StoreSettings::Memory,
+        &app_common::QueueSettings::Store,
+    )
+    .await
+    .unwrap()
 }
 
 /// The app on the memory stores, with tenant `acme`.
