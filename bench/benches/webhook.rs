@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use adapter_hubspot::{HubSpotClient, HubSpotConfig};
 use adapter_memory::MemoryRateLimiter;
 use adapter_postgres::{PgConfig, PgStore};
+use adapter_redis::{RedisConfig, RedisStore};
 use bench::Latencies;
 use criterion::{Criterion, Throughput};
 use domain::ids::{SystemId, TenantId};
@@ -92,6 +93,106 @@ fn tenant(hubspot_url: &str) -> Tenant {
     }
 }
 
+const CONNECTIONS: usize = 32;
+const WINDOW: Duration = Duration::from_secs(5);
+const PACED_RATE: u64 = 1_000;
+
+/// What one load phase measured.
+struct Phase {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    refused: u64,
+}
+
+/// Serves webhook-api over `stores` on a free port; returns its Attio webhook URL.
+async fn intake(stores: &app_common::Stores) -> String {
+    let listener = or_die(
+        tokio::net::TcpListener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await,
+        "bind",
+    );
+    let api_url = format!("http://{}", or_die(listener.local_addr(), "addr"));
+    let settings = or_die(
+        webhook_api::RawConfig {
+            debounce_ms: 0,
+            ..Default::default()
+        }
+        .validate(),
+        "settings",
+    );
+    let state = webhook_api::AppState::new(stores, settings);
+    tokio::spawn(webhook_api::serve(listener, state, std::future::pending()));
+    format!("{api_url}/v1/webhooks/attio/bench")
+}
+
+/// `CONNECTIONS` clients sending distinct signed deliveries back to back for `WINDOW`.
+async fn saturate(http: &reqwest::Client, url: &str, counter: &Arc<AtomicU64>) -> Phase {
+    let deadline = Instant::now() + WINDOW;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CONNECTIONS {
+        let (http, url, counter) = (http.clone(), url.to_owned(), counter.clone());
+        tasks.spawn(async move {
+            let (mut ok, mut bad, mut lat) = (0u64, 0u64, Latencies::default());
+            while Instant::now() < deadline {
+                let (good, d) = post(&http, &url, counter.fetch_add(1, Ordering::Relaxed)).await;
+                if good {
+                    ok += 1
+                } else {
+                    bad += 1
+                }
+                lat.push(d);
+            }
+            (ok, bad, lat)
+        });
+    }
+    let (mut ok, mut bad, mut all) = (0, 0, Latencies::default());
+    while let Some(r) = tasks.join_next().await {
+        let (o, b, l) = or_die(r, "task");
+        ok += o;
+        bad += b;
+        all.extend(l);
+    }
+    Phase {
+        rate: ok as f64 / WINDOW.as_secs_f64(),
+        p50: all.percentile(50.0),
+        p99: all.percentile(99.0),
+        refused: bad,
+    }
+}
+
+/// `rate` deliveries a second for `WINDOW`, each on its own task (an open loop).
+async fn pace(http: &reqwest::Client, url: &str, counter: &Arc<AtomicU64>, rate: u64) -> Phase {
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = Instant::now();
+    for _ in 0..rate * WINDOW.as_secs() {
+        tick.tick().await;
+        let (http, url, n) = (
+            http.clone(),
+            url.to_owned(),
+            counter.fetch_add(1, Ordering::Relaxed),
+        );
+        tasks.spawn(async move { post(&http, &url, n).await });
+    }
+    let (mut lat, mut ok, mut bad) = (Latencies::default(), 0u64, 0u64);
+    while let Some(r) = tasks.join_next().await {
+        let (good, d) = or_die(r, "task");
+        if good {
+            ok += 1
+        } else {
+            bad += 1
+        }
+        lat.push(d);
+    }
+    Phase {
+        rate: ok as f64 / start.elapsed().as_secs_f64(),
+        p50: lat.percentile(50.0),
+        p99: lat.percentile(99.0),
+        refused: bad,
+    }
+}
+
 fn main() {
     let rt = or_die(
         tokio::runtime::Builder::new_multi_thread()
@@ -144,21 +245,22 @@ fn main() {
     pg_cfg.max_connections = 32;
     let pg = Arc::new(rt.block_on(async { or_die(PgStore::connect(&pg_cfg).await, "PostgreSQL") }));
     rt.block_on(async { or_die(pg.create(&tenant(&hubspot_sim.url())).await, "tenant") });
-    let stores = app_common::Stores::from_one(pg.clone());
-    let listener =
-        rt.block_on(async { or_die(tokio::net::TcpListener::bind(addr()).await, "bind") });
-    let api_url = format!("http://{}", or_die(listener.local_addr(), "addr"));
-    let settings = or_die(
-        webhook_api::RawConfig {
-            debounce_ms: 0,
-            ..Default::default()
-        }
-        .validate(),
-        "settings",
-    );
-    let state = webhook_api::AppState::new(&stores, settings);
-    let _api = rt.spawn(webhook_api::serve(listener, state, std::future::pending()));
-    let url = format!("{api_url}/v1/webhooks/attio/bench");
+    let on_pg = app_common::Stores::from_one(pg.clone());
+    // The same tenants, with the inbox, queue and dead letters in Redis.
+    let redis = Arc::new(rt.block_on(async {
+        or_die(
+            RedisStore::connect(&RedisConfig {
+                url: or_die(Secret::new(redis_url.clone()), "url"),
+                namespace: bench::stamp(),
+            })
+            .await,
+            "Redis",
+        )
+    }));
+    let mut on_redis = on_pg.clone();
+    on_redis.inbox = redis.clone();
+    on_redis.queue = redis.clone();
+    on_redis.dead = redis;
     let http = or_die(
         reqwest::Client::builder()
             .pool_max_idle_per_host(64)
@@ -166,89 +268,31 @@ fn main() {
         "client",
     );
     let counter = Arc::new(AtomicU64::new(0));
-
-    // 1. One delivery at a time.
     let mut crit = Criterion::default()
         .configure_from_args()
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    let mut group = crit.benchmark_group("webhook");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("accept_one_postgres", |b| {
-        b.iter(|| {
-            let n = counter.fetch_add(1, Ordering::Relaxed);
-            let (ok, _) = rt.block_on(post(&http, &url, n));
-            assert!(ok, "a delivery was refused");
-        })
-    });
-    group.finish();
+    let mut results = Vec::new();
+    for (backend, stores) in [("PostgreSQL", &on_pg), ("Redis", &on_redis)] {
+        let url = rt.block_on(intake(stores));
+        // 1. One delivery at a time.
+        let mut group = crit.benchmark_group("webhook");
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(format!("accept_one_{}", backend.to_lowercase()), |b| {
+            b.iter(|| {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let (ok, _) = rt.block_on(post(&http, &url, n));
+                assert!(ok, "a delivery was refused");
+            })
+        });
+        group.finish();
+        // 2. Saturation; 3. paced.
+        let saturation = rt.block_on(saturate(&http, &url, &counter));
+        let paced = rt.block_on(pace(&http, &url, &counter, PACED_RATE));
+        results.push((backend, saturation, paced));
+    }
     crit.final_summary();
-
-    // 2. Saturation with 32 connections.
-    const CONNECTIONS: usize = 32;
-    let window = Duration::from_secs(5);
-    let (accepted, failed, lat) = rt.block_on(async {
-        let deadline = Instant::now() + window;
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..CONNECTIONS {
-            let (http, url, counter) = (http.clone(), url.clone(), counter.clone());
-            tasks.spawn(async move {
-                let (mut ok, mut bad, mut lat) = (0u64, 0u64, Latencies::default());
-                while Instant::now() < deadline {
-                    let (good, d) =
-                        post(&http, &url, counter.fetch_add(1, Ordering::Relaxed)).await;
-                    if good {
-                        ok += 1
-                    } else {
-                        bad += 1
-                    }
-                    lat.push(d);
-                }
-                (ok, bad, lat)
-            });
-        }
-        let (mut ok, mut bad, mut all) = (0, 0, Latencies::default());
-        while let Some(r) = tasks.join_next().await {
-            let (o, b, l) = or_die(r, "task");
-            ok += o;
-            bad += b;
-            all.extend(l);
-        }
-        (ok, bad, all)
-    });
-    let saturation = (
-        accepted as f64 / window.as_secs_f64(),
-        lat.percentile(50.0),
-        lat.percentile(99.0),
-        failed,
-    );
-
-    // 3. Paced at 1,000/s.
-    let rate = 1_000u64;
-    let (paced_lat, paced_failed) = rt.block_on(async {
-        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..rate * 5 {
-            tick.tick().await;
-            let (http, url, n) = (
-                http.clone(),
-                url.clone(),
-                counter.fetch_add(1, Ordering::Relaxed),
-            );
-            tasks.spawn(async move { post(&http, &url, n).await });
-        }
-        let (mut lat, mut bad) = (Latencies::default(), 0u64);
-        while let Some(r) = tasks.join_next().await {
-            let (ok, d) = or_die(r, "task");
-            if !ok {
-                bad += 1
-            }
-            lat.push(d);
-        }
-        (lat, bad)
-    });
 
     // 4. Change → HubSpot: attio-sim delivers to the API, a worker writes to hubspot-sim.
     let delays = rt.block_on(async {
@@ -308,28 +352,32 @@ fields = [{{ attio = {{ attribute = "email_addresses" }}, external = "email", ru
     });
 
     println!();
-    println!("webhook-api on PostgreSQL (load generator on the same 2 cores)");
+    println!("webhook-api (load generator on the same 2 cores)");
     println!(
-        "{:<44} {:>12} {:>10} {:>10} {:>8}",
+        "{:<54} {:>12} {:>10} {:>10} {:>8}",
         "phase", "deliveries/s", "p50", "p99", "refused"
     );
-    println!(
-        "{:<44} {:>12.0} {:>10.2?} {:>10.2?} {:>8}",
-        format!("saturation, {CONNECTIONS} connections, 5 s"),
-        saturation.0,
-        saturation.1,
-        saturation.2,
-        saturation.3
-    );
-    println!(
-        "{:<44} {:>12} {:>10.2?} {:>10.2?} {:>8}",
-        "paced at 1,000/s, 5 s",
-        rate,
-        paced_lat.percentile(50.0),
-        paced_lat.percentile(99.0),
-        paced_failed
-    );
-    println!("Redis: not measured (no Redis inbox yet)");
+    for (backend, sat, paced) in &results {
+        println!(
+            "{:<54} {:>12.0} {:>10.2?} {:>10.2?} {:>8}",
+            format!(
+                "{backend}: saturation, {CONNECTIONS} connections, {}s",
+                WINDOW.as_secs()
+            ),
+            sat.rate,
+            sat.p50,
+            sat.p99,
+            sat.refused
+        );
+        println!(
+            "{:<54} {:>12.0} {:>10.2?} {:>10.2?} {:>8}",
+            format!("{backend}: paced at {PACED_RATE}/s, {}s", WINDOW.as_secs()),
+            paced.rate,
+            paced.p50,
+            paced.p99,
+            paced.refused
+        );
+    }
     println!(
         "Attio change → HubSpot write, 100 people one at a time: p50 {:.1?}, p99 {:.1?} (debounce 0; the worker's idle poll is 500 ms)",
         delays.percentile(50.0),

@@ -445,30 +445,53 @@ impl Inbox for PgStore {
         job: Option<NewJob>,
         retention: Duration,
     ) -> PortResult<Accepted> {
-        let mut tx = self.begin_tenant(&d.tenant).await?;
-        if !crate::stores::claim_in(&mut tx, &d.tenant, &d.key, retention).await? {
-            return Ok(Accepted::Duplicate);
+        if let Some(j) = &job
+            && j.key.tenant != d.tenant
+        {
+            return Err(PortError::Invalid(
+                "the job belongs to another tenant than the delivery".into(),
+            ));
         }
+        // One round trip (migration 0002): claim, store, enqueue and notify in one implicit
+        // transaction, committed durably.
         let id = Uuid::new_v4();
-        sqlx::query(
-            "INSERT INTO inbox (inbox_id, tenant_id, source, idempotency_key, received_at, body, quarantine)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        let (outcome, job_id): (String, Option<Uuid>) = sqlx::query_as(
+            "SELECT outcome, job FROM accept_delivery($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
-        .bind(id)
         .bind(d.tenant.as_str())
-        .bind(d.source.as_str())
         .bind(d.key.as_str())
+        .bind(retention.as_secs_f64())
+        .bind(id)
+        .bind(d.source.as_str())
         .bind(d.received_at)
         .bind(&d.body)
         .bind(&d.quarantine)
-        .execute(&mut *tx)
+        .bind(job.as_ref().map(|_| Uuid::new_v4()))
+        .bind(job.as_ref().map(|j| j.key.partition.as_str()))
+        .bind(job.as_ref().map(|j| j.key.entity.as_str()))
+        .bind(job.as_ref().map(|j| sqlx::types::Json(&j.payload)))
+        .bind(job.as_ref().map(|j| i32::try_from(j.max_attempts.max(1)).unwrap_or(i32::MAX)))
+        .bind(job.as_ref().map(|j| secs(j.delay)))
+        .bind(&self.channel)
+        .fetch_one(&self.pool)
         .await
         .map_err(db)?;
-        let job = match job {
-            Some(j) => Some(self.enqueue_in(&mut tx, j).await?),
-            None => None,
+        let job = |id: Option<Uuid>| {
+            id.map(JobId::from_uuid)
+                .ok_or_else(|| PortError::backend("PostgreSQL inbox", "no job id returned"))
         };
-        tx.commit().await.map_err(db)?;
+        let job = match outcome.as_str() {
+            "duplicate" => return Ok(Accepted::Duplicate),
+            "stored" => None,
+            "enqueued" => Some(EnqueueOutcome::Enqueued(job(job_id)?)),
+            "coalesced" => Some(EnqueueOutcome::Coalesced(job(job_id)?)),
+            other => {
+                return Err(PortError::backend(
+                    "PostgreSQL inbox",
+                    format!("unknown outcome {other:?}"),
+                ));
+            }
+        };
         Ok(Accepted::Stored {
             id: InboxId::from_uuid(id),
             job,

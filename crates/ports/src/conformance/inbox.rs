@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use super::{fresh_tenant, ok};
 use crate::error::PortError;
-use crate::queue::{JobQueue, ReserveFilter};
+use crate::queue::{EnqueueOutcome, JobQueue, ReserveFilter};
 use crate::stores::{Accepted, InboundDelivery, Inbox};
 
 const DAYS: Duration = Duration::from_secs(4 * 24 * 3600);
@@ -73,6 +73,53 @@ pub async fn accepts_once_and_enqueues_with_the_delivery<I: Inbox, Q: JobQueue>(
         .is_none(),
         "a duplicate must not enqueue"
     );
+}
+
+pub async fn deliveries_for_one_entity_fold_into_its_pending_job<I: Inbox, Q: JobQueue>(
+    (inbox, queue): (Arc<I>, Arc<Q>),
+) {
+    let t = fresh_tenant("in");
+    let same = |n| {
+        NewJob::new(
+            ok(JobKey::new(t.clone(), "people", "r"), "key"),
+            json!({ "n": n }),
+        )
+    };
+    let first = ok(
+        inbox
+            .accept(&delivery(&t, "a", None), Some(same(1)), DAYS)
+            .await,
+        "accept",
+    );
+    let second = ok(
+        inbox
+            .accept(&delivery(&t, "b", None), Some(same(2)), DAYS)
+            .await,
+        "accept",
+    );
+    let (
+        Accepted::Stored {
+            job: Some(EnqueueOutcome::Enqueued(id)),
+            ..
+        },
+        Accepted::Stored {
+            job: Some(EnqueueOutcome::Coalesced(folded)),
+            ..
+        },
+    ) = (first, second)
+    else {
+        panic!("the second delivery must fold into the first's job: {first:?}, {second:?}");
+    };
+    assert_eq!(id, folded);
+    let r = ok(
+        queue
+            .reserve("c", Duration::from_secs(30), &ReserveFilter::all())
+            .await,
+        "reserve",
+    )
+    .unwrap_or_else(|| panic!("the job must be deliverable"));
+    assert_eq!(r.job.id, id);
+    assert_eq!(r.job.payloads, vec![json!({"n": 1}), json!({"n": 2})]);
 }
 
 pub async fn quarantine_is_stored_without_a_job<I: Inbox, Q: JobQueue>(
@@ -146,6 +193,7 @@ macro_rules! inbox_conformance {
             $factory,
             [
                 accepts_once_and_enqueues_with_the_delivery,
+                deliveries_for_one_entity_fold_into_its_pending_job,
                 quarantine_is_stored_without_a_job,
                 tenants_are_isolated,
             ]
