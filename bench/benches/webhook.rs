@@ -56,19 +56,35 @@ fn delivery(n: u64) -> String {
     .to_string()
 }
 
-async fn post(http: &reqwest::Client, url: &str, n: u64) -> (bool, Duration) {
+/// Where the API listens and its Attio webhook path.
+#[derive(Clone)]
+struct Target {
+    addr: std::net::SocketAddr,
+    path: String,
+}
+
+/// Delivery `n`, signed, as request bytes.
+fn signed(target: &Target, n: u64) -> Vec<u8> {
     let body = delivery(n);
     let sig = adapter_attio_http::sign_attio(SECRET, body.as_bytes());
+    let key = format!("bench-{n}");
+    bench::raw_post(
+        &target.addr.to_string(),
+        &target.path,
+        &[
+            ("attio-signature", &sig),
+            ("idempotency-key", &key),
+            ("content-type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+}
+
+/// Sends delivery `n`; whether it was accepted, and the answer time.
+async fn post(conn: &mut bench::RawConn, target: &Target, n: u64) -> (bool, Duration) {
+    let request = signed(target, n);
     let start = Instant::now();
-    let r = http
-        .post(url)
-        .header("Attio-Signature", sig)
-        .header("Idempotency-Key", format!("bench-{n}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await;
-    let ok = matches!(&r, Ok(resp) if resp.status() == 200);
+    let ok = matches!(conn.send(&request).await, Ok(200));
     (ok, start.elapsed())
 }
 
@@ -105,13 +121,13 @@ struct Phase {
     refused: u64,
 }
 
-/// Serves webhook-api over `stores` on a free port; returns its Attio webhook URL.
-async fn intake(stores: &app_common::Stores) -> String {
+/// Serves webhook-api over `stores` on a free port.
+async fn intake(stores: &app_common::Stores) -> Target {
     let listener = or_die(
         tokio::net::TcpListener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await,
         "bind",
     );
-    let api_url = format!("http://{}", or_die(listener.local_addr(), "addr"));
+    let addr = or_die(listener.local_addr(), "addr");
     let settings = or_die(
         webhook_api::RawConfig {
             debounce_ms: 0,
@@ -122,19 +138,30 @@ async fn intake(stores: &app_common::Stores) -> String {
     );
     let state = webhook_api::AppState::new(stores, settings);
     tokio::spawn(webhook_api::serve(listener, state, std::future::pending()));
-    format!("{api_url}/v1/webhooks/attio/bench")
+    Target {
+        addr,
+        path: "/v1/webhooks/attio/bench".into(),
+    }
 }
 
 /// `CONNECTIONS` clients sending distinct signed deliveries back to back for `WINDOW`.
-async fn saturate(http: &reqwest::Client, url: &str, counter: &Arc<AtomicU64>) -> Phase {
+async fn saturate(target: &Target, counter: &Arc<AtomicU64>) -> Phase {
+    let mut conns = Vec::new();
+    for _ in 0..CONNECTIONS {
+        conns.push(or_die(
+            bench::RawConn::connect(target.addr).await,
+            "connect",
+        ));
+    }
     let deadline = Instant::now() + WINDOW;
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..CONNECTIONS {
-        let (http, url, counter) = (http.clone(), url.to_owned(), counter.clone());
+    for mut conn in conns {
+        let (target, counter) = (target.clone(), counter.clone());
         tasks.spawn(async move {
             let (mut ok, mut bad, mut lat) = (0u64, 0u64, Latencies::default());
             while Instant::now() < deadline {
-                let (good, d) = post(&http, &url, counter.fetch_add(1, Ordering::Relaxed)).await;
+                let (good, d) =
+                    post(&mut conn, &target, counter.fetch_add(1, Ordering::Relaxed)).await;
                 if good {
                     ok += 1
                 } else {
@@ -161,19 +188,35 @@ async fn saturate(http: &reqwest::Client, url: &str, counter: &Arc<AtomicU64>) -
 }
 
 /// `rate` deliveries a second for `WINDOW`, each on its own task (an open loop).
-async fn pace(http: &reqwest::Client, url: &str, counter: &Arc<AtomicU64>, rate: u64) -> Phase {
+async fn pace(target: &Target, counter: &Arc<AtomicU64>, rate: u64) -> Phase {
+    // Connections are taken from a pool and made when it is empty, as a client's would be.
+    let pool = Arc::new(std::sync::Mutex::new(Vec::<bench::RawConn>::new()));
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = tokio::task::JoinSet::new();
     let start = Instant::now();
     for _ in 0..rate * WINDOW.as_secs() {
         tick.tick().await;
-        let (http, url, n) = (
-            http.clone(),
-            url.to_owned(),
+        let (target, pool, n) = (
+            target.clone(),
+            pool.clone(),
             counter.fetch_add(1, Ordering::Relaxed),
         );
-        tasks.spawn(async move { post(&http, &url, n).await });
+        tasks.spawn(async move {
+            let request = signed(&target, n);
+            let start = Instant::now();
+            let held = pool.lock().map(|mut p| p.pop()).unwrap_or(None);
+            let mut conn = match held {
+                Some(c) => c,
+                None => or_die(bench::RawConn::connect(target.addr).await, "connect"),
+            };
+            let ok = matches!(conn.send(&request).await, Ok(200));
+            let took = start.elapsed();
+            if let Ok(mut p) = pool.lock() {
+                p.push(conn);
+            }
+            (ok, took)
+        });
     }
     let (mut lat, mut ok, mut bad) = (Latencies::default(), 0u64, 0u64);
     while let Some(r) = tasks.join_next().await {
@@ -261,12 +304,6 @@ fn main() {
     on_redis.inbox = redis.clone();
     on_redis.queue = redis.clone();
     on_redis.dead = redis;
-    let http = or_die(
-        reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .build(),
-        "client",
-    );
     let counter = Arc::new(AtomicU64::new(0));
     let mut crit = Criterion::default()
         .configure_from_args()
@@ -275,21 +312,23 @@ fn main() {
         .measurement_time(Duration::from_secs(3));
     let mut results = Vec::new();
     for (backend, stores) in [("PostgreSQL", &on_pg), ("Redis", &on_redis)] {
-        let url = rt.block_on(intake(stores));
+        let target = rt.block_on(intake(stores));
+        let mut one =
+            rt.block_on(async { or_die(bench::RawConn::connect(target.addr).await, "connect") });
         // 1. One delivery at a time.
         let mut group = crit.benchmark_group("webhook");
         group.throughput(Throughput::Elements(1));
         group.bench_function(format!("accept_one_{}", backend.to_lowercase()), |b| {
             b.iter(|| {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
-                let (ok, _) = rt.block_on(post(&http, &url, n));
+                let (ok, _) = rt.block_on(post(&mut one, &target, n));
                 assert!(ok, "a delivery was refused");
             })
         });
         group.finish();
         // 2. Saturation; 3. paced.
-        let saturation = rt.block_on(saturate(&http, &url, &counter));
-        let paced = rt.block_on(pace(&http, &url, &counter, PACED_RATE));
+        let saturation = rt.block_on(saturate(&target, &counter));
+        let paced = rt.block_on(pace(&target, &counter, PACED_RATE));
         results.push((backend, saturation, paced));
     }
     crit.final_summary();

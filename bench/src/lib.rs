@@ -166,3 +166,75 @@ mod tests {
         assert_eq!(Latencies::default().percentile(50.0), Duration::ZERO);
     }
 }
+
+/// A keep-alive HTTP/1.1 connection that writes prepared requests and reads only what it must of
+/// the answer (status, `content-length`, body): a lean load generator, so that the cores this
+/// machine has go to the server under test rather than to the client.
+#[derive(Debug)]
+pub struct RawConn {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    pub async fn connect(addr: std::net::SocketAddr) -> std::io::Result<Self> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            buf: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Sends one request and returns the answer's status code.
+    pub async fn send(&mut self, request: &[u8]) -> std::io::Result<u16> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
+        self.stream.write_all(request).await?;
+        self.buf.clear();
+        let (head_end, status, length) = loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buf[..end]).map_err(|_| bad("head"))?;
+                let status = head
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse::<u16>().ok())
+                    .ok_or_else(|| bad("status line"))?;
+                let length = head
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                    .ok_or_else(|| bad("no content-length"))?;
+                break (end + 4, status, length);
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(bad("closed"));
+            }
+        };
+        while self.buf.len() < head_end + length {
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(bad("closed"));
+            }
+        }
+        Ok(status)
+    }
+}
+
+/// A `POST` with `headers` and `body`, as bytes for [`RawConn::send`].
+pub fn raw_post(host: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        r.push_str(k);
+        r.push_str(": ");
+        r.push_str(v);
+        r.push_str("\r\n");
+    }
+    r.push_str("\r\n");
+    let mut bytes = r.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}

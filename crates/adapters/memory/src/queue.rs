@@ -137,6 +137,13 @@ impl Default for MemoryQueue {
 }
 
 impl MemoryQueue {
+    /// Wakes every waiting consumer, and leaves a permit for one between an empty `reserve` and
+    /// its wait, which would otherwise sleep through the new job.
+    fn wake(&self) {
+        self.notify.notify_waiters();
+        self.notify.notify_one();
+    }
+
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Self {
             inner: Arc::default(),
@@ -184,7 +191,7 @@ impl JobQueue for MemoryQueue {
                 }
             }
         };
-        self.notify.notify_waiters();
+        self.wake();
         Ok(outcome)
     }
 
@@ -229,7 +236,7 @@ impl JobQueue for MemoryQueue {
         inner.held(r)?;
         inner.remove(r.job.id);
         drop(inner);
-        self.notify.notify_waiters();
+        self.wake();
         Ok(())
     }
 
@@ -269,7 +276,7 @@ impl JobQueue for MemoryQueue {
             FailOutcome::Retrying { at }
         };
         drop(inner);
-        self.notify.notify_waiters();
+        self.wake();
         Ok(outcome)
     }
 
@@ -284,7 +291,7 @@ impl JobQueue for MemoryQueue {
         inner.held(r)?;
         inner.bury(r.job.id, error, needs_reconciliation, now);
         drop(inner);
-        self.notify.notify_waiters();
+        self.wake();
         Ok(())
     }
 
@@ -298,7 +305,7 @@ impl JobQueue for MemoryQueue {
             fresh: false,
         };
         drop(inner);
-        self.notify.notify_waiters();
+        self.wake();
         Ok(())
     }
 
@@ -360,7 +367,7 @@ impl DeadLetterQueue for MemoryQueue {
         let new_id = job.id;
         inner.push(job, now, false);
         drop(inner);
-        self.notify.notify_waiters();
+        self.wake();
         Ok(new_id)
     }
 

@@ -1,13 +1,14 @@
 -- The inbox's one step in one round trip: claim the key, store the delivery and enqueue its job
--- (folding it into a pending job of the same key), then wake the workers. The same statements as
--- the separate calls, in one implicit transaction; it runs as the caller, so row-level security
+-- (folding it into a pending job of the same key). The same statements as the separate calls, in
+-- one implicit transaction; workers are woken after the commit (a NOTIFY in the transaction would
+-- serialise every commit of the database behind its global lock); it runs as the caller, so row-level security
 -- applies with the tenant it sets. Returns ('duplicate', NULL), ('stored', NULL) or
 -- ('enqueued' | 'coalesced', job id).
 CREATE FUNCTION accept_delivery(
     p_tenant text, p_key text, p_retention_s float8,
     p_inbox uuid, p_source text, p_received timestamptz, p_body bytea, p_quarantine text,
     p_job uuid, p_partition text, p_entity text, p_payload jsonb, p_max_attempts integer,
-    p_delay_s float8, p_channel text)
+    p_delay_s float8)
 RETURNS TABLE (outcome text, job uuid)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -38,14 +39,12 @@ BEGIN
       AND fresh AND lease_token IS NULL
     RETURNING jobs.job_id INTO folded;
     IF folded IS NOT NULL THEN
-        PERFORM pg_notify(p_channel, '');
         RETURN QUERY SELECT 'coalesced'::text, folded;
         RETURN;
     END IF;
     INSERT INTO jobs (job_id, tenant_id, partition, entity, payloads, max_attempts, enqueued_at, not_before)
     VALUES (p_job, p_tenant, p_partition, p_entity, jsonb_build_array(p_payload), p_max_attempts, now(),
             now() + make_interval(secs => p_delay_s));
-    PERFORM pg_notify(p_channel, '');
     RETURN QUERY SELECT 'enqueued'::text, p_job;
 END
 $$;

@@ -74,7 +74,7 @@ fn check_identifier(kind: &str, s: &str) -> Result<(), PgError> {
     }
 }
 
-/// Stops the LISTEN task when the last handle goes.
+/// Stops a background task (LISTEN, NOTIFY) when the last handle goes.
 #[derive(Debug)]
 struct ListenerTask(tokio::task::JoinHandle<()>);
 
@@ -90,8 +90,11 @@ pub struct PgStore {
     pool: PgPool,
     cipher: Arc<sealing::Cipher>,
     notify: Arc<Notify>,
+    /// Asks the notifier task to NOTIFY the workers (see [`PgStore::wake_workers`]).
+    wake: Arc<Notify>,
     channel: String,
     _listener: Arc<ListenerTask>,
+    _notifier: Arc<ListenerTask>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -164,12 +167,16 @@ impl PgStore {
         );
         let notify = Arc::new(Notify::new());
         let listener = tokio::spawn(listen(pool.clone(), channel.clone(), notify.clone()));
+        let wake = Arc::new(Notify::new());
+        let notifier = tokio::spawn(notifier(pool.clone(), channel.clone(), wake.clone()));
         Ok(Self {
             pool,
             cipher: Arc::new(sealing::Cipher::new(&config.master_key)),
             notify,
+            wake,
             channel,
             _listener: Arc::new(ListenerTask(listener)),
+            _notifier: Arc::new(ListenerTask(notifier)),
         })
     }
 
@@ -229,6 +236,32 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Tells every process's workers that a job may have become deliverable, after the change
+    /// committed. Wake-ups that arrive while a NOTIFY is being sent fold into the next one.
+    pub(crate) fn wake_workers(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Sends the NOTIFYs, one per burst of wake-ups, each in its own short transaction. A NOTIFY
+/// inside a change's transaction would hold PostgreSQL's global notification lock across that
+/// commit's WAL flush and so serialise every commit of the database (ADR 0011). A lost NOTIFY
+/// (a crash, an error) costs only latency: workers poll as well.
+async fn notifier(pool: PgPool, channel: String, wake: Arc<Notify>) {
+    loop {
+        wake.notified().await;
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(&channel)
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot NOTIFY the workers; they will poll");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// Wakes waiting workers on every NOTIFY; reconnects after errors.
 async fn listen(pool: PgPool, channel: String, notify: Arc<Notify>) {
     loop {
@@ -238,7 +271,11 @@ async fn listen(pool: PgPool, channel: String, notify: Arc<Notify>) {
                     tracing::warn!(error = %e, "cannot LISTEN for new jobs");
                 } else {
                     while listener.recv().await.is_ok() {
+                        // Wake every waiting consumer, and leave a permit for one that is between
+                        // an empty `reserve` and its wait, which would otherwise sleep through
+                        // this job.
                         notify.notify_waiters();
+                        notify.notify_one();
                     }
                 }
             }

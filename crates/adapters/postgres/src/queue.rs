@@ -60,15 +60,6 @@ async fn lock_key(conn: &mut PgConnection, key: &JobKey) -> PortResult<()> {
 }
 
 impl PgStore {
-    async fn notify_jobs(&self, conn: &mut PgConnection) -> PortResult<()> {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(&self.channel)
-            .execute(conn)
-            .await
-            .map_err(db)?;
-        Ok(())
-    }
-
     /// Enqueues inside the caller's (tenant-scoped) transaction.
     async fn enqueue_in(&self, conn: &mut PgConnection, new: NewJob) -> PortResult<EnqueueOutcome> {
         lock_key(conn, &new.key).await?;
@@ -109,7 +100,6 @@ impl PgStore {
                 EnqueueOutcome::Enqueued(JobId::from_uuid(id))
             }
         };
-        self.notify_jobs(conn).await?;
         Ok(outcome)
     }
 
@@ -148,6 +138,7 @@ impl JobQueue for PgStore {
         let mut tx = self.begin_tenant(&job.key.tenant).await?;
         let out = self.enqueue_in(&mut tx, job).await?;
         tx.commit().await.map_err(db)?;
+        self.wake_workers();
         Ok(out)
     }
 
@@ -216,8 +207,9 @@ impl JobQueue for PgStore {
         if done.rows_affected() == 0 {
             return Err(PortError::LeaseLost(r.job.id));
         }
-        self.notify_jobs(&mut tx).await?;
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(db)?;
+        self.wake_workers();
+        Ok(())
     }
 
     async fn extend(&self, r: &Reservation, lease: Duration) -> PortResult<()> {
@@ -272,8 +264,8 @@ impl JobQueue for PgStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-        self.notify_jobs(&mut tx).await?;
         tx.commit().await.map_err(db)?;
+        self.wake_workers();
         Ok(FailOutcome::Retrying { at })
     }
 
@@ -301,8 +293,9 @@ impl JobQueue for PgStore {
         if done.rows_affected() == 0 {
             return Err(PortError::LeaseLost(r.job.id));
         }
-        self.notify_jobs(&mut tx).await?;
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(db)?;
+        self.wake_workers();
+        Ok(())
     }
 
     async fn depth(&self) -> PortResult<QueueDepth> {
@@ -397,8 +390,8 @@ impl DeadLetterQueue for PgStore {
         if moved.rows_affected() == 0 {
             return Err(PortError::NotFound(format!("dead letter {id}")));
         }
-        self.notify_jobs(&mut tx).await?;
         tx.commit().await.map_err(db)?;
+        self.wake_workers();
         Ok(JobId::from_uuid(new_id))
     }
 
@@ -452,11 +445,11 @@ impl Inbox for PgStore {
                 "the job belongs to another tenant than the delivery".into(),
             ));
         }
-        // One round trip (migration 0002): claim, store, enqueue and notify in one implicit
-        // transaction, committed durably.
+        // One round trip (migration 0002): claim, store and enqueue in one implicit transaction,
+        // committed durably; then the workers are woken.
         let id = Uuid::new_v4();
         let (outcome, job_id): (String, Option<Uuid>) = sqlx::query_as(
-            "SELECT outcome, job FROM accept_delivery($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            "SELECT outcome, job FROM accept_delivery($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(d.tenant.as_str())
         .bind(d.key.as_str())
@@ -472,7 +465,6 @@ impl Inbox for PgStore {
         .bind(job.as_ref().map(|j| sqlx::types::Json(&j.payload)))
         .bind(job.as_ref().map(|j| i32::try_from(j.max_attempts.max(1)).unwrap_or(i32::MAX)))
         .bind(job.as_ref().map(|j| secs(j.delay)))
-        .bind(&self.channel)
         .fetch_one(&self.pool)
         .await
         .map_err(db)?;
@@ -483,7 +475,10 @@ impl Inbox for PgStore {
         let job = match outcome.as_str() {
             "duplicate" => return Ok(Accepted::Duplicate),
             "stored" => None,
-            "enqueued" => Some(EnqueueOutcome::Enqueued(job(job_id)?)),
+            "enqueued" => {
+                self.wake_workers();
+                Some(EnqueueOutcome::Enqueued(job(job_id)?))
+            }
             "coalesced" => Some(EnqueueOutcome::Coalesced(job(job_id)?)),
             other => {
                 return Err(PortError::backend(

@@ -45,6 +45,13 @@ fn append(payloads: &str, payload: &Value) -> PortResult<String> {
 }
 
 impl SqliteStore {
+    /// Wakes every waiting consumer, and leaves a permit for one between an empty `reserve` and
+    /// its wait, which would otherwise sleep through the new job.
+    fn wake(&self) {
+        self.notify.notify_waiters();
+        self.notify.notify_one();
+    }
+
     async fn enqueue_in(
         &self,
         conn: &mut SqliteConnection,
@@ -121,7 +128,7 @@ impl SqliteStore {
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        self.notify.notify_waiters();
+        self.wake();
         Ok(())
     }
 
@@ -150,7 +157,7 @@ impl SqliteStore {
             return Err(PortError::LeaseLost(r.job.id));
         }
         tx.commit().await.map_err(db)?;
-        self.notify.notify_waiters();
+        self.wake();
         Ok(())
     }
 }
@@ -161,7 +168,7 @@ impl JobQueue for SqliteStore {
         let mut tx = self.begin().await?;
         let out = self.enqueue_in(&mut tx, job).await?;
         tx.commit().await.map_err(db)?;
-        self.notify.notify_waiters();
+        self.wake();
         Ok(out)
     }
 
@@ -361,7 +368,7 @@ impl DeadLetterQueue for SqliteStore {
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        self.notify.notify_waiters();
+        self.wake();
         Ok(JobId::from_uuid(new_id))
     }
 
@@ -427,7 +434,7 @@ impl Inbox for SqliteStore {
             None => None,
         };
         tx.commit().await.map_err(db)?;
-        self.notify.notify_waiters();
+        self.wake();
         Ok(Accepted::Stored {
             id: InboxId::from_uuid(id),
             job,
