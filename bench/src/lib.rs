@@ -50,13 +50,29 @@ pub async fn remove_leftovers(pg_url: &str, redis_url: &str) {
     if let Ok(client) = redis::Client::open(redis_url)
         && let Ok(mut conn) = client.get_multiplexed_async_connection().await
     {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("{bench_*")
-            .query_async(&mut conn)
-            .await
-            .unwrap_or_default();
-        for chunk in keys.chunks(500) {
-            let _: Result<i64, _> = redis::cmd("DEL").arg(chunk).query_async(&mut conn).await;
+        // SCAN, not KEYS: a run leaves some 400,000 keys, and KEYS over them outlasts the
+        // client's response timeout.
+        let mut cursor = 0u64;
+        loop {
+            let Ok((next, keys)): Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("{bench_*")
+                .arg("COUNT")
+                .arg(10_000)
+                .query_async(&mut conn)
+                .await
+            else {
+                break;
+            };
+            if !keys.is_empty() {
+                let _: Result<i64, _> =
+                    redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
         }
     }
     for entry in std::fs::read_dir(std::env::temp_dir())

@@ -1,11 +1,18 @@
 //! The inbox on Redis: one script claims the delivery's key, stores the delivery and enqueues its
 //! job, so the three happen together or not at all (ADR 0011).
 //!
-//! A delivery lives in `{ns}:inbox:{tenant}:{id}` (a hash) for the dedupe retention, the same
-//! time its key is remembered; quarantined ones are also listed in `{ns}:quarantine:{tenant}` (a
-//! sorted set by arrival), whose members are dropped once their delivery has expired.
+//! Deliveries arriving together share a script call: one task per store takes whatever is
+//! waiting (up to [`MAX_BATCH`]) and sends it as one batch, with at most [`IN_FLIGHT`] batches
+//! under way. Alone, a delivery goes at once; under load the script's fixed cost is shared. Each
+//! delivery is still claimed, stored and enqueued as if alone, in arrival order; a failed call
+//! fails every delivery of its batch, and none of them was stored.
+//!
+//! A delivery lives in `{ns}:inbox:{tenant}:{id}` for the dedupe retention, the same time its key
+//! is remembered: one string, a JSON header line (source, key, arrival, quarantine reason), then
+//! the body's bytes exactly as received. Quarantined ones are also listed in
+//! `{ns}:quarantine:{tenant}` (a sorted set by arrival), whose members are dropped once their
+//! delivery has expired.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,11 +23,84 @@ use ports::error::{PortError, PortResult};
 use ports::queue::EnqueueOutcome;
 use ports::stores::{Accepted, InboundDelivery, Inbox, StoredDelivery};
 use redis::AsyncCommands;
+use std::sync::Arc;
 use time::OffsetDateTime;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::scripts::ACCEPT;
 use crate::{RedisStore, rerr};
+
+/// Deliveries per script call, at most.
+pub(crate) const MAX_BATCH: usize = 64;
+/// Script calls under way at once.
+pub(crate) const IN_FLIGHT: usize = 2;
+
+/// One delivery waiting for its batch: its 13 script arguments and where its answer goes.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    args: Vec<Vec<u8>>,
+    reply: oneshot::Sender<PortResult<[String; 3]>>,
+}
+
+/// Sends batches until every sender is gone.
+pub(crate) async fn run_batches(
+    conn: redis::aio::ConnectionManager,
+    ns: String,
+    mut rx: mpsc::Receiver<Pending>,
+) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let taken = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+        let (mut conn, ns) = (conn.clone(), ns.clone());
+        tokio::spawn(async move {
+            let mut call = ACCEPT.prepare_invoke();
+            call.arg(&ns);
+            for p in &taken {
+                for a in &p.args {
+                    call.arg(a.as_slice());
+                }
+            }
+            let reply: Result<Vec<String>, redis::RedisError> = call.invoke_async(&mut conn).await;
+            drop(slot);
+            match reply {
+                Ok(r) if r.len() == 3 * taken.len() => {
+                    for (p, c) in taken.into_iter().zip(r.chunks_exact(3)) {
+                        let _ = p.reply.send(Ok([c[0].clone(), c[1].clone(), c[2].clone()]));
+                    }
+                }
+                Ok(r) => {
+                    let n = taken.len();
+                    for p in taken {
+                        let _ = p.reply.send(Err(corrupt(
+                            "reply",
+                            format!("{} values for {n} deliveries", r.len()),
+                        )));
+                    }
+                }
+                Err(e) => {
+                    for p in taken {
+                        let _ = p.reply.send(Err(rerr(e.clone())));
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The header line of a stored delivery.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Header {
+    source: String,
+    key: String,
+    /// Nanoseconds since the epoch.
+    received: i128,
+    quarantine: Option<String>,
+}
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> PortError {
     PortError::backend(format!("Redis inbox entry ({what})"), e.to_string())
@@ -45,31 +125,26 @@ impl RedisStore {
         tenant: &TenantId,
         id: InboxId,
     ) -> PortResult<Option<StoredDelivery>> {
-        let mut fields: HashMap<String, Vec<u8>> = self
+        let stored: Option<Vec<u8>> = self
             .conn()
-            .hgetall(self.inbox_key(tenant, id))
+            .get(self.inbox_key(tenant, id))
             .await
             .map_err(rerr)?;
-        if fields.is_empty() {
+        let Some(stored) = stored else {
             return Ok(None);
-        }
-        let mut text = |k: &str| -> PortResult<String> {
-            let raw = fields.remove(k).ok_or_else(|| corrupt("field", k))?;
-            String::from_utf8(raw).map_err(|e| corrupt(k, e))
         };
-        let source = SystemId::parse(&text("source")?).map_err(|e| corrupt("source", e))?;
-        let key = IdempotencyKey::from_provider(&text("key")?).map_err(|e| corrupt("key", e))?;
-        let received: i128 = text("received")?
-            .parse()
-            .map_err(|e| corrupt("received", e))?;
-        let received_at =
-            OffsetDateTime::from_unix_timestamp_nanos(received).map_err(|e| corrupt("time", e))?;
-        let quarantine = (text("quarantined")? == "1")
-            .then(|| text("reason"))
-            .transpose()?;
-        let body = fields
-            .remove("body")
-            .ok_or_else(|| corrupt("field", "body"))?;
+        let split = stored
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or_else(|| corrupt("layout", "no header line"))?;
+        let header: Header =
+            serde_json::from_slice(&stored[..split]).map_err(|e| corrupt("header", e))?;
+        let source = SystemId::parse(&header.source).map_err(|e| corrupt("source", e))?;
+        let key = IdempotencyKey::from_provider(&header.key).map_err(|e| corrupt("key", e))?;
+        let received_at = OffsetDateTime::from_unix_timestamp_nanos(header.received)
+            .map_err(|e| corrupt("time", e))?;
+        let quarantine = header.quarantine;
+        let body = stored[split + 1..].to_vec();
         Ok(Some(StoredDelivery {
             id,
             delivery: InboundDelivery {
@@ -100,28 +175,60 @@ impl Inbox for RedisStore {
             ));
         }
         let id = InboxId::from_uuid(Uuid::new_v4());
-        let mut call = ACCEPT.prepare_invoke();
-        call.arg(&self.ns)
-            .arg(delivery.tenant.as_str())
-            .arg(delivery.key.as_str())
-            .arg(ms(retention))
-            .arg(id.to_string())
-            .arg(delivery.source.as_str())
-            .arg(delivery.body.as_slice())
-            .arg(delivery.received_at.unix_timestamp_nanos().to_string())
-            .arg(u8::from(delivery.quarantine.is_some()))
-            .arg(delivery.quarantine.as_deref().unwrap_or_default());
-        if let Some(j) = &job {
-            let payload =
-                serde_json::to_string(&j.payload).map_err(|e| PortError::Invalid(e.to_string()))?;
-            call.arg(&j.key.partition)
-                .arg(&j.key.entity)
-                .arg(payload)
-                .arg(j.max_attempts.max(1))
-                .arg(u64::try_from(j.delay.as_millis()).unwrap_or(u64::MAX))
-                .arg(Uuid::new_v4().to_string());
+        let header = Header {
+            source: delivery.source.as_str().to_owned(),
+            key: delivery.key.as_str().to_owned(),
+            received: delivery.received_at.unix_timestamp_nanos(),
+            quarantine: delivery.quarantine.clone(),
+        };
+        // JSON escapes line breaks, so the first one ends the header.
+        let mut stored =
+            serde_json::to_vec(&header).map_err(|e| PortError::Invalid(e.to_string()))?;
+        stored.push(b'\n');
+        stored.extend_from_slice(&delivery.body);
+        let text = |v: &str| v.as_bytes().to_vec();
+        let mut args = vec![
+            text(delivery.tenant.as_str()),
+            text(delivery.key.as_str()),
+            text(&ms(retention).to_string()),
+            text(&id.to_string()),
+            stored,
+            text(if delivery.quarantine.is_some() {
+                "1"
+            } else {
+                "0"
+            }),
+        ];
+        match &job {
+            Some(j) => {
+                let payload = serde_json::to_vec(&j.payload)
+                    .map_err(|e| PortError::Invalid(e.to_string()))?;
+                args.extend([
+                    text("1"),
+                    text(&j.key.partition),
+                    text(&j.key.entity),
+                    payload,
+                    text(&j.max_attempts.max(1).to_string()),
+                    text(
+                        &u64::try_from(j.delay.as_millis())
+                            .unwrap_or(u64::MAX)
+                            .to_string(),
+                    ),
+                    text(&Uuid::new_v4().to_string()),
+                ]);
+            }
+            None => {
+                args.push(text("0"));
+                args.extend(std::iter::repeat_n(Vec::new(), 6));
+            }
         }
-        let reply: Vec<String> = call.invoke_async(&mut self.conn()).await.map_err(rerr)?;
+        let (reply, answer) = oneshot::channel();
+        let gone = || PortError::unavailable("Redis", "the inbox's batch task has stopped");
+        self.intake()
+            .send(Pending { args, reply })
+            .await
+            .map_err(|_| gone())?;
+        let [outcome, kind, jid] = answer.await.map_err(|_| gone())??;
         let job = |kind: &str, raw: &str| -> PortResult<EnqueueOutcome> {
             let jid = JobId::parse(raw).map_err(|e| corrupt("job id", e))?;
             Ok(if kind == "coalesced" {
@@ -130,14 +237,14 @@ impl Inbox for RedisStore {
                 EnqueueOutcome::Enqueued(jid)
             })
         };
-        match reply.as_slice() {
-            [d] if d == "duplicate" => Ok(Accepted::Duplicate),
-            [s] if s == "stored" => Ok(Accepted::Stored { id, job: None }),
-            [s, kind, jid] if s == "stored" => Ok(Accepted::Stored {
+        match (outcome.as_str(), kind.as_str()) {
+            ("duplicate", _) => Ok(Accepted::Duplicate),
+            ("stored", "") => Ok(Accepted::Stored { id, job: None }),
+            ("stored", kind) => Ok(Accepted::Stored {
                 id,
-                job: Some(job(kind, jid)?),
+                job: Some(job(kind, &jid)?),
             }),
-            other => Err(corrupt("reply", format!("{other:?}"))),
+            (other, _) => Err(corrupt("reply", other)),
         }
     }
 

@@ -20,24 +20,33 @@ return enqueue(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 "#
 );
 
-/// The inbox's one step. ARGV: ns, tenant, idempotency key, retention ms, inbox id, source, body,
-/// received (ns since the epoch), quarantined (0/1), reason, then either nothing (no job) or
-/// partition, entity, payload JSON, max attempts, delay ms, new job id.
-/// Returns {"duplicate"} or {"stored"[, "coalesced"|"enqueued", job id]}.
+/// The inbox's step for a batch of deliveries, each as if accepted alone and in order. ARGV: ns,
+/// then 13 per delivery: tenant, idempotency key, retention ms, inbox id, the stored delivery
+/// (see `inbox.rs`), quarantined (0/1), has a job (0/1), partition, entity, payload JSON, max
+/// attempts, delay ms, new job id (the job's fields empty when it has none).
+/// Returns three per delivery: "duplicate", "", "" | "stored", "", "" |
+/// "stored", "coalesced"|"enqueued", job id.
 pub(crate) static ACCEPT: LazyLock<Script> = script!(
     r#"
-local tenant = ARGV[2]
-local claim = ns .. ':idem:t:' .. tenant .. ':' .. ARGV[3]
-if not redis.call('SET', claim, 1, 'NX', 'PX', ARGV[4]) then return {'duplicate'} end
-local id = ARGV[5]
-local box = ns .. ':inbox:' .. tenant .. ':' .. id
-redis.call('HSET', box, 'source', ARGV[6], 'key', ARGV[3], 'body', ARGV[7], 'received', ARGV[8],
-    'quarantined', ARGV[9], 'reason', ARGV[10])
-redis.call('PEXPIRE', box, ARGV[4])
-if ARGV[9] == '1' then redis.call('ZADD', ns .. ':quarantine:' .. tenant, now, id) end
-if #ARGV < 16 then return {'stored'} end
-local r = enqueue(tenant, ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16])
-return {'stored', r[1], r[2]}
+local out = {}
+for base = 2, #ARGV, 13 do
+    local tenant, key, retention, id = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
+    if not redis.call('SET', ns .. ':idem:t:' .. tenant .. ':' .. key, 1, 'NX', 'PX', retention) then
+        table.insert(out, 'duplicate'); table.insert(out, ''); table.insert(out, '')
+    else
+        redis.call('SET', ns .. ':inbox:' .. tenant .. ':' .. id, ARGV[base + 4], 'PX', retention)
+        if ARGV[base + 5] == '1' then redis.call('ZADD', ns .. ':quarantine:' .. tenant, now, id) end
+        table.insert(out, 'stored')
+        if ARGV[base + 6] == '1' then
+            local r = enqueue(tenant, ARGV[base + 7], ARGV[base + 8], ARGV[base + 9], ARGV[base + 10],
+                ARGV[base + 11], ARGV[base + 12])
+            table.insert(out, r[1]); table.insert(out, r[2])
+        else
+            table.insert(out, ''); table.insert(out, '')
+        end
+    end
+end
+return out
 "#
 );
 

@@ -8,6 +8,10 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the system allocator cost a tenth of the intake's CPU time under load (ADR 0011).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "attio-sync",

@@ -11,6 +11,10 @@ use clap::Parser;
 use ports::limiter::RateLimiter;
 use sync_worker::RawConfig;
 
+/// mimalloc: the system allocator cost a tenth of the intake's CPU time under load (ADR 0011).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "sync-worker", about = "attio-sync's job worker")]
 struct Args {

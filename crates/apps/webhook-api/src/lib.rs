@@ -43,9 +43,20 @@ pub use admin::AttioRegistrar;
 pub use config::{RawConfig, Settings, StoreSettings};
 pub use tenant_cache::TenantCache;
 
-/// What the handlers use.
+/// What the handlers use. Cheap to clone (one reference count; axum clones it per request).
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Parts>);
+
+impl std::ops::Deref for AppState {
+    type Target = Parts;
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+/// The state's parts, reached through [`AppState`].
 #[derive(Clone)]
-pub struct AppState {
+pub struct Parts {
     pub tenants: Arc<dyn TenantStore>,
     pub inbox: Arc<dyn Inbox>,
     pub queue: Arc<dyn JobQueue>,
@@ -66,7 +77,7 @@ impl AppState {
     /// The state over a set of stores: the system clock, no webhook registration, no contact
     /// service (see [`AppState::with_registrar`], [`AppState::with_contacts`]).
     pub fn new(stores: &app_common::Stores, settings: Settings) -> Self {
-        Self {
+        Self(Arc::new(Parts {
             tenants: stores.tenants.clone(),
             inbox: stores.inbox.clone(),
             queue: stores.queue.clone(),
@@ -77,11 +88,11 @@ impl AppState {
             registrar: None,
             tenant_cache: TenantCache::default(),
             contacts: None,
-        }
+        }))
     }
 
     pub fn with_registrar(mut self, registrar: Option<AttioRegistrar>) -> Self {
-        self.registrar = registrar;
+        Arc::make_mut(&mut self.0).registrar = registrar;
         self
     }
 
@@ -89,12 +100,12 @@ impl AppState {
         mut self,
         contacts: Option<Arc<services::contact::ContactService>>,
     ) -> Self {
-        self.contacts = contacts;
+        Arc::make_mut(&mut self.0).contacts = contacts;
         self
     }
 }
 
-impl std::fmt::Debug for AppState {
+impl std::fmt::Debug for Parts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("settings", &self.settings)

@@ -11,6 +11,10 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use webhook_api::{AppState, RawConfig};
 
+/// mimalloc: the system allocator cost a tenth of the intake's CPU time under load (ADR 0011).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "webhook-api", about = "attio-sync's webhook intake")]
 struct Args {

@@ -122,6 +122,53 @@ pub async fn deliveries_for_one_entity_fold_into_its_pending_job<I: Inbox, Q: Jo
     assert_eq!(r.job.payloads, vec![json!({"n": 1}), json!({"n": 2})]);
 }
 
+/// Deliveries arriving at once: each key is stored once, and every accepted delivery's payload is
+/// in the queue exactly once.
+pub async fn concurrent_deliveries_are_each_taken_once<
+    I: Inbox + 'static,
+    Q: JobQueue + 'static,
+>(
+    (inbox, queue): (Arc<I>, Arc<Q>),
+) {
+    let t = fresh_tenant("in");
+    let mut tasks = Vec::new();
+    for n in 0..60u64 {
+        // 20 keys, each sent three times; all about one entity.
+        let (inbox, t) = (inbox.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            let d = delivery(&t, &format!("k{}", n % 20), None);
+            let j = NewJob::new(
+                ok(JobKey::new(t.clone(), "people", "r"), "key"),
+                json!({ "n": n % 20 }),
+            );
+            ok(inbox.accept(&d, Some(j), DAYS).await, "accept")
+        }));
+    }
+    let mut stored = 0;
+    for task in tasks {
+        if matches!(ok(task.await, "task"), Accepted::Stored { .. }) {
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, 20, "each of the 20 keys is stored once");
+    let mut seen = Vec::new();
+    while let Some(r) = ok(
+        queue
+            .reserve("c", Duration::from_secs(30), &ReserveFilter::all())
+            .await,
+        "reserve",
+    ) {
+        seen.extend(r.job.payloads.iter().filter_map(|p| p["n"].as_u64()));
+        ok(queue.ack(&r).await, "ack");
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (0..20).collect::<Vec<u64>>(),
+        "every accepted payload once"
+    );
+}
+
 pub async fn quarantine_is_stored_without_a_job<I: Inbox, Q: JobQueue>(
     (inbox, queue): (Arc<I>, Arc<Q>),
 ) {
@@ -194,6 +241,7 @@ macro_rules! inbox_conformance {
             [
                 accepts_once_and_enqueues_with_the_delivery,
                 deliveries_for_one_entity_fold_into_its_pending_job,
+                concurrent_deliveries_are_each_taken_once,
                 quarantine_is_stored_without_a_job,
                 tenants_are_isolated,
             ]
