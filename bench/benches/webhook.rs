@@ -125,6 +125,46 @@ struct Phase {
     p50: Duration,
     p99: Duration,
     refused: u64,
+    /// CPU time per accepted delivery: this process (API and load generator), and Redis.
+    cpu_here: Duration,
+    cpu_redis: Duration,
+}
+
+/// This process's CPU time so far (user and system), from `/proc/self/stat`.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at "state"; utime and stime
+    // are the 14th and 15th fields of the line, in clock ticks (100 a second here).
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    Duration::from_millis(f.iter().sum::<u64>() * 10)
+}
+
+/// Redis's CPU time so far (`INFO cpu`), or zero when it cannot be read.
+async fn redis_cpu(url: &str) -> Duration {
+    let Ok(client) = redis::Client::open(url) else {
+        return Duration::ZERO;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return Duration::ZERO;
+    };
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    let secs: f64 = info
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| *k == "used_cpu_user" || *k == "used_cpu_sys")
+        .filter_map(|(_, v)| v.trim().parse::<f64>().ok())
+        .sum();
+    Duration::from_secs_f64(secs)
 }
 
 /// Serves webhook-api over `stores` on a free port.
@@ -151,7 +191,8 @@ async fn intake(stores: &app_common::Stores) -> Target {
 }
 
 /// `CONNECTIONS` clients sending distinct signed deliveries back to back for `WINDOW`.
-async fn saturate(target: &Target, counter: &Arc<AtomicU64>) -> Phase {
+async fn saturate(target: &Target, counter: &Arc<AtomicU64>, redis_url: &str) -> Phase {
+    let (here0, redis0) = (process_cpu(), redis_cpu(redis_url).await);
     let mut conns = Vec::new();
     for _ in 0..CONNECTIONS {
         conns.push(or_die(
@@ -185,11 +226,14 @@ async fn saturate(target: &Target, counter: &Arc<AtomicU64>) -> Phase {
         bad += b;
         all.extend(l);
     }
+    let per = |d: Duration| d / u32::try_from(ok.max(1)).unwrap_or(u32::MAX);
     Phase {
         rate: ok as f64 / WINDOW.as_secs_f64(),
         p50: all.percentile(50.0),
         p99: all.percentile(99.0),
         refused: bad,
+        cpu_here: per(process_cpu().saturating_sub(here0)),
+        cpu_redis: per(redis_cpu(redis_url).await.saturating_sub(redis0)),
     }
 }
 
@@ -239,6 +283,8 @@ async fn pace(target: &Target, counter: &Arc<AtomicU64>, rate: u64) -> Phase {
         p50: lat.percentile(50.0),
         p99: lat.percentile(99.0),
         refused: bad,
+        cpu_here: Duration::ZERO,
+        cpu_redis: Duration::ZERO,
     }
 }
 
@@ -339,13 +385,21 @@ fn main() {
     let mut rounds: Vec<Vec<Phase>> = targets.iter().map(|_| Vec::new()).collect();
     for _ in 0..ROUNDS {
         for ((_, target), runs) in targets.iter().zip(rounds.iter_mut()) {
-            runs.push(rt.block_on(saturate(target, &counter)));
+            runs.push(rt.block_on(saturate(target, &counter, &redis_url)));
         }
     }
     let mut results = Vec::new();
     for ((backend, target), mut runs) in targets.iter().zip(rounds) {
         runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
-        let all: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.rate)).collect();
+        let all: Vec<String> = runs
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:.0} (CPU per delivery: here {:.0?}, Redis {:.0?})",
+                    r.rate, r.cpu_here, r.cpu_redis
+                )
+            })
+            .collect();
         let median = runs.swap_remove(runs.len() / 2);
         let paced = rt.block_on(pace(target, &counter, PACED_RATE));
         results.push((*backend, median, all.join(", "), paced));

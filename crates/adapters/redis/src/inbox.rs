@@ -7,8 +7,8 @@
 //! delivery is still claimed, stored and enqueued as if alone, in arrival order; a failed call
 //! fails every delivery of its batch, and none of them was stored.
 //!
-//! A delivery lives in `{ns}:inbox:{tenant}:{id}` for the dedupe retention, the same time its key
-//! is remembered: one string, a JSON header line (source, key, arrival, quarantine reason), then
+//! A delivery lives in `{ns}:inbox:{tenant}:{id}` for the dedupe retention; its id is derived
+//! from its idempotency key, so the entry is also the key's claim. One string: a JSON header line (source, key, arrival, quarantine reason), then
 //! the body's bytes exactly as received. Quarantined ones are also listed in
 //! `{ns}:quarantine:{tenant}` (a sorted set by arrival), whose members are dropped once their
 //! delivery has expired.
@@ -36,7 +36,10 @@ pub(crate) const MAX_BATCH: usize = 64;
 /// Script calls under way at once.
 pub(crate) const IN_FLIGHT: usize = 2;
 
-/// One delivery waiting for its batch: its 13 script arguments and where its answer goes.
+/// The namespace of inbox ids (UUID v5 of tenant and idempotency key).
+const INBOX_IDS: Uuid = Uuid::from_u128(0x6d1f_3c2a_9b7e_4f10_a5c4_2e8d_0b3f_7a61);
+
+/// One delivery waiting for its batch: its 12 script arguments and where its answer goes.
 #[derive(Debug)]
 pub(crate) struct Pending {
     args: Vec<Vec<u8>>,
@@ -174,7 +177,11 @@ impl Inbox for RedisStore {
                 "the job belongs to another tenant than the delivery".into(),
             ));
         }
-        let id = InboxId::from_uuid(Uuid::new_v4());
+        // The id follows from the key: the stored delivery is the key's claim (one write).
+        let id = InboxId::from_uuid(Uuid::new_v5(
+            &INBOX_IDS,
+            format!("{}\n{}", delivery.tenant, delivery.key.as_str()).as_bytes(),
+        ));
         let header = Header {
             source: delivery.source.as_str().to_owned(),
             key: delivery.key.as_str().to_owned(),
@@ -189,7 +196,6 @@ impl Inbox for RedisStore {
         let text = |v: &str| v.as_bytes().to_vec();
         let mut args = vec![
             text(delivery.tenant.as_str()),
-            text(delivery.key.as_str()),
             text(&ms(retention).to_string()),
             text(&id.to_string()),
             stored,

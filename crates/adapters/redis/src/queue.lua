@@ -8,23 +8,23 @@ local function job_key(id) return ns .. ':job:' .. id end
 local function list_key(h) return ns .. ':key:' .. redis.call('HGET', h, 'key') end
 
 -- Puts a job that is the head of its key where consumers find it: its ready stream, or the
--- delayed set until its not-before time.
-local function make_ready(id)
+-- delayed set until its not-before time. `nb` and `stream` are read from the job unless given.
+-- The stream entry's id is recorded when the job is reserved (nothing settles an unreserved job).
+local function make_ready(id, nb, stream)
     local h = job_key(id)
-    local nb = tonumber(redis.call('HGET', h, 'nb'))
+    nb = nb or tonumber(redis.call('HGET', h, 'nb'))
     if nb > now then
         redis.call('ZADD', ns .. ':delayed', nb, id)
         return
     end
-    local stream = redis.call('HGET', h, 'stream')
+    stream = stream or redis.call('HGET', h, 'stream')
     if redis.call('SISMEMBER', ns .. ':streams', stream) == 0 then
         pcall(redis.call, 'XGROUP', 'CREATE', stream, 'w', '0', 'MKSTREAM')
         redis.call('SADD', ns .. ':streams', stream)
         redis.call('HSET', ns .. ':streaminfo', stream,
             redis.call('HGET', h, 'tenant') .. '\n' .. redis.call('HGET', h, 'partition'))
     end
-    local eid = redis.call('XADD', stream, '*', 'job', id)
-    redis.call('HSET', h, 'eid', eid)
+    redis.call('XADD', stream, '*', 'job', id)
 end
 
 -- Takes a job out of its stream's pending list and its lease set.
@@ -57,10 +57,14 @@ local function holds(id, token)
     return redis.call('HGET', job_key(id), 'lease') == token
 end
 
+-- A new job has no `err`, `lease`, `exp` or `eid` yet (fewer fields to write on the hot path);
+-- missing ones read as empty.
 local function job_reply(id)
     local h = job_key(id)
-    return redis.call('HMGET', h, 'tenant', 'partition', 'entity', 'payloads', 'attempts', 'max',
+    local r = redis.call('HMGET', h, 'tenant', 'partition', 'entity', 'payloads', 'attempts', 'max',
         'enq', 'err', 'exp')
+    for i = 1, 9 do if not r[i] then r[i] = '' end end
+    return r
 end
 
 local function bury(id, err, rec)
@@ -89,11 +93,11 @@ local function enqueue(tenant, partition, entity, payload, max, delay, id)
             return {'coalesced', ids[i]}
         end
     end
+    local nb, stream = now + tonumber(delay), ns .. ':ready:' .. tenant .. ':' .. partition
     redis.call('HSET', job_key(id), 'key', key, 'tenant', tenant, 'partition', partition, 'entity', entity,
-        'payloads', '[' .. payload .. ']', 'attempts', 0, 'max', max, 'enq', now, 'err', '',
-        'fresh', 1, 'lease', '', 'exp', 0, 'nb', now + tonumber(delay),
-        'stream', ns .. ':ready:' .. tenant .. ':' .. partition, 'eid', '')
+        'payloads', '[' .. payload .. ']', 'attempts', 0, 'max', max, 'enq', now, 'fresh', 1,
+        'nb', nb, 'stream', stream)
     redis.call('INCR', ns .. ':count')
-    if redis.call('RPUSH', list, id) == 1 then make_ready(id) end
+    if redis.call('RPUSH', list, id) == 1 then make_ready(id, nb, stream) end
     return {'enqueued', id}
 end

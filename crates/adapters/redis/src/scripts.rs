@@ -21,25 +21,25 @@ return enqueue(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 );
 
 /// The inbox's step for a batch of deliveries, each as if accepted alone and in order. ARGV: ns,
-/// then 13 per delivery: tenant, idempotency key, retention ms, inbox id, the stored delivery
-/// (see `inbox.rs`), quarantined (0/1), has a job (0/1), partition, entity, payload JSON, max
-/// attempts, delay ms, new job id (the job's fields empty when it has none).
+/// then 12 per delivery: tenant, retention ms, inbox id (derived from the idempotency key, so the
+/// stored delivery is its own claim), the stored delivery (see `inbox.rs`), quarantined (0/1), has
+/// a job (0/1), partition, entity, payload JSON, max attempts, delay ms, new job id (the job's
+/// fields empty when it has none).
 /// Returns three per delivery: "duplicate", "", "" | "stored", "", "" |
 /// "stored", "coalesced"|"enqueued", job id.
 pub(crate) static ACCEPT: LazyLock<Script> = script!(
     r#"
 local out = {}
-for base = 2, #ARGV, 13 do
-    local tenant, key, retention, id = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
-    if not redis.call('SET', ns .. ':idem:t:' .. tenant .. ':' .. key, 1, 'NX', 'PX', retention) then
+for base = 2, #ARGV, 12 do
+    local tenant, retention, id = ARGV[base], ARGV[base + 1], ARGV[base + 2]
+    if not redis.call('SET', ns .. ':inbox:' .. tenant .. ':' .. id, ARGV[base + 3], 'NX', 'PX', retention) then
         table.insert(out, 'duplicate'); table.insert(out, ''); table.insert(out, '')
     else
-        redis.call('SET', ns .. ':inbox:' .. tenant .. ':' .. id, ARGV[base + 4], 'PX', retention)
-        if ARGV[base + 5] == '1' then redis.call('ZADD', ns .. ':quarantine:' .. tenant, now, id) end
+        if ARGV[base + 4] == '1' then redis.call('ZADD', ns .. ':quarantine:' .. tenant, now, id) end
         table.insert(out, 'stored')
-        if ARGV[base + 6] == '1' then
-            local r = enqueue(tenant, ARGV[base + 7], ARGV[base + 8], ARGV[base + 9], ARGV[base + 10],
-                ARGV[base + 11], ARGV[base + 12])
+        if ARGV[base + 5] == '1' then
+            local r = enqueue(tenant, ARGV[base + 6], ARGV[base + 7], ARGV[base + 8], ARGV[base + 9],
+                ARGV[base + 10], ARGV[base + 11])
             table.insert(out, r[1]); table.insert(out, r[2])
         else
             table.insert(out, ''); table.insert(out, '')
