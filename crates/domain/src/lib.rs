@@ -25,6 +25,7 @@ pub mod schema;
 pub mod sync_state;
 pub mod tenant;
 pub mod timestamp;
+pub mod trace;
 pub mod value;
 pub mod webhook;
 pub mod write;

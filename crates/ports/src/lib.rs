@@ -12,6 +12,7 @@ pub mod error;
 pub mod limiter;
 pub mod queue;
 pub mod stores;
+pub mod trace;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

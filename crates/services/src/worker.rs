@@ -10,15 +10,26 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::ids::JobId;
 use domain::job::{Job, RetryPolicy};
+use domain::trace::TraceParent;
 use domain::webhook::WebhookDelivery;
 use ports::error::PortError;
 use ports::queue::{FailOutcome, JobQueue, Reservation, ReserveFilter};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::pipeline::{EventPipeline, Handled};
 
 /// Runs one job's payloads.
+/// The trace of the job's first payload that carries one (`"trace": "<traceparent>"`).
+pub fn trace_of(job: &Job) -> Option<TraceParent> {
+    job.payloads.iter().find_map(|p| {
+        p.get("trace")
+            .and_then(|t| t.as_str())
+            .and_then(|t| TraceParent::parse(t).ok())
+    })
+}
+
 #[async_trait]
 pub trait JobHandler: Send + Sync {
     /// `Err` with a retryable error to try again later, a permanent one to dead-letter.
@@ -290,8 +301,19 @@ impl Worker {
                             }
                             std::future::pending::<ServiceResult<()>>().await
                         };
+                        // The job runs in the trace its delivery arrived in (a new one when it
+                        // carries none), so provider calls carry it on.
+                        let trace = trace_of(&r.job).unwrap_or_else(ports::trace::new_root);
+                        let span = tracing::info_span!(
+                            "job",
+                            job = %r.job.id,
+                            tenant = %r.job.key.tenant,
+                            trace_id = %trace.trace_id(),
+                        );
+                        let work =
+                            ports::trace::in_trace(trace, handler.handle(&r.job)).instrument(span);
                         let result = tokio::select! {
-                            result = handler.handle(&r.job) => result,
+                            result = work => result,
                             never = heartbeat => never,
                         };
                         settle(queue.as_ref(), &r, result, &retry, &stats).await;

@@ -128,6 +128,9 @@ impl AttioClient {
                 if let Some(b) = &call.body {
                     req = req.json(b);
                 }
+                if let Some(tp) = ports::trace::outgoing() {
+                    req = req.header("traceparent", tp);
+                }
                 let (retry, err, wait) = match req.send().await {
                     Err(e) => {
                         let (retry, err) = transport_error(e);

@@ -273,6 +273,9 @@ impl HubSpotClient {
                 if let Some(b) = body {
                     req = req.json(b);
                 }
+                if let Some(tp) = ports::trace::outgoing() {
+                    req = req.header("traceparent", tp);
+                }
                 let (wait, err) = match req.send().await {
                     Err(e) => {
                         let retry = e.is_connect() || e.is_timeout() || e.is_request();

@@ -299,6 +299,9 @@ impl SalesforceClient {
                 if let Some(b) = body {
                     req = req.json(b);
                 }
+                if let Some(tp) = ports::trace::outgoing() {
+                    req = req.header("traceparent", tp);
+                }
                 if path == "/query" || path == "/queryAll" {
                     req = req.header("Sforce-Query-Options", format!("batchSize={}", self.config.query_batch_size));
                 }

@@ -11,6 +11,7 @@ use domain::idempotency::IdempotencyKey;
 use domain::ids::{SystemId, TenantId};
 use domain::job::{JobKey, NewJob};
 use domain::tenant::Tenant;
+use domain::trace::TraceParent;
 use domain::webhook::{EventSubject, WebhookDelivery};
 use ports::error::PortError;
 use ports::stores::{Accepted, InboundDelivery};
@@ -41,6 +42,14 @@ fn failed(e: &PortError) -> Response {
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The trace a delivery's job runs in: the request's `traceparent` when it has a valid one, else
+/// a new trace.
+fn trace(headers: &HeaderMap) -> TraceParent {
+    header(headers, "traceparent")
+        .and_then(|t| TraceParent::parse(t).ok())
+        .unwrap_or_else(ports::trace::new_root)
 }
 
 /// The tenant named in the path, or the answer for an unknown one.
@@ -263,8 +272,14 @@ async fn attio_inner(
                     }
                 }
             }
-            let job = job_key(&tenant.id, &d, &key)
-                .map(|k| new_job(&state, k, json!({"source": "attio", "delivery": d})));
+            let trace = trace(&headers).to_string();
+            let job = job_key(&tenant.id, &d, &key).map(|k| {
+                new_job(
+                    &state,
+                    k,
+                    json!({"source": "attio", "trace": trace, "delivery": d}),
+                )
+            });
             (None, job)
         }
     };
@@ -350,7 +365,7 @@ async fn hubspot_inner(
                     new_job(
                         &state,
                         k,
-                        json!({"source": "crm", "system": "hubspot", "changes": changes}),
+                        json!({"source": "crm", "system": "hubspot", "trace": trace(&headers).to_string(), "changes": changes}),
                     )
                 });
             (None, job)

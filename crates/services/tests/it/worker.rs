@@ -295,3 +295,50 @@ async fn a_panicking_handler_does_not_keep_its_job_leased() {
     );
     assert_eq!(h.seen.lock().unwrap()["boom"], 2);
 }
+
+/// Records the trace each job ran in.
+#[derive(Default)]
+struct SeesTrace {
+    seen: Mutex<Vec<(String, Option<domain::trace::TraceParent>)>>,
+}
+
+#[async_trait]
+impl JobHandler for SeesTrace {
+    async fn handle(&self, job: &Job) -> ServiceResult<()> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((job.key.entity.clone(), ports::trace::current()));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_job_runs_in_the_trace_its_delivery_arrived_in() {
+    let q = MemoryQueue::default();
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    q.enqueue(NewJob::new(
+        JobKey::new(tenant(), "people", "traced").unwrap(),
+        serde_json::json!({"source": "attio", "trace": tp}),
+    ))
+    .await
+    .unwrap();
+    enqueue(&q, "people", "untraced").await;
+    let handler = Arc::new(SeesTrace::default());
+    let worker = Arc::new(Worker::new(
+        Arc::new(q.clone()),
+        handler.clone(),
+        settings(),
+    ));
+    run_until(worker, || async { handler.seen.lock().unwrap().len() == 2 }).await;
+    let seen = handler.seen.lock().unwrap().clone();
+    let of = |e: &str| seen.iter().find(|(x, _)| x == e).and_then(|(_, t)| *t);
+    assert_eq!(
+        of("traced").map(|t| t.to_string()).as_deref(),
+        Some(tp),
+        "the delivery's trace"
+    );
+    let fresh = of("untraced").expect("a job without a trace gets a new one");
+    assert_ne!(fresh.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert!(ports::trace::current().is_none(), "no trace outside a job");
+}

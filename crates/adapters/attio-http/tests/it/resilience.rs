@@ -230,3 +230,41 @@ async fn against_the_simulators_injected_faults() {
         "two failed calls opened the circuit, even though Attio recovered: {err:?}"
     );
 }
+
+#[tokio::test]
+async fn calls_carry_the_current_trace_as_traceparent() {
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let app = Router::new().fallback({
+        let seen = seen.clone();
+        move |headers: HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(
+                    headers
+                        .get("traceparent")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
+                );
+                (StatusCode::OK, r#"{"data":[]}"#).into_response()
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let c = client(config(&url, &token('t')));
+    let trace = domain::trace::TraceParent::parse(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    )
+    .unwrap();
+    ports::trace::in_trace(trace, c.list_objects())
+        .await
+        .unwrap();
+    c.list_objects().await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let sent =
+        domain::trace::TraceParent::parse(seen[0].as_deref().expect("a traceparent")).unwrap();
+    assert_eq!(sent.trace_id(), trace.trace_id(), "the same trace");
+    assert_ne!(sent.span_id(), trace.span_id(), "from a span of its own");
+    assert_eq!(seen[1], None, "no trace, no header");
+}

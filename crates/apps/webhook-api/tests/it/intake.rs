@@ -173,11 +173,65 @@ async fn hubspot_deliveries_are_checked_with_the_v3_signature() {
         (job.job.key.partition.as_str(), job.job.key.entity.as_str()),
         ("hubspot", "1234")
     );
+    let mut payload = job.job.payloads[0].clone();
+    let trace = payload
+        .as_object_mut()
+        .and_then(|p| p.remove("trace"))
+        .expect("the job carries a trace");
+    assert!(domain::trace::TraceParent::parse(trace.as_str().unwrap()).is_ok());
     assert_eq!(
-        job.job.payloads[0],
+        payload,
         serde_json::json!({"source": "crm", "system": "hubspot", "changes": [{"object": "contacts", "id": "1234", "deleted": false}]}),
         "the worker gets provider-neutral changes"
     );
+}
+
+#[tokio::test]
+async fn the_job_carries_the_request_trace_or_a_new_one() {
+    let app = spawn_app().await;
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    for (n, traceparent) in [(1, Some(parent)), (2, Some("garbage")), (3, None)] {
+        let body = record_event(
+            "record.updated",
+            &format!("bf071e1f-6035-429d-b874-d83ea64ea1{n:02}"),
+        );
+        let mut req = app
+            .http
+            .post(format!("{}/v1/webhooks/attio/acme", app.url))
+            .header(
+                "Attio-Signature",
+                adapter_attio_http::sign_attio(SECRET, body.as_bytes()),
+            )
+            .header("Idempotency-Key", format!("trace-{n}"))
+            .body(body);
+        if let Some(t) = traceparent {
+            req = req.header("traceparent", t);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 200);
+    }
+    let mut traces = Vec::new();
+    while let Some(r) = app
+        .queue
+        .reserve(
+            "test",
+            Duration::from_secs(30),
+            &ports::queue::ReserveFilter::all(),
+        )
+        .await
+        .unwrap()
+    {
+        traces.push(services::worker::trace_of(&r.job).expect("every job has a trace"));
+        app.queue.ack(&r).await.unwrap();
+    }
+    assert_eq!(traces.len(), 3);
+    assert_eq!(traces[0].to_string(), parent, "the sender's trace is kept");
+    for t in &traces[1..] {
+        assert_ne!(
+            t.trace_id(),
+            traces[0].trace_id(),
+            "an invalid or missing one starts a new trace"
+        );
+    }
 }
 
 #[tokio::test]
