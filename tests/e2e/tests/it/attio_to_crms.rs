@@ -1,4 +1,4 @@
-//! People created, updated and deleted in attio-sim reach hubspot-sim and salesforce-sim through
+//! People, companies and deals created, updated, merged and deleted in attio-sim reach hubspot-sim and salesforce-sim through
 //! webhook-api and two sync-worker processes on PostgreSQL (tenants, links, ledger, sync state)
 //! and Redis (the inbox, the queue, dead letters and the shared rate budgets) — exactly once each, with duplicated
 //! and reordered deliveries injected and one worker killed with SIGKILL mid-run.
@@ -679,6 +679,164 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
         deal_stage("closedwon")
     })
     .await;
+
+    // Companies and deals are updated, merged and deleted too.
+    let hs_name = |object: &'static str, name_prop: &'static str, id: String| {
+        let hubspot = hubspot.clone();
+        async move {
+            match hubspot
+                .get_by(object, &prop("attio_record_id"), &id, &[prop(name_prop)])
+                .await
+            {
+                Ok(r) if !r.archived => Some(r.properties[&prop(name_prop)].clone()),
+                _ => None,
+            }
+        }
+    };
+    let sf_accounts = |id: String| {
+        let salesforce = salesforce.clone();
+        async move {
+            salesforce
+                .query(
+                    &format!("SELECT Id, Name FROM Account WHERE Attio_Id__c = '{id}'"),
+                    false,
+                    None,
+                )
+                .await
+                .unwrap()
+                .records
+        }
+    };
+    attio
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v2/objects/companies/records/{company}"),
+            Some(json!({"data": {"values": {"name": "Globex Corporation"}}})),
+        )
+        .await;
+    eventually(
+        "the renamed company in both CRMs",
+        Duration::from_secs(60),
+        || {
+            let (h, f) = (
+                hs_name("companies", "name", company.clone()),
+                sf_accounts(company.clone()),
+            );
+            async move {
+                let renamed = FieldValue::text("Globex Corporation");
+                let rows = f.await;
+                (h.await == Some(renamed.clone())
+                    && rows.len() == 1
+                    && rows[0].properties[&prop("Name")] == renamed)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let twin = attio
+        .call(
+            reqwest::Method::POST,
+            "/v2/objects/companies/records",
+            Some(json!({"data": {"values": {"name": "Globex (duplicate)", "domains": ["globex-dup.example"]}}})),
+        )
+        .await["data"]["id"]["record_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually(
+        "the twin company in both CRMs",
+        Duration::from_secs(60),
+        || {
+            let (h, f) = (
+                hs_name("companies", "name", twin.clone()),
+                sf_accounts(twin.clone()),
+            );
+            async move { (h.await.is_some() && f.await.len() == 1).then_some(()) }
+        },
+    )
+    .await;
+    attio
+        .call(
+            reqwest::Method::POST,
+            &format!("/_sim/objects/companies/records/{company}/merge"),
+            Some(json!({"duplicate": twin})),
+        )
+        .await;
+    eventually(
+        "the company merge in both CRMs",
+        Duration::from_secs(60),
+        || {
+            let (h, f) = (
+                hs_name("companies", "name", twin.clone()),
+                sf_accounts(twin.clone()),
+            );
+            async move { (h.await.is_none() && f.await.is_empty()).then_some(()) }
+        },
+    )
+    .await;
+    assert!(
+        hs_name("companies", "name", company.clone())
+            .await
+            .is_some()
+            && sf_accounts(company.clone()).await.len() == 1,
+        "the surviving company stays in both CRMs"
+    );
+    let deal_twin = attio
+        .call(
+            reqwest::Method::POST,
+            "/v2/objects/deals/records",
+            Some(json!({"data": {"values": {"name": "Globex renewal (twin)", "stage": "Lead", "value": 10}}})),
+        )
+        .await["data"]["id"]["record_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually("the twin deal in HubSpot", Duration::from_secs(60), || {
+        let f = hs_name("deals", "dealname", deal_twin.clone());
+        async move { f.await.map(|_| ()) }
+    })
+    .await;
+    attio
+        .call(
+            reqwest::Method::POST,
+            &format!("/_sim/objects/deals/records/{deal}/merge"),
+            Some(json!({"duplicate": deal_twin})),
+        )
+        .await;
+    eventually("the deal merge in HubSpot", Duration::from_secs(60), || {
+        let f = hs_name("deals", "dealname", deal_twin.clone());
+        async move { f.await.is_none().then_some(()) }
+    })
+    .await;
+    for (object, name_prop, id) in [
+        ("deals", "dealname", &deal),
+        ("companies", "name", &company),
+    ] {
+        assert!(
+            hs_name(object, name_prop, id.clone()).await.is_some(),
+            "the surviving {object} record is still there"
+        );
+        attio
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/v2/objects/{object}/records/{id}"),
+                None,
+            )
+            .await;
+        eventually(
+            &format!("the deleted {object} record archived"),
+            Duration::from_secs(60),
+            || {
+                let f = hs_name(object, name_prop, id.clone());
+                async move { f.await.is_none().then_some(()) }
+            },
+        )
+        .await;
+    }
+    assert!(
+        sf_accounts(company.clone()).await.is_empty(),
+        "the deleted company is gone from Salesforce"
+    );
 
     // Merge two people in Attio's app: the duplicate's CRM records are merged (HubSpot) or
     // deleted (Salesforce), and only the survivor's remain.
