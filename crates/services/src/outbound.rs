@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::cache::{CacheCategory, CacheKey, CacheTag};
 use domain::conflict::ConflictRecord;
 use domain::field::FieldValue;
 use domain::ids::{
@@ -22,9 +23,11 @@ use domain::link::{IdentityLink, LinkLookup};
 use domain::mapping::{ExternalProperty, FieldKey, ObjectMapping};
 use domain::merge::{FieldWrite, SideState, SideValue, Snapshot, merge};
 use domain::record::Record;
+use domain::schema::Attribute;
 use domain::value::AttributeType;
 use domain::write::{RecordWrite, WriteValue};
 use ports::attio::{AttributeTarget, UpdateMode};
+use ports::cache::Cache;
 use ports::clock::Clock;
 use ports::crm::{ExternalRecord, ExternalUpsert, RecordOutcome};
 use ports::directory::{ClientDirectory, TenantClients};
@@ -79,6 +82,9 @@ pub struct OutboundSync {
     targets: Vec<SyncTarget>,
     /// How long a written value is remembered for echo suppression.
     pub ledger_ttl: Duration,
+    /// Attribute lists by object, flushed by `object-attribute.*` events; `None` reads Attio
+    /// every time.
+    schema_cache: Option<Arc<dyn Cache>>,
 }
 
 impl std::fmt::Debug for OutboundSync {
@@ -148,7 +154,102 @@ impl OutboundSync {
             clock,
             targets,
             ledger_ttl: Duration::from_secs(24 * 3600),
+            schema_cache: None,
         }
+    }
+
+    /// Caches each object's attributes (for [`CacheCategory::Schema`]'s TTL, tagged
+    /// `schema-{object}` so [`OutboundSync::schema_changed`] flushes them in every process
+    /// sharing the cache).
+    pub fn with_schema_cache(mut self, cache: Arc<dyn Cache>) -> Self {
+        self.schema_cache = Some(cache);
+        self
+    }
+
+    /// The sync targets (mappings) of one Attio object.
+    pub fn targets_of(&self, object: &ObjectSlug) -> impl Iterator<Item = &SyncTarget> {
+        self.targets
+            .iter()
+            .filter(move |t| &t.mapping.attio_object == object)
+    }
+
+    /// An object's attributes, through the schema cache when there is one. A cache that cannot
+    /// be reached or holds something unreadable is read through.
+    pub async fn attributes(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        clients: &TenantClients,
+    ) -> ServiceResult<Vec<Attribute>> {
+        let key = CacheKey::new(
+            tenant.clone(),
+            CacheCategory::Schema,
+            &format!("attributes-{object}"),
+        )?;
+        if let Some(cache) = &self.schema_cache
+            && let Ok(Some(bytes)) = cache.get(&key).await
+            && let Ok(found) = serde_json::from_slice::<Vec<Attribute>>(&bytes)
+        {
+            return Ok(found);
+        }
+        let found = clients
+            .schema
+            .list_attributes(&AttributeTarget::Object(ObjectRef::from(object.clone())))
+            .await?;
+        if let Some(cache) = &self.schema_cache
+            && let Ok(bytes) = serde_json::to_vec(&found)
+        {
+            let tag = CacheTag::new(tenant.clone(), &format!("schema-{object}"))?;
+            if let Err(e) = cache
+                .put(&key, bytes, CacheCategory::Schema.ttl(), &[tag])
+                .await
+            {
+                tracing::debug!(error = %e, "the schema cache is unavailable");
+            }
+        }
+        Ok(found)
+    }
+
+    /// After an attribute of `object` changed: flushes its cached schema and checks every
+    /// mapping of the object against the attributes as they are now. Returns the problems found
+    /// (a mapped attribute missing, archived or not writable where values are written back).
+    pub async fn schema_changed(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        clients: &TenantClients,
+    ) -> ServiceResult<Vec<String>> {
+        if let Some(cache) = &self.schema_cache {
+            let tag = CacheTag::new(tenant.clone(), &format!("schema-{object}"))?;
+            cache.invalidate_tag(&tag).await?;
+        }
+        let attributes = self.attributes(tenant, object, clients).await?;
+        let mut problems = Vec::new();
+        for target in self.targets_of(object) {
+            for f in target.mapping.fields() {
+                let slug = f.attio.attribute.as_str();
+                let system = &target.mapping.system;
+                match attributes.iter().find(|a| a.api_slug == slug) {
+                    None => problems.push(format!(
+                        "{object}.{slug} (mapped to {system} {}) no longer exists",
+                        f.external.as_str()
+                    )),
+                    Some(a) if a.is_archived => problems.push(format!(
+                        "{object}.{slug} (mapped to {system} {}) is archived",
+                        f.external.as_str()
+                    )),
+                    Some(a) if !a.is_writable && f.rule.flows_to_attio() => problems.push(format!(
+                        "{object}.{slug} is not writable, but {system} {} is written back to it",
+                        f.external.as_str()
+                    )),
+                    Some(_) => {}
+                }
+            }
+        }
+        for p in &problems {
+            tracing::warn!(tenant = %tenant, problem = %p, "a mapping no longer fits Attio's schema");
+        }
+        Ok(problems)
     }
 
     /// Syncs one Attio record to every external system its object is mapped to. `Port(NotFound)`
@@ -335,6 +436,7 @@ impl OutboundSync {
             (Vec::new(), Vec::new())
         } else {
             self.write_back(
+                tenant,
                 object,
                 record,
                 record_id,
@@ -398,8 +500,10 @@ impl OutboundSync {
     }
 
     /// Writes merge results into Attio; returns (written, deferred) field keys.
+    #[allow(clippy::too_many_arguments)]
     async fn write_back(
         &self,
+        tenant: &TenantId,
         object: &ObjectSlug,
         record: &Record,
         record_id: RecordId,
@@ -407,10 +511,7 @@ impl OutboundSync {
         writes: &[FieldWrite],
         clients: &TenantClients,
     ) -> ServiceResult<(Vec<FieldKey>, Vec<FieldKey>)> {
-        let attributes = clients
-            .schema
-            .list_attributes(&AttributeTarget::Object(ObjectRef::from(object.clone())))
-            .await?;
+        let attributes = self.attributes(tenant, object, clients).await?;
         let mut write = RecordWrite::new();
         let (mut done, mut deferred) = (Vec::new(), Vec::new());
         let mut names: BTreeMap<AttributeSlug, (String, String)> = BTreeMap::new();

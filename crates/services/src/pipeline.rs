@@ -4,8 +4,10 @@
 //! Handled: `record.created` / `record.updated` (the outbound sync), `record.deleted` (archive
 //! the linked external records, or keep them, per configuration, and drop the links) and
 //! `record.merged` (merge or archive the duplicate's external records, repoint its links, sync
-//! the survivor). Every other event type is acknowledged as [`Handled::Ignored`] with the reason;
-//! list-entry, note, task and schema events are not built yet.
+//! the survivor) and `object-attribute.created` / `.updated` (flush the object's cached schema in
+//! every process sharing the cache, and check its mappings against the new schema). Every other
+//! event type is acknowledged as [`Handled::Ignored`] with the reason; list-entry, note and task
+//! events are not built yet.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,6 +47,12 @@ pub enum Handled {
         merged: Vec<(SystemId, ExternalId)>,
         repointed: u64,
         synced: Vec<SystemReport>,
+    },
+    /// An attribute of `object` changed: its cached schema was flushed and its mappings checked
+    /// against the attributes as they are now (`problems` is empty when they all still fit).
+    SchemaChecked {
+        object: ObjectSlug,
+        problems: Vec<String>,
     },
     /// Acknowledged without effect.
     Ignored {
@@ -149,6 +157,18 @@ impl EventPipeline {
                     s.record_id,
                 )
                 .await
+            }
+            (
+                EventType::ObjectAttributeCreated | EventType::ObjectAttributeUpdated,
+                EventSubject::ObjectAttribute(s),
+            ) => {
+                let clients = self.directory.clients(tenant).await?;
+                let object = self.slug(tenant, &clients, s.object_id).await?;
+                let problems = self
+                    .outbound
+                    .schema_changed(tenant, &object, &clients)
+                    .await?;
+                Ok(Handled::SchemaChecked { object, problems })
             }
             (t, EventSubject::Unknown(_)) => {
                 ignored(format!("{} with an unreadable subject", t.as_str()))

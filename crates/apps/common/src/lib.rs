@@ -19,6 +19,7 @@ use std::sync::Arc;
 use domain::tenant::Secret;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use ports::cache::Cache;
 use ports::queue::{DeadLetterQueue, JobQueue};
 use ports::stores::{ConflictStore, Inbox, LinkStore, SyncStateStore, TenantStore, WriteLedger};
 use serde::de::DeserializeOwned;
@@ -192,6 +193,9 @@ pub struct Stores {
     pub ledger: Arc<dyn WriteLedger>,
     pub conflicts: Arc<dyn ConflictStore>,
     pub sync_state: Arc<dyn SyncStateStore>,
+    /// Cached Attio schema and records: in-process, or Redis (shared by every process) with the
+    /// Redis queue.
+    pub cache: Arc<dyn Cache>,
 }
 
 impl std::fmt::Debug for Stores {
@@ -223,6 +227,7 @@ impl Stores {
             ledger: s.clone(),
             conflicts: s.clone(),
             sync_state: s,
+            cache: Arc::new(adapter_memory::MemoryCache::default()),
         }
     }
 }
@@ -249,7 +254,8 @@ pub async fn open_stores(
         let redis = Arc::new(redis);
         stores.inbox = redis.clone();
         stores.queue = redis.clone();
-        stores.dead = redis;
+        stores.dead = redis.clone();
+        stores.cache = redis;
     }
     Ok(stores)
 }
@@ -272,6 +278,7 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
                 ledger: Arc::new(MemoryWriteLedger::default()),
                 conflicts: Arc::new(MemoryConflictStore::default()),
                 sync_state: Arc::new(MemorySyncStateStore::default()),
+                cache: Arc::new(MemoryCache::default()),
             })
         }
         StoreSettings::Sqlite { path, master_key } => {

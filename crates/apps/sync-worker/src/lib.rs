@@ -30,14 +30,17 @@ pub async fn run(
         limiter,
         &settings.attio_base_url,
     ));
-    let outbound = Arc::new(OutboundSync::new(
-        directory.clone(),
-        stores.links.clone(),
-        stores.ledger.clone(),
-        stores.conflicts.clone(),
-        Arc::new(SystemClock),
-        settings.targets.clone(),
-    ));
+    let outbound = Arc::new(
+        OutboundSync::new(
+            directory.clone(),
+            stores.links.clone(),
+            stores.ledger.clone(),
+            stores.conflicts.clone(),
+            Arc::new(SystemClock),
+            settings.targets.clone(),
+        )
+        .with_schema_cache(stores.cache.clone()),
+    );
     let directory_for_poll = directory.clone();
     let backfill = Arc::new(services::backfill::Backfill::new(
         directory.clone(),

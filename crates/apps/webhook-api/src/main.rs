@@ -44,7 +44,7 @@ async fn main() -> Result<()> {
             limiter.clone(),
             &settings.attio_base_url,
         )),
-        Arc::new(adapter_memory::MemoryCache::default()),
+        stores.cache.clone(),
     );
     let state = AppState::new(&stores, settings.clone())
         .with_registrar(Some(webhook_api::AttioRegistrar {

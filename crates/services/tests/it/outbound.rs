@@ -45,7 +45,7 @@ pub fn slug(s: &str) -> AttributeSlug {
     AttributeSlug::parse(s).unwrap()
 }
 
-fn field(attribute: &str, part: Option<&str>, external: &str, rule: SyncRule) -> FieldMapping {
+pub fn field(attribute: &str, part: Option<&str>, external: &str, rule: SyncRule) -> FieldMapping {
     FieldMapping {
         attio: AttioField {
             attribute: slug(attribute),

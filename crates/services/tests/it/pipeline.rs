@@ -261,3 +261,99 @@ async fn other_event_types_are_acknowledged_with_a_reason() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_attribute_change_flushes_the_cached_schema_and_rechecks_the_mappings() {
+    use domain::cache::{CacheCategory, CacheKey, CacheTag};
+    use domain::ids::SystemId;
+    use domain::mapping::{ObjectMapping, SyncRule};
+    use ports::cache::Cache;
+    use ports::directory::ClientDirectory;
+    use services::outbound::{OutboundSync, SyncTarget};
+    use std::sync::Arc;
+
+    let w = world(false, SyncRule::LatestWins).await;
+    let cache = Arc::new(adapter_memory::MemoryCache::default());
+    // Besides the usual mappings, one of an attribute the people object does not have.
+    let mut targets = crate::outbound::targets(SyncRule::LatestWins);
+    targets.push(SyncTarget {
+        mapping: ObjectMapping::new(
+            people(),
+            SystemId::parse("hubspot").unwrap(),
+            "contacts",
+            vec![crate::outbound::field(
+                "favourite_colour",
+                None,
+                "colour",
+                SyncRule::LatestWins,
+            )],
+        )
+        .unwrap(),
+        id_property: prop("attio_record_id"),
+    });
+    let outbound = Arc::new(
+        OutboundSync::new(
+            w.directory.clone(),
+            w.links.clone(),
+            w.ledger.clone(),
+            w.conflicts.clone(),
+            Arc::new(adapter_memory::SystemClock),
+            targets,
+        )
+        .with_schema_cache(cache.clone()),
+    );
+    // A stale entry: the cache says people has no attributes.
+    let key = CacheKey::new(w.tenant.clone(), CacheCategory::Schema, "attributes-people").unwrap();
+    let tag = CacheTag::new(w.tenant.clone(), "schema-people").unwrap();
+    cache
+        .put(&key, b"[]".to_vec(), CacheCategory::Schema.ttl(), &[tag])
+        .await
+        .unwrap();
+    let clients = w.directory.clients(&w.tenant).await.unwrap();
+    assert!(
+        outbound
+            .attributes(&w.tenant, &people(), &clients)
+            .await
+            .unwrap()
+            .is_empty(),
+        "served from the cache"
+    );
+    let p = EventPipeline::new(
+        w.directory.clone(),
+        w.links.clone(),
+        outbound.clone(),
+        DeletePolicy::Archive,
+    );
+    let object = w
+        .attio
+        .get_object(&ObjectRef::from(people()))
+        .await
+        .unwrap();
+    let changed: WebhookEvent = serde_json::from_value(json!({
+        "event_type": "object-attribute.updated",
+        "id": {
+            "workspace_id": object.id.workspace_id.to_string(),
+            "object_id": object.id.object_id.to_string(),
+            "attribute_id": "41252299-f8c7-4b5e-99c9-4ff8321d2f96",
+        },
+        "actor": {"type": "workspace-member", "id": "50cf242c-7fa3-4cad-87d0-75b1af71c57b"}
+    }))
+    .unwrap();
+    match p.handle(&w.tenant, &changed).await.unwrap() {
+        Handled::SchemaChecked { object, problems } => {
+            assert_eq!(object, people());
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(problems[0].contains("favourite_colour"), "{problems:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        outbound
+            .attributes(&w.tenant, &people(), &clients)
+            .await
+            .unwrap()
+            .iter()
+            .any(|a| a.api_slug == "job_title"),
+        "the flush made the next read fetch Attio's schema"
+    );
+}
