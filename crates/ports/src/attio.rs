@@ -204,6 +204,8 @@ pub trait AttioLists: Send + Sync {
     async fn list_lists(&self) -> PortResult<Vec<List>>;
     /// `NotFound` for an unknown list.
     async fn get_list(&self, list: &ListRef) -> PortResult<List>;
+    /// One entry. `NotFound` for an unknown list or entry.
+    async fn get_entry(&self, list: &ListRef, id: EntryId) -> PortResult<ListEntry>;
     /// One page of `entries/query`. `NotFound` for an unknown list; `Rejected` for a bad filter.
     async fn query_entries(&self, list: &ListRef, query: &Query) -> PortResult<Vec<ListEntry>>;
     /// `Rejected` with `value_not_found` when the parent record does not exist.

@@ -19,6 +19,10 @@ pub enum ServiceError {
         reason: String,
         retryable: bool,
     },
+    /// What the work depends on has not happened yet (e.g. the parent record is not synced);
+    /// a later attempt may find it.
+    #[error("not ready: {0}")]
+    NotReady(String),
 }
 
 impl ServiceError {
@@ -28,6 +32,7 @@ impl ServiceError {
             ServiceError::Port(e) => e.is_retryable(),
             ServiceError::Domain(_) => false,
             ServiceError::RecordRejected { retryable, .. } => *retryable,
+            ServiceError::NotReady(_) => true,
         }
     }
 }

@@ -6,16 +6,26 @@
 //! `record.merged` (merge or archive the duplicate's external records, repoint its links, sync
 //! the survivor) and `object-attribute.created` / `.updated` (flush the object's cached schema in
 //! every process sharing the cache, and check its mappings against the new schema). Every other
-//! event type is acknowledged as [`Handled::Ignored`] with the reason; list-entry, note and task
-//! events are not built yet.
+//! event type is acknowledged as [`Handled::Ignored`] with the reason; note and task events are not
+//! built yet.
+//!
+//! `list-entry.created` / `.updated` drive pipeline automation: for a list with a
+//! [`StageTarget`], the entry's status is set on the linked CRM record of its parent (a deal's
+//! stage). A removed entry changes nothing in the CRM.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use domain::ids::{ExternalId, ObjectId, ObjectRef, ObjectSlug, RecordId, SystemId, TenantId};
+use domain::field::FieldValue;
+use domain::ids::{
+    AttributeSlug, EntryId, ExternalId, ListId, ObjectId, ObjectRef, ObjectSlug, RecordId,
+    SystemId, TenantId,
+};
 use domain::link::LinkLookup;
+use domain::mapping::{ExternalProperty, Transform};
 use domain::webhook::{EventSubject, EventType, WebhookEvent};
-use ports::crm::RecordOutcome;
+use ports::attio::ListRef;
+use ports::crm::{ExternalUpsert, RecordOutcome};
 use ports::directory::{ClientDirectory, TenantClients};
 use ports::error::PortError;
 use ports::stores::LinkStore;
@@ -31,6 +41,22 @@ pub enum DeletePolicy {
     Archive,
     /// Leave them; only the links go.
     Keep,
+}
+
+/// A list whose status attribute drives a property of its entries' parent records in a CRM
+/// (deal stage sync): when an entry is added or its status changes, the linked external record
+/// of the entry's parent gets the (translated) status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageTarget {
+    /// The list's `api_slug`.
+    pub list: String,
+    /// The entry's status (or select) attribute, e.g. `stage`.
+    pub attribute: AttributeSlug,
+    pub system: SystemId,
+    /// The CRM property set from it, e.g. HubSpot's `dealstage`.
+    pub property: ExternalProperty,
+    /// Attio status title → CRM value; `Identity` passes titles through.
+    pub transform: Transform,
 }
 
 /// What the pipeline did with an event.
@@ -54,6 +80,9 @@ pub enum Handled {
         object: ObjectSlug,
         problems: Vec<String>,
     },
+    /// A list entry's status set on the linked external records of its parent:
+    /// (system, external id, value written).
+    Staged(Vec<(SystemId, ExternalId, FieldValue)>),
     /// Acknowledged without effect.
     Ignored {
         reason: String,
@@ -66,6 +95,7 @@ pub struct EventPipeline {
     links: Arc<dyn LinkStore>,
     outbound: Arc<OutboundSync>,
     delete_policy: DeletePolicy,
+    stages: Vec<StageTarget>,
     /// Object ids never change their object; slugs are looked up once per tenant.
     slugs: Mutex<HashMap<(TenantId, ObjectId), ObjectSlug>>,
 }
@@ -90,8 +120,15 @@ impl EventPipeline {
             links,
             outbound,
             delete_policy,
+            stages: Vec::new(),
             slugs: Mutex::default(),
         }
+    }
+
+    /// Lists whose entries' status is synced to the CRMs (see [`StageTarget`]).
+    pub fn with_stage_targets(mut self, stages: Vec<StageTarget>) -> Self {
+        self.stages = stages;
+        self
     }
 
     async fn slug(
@@ -170,11 +207,123 @@ impl EventPipeline {
                     .await?;
                 Ok(Handled::SchemaChecked { object, problems })
             }
+            (
+                EventType::ListEntryCreated | EventType::ListEntryUpdated,
+                EventSubject::ListEntry(s),
+            ) => self.entry_changed(tenant, s.list_id, s.entry_id).await,
             (t, EventSubject::Unknown(_)) => {
                 ignored(format!("{} with an unreadable subject", t.as_str()))
             }
             (t, _) => ignored(format!("{} is not handled yet", t.as_str())),
         }
+    }
+
+    /// A list entry was added or changed: its status goes to the linked external record of its
+    /// parent, for every stage target of the list. `NotReady` (retried) while the parent is not
+    /// linked yet, as when the entry's event overtakes the parent record's.
+    async fn entry_changed(
+        &self,
+        tenant: &TenantId,
+        list: ListId,
+        entry: EntryId,
+    ) -> ServiceResult<Handled> {
+        if self.stages.is_empty() {
+            return Ok(Handled::Ignored {
+                reason: "no list is mapped to a CRM stage".into(),
+            });
+        }
+        let clients = self.directory.clients(tenant).await?;
+        let found = clients.lists.get_list(&ListRef::Id(list)).await?;
+        let targets: Vec<&StageTarget> = self
+            .stages
+            .iter()
+            .filter(|t| t.list == found.api_slug)
+            .collect();
+        if targets.is_empty() {
+            return Ok(Handled::Ignored {
+                reason: format!("list {} is not mapped to a CRM stage", found.api_slug),
+            });
+        }
+        let entry = match clients.lists.get_entry(&ListRef::Id(list), entry).await {
+            Ok(e) => e,
+            Err(PortError::NotFound(_)) => {
+                return Ok(Handled::Ignored {
+                    reason: format!("entry {entry} no longer exists"),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let parent = ObjectSlug::parse(&entry.parent_object)?;
+        let mut staged = Vec::new();
+        for t in targets {
+            let values = entry
+                .entry_values
+                .get(&t.attribute)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let value = t
+                .transform
+                .to_external(&FieldValue::from_attio(values, None, false));
+            let Some(crm) = clients.crms.get(&t.system) else {
+                continue;
+            };
+            let Some(record_target) = self
+                .outbound
+                .targets_of(&parent)
+                .find(|r| r.mapping.system == t.system)
+            else {
+                return Err(ServiceError::Domain(domain::DomainError::InvalidMapping(
+                    format!(
+                        "list {} drives {} {}, but {parent} records are not mapped to {}",
+                        t.list,
+                        t.system,
+                        t.property.as_str(),
+                        t.system
+                    ),
+                )));
+            };
+            let lookup = LinkLookup::Attio {
+                object: parent.clone(),
+                record: entry.parent_record_id,
+                system: t.system.clone(),
+            };
+            let Some(link) = self.links.find(tenant, &lookup).await? else {
+                return Err(ServiceError::NotReady(format!(
+                    "{parent} record {} is not in {} yet",
+                    entry.parent_record_id, t.system
+                )));
+            };
+            let upsert = ExternalUpsert {
+                key: entry.parent_record_id.to_string(),
+                properties: [(t.property.clone(), value.clone())].into(),
+            };
+            let outcome = crm
+                .upsert_batch(
+                    &record_target.mapping.external_object,
+                    &record_target.id_property,
+                    &[upsert],
+                )
+                .await?;
+            match outcome.into_iter().next() {
+                Some(RecordOutcome::Created(_) | RecordOutcome::Updated(_)) => {
+                    staged.push((t.system.clone(), link.external_id.clone(), value));
+                }
+                Some(RecordOutcome::Failed { reason, retryable }) => {
+                    return Err(ServiceError::RecordRejected {
+                        system: t.system.clone(),
+                        reason,
+                        retryable,
+                    });
+                }
+                None => {
+                    return Err(ServiceError::Port(PortError::Invalid(format!(
+                        "{} answered no outcome for one record",
+                        t.system
+                    ))));
+                }
+            }
+        }
+        Ok(Handled::Staged(staged))
     }
 
     /// A change in an external CRM (a HubSpot webhook event): the linked Attio record is synced

@@ -380,6 +380,19 @@ impl AttioLists for AttioClient {
         )
     }
 
+    async fn get_entry(&self, list: &ListRef, id: EntryId) -> PortResult<ListEntry> {
+        let l = list_path(list);
+        data(
+            self.send(call(
+                Method::GET,
+                format!("/v2/lists/{l}/entries/{id}"),
+                Access::Read,
+                &format!("list:{l}"),
+            ))
+            .await?,
+        )
+    }
+
     async fn query_entries(&self, list: &ListRef, query: &Query) -> PortResult<Vec<ListEntry>> {
         let l = list_path(list);
         let mut c = call(

@@ -6,14 +6,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use app_common::{ConfigError, QueueSettings, RawQueue, RawStore, StoreSettings};
-use domain::ids::{ObjectSlug, SystemId, TenantId};
+use domain::ids::{AttributeSlug, ObjectSlug, SystemId, TenantId};
 use domain::job::RetryPolicy;
-use domain::mapping::{ExternalProperty, FieldMapping, ObjectMapping};
+use domain::mapping::{ExternalProperty, FieldMapping, ObjectMapping, Transform};
 use domain::tenant::Secret;
 use ports::queue::ReserveFilter;
 use serde::{Deserialize, Serialize};
 use services::outbound::SyncTarget;
-use services::pipeline::DeletePolicy;
+use services::pipeline::{DeletePolicy, StageTarget};
 use services::worker::WorkerSettings;
 
 /// One mapping as written in the file.
@@ -26,6 +26,21 @@ pub struct RawTarget {
     /// The external property holding the Attio record id (the upsert key).
     pub id_property: String,
     pub fields: Vec<FieldMapping>,
+}
+
+/// A list whose entries' status drives a CRM property of their parent records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    /// The list's `api_slug`.
+    pub list: String,
+    /// The entry's status attribute.
+    pub attribute: String,
+    pub system: String,
+    /// The CRM property (e.g. `dealstage`); the parent object must be mapped to the system.
+    pub property: String,
+    #[serde(default)]
+    pub transform: Transform,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +73,8 @@ pub struct RawConfig {
     /// How far back each poll looks; longer than the interval, so passes overlap.
     pub poll_window_s: u64,
     pub targets: Vec<RawTarget>,
+    /// Lists whose entries' status is synced to the CRMs (deal stage sync).
+    pub stages: Vec<RawStage>,
 }
 
 impl Default for RawConfig {
@@ -82,6 +99,7 @@ impl Default for RawConfig {
             poll_salesforce_s: 0,
             poll_window_s: 120,
             targets: Vec::new(),
+            stages: Vec::new(),
         }
     }
 }
@@ -98,6 +116,7 @@ pub struct Settings {
     /// `None` when polling is off; else (interval, window).
     pub poll_salesforce: Option<(Duration, Duration)>,
     pub targets: Vec<SyncTarget>,
+    pub stages: Vec<StageTarget>,
 }
 
 impl RawConfig {
@@ -194,6 +213,26 @@ impl RawConfig {
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
+        let stages = self
+            .stages
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let at = |e: String| ConfigError::Invalid(format!("stages[{i}]: {e}"));
+                let stage = StageTarget {
+                    list: t.list,
+                    attribute: AttributeSlug::parse(&t.attribute).map_err(|e| at(e.to_string()))?,
+                    system: SystemId::parse(&t.system).map_err(|e| at(e.to_string()))?,
+                    property: ExternalProperty::parse(&t.property)
+                        .map_err(|e| at(e.to_string()))?,
+                    transform: t.transform,
+                };
+                if stage.list.is_empty() {
+                    return Err(at("list must name the list's api_slug".into()));
+                }
+                Ok(stage)
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
         let consumer = self
             .consumer
             .unwrap_or_else(|| format!("sync-worker-{}", std::process::id()));
@@ -218,6 +257,7 @@ impl RawConfig {
             delete_policy,
             poll_salesforce,
             targets,
+            stages,
         })
     }
 }
@@ -268,7 +308,7 @@ fields = [
     #[test]
     fn bad_values_name_the_setting() {
         type Tweak = fn(&mut RawConfig);
-        let cases: [(Tweak, &str); 7] = [
+        let cases: [(Tweak, &str); 9] = [
             (
                 |c| {
                     c.poll_salesforce_s = 60;
@@ -282,6 +322,27 @@ fields = [
             (|c| c.redis_url = Some("http://x".into()), "redis_url"),
             (|c| c.retry_cap_ms = 1, "retry_base_ms"),
             (|c| c.tenants = vec!["Not Valid".into()], "tenants"),
+            (
+                |c| {
+                    c.stages = vec![RawStage {
+                        list: "sales".into(),
+                        attribute: "Not A Slug".into(),
+                        system: "hubspot".into(),
+                        property: "dealstage".into(),
+                        transform: Transform::Identity,
+                    }]
+                },
+                "stages[0]",
+            ),
+            (
+                |c| {
+                    c.queue = RawQueue::Redis {
+                        url: "http://x".into(),
+                        namespace: "a".into(),
+                    }
+                },
+                "queue.url",
+            ),
         ];
         for (tweak, name) in cases {
             let mut c = RawConfig::default();

@@ -50,12 +50,15 @@ pub async fn run(
         Arc::new(SystemClock),
         settings.targets.clone(),
     ));
-    let pipeline = Arc::new(EventPipeline::new(
-        directory,
-        stores.links.clone(),
-        outbound.clone(),
-        settings.delete_policy,
-    ));
+    let pipeline = Arc::new(
+        EventPipeline::new(
+            directory,
+            stores.links.clone(),
+            outbound.clone(),
+            settings.delete_policy,
+        )
+        .with_stage_targets(settings.stages.clone()),
+    );
     let worker = Worker::new(
         stores.queue.clone(),
         Arc::new(PipelineHandler {

@@ -357,3 +357,145 @@ async fn an_attribute_change_flushes_the_cached_schema_and_rechecks_the_mappings
         "the flush made the next read fetch Attio's schema"
     );
 }
+
+#[tokio::test]
+async fn a_pipeline_entry_sets_the_stage_of_the_linked_deal_and_waits_for_an_unsynced_one() {
+    use domain::ids::{AttributeSlug, ObjectSlug, SystemId};
+    use domain::mapping::{ObjectMapping, SyncRule, Transform, ValueMap};
+    use domain::write::{RecordWrite, WriteValue};
+    use ports::attio::{AttioLists, EntryWrite, ListRef};
+    use services::outbound::{OutboundSync, SyncTarget};
+    use services::pipeline::StageTarget;
+    use std::sync::Arc;
+
+    let w = world(false, SyncRule::LatestWins).await;
+    let deals = ObjectSlug::parse("deals").unwrap();
+    let hubspot = SystemId::parse("hubspot").unwrap();
+    let outbound = Arc::new(OutboundSync::new(
+        w.directory.clone(),
+        w.links.clone(),
+        w.ledger.clone(),
+        w.conflicts.clone(),
+        Arc::new(adapter_memory::SystemClock),
+        vec![SyncTarget {
+            mapping: ObjectMapping::new(
+                deals.clone(),
+                hubspot.clone(),
+                "deals",
+                vec![crate::outbound::field(
+                    "name",
+                    None,
+                    "dealname",
+                    SyncRule::LatestWins,
+                )],
+            )
+            .unwrap(),
+            id_property: prop("attio_record_id"),
+        }],
+    ));
+    let stages = ValueMap::new(
+        [("Won 🎉".to_owned(), "closedwon".to_owned())]
+            .into_iter()
+            .collect(),
+    )
+    .unwrap();
+    let p = EventPipeline::new(
+        w.directory.clone(),
+        w.links.clone(),
+        outbound.clone(),
+        DeletePolicy::Archive,
+    )
+    .with_stage_targets(vec![StageTarget {
+        list: "sales".into(),
+        attribute: AttributeSlug::parse("stage").unwrap(),
+        system: hubspot.clone(),
+        property: prop("dealstage"),
+        transform: Transform::MapValues { values: stages },
+    }]);
+    let new_deal = |name: &'static str| {
+        let attio = w.attio.clone();
+        let deals = deals.clone();
+        async move {
+            attio
+                .create_record(
+                    &ObjectRef::from(deals),
+                    &RecordWrite::new()
+                        .set(
+                            AttributeSlug::parse("name").unwrap(),
+                            vec![WriteValue::Text(name.into())],
+                        )
+                        .set(
+                            AttributeSlug::parse("stage").unwrap(),
+                            vec![WriteValue::Status("Lead".into())],
+                        ),
+                )
+                .await
+                .unwrap()
+                .id
+                .record_id
+        }
+    };
+    let entry_event = |entry: &domain::record::ListEntry| -> WebhookEvent {
+        serde_json::from_value(json!({
+            "event_type": "list-entry.created",
+            "id": {
+                "workspace_id": entry.id.workspace_id.to_string(),
+                "list_id": entry.id.list_id.to_string(),
+                "entry_id": entry.id.entry_id.to_string(),
+            },
+            "parent_object_id": "97052eb9-e65e-443f-a297-f2d9a4a7f795",
+            "parent_record_id": entry.parent_record_id.to_string(),
+            "actor": {"type": "workspace-member", "id": "50cf242c-7fa3-4cad-87d0-75b1af71c57b"}
+        }))
+        .unwrap()
+    };
+    let won = |deal| EntryWrite {
+        parent_object: "deals".into(),
+        parent_record_id: deal,
+        entry_values: [(
+            AttributeSlug::parse("stage").unwrap(),
+            vec![WriteValue::Status("Won 🎉".into())],
+        )]
+        .into(),
+    };
+    let sales = ListRef::Slug(domain::ids::ListSlug::parse("sales").unwrap());
+
+    // A synced deal: its entry's stage reaches the HubSpot deal, translated.
+    let deal = new_deal("Analytical engine").await;
+    outbound.sync_record(&w.tenant, &deals, deal).await.unwrap();
+    let entry = w.attio.create_entry(&sales, &won(deal)).await.unwrap();
+    match p.handle(&w.tenant, &entry_event(&entry)).await.unwrap() {
+        Handled::Staged(staged) => {
+            assert_eq!(staged.len(), 1, "{staged:?}");
+            assert_eq!(staged[0].2, domain::field::FieldValue::text("closedwon"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let in_hubspot = w
+        .hubspot
+        .get_by(
+            "deals",
+            &prop("attio_record_id"),
+            &deal.to_string(),
+            &[prop("dealstage")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        in_hubspot.properties[&prop("dealstage")],
+        domain::field::FieldValue::text("closedwon")
+    );
+
+    // A deal not synced yet: the entry waits (a retryable error), and creates nothing.
+    let early = new_deal("Difference engine").await;
+    let entry = w.attio.create_entry(&sales, &won(early)).await.unwrap();
+    let e = p.handle(&w.tenant, &entry_event(&entry)).await.unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert!(
+        w.hubspot
+            .get_by("deals", &prop("attio_record_id"), &early.to_string(), &[])
+            .await
+            .is_err(),
+        "no deal is made from an entry alone"
+    );
+}
