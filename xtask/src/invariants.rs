@@ -241,8 +241,8 @@ mod tests {
             "the check must see the ports crate"
         );
         assert_eq!(g.role("adapter-memory"), Some(Role::Adapter));
-        // The ports crate pulls tokio only behind its `conformance` feature, and metadata is read
-        // with all features: the graph is really resolved.
+        // The ports crate pulls tokio (the trace task-local), and metadata is read with all
+        // features: the graph is really resolved.
         assert!(g.path_to("ports", &|n| n == "tokio").is_some());
         let v = violations(&g);
         assert!(v.is_empty(), "{v:#?}");

@@ -367,6 +367,42 @@ async fn dead_letters(
     }
 }
 
+/// Signed deliveries that could not be processed, oldest first, with the reason and the body as
+/// received (as text; bytes that are not UTF-8 are replaced).
+async fn quarantine(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    Query(q): Query<Limit>,
+) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match state
+        .inbox
+        .quarantined(&id, q.limit.unwrap_or(50).min(500))
+        .await
+    {
+        Ok(found) => Json(
+            found
+                .iter()
+                .map(|d| {
+                    json!({
+                        "id": d.id.to_string(),
+                        "source": d.delivery.source.as_str(),
+                        "idempotency_key": d.delivery.key.as_str(),
+                        "received_at": d.delivery.received_at.to_string(),
+                        "reason": d.delivery.quarantine,
+                        "body": String::from_utf8_lossy(&d.delivery.body),
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
 async fn replay(
     State(state): State<AppState>,
     Path((raw, job)): Path<(String, String)>,
@@ -515,6 +551,7 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
             get(show_tenant).delete(delete_tenant),
         )
         .route("/v1/admin/tenants/{id}/dead-letters", get(dead_letters))
+        .route("/v1/admin/tenants/{id}/quarantine", get(quarantine))
         .route(
             "/v1/admin/tenants/{id}/dead-letters/{job}/replay",
             post(replay),

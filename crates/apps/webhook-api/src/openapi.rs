@@ -223,6 +223,15 @@ pub fn routes() -> Vec<Route> {
             false,
         ),
         r(
+            Get,
+            "/v1/admin/tenants/{id}/quarantine",
+            "admin",
+            "The tenant's quarantined deliveries (signed but unusable), with the reason and body",
+            ADMIN,
+            Some("admin"),
+            false,
+        ),
+        r(
             Post,
             "/v1/admin/tenants/{id}/dead-letters/{job}/replay",
             "admin",

@@ -300,3 +300,44 @@ async fn dead_letters_are_listed_and_replayed() {
     .await;
     assert_eq!((status, states), (200, json!([])));
 }
+
+#[tokio::test]
+async fn quarantined_deliveries_are_shown_with_their_reason_and_body() {
+    let stores = memory_stores().await;
+    stores.tenants.create(&crate::tenant("acme")).await.unwrap();
+    let mut s = settings();
+    s.admin_token = Some(domain::tenant::Secret::new(TOKEN).unwrap());
+    let app = spawn_app_with(stores, s, None).await;
+    let (status, _) = app
+        .post_attio("acme", "{\"events\": 42}", crate::SECRET, Some("junk"))
+        .await;
+    assert_eq!(status, 202);
+    let (status, q) = call(
+        &app,
+        reqwest::Method::GET,
+        "/v1/admin/tenants/acme/quarantine",
+        TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{q}");
+    assert_eq!(q.as_array().map(Vec::len), Some(1), "{q}");
+    assert_eq!(q[0]["body"], "{\"events\": 42}");
+    assert_eq!(q[0]["idempotency_key"], "junk");
+    assert!(
+        q[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not an Attio delivery"),
+        "{q}"
+    );
+    let (status, _) = call(
+        &app,
+        reqwest::Method::GET,
+        "/v1/admin/tenants/acme/quarantine",
+        "wrong-token-0123456789abcdef0123456789",
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+}
