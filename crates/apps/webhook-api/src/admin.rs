@@ -334,37 +334,48 @@ struct Limit {
     limit: Option<usize>,
 }
 
+/// A tenant's items from a port as a JSON array: at most `limit` (50 unless given, 500 at most),
+/// each shown by `show`.
+async fn listing<T, Fut>(
+    raw: &str,
+    q: Limit,
+    fetch: impl FnOnce(TenantId, usize) -> Fut,
+    show: fn(&T) -> Value,
+) -> Response
+where
+    Fut: std::future::Future<Output = Result<Vec<T>, PortError>>,
+{
+    let id = match tenant_id(raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match fetch(id, q.limit.unwrap_or(50).min(500)).await {
+        Ok(items) => Json(items.iter().map(show).collect::<Vec<_>>()).into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
 async fn dead_letters(
     State(state): State<AppState>,
     Path(raw): Path<String>,
     Query(q): Query<Limit>,
 ) -> Response {
-    let id = match tenant_id(&raw) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    match state
-        .dead
-        .list_dead(&id, q.limit.unwrap_or(50).min(500))
-        .await
-    {
-        Ok(dead) => Json(
-            dead.iter()
-                .map(|d| {
-                    json!({
-                        "job_id": d.job.id.to_string(),
-                        "key": d.job.key.to_string(),
-                        "attempts": d.job.attempts,
-                        "error": d.error,
-                        "failed_at": d.failed_at.to_string(),
-                        "needs_reconciliation": d.needs_reconciliation,
-                    })
-                })
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
-        Err(e) => port_error(&e),
-    }
+    listing(
+        &raw,
+        q,
+        |id, limit| async move { state.dead.list_dead(&id, limit).await },
+        |d| {
+            json!({
+                "job_id": d.job.id.to_string(),
+                "key": d.job.key.to_string(),
+                "attempts": d.job.attempts,
+                "error": d.error,
+                "failed_at": d.failed_at.to_string(),
+                "needs_reconciliation": d.needs_reconciliation,
+            })
+        },
+    )
+    .await
 }
 
 /// Signed deliveries that could not be processed, oldest first, with the reason and the body as
@@ -374,33 +385,22 @@ async fn quarantine(
     Path(raw): Path<String>,
     Query(q): Query<Limit>,
 ) -> Response {
-    let id = match tenant_id(&raw) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    match state
-        .inbox
-        .quarantined(&id, q.limit.unwrap_or(50).min(500))
-        .await
-    {
-        Ok(found) => Json(
-            found
-                .iter()
-                .map(|d| {
-                    json!({
-                        "id": d.id.to_string(),
-                        "source": d.delivery.source.as_str(),
-                        "idempotency_key": d.delivery.key.as_str(),
-                        "received_at": d.delivery.received_at.to_string(),
-                        "reason": d.delivery.quarantine,
-                        "body": String::from_utf8_lossy(&d.delivery.body),
-                    })
-                })
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
-        Err(e) => port_error(&e),
-    }
+    listing(
+        &raw,
+        q,
+        |id, limit| async move { state.inbox.quarantined(&id, limit).await },
+        |d| {
+            json!({
+                "id": d.id.to_string(),
+                "source": d.delivery.source.as_str(),
+                "idempotency_key": d.delivery.key.as_str(),
+                "received_at": d.delivery.received_at.to_string(),
+                "reason": d.delivery.quarantine,
+                "body": String::from_utf8_lossy(&d.delivery.body),
+            })
+        },
+    )
+    .await
 }
 
 async fn replay(

@@ -4,6 +4,18 @@ use std::time::Duration;
 
 use crate::{OLD_SECRET, SECRET, record_event, spawn_app};
 
+/// The next deliverable job, if any.
+async fn next_job(app: &crate::TestApp) -> Option<ports::queue::Reservation> {
+    app.queue
+        .reserve(
+            "test",
+            Duration::from_secs(30),
+            &ports::queue::ReserveFilter::all(),
+        )
+        .await
+        .unwrap()
+}
+
 const RECORD: &str = "bf071e1f-6035-429d-b874-d83ea64ea13b";
 
 #[tokio::test]
@@ -24,16 +36,7 @@ async fn a_signed_delivery_is_stored_and_enqueued_once() {
         1,
         "one job for two identical deliveries"
     );
-    let job = app
-        .queue
-        .reserve(
-            "test",
-            Duration::from_secs(30),
-            &ports::queue::ReserveFilter::all(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let job = next_job(&app).await.unwrap();
     assert_eq!(job.job.payloads[0]["source"], "attio");
     assert_eq!(job.job.key.entity, RECORD);
     assert_eq!(job.job.max_attempts, 3);
@@ -159,16 +162,7 @@ async fn hubspot_deliveries_are_checked_with_the_v3_signature() {
     );
     let wrong = adapter_hubspot::sign_v3("other", "POST", uri, body.as_bytes(), ts);
     assert_eq!(post(wrong, ts).await.unwrap().status(), 401);
-    let job = app
-        .queue
-        .reserve(
-            "test",
-            Duration::from_secs(30),
-            &ports::queue::ReserveFilter::all(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let job = next_job(&app).await.unwrap();
     assert_eq!(
         (job.job.key.partition.as_str(), job.job.key.entity.as_str()),
         ("hubspot", "1234")
@@ -210,16 +204,7 @@ async fn the_job_carries_the_request_trace_or_a_new_one() {
         assert_eq!(req.send().await.unwrap().status(), 200);
     }
     let mut traces = Vec::new();
-    while let Some(r) = app
-        .queue
-        .reserve(
-            "test",
-            Duration::from_secs(30),
-            &ports::queue::ReserveFilter::all(),
-        )
-        .await
-        .unwrap()
-    {
+    while let Some(r) = next_job(&app).await {
         traces.push(services::worker::trace_of(&r.job).expect("every job has a trace"));
         app.queue.ack(&r).await.unwrap();
     }
