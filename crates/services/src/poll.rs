@@ -1,19 +1,23 @@
 //! Polling a CRM that sends no webhooks here (Salesforce): every pass asks each tenant's CRM for
-//! the records changed in the last `window`, and syncs each linked one both ways. Passes overlap
-//! (`window` is longer than the interval), so no cursor is stored and a change seen twice is
-//! settled once: the merge finds nothing left to do the second time, and our own writes (echoes)
-//! likewise. A poller down for longer than `window` misses changes made meanwhile; a backfill
-//! does not repair those (it writes Attio's side), the next change to the record does.
+//! the records changed since shortly before the previous pass began, and syncs each linked one
+//! both ways. Passes overlap (by `window`), so a change seen twice is settled once: the merge finds
+//! nothing left to do the second time, and our own writes (echoes) likewise.
+//!
+//! With a cursor store ([`ChangePoller::with_cursor`]) the start of each tenant's last complete
+//! pass is kept in `SyncState` (object `poll_<external object>`), so a poller that was down for
+//! hours reads everything changed meanwhile; a pass that fails keeps the old cursor. Without one,
+//! each pass looks back `window` only, and a longer outage misses changes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::ids::{SystemId, TenantId};
+use domain::ids::{ObjectSlug, SystemId, TenantId};
 use domain::link::LinkLookup;
+use domain::sync_state::{BackfillPhase, SyncState};
 use ports::clock::Clock;
 use ports::directory::ClientDirectory;
 use ports::error::PortError;
-use ports::stores::{LinkStore, TenantStore};
+use ports::stores::{LinkStore, SyncStateStore, TenantStore};
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::outbound::{OutboundSync, SyncTarget};
@@ -35,6 +39,7 @@ pub struct ChangePoller {
     outbound: Arc<OutboundSync>,
     clock: Arc<dyn Clock>,
     targets: Vec<SyncTarget>,
+    cursors: Option<Arc<dyn SyncStateStore>>,
     pub window: Duration,
 }
 
@@ -69,8 +74,30 @@ impl ChangePoller {
             outbound,
             clock,
             targets,
+            cursors: None,
             window: Duration::from_secs(120),
         }
+    }
+
+    /// Keeps each tenant's polling cursor in `store`, so no change is missed across an outage.
+    pub fn with_cursor(mut self, store: Arc<dyn SyncStateStore>) -> Self {
+        self.cursors = Some(store);
+        self
+    }
+
+    /// The `SyncState` object a target's cursor is kept under.
+    fn cursor_slug(external_object: &str) -> ServiceResult<ObjectSlug> {
+        let name: String = external_object
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        Ok(ObjectSlug::parse(&format!("poll_{name}"))?)
     }
 
     /// One pass over one tenant. A tenant without a connection to the system is skipped.
@@ -80,9 +107,20 @@ impl ChangePoller {
         let Some(crm) = clients.crms.get(&self.system).cloned() else {
             return Ok(stats);
         };
-        let since = self.clock.now()
-            - time::Duration::try_from(self.window).unwrap_or(time::Duration::MINUTE);
+        let window = time::Duration::try_from(self.window).unwrap_or(time::Duration::MINUTE);
         for target in &self.targets {
+            let pass_start = self.clock.now();
+            let slug = Self::cursor_slug(&target.mapping.external_object)?;
+            let cursor = match &self.cursors {
+                Some(store) => store.get(tenant, &slug, &self.system).await?,
+                None => None,
+            };
+            // From shortly before the last complete pass began, or `window` back.
+            let seen_before = stats.seen;
+            let since = match &cursor {
+                Some(c) => (c.updated_at - window).min(pass_start - window),
+                None => pass_start - window,
+            };
             let props: Vec<_> = target
                 .mapping
                 .fields()
@@ -121,6 +159,19 @@ impl ChangePoller {
                 match page.next {
                     Some(n) => after = Some(n),
                     None => break,
+                }
+            }
+            if let Some(store) = &self.cursors {
+                let mut next = cursor.unwrap_or_else(|| {
+                    SyncState::new(tenant.clone(), slug, self.system.clone(), pass_start)
+                });
+                next.phase = BackfillPhase::Completed;
+                next.updated_at = pass_start;
+                next.records_seen += stats.seen - seen_before;
+                match store.save(&next).await {
+                    // Another poller moved it meanwhile: its pass covers ours.
+                    Ok(_) | Err(PortError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
         }

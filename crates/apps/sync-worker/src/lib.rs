@@ -77,7 +77,8 @@ pub async fn run(
             outbound.clone(),
             Arc::new(SystemClock),
             settings.targets.clone(),
-        );
+        )
+        .with_cursor(stores.sync_state.clone());
         p.window = window;
         let mut stop = shutdown.clone();
         tokio::spawn(async move {

@@ -74,3 +74,81 @@ async fn a_salesforce_edit_is_polled_into_attio_and_on_to_hubspot() {
         FieldValue::text("Turing laureate")
     );
 }
+
+#[tokio::test]
+async fn with_a_cursor_an_outage_longer_than_the_window_misses_nothing() {
+    use adapter_memory::{ManualClock, MemorySyncStateStore};
+    use ports::stores::SyncStateStore;
+
+    let w = world(true, domain::mapping::SyncRule::LatestWins).await;
+    let id = create_person(&w, "barbara@example.com", "Barbara", "Liskov", "Professor").await;
+    w.sync.sync_record(&w.tenant, &people(), id).await.unwrap();
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let cursors = Arc::new(MemorySyncStateStore::default());
+    let poller = |with_cursor: bool| {
+        let p = ChangePoller::new(
+            SystemId::parse("salesforce").unwrap(),
+            w.directory.clone(),
+            Arc::new(MemoryTenantStore::default()),
+            w.links.clone(),
+            Arc::new(w.outbound()),
+            clock.clone(),
+            targets(domain::mapping::SyncRule::LatestWins),
+        );
+        if with_cursor {
+            p.with_cursor(cursors.clone())
+        } else {
+            p
+        }
+    };
+    // A pass now; then the title changes in Salesforce, and the poller is down for two hours.
+    poller(true).poll_tenant(&w.tenant).await.unwrap();
+    let edit = ExternalUpsert {
+        key: id.to_string(),
+        properties: BTreeMap::from([
+            (prop("LastName"), FieldValue::text("Liskov")),
+            (prop("Title"), FieldValue::text("Turing laureate")),
+        ]),
+    };
+    w.salesforce
+        .upsert_batch("Contact", &prop("Attio_Id__c"), &[edit])
+        .await
+        .unwrap();
+    clock.advance(std::time::Duration::from_secs(2 * 3600));
+    let title = || async {
+        w.attio
+            .get_record(&ObjectRef::from(people()), id)
+            .await
+            .unwrap()
+            .current("job_title")
+            .next()
+            .map(|v| format!("{:?}", v.data))
+            .unwrap_or_default()
+    };
+    // Without the cursor, the two-minute window no longer reaches the edit.
+    let blind = poller(false).poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!(blind.seen, 0, "{blind:?}");
+    assert!(!title().await.contains("Turing laureate"));
+    // With it, the pass reads from before the last one began.
+    let pass = poller(true).poll_tenant(&w.tenant).await.unwrap();
+    assert!(pass.synced >= 1, "{pass:?}");
+    assert!(
+        title().await.contains("Turing laureate"),
+        "{}",
+        title().await
+    );
+    let kept = cursors
+        .get(
+            &w.tenant,
+            &domain::ids::ObjectSlug::parse("poll_contact").unwrap(),
+            &SystemId::parse("salesforce").unwrap(),
+        )
+        .await
+        .unwrap()
+        .expect("the cursor is kept");
+    assert_eq!(
+        kept.updated_at,
+        ports::clock::Clock::now(clock.as_ref()),
+        "it moved to this pass's start"
+    );
+}

@@ -933,7 +933,7 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
             .as_array()
             .unwrap()
             .iter()
-            .any(|s| s["phase"] == "completed"),
+            .any(|s| s["object"] == "people" && s["phase"] == "completed"),
         "{states}"
     );
     ids.extend(lost);
