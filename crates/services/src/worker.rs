@@ -193,6 +193,28 @@ fn bump(stats: &Mutex<WorkerStats>, f: impl FnOnce(&mut WorkerStats)) {
 }
 
 /// Settles one job after its handler ran.
+/// The worker's metrics (recorded through the `metrics` facade; the binary installs the
+/// Prometheus recorder):
+/// - `worker_jobs_total{outcome}`: `acked`, `retried`, `dead_lettered`, `released`;
+/// - `worker_job_seconds`: how long handling a job took (histogram summary).
+///
+/// Describes them and sets the counters to zero, so a scrape shows them before the first job.
+pub fn describe_metrics() {
+    metrics::describe_counter!("worker_jobs_total", "Jobs settled, by outcome");
+    metrics::describe_histogram!(
+        "worker_job_seconds",
+        metrics::Unit::Seconds,
+        "Time spent handling a job"
+    );
+    for outcome in ["acked", "retried", "dead_lettered", "released"] {
+        metrics::counter!("worker_jobs_total", "outcome" => outcome).absolute(0);
+    }
+}
+
+fn count(outcome: &'static str) {
+    metrics::counter!("worker_jobs_total", "outcome" => outcome).increment(1);
+}
+
 async fn settle(
     queue: &dyn JobQueue,
     r: &Reservation,
@@ -202,17 +224,22 @@ async fn settle(
 ) {
     let job = &r.job;
     let settled = match result {
-        Ok(()) => queue.ack(r).await.map(|()| bump(stats, |s| s.acked += 1)),
+        Ok(()) => queue.ack(r).await.map(|()| {
+            count("acked");
+            bump(stats, |s| s.acked += 1)
+        }),
         Err(e) if e.is_retryable() => {
             let wait = retry.delay(job.attempts, fastrand::f64());
             match queue.fail(r, &e.to_string(), wait).await {
                 Ok(FailOutcome::Retrying { at }) => {
                     tracing::warn!(job = %job.id, key = %job.key, attempt = job.attempts, error = %e, retry_at = %at, "job failed; will retry");
+                    count("retried");
                     bump(stats, |s| s.retried += 1);
                     Ok(())
                 }
                 Ok(FailOutcome::DeadLettered) => {
                     tracing::error!(job = %job.id, key = %job.key, attempt = job.attempts, error = %e, "job failed its last attempt; dead-lettered");
+                    count("dead_lettered");
                     bump(stats, |s| s.dead_lettered += 1);
                     Ok(())
                 }
@@ -227,7 +254,10 @@ async fn settle(
             queue
                 .dead_letter(r, &e.to_string(), partial)
                 .await
-                .map(|()| bump(stats, |s| s.dead_lettered += 1))
+                .map(|()| {
+                    count("dead_lettered");
+                    bump(stats, |s| s.dead_lettered += 1)
+                })
         }
     };
     match settled {
@@ -312,10 +342,13 @@ impl Worker {
                         );
                         let work =
                             ports::trace::in_trace(trace, handler.handle(&r.job)).instrument(span);
+                        let started = std::time::Instant::now();
                         let result = tokio::select! {
                             result = work => result,
                             never = heartbeat => never,
                         };
+                        metrics::histogram!("worker_job_seconds")
+                            .record(started.elapsed().as_secs_f64());
                         settle(queue.as_ref(), &r, result, &retry, &stats).await;
                         in_hand
                             .lock()
@@ -356,7 +389,10 @@ impl Worker {
                 .collect();
             for r in left {
                 match self.queue.release(&r).await {
-                    Ok(()) => bump(&self.stats, |st| st.released += 1),
+                    Ok(()) => {
+                        count("released");
+                        bump(&self.stats, |st| st.released += 1)
+                    }
                     Err(e) => {
                         tracing::warn!(job = %r.job.id, error = %e, "cannot release a job; its lease will expire")
                     }

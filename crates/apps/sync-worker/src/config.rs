@@ -52,6 +52,8 @@ pub struct RawConfig {
     pub master_key: Option<String>,
     /// Shared rate budgets across replicas; per-process budgets when absent.
     pub redis_url: Option<String>,
+    /// Serve Prometheus metrics (`GET /metrics`) here; off when absent.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// `https://api.attio.com`, or a simulator.
     pub attio_base_url: String,
     pub consumer: Option<String>,
@@ -85,6 +87,7 @@ impl Default for RawConfig {
             queue: RawQueue::Store,
             master_key: None,
             redis_url: None,
+            metrics_listen: None,
             attio_base_url: "https://api.attio.com".into(),
             consumer: None,
             concurrency: 4,
@@ -110,6 +113,7 @@ pub struct Settings {
     pub store: StoreSettings,
     pub queue: QueueSettings,
     pub redis_url: Option<Secret>,
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub attio_base_url: String,
     pub worker: WorkerSettings,
     pub delete_policy: DeletePolicy,
@@ -240,6 +244,7 @@ impl RawConfig {
             store,
             queue,
             redis_url,
+            metrics_listen: self.metrics_listen,
             attio_base_url: self.attio_base_url.trim_end_matches('/').to_owned(),
             worker: WorkerSettings {
                 consumer,

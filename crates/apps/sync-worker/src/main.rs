@@ -40,6 +40,14 @@ async fn main() -> Result<()> {
         ),
         None => Arc::new(MemoryRateLimiter::default()),
     };
+    if let Some(addr) = settings.metrics_listen {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        services::worker::describe_metrics();
+        tracing::info!(%addr, "metrics at /metrics");
+    }
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         app_common::shutdown_signal().await;

@@ -331,6 +331,15 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
     let mut w2_env = worker_env("w2");
     w2_env.push(("ATTIO_SYNC_POLL_SALESFORCE_S", "1".into()));
     w2_env.push(("ATTIO_SYNC_POLL_WINDOW_S", "60".into()));
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    w2_env.push((
+        "ATTIO_SYNC_METRICS_LISTEN",
+        format!("127.0.0.1:{metrics_port}"),
+    ));
     let _w2: Proc = start("sync-worker", &[], &w2_env, false).await;
 
     // Duplicated and reordered deliveries from Attio.
@@ -983,6 +992,19 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
     ));
     let depth = ports::queue::JobQueue::depth(&redis).await.unwrap();
     assert_eq!(depth.dead, 0, "nothing was dead-lettered");
+    // The surviving worker's metrics count the jobs it settled.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let acked: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("worker_jobs_total{outcome=\"acked\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no acked count in {metrics}"));
+    assert!(acked > 0.0, "{metrics}");
     drop((attio_sim, hubspot_sim, sf_sim, api));
     let _ = std::fs::remove_dir_all(dir);
     drop_namespace(&redis_url, &schema).await;

@@ -53,3 +53,37 @@ async fn the_worker_runs_and_stops_on_sigterm() {
         .unwrap();
     assert!(exit.success(), "exits cleanly on SIGTERM: {exit:?}");
 }
+
+#[tokio::test]
+async fn metrics_are_served_when_configured() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sync-worker"))
+        .env("ATTIO_SYNC_CONSUMER", "it-metrics")
+        .env("ATTIO_SYNC_METRICS_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(
+        lines.next_line().await.unwrap().unwrap(),
+        "sync-worker it-metrics started"
+    );
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for outcome in ["acked", "retried", "dead_lettered", "released"] {
+        assert!(
+            body.contains(&format!("worker_jobs_total{{outcome=\"{outcome}\"}} 0")),
+            "{body}"
+        );
+    }
+    child.kill().await.unwrap();
+}
