@@ -18,8 +18,6 @@ mod scripts;
 use domain::tenant::Secret;
 use ports::error::PortError;
 use redis::aio::ConnectionManager;
-use std::sync::{Arc, OnceLock};
-use tokio::sync::mpsc;
 
 /// How to reach Redis.
 #[derive(Debug, Clone)]
@@ -43,8 +41,6 @@ pub enum RedisSetupError {
 pub struct RedisStore {
     conn: ConnectionManager,
     ns: String,
-    /// The inbox's batch task, started by the first delivery (see `inbox.rs`).
-    intake: Arc<OnceLock<mpsc::Sender<inbox::Pending>>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -76,7 +72,6 @@ impl RedisStore {
         Ok(Self {
             conn,
             ns: format!("{{{ns}}}"),
-            intake: Arc::new(OnceLock::new()),
         })
     }
 
@@ -96,15 +91,6 @@ impl RedisStore {
             .await
             .map_err(rerr)?;
         Ok(aof.get(1).is_some_and(|v| v == "yes") || save.get(1).is_some_and(|v| !v.is_empty()))
-    }
-
-    /// Where deliveries wait for their batch; starts the batch task on first use.
-    fn intake(&self) -> &mpsc::Sender<inbox::Pending> {
-        self.intake.get_or_init(|| {
-            let (tx, rx) = mpsc::channel(4 * inbox::MAX_BATCH);
-            tokio::spawn(inbox::run_batches(self.conn(), self.ns.clone(), rx));
-            tx
-        })
     }
 
     fn key(&self, rest: &str) -> String {

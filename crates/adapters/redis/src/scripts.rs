@@ -20,33 +20,21 @@ return enqueue(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 "#
 );
 
-/// The inbox's step for a batch of deliveries, each as if accepted alone and in order. ARGV: ns,
-/// then 12 per delivery: tenant, retention ms, inbox id (derived from the idempotency key, so the
-/// stored delivery is its own claim), the stored delivery (see `inbox.rs`), quarantined (0/1), has
-/// a job (0/1), partition, entity, payload JSON, max attempts, delay ms, new job id (the job's
-/// fields empty when it has none).
-/// Returns three per delivery: "duplicate", "", "" | "stored", "", "" |
-/// "stored", "coalesced"|"enqueued", job id.
+/// The inbox's one step. ARGV: ns, tenant, retention ms, inbox id (derived from the idempotency
+/// key, so the stored delivery is its own claim), the stored delivery (see `inbox.rs`),
+/// quarantined (0/1), has a job (0/1), then the job's partition, entity, payload JSON, max
+/// attempts, delay ms and new id (empty when it has none).
+/// Returns "duplicate", "", "" | "stored", "", "" | "stored", "coalesced"|"enqueued", job id.
 pub(crate) static ACCEPT: LazyLock<Script> = script!(
     r#"
-local out = {}
-for base = 2, #ARGV, 12 do
-    local tenant, retention, id = ARGV[base], ARGV[base + 1], ARGV[base + 2]
-    if not redis.call('SET', ns .. ':inbox:' .. tenant .. ':' .. id, ARGV[base + 3], 'NX', 'PX', retention) then
-        table.insert(out, 'duplicate'); table.insert(out, ''); table.insert(out, '')
-    else
-        if ARGV[base + 4] == '1' then redis.call('ZADD', ns .. ':quarantine:' .. tenant, now, id) end
-        table.insert(out, 'stored')
-        if ARGV[base + 5] == '1' then
-            local r = enqueue(tenant, ARGV[base + 6], ARGV[base + 7], ARGV[base + 8], ARGV[base + 9],
-                ARGV[base + 10], ARGV[base + 11])
-            table.insert(out, r[1]); table.insert(out, r[2])
-        else
-            table.insert(out, ''); table.insert(out, '')
-        end
-    end
+local tenant, retention, id = ARGV[2], ARGV[3], ARGV[4]
+if not redis.call('SET', ns .. ':inbox:' .. tenant .. ':' .. id, ARGV[5], 'NX', 'PX', retention) then
+    return {'duplicate', '', ''}
 end
-return out
+if ARGV[6] == '1' then redis.call('ZADD', ns .. ':quarantine:' .. tenant, now, id) end
+if ARGV[7] ~= '1' then return {'stored', '', ''} end
+local r = enqueue(tenant, ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13])
+return {'stored', r[1], r[2]}
 "#
 );
 
