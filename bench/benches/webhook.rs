@@ -1,17 +1,16 @@
-//! `cargo xtask bench webhook`: webhook-api's intake, and the delay from an Attio change to the
-//! HubSpot write.
+//! `cargo xtask bench webhook`: webhook-api's intake on PostgreSQL and on Redis, and the delay
+//! from an Attio change to the HubSpot write.
 //!
-//! 1. Criterion: one signed delivery, verified, deduplicated, stored and enqueued on PostgreSQL,
-//!    answered (a single client, back to back).
-//! 2. Saturation: 32 connections sending distinct signed deliveries for 5 s; accepted deliveries/s
-//!    and p50/p99 answer time.
-//! 3. Paced: 1,000 deliveries/s for 5 s; p50/p99 answer time.
+//! 1. Criterion: one signed delivery at a time (verified, deduplicated, stored, enqueued,
+//!    answered), per backend.
+//! 2. Saturation: 32 keep-alive connections sending distinct deliveries, signed before the clock
+//!    starts, for 5 s; three rounds per backend, alternating, the median reported with every
+//!    round's rate and the CPU time per delivery (this process; Redis from `INFO cpu`).
+//! 3. Paced: 1,000 deliveries/s for 5 s per backend; p50/p99 answer time.
 //! 4. Delay: people created in attio-sim one at a time; the time until hubspot-sim holds each,
 //!    through attio-sim's signed delivery, webhook-api, the PostgreSQL queue and a sync-worker.
 //!
-//! The load generator, the API and PostgreSQL share this 2-core machine. Redis: webhook-api has no
-//! Redis inbox yet (the inbox must store, deduplicate and enqueue atomically), so there is no Redis
-//! figure.
+//! The load generator, the API, PostgreSQL and Redis share this 2-core machine.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
