@@ -8,6 +8,7 @@
 //!    kept for the rest of the test process);
 //! 4. otherwise a panic naming both options. Never a silent skip.
 
+pub mod capture;
 pub mod jwt;
 pub mod logs;
 pub mod openapi;

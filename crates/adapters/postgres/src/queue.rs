@@ -48,6 +48,19 @@ fn job_from_row(row: &PgRow) -> PortResult<Job> {
     })
 }
 
+/// Decodes what `enqueue_job` returned; `None` for another outcome.
+fn enqueued(outcome: &str, job: Option<Uuid>) -> PortResult<Option<EnqueueOutcome>> {
+    let id = || {
+        job.map(JobId::from_uuid)
+            .ok_or_else(|| PortError::backend("PostgreSQL queue", "no job id returned"))
+    };
+    Ok(match outcome {
+        "enqueued" => Some(EnqueueOutcome::Enqueued(id()?)),
+        "coalesced" => Some(EnqueueOutcome::Coalesced(id()?)),
+        _ => None,
+    })
+}
+
 /// Serialises writers of one key for the rest of the transaction, so that a key's jobs commit in
 /// `seq` order.
 async fn lock_key(conn: &mut PgConnection, key: &JobKey) -> PortResult<()> {
@@ -62,45 +75,20 @@ async fn lock_key(conn: &mut PgConnection, key: &JobKey) -> PortResult<()> {
 impl PgStore {
     /// Enqueues inside the caller's (tenant-scoped) transaction.
     async fn enqueue_in(&self, conn: &mut PgConnection, new: NewJob) -> PortResult<EnqueueOutcome> {
-        lock_key(conn, &new.key).await?;
-        let folded: Option<Uuid> = sqlx::query_scalar(
-            "UPDATE jobs SET payloads = payloads || jsonb_build_array($4::jsonb)
-             WHERE job_id = (SELECT job_id FROM jobs
-                             WHERE tenant_id = $1 AND partition = $2 AND entity = $3
-                               AND fresh AND lease_token IS NULL
-                             ORDER BY seq DESC LIMIT 1)
-               AND fresh AND lease_token IS NULL
-             RETURNING job_id",
-        )
-        .bind(new.key.tenant.as_str())
-        .bind(&new.key.partition)
-        .bind(&new.key.entity)
-        .bind(sqlx::types::Json(&new.payload))
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db)?;
-        let outcome = match folded {
-            Some(id) => EnqueueOutcome::Coalesced(JobId::from_uuid(id)),
-            None => {
-                let id = Uuid::new_v4();
-                sqlx::query(
-                    "INSERT INTO jobs (job_id, tenant_id, partition, entity, payloads, max_attempts, enqueued_at, not_before)
-                     VALUES ($1, $2, $3, $4, jsonb_build_array($5::jsonb), $6, now(), now() + make_interval(secs => $7))",
-                )
-                .bind(id)
+        let (outcome, job): (String, Option<Uuid>) =
+            sqlx::query_as("SELECT outcome, job FROM enqueue_job($1, $2, $3, $4, $5, $6, $7)")
                 .bind(new.key.tenant.as_str())
                 .bind(&new.key.partition)
                 .bind(&new.key.entity)
                 .bind(sqlx::types::Json(&new.payload))
                 .bind(i32::try_from(new.max_attempts.max(1)).unwrap_or(i32::MAX))
                 .bind(secs(new.delay))
-                .execute(&mut *conn)
+                .bind(Uuid::new_v4())
+                .fetch_one(&mut *conn)
                 .await
                 .map_err(db)?;
-                EnqueueOutcome::Enqueued(JobId::from_uuid(id))
-            }
-        };
-        Ok(outcome)
+        enqueued(&outcome, job)?
+            .ok_or_else(|| PortError::backend("PostgreSQL queue", format!("outcome {outcome:?}")))
     }
 
     /// Moves a held job to the dead letters; `LeaseLost` if the lease is not current.
@@ -468,23 +456,19 @@ impl Inbox for PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db)?;
-        let job = |id: Option<Uuid>| {
-            id.map(JobId::from_uuid)
-                .ok_or_else(|| PortError::backend("PostgreSQL inbox", "no job id returned"))
-        };
         let job = match outcome.as_str() {
             "duplicate" => return Ok(Accepted::Duplicate),
             "stored" => None,
-            "enqueued" => {
+            _ => {
+                let enqueued = enqueued(&outcome, job_id)?;
+                if enqueued.is_none() {
+                    return Err(PortError::backend(
+                        "PostgreSQL inbox",
+                        format!("unknown outcome {outcome:?}"),
+                    ));
+                }
                 self.wake_workers();
-                Some(EnqueueOutcome::Enqueued(job(job_id)?))
-            }
-            "coalesced" => Some(EnqueueOutcome::Coalesced(job(job_id)?)),
-            other => {
-                return Err(PortError::backend(
-                    "PostgreSQL inbox",
-                    format!("unknown outcome {other:?}"),
-                ));
+                enqueued
             }
         };
         Ok(Accepted::Stored {

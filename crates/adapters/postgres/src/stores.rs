@@ -33,20 +33,13 @@ pub(crate) async fn claim_in(
     key: &IdempotencyKey,
     retention: Duration,
 ) -> PortResult<bool> {
-    let claimed: Option<i32> = sqlx::query_scalar(
-        "INSERT INTO idempotency_keys (tenant_id, key, expires_at)
-         VALUES ($1, $2, now() + make_interval(secs => $3))
-         ON CONFLICT (tenant_id, key) DO UPDATE SET expires_at = EXCLUDED.expires_at
-             WHERE idempotency_keys.expires_at <= now()
-         RETURNING 1",
-    )
-    .bind(tenant.as_str())
-    .bind(key.as_str())
-    .bind(retention.as_secs_f64())
-    .fetch_optional(conn)
-    .await
-    .map_err(db)?;
-    Ok(claimed.is_some())
+    sqlx::query_scalar("SELECT claim_key($1, $2, $3)")
+        .bind(tenant.as_str())
+        .bind(key.as_str())
+        .bind(retention.as_secs_f64())
+        .fetch_one(conn)
+        .await
+        .map_err(db)
 }
 
 #[async_trait]

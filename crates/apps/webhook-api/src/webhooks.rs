@@ -161,16 +161,7 @@ pub(crate) async fn attio(
 ) -> Response {
     match body {
         Ok(body) => timed("attio", attio_inner(state, path, headers, body)).await,
-        Err(rejected) => {
-            let r = rejected.into_response();
-            let outcome = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                "too_large"
-            } else {
-                "failed"
-            };
-            crate::telemetry::delivery("attio", outcome);
-            r
-        }
+        Err(rejected) => refused_body("attio", rejected),
     }
 }
 
@@ -182,17 +173,20 @@ pub(crate) async fn hubspot(
 ) -> Response {
     match body {
         Ok(body) => timed("hubspot", hubspot_inner(state, path, headers, body)).await,
-        Err(rejected) => {
-            let r = rejected.into_response();
-            let outcome = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                "too_large"
-            } else {
-                "failed"
-            };
-            crate::telemetry::delivery("hubspot", outcome);
-            r
-        }
+        Err(rejected) => refused_body("hubspot", rejected),
     }
+}
+
+/// A body axum would not read (over the limit: 413), counted as the delivery's outcome.
+fn refused_body(source: &'static str, rejected: BytesRejection) -> Response {
+    let r = rejected.into_response();
+    let outcome = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        "too_large"
+    } else {
+        "failed"
+    };
+    crate::telemetry::delivery(source, outcome);
+    r
 }
 
 /// Times the answer and counts its outcome (from the status and body the handler chose).

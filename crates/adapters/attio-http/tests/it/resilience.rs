@@ -233,26 +233,8 @@ async fn against_the_simulators_injected_faults() {
 
 #[tokio::test]
 async fn calls_carry_the_current_trace_as_traceparent() {
-    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
-    let app = Router::new().fallback({
-        let seen = seen.clone();
-        move |headers: HeaderMap| {
-            let seen = seen.clone();
-            async move {
-                seen.lock().unwrap().push(
-                    headers
-                        .get("traceparent")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned),
-                );
-                (StatusCode::OK, r#"{"data":[]}"#).into_response()
-            }
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let c = client(config(&url, &token('t')));
+    let server = testkit::capture::HeaderCapture::start("traceparent", r#"{"data":[]}"#).await;
+    let c = client(config(&server.url, &token('t')));
     let trace = domain::trace::TraceParent::parse(
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
     )
@@ -261,7 +243,7 @@ async fn calls_carry_the_current_trace_as_traceparent() {
         .await
         .unwrap();
     c.list_objects().await.unwrap();
-    let seen = seen.lock().unwrap().clone();
+    let seen = server.seen();
     let sent =
         domain::trace::TraceParent::parse(seen[0].as_deref().expect("a traceparent")).unwrap();
     assert_eq!(sent.trace_id(), trace.trace_id(), "the same trace");

@@ -466,3 +466,33 @@ async fn injected_statuses_are_classified_as_hubspot_documents_them() {
         }
     }
 }
+
+#[tokio::test]
+async fn calls_carry_the_current_trace_as_traceparent() {
+    let server = testkit::capture::HeaderCapture::start(
+        "traceparent",
+        r#"{"id":"1","properties":{},"createdAt":"2026-01-01T00:00:00Z","updatedAt":"2026-01-01T00:00:00Z","archived":false}"#,
+    )
+    .await;
+    let c = HubSpotClient::new(
+        HubSpotConfig::new(
+            &server.url,
+            Secret::new("pat-na1-secret-token").unwrap(),
+            TenantId::parse("acme").unwrap(),
+        )
+        .unwrap(),
+        Arc::new(MemoryRateLimiter::default()),
+    )
+    .unwrap();
+    let trace = domain::trace::TraceParent::parse(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    )
+    .unwrap();
+    let id = domain::ids::ExternalId::parse("1").unwrap();
+    let _ = ports::trace::in_trace(trace, c.get("contacts", &id, &[])).await;
+    let sent = server.seen();
+    let sent =
+        domain::trace::TraceParent::parse(sent[0].as_deref().expect("a traceparent")).unwrap();
+    assert_eq!(sent.trace_id(), trace.trace_id(), "the same trace");
+    assert_ne!(sent.span_id(), trace.span_id(), "from a span of its own");
+}

@@ -145,3 +145,29 @@ async fn after_a_restart_the_queue_hands_out_its_pending_entries_again() {
     );
     restarted.kill().await;
 }
+
+/// What `open_stores` warns on: whether the server keeps its data across a restart.
+#[tokio::test]
+async fn persistence_is_reported_as_the_server_is_configured() {
+    let dir = std::env::temp_dir().join(format!(
+        "attio-sync-redis-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let server = Server::start(free_port(), dir).await;
+    let s = connect(&server.url(), &fresh_namespace()).await;
+    assert_eq!(s.persists().await.ok(), Some(true), "AOF on");
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let _: String = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendonly")
+        .arg("no")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.persists().await.ok(),
+        Some(false),
+        "neither AOF nor snapshots"
+    );
+}

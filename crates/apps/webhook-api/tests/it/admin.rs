@@ -8,7 +8,7 @@ use std::time::Duration;
 use adapter_memory::MemoryRateLimiter;
 use domain::job::{JobKey, NewJob};
 use ports::queue::ReserveFilter;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::{TestApp, memory_stores, settings, spawn_app, spawn_app_at_own_url, spawn_app_with};
 
@@ -24,37 +24,18 @@ async fn admin_app(attio_url: Option<String>) -> TestApp {
     spawn_app_with(memory_stores().await, s, registrar).await
 }
 
-async fn call(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = app
-        .http
-        .request(method, format!("{}{path}", app.url))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn the_admin_api_is_off_without_a_token_and_refuses_a_wrong_one() {
     let off = spawn_app().await;
     assert_eq!(
-        call(&off, reqwest::Method::GET, "/v1/admin/tenants", TOKEN, None)
+        off.call(reqwest::Method::GET, "/v1/admin/tenants", TOKEN, None)
             .await
             .0,
         404
     );
     let on = admin_app(None).await;
     assert_eq!(
-        call(&on, reqwest::Method::GET, "/v1/admin/tenants", "nope", None)
+        on.call(reqwest::Method::GET, "/v1/admin/tenants", "nope", None)
             .await
             .0,
         401
@@ -67,7 +48,7 @@ async fn the_admin_api_is_off_without_a_token_and_refuses_a_wrong_one() {
         .unwrap();
     assert_eq!(bare.status(), 401);
     assert_eq!(
-        call(&on, reqwest::Method::GET, "/v1/admin/queue", TOKEN, None)
+        on.call(reqwest::Method::GET, "/v1/admin/queue", TOKEN, None)
             .await
             .0,
         200
@@ -97,14 +78,14 @@ async fn adding_a_tenant_registers_its_webhook_and_deliveries_then_verify() {
         "crms": [{"system": "hubspot", "settings": {"base_url": "http://127.0.0.1:9"}, "secrets": {"token": "pat-secret-value"}}],
         "register_webhook": true
     });
-    let (status, created) = call(
-        &app,
-        reqwest::Method::POST,
-        "/v1/admin/tenants",
-        TOKEN,
-        Some(body.clone()),
-    )
-    .await;
+    let (status, created) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/admin/tenants",
+            TOKEN,
+            Some(body.clone()),
+        )
+        .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(
         created["webhook"]["target_url"],
@@ -117,8 +98,7 @@ async fn adding_a_tenant_registers_its_webhook_and_deliveries_then_verify() {
     );
     assert_eq!(created["attio"]["webhook_secrets"], json!(["***"]));
     assert_eq!(
-        call(
-            &app,
+        app.call(
             reqwest::Method::POST,
             "/v1/admin/tenants",
             TOKEN,
@@ -146,23 +126,24 @@ async fn adding_a_tenant_registers_its_webhook_and_deliveries_then_verify() {
         waited += Duration::from_millis(50);
     }
 
-    let (_, list) = call(&app, reqwest::Method::GET, "/v1/admin/tenants", TOKEN, None).await;
+    let (_, list) = app
+        .call(reqwest::Method::GET, "/v1/admin/tenants", TOKEN, None)
+        .await;
     assert_eq!(list.as_array().unwrap().len(), 1);
-    let (status, shown) = call(
-        &app,
-        reqwest::Method::GET,
-        "/v1/admin/tenants/globex",
-        TOKEN,
-        None,
-    )
-    .await;
+    let (status, shown) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/admin/tenants/globex",
+            TOKEN,
+            None,
+        )
+        .await;
     assert_eq!(
         (status, &shown["crms"][0]["secrets"]["token"]),
         (200, &json!("***"))
     );
     assert_eq!(
-        call(
-            &app,
+        app.call(
             reqwest::Method::DELETE,
             "/v1/admin/tenants/globex",
             TOKEN,
@@ -173,8 +154,7 @@ async fn adding_a_tenant_registers_its_webhook_and_deliveries_then_verify() {
         204
     );
     assert_eq!(
-        call(
-            &app,
+        app.call(
             reqwest::Method::GET,
             "/v1/admin/tenants/globex",
             TOKEN,
@@ -211,14 +191,14 @@ async fn bad_tenants_are_refused_with_the_reason() {
             "name",
         ),
     ] {
-        let (status, answer) = call(
-            &app,
-            reqwest::Method::POST,
-            "/v1/admin/tenants",
-            TOKEN,
-            Some(body),
-        )
-        .await;
+        let (status, answer) = app
+            .call(
+                reqwest::Method::POST,
+                "/v1/admin/tenants",
+                TOKEN,
+                Some(body),
+            )
+            .await;
         assert_eq!(status, 400, "{why}: {answer}");
     }
 }
@@ -249,14 +229,14 @@ async fn dead_letters_are_listed_and_replayed() {
         )
         .await
         .unwrap();
-    let (status, dead) = call(
-        &app,
-        reqwest::Method::GET,
-        "/v1/admin/tenants/acme/dead-letters",
-        TOKEN,
-        None,
-    )
-    .await;
+    let (status, dead) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/admin/tenants/acme/dead-letters",
+            TOKEN,
+            None,
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(dead[0]["needs_reconciliation"], true);
     assert!(
@@ -266,38 +246,40 @@ async fn dead_letters_are_listed_and_replayed() {
             .contains("REQUIRED_FIELD_MISSING")
     );
     let job = dead[0]["job_id"].as_str().unwrap().to_owned();
-    let (status, replayed) = call(
-        &app,
-        reqwest::Method::POST,
-        &format!("/v1/admin/tenants/acme/dead-letters/{job}/replay"),
-        TOKEN,
-        None,
-    )
-    .await;
+    let (status, replayed) = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/admin/tenants/acme/dead-letters/{job}/replay"),
+            TOKEN,
+            None,
+        )
+        .await;
     assert_eq!(status, 202, "{replayed}");
     assert_eq!(app.queue.depth().await.unwrap().ready, 1);
-    let (status, _) = call(
-        &app,
-        reqwest::Method::POST,
-        &format!("/v1/admin/tenants/acme/dead-letters/{job}/replay"),
-        TOKEN,
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/admin/tenants/acme/dead-letters/{job}/replay"),
+            TOKEN,
+            None,
+        )
+        .await;
     assert_eq!(status, 404, "a replayed dead letter is gone");
-    let (_, depth) = call(&app, reqwest::Method::GET, "/v1/admin/queue", TOKEN, None).await;
+    let (_, depth) = app
+        .call(reqwest::Method::GET, "/v1/admin/queue", TOKEN, None)
+        .await;
     assert_eq!(
         (depth["ready"].as_u64(), depth["dead"].as_u64()),
         (Some(1), Some(0))
     );
-    let (status, states) = call(
-        &app,
-        reqwest::Method::GET,
-        "/v1/admin/tenants/acme/sync-state",
-        TOKEN,
-        None,
-    )
-    .await;
+    let (status, states) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/admin/tenants/acme/sync-state",
+            TOKEN,
+            None,
+        )
+        .await;
     assert_eq!((status, states), (200, json!([])));
 }
 
@@ -312,14 +294,14 @@ async fn quarantined_deliveries_are_shown_with_their_reason_and_body() {
         .post_attio("acme", "{\"events\": 42}", crate::SECRET, Some("junk"))
         .await;
     assert_eq!(status, 202);
-    let (status, q) = call(
-        &app,
-        reqwest::Method::GET,
-        "/v1/admin/tenants/acme/quarantine",
-        TOKEN,
-        None,
-    )
-    .await;
+    let (status, q) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/admin/tenants/acme/quarantine",
+            TOKEN,
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{q}");
     assert_eq!(q.as_array().map(Vec::len), Some(1), "{q}");
     assert_eq!(q[0]["body"], "{\"events\": 42}");
@@ -331,13 +313,13 @@ async fn quarantined_deliveries_are_shown_with_their_reason_and_body() {
             .starts_with("not an Attio delivery"),
         "{q}"
     );
-    let (status, _) = call(
-        &app,
-        reqwest::Method::GET,
-        "/v1/admin/tenants/acme/quarantine",
-        "wrong-token-0123456789abcdef0123456789",
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/admin/tenants/acme/quarantine",
+            "wrong-token-0123456789abcdef0123456789",
+            None,
+        )
+        .await;
     assert_eq!(status, 401);
 }

@@ -51,25 +51,6 @@ async fn key(app: &TestApp, tenant: &str) -> String {
     r["api_key"].as_str().unwrap().to_owned()
 }
 
-async fn call(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    key: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = app
-        .http
-        .request(method, format!("{}{path}", app.url))
-        .bearer_auth(key);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn only_the_tenants_own_keys_open_its_contact_api() {
     let (_sim, app) = app_with_contacts().await;
@@ -88,19 +69,18 @@ async fn only_the_tenants_own_keys_open_its_contact_api() {
     );
     let path = "/v1/tenants/acme/people?email=ada@example.com";
     assert_eq!(
-        call(&app, reqwest::Method::GET, path, &other, None).await.0,
+        app.call(reqwest::Method::GET, path, &other, None).await.0,
         401,
         "another tenant's key"
     );
     assert_eq!(
-        call(&app, reqwest::Method::GET, path, "ask_guess", None)
+        app.call(reqwest::Method::GET, path, "ask_guess", None)
             .await
             .0,
         401
     );
     assert_eq!(
-        call(
-            &app,
+        app.call(
             reqwest::Method::GET,
             "/v1/tenants/nobody/people?email=a@b.co",
             &acme,
@@ -111,7 +91,7 @@ async fn only_the_tenants_own_keys_open_its_contact_api() {
         401
     );
     assert_eq!(
-        call(&app, reqwest::Method::GET, path, &acme, None).await.0,
+        app.call(reqwest::Method::GET, path, &acme, None).await.0,
         404,
         "a valid key, no such person"
     );
@@ -125,7 +105,7 @@ async fn only_the_tenants_own_keys_open_its_contact_api() {
         .unwrap();
     assert_eq!(revoke.status(), 204);
     assert_eq!(
-        call(&app, reqwest::Method::GET, path, &acme, None).await.0,
+        app.call(reqwest::Method::GET, path, &acme, None).await.0,
         401
     );
 }
@@ -134,8 +114,7 @@ async fn only_the_tenants_own_keys_open_its_contact_api() {
 async fn people_notes_tasks_and_pipeline_entries_through_the_api() {
     let (_sim, app) = app_with_contacts().await;
     let k = key(&app, "acme").await;
-    let (status, person) = call(
-        &app,
+    let (status, person) = app.call(
         reqwest::Method::PUT,
         "/v1/tenants/acme/people",
         &k,
@@ -143,80 +122,80 @@ async fn people_notes_tasks_and_pipeline_entries_through_the_api() {
     )
     .await;
     assert_eq!(status, 200, "{person}");
-    let (_, again) = call(
-        &app,
-        reqwest::Method::PUT,
-        "/v1/tenants/acme/people",
-        &k,
-        Some(json!({"email": "grace@example.com", "job_title": "Rear Admiral"})),
-    )
-    .await;
+    let (_, again) = app
+        .call(
+            reqwest::Method::PUT,
+            "/v1/tenants/acme/people",
+            &k,
+            Some(json!({"email": "grace@example.com", "job_title": "Rear Admiral"})),
+        )
+        .await;
     assert_eq!(again["id"], person["id"], "idempotent per e-mail");
-    let (status, found) = call(
-        &app,
-        reqwest::Method::GET,
-        "/v1/tenants/acme/people?email=grace@example.com",
-        &k,
-        None,
-    )
-    .await;
+    let (status, found) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/tenants/acme/people?email=grace@example.com",
+            &k,
+            None,
+        )
+        .await;
     assert_eq!(
         (status, found["job_title"].as_str()),
         (200, Some("Rear Admiral"))
     );
 
     let id = person["id"].as_str().unwrap();
-    let (status, note) = call(
-        &app,
-        reqwest::Method::POST,
-        &format!("/v1/tenants/acme/people/{id}/notes"),
-        &k,
-        Some(json!({"title": "Call", "content": "COBOL"})),
-    )
-    .await;
+    let (status, note) = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/tenants/acme/people/{id}/notes"),
+            &k,
+            Some(json!({"title": "Call", "content": "COBOL"})),
+        )
+        .await;
     assert_eq!(status, 201, "{note}");
-    let (status, task) = call(
-        &app,
-        reqwest::Method::POST,
-        "/v1/tenants/acme/tasks",
-        &k,
-        Some(json!({"content": "Send the manual", "record": id})),
-    )
-    .await;
+    let (status, task) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/tenants/acme/tasks",
+            &k,
+            Some(json!({"content": "Send the manual", "record": id})),
+        )
+        .await;
     assert_eq!(status, 201, "{task}");
 
     for (body, why) in [
         (json!({"email": "not-an-address"}), "bad e-mail"),
         (json!({"email": "a@b.co", "shoe_size": 9}), "unknown field"),
     ] {
-        let (status, answer) = call(
-            &app,
-            reqwest::Method::PUT,
-            "/v1/tenants/acme/people",
-            &k,
-            Some(body),
-        )
-        .await;
+        let (status, answer) = app
+            .call(
+                reqwest::Method::PUT,
+                "/v1/tenants/acme/people",
+                &k,
+                Some(body),
+            )
+            .await;
         assert_eq!(status, 400, "{why}: {answer}");
     }
-    let (status, _) = call(
-        &app,
-        reqwest::Method::POST,
-        "/v1/tenants/acme/tasks",
-        &k,
-        Some(json!({"content": ""})),
-    )
-    .await;
+    let (status, _) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/tenants/acme/tasks",
+            &k,
+            Some(json!({"content": ""})),
+        )
+        .await;
     assert_eq!(status, 400);
     // A person is not a deal: the sales pipeline refuses it, typed, not a 500.
-    let (status, answer) = call(
-        &app,
-        reqwest::Method::POST,
-        "/v1/tenants/acme/lists/sales/entries",
-        &k,
-        Some(json!({"object": "people", "record": id, "stage": "Lead"})),
-    )
-    .await;
+    let (status, answer) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/tenants/acme/lists/sales/entries",
+            &k,
+            Some(json!({"object": "people", "record": id, "stage": "Lead"})),
+        )
+        .await;
     assert!(matches!(status, 400 | 404 | 422), "{status} {answer}");
 }
 
@@ -224,23 +203,23 @@ async fn people_notes_tasks_and_pipeline_entries_through_the_api() {
 async fn an_attio_event_flushes_the_cached_person() {
     let (sim, app) = app_with_contacts().await;
     let k = key(&app, "acme").await;
-    let (_, person) = call(
-        &app,
-        reqwest::Method::PUT,
-        "/v1/tenants/acme/people",
-        &k,
-        Some(json!({"email": "kay@example.com", "job_title": "Computer"})),
-    )
-    .await;
+    let (_, person) = app
+        .call(
+            reqwest::Method::PUT,
+            "/v1/tenants/acme/people",
+            &k,
+            Some(json!({"email": "kay@example.com", "job_title": "Computer"})),
+        )
+        .await;
     let id = person["id"].as_str().unwrap().to_owned();
-    let (_, found) = call(
-        &app,
-        reqwest::Method::GET,
-        "/v1/tenants/acme/people?email=kay@example.com",
-        &k,
-        None,
-    )
-    .await;
+    let (_, found) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/tenants/acme/people?email=kay@example.com",
+            &k,
+            None,
+        )
+        .await;
     assert_eq!(found["job_title"], "Computer", "now cached");
     // Someone changes the title in Attio; the cached copy is stale until Attio's event arrives.
     app.http
@@ -250,14 +229,14 @@ async fn an_attio_event_flushes_the_cached_person() {
         .send()
         .await
         .unwrap();
-    let (_, stale) = call(
-        &app,
-        reqwest::Method::GET,
-        "/v1/tenants/acme/people?email=kay@example.com",
-        &k,
-        None,
-    )
-    .await;
+    let (_, stale) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/tenants/acme/people?email=kay@example.com",
+            &k,
+            None,
+        )
+        .await;
     assert_eq!(stale["job_title"], "Computer", "served from the cache");
     let (status, _) = app
         .post_attio(
@@ -268,13 +247,13 @@ async fn an_attio_event_flushes_the_cached_person() {
         )
         .await;
     assert_eq!(status, 200);
-    let (_, fresh) = call(
-        &app,
-        reqwest::Method::GET,
-        "/v1/tenants/acme/people?email=kay@example.com",
-        &k,
-        None,
-    )
-    .await;
+    let (_, fresh) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/tenants/acme/people?email=kay@example.com",
+            &k,
+            None,
+        )
+        .await;
     assert_eq!(fresh["job_title"], "Mathematician", "the event flushed it");
 }
