@@ -1,28 +1,52 @@
 -- Shared helpers of the queue scripts. ARGV[1] is always the namespace (a `{...}` hash tag, so
 -- every key lands in one cluster slot). Times are milliseconds from the server's clock.
+--
+-- A job is a hash holding what it was created with (tenant, partition, entity, payloads, max,
+-- enq) and what happened to it since: `attempts`, `nb` (not before), `dlv` (it was delivered
+-- once, so nothing folds into it), `lease`, `exp`, `eid` (its stream entry) and `err`. A field
+-- that was never written reads as its starting value (0, or empty): the hot path of a new job
+-- writes six fields, each of which costs Redis time (ADR 0011). Its key list and stream follow
+-- from tenant, partition and entity.
 local ns = ARGV[1]
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- `now` as digits built from TIME's strings (formatting a Lua number goes through sprintf).
+local nows = t[1] .. string.sub('00000' .. t[2], -6, -4)
+local now = tonumber(nows)
 
 local function job_key(id) return ns .. ':job:' .. id end
-local function list_key(h) return ns .. ':key:' .. redis.call('HGET', h, 'key') end
+local function key_list(tenant, partition, entity)
+    return ns .. ':key:' .. tenant .. '/' .. partition .. '/' .. entity
+end
+local function stream_of(tenant, partition) return ns .. ':ready:' .. tenant .. ':' .. partition end
+local function list_key(h)
+    local f = redis.call('HMGET', h, 'tenant', 'partition', 'entity')
+    return key_list(f[1], f[2], f[3])
+end
+local function stream_key(h)
+    local f = redis.call('HMGET', h, 'tenant', 'partition')
+    return stream_of(f[1], f[2])
+end
 
 -- Puts a job that is the head of its key where consumers find it: its ready stream, or the
--- delayed set until its not-before time. `nb` and `stream` are read from the job unless given.
--- The stream entry's id is recorded when the job is reserved (nothing settles an unreserved job).
-local function make_ready(id, nb, stream)
+-- delayed set until its not-before time. `nb`, `tenant` and `partition` are read from the job
+-- unless given. The stream entry's id is recorded when the job is reserved (nothing settles an
+-- unreserved job).
+local function make_ready(id, nb, tenant, partition)
     local h = job_key(id)
-    nb = nb or tonumber(redis.call('HGET', h, 'nb'))
+    nb = nb or tonumber(redis.call('HGET', h, 'nb')) or 0
     if nb > now then
         redis.call('ZADD', ns .. ':delayed', nb, id)
         return
     end
-    stream = stream or redis.call('HGET', h, 'stream')
+    if not tenant then
+        local f = redis.call('HMGET', h, 'tenant', 'partition')
+        tenant, partition = f[1], f[2]
+    end
+    local stream = stream_of(tenant, partition)
     if redis.call('SISMEMBER', ns .. ':streams', stream) == 0 then
         pcall(redis.call, 'XGROUP', 'CREATE', stream, 'w', '0', 'MKSTREAM')
         redis.call('SADD', ns .. ':streams', stream)
-        redis.call('HSET', ns .. ':streaminfo', stream,
-            redis.call('HGET', h, 'tenant') .. '\n' .. redis.call('HGET', h, 'partition'))
+        redis.call('HSET', ns .. ':streaminfo', stream, tenant .. '\n' .. partition)
     end
     redis.call('XADD', stream, '*', 'job', id)
 end
@@ -32,7 +56,7 @@ local function unlist(id)
     local h = job_key(id)
     local eid = redis.call('HGET', h, 'eid')
     if eid and eid ~= '' then
-        local stream = redis.call('HGET', h, 'stream')
+        local stream = stream_key(h)
         redis.call('XACK', stream, 'w', eid)
         redis.call('XDEL', stream, eid)
     end
@@ -57,19 +81,21 @@ local function holds(id, token)
     return redis.call('HGET', job_key(id), 'lease') == token
 end
 
--- A new job has no `err`, `lease`, `exp` or `eid` yet (fewer fields to write on the hot path);
--- missing ones read as empty.
+-- The job's fields as the adapter reads them; unwritten ones read as their starting value.
 local function job_reply(id)
     local h = job_key(id)
     local r = redis.call('HMGET', h, 'tenant', 'partition', 'entity', 'payloads', 'attempts', 'max',
         'enq', 'err', 'exp')
+    if not r[5] then r[5] = '0' end
     for i = 1, 9 do if not r[i] then r[i] = '' end end
     return r
 end
 
+local function attempts(h) return tonumber(redis.call('HGET', h, 'attempts')) or 0 end
+
 local function bury(id, err, rec)
     local h = job_key(id)
-    local f = redis.call('HMGET', h, 'tenant', 'partition', 'entity', 'payloads', 'attempts', 'max', 'enq')
+    local f = job_reply(id)
     local dead = ns .. ':dead:' .. f[1]
     local eid = redis.call('XADD', dead, '*', 'job', id, 'tenant', f[1], 'partition', f[2],
         'entity', f[3], 'payloads', f[4], 'attempts', f[5], 'max', f[6], 'enq', f[7], 'err', err,
@@ -80,24 +106,34 @@ local function bury(id, err, rec)
 end
 
 -- Adds a job, or folds its payload into the pending (never delivered) job of the same key.
--- Returns {"coalesced"|"enqueued", id}.
+-- The id is pushed first: a push that makes a new list (the common case) needs no look at the
+-- others. Returns {"coalesced"|"enqueued", id}.
 local function enqueue(tenant, partition, entity, payload, max, delay, id)
-    local key = tenant .. '/' .. partition .. '/' .. entity
-    local list = ns .. ':key:' .. key
-    local ids = redis.call('LRANGE', list, 0, -1)
-    for i = #ids, 1, -1 do
-        local h = job_key(ids[i])
-        if redis.call('HGET', h, 'fresh') == '1' then
-            local p = redis.call('HGET', h, 'payloads')
-            redis.call('HSET', h, 'payloads', string.sub(p, 1, -2) .. ',' .. payload .. ']')
-            return {'coalesced', ids[i]}
+    local list = key_list(tenant, partition, entity)
+    local n = redis.call('RPUSH', list, id)
+    if n > 1 then
+        local ids = redis.call('LRANGE', list, 0, -2)
+        for i = #ids, 1, -1 do
+            local h = job_key(ids[i])
+            -- `fresh` = 0 marks a delivered job written before `dlv` existed.
+            local f = redis.call('HMGET', h, 'dlv', 'fresh', 'payloads')
+            if not f[1] and f[2] ~= '0' then
+                redis.call('RPOP', list)
+                redis.call('HSET', h, 'payloads', string.sub(f[3], 1, -2) .. ',' .. payload .. ']')
+                return {'coalesced', ids[i]}
+            end
         end
     end
-    local nb, stream = now + tonumber(delay), ns .. ':ready:' .. tenant .. ':' .. partition
-    redis.call('HSET', job_key(id), 'key', key, 'tenant', tenant, 'partition', partition, 'entity', entity,
-        'payloads', '[' .. payload .. ']', 'attempts', 0, 'max', max, 'enq', now, 'fresh', 1,
-        'nb', nb, 'stream', stream)
+    local h, nb = job_key(id), now
+    if delay == '0' then
+        redis.call('HSET', h, 'tenant', tenant, 'partition', partition, 'entity', entity,
+            'payloads', '[' .. payload .. ']', 'max', max, 'enq', nows)
+    else
+        nb = now + tonumber(delay)
+        redis.call('HSET', h, 'tenant', tenant, 'partition', partition, 'entity', entity,
+            'payloads', '[' .. payload .. ']', 'max', max, 'enq', nows, 'nb', nb)
+    end
     redis.call('INCR', ns .. ':count')
-    if redis.call('RPUSH', list, id) == 1 then make_ready(id, nb, stream) end
+    if n == 1 then make_ready(id, nb, tenant, partition) end
     return {'enqueued', id}
 end

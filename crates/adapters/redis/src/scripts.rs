@@ -58,7 +58,7 @@ local function lease(id)
     local h = job_key(id)
     local exp = now + tonumber(ARGV[3])
     redis.call('HINCRBY', h, 'attempts', 1)
-    redis.call('HSET', h, 'lease', ARGV[4], 'exp', exp, 'fresh', 0)
+    redis.call('HSET', h, 'lease', ARGV[4], 'exp', exp, 'dlv', 1)
     redis.call('ZADD', ns .. ':leases', exp, id)
     local reply = job_reply(id)
     table.insert(reply, id)
@@ -70,7 +70,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', ns .. ':delayed', '-inf', now)) 
 end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', ns .. ':leases', '-inf', now)) do
     local h = job_key(id)
-    local stream = redis.call('HGET', h, 'stream')
+    local stream = stream_key(h)
     if allowed(stream) then
         redis.call('XCLAIM', stream, 'w', ARGV[2], 0, redis.call('HGET', h, 'eid'))
         return lease(id)
@@ -118,7 +118,7 @@ local id = ARGV[2]
 if not holds(id, ARGV[3]) then return {'lost'} end
 local h = job_key(id)
 redis.call('HSET', h, 'err', ARGV[4])
-if tonumber(redis.call('HGET', h, 'attempts')) >= tonumber(redis.call('HGET', h, 'max')) then
+if attempts(h) >= tonumber(redis.call('HGET', h, 'max')) then
     bury(id, ARGV[4], 0)
     return {'dead'}
 end
@@ -146,7 +146,7 @@ local id = ARGV[2]
 if not holds(id, ARGV[3]) then return 0 end
 local h = job_key(id)
 unlist(id)
-if tonumber(redis.call('HGET', h, 'attempts')) > 0 then redis.call('HINCRBY', h, 'attempts', -1) end
+if attempts(h) > 0 then redis.call('HINCRBY', h, 'attempts', -1) end
 redis.call('HSET', h, 'nb', now)
 make_ready(id)
 return 1
@@ -185,13 +185,14 @@ local dead = ns .. ':dead:' .. ARGV[2]
 local entry = redis.call('XRANGE', dead, eid, eid)[1]
 local f = {}
 for i = 1, #entry[2], 2 do f[entry[2][i]] = entry[2][i + 1] end
-local key = f.tenant .. '/' .. f.partition .. '/' .. f.entity
 local id = ARGV[4]
-redis.call('HSET', job_key(id), 'key', key, 'tenant', f.tenant, 'partition', f.partition, 'entity', f.entity,
-    'payloads', f.payloads, 'attempts', 0, 'max', f.max, 'enq', now, 'err', '', 'fresh', 0, 'lease', '',
-    'exp', 0, 'nb', now, 'stream', ns .. ':ready:' .. f.tenant .. ':' .. f.partition, 'eid', '')
+-- A replayed job starts over, and is never folded into (`dlv`).
+redis.call('HSET', job_key(id), 'tenant', f.tenant, 'partition', f.partition, 'entity', f.entity,
+    'payloads', f.payloads, 'max', f.max, 'enq', nows, 'dlv', 1)
 redis.call('INCR', ns .. ':count')
-if redis.call('RPUSH', ns .. ':key:' .. key, id) == 1 then make_ready(id) end
+if redis.call('RPUSH', key_list(f.tenant, f.partition, f.entity), id) == 1 then
+    make_ready(id, now, f.tenant, f.partition)
+end
 redis.call('XDEL', dead, eid)
 redis.call('HDEL', idx, ARGV[3])
 redis.call('DECR', ns .. ':deadcount')
