@@ -246,6 +246,8 @@ pub trait AttioTasks: Send + Sync {
     /// `Invalid` for content over 2,000 characters (checked before sending).
     async fn create_task(&self, task: &NewTask) -> PortResult<Task>;
     /// `NotFound` for an unknown task.
+    async fn get_task(&self, id: TaskId) -> PortResult<Task>;
+    /// `NotFound` for an unknown task.
     async fn update_task(&self, id: TaskId, update: &TaskUpdate) -> PortResult<Task>;
     /// `NotFound` for an unknown task.
     async fn delete_task(&self, id: TaskId) -> PortResult<()>;

@@ -96,3 +96,62 @@ pub trait ExternalCrm: Send + Sync {
         secondary: &ExternalId,
     ) -> PortResult<ExternalId>;
 }
+
+/// What kind of activity: Attio's notes and tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActivityKind {
+    Note,
+    Task,
+}
+
+impl ActivityKind {
+    /// The name used in identity links and logs: `notes`, `tasks`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Note => "notes",
+            Self::Task => "tasks",
+        }
+    }
+}
+
+/// A note or task as the CRMs receive it, in provider-neutral terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalActivity {
+    pub kind: ActivityKind,
+    /// A note's title, or a task's subject (its first line).
+    pub title: String,
+    /// The text: a note's content, a task's full content.
+    pub body: String,
+    /// When it happened (a note's creation) or is due (a task's deadline, else its creation).
+    pub at: OffsetDateTime,
+    /// Tasks only: whether it is done.
+    pub completed: bool,
+}
+
+/// A record of the CRM an activity is attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityTarget {
+    /// The CRM's object of the record (`contacts`, `Account`, ...).
+    pub object: String,
+    pub id: ExternalId,
+}
+
+/// Notes and tasks in an external CRM, attached to its records (HubSpot engagements, Salesforce
+/// `Note` and `Task`). Errors as for [`ExternalCrm`].
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait ExternalActivities: Send + Sync {
+    /// Creates the activity attached to `targets` and returns its id. `NotFound` when a target
+    /// record does not exist; `Invalid` when the CRM cannot attach it to these targets (none, or
+    /// objects it cannot hold activities of).
+    async fn create_activity(
+        &self,
+        activity: &ExternalActivity,
+        targets: &[ActivityTarget],
+    ) -> PortResult<ExternalId>;
+    /// Rewrites the activity's title, body, time and state. `NotFound` when it no longer exists.
+    async fn update_activity(&self, id: &ExternalId, activity: &ExternalActivity)
+    -> PortResult<()>;
+    /// Deletes it. `NotFound` when it does not exist.
+    async fn delete_activity(&self, kind: ActivityKind, id: &ExternalId) -> PortResult<()>;
+}

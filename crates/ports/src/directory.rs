@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use domain::ids::{SystemId, TenantId};
 
 use crate::attio::{AttioLists, AttioNotes, AttioRecords, AttioSchema, AttioTasks};
-use crate::crm::ExternalCrm;
+use crate::crm::{ExternalActivities, ExternalCrm};
 use crate::error::PortResult;
 
 /// The provider clients of one tenant.
@@ -21,6 +21,8 @@ pub struct TenantClients {
     pub tasks: Arc<dyn AttioTasks>,
     /// One client per connected external CRM.
     pub crms: BTreeMap<SystemId, Arc<dyn ExternalCrm>>,
+    /// Notes and tasks, per connected CRM that holds them.
+    pub activities: BTreeMap<SystemId, Arc<dyn ExternalActivities>>,
 }
 
 impl std::fmt::Debug for TenantClients {

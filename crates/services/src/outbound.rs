@@ -167,6 +167,11 @@ impl OutboundSync {
     }
 
     /// The sync targets (mappings) of one Attio object.
+    /// The time now, from the injected clock.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
     pub fn targets_of(&self, object: &ObjectSlug) -> impl Iterator<Item = &SyncTarget> {
         self.targets
             .iter()

@@ -5,13 +5,16 @@
 //! the linked external records, or keep them, per configuration, and drop the links) and
 //! `record.merged` (merge or archive the duplicate's external records, repoint its links, sync
 //! the survivor) and `object-attribute.created` / `.updated` (flush the object's cached schema in
-//! every process sharing the cache, and check its mappings against the new schema). Every other
-//! event type is acknowledged as [`Handled::Ignored`] with the reason; note and task events are not
-//! built yet.
+//! every process sharing the cache, and check its mappings against the new schema). `note.*`,
+//! `note-content.updated` and `task.*` sync the note or task to the CRMs where its records are
+//! linked (`activity.rs`). Every other event type is acknowledged as [`Handled::Ignored`] with
+//! the reason.
 //!
 //! `list-entry.created` / `.updated` drive pipeline automation: for a list with a
 //! [`StageTarget`], the entry's status is set on the linked CRM record of its parent (a deal's
 //! stage). A removed entry changes nothing in the CRM.
+
+mod activity;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,7 +28,7 @@ use domain::link::LinkLookup;
 use domain::mapping::{ExternalProperty, Transform};
 use domain::webhook::{EventSubject, EventType, WebhookEvent};
 use ports::attio::ListRef;
-use ports::crm::{ExternalUpsert, RecordOutcome};
+use ports::crm::{ActivityKind, ExternalUpsert, RecordOutcome};
 use ports::directory::{ClientDirectory, TenantClients};
 use ports::error::PortError;
 use ports::stores::LinkStore;
@@ -83,6 +86,11 @@ pub enum Handled {
     /// A list entry's status set on the linked external records of its parent:
     /// (system, external id, value written).
     Staged(Vec<(SystemId, ExternalId, FieldValue)>),
+    /// A note or task written to the CRMs: (system, the CRM's id of its copy).
+    Activity {
+        kind: ActivityKind,
+        written: Vec<(SystemId, ExternalId)>,
+    },
     /// Acknowledged without effect.
     Ignored {
         reason: String,
@@ -211,6 +219,21 @@ impl EventPipeline {
                 EventType::ListEntryCreated | EventType::ListEntryUpdated,
                 EventSubject::ListEntry(s),
             ) => self.entry_changed(tenant, s.list_id, s.entry_id).await,
+            (
+                EventType::NoteCreated | EventType::NoteUpdated | EventType::NoteContentUpdated,
+                EventSubject::Note(s),
+            ) => self.note_changed(tenant, s.note_id).await,
+            (EventType::NoteDeleted, EventSubject::Note(s)) => {
+                self.activity_deleted(tenant, ActivityKind::Note, *s.note_id.as_uuid())
+                    .await
+            }
+            (EventType::TaskCreated | EventType::TaskUpdated, EventSubject::Task(s)) => {
+                self.task_changed(tenant, s.task_id).await
+            }
+            (EventType::TaskDeleted, EventSubject::Task(s)) => {
+                self.activity_deleted(tenant, ActivityKind::Task, *s.task_id.as_uuid())
+                    .await
+            }
             (t, EventSubject::Unknown(_)) => {
                 ignored(format!("{} with an unreadable subject", t.as_str()))
             }

@@ -659,6 +659,18 @@ impl AttioTasks for AttioClient {
         data(self.send(c).await?)
     }
 
+    async fn get_task(&self, id: TaskId) -> PortResult<Task> {
+        data(
+            self.send(call(
+                Method::GET,
+                format!("/v2/tasks/{id}"),
+                Access::Read,
+                "tasks",
+            ))
+            .await?,
+        )
+    }
+
     async fn update_task(&self, id: TaskId, update: &TaskUpdate) -> PortResult<Task> {
         let mut d = Map::new();
         if let Some(deadline) = update.deadline_at {

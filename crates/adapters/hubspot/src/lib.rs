@@ -11,6 +11,7 @@
 //! retried: it fails at once with the time until the allowance resets, and `daily_allowance()`
 //! reports what HubSpot's daily headers last said.
 
+mod activity;
 mod assoc;
 mod crm;
 mod read;

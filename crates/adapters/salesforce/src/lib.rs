@@ -13,6 +13,7 @@
 //! adapter refuses to spend more (`RateLimited` with `pause_retry`) so other integrations of the
 //! org keep their share.
 
+mod activity;
 mod auth;
 mod crm;
 mod wire;

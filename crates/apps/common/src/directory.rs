@@ -18,7 +18,7 @@ use adapter_salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
 use async_trait::async_trait;
 use domain::ids::{SystemId, TenantId};
 use domain::tenant::{CrmConnection, Tenant};
-use ports::crm::ExternalCrm;
+use ports::crm::{ExternalActivities, ExternalCrm};
 use ports::directory::{ClientDirectory, TenantClients};
 use ports::error::{PortError, PortResult};
 use ports::limiter::RateLimiter;
@@ -54,6 +54,9 @@ fn setting<'a>(c: &'a CrmConnection, key: &str) -> PortResult<&'a str> {
         .ok_or_else(|| invalid(c.system.as_str(), format!("setting {key} is missing")))
 }
 
+/// One CRM connection's client, as both ports it serves.
+type CrmClient = (Arc<dyn ExternalCrm>, Arc<dyn ExternalActivities>);
+
 impl TenantDirectory {
     pub fn new(
         tenants: Arc<dyn TenantStore>,
@@ -68,7 +71,8 @@ impl TenantDirectory {
         }
     }
 
-    fn crm(&self, tenant: &Tenant, c: &CrmConnection) -> PortResult<Option<Arc<dyn ExternalCrm>>> {
+    /// The connection's client, as its CRM and its activities port.
+    fn crm(&self, tenant: &Tenant, c: &CrmConnection) -> PortResult<Option<CrmClient>> {
         match c.system.as_str() {
             "hubspot" => {
                 let base = c
@@ -85,7 +89,8 @@ impl TenantDirectory {
                     .map_err(|e| invalid("hubspot", e))?;
                 let client = HubSpotClient::new(cfg, self.limiter.clone())
                     .map_err(|e| invalid("hubspot", e))?;
-                Ok(Some(Arc::new(client)))
+                let client = Arc::new(client);
+                Ok(Some((client.clone(), client)))
             }
             "salesforce" => {
                 let client_id = setting(c, "client_id")?.to_owned();
@@ -113,9 +118,9 @@ impl TenantDirectory {
                 };
                 let cfg = SalesforceConfig::new(setting(c, "login_url")?, auth, tenant.id.clone())
                     .map_err(|e| invalid("salesforce", e))?;
-                Ok(Some(Arc::new(
-                    SalesforceClient::new(cfg).map_err(|e| invalid("salesforce", e))?,
-                )))
+                let client =
+                    Arc::new(SalesforceClient::new(cfg).map_err(|e| invalid("salesforce", e))?);
+                Ok(Some((client.clone(), client)))
             }
             other => {
                 tracing::warn!(tenant = %tenant.id, system = other, "no adapter for this system; its mappings are skipped");
@@ -135,12 +140,14 @@ impl TenantDirectory {
             AttioClient::new(attio_cfg, self.limiter.clone()).map_err(|e| invalid("attio", e))?,
         );
         let mut crms: BTreeMap<SystemId, Arc<dyn ExternalCrm>> = BTreeMap::new();
+        let mut activities: BTreeMap<SystemId, Arc<dyn ExternalActivities>> = BTreeMap::new();
         for c in &tenant.crms {
             // A connection that cannot build a client does not take Attio (or the other CRMs)
             // down with it: it is left out, so its mappings report "not connected", and logged.
             match self.crm(tenant, c) {
-                Ok(Some(client)) => {
-                    crms.insert(c.system.clone(), client);
+                Ok(Some((crm, acts))) => {
+                    crms.insert(c.system.clone(), crm);
+                    activities.insert(c.system.clone(), acts);
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -155,6 +162,7 @@ impl TenantDirectory {
             notes: attio.clone(),
             tasks: attio,
             crms,
+            activities,
         })
     }
 }

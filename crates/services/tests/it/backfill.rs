@@ -99,6 +99,7 @@ async fn world(people: usize) -> World {
         notes: attio.clone(),
         tasks: attio,
         crms,
+        activities: BTreeMap::new(),
     };
     let states = Arc::new(MemorySyncStateStore::default());
     let mut backfill = Backfill::new(

@@ -49,6 +49,7 @@ async fn setup() -> (
         notes: a.clone(),
         tasks: a,
         crms: BTreeMap::new(),
+        activities: BTreeMap::new(),
     };
     let cache = Arc::new(MemoryCache::default());
     let service = ContactService::new(Arc::new(Directory(clients)), cache.clone());

@@ -4,6 +4,7 @@
 // Test code: unwrap/expect are how a test says "this must hold".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod activity;
 mod backfill;
 mod contact;
 mod outbound;

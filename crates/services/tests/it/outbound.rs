@@ -21,7 +21,7 @@ use domain::tenant::Secret;
 use domain::value::AttributeType;
 use domain::write::{RecordWrite, WriteValue};
 use ports::attio::AttioRecords;
-use ports::crm::{ExternalCrm, ExternalUpsert};
+use ports::crm::{ExternalActivities, ExternalCrm, ExternalUpsert};
 use ports::directory::{ClientDirectory, TenantClients};
 use ports::error::PortResult;
 use ports::stores::{ConflictStore, WriteLedger};
@@ -174,15 +174,14 @@ pub async fn world(connect_salesforce: bool, title_rule: SyncRule) -> World {
     )
     .unwrap();
     let mut crms: BTreeMap<SystemId, Arc<dyn ExternalCrm>> = BTreeMap::new();
-    crms.insert(
-        SystemId::parse("hubspot").unwrap(),
-        Arc::new(hubspot.clone()),
-    );
+    let mut activities: BTreeMap<SystemId, Arc<dyn ExternalActivities>> = BTreeMap::new();
+    let hs = Arc::new(hubspot.clone());
+    crms.insert(SystemId::parse("hubspot").unwrap(), hs.clone());
+    activities.insert(SystemId::parse("hubspot").unwrap(), hs);
     if connect_salesforce {
-        crms.insert(
-            SystemId::parse("salesforce").unwrap(),
-            Arc::new(salesforce.clone()),
-        );
+        let sf = Arc::new(salesforce.clone());
+        crms.insert(SystemId::parse("salesforce").unwrap(), sf.clone());
+        activities.insert(SystemId::parse("salesforce").unwrap(), sf);
     }
     let attio_arc = Arc::new(attio.clone());
     let clients = TenantClients {
@@ -192,6 +191,7 @@ pub async fn world(connect_salesforce: bool, title_rule: SyncRule) -> World {
         notes: attio_arc.clone(),
         tasks: attio_arc,
         crms,
+        activities,
     };
     let ledger = Arc::new(MemoryWriteLedger::default());
     let conflicts = Arc::new(MemoryConflictStore::default());

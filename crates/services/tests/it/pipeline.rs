@@ -248,16 +248,16 @@ async fn merges_fold_the_duplicates_external_records_into_the_survivors() {
 async fn other_event_types_are_acknowledged_with_a_reason() {
     let w = world(false, domain::mapping::SyncRule::LatestWins).await;
     let p = pipeline(&w, DeletePolicy::Archive);
-    let note: WebhookEvent = serde_json::from_value(json!({
-        "event_type": "note.created",
-        "id": {"workspace_id": "14beef7a-99f7-4534-a87e-70b564330a4c", "note_id": "ff3f3bd4-40f4-4f80-8187-cd02385af424"},
-        "parent_object_id": "97052eb9-e65e-443f-a297-f2d9a4a7f795",
-        "parent_record_id": "bf071e1f-6035-429d-b874-d83ea64ea13b",
+    let member: WebhookEvent = serde_json::from_value(json!({
+        "event_type": "workspace-member.created",
+        "id": {"workspace_id": "14beef7a-99f7-4534-a87e-70b564330a4c", "workspace_member_id": "ff3f3bd4-40f4-4f80-8187-cd02385af424"},
         "actor": {"type": "workspace-member", "id": "50cf242c-7fa3-4cad-87d0-75b1af71c57b"}
     }))
     .unwrap();
-    match p.handle(&w.tenant, &note).await.unwrap() {
-        Handled::Ignored { reason } => assert!(reason.contains("note.created"), "{reason}"),
+    match p.handle(&w.tenant, &member).await.unwrap() {
+        Handled::Ignored { reason } => {
+            assert!(reason.contains("workspace-member.created"), "{reason}")
+        }
         other => panic!("{other:?}"),
     }
 }

@@ -1,4 +1,5 @@
-//! Associations v4: default (unlabelled) associations between contacts, companies and deals.
+//! Associations v4: default (unlabelled) associations between contacts, companies and deals, and
+//! from notes and tasks to them.
 //!
 //! `PUT …/{from}/{id}/associations/default/{to}/{toId}` creates the pair in both directions,
 //! `GET …/{from}/{id}/associations/{to}` lists, `DELETE …/{from}/{id}/associations/{to}/{toId}`
@@ -26,6 +27,19 @@ fn default_type(from: &str, to: &str) -> Option<u32> {
         ("contacts", "deals") => 4,
         ("deals", "companies") => 341,
         ("companies", "deals") => 342,
+        // Engagements.
+        ("notes", "contacts") => 202,
+        ("contacts", "notes") => 201,
+        ("notes", "companies") => 190,
+        ("companies", "notes") => 189,
+        ("notes", "deals") => 214,
+        ("deals", "notes") => 213,
+        ("tasks", "contacts") => 204,
+        ("contacts", "tasks") => 203,
+        ("tasks", "companies") => 192,
+        ("companies", "tasks") => 191,
+        ("tasks", "deals") => 216,
+        ("deals", "tasks") => 215,
         _ => return None,
     })
 }

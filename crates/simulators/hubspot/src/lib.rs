@@ -1,7 +1,8 @@
 //! `hubspot-sim`: a local simulator of HubSpot's CRM objects API in v3 shapes, written from
 //! HubSpot's documentation (not from our adapter), for tests, benchmarks and development.
 //!
-//! Served: contacts, companies and deals under `/crm/v3/objects/{type}` and the date-versioned
+//! Served: contacts, companies and deals, and the engagements notes and tasks (whose create
+//! needs `hs_timestamp`), under `/crm/v3/objects/{type}` and the date-versioned
 //! `/crm/objects/{YYYY-MM}/{type}`: list with `after` paging, create (201; duplicate e-mail →
 //! 409), get/update/archive by id or `idProperty`, batch read (207 for missing ids), batch upsert
 //! (`new` per result; over 100 inputs → 400; a unique-value conflict fails the whole batch with 409,
@@ -9,8 +10,8 @@
 //! `total`, the 10,000-result cap). Values are strings; every write bumps `updatedAt` and the
 //! last-modified property; history per property. Every bearer token is an account of its own.
 //! Budgets: a rolling 10-second window per token (190 by default) with HubSpot's rate-limit
-//! headers, and 5 searches per second; merge. Not served yet: associations, OAuth, webhooks out and
-//! fault injection.
+//! headers, and 5 searches per second; merge; default associations v4 (`assoc.rs`). Not served
+//! yet: OAuth.
 
 mod assoc;
 mod faults;
@@ -517,6 +518,16 @@ async fn create(
     let body = body_json(&body)?;
     let rec = with_object(&sim, &token, &object, |store, next_id| {
         let props = properties(&store.spec, &body["properties"])?;
+        if let Some(missing) = store
+            .spec
+            .required
+            .iter()
+            .find(|p| props.get(**p).is_none_or(String::is_empty))
+        {
+            return Err(HsError::validation(format!(
+                "Property values were not valid: [{{\"isValid\":false,\"message\":\"{missing} is required\",\"error\":\"REQUIRED_PROPERTY\",\"name\":\"{missing}\"}}]"
+            )));
+        }
         if let Some((prop, existing)) = store.conflict(&props, None) {
             return Err(conflict_error(&store.spec, &prop, existing));
         }

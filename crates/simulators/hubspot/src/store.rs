@@ -27,6 +27,8 @@ pub struct ObjectSpec {
     pub unique: Vec<String>,
     /// Returned when a request names no properties.
     pub defaults: Vec<&'static str>,
+    /// Properties a create must set (`hs_timestamp` on notes and tasks).
+    pub required: Vec<&'static str>,
 }
 
 const READ_ONLY: &[&str] = &[
@@ -69,7 +71,15 @@ impl ObjectSpec {
                 properties,
                 unique,
                 defaults: defaults.to_vec(),
+                required: Vec::new(),
             }
+        };
+        // Engagements: notes and tasks, which need `hs_timestamp` when created.
+        let engagement = |name, type_id, props: &[&str], defaults: &[&'static str]| {
+            let mut spec = mk(name, type_id, "hs_lastmodifieddate", props, &[], defaults);
+            spec.unique.clear();
+            spec.required = vec!["hs_timestamp"];
+            spec
         };
         vec![
             mk(
@@ -144,6 +154,26 @@ impl ObjectSpec {
                     "hs_lastmodifieddate",
                     "hs_object_id",
                 ],
+            ),
+            engagement(
+                "notes",
+                "0-46",
+                &["hs_timestamp", "hs_note_body", "hubspot_owner_id"],
+                &["createdate", "hs_lastmodifieddate", "hs_object_id"],
+            ),
+            engagement(
+                "tasks",
+                "0-27",
+                &[
+                    "hs_timestamp",
+                    "hs_task_subject",
+                    "hs_task_body",
+                    "hs_task_status",
+                    "hs_task_priority",
+                    "hs_task_type",
+                    "hubspot_owner_id",
+                ],
+                &["createdate", "hs_lastmodifieddate", "hs_object_id"],
             ),
         ]
     }

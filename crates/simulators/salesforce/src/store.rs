@@ -49,6 +49,8 @@ pub enum Kind {
     Date,
     /// An id of another object (prefix).
     Reference(&'static str),
+    /// A polymorphic reference: an id of any of these objects (prefixes), as `Task.WhoId`.
+    AnyOf(&'static [&'static str]),
     /// Maintained by the platform; refused in writes.
     System,
 }
@@ -76,7 +78,9 @@ const SYSTEM: &[&str] = &[
 
 impl ObjectSpec {
     /// Contact, Account and Opportunity with their common standard fields, plus the given
-    /// external-id fields (`(field, unique)`) on each.
+    /// external-id fields (`(field, unique)`) on each; and the activities `Task` (`WhoId` a
+    /// Contact or Lead, `WhatId` an Account or Opportunity) and classic `Note`
+    /// (`ParentId` and `Title` required).
     pub fn standard(external_ids: &[(String, bool)]) -> Vec<ObjectSpec> {
         let mk = |name, prefix, fields: &[(&str, Kind)], required: Vec<&'static str>| {
             let mut all: BTreeMap<String, Kind> =
@@ -146,6 +150,31 @@ impl ObjectSpec {
                     ("AccountId", Reference("001")),
                 ],
                 vec!["Name", "StageName", "CloseDate"],
+            ),
+            mk(
+                "Task",
+                "00T",
+                &[
+                    ("Subject", Text),
+                    ("Description", Text),
+                    ("Status", Text),
+                    ("Priority", Text),
+                    ("ActivityDate", Date),
+                    ("WhoId", AnyOf(&["003", "00Q"])),
+                    ("WhatId", AnyOf(&["001", "006"])),
+                ],
+                vec![],
+            ),
+            mk(
+                "Note",
+                "002",
+                &[
+                    ("Title", Text),
+                    ("Body", Text),
+                    ("IsPrivate", Bool),
+                    ("ParentId", AnyOf(&["001", "003", "006"])),
+                ],
+                vec!["ParentId", "Title"],
             ),
         ]
     }
@@ -417,7 +446,17 @@ impl Table {
                         .on(&[field]));
                     }
                 }
-                (Kind::Reference(_), _) => return Err(bad_type("id")),
+                (Kind::AnyOf(prefixes), Value::String(s)) => {
+                    if !(prefixes.iter().any(|p| s.starts_with(p)) && matches!(s.len(), 15 | 18)) {
+                        return Err(SfFault::new(
+                            400,
+                            "INVALID_CROSS_REFERENCE_KEY",
+                            format!("invalid cross reference id: {s}"),
+                        )
+                        .on(&[field]));
+                    }
+                }
+                (Kind::Reference(_) | Kind::AnyOf(_), _) => return Err(bad_type("id")),
             }
             out.insert(field.to_owned(), value.clone());
         }

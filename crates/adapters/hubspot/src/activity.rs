@@ -1,0 +1,102 @@
+//! Notes and tasks as HubSpot engagements (`notes`, `tasks` objects): created with their
+//! properties, then attached to records through default associations v4 (note → contact 202, task
+//! → deal 216, ...). HubSpot requires `hs_timestamp` on both.
+
+use async_trait::async_trait;
+use domain::ids::ExternalId;
+use ports::crm::{ActivityKind, ActivityTarget, ExternalActivities, ExternalActivity};
+use ports::error::{PortError, PortResult};
+use reqwest::Method;
+use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
+
+use crate::wire::decode;
+use crate::{HubSpotClient, rejected};
+
+/// The engagement's properties, as HubSpot names them.
+pub(crate) fn properties(a: &ExternalActivity) -> Value {
+    let at = a.at.format(&Rfc3339).unwrap_or_default();
+    match a.kind {
+        // A note has no title in HubSpot: it leads the body.
+        ActivityKind::Note => {
+            let body = match (a.title.trim(), a.body.trim()) {
+                ("", b) => b.to_owned(),
+                (t, "") => t.to_owned(),
+                (t, b) => format!("{t}\n\n{b}"),
+            };
+            json!({"hs_timestamp": at, "hs_note_body": body})
+        }
+        ActivityKind::Task => json!({
+            "hs_timestamp": at,
+            "hs_task_subject": a.title,
+            "hs_task_body": a.body,
+            "hs_task_status": if a.completed { "COMPLETED" } else { "NOT_STARTED" },
+        }),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Created {
+    id: String,
+}
+
+#[async_trait]
+impl ExternalActivities for HubSpotClient {
+    /// Attached to every target; if an association fails, the new engagement is archived again
+    /// (so a retried job does not leave a detached copy) and the error returned.
+    async fn create_activity(
+        &self,
+        activity: &ExternalActivity,
+        targets: &[ActivityTarget],
+    ) -> PortResult<ExternalId> {
+        if targets.is_empty() {
+            return Err(PortError::Invalid(format!(
+                "a HubSpot {} needs a record to attach to",
+                activity.kind.as_str()
+            )));
+        }
+        let kind = activity.kind.as_str();
+        let body = json!({"properties": properties(activity)});
+        let answer = self
+            .send(Method::POST, &self.objects(kind), &[], Some(&body))
+            .await?;
+        if answer.status != 201 {
+            return Err(rejected(answer.status, &answer.body));
+        }
+        let created: Created = decode(answer.body, "created engagement")?;
+        let id = ExternalId::parse(&created.id)?;
+        for t in targets {
+            if let Err(e) = self.associate(kind, &id, &t.object, &t.id).await {
+                if let Err(undo) = self.delete_activity(activity.kind, &id).await {
+                    tracing::warn!(id = %id, error = %undo, "could not archive a detached engagement");
+                }
+                return Err(e);
+            }
+        }
+        Ok(id)
+    }
+
+    async fn update_activity(
+        &self,
+        id: &ExternalId,
+        activity: &ExternalActivity,
+    ) -> PortResult<()> {
+        let path = format!("{}/{id}", self.objects(activity.kind.as_str()));
+        let body = json!({"properties": properties(activity)});
+        let answer = self.send(Method::PATCH, &path, &[], Some(&body)).await?;
+        match answer.status {
+            200 => Ok(()),
+            s => Err(rejected(s, &answer.body)),
+        }
+    }
+
+    /// HubSpot answers 204 for an id it does not hold too, so this never returns `NotFound`.
+    async fn delete_activity(&self, kind: ActivityKind, id: &ExternalId) -> PortResult<()> {
+        let path = format!("{}/{id}", self.objects(kind.as_str()));
+        let answer = self.send(Method::DELETE, &path, &[], None).await?;
+        match answer.status {
+            204 | 200 => Ok(()),
+            s => Err(rejected(s, &answer.body)),
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Activity sync: Attio notes and tasks become notes and tasks in every CRM where a record they
+//! belong to is linked (HubSpot engagements, Salesforce `Note` / `Task`).
+//!
+//! The CRM's copy is remembered as an identity link of the pseudo-object `notes` or `tasks`
+//! (the Attio note or task id on the Attio side), so a later change updates it and a delete
+//! removes it. A note or task whose records are mapped to a CRM but not linked there yet waits
+//! (`NotReady`, retried), as when its event overtakes the record's; one whose records are not
+//! mapped to a CRM is not written there.
+
+use domain::ids::{ObjectId, ObjectSlug, RecordId, SystemId, TenantId};
+use domain::link::{IdentityLink, LinkLookup};
+use domain::merge::Snapshot;
+use domain::schema::{Note, Task};
+use ports::crm::{ActivityKind, ActivityTarget, ExternalActivity};
+use ports::directory::TenantClients;
+use ports::error::PortError;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{EventPipeline, Handled};
+use crate::error::{ServiceError, ServiceResult};
+
+/// Attio's note as the CRMs receive it.
+pub(crate) fn note_activity(n: &Note) -> ExternalActivity {
+    ExternalActivity {
+        kind: ActivityKind::Note,
+        title: n.title.clone(),
+        body: n.content_plaintext.clone(),
+        at: n.created_at.as_datetime(),
+        completed: false,
+    }
+}
+
+/// Attio's task as the CRMs receive it: its first line is the subject; it is due at its
+/// deadline, else when it was made.
+pub(crate) fn task_activity(t: &Task) -> ExternalActivity {
+    let at = t
+        .deadline_at
+        .as_deref()
+        .and_then(|d| OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| t.created_at.as_datetime());
+    ExternalActivity {
+        kind: ActivityKind::Task,
+        title: t
+            .content_plaintext
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        body: t.content_plaintext.clone(),
+        at,
+        completed: t.is_completed,
+    }
+}
+
+/// The pseudo-object an activity's identity links are kept under.
+fn link_object(kind: ActivityKind) -> ServiceResult<ObjectSlug> {
+    Ok(ObjectSlug::parse(kind.as_str())?)
+}
+
+impl EventPipeline {
+    /// A note was created or changed: re-read and written to the CRMs.
+    pub(super) async fn note_changed(
+        &self,
+        tenant: &TenantId,
+        note: domain::ids::NoteId,
+    ) -> ServiceResult<Handled> {
+        let clients = self.directory.clients(tenant).await?;
+        let n = match clients.notes.get_note(note).await {
+            Ok(n) => n,
+            Err(PortError::NotFound(_)) => {
+                return Ok(Handled::Ignored {
+                    reason: format!("note {note} no longer exists"),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let parent = ObjectSlug::parse(&n.parent_object)?;
+        let activity = note_activity(&n);
+        self.write_activity(
+            tenant,
+            &clients,
+            *note.as_uuid(),
+            &activity,
+            &[(parent, n.parent_record_id)],
+        )
+        .await
+    }
+
+    /// A task was created or changed: re-read and written to the CRMs.
+    pub(super) async fn task_changed(
+        &self,
+        tenant: &TenantId,
+        task: domain::ids::TaskId,
+    ) -> ServiceResult<Handled> {
+        let clients = self.directory.clients(tenant).await?;
+        let t = match clients.tasks.get_task(task).await {
+            Ok(t) => t,
+            Err(PortError::NotFound(_)) => {
+                return Ok(Handled::Ignored {
+                    reason: format!("task {task} no longer exists"),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut records = Vec::new();
+        for l in &t.linked_records {
+            let object = ObjectId::parse(&l.target_object_id)?;
+            records.push((
+                self.slug(tenant, &clients, object).await?,
+                l.target_record_id,
+            ));
+        }
+        let activity = task_activity(&t);
+        self.write_activity(tenant, &clients, *task.as_uuid(), &activity, &records)
+            .await
+    }
+
+    /// A note or task was deleted in Attio: its copies in the CRMs go, with their links.
+    pub(super) async fn activity_deleted(
+        &self,
+        tenant: &TenantId,
+        kind: ActivityKind,
+        id: Uuid,
+    ) -> ServiceResult<Handled> {
+        let clients = self.directory.clients(tenant).await?;
+        let object = link_object(kind)?;
+        let mut archived = Vec::new();
+        let mut unlinked = 0;
+        for (system, crm) in &clients.activities {
+            let lookup = LinkLookup::Attio {
+                object: object.clone(),
+                record: RecordId::from_uuid(id),
+                system: system.clone(),
+            };
+            let Some(link) = self.links.find(tenant, &lookup).await? else {
+                continue;
+            };
+            match crm.delete_activity(kind, &link.external_id).await {
+                Ok(()) | Err(PortError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            archived.push((system.clone(), link.external_id.clone()));
+            match self.links.delete(tenant, &lookup).await {
+                Ok(()) | Err(PortError::NotFound(_)) => unlinked += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Handled::Deleted { archived, unlinked })
+    }
+
+    /// Writes one activity to every CRM that holds activities: updated where it was written
+    /// before, else created on the linked records of `records`.
+    async fn write_activity(
+        &self,
+        tenant: &TenantId,
+        clients: &TenantClients,
+        id: Uuid,
+        activity: &ExternalActivity,
+        records: &[(ObjectSlug, RecordId)],
+    ) -> ServiceResult<Handled> {
+        let object = link_object(activity.kind)?;
+        let mut written = Vec::new();
+        for (system, crm) in &clients.activities {
+            let lookup = LinkLookup::Attio {
+                object: object.clone(),
+                record: RecordId::from_uuid(id),
+                system: system.clone(),
+            };
+            let existing = self.links.find(tenant, &lookup).await?;
+            if let Some(link) = &existing {
+                match crm.update_activity(&link.external_id, activity).await {
+                    Ok(()) => {
+                        written.push((system.clone(), link.external_id.clone()));
+                        continue;
+                    }
+                    // Deleted in the CRM: written again below.
+                    Err(PortError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let targets = self.targets(tenant, system, records).await?;
+            if targets.is_empty() {
+                if let Some((o, r)) = records.iter().find(|(o, _)| {
+                    self.outbound
+                        .targets_of(o)
+                        .any(|t| &t.mapping.system == system)
+                }) {
+                    return Err(ServiceError::NotReady(format!(
+                        "{} {id}: {o} record {r} is not linked in {system} yet",
+                        activity.kind.as_str()
+                    )));
+                }
+                continue;
+            }
+            let external_id = crm.create_activity(activity, &targets).await?;
+            let link = IdentityLink {
+                tenant: tenant.clone(),
+                object: object.clone(),
+                attio_record: RecordId::from_uuid(id),
+                system: system.clone(),
+                external_object: activity.kind.as_str().to_owned(),
+                external_id: external_id.clone(),
+                snapshot: Snapshot::default(),
+                updated_at: self.outbound.now(),
+                version: existing.map_or(0, |l| l.version),
+            };
+            self.links.save(&link).await?;
+            written.push((system.clone(), external_id));
+        }
+        Ok(Handled::Activity {
+            kind: activity.kind,
+            written,
+        })
+    }
+
+    /// The CRM records of `system` linked to `records`.
+    async fn targets(
+        &self,
+        tenant: &TenantId,
+        system: &SystemId,
+        records: &[(ObjectSlug, RecordId)],
+    ) -> ServiceResult<Vec<ActivityTarget>> {
+        let mut targets = Vec::new();
+        for (object, record) in records {
+            for l in self.links.links_of(tenant, object, *record).await? {
+                if &l.system == system {
+                    targets.push(ActivityTarget {
+                        object: l.external_object,
+                        id: l.external_id,
+                    });
+                }
+            }
+        }
+        Ok(targets)
+    }
+}

@@ -1,0 +1,292 @@
+//! Activity sync: an Attio note and task reach HubSpot (engagements associated with the linked
+//! contact) and Salesforce (`Note` and `Task` on the linked Contact), are updated in place,
+//! deleted with their Attio originals, and wait while their record is not linked yet.
+
+use domain::ids::{ExternalId, ObjectRef, RecordId, SystemId};
+use domain::webhook::WebhookEvent;
+use ports::attio::{AttioNotes, AttioSchema, AttioTasks, NewNote, NewTask, TaskLink, TaskUpdate};
+use ports::crm::{ActivityKind, ExternalCrm};
+use ports::error::PortError;
+use ports::stores::LinkStore;
+use serde_json::json;
+use services::ServiceError;
+use services::pipeline::{DeletePolicy, EventPipeline, Handled};
+
+use crate::outbound::{World, create_person, people, prop, world};
+
+fn pipeline(w: &World) -> EventPipeline {
+    EventPipeline::new(
+        w.directory.clone(),
+        w.links.clone(),
+        std::sync::Arc::new(w.outbound()),
+        DeletePolicy::Archive,
+    )
+}
+
+async fn note_event(w: &World, kind: &str, note: uuid::Uuid, record: RecordId) -> WebhookEvent {
+    let object = w
+        .attio
+        .get_object(&ObjectRef::from(people()))
+        .await
+        .unwrap();
+    serde_json::from_value(json!({
+        "event_type": kind,
+        "id": {"workspace_id": object.id.workspace_id.to_string(), "note_id": note.to_string()},
+        "parent_object_id": object.id.object_id.to_string(),
+        "parent_record_id": record.to_string(),
+        "actor": {"type": "workspace-member", "id": "50cf242c-7fa3-4cad-87d0-75b1af71c57b"}
+    }))
+    .unwrap()
+}
+
+async fn task_event(w: &World, kind: &str, task: uuid::Uuid) -> WebhookEvent {
+    let object = w
+        .attio
+        .get_object(&ObjectRef::from(people()))
+        .await
+        .unwrap();
+    serde_json::from_value(json!({
+        "event_type": kind,
+        "id": {"workspace_id": object.id.workspace_id.to_string(), "task_id": task.to_string()},
+        "actor": {"type": "workspace-member", "id": "50cf242c-7fa3-4cad-87d0-75b1af71c57b"}
+    }))
+    .unwrap()
+}
+
+/// The CRM ids an activity event wrote, by system.
+fn written(h: Handled, kind: ActivityKind) -> Vec<(SystemId, ExternalId)> {
+    match h {
+        Handled::Activity { kind: k, written } if k == kind => written,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn id_in(w: &[(SystemId, ExternalId)], system: &str) -> ExternalId {
+    w.iter()
+        .find(|(s, _)| s.as_str() == system)
+        .map(|(_, id)| id.clone())
+        .unwrap_or_else(|| panic!("nothing written to {system}: {w:?}"))
+}
+
+async fn prop_of(crm: &dyn ExternalCrm, object: &str, id: &ExternalId, p: &str) -> String {
+    let r = crm.get(object, id, &[prop(p)]).await.unwrap();
+    r.properties
+        .get(&prop(p))
+        .map(|v| match v {
+            domain::field::FieldValue::Text(t) => t.clone(),
+            other => format!("{other:?}"),
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn notes_and_tasks_reach_the_linked_records_once_follow_changes_and_deletes() {
+    let w = world(true, domain::mapping::SyncRule::LatestWins).await;
+    let p = pipeline(&w);
+    let person = create_person(&w, "grace@example.com", "Grace", "Hopper", "Admiral").await;
+    // The person is synced first, which links her in both CRMs.
+    w.sync
+        .sync_record(&w.tenant, &people(), person)
+        .await
+        .unwrap();
+    let links = w
+        .links
+        .links_of(&w.tenant, &people(), person)
+        .await
+        .unwrap();
+    let contact = |system: &str| {
+        links
+            .iter()
+            .find(|l| l.system.as_str() == system)
+            .map(|l| l.external_id.clone())
+            .unwrap()
+    };
+
+    let note = w
+        .attio
+        .create_note(&NewNote {
+            parent_object: "people".into(),
+            parent_record_id: person,
+            title: "Call notes".into(),
+            format: domain::schema::ContentFormat::Plaintext,
+            content: "Wants the enterprise plan.".into(),
+            created_at: None,
+        })
+        .await
+        .unwrap();
+    let note_id = *note.id.note_id.as_uuid();
+    let created = note_event(&w, "note.created", note_id, person).await;
+    let first = written(
+        p.handle(&w.tenant, &created).await.unwrap(),
+        ActivityKind::Note,
+    );
+    let (hs_note, sf_note) = (id_in(&first, "hubspot"), id_in(&first, "salesforce"));
+    assert_eq!(
+        prop_of(&w.hubspot, "notes", &hs_note, "hs_note_body").await,
+        "Call notes\n\nWants the enterprise plan."
+    );
+    assert_eq!(
+        w.hubspot
+            .associations("notes", &hs_note, "contacts")
+            .await
+            .unwrap(),
+        vec![contact("hubspot")],
+        "the HubSpot note is on the linked contact"
+    );
+    assert_eq!(
+        prop_of(&w.salesforce, "Note", &sf_note, "ParentId").await,
+        contact("salesforce").as_str()
+    );
+    assert_eq!(
+        prop_of(&w.salesforce, "Note", &sf_note, "Title").await,
+        "Call notes"
+    );
+    // The same delivery again writes the same copies, not new ones.
+    let again = written(
+        p.handle(&w.tenant, &created).await.unwrap(),
+        ActivityKind::Note,
+    );
+    assert_eq!(again, first);
+    assert_eq!(
+        w.hubspot
+            .associations("contacts", &contact("hubspot"), "notes")
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "one note on the contact"
+    );
+
+    // A task linked to the person, then completed.
+    let task = w
+        .attio
+        .create_task(&NewTask {
+            content: "Send the contract\nwith the discount".into(),
+            deadline_at: Some(time::macros::datetime!(2027-01-15 09:00 UTC)),
+            is_completed: false,
+            linked_records: vec![TaskLink {
+                target_object: "people".into(),
+                target_record_id: person,
+            }],
+            assignees: vec![],
+        })
+        .await
+        .unwrap();
+    let task_id = *task.id.task_id.as_uuid();
+    let t = written(
+        p.handle(&w.tenant, &task_event(&w, "task.created", task_id).await)
+            .await
+            .unwrap(),
+        ActivityKind::Task,
+    );
+    let (hs_task, sf_task) = (id_in(&t, "hubspot"), id_in(&t, "salesforce"));
+    assert_eq!(
+        prop_of(&w.hubspot, "tasks", &hs_task, "hs_task_subject").await,
+        "Send the contract"
+    );
+    assert_eq!(
+        prop_of(&w.hubspot, "tasks", &hs_task, "hs_task_status").await,
+        "NOT_STARTED"
+    );
+    assert_eq!(
+        prop_of(&w.salesforce, "Task", &sf_task, "WhoId").await,
+        contact("salesforce").as_str()
+    );
+    w.attio
+        .update_task(
+            task.id.task_id,
+            &TaskUpdate {
+                is_completed: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let done = written(
+        p.handle(&w.tenant, &task_event(&w, "task.updated", task_id).await)
+            .await
+            .unwrap(),
+        ActivityKind::Task,
+    );
+    assert_eq!(done, t, "the copies are updated in place");
+    assert_eq!(
+        prop_of(&w.hubspot, "tasks", &hs_task, "hs_task_status").await,
+        "COMPLETED"
+    );
+    assert_eq!(
+        prop_of(&w.salesforce, "Task", &sf_task, "Status").await,
+        "Completed"
+    );
+
+    // Deleting the note in Attio deletes its copies and forgets them.
+    w.attio.delete_note(note.id.note_id).await.unwrap();
+    match p
+        .handle(
+            &w.tenant,
+            &note_event(&w, "note.deleted", note_id, person).await,
+        )
+        .await
+        .unwrap()
+    {
+        Handled::Deleted { archived, unlinked } => {
+            assert_eq!(archived.len(), 2, "{archived:?}");
+            assert_eq!(unlinked, 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        w.salesforce.get("Note", &sf_note, &[]).await,
+        Err(PortError::NotFound(_))
+    ));
+    let hs = w.hubspot.get("notes", &hs_note, &[]).await;
+    assert!(
+        matches!(&hs, Err(PortError::NotFound(_))) || hs.as_ref().is_ok_and(|r| r.archived),
+        "{hs:?}"
+    );
+    // A late `note.updated` for the deleted note changes nothing.
+    match p
+        .handle(
+            &w.tenant,
+            &note_event(&w, "note.updated", note_id, person).await,
+        )
+        .await
+        .unwrap()
+    {
+        Handled::Ignored { reason } => assert!(reason.contains("no longer exists"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_note_on_a_record_not_linked_yet_waits_and_is_retried() {
+    let w = world(false, domain::mapping::SyncRule::LatestWins).await;
+    let p = pipeline(&w);
+    let person = create_person(&w, "alan@example.com", "Alan", "Turing", "Mathematician").await;
+    let note = w
+        .attio
+        .create_note(&NewNote {
+            parent_object: "people".into(),
+            parent_record_id: person,
+            title: "Intro".into(),
+            format: domain::schema::ContentFormat::Plaintext,
+            content: "Met at the conference.".into(),
+            created_at: None,
+        })
+        .await
+        .unwrap();
+    let event = note_event(&w, "note.created", *note.id.note_id.as_uuid(), person).await;
+    // The note's event overtakes the person's: not linked in HubSpot yet.
+    let e = p.handle(&w.tenant, &event).await.unwrap_err();
+    assert!(matches!(e, ServiceError::NotReady(_)), "{e:?}");
+    assert!(e.is_retryable());
+    // Once the person is synced, the retry writes the note.
+    w.sync
+        .sync_record(&w.tenant, &people(), person)
+        .await
+        .unwrap();
+    let done = written(
+        p.handle(&w.tenant, &event).await.unwrap(),
+        ActivityKind::Note,
+    );
+    assert_eq!(done.len(), 1, "HubSpot only: Salesforce is not connected");
+}
