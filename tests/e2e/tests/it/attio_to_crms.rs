@@ -490,6 +490,116 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
     )
     .await;
 
+    // A note and a task on that person reach the linked contact in both CRMs; deleting the
+    // note in Attio deletes its copies.
+    let note = attio
+        .call(
+            reqwest::Method::POST,
+            "/v2/notes",
+            Some(json!({"data": {"parent_object": "people", "parent_record_id": ids[0],
+                "title": "Call notes", "format": "plaintext", "content": "Wants the enterprise plan."}})),
+        )
+        .await;
+    let note_id = note["data"]["id"]["note_id"].as_str().unwrap().to_owned();
+    attio
+        .call(
+            reqwest::Method::POST,
+            "/v2/tasks",
+            Some(
+                json!({"data": {"content": "Send the contract", "format": "plaintext",
+                "deadline_at": null, "is_completed": false, "assignees": [],
+                "linked_records": [{"target_object": "people", "target_record_id": ids[0]}]}}),
+            ),
+        )
+        .await;
+    let hs_contact = hubspot
+        .get_by("contacts", &prop("attio_record_id"), &ids[0], &[])
+        .await
+        .unwrap()
+        .id;
+    let sf_contact = sf_rows(ids[0].clone()).await[0].id.clone();
+    let hs_engagements = |kind: &'static str| {
+        let (hubspot, contact) = (hubspot.clone(), hs_contact.clone());
+        async move {
+            hubspot
+                .associations("contacts", &contact, kind)
+                .await
+                .unwrap()
+        }
+    };
+    let sf_children = |object: &'static str, parent: &'static str| {
+        let (salesforce, contact) = (salesforce.clone(), sf_contact.clone());
+        async move {
+            salesforce
+                .query(
+                    &format!(
+                        "SELECT Id FROM {object} WHERE {parent} = '{}'",
+                        contact.as_str()
+                    ),
+                    false,
+                    None,
+                )
+                .await
+                .unwrap()
+                .records
+        }
+    };
+    for (what, kind, object, parent) in [
+        ("the note", "notes", "Note", "ParentId"),
+        ("the task", "tasks", "Task", "WhoId"),
+    ] {
+        eventually(
+            &format!("{what} in HubSpot"),
+            Duration::from_secs(60),
+            || {
+                let f = hs_engagements(kind);
+                async move { Some(f.await).filter(|a| a.len() == 1) }
+            },
+        )
+        .await;
+        eventually(
+            &format!("{what} in Salesforce"),
+            Duration::from_secs(60),
+            || {
+                let f = sf_children(object, parent);
+                async move { Some(f.await).filter(|r| r.len() == 1) }
+            },
+        )
+        .await;
+    }
+    let hs_note = hs_engagements("notes").await[0].clone();
+    attio
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v2/notes/{note_id}"),
+            None,
+        )
+        .await;
+    eventually(
+        "the note's deletion in Salesforce",
+        Duration::from_secs(60),
+        || {
+            let f = sf_children("Note", "ParentId");
+            async move { f.await.is_empty().then_some(()) }
+        },
+    )
+    .await;
+    eventually(
+        "the note's deletion in HubSpot",
+        Duration::from_secs(60),
+        || {
+            let (hubspot, id) = (hubspot.clone(), hs_note.clone());
+            async move {
+                match ports::crm::ExternalCrm::get(&hubspot, "notes", &id, &[]).await {
+                    Err(PortError::NotFound(_)) => Some(()),
+                    Ok(r) if r.archived => Some(()),
+                    _ => None,
+                }
+            }
+        },
+    )
+    .await;
+
     // Delete one; it is archived on both sides.
     attio
         .call(

@@ -766,3 +766,74 @@ async fn spawn_binary(args: &[&str]) -> (tokio::process::Child, String) {
     let url = first.strip_prefix("listening on ").unwrap().to_owned();
     (child, url)
 }
+
+#[tokio::test]
+async fn notes_and_tasks_need_a_timestamp_and_attach_to_records_by_default_association() {
+    let s = sim(HubSpotConfig::default()).await;
+    let c = Client::new(&s);
+    let ada = c
+        .post(C, json!({"properties": {"email": "ada@x.com"}}))
+        .await
+        .1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // HubSpot refuses an engagement without `hs_timestamp`.
+    let (status, r) = c
+        .post(
+            "/crm/v3/objects/notes",
+            json!({"properties": {"hs_note_body": "hi"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{r}");
+    assert_eq!(r["category"], "VALIDATION_ERROR");
+    assert!(
+        r["message"].as_str().unwrap().contains("hs_timestamp"),
+        "{r}"
+    );
+    let (status, note) = c
+        .post(
+            "/crm/v3/objects/notes",
+            json!({"properties": {"hs_note_body": "hi", "hs_timestamp": "2026-12-01T10:00:00Z"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{note}");
+    let note = note["id"].as_str().unwrap().to_owned();
+    let (status, _, r) = c
+        .call(
+            Method::PUT,
+            &format!("/crm/v4/objects/notes/{note}/associations/default/contacts/{ada}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["results"][0]["associationTypes"][0]["typeId"], 202);
+    assert_eq!(r["results"][1]["associationTypes"][0]["typeId"], 201);
+    let (status, r) = c
+        .get(&format!(
+            "/crm/v4/objects/contacts/{ada}/associations/notes"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        r["results"][0]["toObjectId"].to_string().trim_matches('"'),
+        note
+    );
+    // Tasks: their own type (task → contact 204).
+    let (_, task) = c
+        .post(
+            "/crm/v3/objects/tasks",
+            json!({"properties": {"hs_task_subject": "Call", "hs_task_status": "NOT_STARTED", "hs_timestamp": "2026-12-01T10:00:00Z"}}),
+        )
+        .await;
+    let task = task["id"].as_str().unwrap().to_owned();
+    let (status, _, r) = c
+        .call(
+            Method::PUT,
+            &format!("/crm/v4/objects/tasks/{task}/associations/default/contacts/{ada}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["results"][0]["associationTypes"][0]["typeId"], 204);
+}

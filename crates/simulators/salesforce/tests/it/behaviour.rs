@@ -766,3 +766,47 @@ async fn oversized_uris_and_unknown_versions_are_refused() {
         .await;
     assert_eq!(r.status, 404);
 }
+
+#[tokio::test]
+async fn tasks_and_notes_take_polymorphic_parents_of_the_documented_objects() {
+    let s = sim(SalesforceConfig::default()).await;
+    let c = Client::login(&s).await;
+    let post = |o: &'static str, body: Value| {
+        let c = &c;
+        async move {
+            c.call(Method::POST, &format!("{V}/sobjects/{o}/"), Some(body))
+                .await
+        }
+    };
+    let contact = post("Contact", json!({"LastName": "Lovelace"})).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let account = post("Account", json!({"Name": "Acme"})).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // WhoId is a Contact or Lead, WhatId an Account or Opportunity.
+    let task = post(
+        "Task",
+        json!({"Subject": "Call", "Status": "Not Started", "WhoId": contact, "WhatId": account}),
+    )
+    .await;
+    assert_eq!(task.status, 201, "{}", task.body);
+    assert!(task.body["id"].as_str().unwrap().starts_with("00T"));
+    let wrong = post("Task", json!({"Subject": "Call", "WhoId": account})).await;
+    assert_eq!(wrong.status, 400);
+    assert_eq!(wrong.body[0]["errorCode"], "INVALID_CROSS_REFERENCE_KEY");
+    assert_eq!(wrong.body[0]["fields"], json!(["WhoId"]));
+    // A classic note needs its parent and a title.
+    let missing = post("Note", json!({"Body": "x", "ParentId": contact})).await;
+    assert_eq!(missing.body[0]["errorCode"], "REQUIRED_FIELD_MISSING");
+    assert_eq!(missing.body[0]["fields"], json!(["Title"]));
+    let note = post(
+        "Note",
+        json!({"Title": "Call notes", "Body": "x", "ParentId": contact}),
+    )
+    .await;
+    assert_eq!(note.status, 201, "{}", note.body);
+    assert!(note.body["id"].as_str().unwrap().starts_with("002"));
+}
