@@ -1,5 +1,6 @@
-//! A local HTTP server that answers every request with one JSON body and remembers one header of
-//! each request, for checking what a client sends (e.g. `traceparent`).
+//! A local HTTP server that answers requests with fixed JSON bodies (one per path, and one for
+//! every other path) and remembers one header of each request, for checking what a client sends
+//! (e.g. `traceparent`).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -11,22 +12,18 @@ pub struct HeaderCapture {
 }
 
 impl HeaderCapture {
-    /// Serves on a free port until the runtime stops.
+    /// Serves on a free port until the runtime stops, answering every request with `answer`.
     pub async fn start(header: &'static str, answer: &'static str) -> Self {
-        let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
-        let log = seen.clone();
-        let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
-            let log = log.clone();
-            async move {
-                log.lock().unwrap_or_else(PoisonError::into_inner).push(
-                    headers
-                        .get(header)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned),
-                );
-                ([("content-type", "application/json")], answer)
-            }
-        });
+        Self::start_with(header, &[], answer).await
+    }
+
+    /// Like [`HeaderCapture::start`], with the answers of some paths given (`{url}` in an answer
+    /// becomes the server's own URL, as a login's `instance_url` would be).
+    pub async fn start_with(
+        header: &'static str,
+        paths: &[(&'static str, &'static str)],
+        answer: &'static str,
+    ) -> Self {
         let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
             Ok(l) => l,
             Err(e) => panic!("cannot bind the capture server: {e}"),
@@ -35,6 +32,32 @@ impl HeaderCapture {
             Ok(a) => format!("http://{a}"),
             Err(e) => panic!("no address: {e}"),
         };
+        let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+        let answers: Arc<Vec<(&'static str, String)>> = Arc::new(
+            paths
+                .iter()
+                .map(|(p, a)| (*p, a.replace("{url}", &url)))
+                .collect(),
+        );
+        let log = seen.clone();
+        let app = axum::Router::new().fallback(
+            move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+                let (log, answers) = (log.clone(), answers.clone());
+                async move {
+                    log.lock().unwrap_or_else(PoisonError::into_inner).push(
+                        headers
+                            .get(header)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned),
+                    );
+                    let body = answers
+                        .iter()
+                        .find(|(p, _)| *p == uri.path())
+                        .map_or_else(|| answer.to_owned(), |(_, a)| a.clone());
+                    ([("content-type", "application/json")], body)
+                }
+            },
+        );
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { url, seen }
     }

@@ -502,3 +502,30 @@ async fn opportunities_and_accounts_upsert_and_poll_like_contacts() {
         "{out:?}"
     );
 }
+
+#[tokio::test]
+async fn calls_carry_the_current_trace_as_traceparent() {
+    let server = testkit::capture::HeaderCapture::start_with(
+        "traceparent",
+        &[(
+            "/services/oauth2/token",
+            r#"{"access_token":"00Dxx!token","instance_url":"{url}","token_type":"Bearer","issued_at":"1764560000000"}"#,
+        )],
+        r#"{"totalSize":0,"done":true,"records":[]}"#,
+    )
+    .await;
+    let c = client(&server.url);
+    let trace = domain::trace::TraceParent::parse(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    )
+    .unwrap();
+    ports::trace::in_trace(trace, c.query("SELECT Id FROM Contact", false, None))
+        .await
+        .unwrap();
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2, "the login, then the query: {seen:?}");
+    let sent =
+        domain::trace::TraceParent::parse(seen[1].as_deref().expect("a traceparent")).unwrap();
+    assert_eq!(sent.trace_id(), trace.trace_id(), "the same trace");
+    assert_ne!(sent.span_id(), trace.span_id(), "from a span of its own");
+}
