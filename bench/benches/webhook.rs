@@ -4,7 +4,7 @@
 //! 1. Criterion: one signed delivery at a time (verified, deduplicated, stored, enqueued,
 //!    answered), per backend.
 //! 2. Saturation: 32 keep-alive connections sending distinct deliveries, signed before the clock
-//!    starts, for 5 s; three rounds per backend, alternating, the median reported with every
+//!    starts, for 5 s; five rounds per backend, alternating, the median reported with every
 //!    round's rate and the CPU time per delivery (this process; Redis from `INFO cpu`).
 //! 3. Paced: 1,000 deliveries/s for 5 s per backend; p50/p99 answer time.
 //! 4. Delay: people created in attio-sim one at a time; the time until hubspot-sim holds each,
@@ -118,7 +118,7 @@ const PACED_RATE: u64 = 1_000;
 /// Requests signed ahead of each saturation round (more than a round sends here).
 const PREPARED: usize = 150_000;
 /// Saturation rounds per backend; the median is reported.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 /// What one load phase measured.
 struct Phase {

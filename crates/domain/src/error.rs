@@ -34,6 +34,9 @@ pub enum DomainError {
     /// A secret was empty or otherwise unusable.
     #[error("invalid secret: {0}")]
     InvalidSecret(&'static str),
+    /// Text that should have been JSON (a stored job payload) is not.
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
 }
 
 pub type Result<T, E = DomainError> = std::result::Result<T, E>;

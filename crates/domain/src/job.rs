@@ -57,12 +57,69 @@ impl fmt::Debug for JobKey {
     }
 }
 
+/// A job's payload: one JSON value, kept as its text. The queues store it as given (they never
+/// look inside), so a payload made from text already at hand (a delivery's body) is never
+/// parsed into a tree and printed again.
+#[derive(Clone)]
+pub struct JobPayload(Box<serde_json::value::RawValue>);
+
+impl JobPayload {
+    /// The value's JSON text.
+    pub fn from_value(v: &Value) -> Self {
+        // Serialising a `Value` cannot fail (its keys are strings).
+        Self(
+            serde_json::value::to_raw_value(v)
+                .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
+        )
+    }
+
+    /// JSON text that serde has already checked (e.g. `serde_json::value::to_raw_value`).
+    pub fn from_raw(raw: Box<serde_json::value::RawValue>) -> Self {
+        Self(raw)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The payload as a tree. `InvalidJson` cannot happen for a payload built by this type, but
+    /// the text came from outside the process in the queues that store it.
+    pub fn to_value(&self) -> Result<Value, DomainError> {
+        serde_json::from_str(self.as_str()).map_err(|e| DomainError::InvalidJson(e.to_string()))
+    }
+}
+
+impl PartialEq for JobPayload {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl fmt::Debug for JobPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JobPayload({})", self.as_str())
+    }
+}
+
+/// Written as the JSON it holds (not as a string).
+impl Serialize for JobPayload {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl From<Value> for JobPayload {
+    fn from(v: Value) -> Self {
+        Self::from_value(&v)
+    }
+}
+
 /// A job to enqueue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
     pub key: JobKey,
     /// What happened; opaque to the queue. Folded payloads accumulate in order.
-    pub payload: Value,
+    pub payload: JobPayload,
     /// Not before `now + delay` (the debounce window).
     pub delay: Duration,
     /// Deliveries before the job is dead-lettered (at least 1).
@@ -70,10 +127,10 @@ pub struct NewJob {
 }
 
 impl NewJob {
-    pub fn new(key: JobKey, payload: Value) -> Self {
+    pub fn new(key: JobKey, payload: impl Into<JobPayload>) -> Self {
         Self {
             key,
-            payload,
+            payload: payload.into(),
             delay: Duration::ZERO,
             max_attempts: RetryPolicy::default().max_attempts,
         }
@@ -175,6 +232,24 @@ mod duration_ms {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payload_keeps_its_json_text_and_is_written_as_json() {
+        let v = serde_json::json!({"source": "attio", "n": [1, 2]});
+        let p = JobPayload::from_value(&v);
+        assert_eq!(p.to_value().unwrap(), v);
+        // Embedded in another document as JSON, not as a string.
+        let written = serde_json::to_string(&[&p]).unwrap();
+        assert_eq!(written, format!("[{}]", p.as_str()));
+        let raw: Box<serde_json::value::RawValue> =
+            serde_json::from_str(r#"{"b": 1,  "a": 2}"#).unwrap();
+        let kept = JobPayload::from_raw(raw);
+        assert_eq!(kept.as_str(), r#"{"b": 1,  "a": 2}"#, "text kept as given");
+        assert_eq!(
+            kept,
+            JobPayload::from_raw(serde_json::from_str(r#"{"b": 1,  "a": 2}"#).unwrap())
+        );
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

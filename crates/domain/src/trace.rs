@@ -28,8 +28,22 @@ fn hex_into(s: &str, out: &mut [u8]) -> bool {
         })
 }
 
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Lower-case hex of `bytes` into `out` (twice as long). Every delivery formats a trace, so this
+/// avoids a string per byte.
+fn hex_to(bytes: &[u8], out: &mut [u8]) {
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = vec![0; bytes.len() * 2];
+    hex_to(bytes, &mut out);
+    // Only ASCII hex digits were written.
+    out.into_iter().map(char::from).collect()
 }
 
 impl TraceParent {
@@ -116,13 +130,12 @@ impl TraceParent {
 
 impl fmt::Display for TraceParent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{}-{}-{:02x}",
-            hex(&self.trace_id),
-            hex(&self.span_id),
-            self.flags
-        )
+        // "00-" trace "-" span "-" flags: 55 ASCII bytes.
+        let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        hex_to(&self.trace_id, &mut out[3..35]);
+        hex_to(&self.span_id, &mut out[36..52]);
+        hex_to(&[self.flags], &mut out[53..55]);
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 

@@ -157,6 +157,10 @@ impl MemoryQueue {
 impl JobQueue for MemoryQueue {
     async fn enqueue(&self, new: NewJob) -> PortResult<EnqueueOutcome> {
         let now = self.clock.now();
+        let payload = new
+            .payload
+            .to_value()
+            .map_err(|e| PortError::Invalid(e.to_string()))?;
         let outcome = {
             let mut inner = lock(&self.inner);
             let fresh = inner.keys.get(&new.key).and_then(|ids| {
@@ -172,14 +176,14 @@ impl JobQueue for MemoryQueue {
             });
             match fresh.and_then(|id| inner.jobs.get_mut(&id)) {
                 Some(e) => {
-                    e.job.payloads.push(new.payload);
+                    e.job.payloads.push(payload);
                     EnqueueOutcome::Coalesced(e.job.id)
                 }
                 None => {
                     let job = Job {
                         id: JobId::from_uuid(Uuid::new_v4()),
                         key: new.key,
-                        payloads: vec![new.payload],
+                        payloads: vec![payload],
                         attempts: 0,
                         max_attempts: new.max_attempts.max(1),
                         enqueued_at: now,

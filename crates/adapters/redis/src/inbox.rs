@@ -137,8 +137,7 @@ impl Inbox for RedisStore {
             .arg(u8::from(delivery.quarantine.is_some()));
         match &job {
             Some(j) => {
-                let payload = serde_json::to_vec(&j.payload)
-                    .map_err(|e| PortError::Invalid(e.to_string()))?;
+                let payload = j.payload.as_str();
                 call.arg(1u8)
                     .arg(&j.key.partition)
                     .arg(&j.key.entity)

@@ -89,8 +89,7 @@ impl RedisStore {
 #[async_trait]
 impl JobQueue for RedisStore {
     async fn enqueue(&self, new: NewJob) -> PortResult<EnqueueOutcome> {
-        let payload =
-            serde_json::to_string(&new.payload).map_err(|e| PortError::Invalid(e.to_string()))?;
+        let payload = new.payload.as_str();
         let (kind, id): (String, String) = ENQUEUE
             .arg(&self.ns)
             .arg(new.key.tenant.as_str())

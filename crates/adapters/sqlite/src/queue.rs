@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::idempotency::IdempotencyKey;
 use domain::ids::{InboxId, JobId, SystemId, TenantId};
-use domain::job::{DeadLetter, Job, JobKey, NewJob};
+use domain::job::{DeadLetter, Job, JobKey, JobPayload, NewJob};
 use ports::error::{PortError, PortResult};
 use ports::queue::{
     DeadLetterQueue, EnqueueOutcome, FailOutcome, JobQueue, LeaseToken, QueueDepth, Reservation,
@@ -38,9 +38,12 @@ fn job_from_row(row: &SqliteRow) -> PortResult<Job> {
 }
 
 /// Appends a payload to a JSON array text.
-fn append(payloads: &str, payload: &Value) -> PortResult<String> {
-    let mut all: Vec<Value> = serde_json::from_str(payloads).map_err(|e| corrupt("payloads", e))?;
-    all.push(payload.clone());
+fn append(payloads: &str, payload: &JobPayload) -> PortResult<String> {
+    let mut all: Vec<&serde_json::value::RawValue> =
+        serde_json::from_str(payloads).map_err(|e| corrupt("payloads", e))?;
+    let new: &serde_json::value::RawValue =
+        serde_json::from_str(payload.as_str()).map_err(|e| corrupt("payload", e))?;
+    all.push(new);
     serde_json::to_string(&all).map_err(|e| corrupt("payloads", e))
 }
 

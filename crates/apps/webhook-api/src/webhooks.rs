@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use domain::idempotency::IdempotencyKey;
 use domain::ids::{SystemId, TenantId};
-use domain::job::{JobKey, NewJob};
+use domain::job::{JobKey, JobPayload, NewJob};
 use domain::tenant::Tenant;
 use domain::trace::TraceParent;
 use domain::webhook::{EventSubject, WebhookDelivery};
@@ -93,8 +93,28 @@ fn has_known_event(delivery: &WebhookDelivery) -> bool {
     delivery.events.iter().any(|e| e.event_type.is_known())
 }
 
+/// The job payload of an Attio delivery: its source, trace and the delivery's own JSON text,
+/// embedded as received (it parsed as a delivery, so it is JSON), never re-serialised.
+fn attio_payload(trace: &str, body: &[u8]) -> Result<JobPayload, String> {
+    #[derive(serde::Serialize)]
+    struct Payload<'a> {
+        source: &'a str,
+        trace: &'a str,
+        delivery: &'a serde_json::value::RawValue,
+    }
+    let delivery: &serde_json::value::RawValue =
+        serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    serde_json::value::to_raw_value(&Payload {
+        source: "attio",
+        trace,
+        delivery,
+    })
+    .map(JobPayload::from_raw)
+    .map_err(|e| e.to_string())
+}
+
 /// A job for a key and payload with the configured debounce and attempts.
-fn new_job(state: &AppState, key: JobKey, payload: serde_json::Value) -> NewJob {
+fn new_job(state: &AppState, key: JobKey, payload: impl Into<JobPayload>) -> NewJob {
     NewJob::new(key, payload)
         .with_delay(state.settings.debounce)
         .with_max_attempts(state.settings.max_attempts)
@@ -267,13 +287,13 @@ async fn attio_inner(
                 }
             }
             let trace = trace(&headers).to_string();
-            let job = job_key(&tenant.id, &d, &key).map(|k| {
-                new_job(
-                    &state,
-                    k,
-                    json!({"source": "attio", "trace": trace, "delivery": d}),
-                )
-            });
+            let job = match job_key(&tenant.id, &d, &key) {
+                Some(k) => match attio_payload(&trace, &body) {
+                    Ok(payload) => Some(new_job(&state, k, payload)),
+                    Err(e) => return failed(&PortError::Invalid(e)),
+                },
+                None => None,
+            };
             (None, job)
         }
     };

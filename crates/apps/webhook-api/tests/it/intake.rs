@@ -38,6 +38,11 @@ async fn a_signed_delivery_is_stored_and_enqueued_once() {
     );
     let job = next_job(&app).await.unwrap();
     assert_eq!(job.job.payloads[0]["source"], "attio");
+    assert_eq!(
+        job.job.payloads[0]["delivery"],
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        "the job carries the delivery as Attio sent it"
+    );
     assert_eq!(job.job.key.entity, RECORD);
     assert_eq!(job.job.max_attempts, 3);
 }
