@@ -59,6 +59,22 @@ fn link_object(kind: ActivityKind) -> ServiceResult<ObjectSlug> {
     Ok(ObjectSlug::parse(kind.as_str())?)
 }
 
+/// What Attio answered for a note or task: `Ok(Err(ignored))` once it no longer exists (its
+/// delete event does the rest).
+fn still_there<T>(
+    read: Result<T, PortError>,
+    what: &str,
+    id: impl std::fmt::Display,
+) -> ServiceResult<Result<T, Handled>> {
+    match read {
+        Ok(v) => Ok(Ok(v)),
+        Err(PortError::NotFound(_)) => Ok(Err(Handled::Ignored {
+            reason: format!("{what} {id} no longer exists"),
+        })),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl EventPipeline {
     /// A note was created or changed: re-read and written to the CRMs.
     pub(super) async fn note_changed(
@@ -67,14 +83,9 @@ impl EventPipeline {
         note: domain::ids::NoteId,
     ) -> ServiceResult<Handled> {
         let clients = self.directory.clients(tenant).await?;
-        let n = match clients.notes.get_note(note).await {
+        let n = match still_there(clients.notes.get_note(note).await, "note", note)? {
             Ok(n) => n,
-            Err(PortError::NotFound(_)) => {
-                return Ok(Handled::Ignored {
-                    reason: format!("note {note} no longer exists"),
-                });
-            }
-            Err(e) => return Err(e.into()),
+            Err(gone) => return Ok(gone),
         };
         let parent = ObjectSlug::parse(&n.parent_object)?;
         let activity = note_activity(&n);
@@ -95,14 +106,9 @@ impl EventPipeline {
         task: domain::ids::TaskId,
     ) -> ServiceResult<Handled> {
         let clients = self.directory.clients(tenant).await?;
-        let t = match clients.tasks.get_task(task).await {
+        let t = match still_there(clients.tasks.get_task(task).await, "task", task)? {
             Ok(t) => t,
-            Err(PortError::NotFound(_)) => {
-                return Ok(Handled::Ignored {
-                    reason: format!("task {task} no longer exists"),
-                });
-            }
-            Err(e) => return Err(e.into()),
+            Err(gone) => return Ok(gone),
         };
         let mut records = Vec::new();
         for l in &t.linked_records {

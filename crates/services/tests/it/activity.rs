@@ -23,16 +23,21 @@ fn pipeline(w: &World) -> EventPipeline {
     )
 }
 
-async fn note_event(w: &World, kind: &str, note: uuid::Uuid, record: RecordId) -> WebhookEvent {
-    let object = w
-        .attio
+/// The people object as Attio identifies it (workspace and object ids).
+async fn people_ids(w: &World) -> domain::schema::ObjectIdentifier {
+    w.attio
         .get_object(&ObjectRef::from(people()))
         .await
-        .unwrap();
+        .unwrap()
+        .id
+}
+
+async fn note_event(w: &World, kind: &str, note: uuid::Uuid, record: RecordId) -> WebhookEvent {
+    let object = people_ids(w).await;
     serde_json::from_value(json!({
         "event_type": kind,
-        "id": {"workspace_id": object.id.workspace_id.to_string(), "note_id": note.to_string()},
-        "parent_object_id": object.id.object_id.to_string(),
+        "id": {"workspace_id": object.workspace_id.to_string(), "note_id": note.to_string()},
+        "parent_object_id": object.object_id.to_string(),
         "parent_record_id": record.to_string(),
         "actor": {"type": "workspace-member", "id": "50cf242c-7fa3-4cad-87d0-75b1af71c57b"}
     }))
@@ -40,14 +45,10 @@ async fn note_event(w: &World, kind: &str, note: uuid::Uuid, record: RecordId) -
 }
 
 async fn task_event(w: &World, kind: &str, task: uuid::Uuid) -> WebhookEvent {
-    let object = w
-        .attio
-        .get_object(&ObjectRef::from(people()))
-        .await
-        .unwrap();
+    let object = people_ids(w).await;
     serde_json::from_value(json!({
         "event_type": kind,
-        "id": {"workspace_id": object.id.workspace_id.to_string(), "task_id": task.to_string()},
+        "id": {"workspace_id": object.workspace_id.to_string(), "task_id": task.to_string()},
         "actor": {"type": "workspace-member", "id": "50cf242c-7fa3-4cad-87d0-75b1af71c57b"}
     }))
     .unwrap()
