@@ -143,6 +143,11 @@ impl Latencies {
         self.0.is_empty()
     }
 
+    /// How many samples exceed `limit`.
+    pub fn count_over(&self, limit: Duration) -> usize {
+        self.0.iter().filter(|d| **d > limit).count()
+    }
+
     /// The `p`-th percentile (0–100), nearest rank.
     pub fn percentile(&self, p: f64) -> Duration {
         let mut v = self.0.clone();
