@@ -82,6 +82,10 @@ impl JobPayload {
         self.0.get()
     }
 
+    pub fn as_raw(&self) -> &serde_json::value::RawValue {
+        &self.0
+    }
+
     /// The payload as a tree. `InvalidJson` cannot happen for a payload built by this type, but
     /// the text came from outside the process in the queues that store it.
     pub fn to_value(&self) -> Result<Value, DomainError> {

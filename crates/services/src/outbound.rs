@@ -166,12 +166,12 @@ impl OutboundSync {
         self
     }
 
-    /// The sync targets (mappings) of one Attio object.
     /// The time now, from the injected clock.
     pub fn now(&self) -> time::OffsetDateTime {
         self.clock.now()
     }
 
+    /// The sync targets (mappings) of one Attio object.
     pub fn targets_of(&self, object: &ObjectSlug) -> impl Iterator<Item = &SyncTarget> {
         self.targets
             .iter()

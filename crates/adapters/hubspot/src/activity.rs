@@ -10,11 +10,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
-use crate::wire::decode;
+use crate::wire::{HsObject, decode};
 use crate::{HubSpotClient, rejected};
 
 /// The engagement's properties, as HubSpot names them.
-pub(crate) fn properties(a: &ExternalActivity) -> Value {
+fn properties(a: &ExternalActivity) -> Value {
     let at = a.at.format(&Rfc3339).unwrap_or_default();
     match a.kind {
         // A note has no title in HubSpot: it leads the body.
@@ -33,11 +33,6 @@ pub(crate) fn properties(a: &ExternalActivity) -> Value {
             "hs_task_status": if a.completed { "COMPLETED" } else { "NOT_STARTED" },
         }),
     }
-}
-
-#[derive(serde::Deserialize)]
-struct Created {
-    id: String,
 }
 
 #[async_trait]
@@ -63,7 +58,7 @@ impl ExternalActivities for HubSpotClient {
         if answer.status != 201 {
             return Err(rejected(answer.status, &answer.body));
         }
-        let created: Created = decode(answer.body, "created engagement")?;
+        let created: HsObject = decode(answer.body, "created engagement")?;
         let id = ExternalId::parse(&created.id)?;
         for t in targets {
             if let Err(e) = self.associate(kind, &id, &t.object, &t.id).await {

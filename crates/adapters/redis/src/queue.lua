@@ -124,15 +124,12 @@ local function enqueue(tenant, partition, entity, payload, max, delay, id)
             end
         end
     end
-    local h, nb = job_key(id), now
-    if delay == '0' then
-        redis.call('HSET', h, 'tenant', tenant, 'partition', partition, 'entity', entity,
-            'payloads', '[' .. payload .. ']', 'max', max, 'enq', nows)
-    else
-        nb = now + tonumber(delay)
-        redis.call('HSET', h, 'tenant', tenant, 'partition', partition, 'entity', entity,
-            'payloads', '[' .. payload .. ']', 'max', max, 'enq', nows, 'nb', nb)
-    end
+    local nb = now + tonumber(delay)
+    local fields = {'tenant', tenant, 'partition', partition, 'entity', entity,
+        'payloads', '[' .. payload .. ']', 'max', max, 'enq', nows}
+    -- `nb` only when it is later than now (an unwritten `nb` reads as 0: ready).
+    if nb > now then table.insert(fields, 'nb'); table.insert(fields, nb) end
+    redis.call('HSET', job_key(id), unpack(fields))
     redis.call('INCR', ns .. ':count')
     if n == 1 then make_ready(id, nb, tenant, partition) end
     return {'enqueued', id}

@@ -41,9 +41,7 @@ fn job_from_row(row: &SqliteRow) -> PortResult<Job> {
 fn append(payloads: &str, payload: &JobPayload) -> PortResult<String> {
     let mut all: Vec<&serde_json::value::RawValue> =
         serde_json::from_str(payloads).map_err(|e| corrupt("payloads", e))?;
-    let new: &serde_json::value::RawValue =
-        serde_json::from_str(payload.as_str()).map_err(|e| corrupt("payload", e))?;
-    all.push(new);
+    all.push(payload.as_raw());
     serde_json::to_string(&all).map_err(|e| corrupt("payloads", e))
 }
 

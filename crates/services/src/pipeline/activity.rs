@@ -11,17 +11,17 @@ use domain::ids::{ObjectId, ObjectSlug, RecordId, SystemId, TenantId};
 use domain::link::{IdentityLink, LinkLookup};
 use domain::merge::Snapshot;
 use domain::schema::{Note, Task};
+use domain::timestamp::Timestamp;
 use ports::crm::{ActivityKind, ActivityTarget, ExternalActivity};
 use ports::directory::TenantClients;
 use ports::error::PortError;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{EventPipeline, Handled};
 use crate::error::{ServiceError, ServiceResult};
 
 /// Attio's note as the CRMs receive it.
-pub(crate) fn note_activity(n: &Note) -> ExternalActivity {
+fn note_activity(n: &Note) -> ExternalActivity {
     ExternalActivity {
         kind: ActivityKind::Note,
         title: n.title.clone(),
@@ -33,12 +33,13 @@ pub(crate) fn note_activity(n: &Note) -> ExternalActivity {
 
 /// Attio's task as the CRMs receive it: its first line is the subject; it is due at its
 /// deadline, else when it was made.
-pub(crate) fn task_activity(t: &Task) -> ExternalActivity {
+fn task_activity(t: &Task) -> ExternalActivity {
     let at = t
         .deadline_at
         .as_deref()
-        .and_then(|d| OffsetDateTime::parse(d, &time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| t.created_at.as_datetime());
+        .and_then(|d| Timestamp::parse(d).ok())
+        .unwrap_or_else(|| t.created_at.clone())
+        .as_datetime();
     ExternalActivity {
         kind: ActivityKind::Task,
         title: t

@@ -244,6 +244,23 @@ async fn notes_and_tasks_reach_the_linked_records_once_follow_changes_and_delete
         matches!(&hs, Err(PortError::NotFound(_))) || hs.as_ref().is_ok_and(|r| r.archived),
         "{hs:?}"
     );
+    // Deleting the task deletes its copies too.
+    w.attio.delete_task(task.id.task_id).await.unwrap();
+    match p
+        .handle(&w.tenant, &task_event(&w, "task.deleted", task_id).await)
+        .await
+        .unwrap()
+    {
+        Handled::Deleted { archived, unlinked } => {
+            assert_eq!(archived, t, "both copies of the task");
+            assert_eq!(unlinked, 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        w.salesforce.get("Task", &sf_task, &[]).await,
+        Err(PortError::NotFound(_))
+    ));
     // A late `note.updated` for the deleted note changes nothing.
     match p
         .handle(

@@ -327,6 +327,14 @@ fn names(v: &Value, key: &str) -> Vec<String> {
 }
 
 /// Checks write properties: known, writable, string values.
+/// HubSpot's 400 for a property value it refuses: the message lists the property's error.
+/// `message` is already escaped for the JSON text it is embedded in.
+fn invalid_property(name: &str, message: &str, error: &str) -> HsError {
+    HsError::validation(format!(
+        "Property values were not valid: [{{\"isValid\":false,\"message\":\"{message}\",\"error\":\"{error}\",\"name\":\"{name}\"}}]"
+    ))
+}
+
 fn properties(spec: &ObjectSpec, v: &Value) -> HsResult<BTreeMap<String, String>> {
     let Some(m) = v.as_object() else {
         return Err(HsError::validation("properties must be an object"));
@@ -334,14 +342,18 @@ fn properties(spec: &ObjectSpec, v: &Value) -> HsResult<BTreeMap<String, String>
     let mut out = BTreeMap::new();
     for (k, val) in m {
         if !spec.properties.contains(k) {
-            return Err(HsError::validation(format!(
-                "Property values were not valid: [{{\"isValid\":false,\"message\":\"Property \\\"{k}\\\" does not exist\",\"error\":\"PROPERTY_DOESNT_EXIST\",\"name\":\"{k}\"}}]"
-            )));
+            return Err(invalid_property(
+                k,
+                &format!("Property \\\"{k}\\\" does not exist"),
+                "PROPERTY_DOESNT_EXIST",
+            ));
         }
         if ObjectSpec::is_read_only(k) {
-            return Err(HsError::validation(format!(
-                "Property values were not valid: [{{\"isValid\":false,\"message\":\"{k} is a read only property; its value cannot be set.\",\"error\":\"READ_ONLY_VALUE\",\"name\":\"{k}\"}}]"
-            )));
+            return Err(invalid_property(
+                k,
+                &format!("{k} is a read only property; its value cannot be set."),
+                "READ_ONLY_VALUE",
+            ));
         }
         let s = match val {
             Value::String(s) => s.clone(),
@@ -524,9 +536,11 @@ async fn create(
             .iter()
             .find(|p| props.get(**p).is_none_or(String::is_empty))
         {
-            return Err(HsError::validation(format!(
-                "Property values were not valid: [{{\"isValid\":false,\"message\":\"{missing} is required\",\"error\":\"REQUIRED_PROPERTY\",\"name\":\"{missing}\"}}]"
-            )));
+            return Err(invalid_property(
+                missing,
+                &format!("{missing} is required"),
+                "REQUIRED_PROPERTY",
+            ));
         }
         if let Some((prop, existing)) = store.conflict(&props, None) {
             return Err(conflict_error(&store.spec, &prop, existing));

@@ -496,3 +496,30 @@ async fn calls_carry_the_current_trace_as_traceparent() {
     assert_eq!(sent.trace_id(), trace.trace_id(), "the same trace");
     assert_ne!(sent.span_id(), trace.span_id(), "from a span of its own");
 }
+
+#[tokio::test]
+async fn an_engagement_that_cannot_be_attached_is_archived_again() {
+    use ports::crm::{ActivityKind, ActivityTarget, ExternalActivities, ExternalActivity};
+    let (_s, c) = setup(hubspot_sim::HubSpotConfig::default()).await;
+    let note = ExternalActivity {
+        kind: ActivityKind::Note,
+        title: "Call".into(),
+        body: "notes".into(),
+        at: time::OffsetDateTime::now_utc(),
+        completed: false,
+    };
+    let missing = ActivityTarget {
+        object: "contacts".into(),
+        id: ExternalId::parse("999999").unwrap(),
+    };
+    let e = c.create_activity(&note, &[missing]).await.unwrap_err();
+    assert!(matches!(e, PortError::NotFound(_)), "{e:?}");
+    let left = c.list("notes", &[], None).await.unwrap();
+    assert!(
+        left.records.is_empty(),
+        "no detached note is left: {left:?}"
+    );
+    // Nothing to attach to is refused before anything is written.
+    let e = c.create_activity(&note, &[]).await.unwrap_err();
+    assert!(matches!(e, PortError::Invalid(_)), "{e:?}");
+}
