@@ -8,6 +8,7 @@
 
 mod conformance;
 mod faults;
+mod group_commit;
 mod security;
 
 use std::sync::Arc;
@@ -67,11 +68,21 @@ async fn drop_old_schemas() {
 }
 
 pub async fn connect(schema: &str, key: MasterKey) -> PgStore {
+    connect_with(schema, key, |_| {}).await
+}
+
+/// [`connect`] with the configuration adjusted by `adjust`.
+pub async fn connect_with(
+    schema: &str,
+    key: MasterKey,
+    adjust: impl FnOnce(&mut PgConfig),
+) -> PgStore {
     drop_old_schemas().await;
     let url = database_url().await;
     let mut config = PgConfig::new(Secret::new(url.clone()).unwrap(), key);
     config.schema = Some(schema.to_owned());
     config.max_connections = 4;
+    adjust(&mut config);
     match PgStore::connect(&config).await {
         Ok(store) => store,
         Err(e) => panic!(
