@@ -150,7 +150,7 @@ async fn concurrent_deliveries_share_a_commit_and_each_gets_its_own_outcome() {
 
     // 150 keys of two tenants, the first 50 sent twice; ten entities, so that jobs fold as well.
     let u = TenantId::parse("globex").unwrap();
-    let tenant_of = |k: u32| if k % 2 == 0 { &t } else { &u };
+    let tenant_of = |k: u32| if k.is_multiple_of(2) { &t } else { &u };
     let sent: Vec<(u32, String, Value)> = (0..200u32)
         .map(|i| {
             let k = if i < 150 { i } else { i - 150 };
@@ -230,7 +230,11 @@ async fn one_entitys_deliveries_in_a_batch_enqueue_in_arrival_order() {
         futures::future::join_all((0..24u32).map(|i| {
             let s = s.clone();
             let d = delivery(&t, &format!("o{i}"), None);
-            let j = job(&t, if i % 2 == 0 { "even" } else { "odd" }, json!(i));
+            let j = job(
+                &t,
+                if i.is_multiple_of(2) { "even" } else { "odd" },
+                json!(i),
+            );
             async move { s.accept(&d, Some(j), RETENTION).await }
         })),
     )
