@@ -13,6 +13,10 @@
 //!    through attio-sim's signed delivery, webhook-api, the PostgreSQL queue and a sync-worker.
 //!
 //! The load generator, the API, PostgreSQL and Redis share this 2-core machine.
+//!
+//! Diagnostic settings: `WEBHOOK_BENCH_PG_SLOTS` (the group commit's batch slots),
+//! `WEBHOOK_BENCH_SETTLE_S` (a pause before 3b), `WEBHOOK_BENCH_DRAIN` (empty PostgreSQL's jobs
+//! table before 3b, as workers would keep it).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -455,6 +459,29 @@ fn main() {
             })
             .collect();
         let median = runs.swap_remove(runs.len() / 2);
+        // An optional pause before 3b, to see how much of its tail is the rounds' writes still
+        // reaching the disk.
+        if let Some(s) = std::env::var("WEBHOOK_BENCH_SETTLE_S")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            std::thread::sleep(Duration::from_secs(s));
+        }
+        // Optionally empty the jobs table first, as workers would keep it (diagnostic: how much
+        // of 3b's tail is the undrained queue's size).
+        if *backend == "PostgreSQL" && std::env::var_os("WEBHOOK_BENCH_DRAIN").is_some() {
+            rt.block_on(async {
+                use sqlx::Connection;
+                let mut admin = or_die(sqlx::PgConnection::connect(&pg_url).await, "PostgreSQL");
+                let schema = pg_cfg.schema.clone().unwrap_or_default();
+                or_die(
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("TRUNCATE {schema}.jobs")))
+                        .execute(&mut admin)
+                        .await,
+                    "truncate",
+                );
+            });
+        }
         let paced = rt.block_on(pace(target, &counter, PACED_RATE));
         results.push((*backend, median, all.join(", "), fresh, paced));
     }
