@@ -70,7 +70,24 @@ pub enum RawStore {
         /// The schema to work in (created if missing); the connection's default when absent.
         #[serde(default)]
         schema: Option<String>,
+        /// Connections in each process's pool (default 10).
+        #[serde(default)]
+        max_connections: Option<u32>,
+        /// The most deliveries the inbox commits in one transaction (default 64; ADR 0014).
+        #[serde(default)]
+        intake_batch: Option<u32>,
+        /// Inbox batches committing at once, each on a pooled connection (default 2).
+        #[serde(default)]
+        intake_slots: Option<u32>,
     },
+}
+
+/// How a PostgreSQL store is sized, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgTuning {
+    pub max_connections: u32,
+    pub intake_batch: u32,
+    pub intake_slots: u32,
 }
 
 /// Where the stores live. `Debug` shows no secret.
@@ -85,6 +102,7 @@ pub enum StoreSettings {
         url: Secret,
         schema: Option<String>,
         master_key: Secret,
+        tuning: PgTuning,
     },
 }
 
@@ -108,10 +126,37 @@ impl RawStore {
                 path: path.clone(),
                 master_key: key("sqlite")?,
             },
-            RawStore::Postgres { url, schema } => {
+            RawStore::Postgres {
+                url,
+                schema,
+                max_connections,
+                intake_batch,
+                intake_slots,
+            } => {
                 if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                     return Err(ConfigError::Invalid(
                         "store.url must be a postgres:// URL".into(),
+                    ));
+                }
+                let tuning = PgTuning {
+                    max_connections: max_connections.unwrap_or(10),
+                    intake_batch: intake_batch.unwrap_or(64),
+                    intake_slots: intake_slots.unwrap_or(2),
+                };
+                if !(2..=1000).contains(&tuning.max_connections) {
+                    return Err(ConfigError::Invalid(
+                        "store.max_connections must be between 2 and 1000".into(),
+                    ));
+                }
+                if !(1..=1000).contains(&tuning.intake_batch) {
+                    return Err(ConfigError::Invalid(
+                        "store.intake_batch must be between 1 and 1000".into(),
+                    ));
+                }
+                if tuning.intake_slots == 0 || tuning.intake_slots >= tuning.max_connections {
+                    return Err(ConfigError::Invalid(
+                        "store.intake_slots must be at least 1 and fewer than store.max_connections"
+                            .into(),
                     ));
                 }
                 StoreSettings::Postgres {
@@ -119,6 +164,7 @@ impl RawStore {
                         .map_err(|e| ConfigError::Invalid(e.to_string()))?,
                     schema: schema.clone(),
                     master_key: key("postgres")?,
+                    tuning,
                 }
             }
         })
@@ -293,17 +339,34 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
             url,
             schema,
             master_key,
+            tuning,
         } => {
             let key = adapter_postgres::MasterKey::from_hex(master_key.expose())
                 .map_err(|e| boxed(Box::new(e)))?;
-            let mut config = adapter_postgres::PgConfig::new(url.clone(), key);
-            config.schema = schema.clone();
+            let config = pg_config(url, schema, key, tuning);
             let s = adapter_postgres::PgStore::connect(&config)
                 .await
                 .map_err(|e| boxed(Box::new(e)))?;
             Ok(Stores::from_one(Arc::new(s)))
         }
     }
+}
+
+/// The PostgreSQL adapter's configuration from the validated settings.
+fn pg_config(
+    url: &Secret,
+    schema: &Option<String>,
+    key: adapter_postgres::MasterKey,
+    tuning: &PgTuning,
+) -> adapter_postgres::PgConfig {
+    let mut config = adapter_postgres::PgConfig::new(url.clone(), key);
+    config.schema = schema.clone();
+    config.max_connections = tuning.max_connections;
+    config.group_commit = adapter_postgres::GroupCommitConfig {
+        max_batch: tuning.intake_batch as usize,
+        concurrency: tuning.intake_slots as usize,
+    };
+    config
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
@@ -359,6 +422,73 @@ mod tests {
     }
 
     #[test]
+    fn postgres_tuning_defaults_overrides_and_bounds() {
+        let pg = |c: Option<u32>, b: Option<u32>, s: Option<u32>| RawStore::Postgres {
+            url: "postgres://h/db".into(),
+            schema: None,
+            max_connections: c,
+            intake_batch: b,
+            intake_slots: s,
+        };
+        let key = "ab".repeat(32);
+        let tuning = |r: RawStore| match r.validate(Some(&key)) {
+            Ok(StoreSettings::Postgres { tuning, .. }) => Ok(tuning),
+            Ok(other) => panic!("not postgres: {other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        let t = |max_connections, intake_batch, intake_slots| {
+            Ok(PgTuning {
+                max_connections,
+                intake_batch,
+                intake_slots,
+            })
+        };
+        assert_eq!(tuning(pg(None, None, None)), t(10, 64, 2));
+        assert_eq!(tuning(pg(Some(20), Some(1), Some(19))), t(20, 1, 19));
+        let refused = [
+            (pg(Some(1), None, Some(1)), "store.max_connections"),
+            (pg(Some(1001), None, None), "store.max_connections"),
+            (pg(None, Some(0), None), "store.intake_batch"),
+            (pg(None, Some(1001), None), "store.intake_batch"),
+            (pg(None, None, Some(0)), "store.intake_slots"),
+            (pg(Some(4), None, Some(4)), "store.intake_slots"),
+        ];
+        for (raw, name) in refused {
+            let e = tuning(raw.clone()).expect_err(name);
+            assert!(e.contains(name), "{raw:?}: {e}");
+        }
+        // ... and they reach the adapter.
+        let c = pg_config(
+            &Secret::new("postgres://h/db").unwrap(),
+            &None,
+            adapter_postgres::MasterKey::from_hex(&key).unwrap(),
+            &PgTuning {
+                max_connections: 20,
+                intake_batch: 8,
+                intake_slots: 3,
+            },
+        );
+        assert_eq!(
+            (
+                c.max_connections,
+                c.group_commit.max_batch,
+                c.group_commit.concurrency
+            ),
+            (20, 8, 3)
+        );
+        // From the environment, as an operator would set them.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ATTIO_SYNC_STORE__KIND", "postgres");
+            jail.set_env("ATTIO_SYNC_STORE__URL", "postgres://h/db");
+            jail.set_env("ATTIO_SYNC_STORE__MAX_CONNECTIONS", "24");
+            jail.set_env("ATTIO_SYNC_STORE__INTAKE_SLOTS", "3");
+            let raw: Raw = load(None).map_err(|e| e.to_string())?;
+            assert_eq!(tuning(raw.store), t(24, 64, 3));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn layers_apply_in_order_and_stores_validate() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
@@ -388,6 +518,9 @@ mod tests {
         let pg = RawStore::Postgres {
             url: "mysql://x".into(),
             schema: None,
+            max_connections: None,
+            intake_batch: None,
+            intake_slots: None,
         };
         assert!(
             pg.validate(Some(&"ab".repeat(32)))
@@ -398,6 +531,9 @@ mod tests {
         let pg = RawStore::Postgres {
             url: "postgres://u:hunter2@h/db".into(),
             schema: None,
+            max_connections: None,
+            intake_batch: None,
+            intake_slots: None,
         };
         let shown = format!("{:?}", pg.validate(Some(&"ab".repeat(32))).unwrap());
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -182,6 +182,9 @@ mod tests {
                     c.store = RawStore::Postgres {
                         url: "postgres://x".into(),
                         schema: None,
+                        max_connections: None,
+                        intake_batch: None,
+                        intake_slots: None,
                     }
                 }),
                 "master_key",
@@ -191,6 +194,9 @@ mod tests {
                     c.store = RawStore::Postgres {
                         url: "mysql://x".into(),
                         schema: None,
+                        max_connections: None,
+                        intake_batch: None,
+                        intake_slots: None,
                     };
                     c.master_key = Some("ab".repeat(32));
                 }),
@@ -238,6 +244,9 @@ mod tests {
             store: RawStore::Postgres {
                 url: "postgres://u:hunter2@db/x".into(),
                 schema: None,
+                max_connections: None,
+                intake_batch: None,
+                intake_slots: None,
             },
             master_key: Some("ab".repeat(32)),
             ..RawConfig::default()
