@@ -6,9 +6,9 @@
 //! 2. Saturation: 32 keep-alive connections sending distinct deliveries, signed before the clock
 //!    starts, for 5 s; five rounds per backend, alternating, the median reported with every
 //!    round's rate and the CPU time per delivery (this process; Redis from `INFO cpu`).
-//! 3. Paced: 1,000 deliveries/s for 15 s per backend, before the saturation rounds (the steady
-//!    state) and after them (while their writes are still reaching the disk); p50/p99 answer
-//!    time, and the tail beyond (p99.9, max, answers over 5 ms).
+//! 3. Paced: 1,000 deliveries/s for 15 s per backend, before the saturation rounds (a young
+//!    database) and after them (one holding the rounds' deliveries); p50/p99 answer time, and
+//!    the tail beyond (p99.9, max, answers over 5 ms).
 //! 4. Delay: people created in attio-sim one at a time; the time until hubspot-sim holds each,
 //!    through attio-sim's signed delivery, webhook-api, the PostgreSQL queue and a sync-worker.
 //!
@@ -40,6 +40,11 @@ use serde_json::json;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SECRET: &str = "bench-webhook-secret-0123456789";
+
+/// A diagnostic setting from the environment, when set to a number.
+fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
 
 fn or_die<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
     match r {
@@ -380,10 +385,7 @@ fn main() {
     pg_cfg.schema = Some(bench::stamp());
     pg_cfg.max_connections = 32;
     // The group commit's batch slots (ADR 0014), to compare settings; the adapter's default else.
-    if let Some(n) = std::env::var("WEBHOOK_BENCH_PG_SLOTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(n) = env_number("WEBHOOK_BENCH_PG_SLOTS") {
         pg_cfg.group_commit.concurrency = n;
     }
     let pg = Arc::new(rt.block_on(async { or_die(PgStore::connect(&pg_cfg).await, "PostgreSQL") }));
@@ -428,9 +430,8 @@ fn main() {
         group.finish();
         targets.push((backend, target));
     }
-    // 3a. Paced, before the saturation rounds: the steady state of 1,000/s. (After them, the
-    //     rounds' quarter of a gigabyte is still being written back to disk, and the WAL flush
-    //     of every commit queues behind it: 3b.)
+    // 3a. Paced, before the saturation rounds, on a young database; 3b runs after them, on one
+    //     holding the rounds' deliveries.
     let grouped_start = pg.intake_stats();
     let fresh: Vec<Phase> = targets
         .iter()
@@ -461,10 +462,7 @@ fn main() {
         let median = runs.swap_remove(runs.len() / 2);
         // An optional pause before 3b, to see how much of its tail is the rounds' writes still
         // reaching the disk.
-        if let Some(s) = std::env::var("WEBHOOK_BENCH_SETTLE_S")
-            .ok()
-            .and_then(|v| v.parse().ok())
-        {
+        if let Some(s) = env_number("WEBHOOK_BENCH_SETTLE_S") {
             std::thread::sleep(Duration::from_secs(s));
         }
         // Optionally empty the jobs table first, as workers would keep it (diagnostic: how much

@@ -53,12 +53,15 @@ pub struct PgConfig {
 }
 
 impl PgConfig {
+    /// The pool's size unless configured.
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
     pub fn new(url: Secret, master_key: MasterKey) -> Self {
         Self {
             url,
             schema: None,
             app_role: "attio_sync_app".into(),
-            max_connections: 10,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             acquire_timeout: Duration::from_secs(5),
             master_key,
             group_commit: GroupCommitConfig::default(),

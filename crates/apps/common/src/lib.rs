@@ -138,10 +138,16 @@ impl RawStore {
                         "store.url must be a postgres:// URL".into(),
                     ));
                 }
+                // The adapter's own defaults where a value is not set.
+                let group = adapter_postgres::GroupCommitConfig::default();
+                let or = |v: &Option<u32>, default: usize| {
+                    v.unwrap_or(u32::try_from(default).unwrap_or(u32::MAX))
+                };
                 let tuning = PgTuning {
-                    max_connections: max_connections.unwrap_or(10),
-                    intake_batch: intake_batch.unwrap_or(64),
-                    intake_slots: intake_slots.unwrap_or(2),
+                    max_connections: max_connections
+                        .unwrap_or(adapter_postgres::PgConfig::DEFAULT_MAX_CONNECTIONS),
+                    intake_batch: or(intake_batch, group.max_batch),
+                    intake_slots: or(intake_slots, group.concurrency),
                 };
                 if !(2..=1000).contains(&tuning.max_connections) {
                     return Err(ConfigError::Invalid(

@@ -326,15 +326,14 @@ fn names(v: &Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Checks write properties: known, writable, string values.
-/// HubSpot's 400 for a property value it refuses: the message lists the property's error.
-/// `message` is already escaped for the JSON text it is embedded in.
+/// HubSpot's 400 for a property value it refuses: the message lists the property's error as
+/// JSON text.
 fn invalid_property(name: &str, message: &str, error: &str) -> HsError {
-    HsError::validation(format!(
-        "Property values were not valid: [{{\"isValid\":false,\"message\":\"{message}\",\"error\":\"{error}\",\"name\":\"{name}\"}}]"
-    ))
+    let listed = json!([{"isValid": false, "message": message, "error": error, "name": name}]);
+    HsError::validation(format!("Property values were not valid: {listed}"))
 }
 
+/// Checks write properties: known, writable, string values.
 fn properties(spec: &ObjectSpec, v: &Value) -> HsResult<BTreeMap<String, String>> {
     let Some(m) = v.as_object() else {
         return Err(HsError::validation("properties must be an object"));
@@ -344,7 +343,7 @@ fn properties(spec: &ObjectSpec, v: &Value) -> HsResult<BTreeMap<String, String>
         if !spec.properties.contains(k) {
             return Err(invalid_property(
                 k,
-                &format!("Property \\\"{k}\\\" does not exist"),
+                &format!("Property \"{k}\" does not exist"),
                 "PROPERTY_DOESNT_EXIST",
             ));
         }

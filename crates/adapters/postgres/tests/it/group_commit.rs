@@ -42,17 +42,22 @@ fn job(t: &TenantId, entity: &str, payload: Value) -> NewJob {
     NewJob::new(JobKey::new(t.clone(), "people", entity).unwrap(), payload)
 }
 
-/// One batch slot, so that what arrives while it is taken forms one batch.
-async fn store(schema: &str) -> Arc<PgStore> {
-    Arc::new(
-        connect_with(schema, master_key('a'), |c| {
+/// A store with one batch slot, held by a blocker of tenant `acme` (so that what arrives while
+/// it is held forms one batch), with its schema and tenant.
+async fn blocked_store() -> (String, Arc<PgStore>, TenantId, Blocker) {
+    let schema = fresh_schema();
+    let s = Arc::new(
+        connect_with(&schema, master_key('a'), |c| {
             c.group_commit = GroupCommitConfig {
                 max_batch: 64,
                 concurrency: 1,
             };
         })
         .await,
-    )
+    );
+    let t = TenantId::parse("acme").unwrap();
+    let blocker = Blocker::hold(&schema, &s, &t).await;
+    (schema, s, t, blocker)
 }
 
 /// Holds the intake's batch slot until [`Blocker::release`]: another transaction inserts the
@@ -142,10 +147,7 @@ async fn drain(s: &PgStore) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_deliveries_share_a_commit_and_each_gets_its_own_outcome() {
-    let schema = fresh_schema();
-    let s = store(&schema).await;
-    let t = TenantId::parse("acme").unwrap();
-    let blocker = Blocker::hold(&schema, &s, &t).await;
+    let (schema, s, t, blocker) = blocked_store().await;
     let before = s.intake_stats();
 
     // 150 keys of two tenants, the first 50 sent twice; ten entities, so that jobs fold as well.
@@ -220,10 +222,7 @@ async fn concurrent_deliveries_share_a_commit_and_each_gets_its_own_outcome() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_entitys_deliveries_in_a_batch_enqueue_in_arrival_order() {
-    let schema = fresh_schema();
-    let s = store(&schema).await;
-    let t = TenantId::parse("acme").unwrap();
-    let blocker = Blocker::hold(&schema, &s, &t).await;
+    let (_, s, t, blocker) = blocked_store().await;
     // Interleaved with another entity's, whose job sorts differently by lock hash.
     let outcomes = while_blocked(
         blocker,
@@ -258,10 +257,7 @@ async fn one_entitys_deliveries_in_a_batch_enqueue_in_arrival_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_postgresql_refuses_fails_alone_and_the_rest_of_its_batch_is_stored() {
-    let schema = fresh_schema();
-    let s = store(&schema).await;
-    let t = TenantId::parse("acme").unwrap();
-    let blocker = Blocker::hold(&schema, &s, &t).await;
+    let (_, s, t, blocker) = blocked_store().await;
     let before = s.intake_stats();
     // PostgreSQL's text cannot hold NUL: this quarantine reason fails the whole statement.
     let outcomes = while_blocked(
