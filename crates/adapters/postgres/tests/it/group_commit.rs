@@ -17,7 +17,7 @@ use domain::idempotency::IdempotencyKey;
 use domain::ids::{SystemId, TenantId};
 use domain::job::{JobKey, NewJob};
 use ports::error::PortResult;
-use ports::queue::{JobQueue, ReserveFilter};
+use ports::queue::{EnqueueOutcome, JobQueue, ReserveFilter};
 use ports::stores::{Accepted, InboundDelivery, Inbox};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
@@ -286,4 +286,103 @@ async fn a_delivery_postgresql_refuses_fails_alone_and_the_rest_of_its_batch_is_
     let mut queued: Vec<u64> = drain(&s).await.iter().filter_map(Value::as_u64).collect();
     queued.sort_unstable();
     assert_eq!(queued, vec![0, 1, 2, 3, 4, 6, 7, 8, 9, 10]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_folds_into_the_pending_job_and_one_new_job_per_entity() {
+    let (_, s, t, blocker) = blocked_store().await;
+    // `old` has a pending job before the batch (enqueued directly, not through the intake).
+    let first = s
+        .enqueue(job(&t, "old", json!("old-0")))
+        .await
+        .unwrap()
+        .job_id();
+    let sent: Vec<(&str, Value)> = vec![
+        ("new", json!("new-1")),
+        ("old", json!("old-1")),
+        ("new", json!("new-2")),
+        ("old", json!("old-2")),
+        ("new", json!("new-3")),
+    ];
+    let outcomes = while_blocked(
+        blocker,
+        futures::future::join_all(sent.iter().enumerate().map(|(i, (entity, payload))| {
+            let s = s.clone();
+            let d = delivery(&t, &format!("f{i}"), None);
+            let j = job(&t, entity, payload.clone());
+            async move { s.accept(&d, Some(j), RETENTION).await }
+        })),
+    )
+    .await;
+    let jobs: Vec<EnqueueOutcome> = outcomes
+        .into_iter()
+        .map(|o| match o {
+            Ok(Accepted::Stored { job: Some(j), .. }) => j,
+            other => panic!("unexpected outcome: {other:?}"),
+        })
+        .collect();
+    // The first delivery of `new` makes its job; the later ones fold into it.
+    let made = match jobs[0] {
+        EnqueueOutcome::Enqueued(id) => id,
+        other => panic!("the first delivery of a new entity enqueues: {other:?}"),
+    };
+    assert_ne!(made, first);
+    assert_eq!(jobs[2], EnqueueOutcome::Coalesced(made));
+    assert_eq!(jobs[4], EnqueueOutcome::Coalesced(made));
+    // `old`'s deliveries fold into the job that was pending before the batch.
+    assert_eq!(jobs[1], EnqueueOutcome::Coalesced(first));
+    assert_eq!(jobs[3], EnqueueOutcome::Coalesced(first));
+    // Two jobs, each with its payloads in arrival order; `old`'s was enqueued first.
+    let mut by_job = Vec::new();
+    while let Some(r) = s
+        .reserve("t", Duration::from_secs(30), &ReserveFilter::all())
+        .await
+        .unwrap()
+    {
+        by_job.push((r.job.id, r.job.payloads.clone()));
+        s.ack(&r).await.unwrap();
+    }
+    assert_eq!(
+        by_job,
+        vec![
+            (first, vec![json!("old-0"), json!("old-1"), json!("old-2")]),
+            (made, vec![json!("new-1"), json!("new-2"), json!("new-3")]),
+        ]
+    );
+}
+
+/// `bench/sql/accept_timing.sql` (ADR 0014's measurement) still runs against the migrations, and
+/// its batches store what they send.
+#[tokio::test]
+async fn the_accept_timing_script_runs_on_the_current_schema() {
+    let schema = fresh_schema();
+    let _store = connect_with(&schema, master_key('a'), |_| {}).await;
+    let mut admin = PgConnection::connect(&database_url().await).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET search_path TO {schema}; {}",
+        include_str!("../../../../../bench/sql/accept_timing.sql")
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    for (function, n) in [("single", 3), ("accept_deliveries", 4)] {
+        let micros: f64 = sqlx::query_scalar("SELECT accept_timing($1, $2, 2)::float8")
+            .bind(function)
+            .bind(n)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+        assert!(micros > 0.0, "{function}: {micros} µs per delivery");
+    }
+    let (keys, jobs): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM idempotency_keys), (SELECT count(*) FROM jobs)",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(
+        (keys, jobs),
+        (14, 14),
+        "2 rounds of 3 singles and of 4 in a batch"
+    );
 }
