@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use adapter_postgres::{GroupCommitConfig, PgStore};
 use domain::idempotency::IdempotencyKey;
-use domain::ids::{SystemId, TenantId};
+use domain::ids::{JobId, SystemId, TenantId};
 use domain::job::{JobKey, NewJob};
 use ports::error::PortResult;
 use ports::queue::{EnqueueOutcome, JobQueue, ReserveFilter};
@@ -133,16 +133,25 @@ async fn while_blocked<T>(blocker: Blocker, all: impl Future<Output = T>) -> T {
 
 /// Every job's payloads, taking the queue's jobs in order.
 async fn drain(s: &PgStore) -> Vec<Value> {
-    let mut payloads = Vec::new();
+    drain_jobs(s)
+        .await
+        .into_iter()
+        .flat_map(|(_, p)| p)
+        .collect()
+}
+
+/// Each job with its payloads, taking the queue's jobs in order.
+async fn drain_jobs(s: &PgStore) -> Vec<(JobId, Vec<Value>)> {
+    let mut jobs = Vec::new();
     while let Some(r) = s
         .reserve("t", Duration::from_secs(30), &ReserveFilter::all())
         .await
         .unwrap()
     {
-        payloads.extend(r.job.payloads.clone());
+        jobs.push((r.job.id, r.job.payloads.clone()));
         s.ack(&r).await.unwrap();
     }
-    payloads
+    jobs
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,7 +298,7 @@ async fn a_delivery_postgresql_refuses_fails_alone_and_the_rest_of_its_batch_is_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_folds_into_the_pending_job_and_one_new_job_per_entity() {
+async fn a_batch_folds_into_the_pending_job_and_queues_one_new_job_per_entity_in_arrival_order() {
     let (_, s, t, blocker) = blocked_store().await;
     // `old` has a pending job before the batch (enqueued directly, not through the intake).
     let first = s
@@ -303,6 +312,7 @@ async fn a_batch_folds_into_the_pending_job_and_one_new_job_per_entity() {
         ("new", json!("new-2")),
         ("old", json!("old-2")),
         ("new", json!("new-3")),
+        ("later", json!("later-1")),
     ];
     let outcomes = while_blocked(
         blocker,
@@ -332,21 +342,18 @@ async fn a_batch_folds_into_the_pending_job_and_one_new_job_per_entity() {
     // `old`'s deliveries fold into the job that was pending before the batch.
     assert_eq!(jobs[1], EnqueueOutcome::Coalesced(first));
     assert_eq!(jobs[3], EnqueueOutcome::Coalesced(first));
-    // Two jobs, each with its payloads in arrival order; `old`'s was enqueued first.
-    let mut by_job = Vec::new();
-    while let Some(r) = s
-        .reserve("t", Duration::from_secs(30), &ReserveFilter::all())
-        .await
-        .unwrap()
-    {
-        by_job.push((r.job.id, r.job.payloads.clone()));
-        s.ack(&r).await.unwrap();
-    }
+    let later = match jobs[5] {
+        EnqueueOutcome::Enqueued(id) => id,
+        other => panic!("a second new entity enqueues a job of its own: {other:?}"),
+    };
+    // Three jobs, each with its payloads in arrival order, and queued in arrival order: `old`'s
+    // first, then `new`'s before `later`'s, although `later` comes first by name and by lock hash.
     assert_eq!(
-        by_job,
+        drain_jobs(&s).await,
         vec![
             (first, vec![json!("old-0"), json!("old-1"), json!("old-2")]),
             (made, vec![json!("new-1"), json!("new-2"), json!("new-3")]),
+            (later, vec![json!("later-1")]),
         ]
     );
 }
