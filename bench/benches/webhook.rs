@@ -585,16 +585,22 @@ fields = [{{ attio = {{ attribute = "email_addresses" }}, external = "email", ru
     let grouping = |a: adapter_postgres::IntakeStats, b: adapter_postgres::IntakeStats| {
         let (n, c) = (b.deliveries - a.deliveries, b.commits - a.commits);
         format!(
-            "{n} deliveries in {c} transactions ({:.1} per transaction)",
-            n as f64 / c.max(1) as f64
+            "{n} deliveries in {c} transactions ({:.1} per transaction; {} deliveries spent over {:?} in the intake, {} transactions took over {:?} in PostgreSQL, holding {} deliveries)",
+            n as f64 / c.max(1) as f64,
+            b.slow_accepts - a.slow_accepts,
+            adapter_postgres::SLOW,
+            b.slow_commits - a.slow_commits,
+            adapter_postgres::SLOW,
+            b.slow_commit_deliveries - a.slow_commit_deliveries,
         )
     };
     println!(
-        "  PostgreSQL group commit (ADR 0014): paced before {}; saturation {}; paced after {}; largest batch {}",
+        "  PostgreSQL group commit (ADR 0014): paced before {}; saturation {}; paced after {}; largest batch {}, slowest transaction {:.1?}",
         grouping(grouped_start, grouped_before),
         grouping(grouped_before, grouped_saturated),
         grouping(grouped_saturated, grouped_paced),
-        grouped_paced.largest_batch
+        grouped_paced.largest_batch,
+        grouped_paced.slowest_commit
     );
     println!(
         "Attio change → HubSpot write, 100 people one at a time: p50 {:.1?}, p99 {:.1?} (debounce 0; the worker's idle poll is 500 ms)",

@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use domain::job::JobPayload;
 use ports::error::{PortError, PortResult};
@@ -86,7 +87,18 @@ pub struct IntakeStats {
     pub largest_batch: u64,
     /// Batches that failed as a whole and were retried one delivery at a time.
     pub split_batches: u64,
+    /// Deliveries that spent [`SLOW`] or more in the intake (queued for a batch and committed).
+    pub slow_accepts: u64,
+    /// Transactions on which PostgreSQL took [`SLOW`] or more (the call until its answer).
+    pub slow_commits: u64,
+    /// The deliveries those slow transactions held.
+    pub slow_commit_deliveries: u64,
+    /// The longest one transaction took.
+    pub slowest_commit: Duration,
 }
+
+/// What counts as slow in [`IntakeStats`]: issue 6's answer-time budget at 1,000 deliveries/s.
+pub const SLOW: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -94,6 +106,23 @@ struct Counters {
     deliveries: AtomicU64,
     largest_batch: AtomicU64,
     split_batches: AtomicU64,
+    slow_accepts: AtomicU64,
+    slow_commits: AtomicU64,
+    slow_commit_deliveries: AtomicU64,
+    slowest_commit_us: AtomicU64,
+}
+
+impl Counters {
+    /// Records how long a transaction of `size` deliveries took.
+    fn timed(&self, took: Duration, size: u64) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.slowest_commit_us.fetch_max(us, Ordering::Relaxed);
+        if took >= SLOW {
+            self.slow_commits.fetch_add(1, Ordering::Relaxed);
+            self.slow_commit_deliveries
+                .fetch_add(size, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The handle callers send deliveries through; the batcher task stops when the last one goes.
@@ -126,19 +155,28 @@ impl GroupCommit {
             deliveries: c.deliveries.load(Ordering::Relaxed),
             largest_batch: c.largest_batch.load(Ordering::Relaxed),
             split_batches: c.split_batches.load(Ordering::Relaxed),
+            slow_accepts: c.slow_accepts.load(Ordering::Relaxed),
+            slow_commits: c.slow_commits.load(Ordering::Relaxed),
+            slow_commit_deliveries: c.slow_commit_deliveries.load(Ordering::Relaxed),
+            slowest_commit: Duration::from_micros(c.slowest_commit_us.load(Ordering::Relaxed)),
         }
     }
 
     /// Accepts one delivery; answers once its batch has committed (or failed).
     pub(crate) async fn accept(&self, delivery: Delivery) -> PortResult<Outcome> {
         let (reply, answer) = oneshot::channel();
+        let start = Instant::now();
         self.queue
             .send(Pending { delivery, reply })
             .await
             .map_err(|_| PortError::unavailable("PostgreSQL inbox", "the intake has stopped"))?;
-        answer.await.map_err(|_| {
+        let outcome = answer.await.map_err(|_| {
             PortError::unavailable("PostgreSQL inbox", "the intake stopped before answering")
-        })?
+        })?;
+        if start.elapsed() >= SLOW {
+            self.counters.slow_accepts.fetch_add(1, Ordering::Relaxed);
+        }
+        outcome
     }
 }
 
@@ -172,13 +210,18 @@ async fn commit(pool: &PgPool, batch: Vec<Pending>, counters: &Arc<Counters>) {
     counters.deliveries.fetch_add(size, Ordering::Relaxed);
     counters.largest_batch.fetch_max(size, Ordering::Relaxed);
     counters.commits.fetch_add(1, Ordering::Relaxed);
+    let start = Instant::now();
     if batch.len() == 1 {
         for p in batch {
-            let _ = p.reply.send(accept_one(pool, &p.delivery).await);
+            let outcome = accept_one(pool, &p.delivery).await;
+            counters.timed(start.elapsed(), size);
+            let _ = p.reply.send(outcome);
         }
         return;
     }
-    match accept_many(pool, &batch).await {
+    let outcomes = accept_many(pool, &batch).await;
+    counters.timed(start.elapsed(), size);
+    match outcomes {
         Ok(mut outcomes) => {
             for (i, p) in batch.into_iter().enumerate() {
                 let outcome = outcomes[i].take().ok_or_else(|| {
@@ -192,9 +235,12 @@ async fn commit(pool: &PgPool, batch: Vec<Pending>, counters: &Arc<Counters>) {
             counters.split_batches.fetch_add(1, Ordering::Relaxed);
             counters.commits.fetch_add(size, Ordering::Relaxed);
             for p in batch {
-                let pool = pool.clone();
+                let (pool, counters) = (pool.clone(), counters.clone());
                 tokio::spawn(async move {
-                    let _ = p.reply.send(accept_one(&pool, &p.delivery).await);
+                    let start = Instant::now();
+                    let outcome = accept_one(&pool, &p.delivery).await;
+                    counters.timed(start.elapsed(), 1);
+                    let _ = p.reply.send(outcome);
                 });
             }
         }

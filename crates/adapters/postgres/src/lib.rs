@@ -29,7 +29,7 @@ use sqlx::{Connection, Executor, PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 
 pub use error::PgError;
-pub use intake::{GroupCommitConfig, IntakeStats};
+pub use intake::{GroupCommitConfig, IntakeStats, SLOW};
 pub use sealing::{CryptoError, MasterKey};
 
 use error::db;

@@ -122,11 +122,17 @@ impl Blocker {
 
 /// Sends every accept of `all` into the intake (one poll), releases the blocker, then waits.
 async fn while_blocked<T>(blocker: Blocker, all: impl Future<Output = T>) -> T {
+    while_blocked_for(blocker, Duration::ZERO, all).await
+}
+
+/// [`while_blocked`], keeping the blocker `hold` longer after the accepts are sent.
+async fn while_blocked_for<T>(blocker: Blocker, hold: Duration, all: impl Future<Output = T>) -> T {
     let mut all = pin!(all);
     assert!(
         futures::poll!(all.as_mut()).is_pending(),
         "nothing can be answered while the slot is held"
     );
+    tokio::time::sleep(hold).await;
     blocker.release().await;
     all.await
 }
@@ -391,5 +397,39 @@ async fn the_accept_timing_script_runs_on_the_current_schema() {
         (keys, jobs),
         (14, 14),
         "2 rounds of 3 singles and of 4 in a batch"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_up_transaction_and_the_deliveries_waiting_behind_it_are_counted_as_slow() {
+    let (_, s, t, blocker) = blocked_store().await;
+    let before = s.intake_stats();
+    let hold = Duration::from_millis(50);
+    // Sent at once, answered only after the blocker's transaction, held `hold` longer.
+    let outcomes = while_blocked_for(
+        blocker,
+        hold,
+        futures::future::join_all((0..3u32).map(|i| {
+            let s = s.clone();
+            let d = delivery(&t, &format!("w{i}"), None);
+            let j = job(&t, &format!("r{i}"), json!(i));
+            async move { s.accept(&d, Some(j), RETENTION).await }
+        })),
+    )
+    .await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    let stats = s.intake_stats();
+    assert!(
+        stats.slow_commits > before.slow_commits,
+        "the blocker's transaction waited for the held key: {stats:?}"
+    );
+    assert!(stats.slow_commit_deliveries > before.slow_commit_deliveries);
+    assert!(
+        stats.slowest_commit >= hold,
+        "the blocker's transaction took at least {hold:?}: {stats:?}"
+    );
+    assert!(
+        stats.slow_accepts - before.slow_accepts >= 4,
+        "the blocker and the three deliveries queued behind it: {stats:?}"
     );
 }
