@@ -126,6 +126,11 @@ impl TraceParent {
     pub fn span_id(&self) -> String {
         hex(&self.span_id)
     }
+
+    /// Whether the caller records this trace (the `sampled` flag, bit 0 of the flags).
+    pub fn sampled(&self) -> bool {
+        self.flags & 1 == 1
+    }
 }
 
 impl fmt::Display for TraceParent {
@@ -170,6 +175,19 @@ mod tests {
         assert_eq!(tp.to_string(), EXAMPLE);
         assert_eq!(tp.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(tp.span_id(), "00f067aa0ba902b7");
+    }
+
+    #[test]
+    fn the_sampled_flag_is_bit_zero_of_the_flags() {
+        for (flags, sampled) in [("01", true), ("00", false), ("03", true), ("02", false)] {
+            let tp = TraceParent::parse(&format!("{}-{flags}", &EXAMPLE[..52]))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(tp.sampled(), sampled, "flags {flags}");
+        }
+        assert!(
+            TraceParent::root([7; 24]).sampled(),
+            "a trace we start is recorded"
+        );
     }
 
     #[test]

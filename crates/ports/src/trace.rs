@@ -3,8 +3,34 @@
 //! as `traceparent`. Tasks spawned inside a job do not inherit it.
 
 use std::future::Future;
+use std::sync::OnceLock;
 
 use domain::trace::TraceParent;
+
+/// What a process that exports spans plugs in (`app_common::telemetry`); without it spans stay
+/// in the logs and outgoing calls get random span ids.
+#[derive(Debug, Clone, Copy)]
+pub struct SpanHooks {
+    /// Makes the trace the parent of the span in exported telemetry.
+    pub adopt: fn(&tracing::Span, TraceParent),
+    /// The exported id of the current span, if it has one.
+    pub current_span_id: fn() -> Option<[u8; 8]>,
+}
+
+static HOOKS: OnceLock<SpanHooks> = OnceLock::new();
+
+/// Installs the process's span hooks; false when some are installed already.
+pub fn install(hooks: SpanHooks) -> bool {
+    HOOKS.set(hooks).is_ok()
+}
+
+/// Makes `trace` the parent of `span` in exported telemetry, so the span joins the delivery's
+/// trace; nothing when the process exports no spans.
+pub fn adopt(span: &tracing::Span, trace: TraceParent) {
+    if let Some(hooks) = HOOKS.get() {
+        (hooks.adopt)(span, trace);
+    }
+}
 
 tokio::task_local! {
     static CURRENT: TraceParent;
@@ -20,9 +46,25 @@ pub fn current() -> Option<TraceParent> {
     CURRENT.try_with(|t| *t).ok()
 }
 
-/// The `traceparent` value for an outgoing call: the current trace from a new span.
+/// `trace` as called from the current span when spans are exported (so what continues the trace
+/// elsewhere, a job say, hangs under that span); `trace` unchanged otherwise.
+pub fn from_current_span(trace: TraceParent) -> TraceParent {
+    match HOOKS.get().and_then(|h| (h.current_span_id)()) {
+        Some(span) => trace.child(span),
+        None => trace,
+    }
+}
+
+/// The `traceparent` value for an outgoing call: the current trace, called from the current
+/// span when spans are exported (so the callee's spans hang under it), else from a new span id.
 pub fn outgoing() -> Option<String> {
-    current().map(|t| t.child(fastrand::u64(1..).to_be_bytes()).to_string())
+    current().map(|t| {
+        let span = HOOKS
+            .get()
+            .and_then(|h| (h.current_span_id)())
+            .unwrap_or_else(|| fastrand::u64(1..).to_be_bytes());
+        t.child(span).to_string()
+    })
 }
 
 /// A new trace (for work that did not arrive with one).

@@ -340,6 +340,7 @@ impl Worker {
                             tenant = %r.job.key.tenant,
                             trace_id = %trace.trace_id(),
                         );
+                        ports::trace::adopt(&span, trace);
                         let work =
                             ports::trace::in_trace(trace, handler.handle(&r.job)).instrument(span);
                         let started = std::time::Instant::now();

@@ -12,6 +12,7 @@ pub mod capture;
 pub mod jwt;
 pub mod logs;
 pub mod openapi;
+pub mod otlp;
 
 use std::future::Future;
 use std::time::Duration;

@@ -12,6 +12,7 @@
 //!   credentials.
 
 pub mod directory;
+pub mod telemetry;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -373,11 +374,6 @@ fn pg_config(
         concurrency: tuning.intake_slots as usize,
     };
     config
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing() {
-    init_tracing_with("info");
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `default`).

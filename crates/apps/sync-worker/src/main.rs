@@ -25,7 +25,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    app_common::init_tracing();
+    let telemetry = app_common::telemetry::init("sync-worker", "info")?;
     let args = Args::parse();
     let settings = RawConfig::load(args.config.as_deref())?.validate()?;
     let stores = app_common::open_stores(&settings.store, &settings.queue).await?;
@@ -62,5 +62,6 @@ async fn main() -> Result<()> {
         released = stats.released,
         "sync-worker stopped"
     );
+    telemetry.shutdown().await;
     Ok(())
 }

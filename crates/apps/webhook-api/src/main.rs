@@ -28,7 +28,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    app_common::init_tracing();
+    let telemetry = app_common::telemetry::init("webhook-api", "info")?;
     let args = Args::parse();
     let mut raw = RawConfig::load(args.config.as_deref())?;
     if let Some(l) = args.listen {
@@ -56,8 +56,10 @@ async fn main() -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     println!("listening on http://{}", listener.local_addr()?);
-    webhook_api::serve(listener, state, app_common::shutdown_signal())
+    let served = webhook_api::serve(listener, state, app_common::shutdown_signal())
         .await
-        .context("the server failed")?;
-    Ok(())
+        .context("the server failed");
+    // In-flight requests are answered; their spans go out before the process ends.
+    telemetry.shutdown().await;
+    served
 }

@@ -16,6 +16,7 @@ use domain::webhook::{EventSubject, WebhookDelivery};
 use ports::error::PortError;
 use ports::stores::{Accepted, InboundDelivery};
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use crate::AppState;
 
@@ -180,7 +181,12 @@ pub(crate) async fn attio(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     match body {
-        Ok(body) => timed("attio", attio_inner(state, path, headers, body)).await,
+        Ok(body) => {
+            let (trace, span) = traced("attio", &path, &headers);
+            timed("attio", attio_inner(state, path, headers, body, trace))
+                .instrument(span)
+                .await
+        }
         Err(rejected) => refused_body("attio", rejected),
     }
 }
@@ -192,9 +198,25 @@ pub(crate) async fn hubspot(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     match body {
-        Ok(body) => timed("hubspot", hubspot_inner(state, path, headers, body)).await,
+        Ok(body) => {
+            let (trace, span) = traced("hubspot", &path, &headers);
+            timed("hubspot", hubspot_inner(state, path, headers, body, trace))
+                .instrument(span)
+                .await
+        }
         Err(rejected) => refused_body("hubspot", rejected),
     }
+}
+
+/// The delivery's trace and the `webhook` span its handling runs in, a child of that trace in
+/// exported telemetry.
+fn traced(source: &'static str, tenant: &str, headers: &HeaderMap) -> (TraceParent, tracing::Span) {
+    let trace = trace(headers);
+    // The tenant as the path names it (not yet checked), cut to what a tenant id can be.
+    let tenant = tenant.get(..64).unwrap_or(tenant);
+    let span = tracing::info_span!("webhook", source, tenant, trace_id = %trace.trace_id());
+    ports::trace::adopt(&span, trace);
+    (trace, span)
 }
 
 /// A body axum would not read (over the limit: 413), counted as the delivery's outcome.
@@ -241,6 +263,7 @@ async fn attio_inner(
     Path(raw_tenant): Path<String>,
     headers: HeaderMap,
     body: Bytes,
+    trace: TraceParent,
 ) -> Response {
     let tenant = match tenant(&state, &raw_tenant).await {
         Ok(t) => t,
@@ -286,7 +309,8 @@ async fn attio_inner(
                     }
                 }
             }
-            let trace = trace(&headers).to_string();
+            // The job continues the trace from this request's span.
+            let trace = ports::trace::from_current_span(trace).to_string();
             let job = match job_key(&tenant.id, &d, &key) {
                 Some(k) => match attio_payload(&trace, &body) {
                     Ok(payload) => Some(new_job(&state, k, payload)),
@@ -314,6 +338,7 @@ async fn hubspot_inner(
     Path(raw_tenant): Path<String>,
     headers: HeaderMap,
     body: Bytes,
+    trace: TraceParent,
 ) -> Response {
     let tenant = match tenant(&state, &raw_tenant).await {
         Ok(t) => t,
@@ -379,7 +404,7 @@ async fn hubspot_inner(
                     new_job(
                         &state,
                         k,
-                        json!({"source": "crm", "system": "hubspot", "trace": trace(&headers).to_string(), "changes": changes}),
+                        json!({"source": "crm", "system": "hubspot", "trace": ports::trace::from_current_span(trace).to_string(), "changes": changes}),
                     )
                 });
             (None, job)

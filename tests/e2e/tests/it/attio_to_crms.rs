@@ -246,9 +246,14 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
         sf_sim.url.clone().unwrap(),
     );
 
+    // Every process exports its spans to one collector, within 100 ms of ending them.
+    let collector = testkit::otlp::Collector::start().await;
+
     // The API, on the same database.
     let store_env = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
         let mut env = vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url.clone()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
             ("ATTIO_SYNC_STORE__KIND", "postgres".to_owned()),
             ("ATTIO_SYNC_STORE__URL", db_url.clone()),
             ("ATTIO_SYNC_STORE__SCHEMA", schema.clone()),
@@ -1115,6 +1120,40 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no acked count in {metrics}"));
     assert!(acked > 0.0, "{metrics}");
+    // One trace across the processes: an Attio delivery's `webhook` span in the API, the `job` span
+    // that continued it in a worker, and the job's HubSpot calls under that.
+    eventually(
+        "a delivery traced from the API to HubSpot",
+        Duration::from_secs(10),
+        || {
+            let spans = collector.spans();
+            async move {
+                spans
+                    .iter()
+                    .filter(|s| {
+                        s.service == "webhook-api"
+                            && s.name == "webhook"
+                            && s.attributes.get("source").map(String::as_str) == Some("attio")
+                    })
+                    .find_map(|hook| {
+                        let job = spans.iter().find(|s| {
+                            s.service == "sync-worker"
+                                && s.name == "job"
+                                && s.trace_id == hook.trace_id
+                                && s.parent_span_id == hook.span_id
+                        })?;
+                        spans.iter().find(|s| {
+                            s.service == "sync-worker"
+                                && s.name == "hubspot.request"
+                                && s.trace_id == job.trace_id
+                                && s.parent_span_id == job.span_id
+                        })
+                    })
+                    .map(|_| ())
+            }
+        },
+    )
+    .await;
     drop((attio_sim, hubspot_sim, sf_sim, api));
     let _ = std::fs::remove_dir_all(dir);
     drop_namespace(&redis_url, &schema).await;

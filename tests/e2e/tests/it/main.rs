@@ -5,6 +5,7 @@
 
 mod attio_to_crms;
 mod embedded;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::process::Stdio;
