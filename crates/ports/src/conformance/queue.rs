@@ -554,10 +554,13 @@ pub async fn concurrent_consumers_process_everything_once_in_order<
                     .iter()
                     .filter_map(|p| p["seq"].as_u64())
                     .collect();
+                // Recorded while the lease is held: once acked, the key's next job may be
+                // taken, processed and recorded by another consumer before this one resumes.
+                let n = seqs.len();
+                seen.lock().await.entry(k.clone()).or_default().extend(seqs);
                 in_flight.lock().await.remove(&k);
                 ok(q.ack(&r).await, "ack");
-                done.fetch_add(seqs.len(), Ordering::SeqCst);
-                seen.lock().await.entry(k).or_default().extend(seqs);
+                done.fetch_add(n, Ordering::SeqCst);
             }
         }));
     }
