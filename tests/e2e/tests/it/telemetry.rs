@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use tokio::io::AsyncBufReadExt;
+
 use crate::start;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,4 +74,73 @@ async fn the_api_sends_a_requests_span_under_its_traceparent_when_it_stops() {
     assert_eq!(hook.trace_id, trace);
     assert_eq!(hook.parent_span_id, parent, "a child of the caller's span");
     assert_ne!(hook.span_id, parent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_collector_costs_spans_not_answers_and_is_logged() {
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let mut child = tokio::process::Command::new(crate::binary("webhook-api"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "50")
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
+        .await
+        .expect("webhook-api starts")
+        .unwrap()
+        .unwrap();
+    let url = first.strip_prefix("listening on ").unwrap().to_owned();
+    for _ in 0..3 {
+        let answer = reqwest::Client::new()
+            .post(format!("{url}/v1/webhooks/attio/nobody"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404);
+    }
+    // The failure is logged once the exporter has given up on its batch.
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let logged = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if line.contains("BatchSpanProcessor.ExportError") {
+                return line;
+            }
+        }
+        panic!("webhook-api exited without logging the failed export");
+    })
+    .await
+    .expect("the failed export is logged within 30 s");
+    assert!(logged.contains("ERROR"), "{logged}");
+    // And it still answers, and stops promptly.
+    let answer = reqwest::Client::new()
+        .post(format!("{url}/v1/webhooks/attio/nobody"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 404);
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("webhook-api stops within 15 s of SIGTERM with the collector gone")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
 }
