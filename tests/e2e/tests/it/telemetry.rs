@@ -7,6 +7,32 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::start;
 
+/// Posts a delivery for a tenant that does not exist (answered 404, inside a `webhook` span).
+async fn post_unknown(url: &str, traceparent: Option<&str>) -> reqwest::StatusCode {
+    let mut request = reqwest::Client::new()
+        .post(format!("{url}/v1/webhooks/attio/nobody"))
+        .body(r#"{"webhook_id":"w","events":[]}"#);
+    if let Some(t) = traceparent {
+        request = request.header("traceparent", t);
+    }
+    request.send().await.unwrap().status()
+}
+
+/// Sends SIGTERM and waits up to 15 s for a clean exit.
+async fn terminate(child: &mut tokio::process::Child) {
+    let pid = child.id().unwrap().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("webhook-api stops within 15 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_sends_a_requests_span_under_its_traceparent_when_it_stops() {
     let collector = testkit::otlp::Collector::start().await;
@@ -26,15 +52,9 @@ async fn the_api_sends_a_requests_span_under_its_traceparent_when_it_stops() {
     let url = api.url.clone().unwrap();
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent = "00f067aa0ba902b7";
-    let answer = reqwest::Client::new()
-        .post(format!("{url}/v1/webhooks/attio/nobody"))
-        .header("traceparent", format!("00-{trace}-{parent}-01"))
-        .body(r#"{"webhook_id":"w","events":[]}"#)
-        .send()
-        .await
-        .unwrap();
+    let traceparent = format!("00-{trace}-{parent}-01");
     assert_eq!(
-        answer.status(),
+        post_unknown(&url, Some(&traceparent)).await,
         404,
         "an unknown tenant, answered in the span"
     );
@@ -45,17 +65,7 @@ async fn the_api_sends_a_requests_span_under_its_traceparent_when_it_stops() {
         collector.spans()
     );
 
-    let pid = api.child.id().unwrap().to_string();
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let status = tokio::time::timeout(Duration::from_secs(15), api.child.wait())
-        .await
-        .expect("webhook-api stops within 15 s of SIGTERM")
-        .unwrap();
-    assert!(status.success(), "{status:?}");
+    terminate(&mut api.child).await;
 
     let spans = collector.spans();
     let hook = spans
@@ -101,13 +111,7 @@ async fn an_unreachable_collector_costs_spans_not_answers_and_is_logged() {
         .unwrap();
     let url = first.strip_prefix("listening on ").unwrap().to_owned();
     for _ in 0..3 {
-        let answer = reqwest::Client::new()
-            .post(format!("{url}/v1/webhooks/attio/nobody"))
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 404);
+        assert_eq!(post_unknown(&url, None).await, 404);
     }
     // The failure is logged once the exporter has given up on its batch.
     let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
@@ -123,24 +127,6 @@ async fn an_unreachable_collector_costs_spans_not_answers_and_is_logged() {
     .expect("the failed export is logged within 30 s");
     assert!(logged.contains("ERROR"), "{logged}");
     // And it still answers, and stops promptly.
-    let answer = reqwest::Client::new()
-        .post(format!("{url}/v1/webhooks/attio/nobody"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 404);
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .expect("webhook-api stops within 15 s of SIGTERM with the collector gone")
-        .unwrap();
-    assert!(status.success(), "{status:?}");
+    assert_eq!(post_unknown(&url, None).await, 404);
+    terminate(&mut child).await;
 }
