@@ -127,6 +127,16 @@ impl TraceParent {
         hex(&self.span_id)
     }
 
+    /// The trace id's 16 bytes.
+    pub fn trace_id_bytes(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
+    /// The calling span's 8 bytes.
+    pub fn span_id_bytes(&self) -> [u8; 8] {
+        self.span_id
+    }
+
     /// Whether the caller records this trace (the `sampled` flag, bit 0 of the flags).
     pub fn sampled(&self) -> bool {
         self.flags & 1 == 1
@@ -175,6 +185,8 @@ mod tests {
         assert_eq!(tp.to_string(), EXAMPLE);
         assert_eq!(tp.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(tp.span_id(), "00f067aa0ba902b7");
+        assert_eq!(hex(&tp.trace_id_bytes()), tp.trace_id());
+        assert_eq!(hex(&tp.span_id_bytes()), tp.span_id());
     }
 
     #[test]

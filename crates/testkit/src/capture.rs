@@ -24,14 +24,7 @@ impl HeaderCapture {
         paths: &[(&'static str, &'static str)],
         answer: &'static str,
     ) -> Self {
-        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
-            Ok(l) => l,
-            Err(e) => panic!("cannot bind the capture server: {e}"),
-        };
-        let url = match listener.local_addr() {
-            Ok(a) => format!("http://{a}"),
-            Err(e) => panic!("no address: {e}"),
-        };
+        let (listener, url) = crate::bind_local().await;
         let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
         let answers: Arc<Vec<(&'static str, String)>> = Arc::new(
             paths

@@ -107,6 +107,19 @@ async fn start_redis() -> Result<String, String> {
     Ok(format!("redis://127.0.0.1:{port}"))
 }
 
+/// A listener on a free loopback port, and its base URL (for a test's local HTTP server).
+pub async fn bind_local() -> (tokio::net::TcpListener, String) {
+    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => panic!("cannot bind a local server: {e}"),
+    };
+    let url = match listener.local_addr() {
+        Ok(a) => format!("http://{a}"),
+        Err(e) => panic!("no address: {e}"),
+    };
+    (listener, url)
+}
+
 /// The PostgreSQL URL for this test process; panics with instructions when there is none.
 pub async fn postgres_url() -> String {
     static URL: OnceCell<Result<String, String>> = OnceCell::const_new();

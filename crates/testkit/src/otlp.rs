@@ -41,14 +41,7 @@ impl Collector {
     /// Serves on a free port until the runtime stops. A body that is not an export request is
     /// answered 400 and kept nowhere.
     pub async fn start() -> Self {
-        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
-            Ok(l) => l,
-            Err(e) => panic!("cannot bind the collector: {e}"),
-        };
-        let url = match listener.local_addr() {
-            Ok(a) => format!("http://{a}"),
-            Err(e) => panic!("no address: {e}"),
-        };
+        let (listener, url) = crate::bind_local().await;
         let spans: Arc<Mutex<Vec<ReceivedSpan>>> = Arc::default();
         let kept = spans.clone();
         let app = axum::Router::new().route(

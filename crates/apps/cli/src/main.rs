@@ -35,7 +35,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    app_common::init_tracing_with("warn");
+    app_common::telemetry::init_logs("warn");
     match Cli::parse().command {
         Command::Demo { wait_s } => demo::run(Duration::from_secs(wait_s)).await,
     }

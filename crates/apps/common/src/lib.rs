@@ -376,17 +376,6 @@ fn pg_config(
     config
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `default`).
-pub fn init_tracing_with(default: &str) {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

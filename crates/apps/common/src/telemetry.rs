@@ -42,11 +42,6 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Whether spans are exported.
-    pub fn exporting(&self) -> bool {
-        self.provider.is_some()
-    }
-
     /// Sends the buffered spans and stops the exporter (on a blocking thread: the exporter's HTTP
     /// client blocks). Export errors are logged, not returned: the process is stopping anyway.
     pub async fn shutdown(self) {
@@ -65,12 +60,8 @@ impl Telemetry {
 /// is configured, exports the spans of level `info` and up as `service` (unless
 /// `OTEL_SERVICE_NAME` names it). Only the first call in a process installs anything.
 pub fn init(service: &'static str, default_filter: &str) -> Result<Telemetry, TelemetryError> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     // `RUST_LOG` filters the logs only: spans are exported from `info` up whatever it says.
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(filter);
+    let fmt = logs(default_filter);
     let configured = ENDPOINT_VARS
         .iter()
         .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
@@ -113,6 +104,26 @@ pub fn init(service: &'static str, default_filter: &str) -> Result<Telemetry, Te
     })
 }
 
+/// Logs only, for a process that exports no spans (the CLI): stderr, filtered by `RUST_LOG`
+/// (default `default_filter`). Only the first call in a process installs anything.
+pub fn init_logs(default_filter: &str) {
+    let _ = tracing_subscriber::registry()
+        .with(logs(default_filter))
+        .try_init();
+}
+
+/// The log layer: stderr, filtered by `RUST_LOG` (default `default_filter`).
+fn logs<S>(default_filter: &str) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(filter)
+}
+
 /// The OpenTelemetry context of a trace that arrived from elsewhere (remote).
 fn remote(trace: TraceParent) -> opentelemetry::Context {
     let flags = if trace.sampled() {
@@ -121,8 +132,8 @@ fn remote(trace: TraceParent) -> opentelemetry::Context {
         TraceFlags::default()
     };
     let context = SpanContext::new(
-        TraceId::from_hex(&trace.trace_id()).unwrap_or(TraceId::INVALID),
-        SpanId::from_hex(&trace.span_id()).unwrap_or(SpanId::INVALID),
+        TraceId::from_bytes(trace.trace_id_bytes()),
+        SpanId::from_bytes(trace.span_id_bytes()),
         flags,
         true,
         TraceState::default(),

@@ -130,3 +130,32 @@ async fn an_unreachable_collector_costs_spans_not_answers_and_is_logged() {
     assert_eq!(post_unknown(&url, None).await, 404);
     terminate(&mut child).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_traces_endpoint_variable_and_a_service_name_from_the_environment_are_honoured() {
+    let collector = testkit::otlp::Collector::start().await;
+    // The traces-only variable is a full URL, path included (the OpenTelemetry specification).
+    let mut api = start(
+        "webhook-api",
+        &["--listen", "127.0.0.1:0"],
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                format!("{}/v1/traces", collector.url),
+            ),
+            ("OTEL_SERVICE_NAME", "intake-eu".to_owned()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "600000".to_owned()),
+        ],
+        true,
+    )
+    .await;
+    let url = api.url.clone().unwrap();
+    assert_eq!(post_unknown(&url, None).await, 404);
+    terminate(&mut api.child).await;
+    let spans = collector.spans();
+    let hook = spans
+        .iter()
+        .find(|s| s.name == "webhook")
+        .unwrap_or_else(|| panic!("no webhook span in {spans:?}"));
+    assert_eq!(hook.service, "intake-eu");
+}
