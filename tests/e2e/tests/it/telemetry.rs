@@ -18,6 +18,16 @@ async fn post_unknown(url: &str, traceparent: Option<&str>) -> reqwest::StatusCo
     request.send().await.unwrap().status()
 }
 
+/// The `webhook` span the collector received.
+fn webhook_span(collector: &testkit::otlp::Collector) -> testkit::otlp::ReceivedSpan {
+    let spans = collector.spans();
+    spans
+        .iter()
+        .find(|s| s.name == "webhook")
+        .cloned()
+        .unwrap_or_else(|| panic!("no webhook span in {spans:?}"))
+}
+
 /// Sends SIGTERM and waits up to 15 s for a clean exit.
 async fn terminate(child: &mut tokio::process::Child) {
     let pid = child.id().unwrap().to_string();
@@ -67,11 +77,7 @@ async fn the_api_sends_a_requests_span_under_its_traceparent_when_it_stops() {
 
     terminate(&mut api.child).await;
 
-    let spans = collector.spans();
-    let hook = spans
-        .iter()
-        .find(|s| s.name == "webhook")
-        .unwrap_or_else(|| panic!("no webhook span in {spans:?}"));
+    let hook = webhook_span(&collector);
     assert_eq!(hook.service, "webhook-api");
     assert_eq!(
         hook.attributes.get("source").map(String::as_str),
@@ -152,10 +158,6 @@ async fn the_traces_endpoint_variable_and_a_service_name_from_the_environment_ar
     let url = api.url.clone().unwrap();
     assert_eq!(post_unknown(&url, None).await, 404);
     terminate(&mut api.child).await;
-    let spans = collector.spans();
-    let hook = spans
-        .iter()
-        .find(|s| s.name == "webhook")
-        .unwrap_or_else(|| panic!("no webhook span in {spans:?}"));
+    let hook = webhook_span(&collector);
     assert_eq!(hook.service, "intake-eu");
 }
