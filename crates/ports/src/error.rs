@@ -13,9 +13,14 @@ pub enum PortError {
     /// The thing named does not exist (for this tenant).
     #[error("{0} not found")]
     NotFound(String),
-    /// A write lost a race or would break a uniqueness rule (stale version, duplicate id).
+    /// A write would break a uniqueness rule (duplicate id, one external record linked to two
+    /// Attio records); retrying the same write will not help.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// An optimistic-concurrency write lost a race: what it was based on changed since it was
+    /// read (stale version, or a row another writer created first). Re-read and try again.
+    #[error("stale write: {0}")]
+    Stale(String),
     /// The caller's lease on a job has expired or been taken over; the effect must not be acked.
     #[error("the lease on job {0} was lost")]
     LeaseLost(JobId),
@@ -65,7 +70,9 @@ impl PortError {
     /// Whether the same call may succeed later.
     pub fn is_retryable(&self) -> bool {
         match self {
-            PortError::RateLimited { .. } | PortError::Unavailable { .. } => true,
+            PortError::RateLimited { .. } | PortError::Unavailable { .. } | PortError::Stale(_) => {
+                true
+            }
             PortError::Rejected { status, .. } => {
                 matches!(*status, 408 | 429) || (*status >= 500 && *status != 501)
             }
@@ -124,6 +131,11 @@ mod tests {
         }
         assert!(PortError::RateLimited { retry_after: None }.is_retryable());
         assert!(!PortError::Invalid("x".into()).is_retryable());
+        assert!(
+            PortError::Stale("v1".into()).is_retryable(),
+            "a lost race is worth a re-read"
+        );
+        assert!(!PortError::Conflict("dup".into()).is_retryable());
     }
 
     #[test]

@@ -58,8 +58,9 @@ pub trait LinkStore: Send + Sync {
         record: RecordId,
     ) -> PortResult<Vec<IdentityLink>>;
     /// Inserts (`version` 0) or updates (`version` = the stored one) a link and returns it with
-    /// its new version. `Conflict` when the version is stale or when either side is already
-    /// linked to another record.
+    /// its new version. `Stale` when the stored version differs (another writer saved or created
+    /// the link since it was read); `Conflict` when the external record is already linked to
+    /// another Attio record.
     async fn save(&self, link: &IdentityLink) -> PortResult<IdentityLink>;
     /// Points every link of `from` at `to` (after an Attio merge) and returns how many moved.
     /// A link of `from` to a system `to` already has is removed rather than duplicated.
@@ -85,7 +86,7 @@ pub trait SyncStateStore: Send + Sync {
         system: &SystemId,
     ) -> PortResult<Option<SyncState>>;
     /// Saves with optimistic concurrency (as `LinkStore::save`); returns the new version.
-    /// `Conflict` on a stale version.
+    /// `Stale` when the stored version differs.
     async fn save(&self, state: &SyncState) -> PortResult<SyncState>;
     /// Every backfill of a tenant.
     async fn list(&self, tenant: &TenantId) -> PortResult<Vec<SyncState>>;

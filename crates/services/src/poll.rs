@@ -170,7 +170,7 @@ impl ChangePoller {
                 next.records_seen += stats.seen - seen_before;
                 match store.save(&next).await {
                     // Another poller moved it meanwhile: its pass covers ours.
-                    Ok(_) | Err(PortError::Conflict(_)) => {}
+                    Ok(_) | Err(PortError::Stale(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
             }

@@ -173,7 +173,7 @@ impl LinkStore for MemoryLinkStore {
         let ek = external_key(link);
         let stored_version = links.by_attio.get(&ak).map(|l| l.version).unwrap_or(0);
         if stored_version != link.version {
-            return Err(PortError::Conflict(format!(
+            return Err(PortError::Stale(format!(
                 "link of {} to {} is at version {stored_version}, not {}",
                 link.attio_record, link.system, link.version
             )));
@@ -271,7 +271,7 @@ impl SyncStateStore for MemorySyncStateStore {
         );
         let stored = states.get(&k).map(|s| s.version).unwrap_or(0);
         if stored != state.version {
-            return Err(PortError::Conflict(format!(
+            return Err(PortError::Stale(format!(
                 "sync state of {}/{} is at version {stored}, not {}",
                 state.object, state.system, state.version
             )));

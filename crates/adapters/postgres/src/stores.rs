@@ -174,7 +174,7 @@ impl LinkStore for PgStore {
         .await
         .map_err(db)?
         .ok_or_else(|| {
-            PortError::Conflict(format!(
+            PortError::Stale(format!(
                 "link of {} to {} changed since version {}",
                 link.attio_record, link.system, link.version
             ))
@@ -287,7 +287,7 @@ impl SyncStateStore for PgStore {
         .await
         .map_err(db)?;
         if done.rows_affected() == 0 {
-            return Err(PortError::Conflict(format!(
+            return Err(PortError::Stale(format!(
                 "sync state of {}/{} changed since version {}",
                 state.object, state.system, state.version
             )));

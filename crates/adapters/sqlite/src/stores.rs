@@ -180,7 +180,7 @@ impl LinkStore for SqliteStore {
             .await
             .map_err(db)?
             .ok_or_else(|| {
-                PortError::Conflict(format!(
+                PortError::Stale(format!(
                     "link of {} to {} changed since version {}",
                     link.attio_record, link.system, link.version
                 ))
@@ -282,7 +282,7 @@ impl SyncStateStore for SqliteStore {
             .await
             .map_err(db)?;
         if done.rows_affected() == 0 {
-            return Err(PortError::Conflict(format!(
+            return Err(PortError::Stale(format!(
                 "sync state of {}/{} changed since version {}",
                 state.object, state.system, state.version
             )));

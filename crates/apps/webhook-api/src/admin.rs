@@ -109,7 +109,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 fn port_error(e: &PortError) -> Response {
     match e {
         PortError::NotFound(_) => error(StatusCode::NOT_FOUND, "not found"),
-        PortError::Conflict(m) => error(StatusCode::CONFLICT, m.clone()),
+        PortError::Conflict(m) | PortError::Stale(m) => error(StatusCode::CONFLICT, m.clone()),
         PortError::Invalid(m) => error(StatusCode::BAD_REQUEST, m.clone()),
         PortError::Domain(d) => error(StatusCode::BAD_REQUEST, d.to_string()),
         e if e.is_retryable() => {

@@ -102,7 +102,7 @@ pub async fn save_and_find_from_both_sides<S: LinkStore>(s: Arc<S>) {
     );
 }
 
-pub async fn stale_versions_and_duplicates_conflict<S: LinkStore>(s: Arc<S>) {
+pub async fn stale_versions_are_stale_and_duplicates_conflict<S: LinkStore>(s: Arc<S>) {
     let t = fresh_tenant("l");
     let r = record();
     let v1 = ok(s.save(&link(&t, r, "hubspot", "101")).await, "save");
@@ -111,15 +111,15 @@ pub async fn stale_versions_and_duplicates_conflict<S: LinkStore>(s: Arc<S>) {
     let v2 = ok(s.save(&update).await, "update with the current version");
     assert_eq!(v2.version, 2);
     assert!(
-        matches!(s.save(&update).await, Err(PortError::Conflict(_))),
-        "a stale version must conflict"
+        matches!(s.save(&update).await, Err(PortError::Stale(_))),
+        "a stale version is a lost race, worth a re-read"
     );
     assert!(
         matches!(
             s.save(&link(&t, r, "hubspot", "102")).await,
-            Err(PortError::Conflict(_))
+            Err(PortError::Stale(_))
         ),
-        "a second link of one record to one system must conflict"
+        "creating a link that another writer created first is a lost race"
     );
     assert!(
         matches!(
@@ -198,7 +198,7 @@ macro_rules! link_conformance {
             $factory,
             [
                 save_and_find_from_both_sides,
-                stale_versions_and_duplicates_conflict,
+                stale_versions_are_stale_and_duplicates_conflict,
                 repoint_moves_links_after_a_merge,
                 delete_and_tenant_isolation,
             ]

@@ -29,8 +29,8 @@ pub async fn checkpoints_round_trip_with_versions<S: SyncStateStore>(s: Arc<S>) 
         ok(s.get(&t, &people, &hubspot).await, "get").unwrap_or_else(|| panic!("saved state"));
     assert_eq!(read, saved, "the checkpoint round-trips");
     assert!(
-        matches!(s.save(&state).await, Err(PortError::Conflict(_))),
-        "a stale version must conflict"
+        matches!(s.save(&state).await, Err(PortError::Stale(_))),
+        "a stale version is a lost race"
     );
     assert_eq!(ok(s.list(&t).await, "list").len(), 1);
     let other = fresh_tenant("s");

@@ -213,8 +213,19 @@ impl EventPipeline {
                 updated_at: self.outbound.now(),
                 version: existing.map_or(0, |l| l.version),
             };
-            self.links.save(&link).await?;
-            written.push((system.clone(), external_id));
+            match self.links.save(&link).await {
+                Ok(_) => written.push((system.clone(), external_id)),
+                // Another worker wrote and linked this activity meanwhile: ours would be a
+                // duplicate in the CRM. Remove it; the retry updates the linked one.
+                Err(e @ PortError::Stale(_)) => {
+                    if let Err(cleanup) = crm.delete_activity(activity.kind, &external_id).await {
+                        tracing::warn!(system = %system, external_id = %external_id, error = %cleanup,
+                            "a duplicate activity from a lost race could not be deleted");
+                    }
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(Handled::Activity {
             kind: activity.kind,

@@ -12,7 +12,7 @@ use serde_json::json;
 use services::ServiceError;
 use services::pipeline::{DeletePolicy, EventPipeline, Handled};
 
-use crate::outbound::{World, create_person, people, prop, world};
+use crate::outbound::{RacedLinks, World, create_person, people, prop, world};
 
 fn pipeline(w: &World) -> EventPipeline {
     EventPipeline::new(
@@ -307,4 +307,86 @@ async fn a_note_on_a_record_not_linked_yet_waits_and_is_retried() {
         ActivityKind::Note,
     );
     assert_eq!(done.len(), 1, "HubSpot only: Salesforce is not connected");
+}
+
+#[tokio::test]
+async fn a_note_written_by_a_racing_worker_leaves_one_copy_per_crm() {
+    let w = world(true, domain::mapping::SyncRule::LatestWins).await;
+    let person = create_person(&w, "barbara@example.com", "Barbara", "Liskov", "Professor").await;
+    w.sync
+        .sync_record(&w.tenant, &people(), person)
+        .await
+        .unwrap();
+    let contact = w
+        .links
+        .links_of(&w.tenant, &people(), person)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|l| l.system.as_str() == "hubspot")
+        .unwrap()
+        .external_id;
+    let note = w
+        .attio
+        .create_note(&NewNote {
+            parent_object: "people".into(),
+            parent_record_id: person,
+            title: "Lunch".into(),
+            format: domain::schema::ContentFormat::Plaintext,
+            content: "Substitution principle.".into(),
+            created_at: None,
+        })
+        .await
+        .unwrap();
+    let event = note_event(&w, "note.created", *note.id.note_id.as_uuid(), person).await;
+    // Another worker handles a second delivery of the event between our create and our link.
+    let (other, tenant, again) = (pipeline(&w), w.tenant.clone(), event.clone());
+    let theirs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = theirs.clone();
+    let links = RacedLinks::new(
+        w.links.clone(),
+        Box::pin(async move {
+            let h = other.handle(&tenant, &again).await.unwrap();
+            *record.lock().unwrap() = written(h, ActivityKind::Note);
+        }),
+    );
+    let ours = EventPipeline::new(
+        w.directory.clone(),
+        links.clone(),
+        std::sync::Arc::new(w.outbound()),
+        DeletePolicy::Archive,
+    );
+    let e = ours.handle(&w.tenant, &event).await.unwrap_err();
+    assert!(
+        matches!(e, ServiceError::Port(PortError::Stale(_))),
+        "{e:?}"
+    );
+    assert!(e.is_retryable());
+    assert!(links.raced());
+    // Our HubSpot copy was deleted; the retry updates theirs.
+    let retry = written(
+        ours.handle(&w.tenant, &event).await.unwrap(),
+        ActivityKind::Note,
+    );
+    assert_eq!(retry, *theirs.lock().unwrap());
+    let mut live = Vec::new();
+    for id in w
+        .hubspot
+        .associations("contacts", &contact, "notes")
+        .await
+        .unwrap()
+    {
+        if w.hubspot
+            .get("notes", &id, &[])
+            .await
+            .is_ok_and(|n| !n.archived)
+        {
+            live.push(id);
+        }
+    }
+    assert_eq!(
+        live,
+        vec![id_in(&retry, "hubspot")],
+        "one live note on the HubSpot contact"
+    );
 }

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use domain::field::FieldValue;
 use domain::ids::{AttributeSlug, ObjectRef, ObjectSlug, RecordId, SystemId, TenantId};
 use domain::ledger::LedgerKey;
+use domain::link::{IdentityLink, LinkLookup};
 use domain::mapping::{
     AttioField, ExternalProperty, FieldKey, FieldMapping, ObjectMapping, SyncRule, Transform,
 };
@@ -23,8 +24,8 @@ use domain::write::{RecordWrite, WriteValue};
 use ports::attio::AttioRecords;
 use ports::crm::{ExternalActivities, ExternalCrm, ExternalUpsert};
 use ports::directory::{ClientDirectory, TenantClients};
-use ports::error::PortResult;
-use ports::stores::{ConflictStore, WriteLedger};
+use ports::error::{PortError, PortResult};
+use ports::stores::{ConflictStore, LinkStore, WriteLedger};
 use services::ServiceError;
 use services::outbound::{Action, OutboundSync, SyncTarget};
 
@@ -516,11 +517,111 @@ async fn unconnected_systems_are_reported_and_refused_records_are_typed_errors()
         .sync_record(&w.tenant, &people(), RecordId::from_uuid(uuid_like()))
         .await;
     assert!(
-        matches!(
-            gone,
-            Err(ServiceError::Port(ports::error::PortError::NotFound(_)))
-        ),
+        matches!(gone, Err(ServiceError::Port(PortError::NotFound(_)))),
         "{gone:?}"
+    );
+}
+
+/// What another worker does meanwhile.
+pub type Race = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A link store where another worker's work (`race`) runs just before the first save, as when
+/// two workers handle two deliveries of one record at once.
+pub struct RacedLinks {
+    pub inner: Arc<MemoryLinkStore>,
+    pub race: std::sync::Mutex<Option<Race>>,
+}
+
+impl RacedLinks {
+    pub fn new(inner: Arc<MemoryLinkStore>, race: Race) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            race: std::sync::Mutex::new(Some(race)),
+        })
+    }
+
+    pub fn raced(&self) -> bool {
+        self.race.lock().unwrap().is_none()
+    }
+}
+
+#[async_trait]
+impl LinkStore for RacedLinks {
+    async fn find(&self, t: &TenantId, l: &LinkLookup) -> PortResult<Option<IdentityLink>> {
+        self.inner.find(t, l).await
+    }
+    async fn links_of(
+        &self,
+        t: &TenantId,
+        o: &ObjectSlug,
+        r: RecordId,
+    ) -> PortResult<Vec<IdentityLink>> {
+        self.inner.links_of(t, o, r).await
+    }
+    async fn save(&self, link: &IdentityLink) -> PortResult<IdentityLink> {
+        let race = self.race.lock().unwrap().take();
+        if let Some(race) = race {
+            race.await;
+        }
+        self.inner.save(link).await
+    }
+    async fn repoint(
+        &self,
+        t: &TenantId,
+        o: &ObjectSlug,
+        from: RecordId,
+        to: RecordId,
+    ) -> PortResult<u64> {
+        self.inner.repoint(t, o, from, to).await
+    }
+    async fn delete(&self, t: &TenantId, l: &LinkLookup) -> PortResult<()> {
+        self.inner.delete(t, l).await
+    }
+}
+
+#[tokio::test]
+async fn a_link_saved_by_a_racing_worker_is_retried_not_dead_lettered() {
+    let w = world(true, SyncRule::LatestWins).await;
+    let id = create_person(&w, "grace@example.com", "Grace", "Hopper", "Admiral").await;
+    // The other worker syncs the same record to both CRMs between our read and our link save.
+    let (other, tenant) = (w.outbound(), w.tenant.clone());
+    let links = RacedLinks::new(
+        w.links.clone(),
+        Box::pin(async move {
+            other.sync_record(&tenant, &people(), id).await.unwrap();
+        }),
+    );
+    let sync = OutboundSync::new(
+        w.directory.clone(),
+        links.clone(),
+        w.ledger.clone(),
+        w.conflicts.clone(),
+        Arc::new(SystemClock),
+        targets(w.title_rule),
+    );
+    match sync.sync_record(&w.tenant, &people(), id).await {
+        Err(e @ ServiceError::Port(PortError::Stale(_))) => {
+            assert!(e.is_retryable(), "a lost race must be retried: {e}");
+        }
+        other => panic!("expected a stale link save, got {other:?}"),
+    }
+    assert!(links.raced());
+    // The retry re-reads the links the other worker saved: nothing left to write anywhere, and
+    // each CRM holds one contact (the upsert is by the Attio id), not two.
+    let retry = sync.sync_record(&w.tenant, &people(), id).await.unwrap();
+    assert!(
+        retry
+            .iter()
+            .all(|r| r.action == Action::Unchanged && r.written.is_empty()),
+        "{retry:?}"
+    );
+    assert_eq!(
+        hubspot_contact(&w, id).await[&prop("jobtitle")],
+        FieldValue::text("Admiral")
+    );
+    assert_eq!(
+        salesforce_contact(&w, id).await[&prop("Title")],
+        FieldValue::text("Admiral")
     );
 }
 

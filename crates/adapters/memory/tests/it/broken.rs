@@ -363,7 +363,7 @@ impl LinkStore for LastWriteWinsLinks {
 async fn link_suite_catches_lost_updates() {
     must_fail(
         "versions",
-        conformance::links::stale_versions_and_duplicates_conflict(Arc::new(
+        conformance::links::stale_versions_are_stale_and_duplicates_conflict(Arc::new(
             LastWriteWinsLinks::default(),
         )),
     )
