@@ -9,6 +9,7 @@
 mod conformance;
 mod faults;
 mod group_commit;
+mod plans;
 mod security;
 
 use std::sync::Arc;

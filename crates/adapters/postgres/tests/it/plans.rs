@@ -1,0 +1,121 @@
+//! The intake's functions keep to their indexes after the jobs table has been emptied
+//! (migration 0005, ADR 0017).
+//!
+//! PL/pgSQL caches a generic plan per connection; emptying and vacuuming `jobs` (a drained
+//! queue) made the pooled connections re-plan against a table believed empty, and every later
+//! batch read the whole queue. The test counts the rows PostgreSQL read from `jobs`
+//! (`seq_tup_read + idx_tup_fetch`), so it does not depend on the machine's speed: deliveries of
+//! new entities need to read none.
+
+use sqlx::{Connection, PgConnection, Row};
+
+use crate::{connect, database_url, fresh_schema, master_key};
+
+/// A batch of `n` deliveries of new entities through `accept_deliveries`, or one through
+/// `accept_delivery` when `n` is 1, as SQL text (every key, id and entity new).
+fn accept(n: usize) -> String {
+    let each = |v: &str| vec![v; n].join(",");
+    if n == 1 {
+        return "SELECT count(*) FROM accept_delivery('acme', gen_random_uuid()::text, 3600, \
+                gen_random_uuid(), 'attio', now(), '\\x7b7d'::bytea, NULL, gen_random_uuid(), \
+                'people', gen_random_uuid()::text, '{}'::jsonb, 3, 0)"
+            .to_owned();
+    }
+    format!(
+        "SELECT count(*) FROM accept_deliveries(ARRAY[{}], ARRAY[{}], ARRAY[{}]::float8[], \
+         ARRAY[{}], ARRAY[{}], ARRAY[{}], ARRAY[{}], ARRAY[{}]::text[], ARRAY[{}], ARRAY[{}], \
+         ARRAY[{}], ARRAY[{}]::jsonb[], ARRAY[{}], ARRAY[{}]::float8[])",
+        each("'acme'"),
+        each("gen_random_uuid()::text"),
+        each("3600"),
+        each("gen_random_uuid()"),
+        each("'attio'"),
+        each("now()"),
+        each("'\\x7b7d'::bytea"),
+        each("NULL"),
+        each("gen_random_uuid()"),
+        each("'people'"),
+        each("gen_random_uuid()::text"),
+        each("'{}'"),
+        each("3"),
+        each("0"),
+    )
+}
+
+/// Rows read from `jobs` so far, by sequential and index scans, once every backend's counts are
+/// in (each connection flushes its own when told to).
+async fn rows_read(admin: &mut PgConnection, schema: &str) -> i64 {
+    sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(&mut *admin)
+        .await
+        .unwrap();
+    sqlx::query(
+        "SELECT (coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0))::int8 \
+         FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'jobs'",
+    )
+    .bind(schema)
+    .fetch_one(&mut *admin)
+    .await
+    .unwrap()
+    .get(0)
+}
+
+async fn flush_stats(conn: &mut PgConnection) {
+    // The flush happens when the backend goes idle after the forcing statement; the next
+    // statement's answer comes after it.
+    for sql in ["SELECT pg_stat_force_next_flush()", "SELECT 1"] {
+        sqlx::query(sql).execute(&mut *conn).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn accepts_after_the_queue_was_drained_and_vacuumed_read_no_other_jobs() {
+    let schema = fresh_schema();
+    let store = connect(&schema, master_key('a')).await;
+    // One of the service's own pooled connections (its role, its search path), kept throughout
+    // so that its cached plans are the ones re-planned after the vacuum.
+    let mut conn = store.pool().acquire().await.unwrap();
+    for n in [1, 4, 1, 4, 1, 4, 1, 4, 1, 4, 1, 4, 1, 4] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(accept(n)))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    let mut admin = PgConnection::connect(&database_url().await).await.unwrap();
+    for sql in [
+        format!("DELETE FROM {schema}.jobs"),
+        format!("VACUUM {schema}.jobs"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let pages: i32 =
+        sqlx::query_scalar("SELECT relpages FROM pg_class WHERE oid = to_regclass($1 || '.jobs')")
+            .bind(&schema)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+    assert_eq!(pages, 0, "the vacuum left the jobs table with no pages");
+    flush_stats(&mut admin).await;
+    let before = rows_read(&mut admin, &schema).await;
+
+    let mut deliveries = 0;
+    for i in 0..300 {
+        let n = if i % 3 == 0 { 1 } else { 8 };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(accept(n)))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        deliveries += n as i64;
+    }
+    flush_stats(&mut conn).await;
+    let read = rows_read(&mut admin, &schema).await - before;
+    // Each delivery is of a new entity: its probe finds no row. A scan of the queue per call
+    // would read some 300 × 900 rows.
+    assert!(
+        read < deliveries,
+        "{read} rows of jobs read for {deliveries} deliveries of new entities: the intake scans the queue"
+    );
+}
