@@ -317,15 +317,20 @@ async fn a_note_written_by_a_racing_worker_leaves_one_copy_per_crm() {
         .sync_record(&w.tenant, &people(), person)
         .await
         .unwrap();
-    let contact = w
+    let links = w
         .links
         .links_of(&w.tenant, &people(), person)
         .await
-        .unwrap()
-        .into_iter()
-        .find(|l| l.system.as_str() == "hubspot")
-        .unwrap()
-        .external_id;
+        .unwrap();
+    let contact_in = |system: &str| {
+        links
+            .iter()
+            .find(|l| l.system.as_str() == system)
+            .unwrap()
+            .external_id
+            .clone()
+    };
+    let (contact, sf_contact) = (contact_in("hubspot"), contact_in("salesforce"));
     let note = w
         .attio
         .create_note(&NewNote {
@@ -388,5 +393,23 @@ async fn a_note_written_by_a_racing_worker_leaves_one_copy_per_crm() {
         live,
         vec![id_in(&retry, "hubspot")],
         "one live note on the HubSpot contact"
+    );
+    let sf_notes: Vec<ExternalId> = w
+        .salesforce
+        .query(
+            &format!("SELECT Id FROM Note WHERE ParentId = '{sf_contact}'"),
+            false,
+            None,
+        )
+        .await
+        .unwrap()
+        .records
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        sf_notes,
+        vec![id_in(&retry, "salesforce")],
+        "one note on the Salesforce contact"
     );
 }
