@@ -565,3 +565,66 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/v1/admin/queue", get(queue))
         .route_layer(axum::middleware::from_fn_with_state(state, authorize))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(e: &PortError) -> (StatusCode, Value) {
+        let r = port_error(e);
+        let status = r.status();
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .expect("the body is in memory");
+        (status, serde_json::from_slice(&body).expect("a JSON body"))
+    }
+
+    /// Each store error becomes one status. What the operator can act on is said; what is
+    /// internal (a backend's own message, which may name hosts or queries) is not.
+    #[tokio::test]
+    async fn store_errors_map_to_one_status_each_and_internal_detail_stays_inside() {
+        let domain = domain::ids::TenantId::parse("").expect_err("an empty tenant id");
+        let domain_said = domain.to_string();
+        let cases = [
+            (PortError::NotFound("tenant acme".into()), 404, "not found"),
+            (
+                PortError::Conflict("tenant acme exists".into()),
+                409,
+                "tenant acme exists",
+            ),
+            // A lost race (ADR 0016) is the caller's to retry, as a conflict is.
+            (
+                PortError::Stale("version 3 moved on".into()),
+                409,
+                "version 3 moved on",
+            ),
+            (
+                PortError::Invalid("no such system".into()),
+                400,
+                "no such system",
+            ),
+            (PortError::Domain(domain), 400, domain_said.as_str()),
+            (
+                PortError::Unavailable {
+                    what: "PostgreSQL".into(),
+                    source: "connection to db.internal:5432 refused".into(),
+                },
+                503,
+                "temporarily unavailable",
+            ),
+            (
+                PortError::Backend {
+                    what: "PostgreSQL".into(),
+                    source: "syntax error at or near \"secret_table\"".into(),
+                },
+                500,
+                "internal error",
+            ),
+        ];
+        for (e, status, said) in cases {
+            let (got, body) = answer(&e).await;
+            assert_eq!(got.as_u16(), status, "{e}");
+            assert_eq!(body, json!({ "error": said }), "{e}");
+        }
+    }
+}
