@@ -199,6 +199,19 @@ impl PgStore {
         self.intake.stats()
     }
 
+    /// How many bytes of WAL the server keeps as recycled segments after a checkpoint
+    /// (`min_wal_size`). With less than a burst needs, a burst after a quiet period makes the
+    /// committing backends create and zero-fill new 16 MB segments while every commit waits
+    /// (ADR 0018). `Unavailable` when the server cannot be reached.
+    pub async fn min_wal_size(&self) -> PortResult<u64> {
+        let bytes: i64 =
+            sqlx::query_scalar("SELECT pg_size_bytes(current_setting('min_wal_size'))")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(u64::try_from(bytes).unwrap_or(0))
+    }
+
     /// The pool, for operational checks (readiness) and tests.
     pub fn pool(&self) -> &PgPool {
         &self.pool

@@ -354,9 +354,28 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
             let s = adapter_postgres::PgStore::connect(&config)
                 .await
                 .map_err(|e| boxed(Box::new(e)))?;
+            if let Some(warning) = s.min_wal_size().await.ok().and_then(wal_reserve_warning) {
+                tracing::warn!("{warning}");
+            }
             Ok(Stores::from_one(Arc::new(s)))
         }
     }
+}
+
+/// The `min_wal_size` below which a burst after a quiet period pays for new WAL segments in its
+/// commits (ADR 0018): 1 GiB holds a five-minute checkpoint interval at 1,000 deliveries/s.
+pub const MIN_WAL_RESERVE: u64 = 1 << 30;
+
+/// What to tell the operator about the server's `min_wal_size` (in bytes), if anything.
+pub fn wal_reserve_warning(min_wal_size: u64) -> Option<String> {
+    (min_wal_size < MIN_WAL_RESERVE).then(|| {
+        format!(
+            "PostgreSQL keeps {} MB of recycled WAL (min_wal_size): after a quiet period, a burst \
+             of deliveries makes commits create new WAL segments, each a pause of tens of \
+             milliseconds for every answer; set min_wal_size to 1GB or more (deploy/README.md)",
+            min_wal_size >> 20
+        )
+    })
 }
 
 /// The PostgreSQL adapter's configuration from the validated settings.
@@ -410,6 +429,27 @@ mod tests {
         attempts: u32,
         store: RawStore,
         master_key: Option<String>,
+    }
+
+    #[test]
+    fn a_wal_reserve_under_one_gib_is_reported_with_its_size() {
+        let mb = 1u64 << 20;
+        let cases = [
+            (80 * mb, Some("keeps 80 MB")),
+            (MIN_WAL_RESERVE - 1, Some("keeps 1023 MB")),
+            (MIN_WAL_RESERVE, None),
+            (4 * MIN_WAL_RESERVE, None),
+        ];
+        for (bytes, said) in cases {
+            let got = wal_reserve_warning(bytes);
+            match said {
+                Some(part) => {
+                    let w = got.unwrap_or_else(|| panic!("{bytes} bytes: no warning"));
+                    assert!(w.contains(part) && w.contains("min_wal_size"), "{w}");
+                }
+                None => assert_eq!(got, None, "{bytes} bytes"),
+            }
+        }
     }
 
     #[test]

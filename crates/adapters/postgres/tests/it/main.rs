@@ -11,6 +11,7 @@ mod faults;
 mod group_commit;
 mod plans;
 mod security;
+mod server;
 
 use std::sync::Arc;
 
