@@ -7,16 +7,22 @@
 //!    starts, for 5 s; five rounds per backend, alternating, the median reported with every
 //!    round's rate and the CPU time per delivery (this process; Redis from `INFO cpu`).
 //! 3. Paced: 1,000 deliveries/s for 15 s per backend, before the saturation rounds (a young
-//!    database) and after them (one holding the rounds' deliveries); p50/p99 answer time, and
-//!    the tail beyond (p99.9, max, answers over 5 ms).
+//!    database) and after them (one holding the rounds' deliveries); p50/p99 answer time, the
+//!    tail beyond (p99.9, max, answers over 5 ms), and the answers over 5 ms per second of the
+//!    phase (a stall shows as one heavy second).
 //! 4. Delay: people created in attio-sim one at a time; the time until hubspot-sim holds each,
 //!    through attio-sim's signed delivery, webhook-api, the PostgreSQL queue and a sync-worker.
 //!
 //! The load generator, the API, PostgreSQL and Redis share this 2-core machine.
 //!
+//! PostgreSQL's WAL is first prepared as a server holds it in service, with recycled segments
+//! ready (see [`prepare_wal`], ADR 0018); each paced phase reports how many segments it had to
+//! create.
+//!
 //! Diagnostic settings: `WEBHOOK_BENCH_PG_SLOTS` (the group commit's batch slots),
 //! `WEBHOOK_BENCH_SETTLE_S` (a pause before 3b), `WEBHOOK_BENCH_DRAIN` (empty PostgreSQL's jobs
-//! table before 3b, as workers would keep it).
+//! table before 3b, as workers would keep it), `WEBHOOK_BENCH_COLD_WAL` (skip the WAL's
+//! preparation: the server as it is).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -149,6 +155,10 @@ struct Phase {
     /// The share of the machine's CPU time the hypervisor gave to other guests meanwhile (a
     /// noisy neighbour shows here, not in the code's numbers).
     stolen: f64,
+    /// Paced phase only: when it started (UTC, to match server-side samples), and the answers
+    /// over 5 ms per second of the phase in which they were sent (stalls cluster; spread-out
+    /// slowness does not).
+    slow_by_second: Option<(time::OffsetDateTime, Vec<usize>)>,
 }
 
 /// The machine's CPU time so far and the part of it stolen by the hypervisor, in ticks
@@ -208,6 +218,58 @@ async fn redis_cpu(url: &str) -> Duration {
         .filter_map(|(_, v)| v.trim().parse::<f64>().ok())
         .sum();
     Duration::from_secs_f64(secs)
+}
+
+/// PostgreSQL's WAL at one moment: its position in bytes, how many segment files lie ready
+/// beyond the current one (recycled by a checkpoint, so filling them creates no file), and the
+/// segment size. `None` when it cannot be read (it needs a superuser or `pg_monitor`).
+async fn wal_state(pg_url: &str) -> Option<(i64, i64, i64)> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(pg_url).await.ok()?;
+    sqlx::query_as(
+        "SELECT (pg_current_wal_lsn() - '0/0')::bigint,
+                (SELECT count(*) FROM pg_ls_waldir()
+                  WHERE name ~ '^[0-9A-F]{24}$' AND name > pg_walfile_name(pg_current_wal_lsn())),
+                pg_size_bytes(current_setting('wal_segment_size'))",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .ok()
+}
+
+/// What a phase did to the WAL, from [`wal_state`] before and after it. A segment that no
+/// checkpoint recycled ahead of time is created by the committing backend, which writes 16 MB
+/// of zeros and syncs them while every commit waits: a stall of tens of milliseconds.
+fn wal_use(before: Option<(i64, i64, i64)>, after: Option<(i64, i64, i64)>) -> String {
+    let (Some((from, ready, size)), Some((to, _, _))) = (before, after) else {
+        return "WAL not readable".into();
+    };
+    let size = size.max(1);
+    let entered = (to / size - from / size).max(0);
+    format!(
+        "WAL {:.0} MB, {entered} segments entered with {ready} recycled ones ready at the start, so {} created while it ran",
+        (to - from) as f64 / 1e6,
+        (entered - ready).max(0)
+    )
+}
+
+/// Leaves PostgreSQL holding recycled WAL segments, as a server holds them once it has carried
+/// such a load (or with `min_wal_size` set as deploy/README.md says): writes some 650 MB of WAL
+/// (messages only, no table pages to write back later) and checkpoints, which recycles those
+/// segments for the WAL to come. Without it, a server that was idle makes its committing
+/// backends create and zero-fill each new segment in the commit path (ADR 0018). An error says
+/// why it could not (both steps need a superuser).
+async fn prepare_wal(pg_url: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(pg_url).await?;
+    sqlx::query(
+        "SELECT count(pg_logical_emit_message(false, 'attio-sync-bench', repeat('w', 1048576)))
+           FROM generate_series(1, 640)",
+    )
+    .execute(&mut conn)
+    .await?;
+    sqlx::query("CHECKPOINT").execute(&mut conn).await?;
+    Ok(())
 }
 
 /// Serves webhook-api over `stores` on a free port.
@@ -302,6 +364,7 @@ async fn saturate(target: &Target, counter: &Arc<AtomicU64>, redis_url: &str) ->
         cpu_redis: per(redis_cpu(redis_url).await.saturating_sub(redis0)),
         tail: None,
         stolen: stolen_since(machine0),
+        slow_by_second: None,
     }
 }
 
@@ -313,6 +376,7 @@ async fn pace(target: &Target, counter: &Arc<AtomicU64>, rate: u64) -> Phase {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = tokio::task::JoinSet::new();
     let start = Instant::now();
+    let started = time::OffsetDateTime::now_utc();
     let machine0 = machine_cpu();
     for _ in 0..rate * PACED_WINDOW.as_secs() {
         tick.tick().await;
@@ -323,6 +387,7 @@ async fn pace(target: &Target, counter: &Arc<AtomicU64>, rate: u64) -> Phase {
         );
         tasks.spawn(async move {
             let request = signed(&target, n);
+            let sent = start.elapsed();
             let start = Instant::now();
             let held = pool.lock().map(|mut p| p.pop()).unwrap_or(None);
             let mut conn = match held {
@@ -334,16 +399,21 @@ async fn pace(target: &Target, counter: &Arc<AtomicU64>, rate: u64) -> Phase {
             if let Ok(mut p) = pool.lock() {
                 p.push(conn);
             }
-            (ok, took)
+            (ok, took, sent)
         });
     }
     let (mut lat, mut ok, mut bad) = (Latencies::default(), 0u64, 0u64);
+    let mut slow_by_second = vec![0; PACED_WINDOW.as_secs() as usize + 1];
     while let Some(r) = tasks.join_next().await {
-        let (good, d) = or_die(r, "task");
+        let (good, d, sent) = or_die(r, "task");
         if good {
             ok += 1
         } else {
             bad += 1
+        }
+        if d > Duration::from_millis(5) {
+            let second = (sent.as_secs() as usize).min(slow_by_second.len() - 1);
+            slow_by_second[second] += 1;
         }
         lat.push(d);
     }
@@ -360,6 +430,7 @@ async fn pace(target: &Target, counter: &Arc<AtomicU64>, rate: u64) -> Phase {
             lat.count_over(Duration::from_millis(5)),
         )),
         stolen: stolen_since(machine0),
+        slow_by_second: Some((started, slow_by_second)),
     }
 }
 
@@ -418,6 +489,17 @@ fn main() {
         pg_cfg.group_commit.concurrency = n;
     }
     let pg = Arc::new(rt.block_on(async { or_die(PgStore::connect(&pg_cfg).await, "PostgreSQL") }));
+    let wal_prepared = if std::env::var_os("WEBHOOK_BENCH_COLD_WAL").is_some() {
+        "not prepared (WEBHOOK_BENCH_COLD_WAL)".to_owned()
+    } else {
+        match rt.block_on(prepare_wal(&pg_url)) {
+            Ok(()) => {
+                "prepared first: 650 MB written and checkpointed, so its segments were recycled"
+                    .to_owned()
+            }
+            Err(e) => format!("could not be prepared ({e})"),
+        }
+    };
     rt.block_on(async { or_die(pg.create(&tenant(&hubspot_sim.url())).await, "tenant") });
     let on_pg = app_common::Stores::from_one(pg.clone());
     // The same tenants, with the inbox, queue and dead letters in Redis.
@@ -462,10 +544,15 @@ fn main() {
     // 3a. Paced, before the saturation rounds, on a young database; 3b runs after them, on one
     //     holding the rounds' deliveries.
     let grouped_start = pg.intake_stats();
-    let fresh: Vec<Phase> = targets
-        .iter()
-        .map(|(_, target)| rt.block_on(pace(target, &counter, PACED_RATE)))
-        .collect();
+    let mut fresh = Vec::new();
+    let mut wal_fresh = String::new();
+    for (backend, target) in &targets {
+        let before = rt.block_on(wal_state(&pg_url));
+        fresh.push(rt.block_on(pace(target, &counter, PACED_RATE)));
+        if *backend == "PostgreSQL" {
+            wal_fresh = wal_use(before, rt.block_on(wal_state(&pg_url)));
+        }
+    }
     // 2. Saturation: rounds alternating between the backends (this machine is shared and its
     //    speed drifts), each backend's median round reported. 3b. Paced again, once each.
     let mut rounds: Vec<Vec<Phase>> = targets.iter().map(|_| Vec::new()).collect();
@@ -477,6 +564,7 @@ fn main() {
     }
     let grouped_saturated = pg.intake_stats();
     let mut results = Vec::new();
+    let mut wal_after = String::new();
     for (((backend, target), mut runs), fresh) in targets.iter().zip(rounds).zip(fresh) {
         runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
         let all: Vec<String> = runs
@@ -512,7 +600,11 @@ fn main() {
                 );
             });
         }
+        let before = rt.block_on(wal_state(&pg_url));
         let paced = rt.block_on(pace(target, &counter, PACED_RATE));
+        if *backend == "PostgreSQL" {
+            wal_after = wal_use(before, rt.block_on(wal_state(&pg_url)));
+        }
         results.push((*backend, median, all.join(", "), fresh, paced));
     }
     let grouped_paced = pg.intake_stats();
@@ -612,6 +704,12 @@ fields = [{{ attio = {{ attribute = "email_addresses" }}, external = "email", ru
                     paced.stolen * 100.0
                 );
             }
+            if let Some((started, per_second)) = &paced.slow_by_second {
+                let (h, m, s) = started.to_hms();
+                println!(
+                    "  {backend} answers over 5 ms per second of the phase ({when}; it started {h:02}:{m:02}:{s:02} UTC): {per_second:?}"
+                );
+            }
         }
         println!("  {backend} saturation rounds, deliveries/s: {all}");
     }
@@ -634,6 +732,9 @@ fields = [{{ attio = {{ attribute = "email_addresses" }}, external = "email", ru
         grouping(grouped_saturated, grouped_paced),
         grouped_paced.largest_batch,
         grouped_paced.slowest_commit
+    );
+    println!(
+        "  PostgreSQL's WAL ({wal_prepared}) while paced: before sat. {wal_fresh}; after sat. {wal_after}"
     );
     println!(
         "Attio change → HubSpot write, 100 people one at a time: p50 {:.1?}, p99 {:.1?} (debounce 0; the worker's idle poll is 500 ms)",
