@@ -234,12 +234,15 @@ impl PgStore {
     /// A tenant transaction whose commit does not wait for the WAL flush. Only for queue steps
     /// that at-least-once delivery makes safe to lose in a crash (a lost lease, ack or retry
     /// means the job is delivered again); never for enqueueing or accepting a delivery.
+    /// Its statements (ack, retry, extend, dead-letter: each finds its job by key) run with
+    /// sequential scans off. Row-level security makes the planner expect one visible row, and it
+    /// then preferred reading the whole queue (ADR 0019).
     pub(crate) async fn begin_tenant_relaxed(
         &self,
         tenant: &TenantId,
     ) -> PortResult<Transaction<'static, Postgres>> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true), set_config('synchronous_commit', 'off', true)")
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true), set_config('synchronous_commit', 'off', true), set_config('enable_seqscan', 'off', true)")
             .bind(tenant.as_str())
             .execute(&mut *tx)
             .await
@@ -258,9 +261,13 @@ impl PgStore {
     }
 
     /// A cross-tenant transaction for reservations, whose loss in a crash only means redelivery.
+    /// Sequential scans and sorts are off, which leaves the reserve one plan: walk `jobs_seq`
+    /// from the oldest job and stop at the first one it may take. Row-level security makes the
+    /// planner expect a single visible row, and it then scanned and sorted the whole queue on
+    /// every reserve (ADR 0019).
     async fn begin_system_relaxed(&self) -> PortResult<Transaction<'static, Postgres>> {
         let mut tx = self.pool.begin().await.map_err(db)?;
-        sqlx::query("SELECT set_config('app.scope', 'system', true), set_config('synchronous_commit', 'off', true)")
+        sqlx::query("SELECT set_config('app.scope', 'system', true), set_config('synchronous_commit', 'off', true), set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true)")
             .execute(&mut *tx)
             .await
             .map_err(db)?;

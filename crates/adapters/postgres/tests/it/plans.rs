@@ -119,3 +119,64 @@ async fn accepts_after_the_queue_was_emptied_read_no_other_jobs() {
         "{read} rows of jobs read for {deliveries} deliveries of new entities: the intake scans the queue"
     );
 }
+
+/// The worker's statements (reserve, then ack) are prepared statements with plans cached per
+/// connection, like the intake's. After the queue was emptied, a refilled queue must not be
+/// scanned by each of them. The pool has two connections, both warmed before the emptying.
+#[tokio::test]
+async fn reserves_and_acks_after_the_queue_was_emptied_read_no_whole_queue() {
+    use domain::ids::TenantId;
+    use domain::job::{JobKey, NewJob};
+    use ports::queue::{JobQueue, ReserveFilter};
+
+    let schema = fresh_schema();
+    let store = crate::connect_with(&schema, master_key('a'), |c| c.max_connections = 2).await;
+    let t = TenantId::parse("acme").unwrap();
+    let job = |n: u64| {
+        NewJob::new(
+            JobKey::new(t.clone(), "people", &format!("r{n}")).unwrap(),
+            serde_json::json!({ "n": n }),
+        )
+    };
+    let lease = std::time::Duration::from_secs(60);
+    let cycle = |rounds: usize| {
+        let store = &store;
+        async move {
+            for _ in 0..rounds {
+                let r = store
+                    .reserve("w", lease, &ReserveFilter::all())
+                    .await
+                    .unwrap()
+                    .expect("a job is ready");
+                store.ack(&r).await.unwrap();
+            }
+        }
+    };
+    for n in 0..40 {
+        store.enqueue(job(n)).await.unwrap();
+    }
+    cycle(40).await;
+    let mut admin = PgConnection::connect(&database_url().await).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("TRUNCATE {schema}.jobs")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    const QUEUED: u64 = 2_000;
+    const TAKEN: usize = 300;
+    for n in 1_000..1_000 + QUEUED {
+        store.enqueue(job(n)).await.unwrap();
+    }
+    flush_stats(&mut admin).await;
+    let before = rows_read(&mut admin, &schema).await;
+    cycle(TAKEN).await;
+    // A backend sends its counts when it ends.
+    store.pool().close().await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let read = rows_read(&mut admin, &schema).await - before;
+    // A reserve that walks the queue from its oldest job reads one row, and an ack one more.
+    // Scanning the queue instead reads all of it on each call: some 555,000 rows here.
+    assert!(
+        read < TAKEN as i64 * 10,
+        "{read} rows of jobs read for {TAKEN} reserves and acks of a {QUEUED}-job queue"
+    );
+}
