@@ -10,18 +10,28 @@ use ports::stores::TenantStore;
 
 use crate::{SECRET, record_event, settings, spawn_app_with, tenant};
 
-async fn store() -> Arc<PgStore> {
+/// The master key of these tests' stores, as 64 hex characters.
+pub(crate) const MASTER_KEY: &str =
+    "7777777777777777777777777777777777777777777777777777777777777777";
+
+/// A store configuration on the test server in a schema no other test uses (the creation time
+/// lets later runs drop leftovers).
+pub(crate) async fn fresh_config() -> PgConfig {
     let url = testkit::postgres_url().await;
     let mut cfg = PgConfig::new(
         Secret::new(url).unwrap(),
-        MasterKey::from_hex(&"7".repeat(64)).unwrap(),
+        MasterKey::from_hex(MASTER_KEY).unwrap(),
     );
     let secs = time::OffsetDateTime::now_utc().unix_timestamp();
     cfg.schema = Some(format!(
         "it_{secs}_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     ));
-    Arc::new(PgStore::connect(&cfg).await.unwrap())
+    cfg
+}
+
+async fn store() -> Arc<PgStore> {
+    Arc::new(PgStore::connect(&fresh_config().await).await.unwrap())
 }
 
 #[tokio::test]

@@ -28,65 +28,11 @@ async fn an_invalid_configuration_stops_the_process_with_the_reason() {
     );
 }
 
-#[tokio::test]
-async fn the_binary_serves_and_stops_gracefully_on_sigterm() {
+/// Starts the binary on a free port with `env` set; the child and the URL it listens on.
+async fn start(env: &[(&str, &str)]) -> (tokio::process::Child, String) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_webhook-api"))
         .args(["--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next_line().await.unwrap().unwrap();
-    let url = first.strip_prefix("listening on ").unwrap().to_owned();
-    assert_eq!(
-        reqwest::get(format!("{url}/healthz"))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let pid = child.id().unwrap();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(exit.success(), "exits cleanly on SIGTERM: {exit:?}");
-}
-
-/// On PostgreSQL, the process says at start-up when the server keeps too little recycled WAL for
-/// a burst (ADR 0018), and stays silent when it keeps enough.
-#[tokio::test]
-async fn the_binary_warns_of_a_small_wal_reserve_on_postgres() {
-    let url = testkit::postgres_url().await;
-    let schema = format!(
-        "it_{}_{}",
-        time::OffsetDateTime::now_utc().unix_timestamp(),
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    let mut cfg = adapter_postgres::PgConfig::new(
-        domain::tenant::Secret::new(url.clone()).unwrap(),
-        adapter_postgres::MasterKey::from_hex(&"7".repeat(64)).unwrap(),
-    );
-    cfg.schema = Some(schema.clone());
-    let reserve = adapter_postgres::PgStore::connect(&cfg)
-        .await
-        .unwrap()
-        .min_wal_size()
-        .await
-        .unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_webhook-api"))
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .env("ATTIO_SYNC_STORE__KIND", "postgres")
-        .env("ATTIO_SYNC_STORE__URL", &url)
-        .env("ATTIO_SYNC_STORE__SCHEMA", &schema)
-        .env("ATTIO_SYNC_MASTER_KEY", "7".repeat(64))
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -94,13 +40,62 @@ async fn the_binary_warns_of_a_small_wal_reserve_on_postgres() {
         .unwrap();
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next_line().await.unwrap().unwrap();
-    assert!(first.starts_with("listening on "), "{first}");
+    let url = first.strip_prefix("listening on ").unwrap().to_owned();
+    (child, url)
+}
+
+/// Sends SIGTERM and waits (at most ten seconds) for the process to end; its output.
+async fn terminate(child: tokio::process::Child) -> std::process::Output {
     let pid = child.id().unwrap();
-    std::process::Command::new("kill")
+    let status = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
-    let out = child.wait_with_output().await.unwrap();
+    assert!(status.success());
+    tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_binary_serves_and_stops_gracefully_on_sigterm() {
+    let (child, url) = start(&[]).await;
+    assert_eq!(
+        reqwest::get(format!("{url}/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let out = terminate(child).await;
+    assert!(
+        out.status.success(),
+        "exits cleanly on SIGTERM: {:?}",
+        out.status
+    );
+}
+
+/// On PostgreSQL, the process says at start-up when the server keeps too little recycled WAL for
+/// a burst (ADR 0018), and stays silent when it keeps enough.
+#[tokio::test]
+async fn the_binary_warns_of_a_small_wal_reserve_on_postgres() {
+    let cfg = crate::postgres::fresh_config().await;
+    let reserve = adapter_postgres::PgStore::connect(&cfg)
+        .await
+        .unwrap()
+        .min_wal_size()
+        .await
+        .unwrap();
+    let (child, _) = start(&[
+        ("RUST_LOG", "warn"),
+        ("ATTIO_SYNC_STORE__KIND", "postgres"),
+        ("ATTIO_SYNC_STORE__URL", cfg.url.expose()),
+        ("ATTIO_SYNC_STORE__SCHEMA", cfg.schema.as_deref().unwrap()),
+        ("ATTIO_SYNC_MASTER_KEY", crate::postgres::MASTER_KEY),
+    ])
+    .await;
+    let out = terminate(child).await;
     let err = String::from_utf8_lossy(&out.stderr);
     let warned = err.contains("min_wal_size");
     assert_eq!(
