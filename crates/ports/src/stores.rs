@@ -192,4 +192,11 @@ pub trait Inbox: Send + Sync {
     /// The tenant's quarantined deliveries, oldest first, at most `limit`.
     async fn quarantined(&self, tenant: &TenantId, limit: usize)
     -> PortResult<Vec<StoredDelivery>>;
+    /// Forgets up to `limit` deliveries of any tenant received before `received_before`, oldest
+    /// first, with the claims of their keys that have expired (a claim still running is kept, so
+    /// no duplicate gets through early). Returns how many deliveries went: fewer than `limit` when
+    /// no older one is left. A backend whose deliveries expire on their own with their claims
+    /// (Redis) has nothing to do and returns 0. `Unavailable` when the backend cannot be reached;
+    /// then nothing was forgotten.
+    async fn purge(&self, received_before: OffsetDateTime, limit: usize) -> PortResult<u64>;
 }

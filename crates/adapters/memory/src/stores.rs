@@ -523,4 +523,29 @@ impl ports::stores::Inbox for MemoryInbox {
         found.truncate(limit);
         Ok(found)
     }
+
+    async fn purge(&self, received_before: OffsetDateTime, limit: usize) -> PortResult<u64> {
+        let _ordered = self.order.lock().await;
+        let mut deliveries = lock(&self.deliveries);
+        let mut old: Vec<_> = deliveries
+            .iter()
+            .filter(|(_, d)| d.delivery.received_at < received_before)
+            .map(|(k, d)| (d.delivery.received_at, k.clone(), d.delivery.key.clone()))
+            .collect();
+        old.sort_by_key(|(at, ..)| *at);
+        old.truncate(limit);
+        let now = self.keys.clock.now();
+        let mut claims = lock(&self.keys.seen);
+        for (_, k, key) in &old {
+            deliveries.remove(k);
+            let claim = (k.0.clone(), key.clone());
+            if claims
+                .get(&claim)
+                .is_some_and(|expires_at| *expires_at <= now)
+            {
+                claims.remove(&claim);
+            }
+        }
+        Ok(old.len() as u64)
+    }
 }

@@ -15,6 +15,7 @@ use ports::stores::{Accepted, InboundDelivery, Inbox, StoredDelivery};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{SqliteStore, corrupt, db, dur_ms, from_ms, now_ms, to_ms};
@@ -467,5 +468,35 @@ impl Inbox for SqliteStore {
         .await
         .map_err(db)?;
         rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn purge(&self, received_before: OffsetDateTime, limit: usize) -> PortResult<u64> {
+        let mut tx = self.begin().await?;
+        let (before, limit) = (
+            to_ms(received_before),
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        );
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE expires_at <= ?3 AND (tenant_id, key) IN (
+                 SELECT tenant_id, idempotency_key FROM inbox
+                 WHERE received_at < ?1 ORDER BY received_at, inbox_id LIMIT ?2)",
+        )
+        .bind(before)
+        .bind(limit)
+        .bind(crate::now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let gone = sqlx::query(
+            "DELETE FROM inbox WHERE inbox_id IN (
+                 SELECT inbox_id FROM inbox WHERE received_at < ?1 ORDER BY received_at, inbox_id LIMIT ?2)",
+        )
+        .bind(before)
+        .bind(limit)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(gone.rows_affected())
     }
 }

@@ -232,6 +232,88 @@ pub async fn tenants_are_isolated<I: Inbox, Q: JobQueue>((inbox, _queue): (Arc<I
     );
 }
 
+/// Deliveries received before the cutoff whose claims have expired are forgotten, claims and all;
+/// a claim still running keeps rejecting its key, and younger deliveries stay. The deliveries are
+/// dated decades before every other test's, so a purge cannot reach theirs.
+pub async fn purge_forgets_deliveries_past_their_retention<I: Inbox, Q: JobQueue>(
+    (inbox, _queue): (Arc<I>, Arc<Q>),
+) {
+    let t = fresh_tenant("in");
+    let day = |n: i64| OffsetDateTime::UNIX_EPOCH + time::Duration::days(n);
+    let at = |n: i64, d: InboundDelivery| InboundDelivery {
+        received_at: day(n),
+        ..d
+    };
+    let short = Duration::from_secs(1);
+    let mut old = Vec::new();
+    for d in [
+        at(10_000, delivery(&t, "old-1", None)),
+        at(10_000, delivery(&t, "old-2", Some("unreadable"))),
+    ] {
+        let Accepted::Stored { id, .. } = ok(inbox.accept(&d, None, short).await, "accept") else {
+            panic!("a new key must be stored");
+        };
+        old.push(id);
+    }
+    // Received before the cutoff too, but its claim runs for days.
+    let held = at(10_000, delivery(&t, "held", None));
+    ok(inbox.accept(&held, None, DAYS).await, "accept");
+    let young = at(10_002, delivery(&t, "young", Some("unreadable")));
+    let Accepted::Stored { id: young_id, .. } =
+        ok(inbox.accept(&young, None, DAYS).await, "accept")
+    else {
+        panic!("a new key must be stored");
+    };
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let mut purged = 0;
+    loop {
+        let n = ok(inbox.purge(day(10_001), 2).await, "purge");
+        assert!(n <= 2, "a purge forgets at most its limit, not {n}");
+        purged += n;
+        if n < 2 {
+            break;
+        }
+    }
+    assert!(
+        purged <= 3,
+        "only the three deliveries before the cutoff may go, not {purged}"
+    );
+    for id in old {
+        assert!(
+            matches!(inbox.get(&t, id).await, Err(PortError::NotFound(_))),
+            "a delivery past its retention is forgotten"
+        );
+    }
+    assert_eq!(
+        ok(inbox.get(&t, young_id).await, "get").delivery,
+        young,
+        "a delivery after the cutoff stays"
+    );
+    assert_eq!(
+        ok(inbox.quarantined(&t, 10).await, "quarantined")
+            .into_iter()
+            .map(|d| d.id)
+            .collect::<Vec<_>>(),
+        vec![young_id],
+        "the quarantine lists what is left"
+    );
+    assert!(
+        matches!(
+            ok(
+                inbox.accept(&delivery(&t, "old-1", None), None, DAYS).await,
+                "accept"
+            ),
+            Accepted::Stored { .. }
+        ),
+        "an expired key is accepted again"
+    );
+    assert_eq!(
+        ok(inbox.accept(&held, None, DAYS).await, "accept"),
+        Accepted::Duplicate,
+        "a claim still running keeps its key"
+    );
+}
+
 #[macro_export]
 macro_rules! inbox_conformance {
     ($factory:path) => {
@@ -244,6 +326,7 @@ macro_rules! inbox_conformance {
                 concurrent_deliveries_are_each_taken_once,
                 quarantine_is_stored_without_a_job,
                 tenants_are_isolated,
+                purge_forgets_deliveries_past_their_retention,
             ]
         );
     };

@@ -13,49 +13,75 @@ use sqlx::{Connection, PgConnection, Row};
 
 use crate::{connect, database_url, fresh_schema, master_key};
 
+/// `n` deliveries in one call of `accept_deliveries`, received at the SQL expression `received`
+/// with claims of `retention_s`: quarantined for `quarantine` (stored, no job), else each with a
+/// job of a new entity.
+fn batch(n: usize, quarantine: Option<&str>, received: &str, retention_s: u32) -> String {
+    let each = |v: &str| vec![v; n].join(",");
+    let (reason, job, text) = match quarantine {
+        Some(r) => (format!("'{r}'"), "NULL", "NULL"),
+        None => (
+            "NULL".to_owned(),
+            "gen_random_uuid()",
+            "gen_random_uuid()::text",
+        ),
+    };
+    format!(
+        "SELECT count(*) FROM accept_deliveries(ARRAY[{}], ARRAY[{}], ARRAY[{}]::float8[], \
+         ARRAY[{}], ARRAY[{}], ARRAY[{}]::timestamptz[], ARRAY[{}], ARRAY[{}]::text[], \
+         ARRAY[{}]::uuid[], ARRAY[{}]::text[], ARRAY[{}]::text[], ARRAY[{}]::jsonb[], \
+         ARRAY[{}]::integer[], ARRAY[{}]::float8[])",
+        each("'acme'"),
+        each("gen_random_uuid()::text"),
+        each(&retention_s.to_string()),
+        each("gen_random_uuid()"),
+        each("'attio'"),
+        each(received),
+        each("'\\x7b7d'::bytea"),
+        each(&reason),
+        each(job),
+        each(if quarantine.is_some() {
+            "NULL"
+        } else {
+            "'people'"
+        }),
+        each(text),
+        each(if quarantine.is_some() { "NULL" } else { "'{}'" }),
+        each(if quarantine.is_some() { "NULL" } else { "3" }),
+        each(if quarantine.is_some() { "NULL" } else { "0" }),
+    )
+}
+
 /// A batch of `n` deliveries of new entities through `accept_deliveries`, or one through
 /// `accept_delivery` when `n` is 1, as SQL text (every key, id and entity new).
 fn accept(n: usize) -> String {
-    let each = |v: &str| vec![v; n].join(",");
     if n == 1 {
         return "SELECT count(*) FROM accept_delivery('acme', gen_random_uuid()::text, 3600, \
                 gen_random_uuid(), 'attio', now(), '\\x7b7d'::bytea, NULL, gen_random_uuid(), \
                 'people', gen_random_uuid()::text, '{}'::jsonb, 3, 0)"
             .to_owned();
     }
-    format!(
-        "SELECT count(*) FROM accept_deliveries(ARRAY[{}], ARRAY[{}], ARRAY[{}]::float8[], \
-         ARRAY[{}], ARRAY[{}], ARRAY[{}], ARRAY[{}], ARRAY[{}]::text[], ARRAY[{}], ARRAY[{}], \
-         ARRAY[{}], ARRAY[{}]::jsonb[], ARRAY[{}], ARRAY[{}]::float8[])",
-        each("'acme'"),
-        each("gen_random_uuid()::text"),
-        each("3600"),
-        each("gen_random_uuid()"),
-        each("'attio'"),
-        each("now()"),
-        each("'\\x7b7d'::bytea"),
-        each("NULL"),
-        each("gen_random_uuid()"),
-        each("'people'"),
-        each("gen_random_uuid()::text"),
-        each("'{}'"),
-        each("3"),
-        each("0"),
-    )
+    batch(n, None, "now()", 3600)
 }
 
 /// Rows read from `jobs` so far, by sequential and index scans, once every backend's counts are
 /// in (each connection flushes its own when told to).
 async fn rows_read(admin: &mut PgConnection, schema: &str) -> i64 {
+    rows_read_from(admin, schema, "jobs").await
+}
+
+/// Rows read from `table` so far, as `rows_read`.
+async fn rows_read_from(admin: &mut PgConnection, schema: &str, table: &str) -> i64 {
     sqlx::query("SELECT pg_stat_clear_snapshot()")
         .execute(&mut *admin)
         .await
         .unwrap();
     sqlx::query(
         "SELECT (coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0))::int8 \
-         FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'jobs'",
+         FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = $2",
     )
     .bind(schema)
+    .bind(table)
     .fetch_one(&mut *admin)
     .await
     .unwrap()
@@ -172,13 +198,26 @@ async fn reserves_and_acks_after_the_queue_was_emptied_read_no_whole_queue() {
     cycle(TAKEN).await;
     // A backend sends its counts when it ends: close the pool and wait until its backends
     // (named after the schema) have gone, so that no count is missing.
+    close_and_wait(&store, &mut admin, &schema).await;
+    let read = rows_read(&mut admin, &schema).await - before;
+    // A reserve that walks the queue from its oldest job reads one row, and an ack one more.
+    // Scanning the queue instead reads all of it on each call: some 555,000 rows here.
+    assert!(
+        read < TAKEN as i64 * 10,
+        "{read} rows of jobs read for {TAKEN} reserves and acks of a {QUEUED}-job queue"
+    );
+}
+
+/// Closes the store's pool and waits until its backends (named after the schema) have gone: a
+/// backend sends its counts when it ends, so after this none is missing.
+async fn close_and_wait(store: &adapter_postgres::PgStore, admin: &mut PgConnection, schema: &str) {
     store.pool().close().await;
     let mut left: i64 = -1;
     for _ in 0..100 {
         left =
             sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
-                .bind(&schema)
-                .fetch_one(&mut admin)
+                .bind(schema)
+                .fetch_one(&mut *admin)
                 .await
                 .unwrap();
         if left == 0 {
@@ -187,11 +226,139 @@ async fn reserves_and_acks_after_the_queue_was_emptied_read_no_whole_queue() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(left, 0, "the pool's backends ended within 5 s");
-    let read = rows_read(&mut admin, &schema).await - before;
-    // A reserve that walks the queue from its oldest job reads one row, and an ack one more.
-    // Scanning the queue instead reads all of it on each call: some 555,000 rows here.
+}
+
+/// The operator's listings read what they list, not the tenant's whole history (migration 0006).
+/// Quarantined deliveries are rare among the stored ones, and the listing walked the index of
+/// every delivery of the tenant to find them; dead letters pile up while an outage lasts. Both
+/// run as the service's role, under row-level security, where the planner's estimates are off.
+#[tokio::test]
+async fn the_operators_listings_read_only_what_they_list() {
+    use domain::ids::TenantId;
+    use ports::queue::DeadLetterQueue;
+    use ports::stores::Inbox;
+
+    let schema = fresh_schema();
+    let store = connect(&schema, master_key('a')).await;
+    let mut conn = store.pool().acquire().await.unwrap();
+    for _ in 0..5 {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(batch(
+            1,
+            Some("unparseable"),
+            "now()",
+            3600,
+        )))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    }
+    for _ in 0..100 {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(accept(30)))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    let mut admin = PgConnection::connect(&database_url().await).await.unwrap();
+    for tenant in ["acme", "other"] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {schema}.dead_letters (job_id, tenant_id, partition, entity, payloads, \
+             attempts, max_attempts, enqueued_at, error, failed_at, needs_reconciliation) \
+             SELECT gen_random_uuid(), '{tenant}', 'people', 'r' || g, '[{{}}]', 3, 3, now(), \
+             'refused', now(), true FROM generate_series(1, 1500) g"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ANALYZE {schema}.inbox; ANALYZE {schema}.dead_letters"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    flush_stats(&mut admin).await;
+    let inbox_before = rows_read_from(&mut admin, &schema, "inbox").await;
+    let dead_before = rows_read_from(&mut admin, &schema, "dead_letters").await;
+    const CALLS: usize = 20;
+    let t = TenantId::parse("acme").unwrap();
+    for _ in 0..CALLS {
+        assert_eq!(store.quarantined(&t, 10).await.unwrap().len(), 5);
+        assert_eq!(store.list_dead(&t, 10).await.unwrap().len(), 10);
+    }
+    close_and_wait(&store, &mut admin, &schema).await;
+    let inbox = rows_read_from(&mut admin, &schema, "inbox").await - inbox_before;
+    let dead = rows_read_from(&mut admin, &schema, "dead_letters").await - dead_before;
+    // Reading the rows listed is 5 and 10 a call; walking the tenant's deliveries is 3,005 a
+    // call, and scanning the dead letters 3,000.
     assert!(
-        read < TAKEN as i64 * 10,
-        "{read} rows of jobs read for {TAKEN} reserves and acks of a {QUEUED}-job queue"
+        inbox <= (CALLS * 10) as i64,
+        "{inbox} rows of the inbox read for {CALLS} listings of 5 quarantined deliveries among 3,005"
     );
+    assert!(
+        dead <= (CALLS * 20) as i64,
+        "{dead} dead letters read for {CALLS} listings of 10 among 3,000"
+    );
+}
+
+/// The retention purge (ADR 0020) reads the old deliveries it forgets and no young one, and takes
+/// their expired claims with them.
+#[tokio::test]
+async fn the_purge_reads_and_forgets_only_old_deliveries_with_their_claims() {
+    use ports::stores::Inbox;
+
+    let schema = fresh_schema();
+    let store = connect(&schema, master_key('a')).await;
+    let mut conn = store.pool().acquire().await.unwrap();
+    // 300 deliveries ten days old whose claims have run out (a retention of 0 s), then 2,000
+    // received now whose claims run for an hour.
+    for _ in 0..10 {
+        let old = batch(30, None, "now() - interval '10 days'", 0);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(old))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    for _ in 0..40 {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(accept(50)))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    let mut admin = PgConnection::connect(&database_url().await).await.unwrap();
+    assert_eq!(count(&mut admin, &schema, "inbox").await, 2_300);
+    assert_eq!(count(&mut admin, &schema, "idempotency_keys").await, 2_300);
+    flush_stats(&mut admin).await;
+    let before = rows_read_from(&mut admin, &schema, "inbox").await;
+    let cutoff = time::OffsetDateTime::now_utc() - time::Duration::days(5);
+    let mut purged = Vec::new();
+    loop {
+        let n = store.purge(cutoff, 100).await.unwrap();
+        purged.push(n);
+        if n < 100 {
+            break;
+        }
+    }
+    assert_eq!(purged, vec![100, 100, 100, 0]);
+    close_and_wait(&store, &mut admin, &schema).await;
+    let read = rows_read_from(&mut admin, &schema, "inbox").await - before;
+    assert_eq!(count(&mut admin, &schema, "inbox").await, 2_000);
+    assert_eq!(
+        count(&mut admin, &schema, "idempotency_keys").await,
+        2_000,
+        "the old deliveries' expired claims went with them, the young ones' stayed"
+    );
+    // Each forgotten delivery is read once to find it and once to delete it; a scan of the inbox
+    // per batch would read 2,300 rows each time.
+    assert!(read <= 700, "{read} rows of the inbox read to purge 300");
+}
+
+async fn count(admin: &mut PgConnection, schema: &str, table: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM {schema}.{table}"
+    )))
+    .fetch_one(admin)
+    .await
+    .unwrap()
 }
