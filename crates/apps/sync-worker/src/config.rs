@@ -74,6 +74,8 @@ pub struct RawConfig {
     pub poll_salesforce_s: u64,
     /// How far back each poll looks; longer than the interval, so passes overlap.
     pub poll_window_s: u64,
+    /// Seconds between purges of the write ledger's expired entries (ADR 0020); 0 never purges.
+    pub purge_interval_s: u64,
     pub targets: Vec<RawTarget>,
     /// Lists whose entries' status is synced to the CRMs (deal stage sync).
     pub stages: Vec<RawStage>,
@@ -101,6 +103,7 @@ impl Default for RawConfig {
             on_delete: "archive".into(),
             poll_salesforce_s: 0,
             poll_window_s: 120,
+            purge_interval_s: 300,
             targets: Vec::new(),
             stages: Vec::new(),
         }
@@ -119,6 +122,8 @@ pub struct Settings {
     pub delete_policy: DeletePolicy,
     /// `None` when polling is off; else (interval, window).
     pub poll_salesforce: Option<(Duration, Duration)>,
+    /// `None`: the write ledger is never purged.
+    pub purge_interval: Option<Duration>,
     pub targets: Vec<SyncTarget>,
     pub stages: Vec<StageTarget>,
 }
@@ -184,6 +189,14 @@ impl RawConfig {
                 ));
             }
         };
+        if self.purge_interval_s > 24 * 3600 {
+            return bad(format!(
+                "purge_interval_s must be at most a day (86400), or 0 to keep the ledger's expired entries, got {}",
+                self.purge_interval_s
+            ));
+        }
+        let purge_interval =
+            (self.purge_interval_s > 0).then(|| Duration::from_secs(self.purge_interval_s));
         let redis_url = match self.redis_url {
             Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {
                 Some(Secret::new(u).map_err(|e| ConfigError::Invalid(e.to_string()))?)
@@ -261,6 +274,7 @@ impl RawConfig {
             },
             delete_policy,
             poll_salesforce,
+            purge_interval,
             targets,
             stages,
         })
@@ -313,7 +327,7 @@ fields = [
     #[test]
     fn bad_values_name_the_setting() {
         type Tweak = fn(&mut RawConfig);
-        let cases: [(Tweak, &str); 9] = [
+        let cases: [(Tweak, &str); 10] = [
             (
                 |c| {
                     c.poll_salesforce_s = 60;
@@ -322,6 +336,7 @@ fields = [
                 "poll_window_s",
             ),
             (|c| c.concurrency = 0, "concurrency"),
+            (|c| c.purge_interval_s = 90_000, "purge_interval_s"),
             (|c| c.lease_s = 1, "lease_s"),
             (|c| c.on_delete = "shred".into(), "on_delete"),
             (|c| c.redis_url = Some("http://x".into()), "redis_url"),

@@ -95,10 +95,17 @@ pub async fn run(
             }
         })
     });
+    // The ledger's entries outlive their use by design (echo suppression until they expire);
+    // drop them afterwards (ADR 0020).
+    let purge = settings.purge_interval.map(|interval| {
+        let retention = services::retention::Retention::new(Arc::new(SystemClock))
+            .with_ledger(stores.ledger.clone());
+        tokio::spawn(retention.run(interval))
+    });
     tracing::info!(consumer = %settings.worker.consumer, concurrency = settings.worker.concurrency, targets = settings.targets.len(), "sync-worker running");
     let stats = worker.run(shutdown).await;
-    if let Some(p) = poller {
-        p.abort();
+    for task in [poller, purge].into_iter().flatten() {
+        task.abort();
     }
     stats
 }

@@ -25,6 +25,11 @@ pub struct RawConfig {
     pub max_body_bytes: usize,
     pub request_timeout_ms: u64,
     pub dedupe_retention_hours: u64,
+    /// How often stored deliveries past the dedupe retention (and an hour's grace) are forgotten,
+    /// with their keys' claims (ADR 0020); 0 never forgets them.
+    pub purge_interval_s: u64,
+    /// Deliveries forgotten per statement of a purge.
+    pub purge_batch: usize,
     /// Jobs wait this long so bursts of events for one record fold into one job.
     pub debounce_ms: u64,
     /// Attempts before a job is dead-lettered.
@@ -46,6 +51,8 @@ impl Default for RawConfig {
             max_body_bytes: 1024 * 1024,
             request_timeout_ms: 4_000,
             dedupe_retention_hours: 96,
+            purge_interval_s: 300,
+            purge_batch: 1_000,
             debounce_ms: 1_000,
             max_attempts: 3,
             admin_token: None,
@@ -64,6 +71,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub dedupe_retention: Duration,
+    /// `None`: the inbox is never purged.
+    pub purge_interval: Option<Duration>,
+    pub purge_batch: usize,
     pub debounce: Duration,
     pub max_attempts: u32,
     pub admin_token: Option<Secret>,
@@ -103,6 +113,18 @@ impl RawConfig {
                 self.dedupe_retention_hours
             ));
         }
+        if self.purge_interval_s > 24 * 3600 {
+            return bad(format!(
+                "purge_interval_s must be at most a day (86400), or 0 to keep deliveries for good, got {}",
+                self.purge_interval_s
+            ));
+        }
+        if !(1..=100_000).contains(&self.purge_batch) {
+            return bad(format!(
+                "purge_batch must be between 1 and 100000, got {}",
+                self.purge_batch
+            ));
+        }
         if self.max_attempts == 0 || self.max_attempts > 100 {
             return bad(format!(
                 "max_attempts must be between 1 and 100, got {}",
@@ -134,6 +156,9 @@ impl RawConfig {
             max_body_bytes: self.max_body_bytes,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             dedupe_retention: Duration::from_secs(self.dedupe_retention_hours * 3600),
+            purge_interval: (self.purge_interval_s > 0)
+                .then(|| Duration::from_secs(self.purge_interval_s)),
+            purge_batch: self.purge_batch,
             debounce: Duration::from_millis(self.debounce_ms),
             max_attempts: self.max_attempts,
             admin_token,
@@ -168,6 +193,11 @@ mod tests {
                 Box::new(|c| c.dedupe_retention_hours = 1),
                 "dedupe_retention_hours",
             ),
+            (
+                Box::new(|c| c.purge_interval_s = 90_000),
+                "purge_interval_s",
+            ),
+            (Box::new(|c| c.purge_batch = 0), "purge_batch"),
             (Box::new(|c| c.max_attempts = 0), "max_attempts"),
             (
                 Box::new(|c| c.admin_token = Some("short".into())),

@@ -182,6 +182,18 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Starts forgetting the inbox's deliveries once they are past the dedupe retention (ADR 0020),
+/// unless `purge_interval` turns that off. The task runs until aborted.
+pub fn spawn_retention(
+    settings: &Settings,
+    inbox: Arc<dyn Inbox>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let interval = settings.purge_interval?;
+    let retention = services::retention::Retention::new(Arc::new(adapter_memory::SystemClock))
+        .with_inbox(inbox, settings.dedupe_retention, settings.purge_batch);
+    Some(tokio::spawn(retention.run(interval)))
+}
+
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
 pub async fn serve(
     listener: tokio::net::TcpListener,

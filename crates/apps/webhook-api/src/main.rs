@@ -56,9 +56,13 @@ async fn main() -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     println!("listening on http://{}", listener.local_addr()?);
+    let purge = webhook_api::spawn_retention(&settings, stores.inbox.clone());
     let served = webhook_api::serve(listener, state, app_common::shutdown_signal())
         .await
         .context("the server failed");
+    if let Some(p) = purge {
+        p.abort();
+    }
     // In-flight requests are answered; their spans go out before the process ends.
     telemetry.shutdown().await;
     served

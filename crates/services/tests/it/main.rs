@@ -10,4 +10,5 @@ mod contact;
 mod outbound;
 mod pipeline;
 mod poll;
+mod retention;
 mod worker;

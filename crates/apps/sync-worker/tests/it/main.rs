@@ -1,5 +1,5 @@
 //! The sync-worker binary: refuses an invalid configuration with the reason, runs, and stops
-//! cleanly on SIGTERM. (Its job handling is tested in `services` and end to end in `tests/e2e`,
+//! cleanly on SIGTERM; while it runs it drops the write ledger's expired entries. (Its job handling is tested in `services` and end to end in `tests/e2e`,
 //! which also needs this binary built: this test binary makes `cargo test` build it.)
 
 // Test code: unwrap/expect are how a test says "this must hold".
@@ -86,4 +86,66 @@ async fn metrics_are_served_when_configured() {
         );
     }
     child.kill().await.unwrap();
+}
+
+/// While it runs, the worker drops the write ledger's expired entries (ADR 0020); with
+/// `purge_interval_s = 0` they stay.
+#[tokio::test]
+async fn the_running_worker_drops_expired_ledger_entries() {
+    use domain::field::FieldValue;
+    use domain::ids::{SystemId, TenantId};
+    use domain::ledger::{LedgerEntry, LedgerKey};
+    use domain::mapping::FieldKey;
+    use std::sync::Arc;
+    use time::OffsetDateTime;
+
+    let now = OffsetDateTime::now_utc();
+    let expired = LedgerEntry {
+        key: LedgerKey {
+            tenant: TenantId::parse("acme").unwrap(),
+            system: SystemId::parse("hubspot").unwrap(),
+            object: "contacts".into(),
+            record: "1".into(),
+            field: FieldKey::parse("email").unwrap(),
+        },
+        value_hash: FieldValue::text("a@example.com").value_hash(),
+        expires_at: now - time::Duration::hours(1),
+    };
+    let mut left = Vec::new();
+    for purge_interval_s in [0, 1] {
+        let stores = app_common::open_stores(
+            &app_common::StoreSettings::Memory,
+            &app_common::QueueSettings::Store,
+        )
+        .await
+        .unwrap();
+        stores
+            .ledger
+            .record(std::slice::from_ref(&expired))
+            .await
+            .unwrap();
+        let settings = sync_worker::RawConfig {
+            purge_interval_s,
+            ..sync_worker::RawConfig::default()
+        }
+        .validate()
+        .unwrap();
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let running = {
+            let stores = stores.clone();
+            tokio::spawn(async move {
+                let limiter = Arc::new(adapter_memory::MemoryRateLimiter::default());
+                sync_worker::run(&settings, stores, limiter, rx).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tx.send(true).unwrap();
+        running.await.unwrap();
+        left.push(stores.ledger.purge_expired(now).await.unwrap());
+    }
+    assert_eq!(
+        left,
+        vec![1, 0],
+        "the expired entry stays without purges and goes with them"
+    );
 }

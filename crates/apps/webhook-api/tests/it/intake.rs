@@ -285,3 +285,66 @@ async fn metrics_count_each_outcome() {
     assert!(text.contains("webhook_answer_seconds"), "{text}");
     assert!(text.contains("queue_jobs{state=\"ready\"}"), "{text}");
 }
+
+/// Stored deliveries past the dedupe retention (and its hour of grace) are forgotten by the task
+/// `main` starts beside the server (ADR 0020); a young one stays; `purge_interval_s = 0` starts
+/// no task.
+#[tokio::test]
+async fn deliveries_past_the_retention_are_forgotten_by_the_purge_task() {
+    use domain::idempotency::IdempotencyKey;
+    use domain::ids::{SystemId, TenantId};
+    use ports::stores::{Accepted, InboundDelivery};
+    use time::OffsetDateTime;
+
+    let stores = crate::memory_stores().await;
+    let mut settings = crate::settings();
+    let t = TenantId::parse("acme").unwrap();
+    let now = OffsetDateTime::now_utc();
+    let mut ids = Vec::new();
+    for (key, received_at) in [
+        (
+            "old",
+            now - settings.dedupe_retention - Duration::from_secs(2 * 3600),
+        ),
+        (
+            "young",
+            now - settings.dedupe_retention + Duration::from_secs(3600),
+        ),
+    ] {
+        let d = InboundDelivery {
+            tenant: t.clone(),
+            source: SystemId::attio(),
+            key: IdempotencyKey::from_provider(key).unwrap(),
+            body: b"{}".to_vec(),
+            received_at,
+            quarantine: None,
+        };
+        let accepted = stores
+            .inbox
+            .accept(&d, None, settings.dedupe_retention)
+            .await
+            .unwrap();
+        let Accepted::Stored { id, .. } = accepted else {
+            panic!("a new key is stored: {accepted:?}");
+        };
+        ids.push(id);
+    }
+    settings.purge_interval = None;
+    assert!(webhook_api::spawn_retention(&settings, stores.inbox.clone()).is_none());
+    settings.purge_interval = Some(Duration::from_millis(20));
+    let task = webhook_api::spawn_retention(&settings, stores.inbox.clone()).unwrap();
+    let mut gone = false;
+    for _ in 0..250 {
+        if stores.inbox.get(&t, ids[0]).await.is_err() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task.abort();
+    assert!(gone, "the old delivery was forgotten within 5 s");
+    assert!(
+        stores.inbox.get(&t, ids[1]).await.is_ok(),
+        "the young one stays"
+    );
+}

@@ -1,0 +1,127 @@
+//! Retention: what the stores keep only for a while is forgotten once the while is over
+//! (ADR 0020).
+//!
+//! Every accepted delivery leaves a row in the inbox and a claim of its idempotency key, and every
+//! write to a CRM leaves a ledger entry for echo suppression. Nothing else removes them, so
+//! without this a service taking 1,000 deliveries a second would grow its inbox by some 100 GB a
+//! day. [`Retention::pass`] forgets deliveries received longer ago than the dedupe retention (plus
+//! [`CLAIM_GRACE`], so that every claim of theirs has expired and goes with them) and, when given
+//! a ledger, the ledger's expired entries. `webhook-api`, which writes the inbox, runs it for the
+//! inbox; `sync-worker`, which writes the ledger, for the ledger.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ports::clock::Clock;
+use ports::stores::{Inbox, WriteLedger};
+
+use crate::error::ServiceResult;
+
+/// How much longer than the dedupe retention a delivery is kept. A key's claim starts when the
+/// store commits the delivery, a little after the delivery's `received_at` (and on the database's
+/// clock, not this process's); an hour covers both, so the purge never meets a claim still
+/// running for a delivery the dedupe retention has finished with.
+pub const CLAIM_GRACE: Duration = Duration::from_secs(3600);
+
+/// What one pass forgot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub deliveries: u64,
+    pub ledger_entries: u64,
+}
+
+/// Forgets deliveries past their retention and expired ledger entries.
+pub struct Retention {
+    inbox: Option<Arc<dyn Inbox>>,
+    ledger: Option<Arc<dyn WriteLedger>>,
+    clock: Arc<dyn Clock>,
+    keep_deliveries: Duration,
+    batch: usize,
+}
+
+impl std::fmt::Debug for Retention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retention")
+            .field("inbox", &self.inbox.is_some())
+            .field("ledger", &self.ledger.is_some())
+            .field("keep_deliveries", &self.keep_deliveries)
+            .field("batch", &self.batch)
+            .finish()
+    }
+}
+
+impl Retention {
+    /// Nothing to purge yet; add an inbox or a ledger.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            inbox: None,
+            ledger: None,
+            clock,
+            keep_deliveries: Duration::ZERO,
+            batch: 1_000,
+        }
+    }
+
+    /// Forgets the inbox's deliveries once `dedupe_retention` and [`CLAIM_GRACE`] have passed
+    /// since they were received, `batch` (at least 1) per statement.
+    pub fn with_inbox(
+        mut self,
+        inbox: Arc<dyn Inbox>,
+        dedupe_retention: Duration,
+        batch: usize,
+    ) -> Self {
+        self.inbox = Some(inbox);
+        self.keep_deliveries = dedupe_retention.saturating_add(CLAIM_GRACE);
+        self.batch = batch.max(1);
+        self
+    }
+
+    /// Drops the ledger's expired entries too.
+    pub fn with_ledger(mut self, ledger: Arc<dyn WriteLedger>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    /// One pass: batch after batch until the inbox holds nothing old enough, then the ledger.
+    /// A failing store ends the pass with its error; what was forgotten stays forgotten, and the
+    /// next pass goes on from there.
+    pub async fn pass(&self) -> ServiceResult<Purged> {
+        let now = self.clock.now();
+        let mut purged = Purged::default();
+        if let Some(inbox) = &self.inbox {
+            let before = now - self.keep_deliveries;
+            loop {
+                let n = inbox.purge(before, self.batch).await?;
+                purged.deliveries += n;
+                if n < self.batch as u64 {
+                    break;
+                }
+                // Let the intake's transactions in between the batches.
+                tokio::task::yield_now().await;
+            }
+        }
+        if let Some(ledger) = &self.ledger {
+            purged.ledger_entries = ledger.purge_expired(now).await?;
+        }
+        Ok(purged)
+    }
+
+    /// A pass every `interval`, the first one at once, until the task is dropped or aborted.
+    /// A failed pass is logged and the next one tries again.
+    pub async fn run(self, interval: Duration) {
+        loop {
+            match self.pass().await {
+                Ok(p) if p != Purged::default() => tracing::info!(
+                    deliveries = p.deliveries,
+                    ledger_entries = p.ledger_entries,
+                    "forgot what was past its retention"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "the retention pass failed; the next one retries");
+                }
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+}
