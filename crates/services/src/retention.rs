@@ -3,8 +3,8 @@
 //!
 //! Every accepted delivery leaves a row in the inbox and a claim of its idempotency key, and every
 //! write to a CRM leaves a ledger entry for echo suppression. Nothing else removes them, so
-//! without this a service taking 1,000 deliveries a second would grow its inbox by some 100 GB a
-//! day. [`Retention::pass`] forgets deliveries received longer ago than the dedupe retention (plus
+//! without this a service taking 1,000 deliveries a second would grow its inbox and claims by some
+//! 60 GB a day. [`Retention::pass`] forgets deliveries received longer ago than the dedupe retention (plus
 //! [`CLAIM_GRACE`], so that every claim of theirs has expired and goes with them) and, when given
 //! a ledger, the ledger's expired entries. `webhook-api`, which writes the inbox, runs it for the
 //! inbox; `sync-worker`, which writes the ledger, for the ledger.

@@ -393,3 +393,69 @@ async fn limiter_suite_catches_a_limiter_that_never_limits() {
     )
     .await;
 }
+
+/// An inbox whose purge forgets nothing, or every delivery whatever its age.
+struct PurgeBroken {
+    inner: adapter_memory::MemoryInbox,
+    everything: bool,
+}
+
+#[async_trait]
+impl ports::stores::Inbox for PurgeBroken {
+    async fn accept(
+        &self,
+        d: &ports::stores::InboundDelivery,
+        job: Option<NewJob>,
+        retention: Duration,
+    ) -> PortResult<ports::stores::Accepted> {
+        self.inner.accept(d, job, retention).await
+    }
+    async fn get(
+        &self,
+        t: &TenantId,
+        id: domain::ids::InboxId,
+    ) -> PortResult<ports::stores::StoredDelivery> {
+        self.inner.get(t, id).await
+    }
+    async fn quarantined(
+        &self,
+        t: &TenantId,
+        limit: usize,
+    ) -> PortResult<Vec<ports::stores::StoredDelivery>> {
+        self.inner.quarantined(t, limit).await
+    }
+    async fn purge(&self, before: time::OffsetDateTime, limit: usize) -> PortResult<u64> {
+        if self.everything {
+            let later = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+            self.inner.purge(later.max(before), limit).await
+        } else {
+            Ok(0)
+        }
+    }
+}
+
+#[tokio::test]
+async fn inbox_suite_catches_a_purge_that_forgets_too_little_or_too_much() {
+    for everything in [false, true] {
+        let queue = MemoryQueue::default();
+        let inbox = PurgeBroken {
+            inner: adapter_memory::MemoryInbox::new(
+                queue.clone(),
+                MemoryIdempotencyStore::default(),
+            ),
+            everything,
+        };
+        must_fail(
+            if everything {
+                "a purge of young deliveries"
+            } else {
+                "a purge that forgets nothing"
+            },
+            conformance::inbox::purge_forgets_deliveries_past_their_retention((
+                Arc::new(inbox),
+                Arc::new(queue),
+            )),
+        )
+        .await;
+    }
+}
