@@ -87,19 +87,16 @@ async fn authorize(
     else {
         return unauthorized();
     };
-    let tenant = match state.tenant_cache.get(&id) {
-        Some(t) => t,
-        None => match state.tenants.get(&id).await {
-            Ok(t) => state.tenant_cache.put(t),
-            Err(PortError::NotFound(_)) => return unauthorized(),
-            Err(e) if e.is_retryable() => {
-                return error(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable");
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read a tenant");
-                return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-            }
-        },
+    let tenant = match state.tenant_cache.get(&id, &state.tenants).await {
+        Ok(t) => t,
+        Err(PortError::NotFound(_)) => return unauthorized(),
+        Err(e) if e.is_retryable() => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read a tenant");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+        }
     };
     let presented = ApiKeyDigest::of(key.trim());
     let known = tenant.api_keys.iter().fold(false, |hit, d| {

@@ -57,11 +57,8 @@ fn trace(headers: &HeaderMap) -> TraceParent {
 async fn tenant(state: &AppState, raw: &str) -> Result<Arc<Tenant>, Response> {
     let not_found = || answer(StatusCode::NOT_FOUND, json!({"error": "unknown tenant"}));
     let id = TenantId::parse(raw).map_err(|_| not_found())?;
-    if let Some(t) = state.tenant_cache.get(&id) {
-        return Ok(t);
-    }
-    match state.tenants.get(&id).await {
-        Ok(t) => Ok(state.tenant_cache.put(t)),
+    match state.tenant_cache.get(&id, &state.tenants).await {
+        Ok(t) => Ok(t),
         Err(PortError::NotFound(_)) => Err(not_found()),
         Err(e) => Err(failed(&e)),
     }
