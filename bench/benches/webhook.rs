@@ -372,6 +372,33 @@ async fn saturate(target: &Target, counter: &Arc<AtomicU64>, redis_url: &str) ->
 async fn pace(target: &Target, counter: &Arc<AtomicU64>, rate: u64) -> Phase {
     // Connections are taken from a pool and made when it is empty, as a client's would be.
     let pool = Arc::new(std::sync::Mutex::new(Vec::<bench::RawConn>::new()));
+    // Optionally, the same pace unmeasured first (diagnostic: how much of the first second's
+    // tail is the phase starting).
+    if let Some(ms) = env_number::<u64>("WEBHOOK_BENCH_WARMUP_MS") {
+        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..rate * ms / 1000 {
+            tick.tick().await;
+            let (target, pool, n) = (
+                target.clone(),
+                pool.clone(),
+                counter.fetch_add(1, Ordering::Relaxed),
+            );
+            tasks.spawn(async move {
+                let request = signed(&target, n);
+                let held = pool.lock().map(|mut p| p.pop()).unwrap_or(None);
+                let mut conn = match held {
+                    Some(c) => c,
+                    None => or_die(bench::RawConn::connect(target.addr).await, "connect"),
+                };
+                let _ = conn.send(&request).await;
+                if let Ok(mut p) = pool.lock() {
+                    p.push(conn);
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = tokio::task::JoinSet::new();
@@ -548,7 +575,16 @@ fn main() {
     let mut wal_fresh = String::new();
     for (backend, target) in &targets {
         let before = rt.block_on(wal_state(&pg_url));
+        let pool_before = (pg.pool().size(), pg.pool().num_idle());
         fresh.push(rt.block_on(pace(target, &counter, PACED_RATE)));
+        if *backend == "PostgreSQL" {
+            println!(
+                "PostgreSQL pool: {} connections ({} idle) when the paced phase began, {} at its end",
+                pool_before.0,
+                pool_before.1,
+                pg.pool().size()
+            );
+        }
         if *backend == "PostgreSQL" {
             wal_fresh = wal_use(before, rt.block_on(wal_state(&pg_url)));
         }
@@ -601,7 +637,16 @@ fn main() {
             });
         }
         let before = rt.block_on(wal_state(&pg_url));
+        let pool_before = (pg.pool().size(), pg.pool().num_idle());
         let paced = rt.block_on(pace(target, &counter, PACED_RATE));
+        if *backend == "PostgreSQL" {
+            println!(
+                "PostgreSQL pool: {} connections ({} idle) when the paced phase after sat. began, {} at its end",
+                pool_before.0,
+                pool_before.1,
+                pg.pool().size()
+            );
+        }
         if *backend == "PostgreSQL" {
             wal_after = wal_use(before, rt.block_on(wal_state(&pg_url)));
         }
@@ -716,8 +761,9 @@ fields = [{{ attio = {{ attribute = "email_addresses" }}, external = "email", ru
     let grouping = |a: adapter_postgres::IntakeStats, b: adapter_postgres::IntakeStats| {
         let (n, c) = (b.deliveries - a.deliveries, b.commits - a.commits);
         format!(
-            "{n} deliveries in {c} transactions ({:.1} per transaction; {} deliveries spent over {:?} in the intake, {} transactions took over {:?} in PostgreSQL, holding {} deliveries)",
+            "{n} deliveries in {c} transactions ({:.1} per transaction; {} batches split after failing; {} deliveries spent over {:?} in the intake, {} transactions took over {:?} in PostgreSQL, holding {} deliveries)",
             n as f64 / c.max(1) as f64,
+            b.split_batches - a.split_batches,
             b.slow_accepts - a.slow_accepts,
             adapter_postgres::SLOW,
             b.slow_commits - a.slow_commits,

@@ -219,7 +219,8 @@ async fn commit(pool: &PgPool, batch: Vec<Pending>, counters: &Arc<Counters>) {
         }
         return;
     }
-    let outcomes = accept_many(pool, &batch).await;
+    let deliveries: Vec<&Delivery> = batch.iter().map(|p| &p.delivery).collect();
+    let outcomes = accept_many(pool, &deliveries).await;
     counters.timed(start.elapsed(), size);
     match outcomes {
         Ok(mut outcomes) => {
@@ -248,7 +249,7 @@ async fn commit(pool: &PgPool, batch: Vec<Pending>, counters: &Arc<Counters>) {
 }
 
 /// One delivery, one transaction (migration 0002).
-async fn accept_one(pool: &PgPool, d: &Delivery) -> PortResult<Outcome> {
+async fn accept_one<'c>(on: impl sqlx::PgExecutor<'c>, d: &Delivery) -> PortResult<Outcome> {
     let job = d.job.as_ref();
     sqlx::query_as(
         "SELECT outcome, job FROM accept_delivery($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
@@ -267,14 +268,17 @@ async fn accept_one(pool: &PgPool, d: &Delivery) -> PortResult<Outcome> {
     .bind(job.map(|j| Json(&j.payload)))
     .bind(job.map(|j| j.max_attempts))
     .bind(job.map(|j| j.delay_s))
-    .fetch_one(pool)
+    .fetch_one(on)
     .await
     .map_err(db)
 }
 
 /// A batch in one transaction (migration 0003); the outcomes in the batch's order.
-async fn accept_many(pool: &PgPool, batch: &[Pending]) -> PortResult<Vec<Option<Outcome>>> {
-    let ds = || batch.iter().map(|p| &p.delivery);
+async fn accept_many<'c>(
+    on: impl sqlx::PgExecutor<'c>,
+    batch: &[&Delivery],
+) -> PortResult<Vec<Option<Outcome>>> {
+    let ds = || batch.iter().copied();
     let jobs = || ds().map(|d| d.job.as_ref());
     let rows: Vec<(i32, String, Option<Uuid>)> = sqlx::query_as(
         "SELECT idx, outcome, job FROM accept_deliveries($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
@@ -293,7 +297,7 @@ async fn accept_many(pool: &PgPool, batch: &[Pending]) -> PortResult<Vec<Option<
     .bind(jobs().map(|j| j.map(|j| Json(&j.payload))).collect::<Vec<_>>())
     .bind(jobs().map(|j| j.map(|j| j.max_attempts)).collect::<Vec<_>>())
     .bind(jobs().map(|j| j.map(|j| j.delay_s)).collect::<Vec<_>>())
-    .fetch_all(pool)
+    .fetch_all(on)
     .await
     .map_err(db)?;
     let mut outcomes: Vec<Option<Outcome>> = batch.iter().map(|_| None).collect();
@@ -311,4 +315,37 @@ async fn accept_many(pool: &PgPool, batch: &[Pending]) -> PortResult<Vec<Option<
         *slot = Some((outcome, job));
     }
     Ok(outcomes)
+}
+
+/// Runs the intake's two statements once, in a transaction that is rolled back, so that a new
+/// connection has prepared them and its backend has compiled and planned the functions before a
+/// delivery waits on it (ADR 0021). Nothing it wrote stays. A failed call only leaves the
+/// connection colder; the rollback's own failure is the error.
+pub(crate) async fn warm_up(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let delivery = |n: u32| Delivery {
+        tenant: "attio-sync-warm-up".into(),
+        key: format!("warm-up-{n}"),
+        retention_s: 0.0,
+        inbox: Uuid::now_v7(),
+        source: "attio".into(),
+        received: OffsetDateTime::now_utc(),
+        body: b"{}".to_vec(),
+        quarantine: None,
+        job: Some(JobArgs {
+            id: Uuid::now_v7(),
+            partition: "warm-up".into(),
+            entity: format!("warm-up-{n}"),
+            payload: JobPayload::from_value(&serde_json::Value::Null),
+            max_attempts: 1,
+            delay_s: 0.0,
+        }),
+    };
+    let mut tx = conn.begin().await?;
+    if let Err(e) = accept_one(&mut *tx, &delivery(1)).await {
+        tracing::debug!(error = %e, "warming a connection: accept_delivery failed");
+    } else if let Err(e) = accept_many(&mut *tx, &[&delivery(2), &delivery(3)]).await {
+        tracing::debug!(error = %e, "warming a connection: accept_deliveries failed");
+    }
+    tx.rollback().await
 }

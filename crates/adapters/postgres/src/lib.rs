@@ -117,6 +117,13 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
+/// The connections the pool keeps open at all times: one for each batch the intake commits at
+/// once, the listener's and one more, within the pool's size.
+fn warm_connections(config: &PgConfig) -> u32 {
+    let slots = u32::try_from(config.group_commit.concurrency).unwrap_or(u32::MAX);
+    slots.saturating_add(2).min(config.max_connections)
+}
+
 impl PgStore {
     /// Creates the schema if needed, runs the migrations as the connecting user, then opens a pool
     /// whose connections act as `app_role`, and starts listening for new jobs.
@@ -157,6 +164,11 @@ impl PgStore {
         let set_role = format!("SET ROLE {}", config.app_role);
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
+            // Warm connections kept ready (ADR 0021): a connection opened on demand, when a
+            // burst begins after a quiet spell, costs the deliveries waiting for it the connect
+            // and a new backend's first calls. The pool opens these at start-up and replaces
+            // them in the background when they are closed for idleness or age.
+            .min_connections(warm_connections(config))
             .acquire_timeout(config.acquire_timeout)
             // A dead connection surfaces as an error of the statement, which maps to
             // `Unavailable`; pinging on every acquire would cost a round trip per operation.
@@ -166,7 +178,7 @@ impl PgStore {
                 Box::pin(async move {
                     // `app_role` passed check_identifier in `connect`.
                     conn.execute(sqlx::AssertSqlSafe(set_role)).await?;
-                    Ok(())
+                    intake::warm_up(conn).await
                 })
             })
             .connect_with(options)

@@ -362,3 +362,38 @@ async fn count(admin: &mut PgConnection, schema: &str, table: &str) -> i64 {
     .await
     .unwrap()
 }
+
+/// The pool opens its warm connections at start-up, and each new connection runs the intake's
+/// statements once in a transaction it rolls back (ADR 0021): the functions are compiled and
+/// planned before a delivery waits on them, and nothing of the warm-up stays.
+#[tokio::test]
+async fn new_connections_are_warmed_and_keep_nothing() {
+    let schema = fresh_schema();
+    let store = connect(&schema, master_key('a')).await;
+    let opened = store.pool().size();
+    assert!(
+        opened >= 4,
+        "{opened} connections open at start-up, not the 4 kept warm"
+    );
+    let mut admin = PgConnection::connect(&database_url().await).await.unwrap();
+    close_and_wait(&store, &mut admin, &schema).await;
+    for table in ["inbox", "jobs", "idempotency_keys"] {
+        assert_eq!(
+            count(&mut admin, &schema, table).await,
+            0,
+            "{table} keeps nothing"
+        );
+    }
+    let inserted: i64 = sqlx::query_scalar(
+        "SELECT n_tup_ins FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'inbox'",
+    )
+    .bind(&schema)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    // Three deliveries per connection: one alone, two in a batch.
+    assert!(
+        inserted >= 3 * i64::from(opened),
+        "{inserted} inbox rows written by the warm-up of {opened} connections"
+    );
+}
