@@ -23,6 +23,15 @@ use crate::error::ServiceResult;
 /// running for a delivery the dedupe retention has finished with.
 pub const CLAIM_GRACE: Duration = Duration::from_secs(3600);
 
+/// Describes `retention_purged_total{what}` (`deliveries`, `ledger_entries`): what the passes
+/// forgot, counted batch by batch.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "retention_purged_total",
+        "Stored deliveries and ledger entries forgotten after their retention"
+    );
+}
+
 /// What one pass forgot.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
@@ -92,6 +101,7 @@ impl Retention {
             let before = now - self.keep_deliveries;
             loop {
                 let n = inbox.purge(before, self.batch).await?;
+                metrics::counter!("retention_purged_total", "what" => "deliveries").increment(n);
                 purged.deliveries += n;
                 if n < self.batch as u64 {
                     break;
@@ -102,6 +112,8 @@ impl Retention {
         }
         if let Some(ledger) = &self.ledger {
             purged.ledger_entries = ledger.purge_expired(now).await?;
+            metrics::counter!("retention_purged_total", "what" => "ledger_entries")
+                .increment(purged.ledger_entries);
         }
         Ok(purged)
     }

@@ -46,6 +46,7 @@ async fn main() -> Result<()> {
             .install()
             .with_context(|| format!("cannot serve metrics on {addr}"))?;
         services::worker::describe_metrics();
+        services::retention::describe_metrics();
         tracing::info!(%addr, "metrics at /metrics");
     }
     let (tx, rx) = tokio::sync::watch::channel(false);

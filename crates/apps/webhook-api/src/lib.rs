@@ -189,6 +189,8 @@ pub fn spawn_retention(
     inbox: Arc<dyn Inbox>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let interval = settings.purge_interval?;
+    // The first pass runs at once: install the recorder first, or what it counts is lost.
+    let _ = telemetry::handle();
     let retention = services::retention::Retention::new(Arc::new(adapter_memory::SystemClock))
         .with_inbox(inbox, settings.dedupe_retention, settings.purge_batch);
     Some(tokio::spawn(retention.run(interval)))

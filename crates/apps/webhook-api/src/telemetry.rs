@@ -4,7 +4,8 @@
 //! - `webhook_deliveries_total{source, outcome}`: `accepted`, `duplicate`, `quarantined`,
 //!   `unsigned` (bad or missing signature), `unknown_tenant`, `too_large`, `failed`;
 //! - `webhook_answer_seconds{source}`: time to answer a delivery (histogram summary);
-//! - `queue_jobs{state}`: the queue's depth when scraped (`ready`, `delayed`, `in_flight`, `dead`).
+//! - `queue_jobs{state}`: the queue's depth when scraped (`ready`, `delayed`, `in_flight`, `dead`);
+//! - `retention_purged_total{what}`: deliveries forgotten after their retention (ADR 0020).
 
 use std::sync::OnceLock;
 
@@ -18,7 +19,9 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new().build_recorder();
             let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok().map(|()| handle)
+            let installed = metrics::set_global_recorder(recorder).ok().map(|()| handle);
+            services::retention::describe_metrics();
+            installed
         })
         .as_ref()
 }

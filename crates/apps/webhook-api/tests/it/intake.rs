@@ -347,4 +347,19 @@ async fn deliveries_past_the_retention_are_forgotten_by_the_purge_task() {
         stores.inbox.get(&t, ids[1]).await.is_ok(),
         "the young one stays"
     );
+    // The operator sees it in the metrics (the recorder is the process's, shared by the tests).
+    let app = crate::spawn_app_with(stores, settings, None).await;
+    let metrics = reqwest::get(format!("{}/metrics", app.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let purged: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("retention_purged_total{what=\"deliveries\"} "))
+        .unwrap_or_else(|| panic!("no purge counter in {metrics}"))
+        .parse()
+        .unwrap();
+    assert!(purged >= 1.0, "{purged} deliveries counted as purged");
 }
