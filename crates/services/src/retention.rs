@@ -100,14 +100,17 @@ impl Retention {
         if let Some(inbox) = &self.inbox {
             let before = now - self.keep_deliveries;
             loop {
+                let started = std::time::Instant::now();
                 let n = inbox.purge(before, self.batch).await?;
                 metrics::counter!("retention_purged_total", "what" => "deliveries").increment(n);
                 purged.deliveries += n;
                 if n < self.batch as u64 {
                     break;
                 }
-                // Let the intake's transactions in between the batches.
-                tokio::task::yield_now().await;
+                // Rest as long as the batch took: a backlog (the first pass after an upgrade,
+                // or after purging was off) is worked off at half the database's attention at
+                // most, while the intake's transactions go on between the batches.
+                tokio::time::sleep(started.elapsed()).await;
             }
         }
         if let Some(ledger) = &self.ledger {
