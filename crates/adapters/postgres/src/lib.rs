@@ -117,11 +117,16 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-/// The connections the pool keeps open at all times: one for each batch the intake commits at
-/// once, the listener's and one more, within the pool's size.
+/// The connections the pool keeps open at all times, within its size: two for each batch the
+/// intake commits at once (a connection goes back to the pool a moment after its batch is
+/// answered, while the next batch already wants one), the listener's, the notifier's, and two
+/// for the rest (tenant reads, the admin API).
 fn warm_connections(config: &PgConfig) -> u32 {
     let slots = u32::try_from(config.group_commit.concurrency).unwrap_or(u32::MAX);
-    slots.saturating_add(2).min(config.max_connections)
+    slots
+        .saturating_mul(2)
+        .saturating_add(4)
+        .min(config.max_connections)
 }
 
 impl PgStore {

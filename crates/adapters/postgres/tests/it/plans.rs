@@ -363,17 +363,17 @@ async fn count(admin: &mut PgConnection, schema: &str, table: &str) -> i64 {
     .unwrap()
 }
 
-/// The pool opens its warm connections at start-up, and each new connection runs the intake's
+/// The pool opens its eight warm connections at start-up, and each new connection runs the intake's
 /// statements once in a transaction it rolls back (ADR 0021): the functions are compiled and
 /// planned before a delivery waits on them, and nothing of the warm-up stays.
 #[tokio::test]
 async fn new_connections_are_warmed_and_keep_nothing() {
     let schema = fresh_schema();
-    let store = connect(&schema, master_key('a')).await;
+    let store = crate::connect_with(&schema, master_key('a'), |c| c.max_connections = 10).await;
     let opened = store.pool().size();
     assert!(
-        opened >= 4,
-        "{opened} connections open at start-up, not the 4 kept warm"
+        opened >= 8,
+        "{opened} connections open at start-up, not the 8 kept warm (two per intake slot, four more)"
     );
     let mut admin = PgConnection::connect(&database_url().await).await.unwrap();
     close_and_wait(&store, &mut admin, &schema).await;
