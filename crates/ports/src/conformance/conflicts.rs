@@ -14,7 +14,8 @@ use super::{fresh_tenant, ok};
 use crate::error::PortError;
 use crate::stores::ConflictStore;
 
-fn conflict(t: &TenantId, n: u128) -> ConflictRecord {
+/// An open conflict numbered `n`: its id, and its detection `n` seconds after the epoch.
+pub fn conflict(t: &TenantId, n: u128) -> ConflictRecord {
     ConflictRecord {
         id: ConflictId::from_uuid(Uuid::from_u128(n)),
         tenant: t.clone(),

@@ -236,7 +236,7 @@ async fn close_and_wait(store: &adapter_postgres::PgStore, admin: &mut PgConnect
 async fn the_operators_listings_read_only_what_they_list() {
     use domain::ids::TenantId;
     use ports::queue::DeadLetterQueue;
-    use ports::stores::Inbox;
+    use ports::stores::{ConflictStore, Inbox};
 
     let schema = fresh_schema();
     let store = connect(&schema, master_key('a')).await;
@@ -271,8 +271,32 @@ async fn the_operators_listings_read_only_what_they_list() {
         .await
         .unwrap();
     }
+    // Conflicts: 1,500 resolved and 10 open for acme, 1,500 open for another tenant, copied
+    // from one recorded through the port.
+    let t = TenantId::parse("acme").unwrap();
+    store
+        .record(&ports::conformance::conflicts::conflict(&t, 1))
+        .await
+        .unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "ANALYZE {schema}.inbox; ANALYZE {schema}.dead_letters"
+        "INSERT INTO {schema}.conflicts (conflict_id, tenant_id, object, attio_record, system, \
+             external_id, conflict, detected_at, resolution, resolved_at) \
+         SELECT gen_random_uuid(), CASE WHEN g <= 1500 THEN 'acme' ELSE 'other' END, object, \
+             attio_record, system, external_id, conflict, detected_at + g * interval '1 s', \
+             CASE WHEN g <= 1500 THEN '{{}}'::jsonb END, CASE WHEN g <= 1500 THEN now() END \
+         FROM {schema}.conflicts, generate_series(1, 3000) g; \
+         INSERT INTO {schema}.conflicts (conflict_id, tenant_id, object, attio_record, system, \
+             external_id, conflict, detected_at) \
+         SELECT gen_random_uuid(), tenant_id, object, attio_record, system, external_id, \
+             conflict, detected_at + g * interval '1 ms' \
+         FROM {schema}.conflicts, generate_series(1, 9) g \
+         WHERE resolution IS NULL AND tenant_id = 'acme'"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ANALYZE {schema}.inbox; ANALYZE {schema}.dead_letters; ANALYZE {schema}.conflicts"
     )))
     .execute(&mut admin)
     .await
@@ -280,15 +304,17 @@ async fn the_operators_listings_read_only_what_they_list() {
     flush_stats(&mut admin).await;
     let inbox_before = rows_read_from(&mut admin, &schema, "inbox").await;
     let dead_before = rows_read_from(&mut admin, &schema, "dead_letters").await;
+    let conflicts_before = rows_read_from(&mut admin, &schema, "conflicts").await;
     const CALLS: usize = 20;
-    let t = TenantId::parse("acme").unwrap();
     for _ in 0..CALLS {
         assert_eq!(store.quarantined(&t, 10).await.unwrap().len(), 5);
         assert_eq!(store.list_dead(&t, 10).await.unwrap().len(), 10);
+        assert_eq!(store.open(&t, 10).await.unwrap().len(), 10);
     }
     close_and_wait(&store, &mut admin, &schema).await;
     let inbox = rows_read_from(&mut admin, &schema, "inbox").await - inbox_before;
     let dead = rows_read_from(&mut admin, &schema, "dead_letters").await - dead_before;
+    let conflicts = rows_read_from(&mut admin, &schema, "conflicts").await - conflicts_before;
     // Reading the rows listed is 5 and 10 a call; walking the tenant's deliveries is 3,005 a
     // call, and scanning the dead letters 3,000.
     assert!(
@@ -298,6 +324,10 @@ async fn the_operators_listings_read_only_what_they_list() {
     assert!(
         dead <= (CALLS * 20) as i64,
         "{dead} dead letters read for {CALLS} listings of 10 among 3,000"
+    );
+    assert!(
+        conflicts <= (CALLS * 20) as i64,
+        "{conflicts} conflicts read for {CALLS} listings of 10 open among 3,010"
     );
 }
 
