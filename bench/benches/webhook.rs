@@ -22,7 +22,8 @@
 //! Diagnostic settings: `WEBHOOK_BENCH_PG_SLOTS` (the group commit's batch slots),
 //! `WEBHOOK_BENCH_SETTLE_S` (a pause before 3b), `WEBHOOK_BENCH_DRAIN` (empty PostgreSQL's jobs
 //! table before 3b, as workers would keep it), `WEBHOOK_BENCH_COLD_WAL` (skip the WAL's
-//! preparation: the server as it is).
+//! preparation: the server as it is), `WEBHOOK_BENCH_WARMUP_MS` (run each paced phase's pace
+//! unmeasured for that long first).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -369,43 +370,24 @@ async fn saturate(target: &Target, counter: &Arc<AtomicU64>, redis_url: &str) ->
 }
 
 /// `rate` deliveries a second for `WINDOW`, each on its own task (an open loop).
-async fn pace(target: &Target, counter: &Arc<AtomicU64>, rate: u64) -> Phase {
-    // Connections are taken from a pool and made when it is empty, as a client's would be.
-    let pool = Arc::new(std::sync::Mutex::new(Vec::<bench::RawConn>::new()));
-    // Optionally, the same pace unmeasured first (diagnostic: how much of the first second's
-    // tail is the phase starting).
-    if let Some(ms) = env_number::<u64>("WEBHOOK_BENCH_WARMUP_MS") {
-        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..rate * ms / 1000 {
-            tick.tick().await;
-            let (target, pool, n) = (
-                target.clone(),
-                pool.clone(),
-                counter.fetch_add(1, Ordering::Relaxed),
-            );
-            tasks.spawn(async move {
-                let request = signed(&target, n);
-                let held = pool.lock().map(|mut p| p.pop()).unwrap_or(None);
-                let mut conn = match held {
-                    Some(c) => c,
-                    None => or_die(bench::RawConn::connect(target.addr).await, "connect"),
-                };
-                let _ = conn.send(&request).await;
-                if let Ok(mut p) = pool.lock() {
-                    p.push(conn);
-                }
-            });
-        }
-        while tasks.join_next().await.is_some() {}
-    }
+/// Connections kept between requests, made when none is free, as a client's would be.
+type ConnPool = Arc<std::sync::Mutex<Vec<bench::RawConn>>>;
+
+/// Sends `count` distinct signed deliveries at `rate` per second, each on a pooled connection.
+/// Each task answers whether the delivery was accepted, its answer time, and when it was sent
+/// (since `start`).
+async fn send_paced(
+    target: &Target,
+    counter: &Arc<AtomicU64>,
+    rate: u64,
+    count: u64,
+    pool: &ConnPool,
+    start: Instant,
+) -> tokio::task::JoinSet<(bool, Duration, Duration)> {
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = tokio::task::JoinSet::new();
-    let start = Instant::now();
-    let started = time::OffsetDateTime::now_utc();
-    let machine0 = machine_cpu();
-    for _ in 0..rate * PACED_WINDOW.as_secs() {
+    for _ in 0..count {
         tick.tick().await;
         let (target, pool, n) = (
             target.clone(),
@@ -429,6 +411,23 @@ async fn pace(target: &Target, counter: &Arc<AtomicU64>, rate: u64) -> Phase {
             (ok, took, sent)
         });
     }
+    tasks
+}
+
+async fn pace(target: &Target, counter: &Arc<AtomicU64>, rate: u64) -> Phase {
+    let pool = ConnPool::default();
+    // Optionally, the same pace unmeasured first (diagnostic: how much of the first second's
+    // tail is the phase starting).
+    if let Some(ms) = env_number::<u64>("WEBHOOK_BENCH_WARMUP_MS") {
+        let count = rate * ms / 1000;
+        let mut warming = send_paced(target, counter, rate, count, &pool, Instant::now()).await;
+        while warming.join_next().await.is_some() {}
+    }
+    let start = Instant::now();
+    let started = time::OffsetDateTime::now_utc();
+    let machine0 = machine_cpu();
+    let count = rate * PACED_WINDOW.as_secs();
+    let mut tasks = send_paced(target, counter, rate, count, &pool, start).await;
     let (mut lat, mut ok, mut bad) = (Latencies::default(), 0u64, 0u64);
     let mut slow_by_second = vec![0; PACED_WINDOW.as_secs() as usize + 1];
     while let Some(r) = tasks.join_next().await {
@@ -459,6 +458,30 @@ async fn pace(target: &Target, counter: &Arc<AtomicU64>, rate: u64) -> Phase {
         stolen: stolen_since(machine0),
         slow_by_second: Some((started, slow_by_second)),
     }
+}
+
+/// A paced phase of `backend`, `when` the saturation rounds run. For PostgreSQL it also prints
+/// the pool's size around the phase, and returns what the phase did to the WAL.
+fn paced_phase(
+    rt: &tokio::runtime::Runtime,
+    backend: &str,
+    target: &Target,
+    counter: &Arc<AtomicU64>,
+    pg: &PgStore,
+    pg_url: &str,
+    when: &str,
+) -> (Phase, Option<String>) {
+    if backend != "PostgreSQL" {
+        return (rt.block_on(pace(target, counter, PACED_RATE)), None);
+    }
+    let before = rt.block_on(wal_state(pg_url));
+    let (size, idle) = (pg.pool().size(), pg.pool().num_idle());
+    let phase = rt.block_on(pace(target, counter, PACED_RATE));
+    println!(
+        "PostgreSQL pool: {size} connections ({idle} idle) when the paced phase {when} sat. began, {} at its end",
+        pg.pool().size()
+    );
+    (phase, Some(wal_use(before, rt.block_on(wal_state(pg_url)))))
 }
 
 fn main() {
@@ -574,20 +597,9 @@ fn main() {
     let mut fresh = Vec::new();
     let mut wal_fresh = String::new();
     for (backend, target) in &targets {
-        let before = rt.block_on(wal_state(&pg_url));
-        let pool_before = (pg.pool().size(), pg.pool().num_idle());
-        fresh.push(rt.block_on(pace(target, &counter, PACED_RATE)));
-        if *backend == "PostgreSQL" {
-            println!(
-                "PostgreSQL pool: {} connections ({} idle) when the paced phase began, {} at its end",
-                pool_before.0,
-                pool_before.1,
-                pg.pool().size()
-            );
-        }
-        if *backend == "PostgreSQL" {
-            wal_fresh = wal_use(before, rt.block_on(wal_state(&pg_url)));
-        }
+        let (phase, wal) = paced_phase(&rt, backend, target, &counter, &pg, &pg_url, "before");
+        fresh.push(phase);
+        wal_fresh = wal.unwrap_or(wal_fresh);
     }
     // 2. Saturation: rounds alternating between the backends (this machine is shared and its
     //    speed drifts), each backend's median round reported. 3b. Paced again, once each.
@@ -636,20 +648,8 @@ fn main() {
                 );
             });
         }
-        let before = rt.block_on(wal_state(&pg_url));
-        let pool_before = (pg.pool().size(), pg.pool().num_idle());
-        let paced = rt.block_on(pace(target, &counter, PACED_RATE));
-        if *backend == "PostgreSQL" {
-            println!(
-                "PostgreSQL pool: {} connections ({} idle) when the paced phase after sat. began, {} at its end",
-                pool_before.0,
-                pool_before.1,
-                pg.pool().size()
-            );
-        }
-        if *backend == "PostgreSQL" {
-            wal_after = wal_use(before, rt.block_on(wal_state(&pg_url)));
-        }
+        let (paced, wal) = paced_phase(&rt, backend, target, &counter, &pg, &pg_url, "after");
+        wal_after = wal.unwrap_or(wal_after);
         results.push((*backend, median, all.join(", "), fresh, paced));
     }
     let grouped_paced = pg.intake_stats();

@@ -483,7 +483,7 @@ impl Inbox for SqliteStore {
         )
         .bind(before)
         .bind(limit)
-        .bind(crate::now_ms())
+        .bind(now_ms())
         .execute(&mut *tx)
         .await
         .map_err(db)?;

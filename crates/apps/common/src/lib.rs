@@ -362,6 +362,20 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
     }
 }
 
+/// A `purge_interval_s` setting: at most a day, 0 turning the purge off (`None`). The error names
+/// the setting and what 0 keeps (ADR 0020).
+pub fn purge_interval(
+    secs: u64,
+    zero_keeps: &str,
+) -> Result<Option<std::time::Duration>, ConfigError> {
+    if secs > 24 * 3600 {
+        return Err(ConfigError::Invalid(format!(
+            "purge_interval_s must be at most a day (86400), or 0 to keep {zero_keeps}, got {secs}"
+        )));
+    }
+    Ok((secs > 0).then(|| std::time::Duration::from_secs(secs)))
+}
+
 /// The `min_wal_size` below which a burst after a quiet period pays for new WAL segments in its
 /// commits (ADR 0018): 1 GiB holds a five-minute checkpoint interval at 1,000 deliveries/s.
 pub const MIN_WAL_RESERVE: u64 = 1 << 30;

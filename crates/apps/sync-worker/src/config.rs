@@ -189,14 +189,8 @@ impl RawConfig {
                 ));
             }
         };
-        if self.purge_interval_s > 24 * 3600 {
-            return bad(format!(
-                "purge_interval_s must be at most a day (86400), or 0 to keep the ledger's expired entries, got {}",
-                self.purge_interval_s
-            ));
-        }
         let purge_interval =
-            (self.purge_interval_s > 0).then(|| Duration::from_secs(self.purge_interval_s));
+            app_common::purge_interval(self.purge_interval_s, "the ledger's expired entries")?;
         let redis_url = match self.redis_url {
             Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {
                 Some(Secret::new(u).map_err(|e| ConfigError::Invalid(e.to_string()))?)

@@ -113,12 +113,8 @@ impl RawConfig {
                 self.dedupe_retention_hours
             ));
         }
-        if self.purge_interval_s > 24 * 3600 {
-            return bad(format!(
-                "purge_interval_s must be at most a day (86400), or 0 to keep deliveries for good, got {}",
-                self.purge_interval_s
-            ));
-        }
+        let purge_interval =
+            app_common::purge_interval(self.purge_interval_s, "deliveries for good")?;
         if !(1..=100_000).contains(&self.purge_batch) {
             return bad(format!(
                 "purge_batch must be between 1 and 100000, got {}",
@@ -156,8 +152,7 @@ impl RawConfig {
             max_body_bytes: self.max_body_bytes,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             dedupe_retention: Duration::from_secs(self.dedupe_retention_hours * 3600),
-            purge_interval: (self.purge_interval_s > 0)
-                .then(|| Duration::from_secs(self.purge_interval_s)),
+            purge_interval,
             purge_batch: self.purge_batch,
             debounce: Duration::from_millis(self.debounce_ms),
             max_attempts: self.max_attempts,

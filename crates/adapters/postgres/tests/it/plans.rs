@@ -104,19 +104,13 @@ async fn accepts_after_the_queue_was_emptied_read_no_other_jobs() {
     // so that its cached plans are the ones re-planned after the vacuum.
     let mut conn = store.pool().acquire().await.unwrap();
     for n in [1, 4, 1, 4, 1, 4, 1, 4, 1, 4, 1, 4, 1, 4] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(accept(n)))
-            .execute(&mut *conn)
-            .await
-            .unwrap();
+        exec(&mut conn, accept(n)).await;
     }
     let mut admin = PgConnection::connect(&database_url().await).await.unwrap();
     // A drained queue is an empty table. A vacuum cuts it to no pages only once no other
     // transaction of the database can still see its rows, which tests running beside this one
     // prevent; `TRUNCATE` empties it at once, and the cached plans are rebuilt the same way.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("TRUNCATE {schema}.jobs")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    exec(&mut admin, format!("TRUNCATE {schema}.jobs")).await;
     let pages: i32 =
         sqlx::query_scalar("SELECT relpages FROM pg_class WHERE oid = to_regclass($1 || '.jobs')")
             .bind(&schema)
@@ -130,10 +124,7 @@ async fn accepts_after_the_queue_was_emptied_read_no_other_jobs() {
     let mut deliveries = 0;
     for i in 0..300 {
         let n = if i % 3 == 0 { 1 } else { 8 };
-        sqlx::raw_sql(sqlx::AssertSqlSafe(accept(n)))
-            .execute(&mut *conn)
-            .await
-            .unwrap();
+        exec(&mut conn, accept(n)).await;
         deliveries += n as i64;
     }
     flush_stats(&mut conn).await;
@@ -184,10 +175,7 @@ async fn reserves_and_acks_after_the_queue_was_emptied_read_no_whole_queue() {
     }
     cycle(40).await;
     let mut admin = PgConnection::connect(&database_url().await).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("TRUNCATE {schema}.jobs")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    exec(&mut admin, format!("TRUNCATE {schema}.jobs")).await;
     const QUEUED: u64 = 2_000;
     const TAKEN: usize = 300;
     for n in 1_000..1_000 + QUEUED {
@@ -242,34 +230,20 @@ async fn the_operators_listings_read_only_what_they_list() {
     let store = connect(&schema, master_key('a')).await;
     let mut conn = store.pool().acquire().await.unwrap();
     for _ in 0..5 {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(batch(
-            1,
-            Some("unparseable"),
-            "now()",
-            3600,
-        )))
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+        exec(&mut conn, batch(1, Some("unparseable"), "now()", 3600)).await;
     }
     for _ in 0..100 {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(accept(30)))
-            .execute(&mut *conn)
-            .await
-            .unwrap();
+        exec(&mut conn, accept(30)).await;
     }
     drop(conn);
     let mut admin = PgConnection::connect(&database_url().await).await.unwrap();
     for tenant in ["acme", "other"] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        exec(&mut admin, format!(
             "INSERT INTO {schema}.dead_letters (job_id, tenant_id, partition, entity, payloads, \
              attempts, max_attempts, enqueued_at, error, failed_at, needs_reconciliation) \
              SELECT gen_random_uuid(), '{tenant}', 'people', 'r' || g, '[{{}}]', 3, 3, now(), \
              'refused', now(), true FROM generate_series(1, 1500) g"
-        )))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+        )).await;
     }
     // Conflicts: 1,500 resolved and 10 open for acme, 1,500 open for another tenant, copied
     // from one recorded through the port.
@@ -278,8 +252,10 @@ async fn the_operators_listings_read_only_what_they_list() {
         .record(&ports::conformance::conflicts::conflict(&t, 1))
         .await
         .unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO {schema}.conflicts (conflict_id, tenant_id, object, attio_record, system, \
+    exec(
+        &mut admin,
+        format!(
+            "INSERT INTO {schema}.conflicts (conflict_id, tenant_id, object, attio_record, system, \
              external_id, conflict, detected_at, resolution, resolved_at) \
          SELECT gen_random_uuid(), CASE WHEN g <= 1500 THEN 'acme' ELSE 'other' END, object, \
              attio_record, system, external_id, conflict, detected_at + g * interval '1 s', \
@@ -291,16 +267,16 @@ async fn the_operators_listings_read_only_what_they_list() {
              conflict, detected_at + g * interval '1 ms' \
          FROM {schema}.conflicts, generate_series(1, 9) g \
          WHERE resolution IS NULL AND tenant_id = 'acme'"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "ANALYZE {schema}.inbox; ANALYZE {schema}.dead_letters; ANALYZE {schema}.conflicts"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
+        ),
+    )
+    .await;
+    exec(
+        &mut admin,
+        format!(
+            "ANALYZE {schema}.inbox; ANALYZE {schema}.dead_letters; ANALYZE {schema}.conflicts"
+        ),
+    )
+    .await;
     flush_stats(&mut admin).await;
     let inbox_before = rows_read_from(&mut admin, &schema, "inbox").await;
     let dead_before = rows_read_from(&mut admin, &schema, "dead_letters").await;
@@ -344,16 +320,10 @@ async fn the_purge_reads_and_forgets_only_old_deliveries_with_their_claims() {
     // received now whose claims run for an hour.
     for _ in 0..10 {
         let old = batch(30, None, "now() - interval '10 days'", 0);
-        sqlx::raw_sql(sqlx::AssertSqlSafe(old))
-            .execute(&mut *conn)
-            .await
-            .unwrap();
+        exec(&mut conn, old).await;
     }
     for _ in 0..40 {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(accept(50)))
-            .execute(&mut *conn)
-            .await
-            .unwrap();
+        exec(&mut conn, accept(50)).await;
     }
     drop(conn);
     let mut admin = PgConnection::connect(&database_url().await).await.unwrap();
@@ -426,4 +396,12 @@ async fn new_connections_are_warmed_and_keep_nothing() {
         inserted >= 3 * i64::from(opened),
         "{inserted} inbox rows written by the warm-up of {opened} connections"
     );
+}
+
+/// Runs SQL text (one statement or several) on `conn`; the test fails on an error.
+async fn exec(conn: &mut PgConnection, sql: String) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .unwrap();
 }
