@@ -160,6 +160,9 @@ struct Phase {
     /// over 5 ms per second of the phase in which they were sent (stalls cluster; spread-out
     /// slowness does not).
     slow_by_second: Option<(time::OffsetDateTime, Vec<usize>)>,
+    /// PostgreSQL's paced phases only: the disk's floor right after the phase ([`disk_floor`]),
+    /// or why it was not measured.
+    floor: Option<Result<Latencies, String>>,
 }
 
 /// The machine's CPU time so far and the part of it stolen by the hypervisor, in ticks
@@ -273,6 +276,64 @@ async fn prepare_wal(pg_url: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Where PostgreSQL keeps its files (`SHOW data_directory`, which needs a superuser or
+/// `pg_read_all_settings`): the disk its WAL is synced to, when the server runs on this machine.
+async fn pg_data_directory(pg_url: &str) -> Option<std::path::PathBuf> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(pg_url).await.ok()?;
+    let dir: String = sqlx::query_scalar("SHOW data_directory")
+        .fetch_one(&mut conn)
+        .await
+        .ok()?;
+    Some(dir.into())
+}
+
+/// The disk's floor under a durable intake: the answer times of an ideal one, which costs no CPU
+/// and group-commits as webhook-api's intake does, paced at `rate` for `window` on the disk of
+/// `dir`. Each sync writes 8 kB (a WAL page) to a file in `dir` and `fdatasync`s it; every request
+/// that has arrived when a sync starts is answered when it ends. No intake that makes a delivery
+/// durable on this disk before answering can answer faster, so a paced phase's p99 is read
+/// against this one, measured right after it (`bench/scripts/fsync_probe.py` is the same probe
+/// by hand). An error says why the probe could not run (e.g. `dir` is not writable here).
+fn disk_floor(dir: &std::path::Path, rate: u64, window: Duration) -> std::io::Result<Latencies> {
+    use std::io::{Seek, SeekFrom, Write};
+    const SPAN: u64 = 16 << 20;
+    let path = dir.join(format!("{}.disk_probe", bench::stamp()));
+    let mut file = std::fs::File::create(&path)?;
+    let probe = (|| {
+        // Written and synced before the clock starts, as PostgreSQL's recycled WAL segments are.
+        file.write_all(&vec![0u8; SPAN as usize])?;
+        file.sync_all()?;
+        file.seek(SeekFrom::Start(0))?;
+        let page = [b'x'; 8192];
+        let total = rate * window.as_secs();
+        let arrival = |i: u64| Duration::from_nanos(i * 1_000_000_000 / rate);
+        let mut answers = Latencies::default();
+        let (start, mut next) = (Instant::now(), 0u64);
+        while next < total {
+            if let Some(wait) = arrival(next).checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            let began = start.elapsed();
+            let arrived = (began.as_nanos() * u128::from(rate) / 1_000_000_000) as u64 + 1;
+            let arrived = arrived.clamp(next + 1, total);
+            if file.stream_position()? >= SPAN {
+                file.seek(SeekFrom::Start(0))?;
+            }
+            file.write_all(&page)?;
+            file.sync_data()?;
+            let ended = start.elapsed();
+            for i in next..arrived {
+                answers.push(ended.saturating_sub(arrival(i)));
+            }
+            next = arrived;
+        }
+        Ok(answers)
+    })();
+    let _ = std::fs::remove_file(&path);
+    probe
+}
+
 /// Serves webhook-api over `stores` on a free port.
 async fn intake(stores: &app_common::Stores) -> Target {
     let listener = or_die(
@@ -366,6 +427,7 @@ async fn saturate(target: &Target, counter: &Arc<AtomicU64>, redis_url: &str) ->
         tail: None,
         stolen: stolen_since(machine0),
         slow_by_second: None,
+        floor: None,
     }
 }
 
@@ -457,6 +519,7 @@ async fn pace(target: &Target, counter: &Arc<AtomicU64>, rate: u64) -> Phase {
         )),
         stolen: stolen_since(machine0),
         slow_by_second: Some((started, slow_by_second)),
+        floor: None,
     }
 }
 
@@ -476,12 +539,26 @@ fn paced_phase(
     }
     let before = rt.block_on(wal_state(pg_url));
     let (size, idle) = (pg.pool().size(), pg.pool().num_idle());
-    let phase = rt.block_on(pace(target, counter, PACED_RATE));
+    let mut phase = rt.block_on(pace(target, counter, PACED_RATE));
     println!(
         "PostgreSQL pool: {size} connections ({idle} idle) when the paced phase {when} sat. began, {} at its end",
         pg.pool().size()
     );
-    (phase, Some(wal_use(before, rt.block_on(wal_state(pg_url)))))
+    let wal = wal_use(before, rt.block_on(wal_state(pg_url)));
+    phase.floor = Some(match rt.block_on(pg_data_directory(pg_url)) {
+        None => Err("PostgreSQL's data directory is not readable (needs a superuser)".into()),
+        Some(data) => {
+            // Beside the data directory, not in it: the same disk, and nothing of ours in
+            // PostgreSQL's own files.
+            let dir = data
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or(data);
+            disk_floor(&dir, PACED_RATE, PACED_WINDOW)
+                .map_err(|e| format!("no disk probe in {}: {e}", dir.display()))
+        }
+    });
+    (phase, Some(wal))
 }
 
 fn main() {
@@ -748,6 +825,20 @@ fields = [{{ attio = {{ attribute = "email_addresses" }}, external = "email", ru
                     PACED_RATE * PACED_WINDOW.as_secs(),
                     paced.stolen * 100.0
                 );
+            }
+            match &paced.floor {
+                Some(Ok(floor)) => println!(
+                    "  {backend}'s disk floor ({when}; an ideal group-committing intake syncing 8 kB per wake-up at {PACED_RATE}/s for {}s, right after): p50 {:.2?}, p99 {:.2?}, max {:.2?}, {} answers over 5 ms",
+                    PACED_WINDOW.as_secs(),
+                    floor.percentile(50.0),
+                    floor.percentile(99.0),
+                    floor.percentile(100.0),
+                    floor.count_over(Duration::from_millis(5))
+                ),
+                Some(Err(why)) => {
+                    println!("  {backend}'s disk floor ({when}): not measured: {why}")
+                }
+                None => {}
             }
             if let Some((started, per_second)) = &paced.slow_by_second {
                 let (h, m, s) = started.to_hms();
