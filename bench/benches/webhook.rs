@@ -23,7 +23,9 @@
 //! `WEBHOOK_BENCH_SETTLE_S` (a pause before 3b), `WEBHOOK_BENCH_DRAIN` (empty PostgreSQL's jobs
 //! table before 3b, as workers would keep it), `WEBHOOK_BENCH_COLD_WAL` (skip the WAL's
 //! preparation: the server as it is), `WEBHOOK_BENCH_WARMUP_MS` (run each paced phase's pace
-//! unmeasured for that long first).
+//! unmeasured for that long first), `WEBHOOK_BENCH_PURGE` (a retention pass over the rounds'
+//! deliveries while PostgreSQL's phase after them runs, in batches of its value, see
+//! [`purge_beside`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -332,6 +334,33 @@ fn disk_floor(dir: &std::path::Path, rate: u64, window: Duration) -> std::io::Re
     })();
     let _ = std::fs::remove_file(&path);
     probe
+}
+
+/// Starts one retention pass (ADR 0020) that forgets every delivery `inbox` received before now,
+/// as `webhook-api`'s pass does once they are past their retention: batches of
+/// `WEBHOOK_BENCH_PURGE` deliveries when it is a number, else of `webhook-api`'s default
+/// `purge_batch`, each followed by a rest as long as it took (ADR 0023). Its clock is set ahead by the retention, so the
+/// rounds' deliveries count as old and the phase's own do not. Their keys' claims stay: those
+/// expire on the database's clock, in 96 h. Returns what it forgot, how long it ran and the error
+/// that ended it, if one did.
+fn purge_beside(
+    rt: &tokio::runtime::Runtime,
+    inbox: Arc<dyn ports::stores::Inbox>,
+) -> tokio::task::JoinHandle<(u64, Duration, Option<String>)> {
+    let batch = env_number("WEBHOOK_BENCH_PURGE")
+        .unwrap_or_else(|| webhook_api::RawConfig::default().purge_batch);
+    let retention = Duration::from_secs(96 * 3600);
+    let ahead = retention + services::retention::CLAIM_GRACE;
+    let clock = adapter_memory::ManualClock::new(time::OffsetDateTime::now_utc() + ahead);
+    let pass =
+        services::retention::Retention::new(Arc::new(clock)).with_inbox(inbox, retention, batch);
+    rt.spawn(async move {
+        let started = Instant::now();
+        match pass.pass().await {
+            Ok(p) => (p.deliveries, started.elapsed(), None),
+            Err(e) => (0, started.elapsed(), Some(e.to_string())),
+        }
+    })
 }
 
 /// Serves webhook-api over `stores` on a free port.
@@ -725,7 +754,18 @@ fn main() {
                 );
             });
         }
+        let purge = (*backend == "PostgreSQL" && std::env::var_os("WEBHOOK_BENCH_PURGE").is_some())
+            .then(|| purge_beside(&rt, on_pg.inbox.clone()));
         let (paced, wal) = paced_phase(&rt, backend, target, &counter, &pg, &pg_url, "after");
+        if let Some(purge) = purge {
+            let (n, took, failed) = or_die(rt.block_on(purge), "purge");
+            println!(
+                "PostgreSQL retention pass beside the paced phase after sat.: {n} deliveries forgotten in {took:.1?}{}",
+                failed
+                    .map(|e| format!(", then it failed: {e}"))
+                    .unwrap_or_default()
+            );
+        }
         wal_after = wal.unwrap_or(wal_after);
         results.push((*backend, median, all.join(", "), fresh, paced));
     }

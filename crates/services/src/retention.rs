@@ -67,7 +67,7 @@ impl Retention {
             ledger: None,
             clock,
             keep_deliveries: Duration::ZERO,
-            batch: 1_000,
+            batch: 100,
         }
     }
 

@@ -28,7 +28,8 @@ pub struct RawConfig {
     /// How often stored deliveries past the dedupe retention (and an hour's grace) are forgotten,
     /// with their keys' claims (ADR 0020); 0 never forgets them.
     pub purge_interval_s: u64,
-    /// Deliveries forgotten per statement of a purge.
+    /// Deliveries forgotten per statement of a purge. Small, because each statement competes
+    /// with the intake's commits while it runs (ADR 0023).
     pub purge_batch: usize,
     /// Jobs wait this long so bursts of events for one record fold into one job.
     pub debounce_ms: u64,
@@ -52,7 +53,7 @@ impl Default for RawConfig {
             request_timeout_ms: 4_000,
             dedupe_retention_hours: 96,
             purge_interval_s: 300,
-            purge_batch: 1_000,
+            purge_batch: 100,
             debounce_ms: 1_000,
             max_attempts: 3,
             admin_token: None,
