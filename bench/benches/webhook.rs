@@ -339,14 +339,33 @@ fn disk_floor(dir: &std::path::Path, rate: u64, window: Duration) -> std::io::Re
 /// Starts one retention pass (ADR 0020) that forgets every delivery `inbox` received before now,
 /// as `webhook-api`'s pass does once they are past their retention: batches of
 /// `WEBHOOK_BENCH_PURGE` deliveries when it is a number, else of `webhook-api`'s default
-/// `purge_batch`, each followed by a rest as long as it took (ADR 0023). Its clock is set ahead by the retention, so the
-/// rounds' deliveries count as old and the phase's own do not. Their keys' claims stay: those
-/// expire on the database's clock, in 96 h. Returns what it forgot, how long it ran and the error
-/// that ended it, if one did.
+/// `purge_batch`, each followed by a rest as long as it took (ADR 0023). Its clock is set ahead
+/// by the retention, so the rounds' deliveries count as old and the phase's own do not. Their
+/// keys' claims expire on the database's clock, in 96 h, so they are first made to expire now
+/// (in `schema`, as a superuser) and checkpointed: the pass forgets them too, as it would in
+/// service, and the update's pages are not written back during the phase. Returns what it
+/// forgot, how long it ran and the error that ended it, if one did.
 fn purge_beside(
     rt: &tokio::runtime::Runtime,
     inbox: Arc<dyn ports::stores::Inbox>,
+    pg_url: &str,
+    schema: &str,
 ) -> tokio::task::JoinHandle<(u64, Duration, Option<String>)> {
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut admin = or_die(sqlx::PgConnection::connect(pg_url).await, "PostgreSQL");
+        for sql in [
+            format!("UPDATE {schema}.idempotency_keys SET expires_at = now()"),
+            "CHECKPOINT".to_owned(),
+        ] {
+            or_die(
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut admin)
+                    .await,
+                "expire the claims",
+            );
+        }
+    });
     let batch = env_number("WEBHOOK_BENCH_PURGE")
         .unwrap_or_else(|| webhook_api::RawConfig::default().purge_batch);
     let retention = Duration::from_secs(96 * 3600);
@@ -755,7 +774,10 @@ fn main() {
             });
         }
         let purge = (*backend == "PostgreSQL" && std::env::var_os("WEBHOOK_BENCH_PURGE").is_some())
-            .then(|| purge_beside(&rt, on_pg.inbox.clone()));
+            .then(|| {
+                let schema = pg_cfg.schema.clone().unwrap_or_default();
+                purge_beside(&rt, on_pg.inbox.clone(), &pg_url, &schema)
+            });
         let (paced, wal) = paced_phase(&rt, backend, target, &counter, &pg, &pg_url, "after");
         if let Some(purge) = purge {
             let (n, took, failed) = or_die(rt.block_on(purge), "purge");
