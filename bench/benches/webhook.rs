@@ -308,29 +308,20 @@ fn disk_floor(dir: &std::path::Path, rate: u64, window: Duration) -> std::io::Re
         file.sync_all()?;
         file.seek(SeekFrom::Start(0))?;
         let page = [b'x'; 8192];
-        let total = rate * window.as_secs();
-        let arrival = |i: u64| Duration::from_nanos(i * 1_000_000_000 / rate);
-        let mut answers = Latencies::default();
-        let (start, mut next) = (Instant::now(), 0u64);
-        while next < total {
-            if let Some(wait) = arrival(next).checked_sub(start.elapsed()) {
-                std::thread::sleep(wait);
-            }
-            let began = start.elapsed();
-            let arrived = (began.as_nanos() * u128::from(rate) / 1_000_000_000) as u64 + 1;
-            let arrived = arrived.clamp(next + 1, total);
-            if file.stream_position()? >= SPAN {
-                file.seek(SeekFrom::Start(0))?;
-            }
-            file.write_all(&page)?;
-            file.sync_data()?;
-            let ended = start.elapsed();
-            for i in next..arrived {
-                answers.push(ended.saturating_sub(arrival(i)));
-            }
-            next = arrived;
-        }
-        Ok(answers)
+        let start = Instant::now();
+        bench::ideal_intake(
+            rate,
+            rate * window.as_secs(),
+            || start.elapsed(),
+            std::thread::sleep,
+            || {
+                if file.stream_position()? >= SPAN {
+                    file.seek(SeekFrom::Start(0))?;
+                }
+                file.write_all(&page)?;
+                file.sync_data()
+            },
+        )
     })();
     let _ = std::fs::remove_file(&path);
     probe

@@ -170,9 +170,93 @@ impl Latencies {
     }
 }
 
+/// The answer times of an ideal intake (ADR 0022), one that costs no CPU and group-commits:
+/// `total` requests arrive `rate` a second from the start; whenever one has arrived and no sync
+/// is running, one `sync` runs, and every request that had arrived when it began is answered when
+/// it ends. `now` reads the time since the start and `wait` waits that long; the benchmark passes
+/// the real clock, tests a simulated one. The first error of `sync` ends it.
+pub fn ideal_intake<E>(
+    rate: u64,
+    total: u64,
+    now: impl Fn() -> Duration,
+    mut wait: impl FnMut(Duration),
+    mut sync: impl FnMut() -> Result<(), E>,
+) -> Result<Latencies, E> {
+    let rate = rate.max(1);
+    let arrival = |i: u64| Duration::from_nanos(i.saturating_mul(1_000_000_000) / rate);
+    let mut answers = Latencies::default();
+    let mut next = 0u64;
+    while next < total {
+        if let Some(early) = arrival(next).checked_sub(now()) {
+            wait(early);
+        }
+        let began = now();
+        let arrived = began.as_nanos() * u128::from(rate) / 1_000_000_000 + 1;
+        let arrived = u64::try_from(arrived)
+            .unwrap_or(u64::MAX)
+            .clamp(next + 1, total);
+        sync()?;
+        let ended = now();
+        for i in next..arrived {
+            answers.push(ended.saturating_sub(arrival(i)));
+        }
+        next = arrived;
+    }
+    Ok(answers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    /// Runs [`ideal_intake`] on a simulated clock, each sync taking the next of `syncs` (then 0).
+    fn simulate(rate: u64, total: u64, syncs: &[Duration]) -> Latencies {
+        let clock = Cell::new(Duration::ZERO);
+        let mut taken = syncs.iter();
+        let result: Result<_, ()> = ideal_intake(
+            rate,
+            total,
+            || clock.get(),
+            |d| clock.set(clock.get() + d),
+            || {
+                clock.set(clock.get() + taken.next().copied().unwrap_or_default());
+                Ok(())
+            },
+        );
+        result.unwrap_or_default()
+    }
+
+    #[test]
+    fn an_ideal_intake_on_instant_syncs_answers_at_once() {
+        let answers = simulate(1_000, 100, &[]);
+        assert_eq!(answers.len(), 100);
+        assert_eq!(answers.percentile(100.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn requests_arriving_during_a_slow_sync_wait_for_it_and_share_the_next() {
+        // Request 0 starts a 50 ms sync; requests 1..=50 arrive meanwhile (1 ms apart) and are
+        // answered together by the next sync, each after what was left of the stall.
+        let answers = simulate(1_000, 200, &[Duration::from_millis(50)]);
+        assert_eq!(answers.len(), 200);
+        assert_eq!(answers.percentile(100.0), Duration::from_millis(50));
+        assert_eq!(answers.count_over(Duration::ZERO), 50);
+        assert_eq!(answers.count_over(Duration::from_millis(25)), 25);
+    }
+
+    #[test]
+    fn a_failing_sync_ends_the_probe_with_its_error() {
+        let clock = Cell::new(Duration::ZERO);
+        let result = ideal_intake(
+            1_000,
+            10,
+            || clock.get(),
+            |d| clock.set(clock.get() + d),
+            || Err("disk gone"),
+        );
+        assert_eq!(result.err(), Some("disk gone"));
+    }
 
     #[test]
     fn percentiles_use_the_nearest_rank() {
