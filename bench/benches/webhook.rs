@@ -332,8 +332,8 @@ fn disk_floor(dir: &std::path::Path, rate: u64, window: Duration) -> std::io::Re
 /// `WEBHOOK_BENCH_PURGE` deliveries when it is a number, else of `webhook-api`'s default
 /// `purge_batch`, each followed by a rest as long as it took (ADR 0023). Its clock is set ahead
 /// by the retention, so the rounds' deliveries count as old and the phase's own do not. Their
-/// keys' claims expire on the database's clock, in 96 h, so they are first made to expire now
-/// (in `schema`, as a superuser) and checkpointed: the pass forgets them too, as it would in
+/// keys' claims expire on the database's clock, after the dedupe retention (96 h by default), so
+/// they are first made to expire now (in `schema`, as a superuser) and checkpointed: the pass forgets them too, as it would in
 /// service, and the update's pages are not written back during the phase. Returns what it
 /// forgot, how long it ran and the error that ended it, if one did.
 fn purge_beside(
@@ -357,9 +357,9 @@ fn purge_beside(
             );
         }
     });
-    let batch = env_number("WEBHOOK_BENCH_PURGE")
-        .unwrap_or_else(|| webhook_api::RawConfig::default().purge_batch);
-    let retention = Duration::from_secs(96 * 3600);
+    let defaults = webhook_api::RawConfig::default();
+    let batch = env_number("WEBHOOK_BENCH_PURGE").unwrap_or(defaults.purge_batch);
+    let retention = Duration::from_secs(defaults.dedupe_retention_hours * 3600);
     let ahead = retention + services::retention::CLAIM_GRACE;
     let clock = adapter_memory::ManualClock::new(time::OffsetDateTime::now_utc() + ahead);
     let pass =

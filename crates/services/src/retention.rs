@@ -39,22 +39,26 @@ pub struct Purged {
     pub ledger_entries: u64,
 }
 
+/// The inbox's part of a pass: what it keeps, and how many deliveries each statement forgets.
+struct InboxPurge {
+    inbox: Arc<dyn Inbox>,
+    keep: Duration,
+    batch: usize,
+}
+
 /// Forgets deliveries past their retention and expired ledger entries.
 pub struct Retention {
-    inbox: Option<Arc<dyn Inbox>>,
+    inbox: Option<InboxPurge>,
     ledger: Option<Arc<dyn WriteLedger>>,
     clock: Arc<dyn Clock>,
-    keep_deliveries: Duration,
-    batch: usize,
 }
 
 impl std::fmt::Debug for Retention {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Retention")
-            .field("inbox", &self.inbox.is_some())
+            .field("keep_deliveries", &self.inbox.as_ref().map(|p| p.keep))
+            .field("batch", &self.inbox.as_ref().map(|p| p.batch))
             .field("ledger", &self.ledger.is_some())
-            .field("keep_deliveries", &self.keep_deliveries)
-            .field("batch", &self.batch)
             .finish()
     }
 }
@@ -66,8 +70,6 @@ impl Retention {
             inbox: None,
             ledger: None,
             clock,
-            keep_deliveries: Duration::ZERO,
-            batch: 100,
         }
     }
 
@@ -79,9 +81,11 @@ impl Retention {
         dedupe_retention: Duration,
         batch: usize,
     ) -> Self {
-        self.inbox = Some(inbox);
-        self.keep_deliveries = dedupe_retention.saturating_add(CLAIM_GRACE);
-        self.batch = batch.max(1);
+        self.inbox = Some(InboxPurge {
+            inbox,
+            keep: dedupe_retention.saturating_add(CLAIM_GRACE),
+            batch: batch.max(1),
+        });
         self
     }
 
@@ -97,14 +101,14 @@ impl Retention {
     pub async fn pass(&self) -> ServiceResult<Purged> {
         let now = self.clock.now();
         let mut purged = Purged::default();
-        if let Some(inbox) = &self.inbox {
-            let before = now - self.keep_deliveries;
+        if let Some(InboxPurge { inbox, keep, batch }) = &self.inbox {
+            let before = now - *keep;
             loop {
                 let started = std::time::Instant::now();
-                let n = inbox.purge(before, self.batch).await?;
+                let n = inbox.purge(before, *batch).await?;
                 metrics::counter!("retention_purged_total", "what" => "deliveries").increment(n);
                 purged.deliveries += n;
-                if n < self.batch as u64 {
+                if n < *batch as u64 {
                     break;
                 }
                 // Rest as long as the batch took: a backlog (the first pass after an upgrade,
