@@ -214,11 +214,11 @@ slug_id!(/// The `api_slug` of an attribute (`email_addresses`, `name`, ...).
 slug_id!(/// The `api_slug` of a list.
     ListSlug, "list slug", max = 128, valid = is_api_slug,
     reason = "use letters, digits, '_' and '-'");
-slug_id!(/// An external system attio-sync talks to (`attio`, `hubspot`, `salesforce`, or a plugin's
+slug_id!(/// An external system attio-sync talks to (`attio`, or a CRM plugin's
     /// name): a slug, not an enum, so a CRM is added by adding a crate.
     SystemId, "system id", max = 32, valid = is_tenant_slug,
     reason = "use lower-case letters, digits, '-' and '_', starting with a letter or digit");
-slug_id!(/// The id of a record in an external CRM (HubSpot object id, Salesforce 18-char id, ...).
+slug_id!(/// The id of a record in an external CRM (an object id, an 18-character record id, ...).
     ExternalId, "external id", max = 255, valid = is_token,
     reason = "use visible ASCII without '/' or ':'");
 
@@ -226,6 +226,32 @@ impl SystemId {
     /// The system id of Attio itself.
     pub fn attio() -> Self {
         Self("attio".into())
+    }
+
+    /// Whether `name` is a valid system id, at compile time: a plugin states
+    /// `const _: () = assert!(SystemId::valid(NAME));` and then builds its id with
+    /// [`SystemId::from_static`], so no caller needs a fallback for a parse that cannot fail.
+    pub const fn valid(name: &str) -> bool {
+        let b = name.as_bytes();
+        if b.is_empty() || b.len() > 32 || !(b[0].is_ascii_lowercase() || b[0].is_ascii_digit()) {
+            return false;
+        }
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_') {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
+    /// A system id fixed in code, checked at compile time with [`SystemId::valid`] (and again
+    /// here in debug builds).
+    pub fn from_static(name: &'static str) -> Self {
+        debug_assert!(Self::valid(name), "{name:?} is not a valid system id");
+        Self(name.into())
     }
 }
 
@@ -290,6 +316,29 @@ mod tests {
         }
         for bad in ["", "Acme", "-acme", "acme corp", "a/b", &"x".repeat(64)] {
             assert!(TenantId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_compile_time_system_id_check_agrees_with_parse() {
+        for name in [
+            "attio",
+            "crm-a",
+            "x_1",
+            "0day",
+            "",
+            "Crm",
+            "-x",
+            "a b",
+            "a/b",
+            &"x".repeat(32),
+            &"x".repeat(33),
+        ] {
+            assert_eq!(
+                SystemId::valid(name),
+                SystemId::parse(name).is_ok(),
+                "{name:?}"
+            );
         }
     }
 

@@ -1,6 +1,6 @@
 //! Attio's error bodies, and how responses and transport failures map onto the port contract.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use domain::ids::SystemId;
 use ports::error::PortError;
@@ -52,16 +52,6 @@ pub fn retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429) || (500..600).contains(&status) && status != 501
 }
 
-/// `Retry-After` as delta-seconds or an HTTP-date, relative to `now`.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 /// The port error for a final (not retried, or out of retries) error response.
 pub fn to_port_error(e: AttioApiError, retry_after: Option<Duration>) -> PortError {
     match e.status_code {
@@ -79,37 +69,9 @@ pub fn to_port_error(e: AttioApiError, retry_after: Option<Duration>) -> PortErr
     }
 }
 
-/// Transport failures: connection, timeout and request errors are worth retrying.
-pub fn transport_error(e: reqwest::Error) -> (bool, PortError) {
-    let retry = e.is_connect() || e.is_timeout() || e.is_request();
-    let what = if e.is_timeout() {
-        "Attio (timeout)"
-    } else {
-        "Attio (connection)"
-    };
-    (retry, PortError::unavailable(what, e.without_url()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_takes_seconds_or_an_http_date() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_684_852_920);
-        assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
-        // Tue, 23 May 2023 14:42:01 GMT is 1684852921.
-        assert_eq!(
-            parse_retry_after("Tue, 23 May 2023 14:42:01 GMT", now),
-            Some(Duration::from_secs(1))
-        );
-        assert_eq!(
-            parse_retry_after("Tue, 23 May 2023 14:41:00 GMT", now),
-            Some(Duration::ZERO),
-            "a past date means now"
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
-    }
 
     #[test]
     fn statuses_are_classified() {

@@ -8,37 +8,34 @@
 //! typed port errors keyed on Attio's `code`. The token appears only in the `Authorization`
 //! header: never in `Debug`, errors or logs.
 
-mod breaker;
 mod config;
 mod endpoints;
 mod error;
 mod signature;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
 use domain::ids::SystemId;
 use domain::limits::{Access, BudgetKey};
+use http_kernel::{Answer, BreakerPolicy, Kernel, RetryPolicy, Upstream, Verdict};
 use ports::error::{PortError, PortResult};
-use ports::limiter::{RateDecision, RateLimiter};
+use ports::limiter::RateLimiter;
 use reqwest::Method;
 use serde_json::Value;
-use tracing::Instrument;
 
 pub use config::AttioConfig;
 pub use error::{AttioApiError, AttioSetupError};
 pub use signature::{AttioSignatureError, sign_attio, verify_attio};
 
-use breaker::Breaker;
-use error::{parse_retry_after, retryable_status, to_port_error, transport_error};
+use error::{retryable_status, to_port_error};
 
 /// The adapter for one workspace. Cheap to clone.
 #[derive(Clone)]
 pub struct AttioClient {
-    http: reqwest::Client,
+    kernel: Arc<Kernel>,
     config: Arc<AttioConfig>,
     limiter: Arc<dyn RateLimiter>,
-    breaker: Arc<Breaker>,
 }
 
 impl std::fmt::Debug for AttioClient {
@@ -66,131 +63,103 @@ impl AttioClient {
         config: AttioConfig,
         limiter: Arc<dyn RateLimiter>,
     ) -> Result<Self, AttioSetupError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .user_agent(concat!("attio-sync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(AttioSetupError::Client)?;
-        let breaker = Arc::new(Breaker::new(
-            config.breaker_threshold,
-            config.breaker_open_for,
-        ));
+        let kernel = Kernel::new(
+            RetryPolicy {
+                max_retries: config.max_retries,
+                backoff_base: config.backoff_base,
+                backoff_cap: config.backoff_cap,
+                timeout: config.timeout,
+            },
+            BreakerPolicy {
+                threshold: config.breaker_threshold,
+                open_for: config.breaker_open_for,
+            },
+        )
+        .map_err(|e| AttioSetupError::Client(e.0))?;
         Ok(Self {
-            http,
+            kernel: Arc::new(kernel),
             config: Arc::new(config),
             limiter,
-            breaker,
         })
     }
 
-    async fn take_budget(&self, access: Access) -> PortResult<()> {
+    /// Runs a call through the kernel (budget, the object's breaker, retries, a span); returns
+    /// the decoded JSON body (`Null` when empty).
+    pub(crate) async fn send(&self, call: Call<'_>) -> PortResult<Value> {
+        let span = tracing::info_span!("attio.request", method = %call.method, path = %call.path, status = tracing::field::Empty, attempts = tracing::field::Empty);
+        let kcall = http_kernel::Call {
+            method: call.method.clone(),
+            path: &call.path,
+            query: &call.query,
+            body: call.body.as_ref(),
+            access: call.access,
+            circuit: Some(&call.circuit),
+        };
+        let answer = self.kernel.send(self, &kcall, span).await?;
+        if answer.body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&answer.body)
+            .map_err(|e| PortError::backend("Attio response body", e))
+    }
+}
+
+/// Attio's quirks for the kernel: a read and a write budget per workspace, a bearer token, and
+/// retries on 408, 429 (with `Retry-After` as seconds or an HTTP-date, capped) and 5xx but 501.
+#[async_trait]
+impl Upstream for AttioClient {
+    type Session = ();
+
+    fn name(&self) -> &'static str {
+        "Attio"
+    }
+
+    async fn admit(&self, call: &http_kernel::Call<'_>) -> PortResult<()> {
         let key = BudgetKey {
             tenant: self.config.tenant.clone(),
             system: SystemId::attio(),
-            access,
+            access: call.access,
         };
-        let quota = if access == Access::Read {
+        let quota = if call.access == Access::Read {
             self.config.read_quota
         } else {
             self.config.write_quota
         };
-        loop {
-            match self.limiter.try_acquire(&key, quota, 1).await? {
-                RateDecision::Allowed => return Ok(()),
-                RateDecision::Wait(d) => tokio::time::sleep(d).await,
-            }
-        }
+        http_kernel::acquire(self.limiter.as_ref(), &key, quota).await
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling = self
-            .config
-            .backoff_base
-            .saturating_mul(1u32 << attempt.min(20))
-            .min(self.config.backoff_cap);
-        ceiling.mul_f64(fastrand::f64())
+    async fn prepare(
+        &self,
+        http: &reqwest::Client,
+        call: &http_kernel::Call<'_>,
+    ) -> PortResult<(reqwest::RequestBuilder, ())> {
+        let url = format!("{}{}", self.config.base_url, call.path);
+        let mut req = http
+            .request(call.method.clone(), &url)
+            .bearer_auth(self.config.token.expose())
+            .query(call.query);
+        if let Some(b) = call.body {
+            req = req.json(b);
+        }
+        Ok((req, ()))
     }
 
-    /// Runs a call with budgets, the breaker, retries and a span; returns the decoded JSON body.
-    pub(crate) async fn send(&self, call: Call<'_>) -> PortResult<Value> {
-        let span = tracing::info_span!("attio.request", method = %call.method, path = %call.path, status = tracing::field::Empty, attempts = tracing::field::Empty);
-        async {
-            self.breaker.allow(&call.circuit)?;
-            let url = format!("{}{}", self.config.base_url, call.path);
-            let mut attempt = 0;
-            loop {
-                self.take_budget(call.access).await?;
-                let mut req = self
-                    .http
-                    .request(call.method.clone(), &url)
-                    .bearer_auth(self.config.token.expose())
-                    .query(&call.query);
-                if let Some(b) = &call.body {
-                    req = req.json(b);
-                }
-                if let Some(tp) = ports::trace::outgoing() {
-                    req = req.header("traceparent", tp);
-                }
-                let (retry, err, wait) = match req.send().await {
-                    Err(e) => {
-                        let (retry, err) = transport_error(e);
-                        (retry, err, None)
-                    }
-                    Ok(resp) => {
-                        let status = resp.status().as_u16();
-                        tracing::Span::current().record("status", status);
-                        let retry_after = resp
-                            .headers()
-                            .get("retry-after")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                        let bytes = match resp.bytes().await {
-                            Ok(b) => b,
-                            Err(e) => {
-                                let (retry, err) = transport_error(e);
-                                if retry && attempt < self.config.max_retries {
-                                    attempt += 1;
-                                    tokio::time::sleep(self.backoff(attempt)).await;
-                                    continue;
-                                }
-                                self.breaker.failure(&call.circuit);
-                                return Err(err);
-                            }
-                        };
-                        if (200..300).contains(&status) {
-                            self.breaker.success(&call.circuit);
-                            tracing::Span::current().record("attempts", attempt + 1);
-                            if bytes.is_empty() {
-                                return Ok(Value::Null);
-                            }
-                            return serde_json::from_slice(&bytes).map_err(|e| PortError::backend("Attio response body", e));
-                        }
-                        let api = AttioApiError::decode(status, &bytes);
-                        if !retryable_status(status) {
-                            // The request was wrong, not the service: the circuit stays closed.
-                            self.breaker.success(&call.circuit);
-                            return Err(to_port_error(api, retry_after));
-                        }
-                        (true, to_port_error(api, retry_after), retry_after)
-                    }
-                };
-                if !retry || attempt >= self.config.max_retries {
-                    tracing::Span::current().record("attempts", attempt + 1);
-                    if retry {
-                        self.breaker.failure(&call.circuit);
-                    }
-                    return Err(err);
-                }
-                attempt += 1;
-                let delay = match wait {
-                    Some(d) => d.min(self.config.retry_after_cap),
-                    None => self.backoff(attempt),
-                };
-                tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, error = %err, "retrying Attio request");
-                tokio::time::sleep(delay).await;
-            }
+    fn classify(&self, _call: &http_kernel::Call<'_>, answer: &Answer, _attempt: u32) -> Verdict {
+        if answer.is_success() {
+            return Verdict::Answer;
         }
-        .instrument(span)
-        .await
+        let retry_after = answer.retry_after();
+        let error = to_port_error(
+            AttioApiError::decode(answer.status, &answer.body),
+            retry_after,
+        );
+        if retryable_status(answer.status) {
+            Verdict::Retry {
+                wait: retry_after.map(|d| d.min(self.config.retry_after_cap)),
+                error,
+            }
+        } else {
+            Verdict::Fail(error)
+        }
     }
 }

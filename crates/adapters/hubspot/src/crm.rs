@@ -141,7 +141,7 @@ impl HubSpotClient {
 #[async_trait]
 impl ExternalCrm for HubSpotClient {
     fn system(&self) -> SystemId {
-        SystemId::parse("hubspot").unwrap_or_else(|_| SystemId::attio())
+        crate::system()
     }
 
     fn max_batch(&self) -> usize {

@@ -14,6 +14,7 @@
 mod activity;
 mod assoc;
 mod crm;
+mod plugin;
 mod read;
 mod signature;
 mod webhook;
@@ -22,15 +23,17 @@ mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use domain::ids::{SystemId, TenantId};
 use domain::limits::{Access, BudgetKey, Quota};
 use domain::tenant::Secret;
+use http_kernel::{BreakerPolicy, Call, Kernel, RetryPolicy, Upstream, Verdict};
 use ports::error::{PortError, PortResult};
-use ports::limiter::{RateDecision, RateLimiter};
+use ports::limiter::RateLimiter;
 use reqwest::Method;
 use serde_json::Value;
-use tracing::Instrument;
 
+pub use plugin::{HubSpotProvider, PROVIDER};
 pub use read::BatchRead;
 pub use signature::{MAX_AGE_MS, SignatureError, sign_v3, verify_v3};
 pub use webhook::{HubSpotEvent, PayloadError, SubscriptionType, parse_events};
@@ -107,7 +110,7 @@ impl HubSpotConfig {
 /// The adapter for one HubSpot account. Cheap to clone.
 #[derive(Clone)]
 pub struct HubSpotClient {
-    http: reqwest::Client,
+    kernel: Arc<Kernel>,
     config: Arc<HubSpotConfig>,
     limiter: Arc<dyn RateLimiter>,
     daily: Arc<DailyCounter>,
@@ -183,8 +186,12 @@ pub(crate) struct Answer {
     pub body: Value,
 }
 
+/// The system id tenants name HubSpot by.
+pub const SYSTEM: &str = "hubspot";
+const _: () = assert!(SystemId::valid(SYSTEM));
+
 fn system() -> SystemId {
-    SystemId::parse("hubspot").unwrap_or_else(|_| SystemId::attio())
+    SystemId::from_static(SYSTEM)
 }
 
 pub(crate) fn rejected(status: u16, body: &Value) -> PortError {
@@ -210,12 +217,22 @@ impl HubSpotClient {
         config: HubSpotConfig,
         limiter: Arc<dyn RateLimiter>,
     ) -> Result<Self, HubSpotSetupError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(HubSpotSetupError::Client)?;
+        let kernel = Kernel::new(
+            RetryPolicy {
+                max_retries: config.max_retries,
+                backoff_base: config.backoff_base,
+                backoff_cap: config.backoff_cap,
+                timeout: config.timeout,
+            },
+            // No call names a circuit yet: HubSpot's own windows pace it.
+            BreakerPolicy {
+                threshold: 5,
+                open_for: Duration::from_secs(30),
+            },
+        )
+        .map_err(|e| HubSpotSetupError::Client(e.0))?;
         Ok(Self {
-            http,
+            kernel: Arc::new(kernel),
             config: Arc::new(config),
             limiter,
             daily: Arc::default(),
@@ -227,35 +244,8 @@ impl HubSpotClient {
         self.daily.get()
     }
 
-    async fn take_budget(&self, search: bool) -> PortResult<()> {
-        // Reads and writes share HubSpot's one burst window; search has its own.
-        let (access, quota) = if search {
-            (Access::Read, self.config.search_quota)
-        } else {
-            (Access::Write, self.config.burst_quota)
-        };
-        let key = BudgetKey {
-            tenant: self.config.tenant.clone(),
-            system: system(),
-            access,
-        };
-        loop {
-            match self.limiter.try_acquire(&key, quota, 1).await? {
-                RateDecision::Allowed => return Ok(()),
-                RateDecision::Wait(d) => tokio::time::sleep(d).await,
-            }
-        }
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        self.config
-            .backoff_base
-            .saturating_mul(1u32 << attempt.min(20))
-            .min(self.config.backoff_cap)
-            .mul_f64(fastrand::f64())
-    }
-
-    /// Sends with budgets and retries; returns any non-retryable answer for the caller to read.
+    /// Sends through the kernel with HubSpot's budgets and retries; returns any answer that is
+    /// not retried for the caller to read.
     pub(crate) async fn send(
         &self,
         method: Method,
@@ -263,67 +253,113 @@ impl HubSpotClient {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> PortResult<Answer> {
-        let search = path.ends_with("/search");
-        let url = format!("{}{path}", self.config.base_url);
         let span = tracing::info_span!("hubspot.request", method = %method, path = %path, status = tracing::field::Empty);
-        async {
-            let mut attempt = 0u32;
-            loop {
-                self.take_budget(search).await?;
-                let mut req = self.http.request(method.clone(), &url).bearer_auth(self.config.token.expose()).query(query);
-                if let Some(b) = body {
-                    req = req.json(b);
-                }
-                if let Some(tp) = ports::trace::outgoing() {
-                    req = req.header("traceparent", tp);
-                }
-                let (wait, err) = match req.send().await {
-                    Err(e) => {
-                        let retry = e.is_connect() || e.is_timeout() || e.is_request();
-                        let err = PortError::unavailable("HubSpot", e.without_url());
-                        if !retry {
-                            return Err(err);
-                        }
-                        (self.backoff(attempt + 1), err)
-                    }
-                    Ok(resp) => {
-                        let status = resp.status().as_u16();
-                        tracing::Span::current().record("status", status);
-                        self.daily.observe(resp.headers());
-                        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-                        let text = resp.text().await.unwrap_or_default();
-                        let body: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-                        let next = attempt + 1;
-                        match status {
-                            429 if body["policyName"] == "DAILY" => {
-                                // Retrying cannot help before the allowance resets: fail now.
-                                self.daily.exhausted();
-                                return Err(PortError::RateLimited { retry_after: Some(until_midnight_utc()) });
-                            }
-                            429 => {
-                                let per = if body["policyName"] == "TEN_SECONDLY_ROLLING" { self.config.rolling_wait } else { self.config.secondly_wait };
-                                (per.saturating_mul(next), PortError::RateLimited { retry_after: Some(per) })
-                            }
-                            423 => (Duration::from_secs(2), rejected(status, &body)),
-                            477 => (Duration::from_secs(retry_after.unwrap_or(60)), rejected(status, &body)),
-                            s if s >= 500 && s != 501 => (self.backoff(next), PortError::unavailable(format!("HubSpot ({s})"), body.to_string())),
-                            _ => return Ok(Answer { status, body }),
-                        }
-                    }
-                };
-                if attempt >= self.config.max_retries {
-                    return Err(err);
-                }
-                attempt += 1;
-                tracing::debug!(attempt, delay_ms = wait.as_millis() as u64, error = %err, "retrying HubSpot request");
-                tokio::time::sleep(wait).await;
-            }
-        }
-        .instrument(span)
-        .await
+        let access = if path.ends_with("/search") {
+            Access::Read
+        } else {
+            Access::Write
+        };
+        let call = Call {
+            method,
+            path,
+            query,
+            body,
+            access,
+            circuit: None,
+        };
+        let answer = self.kernel.send(self, &call, span).await?;
+        Ok(Answer {
+            status: answer.status,
+            body: answer.json(),
+        })
     }
 
     pub(crate) fn objects(&self, object: &str) -> String {
         format!("{}/{object}", self.config.objects_prefix)
+    }
+}
+
+/// HubSpot's quirks for the kernel: one burst window for reads and writes and one for search;
+/// 429 waits by its policy (a `DAILY` one fails at once), 423 waits 2 s, 477 honours
+/// `Retry-After`, 5xx (but 501) backs off.
+#[async_trait]
+impl Upstream for HubSpotClient {
+    type Session = ();
+
+    fn name(&self) -> &'static str {
+        "HubSpot"
+    }
+
+    async fn admit(&self, call: &Call<'_>) -> PortResult<()> {
+        // Reads and writes share HubSpot's one burst window; search (`Read` here) has its own.
+        let quota = if call.access == Access::Read {
+            self.config.search_quota
+        } else {
+            self.config.burst_quota
+        };
+        let key = BudgetKey {
+            tenant: self.config.tenant.clone(),
+            system: system(),
+            access: call.access,
+        };
+        http_kernel::acquire(self.limiter.as_ref(), &key, quota).await
+    }
+
+    async fn prepare(
+        &self,
+        http: &reqwest::Client,
+        call: &Call<'_>,
+    ) -> PortResult<(reqwest::RequestBuilder, ())> {
+        let url = format!("{}{}", self.config.base_url, call.path);
+        let mut req = http
+            .request(call.method.clone(), &url)
+            .bearer_auth(self.config.token.expose())
+            .query(call.query);
+        if let Some(b) = call.body {
+            req = req.json(b);
+        }
+        Ok((req, ()))
+    }
+
+    fn classify(&self, _call: &Call<'_>, answer: &http_kernel::Answer, attempt: u32) -> Verdict {
+        self.daily.observe(&answer.headers);
+        let status = answer.status;
+        let next = attempt + 1;
+        match status {
+            429 => {
+                let body = answer.json();
+                if body["policyName"] == "DAILY" {
+                    // Retrying cannot help before the allowance resets: fail now.
+                    self.daily.exhausted();
+                    return Verdict::Fail(PortError::RateLimited {
+                        retry_after: Some(until_midnight_utc()),
+                    });
+                }
+                let per = if body["policyName"] == "TEN_SECONDLY_ROLLING" {
+                    self.config.rolling_wait
+                } else {
+                    self.config.secondly_wait
+                };
+                Verdict::Retry {
+                    wait: Some(per.saturating_mul(next)),
+                    error: PortError::RateLimited {
+                        retry_after: Some(per),
+                    },
+                }
+            }
+            423 => Verdict::Retry {
+                wait: Some(Duration::from_secs(2)),
+                error: rejected(status, &answer.json()),
+            },
+            477 => Verdict::Retry {
+                wait: Some(answer.retry_after().unwrap_or(Duration::from_secs(60))),
+                error: rejected(status, &answer.json()),
+            },
+            s if s >= 500 && s != 501 => Verdict::Retry {
+                wait: None,
+                error: PortError::unavailable(format!("HubSpot ({s})"), answer.json().to_string()),
+            },
+            _ => Verdict::Answer,
+        }
     }
 }

@@ -16,19 +16,22 @@
 mod activity;
 mod auth;
 mod crm;
+mod plugin;
 mod wire;
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use domain::ids::{SystemId, TenantId};
 use domain::tenant::Secret;
+use http_kernel::{BreakerPolicy, Call, Kernel, RetryPolicy, Upstream, Verdict};
 use ports::error::{PortError, PortResult};
 use reqwest::Method;
 use serde_json::Value;
-use tracing::Instrument;
 
 pub use crm::{DeletedPage, UpdatedIds};
+pub use plugin::{PROVIDER, SalesforceProvider};
 pub use wire::SfError;
 
 /// How the adapter logs in.
@@ -172,7 +175,7 @@ pub(crate) struct Answer {
 /// The adapter for one Salesforce org. Cheap to clone.
 #[derive(Clone)]
 pub struct SalesforceClient {
-    http: reqwest::Client,
+    kernel: Arc<Kernel>,
     config: Arc<SalesforceConfig>,
     session: Arc<tokio::sync::Mutex<Option<Session>>>,
     usage: Arc<Mutex<Option<ApiUsage>>>,
@@ -186,8 +189,12 @@ impl std::fmt::Debug for SalesforceClient {
     }
 }
 
+/// The system id tenants name Salesforce by.
+pub const SYSTEM: &str = "salesforce";
+const _: () = assert!(SystemId::valid(SYSTEM));
+
 fn system() -> SystemId {
-    SystemId::parse("salesforce").unwrap_or_else(|_| SystemId::attio())
+    SystemId::from_static(SYSTEM)
 }
 
 /// A typed error from a Salesforce answer.
@@ -213,12 +220,22 @@ pub(crate) fn rejected(status: u16, body: &Value) -> PortError {
 impl SalesforceClient {
     pub fn new(config: SalesforceConfig) -> Result<Self, SalesforceSetupError> {
         config.validate()?;
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(SalesforceSetupError::Client)?;
+        let kernel = Kernel::new(
+            RetryPolicy {
+                max_retries: config.max_retries,
+                backoff_base: config.backoff_base,
+                backoff_cap: config.backoff_cap,
+                timeout: config.timeout,
+            },
+            // No call names a circuit yet: the daily allowance's pause guards the org.
+            BreakerPolicy {
+                threshold: 5,
+                open_for: Duration::from_secs(30),
+            },
+        )
+        .map_err(|e| SalesforceSetupError::Client(e.0))?;
         Ok(Self {
-            http,
+            kernel: Arc::new(kernel),
             config: Arc::new(config),
             session: Arc::default(),
             usage: Arc::default(),
@@ -245,21 +262,13 @@ impl SalesforceClient {
             .is_some_and(|u| u.max > 0 && u.used as f64 >= self.config.pause_at * u.max as f64)
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        self.config
-            .backoff_base
-            .saturating_mul(1u32 << attempt.min(20))
-            .min(self.config.backoff_cap)
-            .mul_f64(fastrand::f64())
-    }
-
     /// The current session, logging in when there is none.
     async fn session(&self) -> PortResult<Session> {
         let mut slot = self.session.lock().await;
         if let Some(s) = slot.as_ref() {
             return Ok(s.clone());
         }
-        let s = auth::login(&self.http, &self.config).await?;
+        let s = auth::login(self.kernel.http(), &self.config).await?;
         *slot = Some(s.clone());
         Ok(s)
     }
@@ -272,9 +281,10 @@ impl SalesforceClient {
         }
     }
 
-    /// Sends a data API request: `path` is under `/services/data/vNN.N`, or absolute (starting
-    /// with `/services/`) as `nextRecordsUrl` is. Retries transient failures, logs in again once
-    /// on `INVALID_SESSION_ID`; returns any other answer for the caller to read.
+    /// Sends a data API request through the kernel: `path` is under `/services/data/vNN.N`, or
+    /// absolute (starting with `/services/`) as `nextRecordsUrl` is. Retries transient failures,
+    /// logs in again once on `INVALID_SESSION_ID`; returns any other answer for the caller to
+    /// read.
     pub(crate) async fn send(
         &self,
         method: Method,
@@ -283,75 +293,103 @@ impl SalesforceClient {
         body: Option<&Value>,
     ) -> PortResult<Answer> {
         let span = tracing::info_span!("salesforce.request", method = %method, path = %path, status = tracing::field::Empty);
-        async {
-            let mut attempt = 0u32;
-            let mut relogged = false;
-            loop {
-                if self.paused() {
-                    return Err(PortError::RateLimited { retry_after: Some(self.config.pause_retry) });
-                }
-                let session = self.session().await?;
-                let url = if path.starts_with("/services/") {
-                    format!("{}{path}", session.instance_url)
-                } else {
-                    format!("{}/services/data/v{}{path}", session.instance_url, self.config.api_version)
-                };
-                let mut req = self.http.request(method.clone(), &url).bearer_auth(session.token.expose()).query(query);
-                if let Some(b) = body {
-                    req = req.json(b);
-                }
-                if let Some(tp) = ports::trace::outgoing() {
-                    req = req.header("traceparent", tp);
-                }
-                if path == "/query" || path == "/queryAll" {
-                    req = req.header("Sforce-Query-Options", format!("batchSize={}", self.config.query_batch_size));
-                }
-                let (wait, err) = match req.send().await {
-                    Err(e) => {
-                        let retry = e.is_connect() || e.is_timeout() || e.is_request();
-                        let err = PortError::unavailable("Salesforce", e.without_url());
-                        if !retry {
-                            return Err(err);
-                        }
-                        (self.backoff(attempt + 1), err)
-                    }
-                    Ok(resp) => {
-                        let status = resp.status().as_u16();
-                        tracing::Span::current().record("status", status);
-                        self.observe_usage(resp.headers());
-                        let text = resp.text().await.unwrap_or_default();
-                        let body: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-                        let code = SfError::decode(&body).map(|e| e.code).unwrap_or_default();
-                        match (status, code.as_str()) {
-                            (401, "INVALID_SESSION_ID") if !relogged => {
-                                // The session expired or was revoked: log in again, once.
-                                tracing::debug!("Salesforce session expired; logging in again");
-                                self.drop_session(&session).await;
-                                relogged = true;
-                                continue;
-                            }
-                            (403, "REQUEST_LIMIT_EXCEEDED") => {
-                                if let Some(u) = self.api_usage() {
-                                    *self.usage.lock().unwrap_or_else(PoisonError::into_inner) = Some(ApiUsage { used: u.max, ..u });
-                                }
-                                return Err(PortError::RateLimited { retry_after: None });
-                            }
-                            (400, "UNABLE_TO_LOCK_ROW") => (self.backoff(attempt + 1), rejected(status, &body)),
-                            (s, _) if s >= 500 && s != 501 => (self.backoff(attempt + 1), PortError::unavailable(format!("Salesforce ({s})"), body.to_string())),
-                            _ => return Ok(Answer { status, body }),
-                        }
-                    }
-                };
-                if attempt >= self.config.max_retries {
-                    return Err(err);
-                }
-                attempt += 1;
-                tracing::debug!(attempt, delay_ms = wait.as_millis() as u64, error = %err, "retrying Salesforce request");
-                tokio::time::sleep(wait).await;
-            }
+        let mut call = Call::new(method, path);
+        call.query = query;
+        call.body = body;
+        let answer = self.kernel.send(&Wire(self), &call, span).await?;
+        Ok(Answer {
+            status: answer.status,
+            body: answer.json(),
+        })
+    }
+}
+
+/// Salesforce's quirks for the kernel: the session (instance URL and token) per attempt, one
+/// re-login on `INVALID_SESSION_ID`, `REQUEST_LIMIT_EXCEEDED` as its only quota signal, locked
+/// rows and 5xx (but 501) retried, and the daily allowance's pause. A private view of the client,
+/// so the session type stays inside the crate.
+struct Wire<'a>(&'a SalesforceClient);
+
+#[async_trait]
+impl Upstream for Wire<'_> {
+    type Session = Session;
+
+    fn name(&self) -> &'static str {
+        "Salesforce"
+    }
+
+    async fn admit(&self, _call: &Call<'_>) -> PortResult<()> {
+        if self.0.paused() {
+            return Err(PortError::RateLimited {
+                retry_after: Some(self.0.config.pause_retry),
+            });
         }
-        .instrument(span)
-        .await
+        Ok(())
+    }
+
+    async fn prepare(
+        &self,
+        http: &reqwest::Client,
+        call: &Call<'_>,
+    ) -> PortResult<(reqwest::RequestBuilder, Session)> {
+        let session = self.0.session().await?;
+        let path = call.path;
+        let url = if path.starts_with("/services/") {
+            format!("{}{path}", session.instance_url)
+        } else {
+            format!(
+                "{}/services/data/v{}{path}",
+                session.instance_url, self.0.config.api_version
+            )
+        };
+        let mut req = http
+            .request(call.method.clone(), &url)
+            .bearer_auth(session.token.expose())
+            .query(call.query);
+        if let Some(b) = call.body {
+            req = req.json(b);
+        }
+        if path == "/query" || path == "/queryAll" {
+            req = req.header(
+                "Sforce-Query-Options",
+                format!("batchSize={}", self.0.config.query_batch_size),
+            );
+        }
+        Ok((req, session))
+    }
+
+    fn classify(&self, _call: &Call<'_>, answer: &http_kernel::Answer, _attempt: u32) -> Verdict {
+        self.0.observe_usage(&answer.headers);
+        let status = answer.status;
+        if status < 400 {
+            return Verdict::Answer;
+        }
+        let body = answer.json();
+        let code = SfError::decode(&body).map(|e| e.code).unwrap_or_default();
+        match (status, code.as_str()) {
+            // The session expired or was revoked: log in again, once.
+            (401, "INVALID_SESSION_ID") => Verdict::Reauthenticate(rejected(status, &body)),
+            (403, "REQUEST_LIMIT_EXCEEDED") => {
+                if let Some(u) = self.0.api_usage() {
+                    *self.0.usage.lock().unwrap_or_else(PoisonError::into_inner) =
+                        Some(ApiUsage { used: u.max, ..u });
+                }
+                Verdict::Fail(PortError::RateLimited { retry_after: None })
+            }
+            (400, "UNABLE_TO_LOCK_ROW") => Verdict::Retry {
+                wait: None,
+                error: rejected(status, &body),
+            },
+            (s, _) if s >= 500 && s != 501 => Verdict::Retry {
+                wait: None,
+                error: PortError::unavailable(format!("Salesforce ({s})"), body.to_string()),
+            },
+            _ => Verdict::Answer,
+        }
+    }
+
+    async fn reauthenticate(&self, stale: Session) {
+        self.0.drop_session(&stale).await;
     }
 }
 

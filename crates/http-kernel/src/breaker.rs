@@ -1,4 +1,5 @@
-//! A circuit breaker per object (the client is per tenant, so per (tenant, object)).
+//! A circuit breaker per circuit key (an adapter is per tenant, so per (tenant, key); Attio keys
+//! by object).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -42,8 +43,9 @@ impl Breaker {
         f(&mut guard)
     }
 
-    /// `Unavailable` while the circuit of `key` is open (or its probe is in flight).
-    pub fn allow(&self, key: &str) -> Result<(), PortError> {
+    /// `Unavailable` (naming `provider` and `key`) while the circuit of `key` is open, or its
+    /// probe is in flight.
+    pub fn allow(&self, provider: &str, key: &str) -> Result<(), PortError> {
         self.with(|m| {
             let state = m
                 .entry(key.to_owned())
@@ -55,7 +57,7 @@ impl Breaker {
                     Ok(())
                 }
                 State::Open { .. } | State::Probing => Err(PortError::unavailable(
-                    format!("Attio ({key})"),
+                    format!("{provider} ({key})"),
                     format!("the circuit for {key} is open after repeated failures"),
                 )),
             }
@@ -92,20 +94,32 @@ mod tests {
     fn opens_after_the_threshold_probes_once_and_closes_on_success() {
         let b = Breaker::new(2, Duration::from_millis(20));
         b.failure("people");
-        assert!(b.allow("people").is_ok());
+        assert!(b.allow("Attio", "people").is_ok());
         b.failure("people");
-        assert!(b.allow("people").is_err(), "open after two failures");
-        assert!(b.allow("companies").is_ok(), "per object");
+        assert!(
+            b.allow("Attio", "people").is_err(),
+            "open after two failures"
+        );
+        assert!(b.allow("Attio", "companies").is_ok(), "per object");
         std::thread::sleep(Duration::from_millis(30));
-        assert!(b.allow("people").is_ok(), "one probe after the open period");
-        assert!(b.allow("people").is_err(), "only one probe at a time");
+        assert!(
+            b.allow("Attio", "people").is_ok(),
+            "one probe after the open period"
+        );
+        assert!(
+            b.allow("Attio", "people").is_err(),
+            "only one probe at a time"
+        );
         b.failure("people");
-        assert!(b.allow("people").is_err(), "a failed probe re-opens");
+        assert!(
+            b.allow("Attio", "people").is_err(),
+            "a failed probe re-opens"
+        );
         std::thread::sleep(Duration::from_millis(30));
-        assert!(b.allow("people").is_ok());
+        assert!(b.allow("Attio", "people").is_ok());
         b.success("people");
         assert!(
-            b.allow("people").is_ok() && b.allow("people").is_ok(),
+            b.allow("Attio", "people").is_ok() && b.allow("Attio", "people").is_ok(),
             "closed again"
         );
     }
