@@ -10,6 +10,7 @@ pub mod crm;
 pub mod directory;
 pub mod error;
 pub mod limiter;
+pub mod provider;
 pub mod queue;
 pub mod stores;
 pub mod trace;

@@ -36,15 +36,6 @@ pub trait JobHandler: Send + Sync {
     async fn handle(&self, job: &Job) -> ServiceResult<()>;
 }
 
-/// One change a CRM reported: `{object, id, deleted}` (the API converts its provider's events).
-#[derive(Debug, serde::Deserialize)]
-struct CrmChange {
-    object: String,
-    id: String,
-    #[serde(default)]
-    deleted: bool,
-}
-
 /// Why a payload cannot be processed at all (it will not get better by retrying).
 #[derive(Debug, thiserror::Error)]
 #[error("unreadable job payload: {0}")]
@@ -105,7 +96,7 @@ impl JobHandler for PipelineHandler {
                     let system = domain::ids::SystemId::parse(
                         payload["system"].as_str().unwrap_or_default(),
                     )?;
-                    let changes: Vec<CrmChange> =
+                    let changes: Vec<ports::provider::CrmChange> =
                         serde_json::from_value(payload["changes"].clone()).map_err(|e| {
                             PortError::Invalid(BadPayload(e.to_string()).to_string())
                         })?;

@@ -15,7 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(
     name = "attio-sync",
-    about = "Keeps Attio in step with HubSpot, Salesforce and your app"
+    about = "Keeps Attio in step with your CRMs and your app"
 )]
 struct Cli {
     #[command(subcommand)]

@@ -12,6 +12,7 @@
 //!   credentials.
 
 pub mod directory;
+pub mod registry;
 pub mod telemetry;
 
 use std::path::{Path, PathBuf};

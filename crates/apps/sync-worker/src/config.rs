@@ -43,6 +43,35 @@ pub struct RawStage {
     pub transform: Transform,
 }
 
+/// A CRM plugin's section, `[crm.<system>]`: how this worker reads its changes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawCrm {
+    /// Seconds between polls of this CRM for changes, for a plugin that is polled (it sends no
+    /// webhooks here); 0 turns polling off. Run it on one worker: every poller reads the same
+    /// changes.
+    pub poll_interval_s: u64,
+    /// How far back each poll looks; longer than the interval, so passes overlap.
+    pub poll_window_s: u64,
+}
+
+impl Default for RawCrm {
+    fn default() -> Self {
+        Self {
+            poll_interval_s: 0,
+            poll_window_s: 120,
+        }
+    }
+}
+
+/// A polled CRM: its system, how often, and how far back each pass looks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollSettings {
+    pub system: SystemId,
+    pub interval: Duration,
+    pub window: Duration,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawConfig {
@@ -63,17 +92,16 @@ pub struct RawConfig {
     pub retry_base_ms: u64,
     pub retry_cap_ms: u64,
     pub grace_s: u64,
-    /// Only these job partitions (object ids, `list-…`, `notes`, `tasks`, `hubspot`); all when empty.
+    /// Only these job partitions (object ids, `list-…`, `notes`, `tasks`, a CRM's system id for
+    /// its webhook changes); all when empty.
     pub partitions: Vec<String>,
     /// Only these tenants; all when empty.
     pub tenants: Vec<String>,
     /// `archive` or `keep` the external records of deleted Attio records.
     pub on_delete: String,
-    /// Seconds between polls of Salesforce for changes (it sends no webhooks here); 0 turns
-    /// polling off. Run it on one worker: every poller reads the same changes.
-    pub poll_salesforce_s: u64,
-    /// How far back each poll looks; longer than the interval, so passes overlap.
-    pub poll_window_s: u64,
+    /// Per CRM plugin, keyed by its system id (`[crm.<system>]`); a key no plugin serves is
+    /// refused at start-up.
+    pub crm: std::collections::BTreeMap<String, RawCrm>,
     /// Seconds between purges of the write ledger's expired entries (ADR 0020); 0 never purges.
     pub purge_interval_s: u64,
     pub targets: Vec<RawTarget>,
@@ -101,8 +129,7 @@ impl Default for RawConfig {
             partitions: Vec::new(),
             tenants: Vec::new(),
             on_delete: "archive".into(),
-            poll_salesforce_s: 0,
-            poll_window_s: 120,
+            crm: std::collections::BTreeMap::new(),
             purge_interval_s: 300,
             targets: Vec::new(),
             stages: Vec::new(),
@@ -120,8 +147,8 @@ pub struct Settings {
     pub attio_base_url: String,
     pub worker: WorkerSettings,
     pub delete_policy: DeletePolicy,
-    /// `None` when polling is off; else (interval, window).
-    pub poll_salesforce: Option<(Duration, Duration)>,
+    /// The CRMs this worker polls (empty: none).
+    pub polls: Vec<PollSettings>,
     /// `None`: the write ledger is never purged.
     pub purge_interval: Option<Duration>,
     pub targets: Vec<SyncTarget>,
@@ -176,19 +203,8 @@ impl RawConfig {
                 ));
             }
         };
-        let poll_salesforce = match self.poll_salesforce_s {
-            0 => None,
-            n if self.poll_window_s > n => Some((
-                Duration::from_secs(n),
-                Duration::from_secs(self.poll_window_s),
-            )),
-            n => {
-                return bad(format!(
-                    "poll_window_s ({}) must be longer than poll_salesforce_s ({n}) so passes overlap",
-                    self.poll_window_s
-                ));
-            }
-        };
+        let registry = app_common::registry::Registry::builtin();
+        let polls = polls(&registry, &self.crm)?;
         let purge_interval =
             app_common::purge_interval(self.purge_interval_s, "the ledger's expired entries")?;
         let redis_url = match self.redis_url {
@@ -214,7 +230,10 @@ impl RawConfig {
                 Ok(SyncTarget {
                     mapping: ObjectMapping::new(
                         ObjectSlug::parse(&t.attio_object).map_err(|e| at(e.to_string()))?,
-                        SystemId::parse(&t.system).map_err(|e| at(e.to_string()))?,
+                        registry
+                            .get(&t.system)
+                            .map_err(|e| at(e.to_string()))?
+                            .system(),
                         &t.external_object,
                         t.fields,
                     )
@@ -233,7 +252,10 @@ impl RawConfig {
                 let stage = StageTarget {
                     list: t.list,
                     attribute: AttributeSlug::parse(&t.attribute).map_err(|e| at(e.to_string()))?,
-                    system: SystemId::parse(&t.system).map_err(|e| at(e.to_string()))?,
+                    system: registry
+                        .get(&t.system)
+                        .map_err(|e| at(e.to_string()))?
+                        .system(),
                     property: ExternalProperty::parse(&t.property)
                         .map_err(|e| at(e.to_string()))?,
                     transform: t.transform,
@@ -267,12 +289,41 @@ impl RawConfig {
                 idle_poll: Duration::from_millis(500),
             },
             delete_policy,
-            poll_salesforce,
+            polls,
             purge_interval,
             targets,
             stages,
         })
     }
+}
+
+/// The polled CRMs of the `[crm.<system>]` sections: each key a plugin of `registry`, polling
+/// only for plugins that are polled, the window longer than the interval.
+fn polls(
+    registry: &app_common::registry::Registry,
+    sections: &std::collections::BTreeMap<String, RawCrm>,
+) -> Result<Vec<PollSettings>, ConfigError> {
+    let mut polls = Vec::new();
+    for (system, c) in sections {
+        let at = |e: String| ConfigError::Invalid(format!("crm.{system}: {e}"));
+        let provider = registry.get(system).map_err(|e| at(e.to_string()))?;
+        if c.poll_interval_s == 0 {
+            continue;
+        }
+        registry.polled(system).map_err(|e| at(e.to_string()))?;
+        if c.poll_window_s <= c.poll_interval_s {
+            return Err(at(format!(
+                "poll_window_s ({}) must be longer than poll_interval_s ({}) so passes overlap",
+                c.poll_window_s, c.poll_interval_s
+            )));
+        }
+        polls.push(PollSettings {
+            system: provider.system(),
+            interval: Duration::from_secs(c.poll_interval_s),
+            window: Duration::from_secs(c.poll_window_s),
+        });
+    }
+    Ok(polls)
 }
 
 #[cfg(test)]
@@ -319,15 +370,75 @@ fields = [
     }
 
     #[test]
+    fn a_polled_plugin_is_configured_in_its_own_section() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "w.toml",
+                "[crm.salesforce]\npoll_interval_s = 30\n[crm.hubspot]\n",
+            )?;
+            jail.set_env("ATTIO_SYNC_CRM__SALESFORCE__POLL_WINDOW_S", "90");
+            let s = RawConfig::load(Some(Path::new("w.toml")))
+                .map_err(|e| e.to_string())?
+                .validate()
+                .map_err(|e| e.to_string())?;
+            assert_eq!(
+                s.polls,
+                vec![PollSettings {
+                    system: SystemId::parse("salesforce").unwrap(),
+                    interval: Duration::from_secs(30),
+                    window: Duration::from_secs(90),
+                }],
+                "a section without an interval polls nothing"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn bad_values_name_the_setting() {
         type Tweak = fn(&mut RawConfig);
-        let cases: [(Tweak, &str); 10] = [
+        let cases: [(Tweak, &str); 13] = [
             (
                 |c| {
-                    c.poll_salesforce_s = 60;
-                    c.poll_window_s = 30;
+                    c.crm.insert(
+                        "salesforce".into(),
+                        RawCrm {
+                            poll_interval_s: 60,
+                            poll_window_s: 30,
+                        },
+                    );
                 },
                 "poll_window_s",
+            ),
+            (
+                |c| {
+                    c.crm.insert("pipedrive".into(), RawCrm::default());
+                },
+                "crm.pipedrive: unknown CRM system",
+            ),
+            (
+                |c| {
+                    c.crm.insert(
+                        "hubspot".into(),
+                        RawCrm {
+                            poll_interval_s: 60,
+                            poll_window_s: 120,
+                        },
+                    );
+                },
+                "crm.hubspot: hubspot is not polled",
+            ),
+            (
+                |c| {
+                    c.targets = vec![RawTarget {
+                        attio_object: "people".into(),
+                        system: "pipedrive".into(),
+                        external_object: "persons".into(),
+                        id_property: "attio_id".into(),
+                        fields: Vec::new(),
+                    }]
+                },
+                "targets[0]: unknown CRM system \"pipedrive\"",
             ),
             (|c| c.concurrency = 0, "concurrency"),
             (|c| c.purge_interval_s = 90_000, "purge_interval_s"),

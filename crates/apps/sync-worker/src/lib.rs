@@ -67,34 +67,25 @@ pub async fn run(
         }),
         settings.worker.clone(),
     );
-    // Salesforce sends no webhooks here: poll it, on the workers configured to.
-    let poller = settings.poll_salesforce.map(|(interval, window)| {
-        let mut p = services::poll::ChangePoller::new(
-            domain::ids::SystemId::parse("salesforce").unwrap_or_else(|_| domain::ids::SystemId::attio()),
-            directory_for_poll.clone(),
-            stores.tenants.clone(),
-            stores.links.clone(),
-            outbound.clone(),
-            Arc::new(SystemClock),
-            settings.targets.clone(),
-        )
-        .with_cursor(stores.sync_state.clone());
-        p.window = window;
-        let mut stop = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                match p.poll_all().await {
-                    Ok(s) if s.synced > 0 => tracing::debug!(seen = s.seen, synced = s.synced, "polled Salesforce"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "polling Salesforce failed; the next pass retries"),
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(interval) => {},
-                    _ = stop.changed() => return,
-                }
-            }
+    // Plugins that send no webhooks here are polled, on the workers configured to.
+    let pollers: Vec<_> = settings
+        .polls
+        .iter()
+        .map(|poll| {
+            let mut p = services::poll::ChangePoller::new(
+                poll.system.clone(),
+                directory_for_poll.clone(),
+                stores.tenants.clone(),
+                stores.links.clone(),
+                outbound.clone(),
+                Arc::new(SystemClock),
+                settings.targets.clone(),
+            )
+            .with_cursor(stores.sync_state.clone());
+            p.window = poll.window;
+            spawn_poller(p, poll.system.clone(), poll.interval, shutdown.clone())
         })
-    });
+        .collect();
     // The ledger's entries outlive their use by design (echo suppression until they expire);
     // drop them afterwards (ADR 0020).
     let purge = settings.purge_interval.map(|interval| {
@@ -104,8 +95,34 @@ pub async fn run(
     });
     tracing::info!(consumer = %settings.worker.consumer, concurrency = settings.worker.concurrency, targets = settings.targets.len(), "sync-worker running");
     let stats = worker.run(shutdown).await;
-    for task in [poller, purge].into_iter().flatten() {
+    for task in pollers.into_iter().chain(purge) {
         task.abort();
     }
     stats
+}
+
+/// Runs `poller`'s passes every `interval` until `stop` changes.
+fn spawn_poller(
+    poller: services::poll::ChangePoller,
+    system: domain::ids::SystemId,
+    interval: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match poller.poll_all().await {
+                Ok(s) if s.synced > 0 => {
+                    tracing::debug!(%system, seen = s.seen, synced = s.synced, "polled")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(%system, error = %e, "polling failed; the next pass retries")
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {},
+                _ = stop.changed() => return,
+            }
+        }
+    })
 }

@@ -5,7 +5,8 @@
 //!   `"register_webhook": true` it registers the Attio webhook through Attio's API (target
 //!   `{public_url}/v1/webhooks/attio/{tenant}`, every event type the pipeline handles) and stores
 //!   the secret Attio returns. `GET /v1/admin/tenants`, `GET`/`DELETE /v1/admin/tenants/{id}`
-//!   (secrets never leave: they show as `***`).
+//!   (secrets never leave: they show as `***`). A CRM connection naming a system no plugin of
+//!   the registry serves, or missing a setting its plugin needs, is refused with 400 naming it.
 //! - `GET /v1/admin/tenants/{id}/dead-letters`, `POST …/dead-letters/{job}/replay`.
 //! - `POST /v1/admin/tenants/{id}/backfills` `{object, system}` queues a backfill for a worker;
 //!   `GET /v1/admin/tenants/{id}/sync-state` shows its progress; `GET /v1/admin/queue`.
@@ -227,11 +228,17 @@ async fn create_tenant(State(state): State<AppState>, body: axum::body::Bytes) -
                 Err(r) => return r,
             }
         }
-        crms.push(CrmConnection {
+        let connection = CrmConnection {
             system,
             settings: c.settings,
             secrets,
-        });
+        };
+        // An unknown system, or a connection its plugin cannot build, is refused here rather
+        // than skipped by every worker later.
+        if let Err(e) = state.registry.check(&connection) {
+            return error(StatusCode::BAD_REQUEST, e.to_string());
+        }
+        crms.push(connection);
     }
     match state.tenants.get(&id).await {
         Ok(_) => return error(StatusCode::CONFLICT, format!("tenant {id} exists")),
@@ -500,6 +507,9 @@ async fn start_backfill(
     if let Err(e) =
         domain::ids::ObjectSlug::parse(&req.object).and(SystemId::parse(&req.system).map(|_| ()))
     {
+        return error(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    if let Err(e) = state.registry.get(&req.system) {
         return error(StatusCode::BAD_REQUEST, e.to_string());
     }
     if let Err(e) = state.tenants.get(&id).await {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub listen: SocketAddr,
-    /// The URL HubSpot calls (its v3 signature covers the full URL).
+    /// This service's public URL: CRM webhook signatures may cover the full URL they called.
     pub public_url: String,
     pub store: RawStore,
     /// Where deliveries and jobs live: the store (default) or Redis.

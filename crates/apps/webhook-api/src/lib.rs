@@ -6,8 +6,9 @@
 //!   only then answers 200. Unknown tenant → 404, bad signature → 401 (nothing stored), body over
 //!   the limit → 413, signed but unparseable → stored in quarantine with the reason and 202,
 //!   event types the pipeline does not handle → stored and acknowledged without a job.
-//! - `POST /v1/webhooks/hubspot/{tenant}`: the same with HubSpot's v3 signature (five-minute
-//!   window) against the tenant's HubSpot client secret.
+//! - `POST /v1/webhooks/{system}/{tenant}`: the same for every CRM plugin that takes webhooks
+//!   (its own signature check against the tenant's connection, its events turned into
+//!   provider-neutral changes); an unknown system answers 404 naming it.
 //! - `GET /healthz` (the process answers), `GET /readyz` (the queue answers), `GET /metrics`
 //!   (Prometheus; see [`telemetry`]).
 //! - The operator's API under `/v1/admin` (see [`admin`]); `GET /openapi.json` describes every
@@ -29,6 +30,7 @@ mod webhooks;
 use std::future::Future;
 use std::sync::Arc;
 
+use app_common::registry::Registry;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -71,6 +73,8 @@ pub struct Parts {
     /// The contact service behind `/v1/tenants/{tenant}/…`; `None` leaves those routes answering
     /// 404.
     pub contacts: Option<Arc<services::contact::ContactService>>,
+    /// The CRM plugins: webhook routes, tenant checks and the API document come from it.
+    pub registry: Registry,
 }
 
 impl AppState {
@@ -88,6 +92,7 @@ impl AppState {
             registrar: None,
             tenant_cache: TenantCache::default(),
             contacts: None,
+            registry: Registry::builtin(),
         }))
     }
 
@@ -113,8 +118,8 @@ impl std::fmt::Debug for Parts {
     }
 }
 
-async fn openapi_json() -> impl IntoResponse {
-    Json(openapi::document())
+async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
+    Json(openapi::document(&state.registry))
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -167,7 +172,7 @@ pub fn app(state: AppState) -> Router {
     let timeout = state.settings.request_timeout;
     Router::new()
         .route("/v1/webhooks/attio/{tenant}", post(webhooks::attio))
-        .route("/v1/webhooks/hubspot/{tenant}", post(webhooks::hubspot))
+        .route("/v1/webhooks/{system}/{tenant}", post(webhooks::crm))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

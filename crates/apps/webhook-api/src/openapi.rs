@@ -1,7 +1,8 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document of every route, built with utoipa from the table
-//! below (one row per route: method, path, tag, summary, answers). A test checks that every row is
-//! served.
+//! below (one row per route: method, path, tag, summary, answers) and one webhook row per CRM
+//! plugin of the registry that takes webhooks. A test checks that every row is served.
 
+use app_common::registry::Registry;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -13,7 +14,7 @@ use utoipa::openapi::{
 /// One documented route.
 pub struct Route {
     pub method: HttpMethod,
-    pub path: &'static str,
+    pub path: String,
     pub tag: &'static str,
     pub summary: &'static str,
     /// Answers (status, meaning).
@@ -46,7 +47,7 @@ impl std::fmt::Debug for Route {
     }
 }
 
-const fn r(
+fn r(
     method: HttpMethod,
     path: &'static str,
     tag: &'static str,
@@ -57,7 +58,7 @@ const fn r(
 ) -> Route {
     Route {
         method,
-        path,
+        path: path.to_owned(),
         tag,
         summary,
         answers,
@@ -83,8 +84,28 @@ const ADMIN: &[(&str, &str)] = &[
     ("404", "not found"),
 ];
 
-/// Every route of the service.
-pub fn routes() -> Vec<Route> {
+/// Every route of the service, with the webhook route of each plugin that takes webhooks.
+pub fn routes(registry: &Registry) -> Vec<Route> {
+    use HttpMethod::*;
+    let mut routes = fixed();
+    let crm_webhooks = registry.iter().filter_map(|p| {
+        let feed = p.feed().webhooks?;
+        Some(Route {
+            method: Post,
+            path: format!("/v1/webhooks/{}/{{tenant}}", p.id()),
+            tag: "webhooks",
+            summary: feed.summary(),
+            answers: INTAKE,
+            auth: None,
+            body: true,
+        })
+    });
+    routes.splice(1..1, crm_webhooks);
+    routes
+}
+
+/// The routes that do not depend on the plugins.
+fn fixed() -> Vec<Route> {
     use HttpMethod::*;
     vec![
         r(
@@ -92,15 +113,6 @@ pub fn routes() -> Vec<Route> {
             "/v1/webhooks/attio/{tenant}",
             "webhooks",
             "An Attio webhook delivery (Attio-Signature)",
-            INTAKE,
-            None,
-            true,
-        ),
-        r(
-            Post,
-            "/v1/webhooks/hubspot/{tenant}",
-            "webhooks",
-            "A HubSpot webhook delivery (v3 signature)",
             INTAKE,
             None,
             true,
@@ -360,13 +372,13 @@ fn params(path: &str) -> Vec<utoipa::openapi::path::Parameter> {
 }
 
 /// The document.
-pub fn document() -> OpenApi {
+pub fn document(registry: &Registry) -> OpenApi {
     let mut paths = Paths::new();
-    for route in routes() {
+    for route in routes(registry) {
         let mut op = OperationBuilder::new()
             .summary(Some(route.summary))
             .tag(route.tag)
-            .parameters(Some(params(route.path)));
+            .parameters(Some(params(&route.path)));
         for (status, meaning) in route.answers {
             op = op.response(
                 *status,
@@ -387,7 +399,7 @@ pub fn document() -> OpenApi {
                 [],
             )]));
         }
-        paths.add_path_operation(route.path, vec![route.method], op.build());
+        paths.add_path_operation(&route.path, vec![route.method], op.build());
     }
     let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
     OpenApiBuilder::new()

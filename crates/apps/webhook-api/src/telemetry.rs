@@ -2,7 +2,8 @@
 //! test binary share it), rendered by `GET /metrics`.
 //!
 //! - `webhook_deliveries_total{source, outcome}`: `accepted`, `duplicate`, `quarantined`,
-//!   `unsigned` (bad or missing signature), `unknown_tenant`, `too_large`, `failed`;
+//!   `unsigned` (bad or missing signature), `unknown_tenant`, `unknown_system` (a webhook path
+//!   naming no plugin that takes webhooks; source `unknown`), `too_large`, `failed`;
 //! - `webhook_answer_seconds{source}`: time to answer a delivery (histogram summary);
 //! - `queue_jobs{state}`: the queue's depth when scraped (`ready`, `delayed`, `in_flight`, `dead`);
 //! - `retention_purged_total{what}`: deliveries forgotten after their retention (ADR 0020).

@@ -14,6 +14,7 @@ use domain::tenant::Tenant;
 use domain::trace::TraceParent;
 use domain::webhook::{EventSubject, WebhookDelivery};
 use ports::error::PortError;
+use ports::provider::{CrmProvider, SignedRequest, WebhookError};
 use ports::stores::{Accepted, InboundDelivery};
 use serde_json::{Value, json};
 use tracing::Instrument;
@@ -188,21 +189,41 @@ pub(crate) async fn attio(
     }
 }
 
-pub(crate) async fn hubspot(
+/// `POST /v1/webhooks/{system}/{tenant}`: a CRM plugin's signed webhooks. An unknown system, or
+/// one that sends no webhooks, answers 404 naming it.
+pub(crate) async fn crm(
     state: State<AppState>,
-    path: Path<String>,
+    Path((system, tenant)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let provider = match state.registry.get(&system) {
+        Ok(p) if p.feed().webhooks.is_some() => p,
+        Ok(p) => {
+            let e = app_common::registry::RegistryError::NoWebhooks { system: p.system() };
+            return unrouted(&e.to_string());
+        }
+        Err(e) => return unrouted(&e.to_string()),
+    };
+    let source = provider.id();
     match body {
         Ok(body) => {
-            let (trace, span) = traced("hubspot", &path, &headers);
-            timed("hubspot", hubspot_inner(state, path, headers, body, trace))
-                .instrument(span)
-                .await
+            let (trace, span) = traced(source, &tenant, &headers);
+            timed(
+                source,
+                crm_inner(state, provider, tenant, headers, body, trace),
+            )
+            .instrument(span)
+            .await
         }
-        Err(rejected) => refused_body("hubspot", rejected),
+        Err(rejected) => refused_body(source, rejected),
     }
+}
+
+/// A webhook path naming a system that takes no webhooks here.
+fn unrouted(reason: &str) -> Response {
+    crate::telemetry::delivery("unknown", "unknown_system");
+    answer(StatusCode::NOT_FOUND, json!({"error": reason}))
 }
 
 /// The delivery's trace and the `webhook` span its handling runs in, a child of that trace in
@@ -330,9 +351,10 @@ async fn attio_inner(
     .await
 }
 
-async fn hubspot_inner(
+async fn crm_inner(
     State(state): State<AppState>,
-    Path(raw_tenant): Path<String>,
+    provider: &'static dyn CrmProvider,
+    raw_tenant: String,
     headers: HeaderMap,
     body: Bytes,
     trace: TraceParent,
@@ -341,67 +363,65 @@ async fn hubspot_inner(
         Ok(t) => t,
         Err(r) => return r,
     };
-    let system = SystemId::parse("hubspot").unwrap_or_else(|_| SystemId::attio());
-    let Some(secret) = tenant
-        .crms
-        .iter()
-        .find(|c| c.system == system)
-        .and_then(|c| c.secrets.get("client_secret"))
-    else {
+    let system = provider.system();
+    let Some(feed) = provider.feed().webhooks else {
+        return unrouted("no webhooks");
+    };
+    let Some(connection) = tenant.crms.iter().find(|c| c.system == system) else {
+        tracing::warn!(tenant = %tenant.id, %system, "refused a delivery: the tenant has no connection to this system");
         return answer(
             StatusCode::NOT_FOUND,
-            json!({"error": "the tenant has no HubSpot connection"}),
+            json!({"error": format!("the tenant has no {} connection", provider.display_name())}),
         );
     };
-    let uri = format!(
-        "{}/v1/webhooks/hubspot/{raw_tenant}",
+    let url = format!(
+        "{}/v1/webhooks/{system}/{raw_tenant}",
         state.settings.public_url
     );
-    let now_ms = (state.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
-    let verified = adapter_hubspot::verify_v3(
-        secret.expose(),
-        "POST",
-        &uri,
-        &body,
-        header(&headers, "x-hubspot-request-timestamp").unwrap_or_default(),
-        header(&headers, "x-hubspot-signature-v3").unwrap_or_default(),
-        now_ms,
-    );
-    if let Err(e) = verified {
-        tracing::info!(tenant = %tenant.id, reason = %e, "refused a HubSpot delivery");
-        return answer(
-            StatusCode::UNAUTHORIZED,
-            json!({"error": "invalid signature"}),
-        );
+    let header_map = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let request = SignedRequest {
+        method: "POST",
+        url: &url,
+        headers: &header_map,
+        body: &body,
+        now_ms: (state.clock.now().unix_timestamp_nanos() / 1_000_000) as i64,
+    };
+    match feed.verify(connection, &request) {
+        Ok(()) => {}
+        Err(WebhookError::NotConfigured(key)) => {
+            tracing::warn!(tenant = %tenant.id, %system, secret = key, "refused a delivery: the tenant's connection has no webhook secret; add it to the connection's secrets");
+            return answer(
+                StatusCode::NOT_FOUND,
+                json!({"error": format!("the tenant's {} connection takes no webhooks", provider.display_name())}),
+            );
+        }
+        Err(e) => {
+            tracing::info!(tenant = %tenant.id, %system, reason = %e, "refused a delivery");
+            return answer(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "invalid signature"}),
+            );
+        }
     }
     let key = IdempotencyKey::from_body(&body);
-    let (quarantine, job) = match adapter_hubspot::parse_events(&body) {
-        Err(e) => (Some(format!("not a HubSpot event array: {e}")), None),
-        Ok(events) => {
-            // Provider-neutral changes ({object, id, deleted}): the worker needs no HubSpot
-            // wire format. Events about other objects are kept in the stored body only.
-            let changes: Vec<serde_json::Value> = events
-                .iter()
-                .filter_map(|e| {
-                    let kind = e.kind();
-                    let object = kind.collection()?;
-                    let id = e.object_id?;
-                    Some(json!({"object": object, "id": id.to_string(), "deleted": kind.action == "deletion"}))
-                })
-                .collect();
-            let entity = events
+    let (quarantine, job) = match feed.parse(&body) {
+        Err(e) => (Some(e.to_string()), None),
+        Ok(changes) => {
+            let entity = changes
                 .first()
-                .and_then(|e| e.object_id)
-                .map(|id| id.to_string())
-                .unwrap_or_else(|| key.as_str().chars().take(64).collect());
+                .map(|c| c.id.chars().take(64).collect())
+                .unwrap_or_else(|| key.as_str().chars().take(64).collect::<String>());
             let job = (!changes.is_empty())
-                .then(|| JobKey::new(tenant.id.clone(), "hubspot", &entity).ok())
+                .then(|| JobKey::new(tenant.id.clone(), system.as_str(), &entity).ok())
                 .flatten()
                 .map(|k| {
                     new_job(
                         &state,
                         k,
-                        json!({"source": "crm", "system": "hubspot", "trace": ports::trace::from_current_span(trace).to_string(), "changes": changes}),
+                        json!({"source": "crm", "system": system, "trace": ports::trace::from_current_span(trace).to_string(), "changes": changes}),
                     )
                 });
             (None, job)

@@ -21,7 +21,7 @@ pub fn conflict(t: &TenantId, n: u128) -> ConflictRecord {
         tenant: t.clone(),
         object: ok(ObjectSlug::parse("people"), "slug"),
         attio_record: RecordId::from_uuid(Uuid::from_u128(7)),
-        system: ok(SystemId::parse("hubspot"), "system"),
+        system: ok(SystemId::parse("crm-a"), "system"),
         external_id: ok(ExternalId::parse("101"), "id"),
         conflict: FieldConflict {
             key: ok(FieldKey::parse("job_title"), "key"),

@@ -14,7 +14,7 @@ use crate::stores::WriteLedger;
 fn key(t: &TenantId, record: &str) -> LedgerKey {
     LedgerKey {
         tenant: t.clone(),
-        system: ok(SystemId::parse("hubspot"), "system"),
+        system: ok(SystemId::parse("crm-a"), "system"),
         object: "contacts".into(),
         record: record.into(),
         field: ok(FieldKey::parse("email"), "field"),

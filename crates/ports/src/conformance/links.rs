@@ -81,21 +81,21 @@ fn by_external(sys: &str, ext: &str) -> LinkLookup {
 pub async fn save_and_find_from_both_sides<S: LinkStore>(s: Arc<S>) {
     let t = fresh_tenant("l");
     let r = record();
-    assert!(ok(s.find(&t, &by_attio(r, "hubspot")).await, "find").is_none());
-    let saved = ok(s.save(&link(&t, r, "hubspot", "101")).await, "save");
+    assert!(ok(s.find(&t, &by_attio(r, "crm-a")).await, "find").is_none());
+    let saved = ok(s.save(&link(&t, r, "crm-a", "101")).await, "save");
     assert_eq!(saved.version, 1, "a new link gets version 1");
-    let found = ok(s.find(&t, &by_attio(r, "hubspot")).await, "find")
+    let found = ok(s.find(&t, &by_attio(r, "crm-a")).await, "find")
         .unwrap_or_else(|| panic!("find by Attio id"));
     assert_eq!(found.external_id.as_str(), "101");
     assert_eq!(found.snapshot, saved.snapshot, "the snapshot round-trips");
-    let found = ok(s.find(&t, &by_external("hubspot", "101")).await, "find")
+    let found = ok(s.find(&t, &by_external("crm-a", "101")).await, "find")
         .unwrap_or_else(|| panic!("find by external id"));
     assert_eq!(found.attio_record, r);
     assert!(
-        ok(s.find(&t, &by_attio(r, "salesforce")).await, "find").is_none(),
+        ok(s.find(&t, &by_attio(r, "crm-b")).await, "find").is_none(),
         "links are per system"
     );
-    ok(s.save(&link(&t, r, "salesforce", "003A")).await, "save");
+    ok(s.save(&link(&t, r, "crm-b", "003A")).await, "save");
     assert_eq!(
         ok(s.links_of(&t, &slug("people"), r).await, "links_of").len(),
         2
@@ -105,7 +105,7 @@ pub async fn save_and_find_from_both_sides<S: LinkStore>(s: Arc<S>) {
 pub async fn stale_versions_are_stale_and_duplicates_conflict<S: LinkStore>(s: Arc<S>) {
     let t = fresh_tenant("l");
     let r = record();
-    let v1 = ok(s.save(&link(&t, r, "hubspot", "101")).await, "save");
+    let v1 = ok(s.save(&link(&t, r, "crm-a", "101")).await, "save");
     let mut update = v1.clone();
     update.snapshot = Snapshot::default();
     let v2 = ok(s.save(&update).await, "update with the current version");
@@ -116,14 +116,14 @@ pub async fn stale_versions_are_stale_and_duplicates_conflict<S: LinkStore>(s: A
     );
     assert!(
         matches!(
-            s.save(&link(&t, r, "hubspot", "102")).await,
+            s.save(&link(&t, r, "crm-a", "102")).await,
             Err(PortError::Stale(_))
         ),
         "creating a link that another writer created first is a lost race"
     );
     assert!(
         matches!(
-            s.save(&link(&t, record(), "hubspot", "101")).await,
+            s.save(&link(&t, record(), "crm-a", "101")).await,
             Err(PortError::Conflict(_))
         ),
         "one external record cannot be linked to two Attio records"
@@ -133,25 +133,22 @@ pub async fn stale_versions_are_stale_and_duplicates_conflict<S: LinkStore>(s: A
 pub async fn repoint_moves_links_after_a_merge<S: LinkStore>(s: Arc<S>) {
     let t = fresh_tenant("l");
     let (survivor, duplicate) = (record(), record());
-    ok(s.save(&link(&t, survivor, "hubspot", "1")).await, "save");
-    ok(s.save(&link(&t, duplicate, "hubspot", "2")).await, "save");
-    ok(
-        s.save(&link(&t, duplicate, "salesforce", "003B")).await,
-        "save",
-    );
+    ok(s.save(&link(&t, survivor, "crm-a", "1")).await, "save");
+    ok(s.save(&link(&t, duplicate, "crm-a", "2")).await, "save");
+    ok(s.save(&link(&t, duplicate, "crm-b", "003B")).await, "save");
     let moved = ok(
         s.repoint(&t, &slug("people"), duplicate, survivor).await,
         "repoint",
     );
     assert_eq!(
         moved, 1,
-        "only the salesforce link moves; the hubspot one would duplicate"
+        "only the crm-b link moves; the crm-a one would duplicate"
     );
     assert!(ok(s.links_of(&t, &slug("people"), duplicate).await, "links_of").is_empty());
     let links = ok(s.links_of(&t, &slug("people"), survivor).await, "links_of");
     assert_eq!(links.len(), 2, "{links:?}");
     assert!(
-        ok(s.find(&t, &by_external("hubspot", "2")).await, "find").is_none(),
+        ok(s.find(&t, &by_external("crm-a", "2")).await, "find").is_none(),
         "the duplicate's clashing link is removed"
     );
 }
@@ -159,20 +156,20 @@ pub async fn repoint_moves_links_after_a_merge<S: LinkStore>(s: Arc<S>) {
 pub async fn delete_and_tenant_isolation<S: LinkStore>(s: Arc<S>) {
     let (a, b) = (fresh_tenant("la"), fresh_tenant("lb"));
     let r = record();
-    ok(s.save(&link(&a, r, "hubspot", "101")).await, "save");
+    ok(s.save(&link(&a, r, "crm-a", "101")).await, "save");
     assert!(
-        ok(s.find(&b, &by_attio(r, "hubspot")).await, "find").is_none(),
+        ok(s.find(&b, &by_attio(r, "crm-a")).await, "find").is_none(),
         "B must not see A's link"
     );
-    assert!(ok(s.find(&b, &by_external("hubspot", "101")).await, "find").is_none());
+    assert!(ok(s.find(&b, &by_external("crm-a", "101")).await, "find").is_none());
     // The same external id may be linked in another tenant (another HubSpot portal).
     ok(
-        s.save(&link(&b, record(), "hubspot", "101")).await,
+        s.save(&link(&b, record(), "crm-a", "101")).await,
         "save in B",
     );
     assert!(
         matches!(
-            s.delete(&b, &by_attio(r, "hubspot")).await,
+            s.delete(&b, &by_attio(r, "crm-a")).await,
             Err(PortError::NotFound(_))
         ),
         "B must not delete A's link"
@@ -182,10 +179,10 @@ pub async fn delete_and_tenant_isolation<S: LinkStore>(s: Arc<S>) {
         0,
         "B must not move A's links"
     );
-    ok(s.delete(&a, &by_attio(r, "hubspot")).await, "delete");
-    assert!(ok(s.find(&a, &by_attio(r, "hubspot")).await, "find").is_none());
+    ok(s.delete(&a, &by_attio(r, "crm-a")).await, "delete");
+    assert!(ok(s.find(&a, &by_attio(r, "crm-a")).await, "find").is_none());
     assert!(matches!(
-        s.delete(&a, &by_attio(r, "hubspot")).await,
+        s.delete(&a, &by_attio(r, "crm-a")).await,
         Err(PortError::NotFound(_))
     ));
 }

@@ -145,7 +145,7 @@ pub async fn fail_retries_after_the_delay<Q: JobQueue + DeadLetterQueue>(q: Arc<
     let r = reserve(&*q, LONG)
         .await
         .unwrap_or_else(|| panic!("reserve"));
-    match ok(q.fail(&r, "HubSpot 503", LONG).await, "fail") {
+    match ok(q.fail(&r, "CRM 503", LONG).await, "fail") {
         FailOutcome::Retrying { .. } => {}
         other => panic!("attempt 1 of 3 must be retried, got {other:?}"),
     }

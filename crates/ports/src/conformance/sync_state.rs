@@ -12,21 +12,20 @@ use crate::stores::SyncStateStore;
 
 pub async fn checkpoints_round_trip_with_versions<S: SyncStateStore>(s: Arc<S>) {
     let t = fresh_tenant("s");
-    let (people, hubspot) = (
+    let (people, crm) = (
         ok(ObjectSlug::parse("people"), "slug"),
-        ok(SystemId::parse("hubspot"), "system"),
+        ok(SystemId::parse("crm-a"), "system"),
     );
-    assert!(ok(s.get(&t, &people, &hubspot).await, "get").is_none());
+    assert!(ok(s.get(&t, &people, &crm).await, "get").is_none());
     let now = OffsetDateTime::UNIX_EPOCH;
-    let mut state = SyncState::new(t.clone(), people.clone(), hubspot.clone(), now);
+    let mut state = SyncState::new(t.clone(), people.clone(), crm.clone(), now);
     ok(state.start(now), "start");
     let mut saved = ok(s.save(&state).await, "save");
     assert_eq!(saved.version, 1);
     ok(saved.page_done(500, 12, now), "page");
     let saved = ok(s.save(&saved).await, "save checkpoint");
     assert_eq!(saved.version, 2);
-    let read =
-        ok(s.get(&t, &people, &hubspot).await, "get").unwrap_or_else(|| panic!("saved state"));
+    let read = ok(s.get(&t, &people, &crm).await, "get").unwrap_or_else(|| panic!("saved state"));
     assert_eq!(read, saved, "the checkpoint round-trips");
     assert!(
         matches!(s.save(&state).await, Err(PortError::Stale(_))),
@@ -35,7 +34,7 @@ pub async fn checkpoints_round_trip_with_versions<S: SyncStateStore>(s: Arc<S>) 
     assert_eq!(ok(s.list(&t).await, "list").len(), 1);
     let other = fresh_tenant("s");
     assert!(
-        ok(s.get(&other, &people, &hubspot).await, "get").is_none(),
+        ok(s.get(&other, &people, &crm).await, "get").is_none(),
         "tenants are isolated"
     );
     assert!(ok(s.list(&other).await, "list").is_empty());

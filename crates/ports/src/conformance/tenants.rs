@@ -20,7 +20,7 @@ fn tenant(id: &TenantId) -> Tenant {
             webhook_secrets: vec![ok(Secret::new("whsec-current"), "secret")],
         },
         crms: vec![CrmConnection {
-            system: ok(SystemId::parse("hubspot"), "system"),
+            system: ok(SystemId::parse("crm-a"), "system"),
             settings: BTreeMap::from([("portal_id".to_owned(), "123".to_owned())]),
             secrets: BTreeMap::from([(
                 "access_token".to_owned(),

@@ -334,8 +334,8 @@ async fn people_reach_hubspot_and_salesforce_exactly_once_through_real_processes
     let mut w1: Proc = start("sync-worker", &[], &worker_env("w1"), false).await;
     // The second worker also polls Salesforce (which sends no webhooks here).
     let mut w2_env = worker_env("w2");
-    w2_env.push(("ATTIO_SYNC_POLL_SALESFORCE_S", "1".into()));
-    w2_env.push(("ATTIO_SYNC_POLL_WINDOW_S", "60".into()));
+    w2_env.push(("ATTIO_SYNC_CRM__SALESFORCE__POLL_INTERVAL_S", "1".into()));
+    w2_env.push(("ATTIO_SYNC_CRM__SALESFORCE__POLL_WINDOW_S", "60".into()));
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

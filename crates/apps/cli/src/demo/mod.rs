@@ -1,48 +1,20 @@
-//! `attio-sync demo`: the whole service in one process, against its simulators — attio-sim,
-//! hubspot-sim, salesforce-sim, webhook-api and a sync-worker on a temporary SQLite file — then a
-//! few changes in Attio, and what arrived where, with delays.
+//! `attio-sync demo`: the whole service in one process, against its simulators — attio-sim, a
+//! simulator per CRM ([`crms`]), webhook-api and a sync-worker on a temporary SQLite file — then
+//! a few changes in Attio, and what arrived where, with delays.
+
+mod crms;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use adapter_hubspot::{HubSpotClient, HubSpotConfig};
 use adapter_memory::MemoryRateLimiter;
-use adapter_salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
 use anyhow::{Context, Result, bail};
 use domain::ids::TenantId;
-use domain::mapping::ExternalProperty;
-use domain::tenant::Secret;
 use ports::limiter::RateLimiter;
 use serde_json::{Value, json};
 
-const MAPPINGS: &str = r#"
-[[targets]]
-attio_object = "people"
-system = "hubspot"
-external_object = "contacts"
-id_property = "attio_record_id"
-fields = [
-  { attio = { attribute = "email_addresses" }, external = "email", rule = "latest_wins", transform = { type = "lowercase" } },
-  { attio = { attribute = "name", part = "first_name" }, external = "firstname", rule = "latest_wins" },
-  { attio = { attribute = "name", part = "last_name" }, external = "lastname", rule = "latest_wins" },
-  { attio = { attribute = "job_title" }, external = "jobtitle", rule = "latest_wins" },
-]
-
-[[targets]]
-attio_object = "people"
-system = "salesforce"
-external_object = "Contact"
-id_property = "Attio_Id__c"
-fields = [
-  { attio = { attribute = "email_addresses" }, external = "Email", rule = "latest_wins", transform = { type = "lowercase" } },
-  { attio = { attribute = "name", part = "first_name" }, external = "FirstName", rule = "latest_wins" },
-  { attio = { attribute = "name", part = "last_name" }, external = "LastName", rule = "latest_wins" },
-  { attio = { attribute = "job_title" }, external = "Title", rule = "latest_wins" },
-]
-"#;
-
-fn prop(p: &str) -> Result<ExternalProperty> {
-    ExternalProperty::parse(p).map_err(anyhow::Error::msg)
+fn addr() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -59,70 +31,14 @@ enum Expect {
     Gone,
 }
 
-struct Crms {
-    hubspot: HubSpotClient,
-    salesforce: SalesforceClient,
-}
-
-impl Crms {
-    /// The HubSpot id when the record matches.
-    async fn hubspot(&self, record: &str, expect: &Expect) -> Result<Option<String>> {
-        let found = self
-            .hubspot
-            .get_by(
-                "contacts",
-                &prop("attio_record_id")?,
-                record,
-                &[prop("jobtitle")?],
-            )
-            .await;
-        Ok(match (found, expect) {
-            (Ok(r), Expect::Title(t))
-                if !r.archived
-                    && r.properties.get(&prop("jobtitle")?)
-                        == Some(&domain::field::FieldValue::text(t)) =>
-            {
-                Some(r.id.as_str().to_owned())
-            }
-            (Err(ports::error::PortError::NotFound(_)), Expect::Gone) => Some("archived".into()),
-            _ => None,
-        })
-    }
-
-    async fn salesforce(&self, record: &str, expect: &Expect) -> Result<Option<String>> {
-        let rows = self
-            .salesforce
-            .query(
-                &format!("SELECT Id, Title FROM Contact WHERE Attio_Id__c = '{record}'"),
-                false,
-                None,
-            )
-            .await?
-            .records;
-        Ok(match (rows.as_slice(), expect) {
-            ([r], Expect::Title(t))
-                if r.properties.get(&prop("Title")?)
-                    == Some(&domain::field::FieldValue::text(t)) =>
-            {
-                Some(r.id.as_str().to_owned())
-            }
-            ([], Expect::Gone) => Some("deleted".into()),
-            _ => None,
-        })
-    }
-}
-
 /// Runs the demo; `Err` when something did not arrive within the wait.
 pub async fn run(wait: Duration) -> Result<()> {
     let started = Instant::now();
-    let addr = || std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let attio_sim = attio_sim::start(addr(), attio_sim::SimConfig::default()).await?;
-    let hubspot_sim = hubspot_sim::start(addr(), hubspot_sim::HubSpotConfig::default()).await?;
-    let mut sf_cfg = salesforce_sim::SalesforceConfig::default();
-    sf_cfg.app.client_id = "demo-consumer-key".into();
-    sf_cfg.app.client_secret = random_hex(16);
-    let sf_secret = sf_cfg.app.client_secret.clone();
-    let sf_sim = salesforce_sim::start(addr(), sf_cfg).await?;
+    let tenant = TenantId::parse("acme")?;
+    let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryRateLimiter::default());
+    let crms = crms::start(&tenant, limiter.clone()).await?;
+    let mappings: String = crms.iter().map(|c| c.mappings()).collect();
 
     let dir =
         std::env::temp_dir().join(format!("attio-sync-demo-{}", uuid::Uuid::new_v4().simple()));
@@ -144,7 +60,6 @@ pub async fn run(wait: Duration) -> Result<()> {
         ..Default::default()
     }
     .validate()?;
-    let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryRateLimiter::default());
     let state = webhook_api::AppState::new(&stores, api_settings).with_registrar(Some(
         webhook_api::AttioRegistrar {
             base_url: attio_sim.url(),
@@ -158,7 +73,7 @@ pub async fn run(wait: Duration) -> Result<()> {
     std::fs::write(
         &worker_toml,
         format!(
-            "attio_base_url = \"{}\"\nconsumer = \"demo-worker\"\nlease_s = 10\nretry_base_ms = 200\n{MAPPINGS}",
+            "attio_base_url = \"{}\"\nconsumer = \"demo-worker\"\nlease_s = 10\nretry_base_ms = 200\n{mappings}",
             attio_sim.url()
         ),
     )?;
@@ -169,11 +84,14 @@ pub async fn run(wait: Duration) -> Result<()> {
         async move { sync_worker::run(&worker_settings, stores, limiter, stopped).await }
     });
 
+    let sims: Vec<String> = crms
+        .iter()
+        .map(|c| format!("{} at {}", c.name(), c.url()))
+        .collect();
     println!(
-        "attio-sync demo: attio-sim {}, hubspot-sim {}, salesforce-sim {}",
+        "attio-sync demo: attio-sim {}, simulated {}",
         attio_sim.url(),
-        hubspot_sim.url(),
-        sf_sim.url()
+        sims.join(", ")
     );
     println!(
         "                 webhook-api {api_url}, one sync-worker, SQLite at {}",
@@ -190,10 +108,7 @@ pub async fn run(wait: Duration) -> Result<()> {
             "id": "acme", "name": "Acme",
             "attio": {"api_token": attio_token},
             "register_webhook": true,
-            "crms": [
-                {"system": "hubspot", "settings": {"base_url": hubspot_sim.url()}, "secrets": {"token": "pat-na1-demo"}},
-                {"system": "salesforce", "settings": {"login_url": sf_sim.url(), "client_id": "demo-consumer-key"}, "secrets": {"client_secret": sf_secret}},
-            ],
+            "crms": crms.iter().map(|c| c.connection()).collect::<Vec<_>>(),
         }))
         .send()
         .await?;
@@ -206,25 +121,6 @@ pub async fn run(wait: Duration) -> Result<()> {
     }
     println!("tenant acme added; Attio will deliver to {api_url}/v1/webhooks/attio/acme\n");
 
-    let tenant = TenantId::parse("acme")?;
-    let crms = Crms {
-        hubspot: HubSpotClient::new(
-            HubSpotConfig::new(
-                &hubspot_sim.url(),
-                Secret::new("pat-na1-demo")?,
-                tenant.clone(),
-            )?,
-            limiter.clone(),
-        )?,
-        salesforce: SalesforceClient::new(SalesforceConfig::new(
-            &sf_sim.url(),
-            SalesforceAuth::ClientCredentials {
-                client_id: "demo-consumer-key".into(),
-                client_secret: Secret::new(sf_secret)?,
-            },
-            tenant,
-        )?)?,
-    };
     let attio = |method: reqwest::Method, path: String, body: Option<Value>| {
         let (http, url, token) = (http.clone(), attio_sim.url(), attio_token.clone());
         async move {
@@ -303,30 +199,21 @@ pub async fn run(wait: Duration) -> Result<()> {
 
     // Where they arrived. A later change supersedes an earlier one for the same record, so each
     // change is checked as the final state of its record would show it only if it is the last.
-    println!(
-        "{:<28} {:<34} {:<34}",
-        "change in Attio", "HubSpot", "Salesforce"
-    );
+    let header: String = crms.iter().map(|c| format!(" {:<34}", c.name())).collect();
+    println!("{:<28}{header}", "change in Attio");
     let deadline = Instant::now() + wait;
     let mut delays = Vec::new();
     let mut missing = 0;
     for (i, (what, record, expect, at)) in changes.iter().enumerate() {
         let superseded = changes[i + 1..].iter().any(|(_, r, _, _)| r == record);
         if superseded {
-            println!(
-                "{what:<28} {:<34} {:<34}",
-                "(superseded by a later change)", ""
-            );
+            println!("{what:<28} (superseded by a later change)");
             continue;
         }
         let mut cols = Vec::new();
-        for side in ["hubspot", "salesforce"] {
+        for crm in &crms {
             let arrived = loop {
-                let found = if side == "hubspot" {
-                    crms.hubspot(record, expect).await?
-                } else {
-                    crms.salesforce(record, expect).await?
-                };
+                let found = crm.find(record, expect).await?;
                 if let Some(id) = found {
                     break Some((id, at.elapsed()));
                 }
@@ -346,7 +233,8 @@ pub async fn run(wait: Duration) -> Result<()> {
                 }
             });
         }
-        println!("{what:<28} {:<34} {:<34}", cols[0], cols[1]);
+        let cols: String = cols.iter().map(|c| format!(" {c:<34}")).collect();
+        println!("{what:<28}{cols}");
     }
     delays.sort();
     let p50 = delays.get(delays.len() / 2).copied().unwrap_or_default();
@@ -365,7 +253,7 @@ pub async fn run(wait: Duration) -> Result<()> {
     let _ = stop.send(true);
     let _ = worker.await;
     api.abort();
-    drop((attio_sim, hubspot_sim, sf_sim));
+    drop((attio_sim, crms));
     let _ = std::fs::remove_dir_all(&dir);
     if missing > 0 {
         bail!("{missing} arrivals are missing");
