@@ -11,8 +11,8 @@ use domain::webhook::{EventSubject, EventType, NoteSubject, TaskSubject, Webhook
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{S, body_json, workspace};
 use crate::respond::{data, empty};
-use crate::routes::{S, body_json, workspace};
 use crate::world::{Workspace, now, token_actor};
 use crate::{Access, Sim};
 

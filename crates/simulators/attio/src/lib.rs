@@ -13,11 +13,14 @@ mod activities;
 mod auth;
 mod deliveries;
 mod error;
+mod extract;
 mod faults;
 mod filter;
 mod lists;
+mod objects;
+mod records;
 mod respond;
-mod routes;
+mod router;
 mod values;
 mod webhooks;
 mod world;
@@ -228,7 +231,7 @@ pub async fn start(addr: SocketAddr, config: SimConfig) -> std::io::Result<Runni
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let (sim, outbox) = Sim::new(&config);
     let sim = Arc::new(sim);
-    let app = routes::router(sim.clone());
+    let app = router::router(sim.clone());
     let sender = tokio::spawn(deliveries::run(
         sim.clone(),
         outbox,

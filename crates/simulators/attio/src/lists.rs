@@ -13,9 +13,9 @@ use serde_json::{Map, Value, json};
 
 use crate::deliveries::{changed, entry_events};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{S, attribute, body_json, kind, parse_record_id, workspace, written};
 use crate::filter::{Filter, Sort};
 use crate::respond::{data, empty};
-use crate::routes::{S, attribute, body_json, kind, parse_record_id, workspace, written};
 use crate::values::Mode;
 use crate::world::{ListDef, StoredRecord, Workspace, now, token_actor};
 use crate::{Access, Sim};

@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 
 use crate::Access;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{S, body_json, workspace};
 use crate::respond::{data, empty};
-use crate::routes::{S, body_json, workspace};
 use crate::world::now;
 
 const READ: &[&str] = &["webhook:read"];
