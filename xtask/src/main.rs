@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask ci` — what CI runs: format check, clippy with warnings denied, every test of
 //!   the workspace (the dependency invariants below are among them), doc tests.
-//! - `cargo xtask invariants` — only the dependency invariants, with a readable report.
+//! - `cargo xtask invariants` — only the dependency invariants and the CRM-naming rule
+//!   (`crm_names`), with a readable report.
 //! - `cargo xtask bench queue` — the queue benchmark (criterion), ending with a table of
 //!   throughput and p50/p99 latency per backend.
 //! - `cargo xtask bench attio` — the Attio adapter against attio-sim: latency, throughput and the
@@ -14,6 +15,7 @@
 //!   PostgreSQL (saturated and paced at 1,000/s), and the delay from an Attio change to the HubSpot
 //!   write.
 
+mod crm_names;
 mod invariants;
 
 use std::process::{Command, ExitCode};
@@ -36,18 +38,21 @@ fn run(args: Vec<String>) -> Result<()> {
         Some("bench") => bench(&args[1..]),
         Some("invariants") => {
             let graph = invariants::Graph::from_workspace()?;
-            let found = invariants::violations(&graph);
+            let mut found = invariants::violations(&graph);
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            found.extend(crm_names::violations(&root)?);
             if found.is_empty() {
                 println!(
-                    "dependency invariants hold for {} workspace crates",
-                    graph.workspace_len()
+                    "dependency invariants hold for {} workspace crates; no crate outside {:?}'s own names them",
+                    graph.workspace_len(),
+                    crm_names::crms(&root)?
                 );
                 Ok(())
             } else {
                 for v in &found {
                     eprintln!("violation: {v}");
                 }
-                bail!("{} dependency invariant(s) broken", found.len())
+                bail!("{} invariant(s) broken", found.len())
             }
         }
         _ => {
