@@ -323,3 +323,55 @@ async fn quarantined_deliveries_are_shown_with_their_reason_and_body() {
         .await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn a_crm_connection_no_plugin_can_build_is_refused_naming_the_cause() {
+    let app = admin_app(None).await;
+    let tenant = |crm: serde_json::Value| json!({"id": "initech", "name": "Initech", "attio": {"api_token": "t".repeat(40)}, "crms": [crm]});
+    for (crm, says) in [
+        (
+            json!({"system": "pipedrive", "secrets": {"token": "x"}}),
+            "unknown CRM system \"pipedrive\"; this build knows hubspot, salesforce",
+        ),
+        (
+            json!({"system": "hubspot", "settings": {"base_url": "http://127.0.0.1:9"}}),
+            "the hubspot connection has no secret `token`",
+        ),
+        (
+            json!({"system": "salesforce", "settings": {"login_url": "ftp://x", "client_id": "c"}, "secrets": {"client_secret": "s"}}),
+            "the salesforce connection's `login_url` is invalid",
+        ),
+        (
+            json!({"system": "salesforce", "settings": {"login_url": "https://acme.my.salesforce.com"}, "secrets": {"client_secret": "s"}}),
+            "the salesforce connection has no setting `client_id`",
+        ),
+    ] {
+        let (status, body) = app
+            .call(
+                reqwest::Method::POST,
+                "/v1/admin/tenants",
+                TOKEN,
+                Some(tenant(crm)),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["error"].as_str().unwrap_or_default().contains(says),
+            "{says}: {body}"
+        );
+    }
+    let (_, list) = app
+        .call(reqwest::Method::GET, "/v1/admin/tenants", TOKEN, None)
+        .await;
+    assert_eq!(list, json!([]), "nothing was stored");
+    let (status, body) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/admin/tenants/initech/backfills",
+            TOKEN,
+            Some(json!({"object": "people", "system": "pipedrive"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("unknown CRM system"), "{body}");
+}

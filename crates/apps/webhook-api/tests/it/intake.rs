@@ -186,6 +186,30 @@ async fn hubspot_deliveries_are_checked_with_the_v3_signature() {
 }
 
 #[tokio::test]
+async fn a_webhook_path_naming_no_webhook_plugin_answers_404_with_the_reason() {
+    let app = spawn_app().await;
+    for (system, says) in [
+        (
+            "pipedrive",
+            "unknown CRM system \"pipedrive\"; this build knows hubspot, salesforce",
+        ),
+        ("salesforce", "salesforce sends no webhooks here"),
+    ] {
+        let r = app
+            .http
+            .post(format!("{}/v1/webhooks/{system}/acme", app.url))
+            .body("[]")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], says);
+    }
+    assert_eq!(app.queue.depth().await.unwrap().ready, 0);
+}
+
+#[tokio::test]
 async fn the_job_carries_the_request_trace_or_a_new_one() {
     let app = spawn_app().await;
     let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
