@@ -65,6 +65,80 @@ pub struct CrmConnection {
     pub secrets: BTreeMap<String, Secret>,
 }
 
+/// At most this many CRM connections per tenant.
+pub const MAX_CRMS: usize = 8;
+/// At most this many settings, and as many secrets, per connection.
+pub const MAX_SETTINGS: usize = 32;
+/// The longest setting value, in bytes.
+pub const MAX_SETTING_BYTES: usize = 2048;
+/// The longest secret, in bytes (a PEM private key fits).
+pub const MAX_SECRET_BYTES: usize = 16 * 1024;
+
+impl CrmConnection {
+    /// Sizes and characters: keys are 1–64 of `a-z`, `0-9`, `_`; settings at most
+    /// [`MAX_SETTING_BYTES`] without control characters; secrets at most [`MAX_SECRET_BYTES`]
+    /// without NUL. The error names the setting.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        let bad = |what: &str, key: &str, reason: String| {
+            Err(DomainError::InvalidValue {
+                target: format!("{} {what} {key:?}", self.system),
+                reason,
+            })
+        };
+        for (what, n) in [
+            ("settings", self.settings.len()),
+            ("secrets", self.secrets.len()),
+        ] {
+            if n > MAX_SETTINGS {
+                return bad(
+                    what,
+                    "",
+                    format!("at most {MAX_SETTINGS} are allowed, got {n}"),
+                );
+            }
+        }
+        let keys = self
+            .settings
+            .keys()
+            .map(|k| ("setting", k))
+            .chain(self.secrets.keys().map(|k| ("secret", k)));
+        for (what, key) in keys {
+            let ok = (1..=64).contains(&key.len())
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                return bad(what, key, "use 1 to 64 of a-z, 0-9 and '_'".into());
+            }
+        }
+        for (key, value) in &self.settings {
+            if value.len() > MAX_SETTING_BYTES {
+                return bad(
+                    "setting",
+                    key,
+                    format!("longer than {MAX_SETTING_BYTES} bytes"),
+                );
+            }
+            if value.chars().any(char::is_control) {
+                return bad("setting", key, "must not contain control characters".into());
+            }
+        }
+        for (key, value) in &self.secrets {
+            if value.expose().len() > MAX_SECRET_BYTES {
+                return bad(
+                    "secret",
+                    key,
+                    format!("longer than {MAX_SECRET_BYTES} bytes"),
+                );
+            }
+            if value.expose().contains('\0') {
+                return bad("secret", key, "must not contain NUL".into());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The SHA-256 (hex) of an API key of the tenant's own app. Only digests are kept; a key is shown
 /// once, when it is made.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -110,11 +184,29 @@ impl Tenant {
     /// Checks what a store needs to hold: a name, at most two webhook secrets, one connection per
     /// system.
     pub fn validate(&self) -> Result<(), DomainError> {
+        let bad = |target: String, reason: &str| {
+            Err(DomainError::InvalidValue {
+                target,
+                reason: reason.into(),
+            })
+        };
         if self.name.trim().is_empty() || self.name.len() > 200 {
-            return Err(DomainError::InvalidValue {
-                target: "tenant name".into(),
-                reason: "must be 1 to 200 bytes".into(),
-            });
+            return bad("tenant name".into(), "must be 1 to 200 bytes");
+        }
+        if self.name.chars().any(char::is_control) {
+            return bad(
+                "tenant name".into(),
+                "must not contain control characters (NUL, line breaks, ...)",
+            );
+        }
+        if self.crms.len() > MAX_CRMS {
+            return bad(
+                "CRM connections".into(),
+                &format!("at most {MAX_CRMS} are allowed, got {}", self.crms.len()),
+            );
+        }
+        for c in &self.crms {
+            c.validate()?;
         }
         if self.attio.webhook_secrets.len() > 2 {
             return Err(DomainError::InvalidValue {

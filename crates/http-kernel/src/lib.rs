@@ -287,7 +287,7 @@ impl Kernel {
             }
             attempt += 1;
             let delay = wait.unwrap_or_else(|| self.policy.backoff(attempt));
-            tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, error = %err, "retrying {name} request");
+            tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, error = %ports::Chain(&err), "retrying {name} request");
             tokio::time::sleep(delay).await;
         }
     }

@@ -105,6 +105,24 @@ impl PortError {
 
 pub type PortResult<T> = Result<T, PortError>;
 
+/// An error with its whole `source()` chain, for logs: `PostgreSQL failed: error returned from
+/// database: unsupported Unicode escape sequence`. Log lines use it so the cause is never lost;
+/// answers to callers stay generic.
+#[derive(Debug, Clone, Copy)]
+pub struct Chain<'a, E: ?Sized>(pub &'a E);
+
+impl<E: std::error::Error + ?Sized> std::fmt::Display for Chain<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +154,20 @@ mod tests {
             "a lost race is worth a re-read"
         );
         assert!(!PortError::Conflict("dup".into()).is_retryable());
+    }
+
+    #[test]
+    fn a_chain_shows_every_cause() {
+        let io = std::io::Error::other("unsupported Unicode escape sequence");
+        let e = PortError::backend("PostgreSQL", io);
+        assert_eq!(
+            Chain(&e).to_string(),
+            "PostgreSQL failed: unsupported Unicode escape sequence"
+        );
+        assert_eq!(
+            Chain(&PortError::NotFound("x".into())).to_string(),
+            "x not found"
+        );
     }
 
     #[test]

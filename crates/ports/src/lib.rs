@@ -18,4 +18,4 @@ pub mod trace;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use error::{BoxError, PortError, PortResult};
+pub use error::{BoxError, Chain, PortError, PortResult};

@@ -128,7 +128,9 @@ impl ContactService {
             }
             Ok(None) => {}
             // A cache that cannot answer is a miss: read through.
-            Err(e) => tracing::warn!(error = %e, "the cache is unavailable; reading Attio"),
+            Err(e) => {
+                tracing::warn!(error = %ports::Chain(&e), "the cache is unavailable; reading Attio")
+            }
         }
         let clients = self.directory.clients(tenant).await?;
         let query = Query {
@@ -152,7 +154,7 @@ impl ContactService {
             )
             .await
         {
-            tracing::warn!(error = %e, "cannot cache a person");
+            tracing::warn!(error = %ports::Chain(&e), "cannot cache a person");
         }
         Ok(Some(person))
     }
@@ -194,7 +196,7 @@ impl ContactService {
                 .map(|_| ()),
         ] {
             if let Err(e) = r {
-                tracing::warn!(error = %e, "cannot drop a cached person; it expires with its TTL");
+                tracing::warn!(error = %ports::Chain(&e), "cannot drop a cached person; it expires with its TTL");
             }
         }
         Ok(person)
@@ -206,10 +208,10 @@ impl ContactService {
         match Self::tag(tenant, record) {
             Ok(tag) => {
                 if let Err(e) = self.cache.invalidate_tag(&tag).await {
-                    tracing::warn!(error = %e, "cannot drop cached copies of a record");
+                    tracing::warn!(error = %ports::Chain(&e), "cannot drop cached copies of a record");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot name a record's cache tag"),
+            Err(e) => tracing::warn!(error = %ports::Chain(&e), "cannot name a record's cache tag"),
         }
     }
 
@@ -298,7 +300,7 @@ impl ContactService {
             )
             .await?;
         if let Err(e) = self.cache.invalidate_tag(&Self::tag(tenant, record)?).await {
-            tracing::warn!(error = %e, "cannot drop cached copies of a record");
+            tracing::warn!(error = %ports::Chain(&e), "cannot drop cached copies of a record");
         }
         Ok(entry.id.entry_id)
     }

@@ -209,7 +209,7 @@ impl OutboundSync {
                 .put(&key, bytes, CacheCategory::Schema.ttl(), &[tag])
                 .await
             {
-                tracing::debug!(error = %e, "the schema cache is unavailable");
+                tracing::debug!(error = %ports::Chain(&e), "the schema cache is unavailable");
             }
         }
         Ok(found)

@@ -189,7 +189,7 @@ impl ChangePoller {
                     total.unlinked += s.unlinked;
                 }
                 Err(e) => {
-                    tracing::warn!(tenant = %t.id, system = %self.system, error = %e, "a polling pass failed; the next one retries")
+                    tracing::warn!(tenant = %t.id, system = %self.system, error = %ports::Chain(&e), "a polling pass failed; the next one retries")
                 }
             }
         }

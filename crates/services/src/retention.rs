@@ -137,7 +137,7 @@ impl Retention {
                 ),
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "the retention pass failed; the next one retries");
+                    tracing::warn!(error = %ports::Chain(&e), "the retention pass failed; the next one retries");
                 }
             }
             tokio::time::sleep(interval).await;

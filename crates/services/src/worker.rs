@@ -223,13 +223,13 @@ async fn settle(
             let wait = retry.delay(job.attempts, fastrand::f64());
             match queue.fail(r, &e.to_string(), wait).await {
                 Ok(FailOutcome::Retrying { at }) => {
-                    tracing::warn!(job = %job.id, key = %job.key, attempt = job.attempts, error = %e, retry_at = %at, "job failed; will retry");
+                    tracing::warn!(job = %job.id, key = %job.key, attempt = job.attempts, error = %ports::Chain(&e), retry_at = %at, "job failed; will retry");
                     count("retried");
                     bump(stats, |s| s.retried += 1);
                     Ok(())
                 }
                 Ok(FailOutcome::DeadLettered) => {
-                    tracing::error!(job = %job.id, key = %job.key, attempt = job.attempts, error = %e, "job failed its last attempt; dead-lettered");
+                    tracing::error!(job = %job.id, key = %job.key, attempt = job.attempts, error = %ports::Chain(&e), "job failed its last attempt; dead-lettered");
                     count("dead_lettered");
                     bump(stats, |s| s.dead_lettered += 1);
                     Ok(())
@@ -241,7 +241,7 @@ async fn settle(
             // A permanent failure may have left part of the effect applied (one CRM written,
             // another refused): a person should reconcile before replaying.
             let partial = matches!(e, ServiceError::RecordRejected { .. });
-            tracing::error!(job = %job.id, key = %job.key, error = %e, "job failed permanently; dead-lettered");
+            tracing::error!(job = %job.id, key = %job.key, error = %ports::Chain(&e), "job failed permanently; dead-lettered");
             queue
                 .dead_letter(r, &e.to_string(), partial)
                 .await
@@ -257,7 +257,7 @@ async fn settle(
             tracing::warn!(job = %id, "the lease was lost before settling; another worker has the job")
         }
         Err(e) => {
-            tracing::error!(job = %job.id, error = %e, "cannot settle the job; its lease will expire and it will run again")
+            tracing::error!(job = %job.id, error = %ports::Chain(&e), "cannot settle the job; its lease will expire and it will run again")
         }
     }
 }
@@ -357,7 +357,7 @@ impl Worker {
                 }
                 Err(e) => {
                     drop(permit);
-                    tracing::warn!(error = %e, "cannot reserve a job; waiting");
+                    tracing::warn!(error = %ports::Chain(&e), "cannot reserve a job; waiting");
                     tokio::select! {
                         () = tokio::time::sleep(s.idle_poll) => {},
                         _ = shutdown.changed() => {},
@@ -386,7 +386,7 @@ impl Worker {
                         bump(&self.stats, |st| st.released += 1)
                     }
                     Err(e) => {
-                        tracing::warn!(job = %r.job.id, error = %e, "cannot release a job; its lease will expire")
+                        tracing::warn!(job = %r.job.id, error = %ports::Chain(&e), "cannot release a job; its lease will expire")
                     }
                 }
             }

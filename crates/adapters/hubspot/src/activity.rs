@@ -63,7 +63,7 @@ impl ExternalActivities for HubSpotClient {
         for t in targets {
             if let Err(e) = self.associate(kind, &id, &t.object, &t.id).await {
                 if let Err(undo) = self.delete_activity(activity.kind, &id).await {
-                    tracing::warn!(id = %id, error = %undo, "could not archive a detached engagement");
+                    tracing::warn!(id = %id, error = %ports::Chain(&undo), "could not archive a detached engagement");
                 }
                 return Err(e);
             }

@@ -13,13 +13,17 @@ pub enum SignatureError {
     BadTimestamp,
     #[error("the request is older than five minutes")]
     Stale,
+    #[error("the request is dated more than five minutes ahead of this server's clock")]
+    FromTheFuture,
     #[error("the signature is not base64")]
     NotBase64,
     #[error("the signature does not match")]
     Mismatch,
 }
 
-/// The window HubSpot allows between signing and checking.
+/// The window HubSpot allows between signing and checking, applied both ways: a timestamp more
+/// than this far ahead of the receiver's clock is refused too (a replay window is no window if
+/// the signer may date a request a year ahead).
 pub const MAX_AGE_MS: i64 = 300_000;
 
 /// HubSpot decodes these escapes in the URI before signing.
@@ -82,8 +86,11 @@ pub fn verify_v3(
         .trim()
         .parse()
         .map_err(|_| SignatureError::BadTimestamp)?;
-    if now_ms - ts > MAX_AGE_MS {
+    if now_ms.saturating_sub(ts) > MAX_AGE_MS {
         return Err(SignatureError::Stale);
+    }
+    if ts.saturating_sub(now_ms) > MAX_AGE_MS {
+        return Err(SignatureError::FromTheFuture);
     }
     let given = base64::engine::general_purpose::STANDARD
         .decode(signature.trim())
@@ -164,6 +171,27 @@ mod tests {
             verify_v3("secret", "POST", URL, BODY, &now.to_string(), "***", now),
             Err(SignatureError::NotBase64)
         );
+    }
+
+    #[test]
+    fn the_window_holds_both_ways() {
+        let now = 1_700_000_000_000;
+        for (ts, expect) in [
+            (now - MAX_AGE_MS, Ok(())),
+            (now - MAX_AGE_MS - 1, Err(SignatureError::Stale)),
+            (now + MAX_AGE_MS, Ok(())),
+            (now + MAX_AGE_MS + 1, Err(SignatureError::FromTheFuture)),
+            (now + 365 * 86_400_000, Err(SignatureError::FromTheFuture)),
+            (i64::MIN, Err(SignatureError::Stale)),
+            (i64::MAX, Err(SignatureError::FromTheFuture)),
+        ] {
+            let sig = sign_v3("secret", "POST", URL, BODY, ts);
+            assert_eq!(
+                verify_v3("secret", "POST", URL, BODY, &ts.to_string(), &sig, now),
+                expect,
+                "{ts}"
+            );
+        }
     }
 
     #[test]

@@ -232,7 +232,7 @@ async fn commit(pool: &PgPool, batch: Vec<Pending>, counters: &Arc<Counters>) {
             }
         }
         Err(e) => {
-            tracing::debug!(error = %e, size, "a batch of deliveries failed; accepting them one by one");
+            tracing::debug!(error = %ports::Chain(&e), size, "a batch of deliveries failed; accepting them one by one");
             counters.split_batches.fetch_add(1, Ordering::Relaxed);
             counters.commits.fetch_add(size, Ordering::Relaxed);
             for p in batch {
@@ -343,9 +343,9 @@ pub(crate) async fn warm_up(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::E
     };
     let mut tx = conn.begin().await?;
     if let Err(e) = accept_one(&mut *tx, &delivery(1)).await {
-        tracing::debug!(error = %e, "warming a connection: accept_delivery failed");
+        tracing::debug!(error = %ports::Chain(&e), "warming a connection: accept_delivery failed");
     } else if let Err(e) = accept_many(&mut *tx, &[&delivery(2), &delivery(3)]).await {
-        tracing::debug!(error = %e, "warming a connection: accept_deliveries failed");
+        tracing::debug!(error = %ports::Chain(&e), "warming a connection: accept_deliveries failed");
     }
     tx.rollback().await
 }

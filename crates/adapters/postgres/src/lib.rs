@@ -320,7 +320,7 @@ async fn notifier(pool: PgPool, channel: String, wake: Arc<Notify>) {
         {
             Ok(_) => tokio::time::sleep(NOTIFY_SPACING).await,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot NOTIFY the workers; they will poll");
+                tracing::warn!(error = %ports::Chain(&e), "cannot NOTIFY the workers; they will poll");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -336,7 +336,7 @@ async fn listen(pool: PgPool, channel: String, notify: Arc<Notify>) {
         match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
                 if let Err(e) = listener.listen(&channel).await {
-                    tracing::warn!(error = %e, "cannot LISTEN for new jobs");
+                    tracing::warn!(error = %ports::Chain(&e), "cannot LISTEN for new jobs");
                 } else {
                     while listener.recv().await.is_ok() {
                         // Wake every waiting consumer, and leave a permit for one that is between
@@ -347,7 +347,7 @@ async fn listen(pool: PgPool, channel: String, notify: Arc<Notify>) {
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot open a LISTEN connection"),
+            Err(e) => tracing::warn!(error = %ports::Chain(&e), "cannot open a LISTEN connection"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

@@ -49,8 +49,12 @@ impl Telemetry {
             let done = tokio::task::spawn_blocking(move || provider.shutdown()).await;
             match done {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "could not send the last spans"),
-                Err(e) => tracing::warn!(error = %e, "the span exporter's shutdown panicked"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %ports::Chain(&e), "could not send the last spans")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %ports::Chain(&e), "the span exporter's shutdown panicked")
+                }
             }
         }
     }

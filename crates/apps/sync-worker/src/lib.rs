@@ -116,7 +116,7 @@ fn spawn_poller(
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(%system, error = %e, "polling failed; the next pass retries")
+                    tracing::warn!(%system, error = %ports::Chain(&e), "polling failed; the next pass retries")
                 }
             }
             tokio::select! {

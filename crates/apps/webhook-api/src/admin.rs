@@ -74,16 +74,22 @@ const SUBSCRIBED: &[&str] = &[
 ];
 
 impl AttioRegistrar {
+    /// A client for one tenant's workspace that gives up quickly: an operator is waiting.
+    fn client(&self, tenant: &TenantId, token: &Secret) -> Result<AttioClient, PortError> {
+        let mut cfg = AttioConfig::new(&self.base_url, token.clone(), tenant.clone())
+            .map_err(|e| PortError::Invalid(e.to_string()))?;
+        cfg.timeout = std::time::Duration::from_secs(8);
+        cfg.max_retries = 1;
+        AttioClient::new(cfg, self.limiter.clone()).map_err(|e| PortError::Invalid(e.to_string()))
+    }
+
+    /// Registers the webhook; returns its id and secret.
     async fn register(
         &self,
         tenant: &TenantId,
         token: &Secret,
         target_url: String,
-    ) -> Result<String, PortError> {
-        let cfg = AttioConfig::new(&self.base_url, token.clone(), tenant.clone())
-            .map_err(|e| PortError::Invalid(e.to_string()))?;
-        let client = AttioClient::new(cfg, self.limiter.clone())
-            .map_err(|e| PortError::Invalid(e.to_string()))?;
+    ) -> Result<(domain::ids::WebhookId, String), PortError> {
         let subscriptions = SUBSCRIBED
             .iter()
             .map(|t| Subscription {
@@ -91,15 +97,35 @@ impl AttioRegistrar {
                 filter: None,
             })
             .collect();
-        let hook = client
+        let hook = self
+            .client(tenant, token)?
             .create_webhook(&NewWebhook {
                 target_url,
                 subscriptions,
             })
             .await?;
-        hook.secret.ok_or_else(|| {
+        let secret = hook.secret.ok_or_else(|| {
             PortError::backend("Attio", "the new webhook came back without its secret")
-        })
+        })?;
+        Ok((hook.id.webhook_id, secret))
+    }
+
+    /// Deletes every webhook of the workspace that targets `target_url`; returns how many.
+    async fn unregister(
+        &self,
+        tenant: &TenantId,
+        token: &Secret,
+        target_url: &str,
+    ) -> Result<usize, PortError> {
+        let client = self.client(tenant, token)?;
+        let mut removed = 0;
+        for hook in client.list_webhooks().await? {
+            if hook.target_url == target_url {
+                client.delete_webhook(hook.id.webhook_id).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 }
 
@@ -114,11 +140,11 @@ fn port_error(e: &PortError) -> Response {
         PortError::Invalid(m) => error(StatusCode::BAD_REQUEST, m.clone()),
         PortError::Domain(d) => error(StatusCode::BAD_REQUEST, d.to_string()),
         e if e.is_retryable() => {
-            tracing::warn!(error = %e, "admin request: a store is unavailable");
+            tracing::warn!(error = %ports::Chain(&e), "admin request: a store is unavailable");
             error(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable")
         }
         e => {
-            tracing::error!(error = %e, "admin request failed");
+            tracing::error!(error = %ports::Chain(&e), "admin request failed");
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
     }
@@ -189,94 +215,72 @@ fn shown(t: &Tenant) -> Value {
     })
 }
 
+/// The shortest webhook secret an operator may give.
+const MIN_WEBHOOK_SECRET: usize = 16;
+
 fn secret(what: &str, v: String) -> Result<Secret, Response> {
     Secret::new(v).map_err(|_| error(StatusCode::BAD_REQUEST, format!("{what} must not be empty")))
 }
 
-async fn create_tenant(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
-    let req: NewTenant = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a tenant: {e}")),
-    };
-    let id = match TenantId::parse(&req.id) {
-        Ok(id) => id,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let token = match secret("attio.api_token", req.attio.api_token) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+/// The URL Attio delivers a tenant's webhooks to.
+fn attio_target(state: &AppState, id: &TenantId) -> String {
+    format!("{}/v1/webhooks/attio/{id}", state.settings.public_url)
+}
+
+/// A tenant from a request, every part checked; the answer names the first problem.
+fn new_tenant(state: &AppState, req: NewTenant) -> Result<Tenant, Response> {
+    let bad = |m: String| error(StatusCode::BAD_REQUEST, m);
+    let id = TenantId::parse(&req.id).map_err(|e| bad(e.to_string()))?;
+    let token = secret("attio.api_token", req.attio.api_token)?;
+    if token.expose().chars().any(char::is_control) {
+        return Err(bad(
+            "attio.api_token must not contain control characters".into()
+        ));
+    }
+    if req.attio.webhook_secrets.len() > 2 {
+        return Err(bad(format!(
+            "attio.webhook_secrets takes at most two (current and previous), got {}",
+            req.attio.webhook_secrets.len()
+        )));
+    }
     let mut webhook_secrets = Vec::new();
     for s in req.attio.webhook_secrets {
-        match secret("a webhook secret", s) {
-            Ok(s) => webhook_secrets.push(s),
-            Err(r) => return r,
+        if s.chars().count() < MIN_WEBHOOK_SECRET {
+            return Err(bad(format!(
+                "a webhook secret must be at least {MIN_WEBHOOK_SECRET} characters"
+            )));
         }
+        webhook_secrets.push(secret("a webhook secret", s)?);
+    }
+    if req.crms.len() > domain::tenant::MAX_CRMS {
+        return Err(bad(format!(
+            "crms takes at most {} connections, got {}",
+            domain::tenant::MAX_CRMS,
+            req.crms.len()
+        )));
     }
     let mut crms = Vec::new();
     for c in req.crms {
-        let system = match SystemId::parse(&c.system) {
-            Ok(s) => s,
-            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-        };
+        let system = SystemId::parse(&c.system).map_err(|e| bad(e.to_string()))?;
         let mut secrets = BTreeMap::new();
         for (k, v) in c.secrets {
-            match secret(&format!("{system} secret {k}"), v) {
-                Ok(s) => {
-                    secrets.insert(k, s);
-                }
-                Err(r) => return r,
-            }
+            let s = secret(&format!("{system} secret {k}"), v)?;
+            secrets.insert(k, s);
         }
         let connection = CrmConnection {
             system,
             settings: c.settings,
             secrets,
         };
+        connection.validate().map_err(|e| bad(e.to_string()))?;
         // An unknown system, or a connection its plugin cannot build, is refused here rather
         // than skipped by every worker later.
-        if let Err(e) = state.registry.check(&connection) {
-            return error(StatusCode::BAD_REQUEST, e.to_string());
-        }
+        state
+            .registry
+            .check(&connection)
+            .map_err(|e| bad(e.to_string()))?;
         crms.push(connection);
     }
-    match state.tenants.get(&id).await {
-        Ok(_) => return error(StatusCode::CONFLICT, format!("tenant {id} exists")),
-        Err(PortError::NotFound(_)) => {}
-        Err(e) => return port_error(&e),
-    }
-    let mut webhook = Value::Null;
-    if req.register_webhook {
-        let Some(registrar) = &state.registrar else {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "webhook registration is not configured",
-            );
-        };
-        let target = format!("{}/v1/webhooks/attio/{id}", state.settings.public_url);
-        match registrar.register(&id, &token, target.clone()).await {
-            Ok(s) => match Secret::new(s) {
-                Ok(s) => {
-                    webhook_secrets.insert(0, s);
-                    webhook = json!({"target_url": target});
-                }
-                Err(_) => {
-                    return error(
-                        StatusCode::BAD_GATEWAY,
-                        "Attio returned an empty webhook secret",
-                    );
-                }
-            },
-            Err(e) => {
-                tracing::warn!(tenant = %id, error = %e, "Attio refused the webhook registration");
-                return error(
-                    StatusCode::BAD_GATEWAY,
-                    format!("Attio refused the webhook: {e}"),
-                );
-            }
-        }
-    }
-    webhook_secrets.truncate(2);
     let tenant = Tenant {
         id,
         name: req.name,
@@ -288,17 +292,112 @@ async fn create_tenant(State(state): State<AppState>, body: axum::body::Bytes) -
         api_keys: Vec::new(),
         created_at: state.clock.now(),
     };
-    if let Err(e) = tenant.validate() {
-        return error(StatusCode::BAD_REQUEST, e.to_string());
+    tenant.validate().map_err(|e| bad(e.to_string()))?;
+    Ok(tenant)
+}
+
+/// `POST /v1/admin/tenants`. Everything is checked first; the tenant is then stored, so of
+/// concurrent creates of one id only one goes on; only then is the Attio webhook registered,
+/// and its secret stored. A failure after the insert undoes what was done (the webhook, the
+/// tenant), so a refused create leaves nothing behind in Attio or here.
+async fn create_tenant(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+    let req: NewTenant = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a tenant: {e}")),
+    };
+    let register = req.register_webhook;
+    let mut tenant = match new_tenant(&state, req) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let registrar = match (register, &state.registrar) {
+        (false, _) => None,
+        (true, Some(r)) => Some(r),
+        (true, None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "webhook registration is not configured (set attio_base_url in webhook-api's settings)",
+            );
+        }
+    };
+    if register && tenant.attio.webhook_secrets.len() > 1 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "with register_webhook, give at most one webhook secret (the registered one is added)",
+        );
     }
     state.tenant_cache.forget(&tenant.id);
     match state.tenants.create(&tenant).await {
-        Ok(()) => {
-            let mut body = shown(&tenant);
-            body["webhook"] = webhook;
-            (StatusCode::CREATED, Json(body)).into_response()
+        Ok(()) => {}
+        Err(PortError::Conflict(_)) => {
+            return error(StatusCode::CONFLICT, format!("tenant {} exists", tenant.id));
         }
-        Err(e) => port_error(&e),
+        Err(e) => return port_error(&e),
+    }
+    let mut webhook = Value::Null;
+    if let Some(registrar) = registrar {
+        match registered(&state, registrar, &mut tenant).await {
+            Ok(target) => webhook = json!({"target_url": target}),
+            Err(answer) => {
+                if let Err(e) = state.tenants.delete(&tenant.id).await {
+                    tracing::error!(tenant = %tenant.id, error = %ports::Chain(&e), "cannot undo a tenant whose webhook registration failed; delete it by hand");
+                }
+                state.tenant_cache.forget(&tenant.id);
+                return answer;
+            }
+        }
+    }
+    let mut body = shown(&tenant);
+    body["webhook"] = webhook;
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+/// Registers a stored tenant's Attio webhook and stores its secret; on a failure after the
+/// registration the webhook is removed again. `Err` is the answer to give.
+async fn registered(
+    state: &AppState,
+    registrar: &AttioRegistrar,
+    tenant: &mut Tenant,
+) -> Result<String, Response> {
+    let target = attio_target(state, &tenant.id);
+    let token = tenant.attio.api_token.clone();
+    let secret = match registrar.register(&tenant.id, &token, target.clone()).await {
+        Ok((_, s)) => Secret::new(s).map_err(|_| {
+            error(
+                StatusCode::BAD_GATEWAY,
+                "Attio returned an empty webhook secret",
+            )
+        }),
+        Err(e) => {
+            tracing::warn!(tenant = %tenant.id, attio = %registrar.base_url, error = %ports::Chain(&e), "Attio refused or did not answer the webhook registration");
+            Err(error(
+                StatusCode::BAD_GATEWAY,
+                format!("Attio at {} refused the webhook: {e}", registrar.base_url),
+            ))
+        }
+    };
+    let stored = match secret {
+        Ok(secret) => {
+            tenant.attio.webhook_secrets.insert(0, secret);
+            state
+                .tenants
+                .update(tenant)
+                .await
+                .map_err(|e| port_error(&e))
+        }
+        Err(answer) => Err(answer),
+    };
+    match stored {
+        Ok(()) => {
+            state.tenant_cache.forget(&tenant.id);
+            Ok(target)
+        }
+        Err(answer) => {
+            if let Err(e) = registrar.unregister(&tenant.id, &token, &target).await {
+                tracing::error!(tenant = %tenant.id, error = %ports::Chain(&e), target = %target, "cannot remove a webhook registered for a tenant that was not created; delete it in Attio");
+            }
+            Err(answer)
+        }
     }
 }
 
@@ -324,11 +423,56 @@ async fn show_tenant(State(state): State<AppState>, Path(raw): Path<String>) -> 
     }
 }
 
-async fn delete_tenant(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+#[derive(Debug, Deserialize)]
+struct DeleteQuery {
+    /// Delete even when Attio cannot be asked to remove the tenant's webhook.
+    #[serde(default)]
+    force: bool,
+}
+
+/// `DELETE /v1/admin/tenants/{id}`: removes the tenant's Attio webhook (every one targeting this
+/// service's URL for it), then the tenant. When Attio does not answer, the tenant is kept (its
+/// token is what removes the webhook) unless `?force=true`; a token Attio no longer accepts
+/// cannot remove anything, so that is logged and the tenant deleted.
+async fn delete_tenant(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> Response {
     let id = match tenant_id(&raw) {
         Ok(id) => id,
         Err(r) => return r,
     };
+    let tenant = match state.tenants.get(&id).await {
+        Ok(t) => t,
+        Err(e) => return port_error(&e),
+    };
+    if let Some(registrar) = &state.registrar {
+        let target = attio_target(&state, &id);
+        match registrar
+            .unregister(&id, &tenant.attio.api_token, &target)
+            .await
+        {
+            Ok(n) => {
+                tracing::info!(tenant = %id, removed = n, "removed the tenant's Attio webhooks")
+            }
+            Err(e @ PortError::Unauthorized(_)) => {
+                tracing::warn!(tenant = %id, error = %ports::Chain(&e), "Attio no longer accepts the tenant's token; its webhook, if any, is left to Attio");
+            }
+            Err(e) if q.force => {
+                tracing::warn!(tenant = %id, error = %ports::Chain(&e), "deleting the tenant without removing its Attio webhook (force)");
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %id, error = %ports::Chain(&e), "cannot remove the tenant's Attio webhook; the tenant is kept");
+                return error(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "cannot remove the tenant's Attio webhook ({e}); retry, or delete with ?force=true and remove it in Attio"
+                    ),
+                );
+            }
+        }
+    }
     state.tenant_cache.forget(&id);
     match state.tenants.delete(&id).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),

@@ -23,7 +23,19 @@ pub struct RawConfig {
     /// 64 hex characters (AES-256) sealing credentials at rest; required unless `memory`.
     pub master_key: Option<String>,
     pub max_body_bytes: usize,
+    /// The answer to a webhook, contact-API or operations request must start within this (Attio
+    /// waits 5 s); a later one is answered 503 with a JSON body and logged.
     pub request_timeout_ms: u64,
+    /// The same for the admin API, whose tenant creation waits for Attio.
+    pub admin_timeout_ms: u64,
+    /// A request's headers must arrive within this after the connection (or the previous
+    /// answer); a slow sender's connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// A connection on which nothing is read or written for this long is closed (idle
+    /// keep-alive, a silent peer, an HTTP/2 connection that sends nothing).
+    pub idle_timeout_s: u64,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
     pub dedupe_retention_hours: u64,
     /// How often stored deliveries past the dedupe retention (and an hour's grace) are forgotten,
     /// with their keys' claims (ADR 0020); 0 never forgets them.
@@ -51,6 +63,10 @@ impl Default for RawConfig {
             master_key: None,
             max_body_bytes: 1024 * 1024,
             request_timeout_ms: 4_000,
+            admin_timeout_ms: 20_000,
+            header_read_timeout_ms: 5_000,
+            idle_timeout_s: 60,
+            max_connections: 4_096,
             dedupe_retention_hours: 96,
             purge_interval_s: 300,
             purge_batch: 100,
@@ -71,6 +87,10 @@ pub struct Settings {
     pub queue: QueueSettings,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    pub admin_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
     pub dedupe_retention: Duration,
     /// `None`: the inbox is never purged.
     pub purge_interval: Option<Duration>,
@@ -106,6 +126,32 @@ impl RawConfig {
             return bad(format!(
                 "request_timeout_ms must be between 100 and 30000, got {}",
                 self.request_timeout_ms
+            ));
+        }
+        if !(1_000..=120_000).contains(&self.admin_timeout_ms) {
+            return bad(format!(
+                "admin_timeout_ms must be between 1000 and 120000, got {}",
+                self.admin_timeout_ms
+            ));
+        }
+        if !(100..=60_000).contains(&self.header_read_timeout_ms) {
+            return bad(format!(
+                "header_read_timeout_ms must be between 100 and 60000, got {}",
+                self.header_read_timeout_ms
+            ));
+        }
+        if !(1..=3_600).contains(&self.idle_timeout_s)
+            || self.idle_timeout_s * 1000 <= self.request_timeout_ms.max(self.admin_timeout_ms)
+        {
+            return bad(format!(
+                "idle_timeout_s must be between 1 and 3600 and longer than the request and admin timeouts, got {}",
+                self.idle_timeout_s
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return bad(format!(
+                "max_connections must be between 1 and 1000000, got {}",
+                self.max_connections
             ));
         }
         if self.dedupe_retention_hours < 72 {
@@ -152,6 +198,10 @@ impl RawConfig {
             queue,
             max_body_bytes: self.max_body_bytes,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
+            admin_timeout: Duration::from_millis(self.admin_timeout_ms),
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            idle_timeout: Duration::from_secs(self.idle_timeout_s),
+            max_connections: self.max_connections,
             dedupe_retention: Duration::from_secs(self.dedupe_retention_hours * 3600),
             purge_interval,
             purge_batch: self.purge_batch,

@@ -46,11 +46,11 @@ fn service_error(e: &ServiceError) -> Response {
             format!("Attio refused: {message}"),
         ),
         e if e.is_retryable() => {
-            tracing::warn!(error = %e, "contact API: a provider is unavailable");
+            tracing::warn!(error = %ports::Chain(&e), "contact API: a provider is unavailable");
             error(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable")
         }
         e => {
-            tracing::error!(error = %e, "contact API request failed");
+            tracing::error!(error = %ports::Chain(&e), "contact API request failed");
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
         }
     }
@@ -94,7 +94,7 @@ async fn authorize(
             return error(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable");
         }
         Err(e) => {
-            tracing::error!(error = %e, "cannot read a tenant");
+            tracing::error!(error = %ports::Chain(&e), "cannot read a tenant");
             return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
         }
     };

@@ -23,6 +23,7 @@ pub mod admin;
 pub mod config;
 mod contacts;
 pub mod openapi;
+pub mod server;
 pub mod telemetry;
 mod tenant_cache;
 mod webhooks;
@@ -32,9 +33,12 @@ use std::sync::Arc;
 
 use app_common::registry::Registry;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use ports::clock::Clock;
 use ports::queue::{DeadLetterQueue, JobQueue};
@@ -155,7 +159,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             ),
         ),
         Err(e) => {
-            tracing::warn!(error = %e, "not ready: the queue does not answer");
+            tracing::warn!(error = %ports::Chain(&e), "not ready: the queue does not answer");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({"status": "unavailable"})),
@@ -164,27 +168,44 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// The routes with their limits: body size, and a timeout well inside Attio's 5 s.
+/// The routes with their limits: body size, and a time to answer within (Attio waits 5 s; the
+/// admin API, which may wait for Attio, has its own).
 pub fn app(state: AppState) -> Router {
     // Install the recorder before the first delivery is counted.
     let _ = telemetry::handle();
-    let limit = state.settings.max_body_bytes;
-    let timeout = state.settings.request_timeout;
-    Router::new()
+    let settings = state.settings.clone();
+    let served = Router::new()
         .route("/v1/webhooks/attio/{tenant}", post(webhooks::attio))
         .route("/v1/webhooks/{system}/{tenant}", post(webhooks::crm))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi_json))
-        .merge(admin::routes(state.clone()))
         .merge(contacts::routes(state.clone()))
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ))
+        .layer(from_fn_with_state(settings.request_timeout, within));
+    let admin =
+        admin::routes(state.clone()).layer(from_fn_with_state(settings.admin_timeout, within));
+    served
+        .merge(admin)
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(state)
+}
+
+/// Answers 503 with a JSON body, and logs the route, when the handler has not answered within
+/// `limit`; the sender retries.
+async fn within(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            tracing::warn!(%method, %path, timeout_ms = limit.as_millis() as u64, "a request was not answered in time; answered 503");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "not answered in time; retry"})),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// Starts forgetting the inbox's deliveries once they are past the dedupe retention (ADR 0020),
@@ -201,13 +222,17 @@ pub fn spawn_retention(
     Some(tokio::spawn(retention.run(interval)))
 }
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight.
+/// Serves until `shutdown` resolves, then finishes the requests in flight; connections are
+/// bounded by the settings' limits ([`server`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = server::Limits {
+        max_connections: state.settings.max_connections,
+        header_read_timeout: state.settings.header_read_timeout,
+        idle_timeout: state.settings.idle_timeout,
+    };
+    server::serve(listener, app(state), limits, shutdown).await
 }

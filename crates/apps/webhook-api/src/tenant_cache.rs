@@ -93,7 +93,7 @@ impl TenantCache {
                             if let Some(entry) = lock(&cache.entries).get_mut(&id) {
                                 entry.renewing = false;
                             }
-                            tracing::warn!(error = %e, tenant = %id, "cannot renew a cached tenant; it is served until it expires");
+                            tracing::warn!(error = %ports::Chain(&e), tenant = %id, "cannot renew a cached tenant; it is served until it expires");
                         }
                     }
                 });

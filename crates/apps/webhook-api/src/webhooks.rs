@@ -28,13 +28,13 @@ fn answer(status: StatusCode, body: Value) -> Response {
 /// A port failure at the edge: 503 when the sender should retry, else a logged 500.
 fn failed(e: &PortError) -> Response {
     if e.is_retryable() {
-        tracing::warn!(error = %e, "a store is unavailable; the sender will retry");
+        tracing::warn!(error = %ports::Chain(&e), "a store is unavailable; the sender will retry");
         answer(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"error": "temporarily unavailable"}),
         )
     } else {
-        tracing::error!(error = %e, "webhook intake failed");
+        tracing::error!(error = %ports::Chain(&e), "webhook intake failed");
         answer(
             StatusCode::INTERNAL_SERVER_ERROR,
             json!({"error": "internal error"}),
@@ -101,8 +101,9 @@ fn attio_payload(trace: &str, body: &[u8]) -> Result<JobPayload, String> {
         trace: &'a str,
         delivery: &'a serde_json::value::RawValue,
     }
+    let body = without_nul_escapes(body);
     let delivery: &serde_json::value::RawValue =
-        serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&body).map_err(|e| e.to_string())?;
     serde_json::value::to_raw_value(&Payload {
         source: "attio",
         trace,
@@ -110,6 +111,26 @@ fn attio_payload(trace: &str, body: &[u8]) -> Result<JobPayload, String> {
     })
     .map(JobPayload::from_raw)
     .map_err(|e| e.to_string())
+}
+
+/// JSON text with every `\u0000` escape (a NUL character, which PostgreSQL's `jsonb` refuses)
+/// replaced by `\ufffd`, for the job's copy of a delivery; the inbox keeps the body as received
+/// (ADR 0025). Both escapes are six characters, so the text stays valid JSON whatever precedes
+/// them. The worker reads ids from a delivery, never the text of its values.
+fn without_nul_escapes(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    const NUL: &[u8] = b"\\u0000";
+    if !body.windows(NUL.len()).any(|w| w == NUL) {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    let mut out = Vec::with_capacity(body.len());
+    let mut rest = body;
+    while let Some(at) = rest.windows(NUL.len()).position(|w| w == NUL) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(b"\\ufffd");
+        rest = &rest[at + NUL.len()..];
+    }
+    out.extend_from_slice(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 /// A job for a key and payload with the configured debounce and attempts.
@@ -428,4 +449,27 @@ async fn crm_inner(
         }
     };
     store(&state, &tenant.id, system, key, &body, quarantine, job).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_escapes_are_replaced_and_the_json_stays_valid() {
+        for (given, expected) in [
+            (r#"{"a":"x"}"#, r#"{"a":"x"}"#),
+            (r#"{"a":"x\u0000y"}"#, r#"{"a":"x\ufffdy"}"#),
+            (r#"{"a":"\u0000\u0000"}"#, r#"{"a":"\ufffd\ufffd"}"#),
+            // An escaped backslash before `u0000` is text, and stays valid JSON either way.
+            (r#"{"a":"\\u0000"}"#, r#"{"a":"\\ufffd"}"#),
+        ] {
+            let out = without_nul_escapes(given.as_bytes());
+            assert_eq!(std::str::from_utf8(&out).unwrap_or_default(), expected);
+            assert!(
+                serde_json::from_slice::<serde_json::Value>(&out).is_ok(),
+                "{expected}"
+            );
+        }
+    }
 }

@@ -219,7 +219,7 @@ impl EventPipeline {
                 // duplicate in the CRM. Remove it; the retry updates the linked one.
                 Err(e @ PortError::Stale(_)) => {
                     if let Err(cleanup) = crm.delete_activity(activity.kind, &external_id).await {
-                        tracing::warn!(system = %system, external_id = %external_id, error = %cleanup,
+                        tracing::warn!(system = %system, external_id = %external_id, error = %ports::Chain(&cleanup),
                             "a duplicate activity from a lost race could not be deleted");
                     }
                     return Err(e.into());
