@@ -155,6 +155,34 @@ pub struct Settings {
     pub stages: Vec<StageTarget>,
 }
 
+impl Settings {
+    /// What is legal but almost certainly not meant, each saying what to set and where; the
+    /// binary logs them at start-up.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if matches!(self.store, StoreSettings::Memory) {
+            w.push("the store is `memory`: nothing this worker does outlives it, and it shares no queue with webhook-api; set [store] kind = sqlite or postgres in the configuration file (ATTIO_SYNC_STORE__KIND)".into());
+        }
+        if self.targets.is_empty() {
+            w.push("no mappings: every job is acknowledged without syncing anything; add [[targets]] to the configuration file".into());
+        }
+        let mapped: std::collections::BTreeSet<_> = self
+            .targets
+            .iter()
+            .map(|t| t.mapping.system.clone())
+            .collect();
+        for poll in &self.polls {
+            if !mapped.contains(&poll.system) {
+                w.push(format!(
+                    "[crm.{}] polls a system no [[targets]] maps: every pass reads its changes and syncs none",
+                    poll.system
+                ));
+            }
+        }
+        w
+    }
+}
+
 impl RawConfig {
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         app_common::load(file)
@@ -390,6 +418,25 @@ fields = [
                 }],
                 "a section without an interval polls nothing"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_worker_that_would_do_nothing_says_so() {
+        let s = RawConfig::default().validate().unwrap();
+        let w = s.warnings().join("\n");
+        assert!(
+            w.contains("the store is `memory`") && w.contains("no mappings"),
+            "{w}"
+        );
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("w.toml", MAPPINGS)?;
+            let s = RawConfig::load(Some(Path::new("w.toml")))
+                .map_err(|e| e.to_string())?
+                .validate()
+                .map_err(|e| e.to_string())?;
+            assert!(!s.warnings().iter().any(|w| w.contains("no mappings")));
             Ok(())
         });
     }

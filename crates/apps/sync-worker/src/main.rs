@@ -28,6 +28,9 @@ async fn main() -> Result<()> {
     let telemetry = app_common::telemetry::init("sync-worker", "info")?;
     let args = Args::parse();
     let settings = RawConfig::load(args.config.as_deref())?.validate()?;
+    for warning in settings.warnings() {
+        tracing::warn!("{warning}");
+    }
     let stores = app_common::open_stores(&settings.store, &settings.queue).await?;
     let limiter: Arc<dyn RateLimiter> = match &settings.redis_url {
         Some(url) => Arc::new(

@@ -401,11 +401,36 @@ async fn registered(
     }
 }
 
-async fn list_tenants(State(state): State<AppState>) -> Response {
-    match state.tenants.list().await {
-        Ok(ts) => Json(ts.iter().map(shown).collect::<Vec<_>>()).into_response(),
-        Err(e) => port_error(&e),
+#[derive(Debug, Deserialize)]
+struct Page {
+    limit: Option<usize>,
+    /// The last id of the previous page.
+    after: Option<String>,
+}
+
+/// `GET /v1/admin/tenants?limit=&after=`: tenants in id order, at most `limit` (100 unless
+/// given, 500 at most); when more follow, `x-next-after` names the id to continue after.
+async fn list_tenants(State(state): State<AppState>, Query(page): Query<Page>) -> Response {
+    let limit = page.limit.unwrap_or(100).clamp(1, 500);
+    let mut ts = match state.tenants.list().await {
+        Ok(ts) => ts,
+        Err(e) => return port_error(&e),
+    };
+    ts.sort_by(|a, b| a.id.cmp(&b.id));
+    let start = page
+        .after
+        .map(|after| ts.partition_point(|t| t.id.as_str() <= after.as_str()))
+        .unwrap_or(0);
+    let rest = &ts[start.min(ts.len())..];
+    let shown_page: Vec<Value> = rest.iter().take(limit).map(shown).collect();
+    let mut answer = Json(shown_page).into_response();
+    if rest.len() > limit
+        && let Some(last) = rest.get(limit - 1)
+        && let Ok(v) = axum::http::HeaderValue::from_str(last.id.as_str())
+    {
+        answer.headers_mut().insert("x-next-after", v);
     }
+    answer
 }
 
 fn tenant_id(raw: &str) -> Result<TenantId, Response> {

@@ -56,6 +56,7 @@ async fn main() -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     println!("listening on http://{}", listener.local_addr()?);
+    tracing::info!(attio_base_url = %settings.attio_base_url, public_url = %settings.public_url, "tenants' Attio webhooks are registered through attio_base_url and deliver to public_url");
     let purge = webhook_api::spawn_retention(&settings, stores.inbox.clone());
     let served = webhook_api::serve(listener, state, app_common::shutdown_signal())
         .await

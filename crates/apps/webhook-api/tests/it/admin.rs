@@ -375,3 +375,229 @@ async fn a_crm_connection_no_plugin_can_build_is_refused_naming_the_cause() {
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("unknown CRM system"), "{body}");
 }
+
+/// The webhooks registered in attio-sim for `token`'s workspace.
+async fn sim_webhooks(
+    http: &reqwest::Client,
+    sim_url: &str,
+    token: &str,
+) -> Vec<serde_json::Value> {
+    let r: serde_json::Value = http
+        .get(format!("{sim_url}/v2/webhooks"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["data"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn refused_and_racing_creates_leave_no_webhook_behind_and_deletion_removes_it() {
+    let sim = attio_sim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        attio_sim::SimConfig::default(),
+    )
+    .await
+    .unwrap();
+    let mut s = settings();
+    s.admin_token = Some(domain::tenant::Secret::new(TOKEN).unwrap());
+    let registrar = webhook_api::AttioRegistrar {
+        base_url: sim.url(),
+        limiter: Arc::new(MemoryRateLimiter::default()),
+    };
+    let app = Arc::new(spawn_app_at_own_url(memory_stores().await, s, Some(registrar)).await);
+    let token = "h".repeat(64);
+    let tenant = |name: &str, crms: serde_json::Value| json!({"id": "hooli", "name": name, "attio": {"api_token": token}, "crms": crms, "register_webhook": true});
+    let hubspot = json!({"system": "hubspot", "secrets": {"token": "pat"}});
+    for bad in [
+        tenant("", json!([])),
+        tenant("Hooli", json!([hubspot.clone(), hubspot.clone()])),
+    ] {
+        let (status, body) = app
+            .call(reqwest::Method::POST, "/v1/admin/tenants", TOKEN, Some(bad))
+            .await;
+        assert_eq!(status, 400, "{body}");
+    }
+    assert!(
+        sim_webhooks(&app.http, &sim.url(), &token).await.is_empty(),
+        "a refused create registers nothing"
+    );
+
+    let creates = (0..8).map(|_| {
+        let (app, body) = (app.clone(), tenant("Hooli", json!([])));
+        tokio::spawn(async move {
+            app.call(
+                reqwest::Method::POST,
+                "/v1/admin/tenants",
+                TOKEN,
+                Some(body),
+            )
+            .await
+            .0
+        })
+    });
+    let mut statuses = Vec::new();
+    for c in creates {
+        statuses.push(c.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
+    assert_eq!(sim_webhooks(&app.http, &sim.url(), &token).await.len(), 1);
+
+    let (status, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            "/v1/admin/tenants/hooli",
+            TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert!(
+        sim_webhooks(&app.http, &sim.url(), &token).await.is_empty(),
+        "deleting the tenant removes its webhook"
+    );
+}
+
+#[tokio::test]
+async fn a_registration_attio_does_not_answer_stores_nothing_and_says_where_it_went() {
+    let logs = testkit::logs::capture_logs().expect("no other subscriber in this binary");
+    let mut s = settings();
+    s.admin_token = Some(domain::tenant::Secret::new(TOKEN).unwrap());
+    // Nothing listens on port 9 of the loopback.
+    let registrar = webhook_api::AttioRegistrar {
+        base_url: "http://127.0.0.1:9".into(),
+        limiter: Arc::new(MemoryRateLimiter::default()),
+    };
+    let app = spawn_app_with(memory_stores().await, s, Some(registrar)).await;
+    let (status, body) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/admin/tenants",
+            TOKEN,
+            Some(json!({"id": "initrode", "name": "Initrode", "attio": {"api_token": "i".repeat(40)}, "register_webhook": true})),
+        )
+        .await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Attio at http://127.0.0.1:9"),
+        "{body}"
+    );
+    let (status, _) = app
+        .call(
+            reqwest::Method::GET,
+            "/v1/admin/tenants/initrode",
+            TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "the tenant was not kept");
+    let logged = logs.text();
+    assert!(
+        logged.contains("did not answer the webhook registration")
+            && logged.contains("http://127.0.0.1:9"),
+        "the failure is logged with where it went"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_naming_the_field() {
+    let app = admin_app(None).await;
+    let base =
+        || json!({"id": "umbrella", "name": "Umbrella", "attio": {"api_token": "u".repeat(40)}});
+    let hubspot = |settings: serde_json::Value| json!({"system": "hubspot", "settings": settings, "secrets": {"token": "pat"}});
+    type Tweak = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(Tweak, &str)> = vec![
+        (
+            Box::new(|t| t["name"] = json!("Umb\u{0}rella")),
+            "tenant name",
+        ),
+        (
+            Box::new(move |t| t["crms"] = json!([hubspot(json!({"base_url": "http://x\u{0}"}))])),
+            "hubspot setting \"base_url\"",
+        ),
+        (
+            Box::new(|t| {
+                t["attio"]["webhook_secrets"] =
+                    json!(["a".repeat(20), "b".repeat(20), "c".repeat(20)])
+            }),
+            "at most two",
+        ),
+        (
+            Box::new(|t| t["attio"]["webhook_secrets"] = json!(["x"])),
+            "at least 16 characters",
+        ),
+        (
+            Box::new(|t| t["crms"] = json!(vec![json!({"system": "hubspot"}); 1000])),
+            "at most 8 connections",
+        ),
+        (
+            Box::new(move |t| {
+                t["crms"] = json!([hubspot(json!({"base_url": "h".repeat(900_000)}))])
+            }),
+            "longer than 2048 bytes",
+        ),
+    ];
+    for (tweak, says) in cases {
+        let mut t = base();
+        tweak(&mut t);
+        let (status, body) = app
+            .call(reqwest::Method::POST, "/v1/admin/tenants", TOKEN, Some(t))
+            .await;
+        assert_eq!(status, 400, "{says}: {body}");
+        assert!(
+            body["error"].as_str().unwrap_or_default().contains(says),
+            "{says}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_tenant_list_is_paged() {
+    let app = admin_app(None).await;
+    for i in 0..5 {
+        app.tenants
+            .create(&crate::tenant(&format!("t{i}")))
+            .await
+            .unwrap();
+    }
+    let page = |q: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .http
+                .get(format!("{}/v1/admin/tenants{q}", app.url))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap();
+            let next = r
+                .headers()
+                .get("x-next-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body: serde_json::Value = r.json().await.unwrap();
+            let ids: Vec<String> = body
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_str().unwrap().to_owned())
+                .collect();
+            (ids, next)
+        }
+    };
+    assert_eq!(
+        page("?limit=2").await,
+        (vec!["t0".into(), "t1".into()], Some("t1".into()))
+    );
+    assert_eq!(
+        page("?limit=2&after=t1").await,
+        (vec!["t2".into(), "t3".into()], Some("t3".into()))
+    );
+    assert_eq!(page("?limit=2&after=t3").await, (vec!["t4".into()], None));
+}

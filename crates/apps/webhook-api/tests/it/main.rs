@@ -7,6 +7,7 @@
 mod admin;
 mod contacts;
 mod from_attio_sim;
+mod hardening;
 mod intake;
 mod openapi;
 mod postgres;
