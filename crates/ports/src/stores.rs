@@ -200,3 +200,19 @@ pub trait Inbox: Send + Sync {
     /// then nothing was forgotten.
     async fn purge(&self, received_before: OffsetDateTime, limit: usize) -> PortResult<u64>;
 }
+
+/// What erasing a tenant removed from one store, by kind (`deliveries`, `jobs`, `links`, ...).
+pub type Erased = std::collections::BTreeMap<&'static str, u64>;
+
+/// Forgets a deleted tenant's data, so nothing of it is processed afterwards and a tenant
+/// re-created with the same id starts empty.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait TenantEraser: Send + Sync {
+    /// Removes everything this store keeps of `tenant` besides the tenant record itself
+    /// (deliveries and their key claims, jobs, dead letters, links, sync states, conflicts,
+    /// ledger entries: whichever it holds) and says how many of each went. Nothing of another
+    /// tenant is touched. `Unavailable` when the backend cannot be reached; a transactional
+    /// store then removed nothing, and erasing again finishes the job.
+    async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<Erased>;
+}

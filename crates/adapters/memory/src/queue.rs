@@ -383,3 +383,21 @@ impl DeadLetterQueue for MemoryQueue {
             .ok_or_else(|| PortError::NotFound(format!("dead letter {id}")))
     }
 }
+
+#[async_trait]
+impl ports::stores::TenantEraser for MemoryQueue {
+    async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<ports::stores::Erased> {
+        let mut inner = lock(&self.inner);
+        let before = inner.jobs.len();
+        inner.jobs.retain(|_, e| &e.job.key.tenant != tenant);
+        let jobs = (before - inner.jobs.len()) as u64;
+        inner.keys.retain(|k, _| &k.tenant != tenant);
+        let before = inner.dead.len();
+        inner.dead.retain(|(t, _), _| t != tenant);
+        let dead = (before - inner.dead.len()) as u64;
+        Ok(ports::stores::Erased::from([
+            ("jobs", jobs),
+            ("dead_letters", dead),
+        ]))
+    }
+}

@@ -14,7 +14,8 @@ use domain::tenant::Tenant;
 use ports::clock::Clock;
 use ports::error::{PortError, PortResult};
 use ports::stores::{
-    Claim, ConflictStore, IdempotencyStore, LinkStore, SyncStateStore, TenantStore, WriteLedger,
+    Claim, ConflictStore, Erased, IdempotencyStore, LinkStore, SyncStateStore, TenantEraser,
+    TenantStore, WriteLedger,
 };
 use time::OffsetDateTime;
 
@@ -547,5 +548,77 @@ impl ports::stores::Inbox for MemoryInbox {
             }
         }
         Ok(old.len() as u64)
+    }
+}
+
+/// Removes the entries of `map` whose key belongs to `tenant`; returns how many went.
+fn erase<K, V>(map: &mut impl ErasableMap<K, V>, of_tenant: impl Fn(&K) -> bool) -> u64 {
+    map.retain_count(|k| !of_tenant(k))
+}
+
+/// `retain` that counts what it drops, over the maps these stores use.
+trait ErasableMap<K, V> {
+    fn retain_count(&mut self, keep: impl Fn(&K) -> bool) -> u64;
+}
+
+impl<K: std::hash::Hash + Eq, V> ErasableMap<K, V> for HashMap<K, V> {
+    fn retain_count(&mut self, keep: impl Fn(&K) -> bool) -> u64 {
+        let before = self.len();
+        self.retain(|k, _| keep(k));
+        (before - self.len()) as u64
+    }
+}
+
+impl<K: Ord, V> ErasableMap<K, V> for BTreeMap<K, V> {
+    fn retain_count(&mut self, keep: impl Fn(&K) -> bool) -> u64 {
+        let before = self.len();
+        self.retain(|k, _| keep(k));
+        (before - self.len()) as u64
+    }
+}
+
+#[async_trait]
+impl TenantEraser for MemoryInbox {
+    async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<Erased> {
+        let deliveries = erase(&mut *lock(&self.deliveries), |(t, _)| t == tenant);
+        let claims = erase(&mut *lock(&self.keys.seen), |(t, _)| t == tenant);
+        Ok(Erased::from([
+            ("deliveries", deliveries),
+            ("delivery_keys", claims),
+        ]))
+    }
+}
+
+#[async_trait]
+impl TenantEraser for MemoryLinkStore {
+    async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<Erased> {
+        let mut links = lock(&self.links);
+        let n = erase(&mut links.by_attio, |k| &k.0 == tenant);
+        erase(&mut links.by_external, |k| &k.0 == tenant);
+        Ok(Erased::from([("links", n)]))
+    }
+}
+
+#[async_trait]
+impl TenantEraser for MemorySyncStateStore {
+    async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<Erased> {
+        let n = erase(&mut *lock(&self.states), |k| &k.0 == tenant);
+        Ok(Erased::from([("sync_states", n)]))
+    }
+}
+
+#[async_trait]
+impl TenantEraser for MemoryConflictStore {
+    async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<Erased> {
+        let n = erase(&mut *lock(&self.conflicts), |k| &k.0 == tenant);
+        Ok(Erased::from([("conflicts", n)]))
+    }
+}
+
+#[async_trait]
+impl TenantEraser for MemoryWriteLedger {
+    async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<Erased> {
+        let n = erase(&mut *lock(&self.entries), |k| &k.tenant == tenant);
+        Ok(Erased::from([("ledger_entries", n)]))
     }
 }

@@ -121,3 +121,47 @@ impl TenantStore for PgStore {
         tx.commit().await.map_err(db)
     }
 }
+
+/// A statement per table holding a tenant's data besides its record, with the name its count
+/// goes by.
+const ERASE: &[(&str, &str)] = &[
+    ("DELETE FROM inbox WHERE tenant_id = $1", "deliveries"),
+    (
+        "DELETE FROM idempotency_keys WHERE tenant_id = $1",
+        "delivery_keys",
+    ),
+    ("DELETE FROM jobs WHERE tenant_id = $1", "jobs"),
+    (
+        "DELETE FROM dead_letters WHERE tenant_id = $1",
+        "dead_letters",
+    ),
+    ("DELETE FROM links WHERE tenant_id = $1", "links"),
+    (
+        "DELETE FROM sync_states WHERE tenant_id = $1",
+        "sync_states",
+    ),
+    ("DELETE FROM conflicts WHERE tenant_id = $1", "conflicts"),
+    (
+        "DELETE FROM write_ledger WHERE tenant_id = $1",
+        "ledger_entries",
+    ),
+];
+
+#[async_trait]
+impl ports::stores::TenantEraser for PgStore {
+    /// One transaction under the tenant's row-level-security scope: all of it goes, or none.
+    async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<ports::stores::Erased> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let mut erased = ports::stores::Erased::new();
+        for (statement, what) in ERASE {
+            let done = sqlx::query(*statement)
+                .bind(tenant.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            erased.insert(what, done.rows_affected());
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(erased)
+    }
+}

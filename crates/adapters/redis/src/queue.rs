@@ -283,3 +283,22 @@ impl DeadLetterQueue for RedisStore {
         }
     }
 }
+
+#[async_trait]
+impl ports::stores::TenantEraser for RedisStore {
+    /// One script, so a concurrent accept or reserve sees the tenant's data whole or gone.
+    async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<ports::stores::Erased> {
+        let [jobs, dead, deliveries, keys]: [u64; 4] = crate::scripts::ERASE_TENANT
+            .arg(&self.ns)
+            .arg(tenant.as_str())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(rerr)?;
+        Ok(ports::stores::Erased::from([
+            ("jobs", jobs),
+            ("dead_letters", dead),
+            ("deliveries", deliveries),
+            ("delivery_keys", keys),
+        ]))
+    }
+}

@@ -212,3 +212,55 @@ redis.call('DECR', ns .. ':deadcount')
 return 1
 "#
 );
+
+/// ARGV: ns, tenant. Erases everything of the tenant: its jobs (their key lists, hashes, lease
+/// and delay entries, and ready streams), dead letters, stored deliveries with their claims,
+/// quarantine index and idempotency keys. Returns {jobs, dead letters, deliveries, keys}.
+/// Tenant ids hold no glob characters, and `/` and `:` end them in these patterns.
+pub(crate) static ERASE_TENANT: LazyLock<Script> = script!(
+    r#"
+local tenant = ARGV[2]
+local function each_key(pattern, f)
+    local cursor = '0'
+    repeat
+        local r = redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000)
+        cursor = r[1]
+        for _, k in ipairs(r[2]) do f(k) end
+    until cursor == '0'
+end
+local jobs = 0
+each_key(ns .. ':key:' .. tenant .. '/*', function(list)
+    for _, id in ipairs(redis.call('LRANGE', list, 0, -1)) do
+        redis.call('ZREM', ns .. ':leases', id)
+        redis.call('ZREM', ns .. ':delayed', id)
+        redis.call('DEL', job_key(id))
+        redis.call('DECR', ns .. ':count')
+        jobs = jobs + 1
+    end
+    redis.call('DEL', list)
+end)
+for _, stream in ipairs(redis.call('SMEMBERS', ns .. ':streams')) do
+    local info = redis.call('HGET', ns .. ':streaminfo', stream)
+    if info and string.sub(info, 1, #tenant + 1) == tenant .. '\n' then
+        redis.call('DEL', stream)
+        redis.call('SREM', ns .. ':streams', stream)
+        redis.call('HDEL', ns .. ':streaminfo', stream)
+    end
+end
+local dead = redis.call('HLEN', ns .. ':deadidx:' .. tenant)
+redis.call('DEL', ns .. ':dead:' .. tenant, ns .. ':deadidx:' .. tenant)
+redis.call('DECRBY', ns .. ':deadcount', dead)
+local deliveries = 0
+each_key(ns .. ':inbox:' .. tenant .. ':*', function(k)
+    redis.call('DEL', k)
+    deliveries = deliveries + 1
+end)
+redis.call('DEL', ns .. ':quarantine:' .. tenant)
+local keys = 0
+each_key(ns .. ':idem:t:' .. tenant .. ':*', function(k)
+    redis.call('DEL', k)
+    keys = keys + 1
+end)
+return {jobs, dead, deliveries, keys}
+"#
+);

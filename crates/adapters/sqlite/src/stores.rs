@@ -559,3 +559,43 @@ impl WriteLedger for SqliteStore {
         Ok(done.rows_affected())
     }
 }
+
+/// A statement per table holding a tenant's data besides its record, with the name its count
+/// goes by.
+const ERASE: &[(&str, &str)] = &[
+    ("DELETE FROM inbox WHERE tenant_id = ?", "deliveries"),
+    (
+        "DELETE FROM idempotency_keys WHERE tenant_id = ?",
+        "delivery_keys",
+    ),
+    ("DELETE FROM jobs WHERE tenant_id = ?", "jobs"),
+    (
+        "DELETE FROM dead_letters WHERE tenant_id = ?",
+        "dead_letters",
+    ),
+    ("DELETE FROM links WHERE tenant_id = ?", "links"),
+    ("DELETE FROM sync_states WHERE tenant_id = ?", "sync_states"),
+    ("DELETE FROM conflicts WHERE tenant_id = ?", "conflicts"),
+    (
+        "DELETE FROM write_ledger WHERE tenant_id = ?",
+        "ledger_entries",
+    ),
+];
+
+#[async_trait]
+impl ports::stores::TenantEraser for SqliteStore {
+    async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<ports::stores::Erased> {
+        let mut tx = self.begin().await?;
+        let mut erased = ports::stores::Erased::new();
+        for (statement, what) in ERASE {
+            let done = sqlx::query(*statement)
+                .bind(tenant.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            erased.insert(what, done.rows_affected());
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(erased)
+    }
+}

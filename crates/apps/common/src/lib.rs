@@ -23,7 +23,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ports::cache::Cache;
 use ports::queue::{DeadLetterQueue, JobQueue};
-use ports::stores::{ConflictStore, Inbox, LinkStore, SyncStateStore, TenantStore, WriteLedger};
+use ports::stores::{
+    ConflictStore, Inbox, LinkStore, SyncStateStore, TenantEraser, TenantStore, WriteLedger,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -250,6 +252,25 @@ pub struct Stores {
     /// Cached Attio schema and records: in-process, or Redis (shared by every process) with the
     /// Redis queue.
     pub cache: Arc<dyn Cache>,
+    /// Every store that keeps tenant data, for a tenant's deletion.
+    pub erasers: Vec<Arc<dyn TenantEraser>>,
+}
+
+impl Stores {
+    /// Erases `tenant`'s data from every store; the counts by kind, summed. The first store that
+    /// fails ends it with its error (erasing again finishes the job).
+    pub async fn erase_tenant(
+        &self,
+        tenant: &domain::ids::TenantId,
+    ) -> Result<ports::stores::Erased, ports::PortError> {
+        let mut all = ports::stores::Erased::new();
+        for e in &self.erasers {
+            for (what, n) in e.erase_tenant(tenant).await? {
+                *all.entry(what).or_default() += n;
+            }
+        }
+        Ok(all)
+    }
 }
 
 impl std::fmt::Debug for Stores {
@@ -270,9 +291,11 @@ impl Stores {
             + LinkStore
             + WriteLedger
             + ConflictStore
+            + TenantEraser
             + 'static,
     {
         Stores {
+            erasers: vec![s.clone()],
             tenants: s.clone(),
             inbox: s.clone(),
             queue: s.clone(),
@@ -306,6 +329,7 @@ pub async fn open_stores(
             );
         }
         let redis = Arc::new(redis);
+        stores.erasers.push(redis.clone());
         stores.inbox = redis.clone();
         stores.queue = redis.clone();
         stores.dead = redis.clone();
@@ -319,19 +343,32 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
     match settings {
         StoreSettings::Memory => {
             use adapter_memory::*;
-            let queue = MemoryQueue::default();
+            let queue = Arc::new(MemoryQueue::default());
+            let inbox = Arc::new(MemoryInbox::new(
+                (*queue).clone(),
+                MemoryIdempotencyStore::default(),
+            ));
+            let links = Arc::new(MemoryLinkStore::default());
+            let ledger = Arc::new(MemoryWriteLedger::default());
+            let conflicts = Arc::new(MemoryConflictStore::default());
+            let sync_state = Arc::new(MemorySyncStateStore::default());
             Ok(Stores {
                 tenants: Arc::new(MemoryTenantStore::default()),
-                inbox: Arc::new(MemoryInbox::new(
+                erasers: vec![
+                    inbox.clone(),
                     queue.clone(),
-                    MemoryIdempotencyStore::default(),
-                )),
-                queue: Arc::new(queue.clone()),
-                dead: Arc::new(queue),
-                links: Arc::new(MemoryLinkStore::default()),
-                ledger: Arc::new(MemoryWriteLedger::default()),
-                conflicts: Arc::new(MemoryConflictStore::default()),
-                sync_state: Arc::new(MemorySyncStateStore::default()),
+                    links.clone(),
+                    ledger.clone(),
+                    conflicts.clone(),
+                    sync_state.clone(),
+                ],
+                inbox,
+                queue: queue.clone(),
+                dead: queue,
+                links,
+                ledger,
+                conflicts,
+                sync_state,
                 cache: Arc::new(MemoryCache::default()),
             })
         }

@@ -456,9 +456,13 @@ struct DeleteQuery {
 }
 
 /// `DELETE /v1/admin/tenants/{id}`: removes the tenant's Attio webhook (every one targeting this
-/// service's URL for it), then the tenant. When Attio does not answer, the tenant is kept (its
-/// token is what removes the webhook) unless `?force=true`; a token Attio no longer accepts
-/// cannot remove anything, so that is logged and the tenant deleted.
+/// service's URL for it), the tenant, then everything every store keeps of it (deliveries and
+/// their claims, jobs, dead letters, links, sync states, conflicts, ledger entries), and answers
+/// what went. When Attio does not answer, nothing is deleted (the tenant's token is what removes
+/// the webhook) unless `?force=true`; a token Attio no longer accepts cannot remove anything, so
+/// that is logged and the deletion goes on. A deletion whose erasure failed is finished by
+/// deleting again: an unknown tenant's leftovers are erased too, and 404 answers only when there
+/// were none.
 async fn delete_tenant(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -469,18 +473,18 @@ async fn delete_tenant(
         Err(r) => return r,
     };
     let tenant = match state.tenants.get(&id).await {
-        Ok(t) => t,
+        Ok(t) => Some(t),
+        Err(PortError::NotFound(_)) => None,
         Err(e) => return port_error(&e),
     };
-    if let Some(registrar) = &state.registrar {
+    let mut webhooks = 0;
+    if let (Some(registrar), Some(tenant)) = (&state.registrar, &tenant) {
         let target = attio_target(&state, &id);
         match registrar
             .unregister(&id, &tenant.attio.api_token, &target)
             .await
         {
-            Ok(n) => {
-                tracing::info!(tenant = %id, removed = n, "removed the tenant's Attio webhooks")
-            }
+            Ok(n) => webhooks = n,
             Err(e @ PortError::Unauthorized(_)) => {
                 tracing::warn!(tenant = %id, error = %ports::Chain(&e), "Attio no longer accepts the tenant's token; its webhook, if any, is left to Attio");
             }
@@ -499,10 +503,32 @@ async fn delete_tenant(
         }
     }
     state.tenant_cache.forget(&id);
-    match state.tenants.delete(&id).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => port_error(&e),
+    if tenant.is_some()
+        && let Err(e) = state.tenants.delete(&id).await
+        && !matches!(e, PortError::NotFound(_))
+    {
+        return port_error(&e);
     }
+    let erased = match state.stores.erase_tenant(&id).await {
+        Ok(erased) => erased,
+        Err(e) => {
+            tracing::error!(tenant = %id, error = %ports::Chain(&e), "the tenant is deleted but its data is not erased yet; delete it again to finish");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the tenant is deleted but its data is not erased yet; delete it again to finish",
+            );
+        }
+    };
+    if tenant.is_none() && erased.values().all(|n| *n == 0) {
+        return error(StatusCode::NOT_FOUND, "not found");
+    }
+    tracing::info!(tenant = %id, attio_webhooks = webhooks, erased = ?erased, "deleted a tenant");
+    Json(json!({
+        "deleted": id.to_string(),
+        "attio_webhooks_removed": webhooks,
+        "erased": erased,
+    }))
+    .into_response()
 }
 
 #[derive(Debug, Deserialize)]

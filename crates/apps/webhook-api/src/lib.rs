@@ -79,6 +79,8 @@ pub struct Parts {
     pub contacts: Option<Arc<services::contact::ContactService>>,
     /// The CRM plugins: webhook routes, tenant checks and the API document come from it.
     pub registry: Registry,
+    /// Every store that keeps tenant data, erased when a tenant is deleted.
+    pub stores: app_common::Stores,
 }
 
 impl AppState {
@@ -97,6 +99,7 @@ impl AppState {
             tenant_cache: TenantCache::default(),
             contacts: None,
             registry: Registry::builtin(),
+            stores: stores.clone(),
         }))
     }
 

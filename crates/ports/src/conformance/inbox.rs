@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use super::{fresh_tenant, ok};
 use crate::error::PortError;
 use crate::queue::{EnqueueOutcome, JobQueue, ReserveFilter};
-use crate::stores::{Accepted, InboundDelivery, Inbox};
+use crate::stores::{Accepted, Erased, InboundDelivery, Inbox, TenantEraser};
 
 const DAYS: Duration = Duration::from_secs(4 * 24 * 3600);
 
@@ -314,6 +314,69 @@ pub async fn purge_forgets_deliveries_past_their_retention<I: Inbox, Q: JobQueue
     );
 }
 
+/// Erasing a tenant (through every store of the pair; one store erasing twice finds nothing the
+/// second time) forgets its deliveries, their claims and its jobs, and nothing of another tenant.
+pub async fn erasing_a_tenant_forgets_its_deliveries_claims_and_jobs<
+    I: Inbox + TenantEraser,
+    Q: JobQueue + TenantEraser,
+>(
+    (inbox, queue): (Arc<I>, Arc<Q>),
+) {
+    let (a, b) = (fresh_tenant("era"), fresh_tenant("erb"));
+    let mut ids = Vec::new();
+    for (t, key, n) in [(&a, "k1", 1), (&a, "k2", 2), (&b, "k1", 3)] {
+        let Accepted::Stored { id, .. } = ok(
+            inbox
+                .accept(&delivery(t, key, None), Some(job(t, n)), DAYS)
+                .await,
+            "accept",
+        ) else {
+            panic!("stored");
+        };
+        ids.push(id);
+    }
+    let mut erased = Erased::new();
+    for part in [
+        ok(inbox.erase_tenant(&a).await, "erase"),
+        ok(queue.erase_tenant(&a).await, "erase"),
+    ] {
+        for (what, n) in part {
+            *erased.entry(what).or_default() += n;
+        }
+    }
+    assert_eq!(
+        (erased.get("deliveries"), erased.get("jobs")),
+        (Some(&2), Some(&2)),
+        "{erased:?}"
+    );
+    assert!(matches!(
+        inbox.get(&a, ids[0]).await,
+        Err(PortError::NotFound(_))
+    ));
+    let only = |t: &TenantId| {
+        let mut f = ReserveFilter::all();
+        f.tenants.insert(t.clone());
+        f
+    };
+    let lease = Duration::from_secs(30);
+    assert!(ok(queue.reserve("c", lease, &only(&a)).await, "reserve").is_none());
+    assert!(ok(inbox.get(&b, ids[2]).await, "get").delivery.tenant == b);
+    assert!(
+        ok(queue.reserve("c", lease, &only(&b)).await, "reserve").is_some(),
+        "another tenant keeps its job"
+    );
+    assert!(
+        matches!(
+            ok(
+                inbox.accept(&delivery(&a, "k1", None), None, DAYS).await,
+                "accept"
+            ),
+            Accepted::Stored { .. }
+        ),
+        "the erased tenant's keys are free again"
+    );
+}
+
 #[macro_export]
 macro_rules! inbox_conformance {
     ($factory:path) => {
@@ -327,6 +390,7 @@ macro_rules! inbox_conformance {
                 quarantine_is_stored_without_a_job,
                 tenants_are_isolated,
                 purge_forgets_deliveries_past_their_retention,
+                erasing_a_tenant_forgets_its_deliveries_claims_and_jobs,
             ]
         );
     };
