@@ -133,6 +133,30 @@ fn resolve(rule: SyncRule, a: &SideValue, e: &SideValue) -> Winner {
     }
 }
 
+/// The mapped fields whose external value differs from the snapshot, compared as [`merge`]
+/// compares them: what a change on the external side would sync. Empty when the external record
+/// holds nothing the last sync did not see (the echo of our own write, or a change to unmapped
+/// properties), so a poller need not read the other sides.
+pub fn external_changes(
+    mappings: &[FieldMapping],
+    snapshot: &Snapshot,
+    external: &SideState,
+) -> Vec<FieldKey> {
+    mappings
+        .iter()
+        .map(FieldMapping::key)
+        .filter(|key| {
+            let e = external
+                .get(key)
+                .cloned()
+                .unwrap_or_default()
+                .value
+                .normalized();
+            !e.same_as(&snapshot.get(key).external.normalized())
+        })
+        .collect()
+}
+
 /// Merges one linked pair of records field by field. See the module docs for the rules.
 pub fn merge(
     mappings: &[FieldMapping],

@@ -8,7 +8,9 @@
 //! the only provider-specific step: hand the answer back, fail, retry after a wait it names (a
 //! `Retry-After`, a documented window) or after the kernel's full-jitter backoff, or log in again
 //! once. Transport failures (connect, timeout, request) are retried with the same backoff. A
-//! per-key circuit breaker ([`breaker::Breaker`]) opens after repeated final failures.
+//! per-key circuit breaker ([`breaker::Breaker`]) opens after repeated final failures. Every
+//! request sent is counted in `provider_requests_total{provider, cause}`, the cause being the
+//! task's (`ports::trace::with_cause`: a delivery, a CRM change, a backfill, a poll).
 //!
 //! Why this is written here rather than taken from `reqwest-retry` or `tower::retry`: the
 //! decision needs the answer's body (HubSpot's `policyName`, Salesforce's error code), a budget
@@ -252,6 +254,8 @@ impl Kernel {
             if let Some(tp) = ports::trace::outgoing() {
                 req = req.header("traceparent", tp);
             }
+            metrics::counter!("provider_requests_total", "provider" => name, "cause" => ports::trace::cause())
+                .increment(1);
             let (wait, err) = match exchange(req).await {
                 Err(e) => match transport_error(name, e) {
                     (true, err) => (None, err),

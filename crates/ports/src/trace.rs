@@ -74,3 +74,18 @@ pub fn new_root() -> TraceParent {
     random[16..].copy_from_slice(&fastrand::u64(1..).to_be_bytes());
     TraceParent::root(random)
 }
+
+tokio::task_local! {
+    static CAUSE: &'static str;
+}
+
+/// Runs `work` with `cause` as the reason for the provider calls it makes (`attio` delivery,
+/// `crm` change, `backfill`, `poll`), so each provider's requests are counted per cause.
+pub async fn with_cause<F: Future>(cause: &'static str, work: F) -> F::Output {
+    CAUSE.scope(cause, work).await
+}
+
+/// The current task's cause; `other` outside [`with_cause`].
+pub fn cause() -> &'static str {
+    CAUSE.try_with(|c| *c).unwrap_or("other")
+}

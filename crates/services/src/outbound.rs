@@ -122,7 +122,7 @@ pub(crate) fn attio_side(mapping: &ObjectMapping, record: &Record) -> SideState 
         .collect()
 }
 
-fn external_side(mapping: &ObjectMapping, record: Option<&ExternalRecord>) -> SideState {
+pub(crate) fn external_side(mapping: &ObjectMapping, record: Option<&ExternalRecord>) -> SideState {
     let Some(r) = record else {
         return SideState::new();
     };
@@ -275,12 +275,52 @@ impl OutboundSync {
             return Ok(Vec::new());
         }
         let clients = self.directory.clients(tenant).await?;
+        let mut reports = self
+            .sync_targets(tenant, object, record_id, &targets, &clients)
+            .await?;
+        // A value one CRM brought into Attio goes on to the others in the same job, rather than
+        // waiting for that CRM's next change (one more round, over the targets that wrote
+        // nothing into Attio).
+        let wrote_in: Vec<&SystemId> = reports
+            .iter()
+            .filter(|r| !r.written_to_attio.is_empty())
+            .map(|r| &r.system)
+            .collect();
+        if !wrote_in.is_empty() && targets.len() > 1 {
+            let others: Vec<&SyncTarget> = targets
+                .iter()
+                .filter(|t| !wrote_in.contains(&&t.mapping.system))
+                .copied()
+                .collect();
+            let again = self
+                .sync_targets(tenant, object, record_id, &others, &clients)
+                .await?;
+            for r in again {
+                match reports.iter_mut().find(|old| old.system == r.system) {
+                    Some(old) if r.action != Action::Unchanged => *old = r,
+                    Some(_) => {}
+                    None => reports.push(r),
+                }
+            }
+        }
+        Ok(reports)
+    }
+
+    /// One round: the Attio record read once, then each target in order.
+    async fn sync_targets(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record_id: RecordId,
+        targets: &[&SyncTarget],
+        clients: &TenantClients,
+    ) -> ServiceResult<Vec<SystemReport>> {
         let record = clients
             .attio
             .get_record(&ObjectRef::from(object.clone()), record_id)
             .await?;
         let mut reports = Vec::new();
-        for target in targets {
+        for target in targets.iter().copied() {
             let system = target.mapping.system.clone();
             if !clients.crms.contains_key(&system) {
                 reports.push(SystemReport {
@@ -295,7 +335,7 @@ impl OutboundSync {
                 continue;
             }
             let report = self
-                .sync_to(tenant, object, &record, record_id, target, &clients)
+                .sync_to(tenant, object, &record, record_id, target, clients)
                 .await?;
             tracing::debug!(tenant = %tenant, object = %object, record = %record_id, system = %report.system, action = ?report.action, written = report.written.len(), "synced a record");
             reports.push(report);

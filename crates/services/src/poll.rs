@@ -3,6 +3,12 @@
 //! both ways. Passes overlap (by `window`), so a change seen twice is settled once: the merge finds
 //! nothing left to do the second time, and our own writes (echoes) likewise.
 //!
+//! A pass costs provider calls in proportion to what changed on the polled side: a changed
+//! record whose mapped values all equal its link's snapshot (our own echo, or a change to unmapped
+//! properties) is left alone without reading Attio or another CRM. A real change becomes a job
+//! ([`ChangePoller::with_queue`]: the worker syncs it, inside its budgets, retries and trace), or
+//! is synced at once without a queue.
+//!
 //! With a cursor store ([`ChangePoller::with_cursor`]) the start of each tenant's last complete
 //! pass is kept in `SyncState` (object `poll_<external object>`), so a poller that was down for
 //! hours reads everything changed meanwhile; a pass that fails keeps the old cursor. Without one,
@@ -12,22 +18,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::ids::{ObjectSlug, SystemId, TenantId};
-use domain::link::LinkLookup;
+use domain::job::{JobKey, NewJob};
+use domain::link::{IdentityLink, LinkLookup};
+use domain::merge::external_changes;
 use domain::sync_state::{BackfillPhase, SyncState};
 use ports::clock::Clock;
 use ports::directory::ClientDirectory;
 use ports::error::PortError;
+use ports::provider::CrmChange;
+use ports::queue::JobQueue;
 use ports::stores::{LinkStore, SyncStateStore, TenantStore};
 
 use crate::error::{ServiceError, ServiceResult};
-use crate::outbound::{OutboundSync, SyncTarget};
+use crate::outbound::{OutboundSync, SyncTarget, external_side};
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PollStats {
     pub seen: u64,
+    /// Real changes: synced, or enqueued for a worker.
     pub synced: u64,
     pub unlinked: u64,
+    /// Changed records whose mapped values the last sync already saw (echoes included).
+    pub unchanged: u64,
 }
 
 /// The poller of one system.
@@ -40,6 +53,7 @@ pub struct ChangePoller {
     clock: Arc<dyn Clock>,
     targets: Vec<SyncTarget>,
     cursors: Option<Arc<dyn SyncStateStore>>,
+    queue: Option<Arc<dyn JobQueue>>,
     pub window: Duration,
 }
 
@@ -75,6 +89,7 @@ impl ChangePoller {
             clock,
             targets,
             cursors: None,
+            queue: None,
             window: Duration::from_secs(120),
         }
     }
@@ -83,6 +98,50 @@ impl ChangePoller {
     pub fn with_cursor(mut self, store: Arc<dyn SyncStateStore>) -> Self {
         self.cursors = Some(store);
         self
+    }
+
+    /// Hands real changes to the worker as jobs (`{"source": "crm", ...}`, one per record)
+    /// instead of syncing them in the pass.
+    pub fn with_queue(mut self, queue: Arc<dyn JobQueue>) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
+    /// A real change of `id`: enqueued when there is a queue, else synced now.
+    async fn changed(
+        &self,
+        tenant: &TenantId,
+        external_object: &str,
+        link: &IdentityLink,
+    ) -> ServiceResult<()> {
+        let Some(queue) = &self.queue else {
+            return match self
+                .outbound
+                .sync_record(tenant, &link.object, link.attio_record)
+                .await
+            {
+                Ok(_) | Err(ServiceError::Port(PortError::NotFound(_))) => Ok(()),
+                Err(e) => Err(e),
+            };
+        };
+        let key = JobKey::new(
+            tenant.clone(),
+            self.system.as_str(),
+            link.external_id.as_str(),
+        )?;
+        let change = CrmChange {
+            object: external_object.to_owned(),
+            id: link.external_id.to_string(),
+            deleted: false,
+        };
+        let payload = serde_json::json!({
+            "source": "crm",
+            "system": self.system,
+            "trace": ports::trace::current().unwrap_or_else(ports::trace::new_root).to_string(),
+            "changes": [change],
+        });
+        queue.enqueue(NewJob::new(key, payload)).await?;
+        Ok(())
     }
 
     /// The `SyncState` object a target's cursor is kept under.
@@ -146,15 +205,16 @@ impl ChangePoller {
                         stats.unlinked += 1;
                         continue;
                     };
-                    match self
-                        .outbound
-                        .sync_record(tenant, &link.object, link.attio_record)
-                        .await
+                    let external = external_side(&target.mapping, Some(r));
+                    if external_changes(target.mapping.fields(), &link.snapshot, &external)
+                        .is_empty()
                     {
-                        Ok(_) => stats.synced += 1,
-                        Err(ServiceError::Port(PortError::NotFound(_))) => {}
-                        Err(e) => return Err(e),
+                        stats.unchanged += 1;
+                        continue;
                     }
+                    self.changed(tenant, &target.mapping.external_object, &link)
+                        .await?;
+                    stats.synced += 1;
                 }
                 match page.next {
                     Some(n) => after = Some(n),
@@ -187,6 +247,7 @@ impl ChangePoller {
                     total.seen += s.seen;
                     total.synced += s.synced;
                     total.unlinked += s.unlinked;
+                    total.unchanged += s.unchanged;
                 }
                 Err(e) => {
                     tracing::warn!(tenant = %t.id, system = %self.system, error = %ports::Chain(&e), "a polling pass failed; the next one retries")

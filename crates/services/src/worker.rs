@@ -30,6 +30,22 @@ pub fn trace_of(job: &Job) -> Option<TraceParent> {
     })
 }
 
+/// Why a job's provider calls are made, for `provider_requests_total{cause}`: its payload's
+/// source (`attio`, `crm`, `backfill`), `other` when it names none this version knows.
+pub fn cause_of(job: &Job) -> &'static str {
+    match job
+        .payloads
+        .first()
+        .and_then(|p| p.get("source"))
+        .and_then(|s| s.as_str())
+    {
+        Some("attio") => "attio",
+        Some("crm") => "crm",
+        Some("backfill") => "backfill",
+        _ => "other",
+    }
+}
+
 #[async_trait]
 pub trait JobHandler: Send + Sync {
     /// `Err` with a retryable error to try again later, a permanent one to dead-letter.
@@ -332,8 +348,11 @@ impl Worker {
                             trace_id = %trace.trace_id(),
                         );
                         ports::trace::adopt(&span, trace);
-                        let work =
-                            ports::trace::in_trace(trace, handler.handle(&r.job)).instrument(span);
+                        let work = ports::trace::in_trace(
+                            trace,
+                            ports::trace::with_cause(cause_of(&r.job), handler.handle(&r.job)),
+                        )
+                        .instrument(span);
                         let started = std::time::Instant::now();
                         let result = tokio::select! {
                             result = work => result,

@@ -81,7 +81,8 @@ pub async fn run(
                 Arc::new(SystemClock),
                 settings.targets.clone(),
             )
-            .with_cursor(stores.sync_state.clone());
+            .with_cursor(stores.sync_state.clone())
+            .with_queue(stores.queue.clone());
             p.window = poll.window;
             spawn_poller(p, poll.system.clone(), poll.interval, shutdown.clone())
         })
@@ -110,9 +111,9 @@ fn spawn_poller(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            match poller.poll_all().await {
+            match ports::trace::with_cause("poll", poller.poll_all()).await {
                 Ok(s) if s.synced > 0 => {
-                    tracing::debug!(%system, seen = s.seen, synced = s.synced, "polled")
+                    tracing::debug!(%system, seen = s.seen, enqueued = s.synced, unchanged = s.unchanged, "polled")
                 }
                 Ok(_) => {}
                 Err(e) => {

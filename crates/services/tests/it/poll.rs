@@ -27,9 +27,13 @@ async fn a_salesforce_edit_is_polled_into_attio_and_on_to_hubspot() {
         Arc::new(SystemClock),
         targets(domain::mapping::SyncRule::LatestWins),
     );
-    // Only our own writes so far: a pass writes nothing.
+    // Only our own writes so far: a pass sees them as unchanged and syncs nothing.
     let quiet = poller.poll_tenant(&w.tenant).await.unwrap();
-    assert_eq!((quiet.seen, quiet.synced), (1, 1), "{quiet:?}");
+    assert_eq!(
+        (quiet.seen, quiet.synced, quiet.unchanged),
+        (1, 0, 1),
+        "{quiet:?}"
+    );
     let record = w
         .attio
         .get_record(&ObjectRef::from(people()), id)
@@ -72,6 +76,92 @@ async fn a_salesforce_edit_is_polled_into_attio_and_on_to_hubspot() {
     assert_eq!(
         hubspot_contact(&w, id).await[&prop("jobtitle")],
         FieldValue::text("Turing laureate")
+    );
+}
+
+/// HubSpot requests made since the last call in this process (each test runs in a process of
+/// its own under nextest), from the kernel's `provider_requests_total` (a snapshot takes the
+/// counts).
+fn hubspot_requests() -> u64 {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+    static SNAPSHOTTER: std::sync::OnceLock<Snapshotter> = std::sync::OnceLock::new();
+    let snapshotter = SNAPSHOTTER.get_or_init(|| {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        recorder
+            .install()
+            .expect("no other recorder in this test process");
+        snapshotter
+    });
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| {
+            key.key().name() == "provider_requests_total"
+                && key
+                    .key()
+                    .labels()
+                    .any(|l| l.key() == "provider" && l.value() == "HubSpot")
+        })
+        .map(|(.., v)| match v {
+            DebugValue::Counter(n) => n,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// A pass that finds nothing changed, or only our own writes, reads neither Attio nor HubSpot:
+/// it costs one query of the polled CRM (issue 21: the poller emptied HubSpot's budget).
+#[tokio::test]
+async fn quiet_passes_and_echoes_cost_no_request_to_the_other_crm() {
+    hubspot_requests();
+    let w = world(true, domain::mapping::SyncRule::LatestWins).await;
+    let ids = [
+        create_person(&w, "ada@example.com", "Ada", "Lovelace", "Analyst").await,
+        create_person(&w, "grace@example.com", "Grace", "Hopper", "Admiral").await,
+    ];
+    for id in ids {
+        w.sync.sync_record(&w.tenant, &people(), id).await.unwrap();
+    }
+    let poller = ChangePoller::new(
+        SystemId::parse("salesforce").unwrap(),
+        w.directory.clone(),
+        Arc::new(MemoryTenantStore::default()),
+        w.links.clone(),
+        Arc::new(w.outbound()),
+        Arc::new(SystemClock),
+        targets(domain::mapping::SyncRule::LatestWins),
+    );
+    for pass in ["echoes of our own writes", "quiet"] {
+        hubspot_requests();
+        let stats = poller.poll_tenant(&w.tenant).await.unwrap();
+        assert_eq!((stats.synced, stats.unchanged), (0, 2), "{pass}: {stats:?}");
+        assert_eq!(hubspot_requests(), 0, "{pass}: HubSpot requests");
+    }
+    // A real change costs its own sync, which reads (and here writes) HubSpot.
+    let edit = ExternalUpsert {
+        key: ids[0].to_string(),
+        properties: BTreeMap::from([
+            (prop("LastName"), FieldValue::text("Lovelace")),
+            (prop("Title"), FieldValue::text("Countess")),
+        ]),
+    };
+    w.salesforce
+        .upsert_batch("Contact", &prop("Attio_Id__c"), &[edit])
+        .await
+        .unwrap();
+    let before = hubspot_requests();
+    let stats = poller.poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!((stats.synced, stats.unchanged), (1, 1), "{stats:?}");
+    assert!(
+        hubspot_requests() > before,
+        "the real change reached HubSpot"
+    );
+    assert_eq!(
+        hubspot_contact(&w, ids[0]).await[&prop("jobtitle")],
+        FieldValue::text("Countess"),
+        "carried on to HubSpot in the same sync"
     );
 }
 
