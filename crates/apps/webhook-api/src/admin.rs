@@ -372,7 +372,10 @@ async fn registered(
             tracing::warn!(tenant = %tenant.id, attio = %registrar.base_url, error = %ports::Chain(&e), "Attio refused or did not answer the webhook registration");
             Err(error(
                 StatusCode::BAD_GATEWAY,
-                format!("Attio at {} refused the webhook: {e}", registrar.base_url),
+                format!(
+                    "Attio at {} (attio_base_url in webhook-api's settings) did not register the webhook: {e}",
+                    registrar.base_url
+                ),
             ))
         }
     };
