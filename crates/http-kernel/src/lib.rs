@@ -81,6 +81,18 @@ pub struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
+    /// The plain request of this call to `url` with a bearer token: method, query and JSON body.
+    pub fn bearer_request(&self, http: &Client, url: &str, token: &str) -> RequestBuilder {
+        let req = http
+            .request(self.method.clone(), url)
+            .bearer_auth(token)
+            .query(self.query);
+        match self.body {
+            Some(b) => req.json(b),
+            None => req,
+        }
+    }
+
     /// A call with no query, body or circuit, spending the write budget.
     pub fn new(method: Method, path: &'a str) -> Self {
         Self {

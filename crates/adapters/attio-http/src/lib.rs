@@ -134,14 +134,10 @@ impl Upstream for AttioClient {
         call: &http_kernel::Call<'_>,
     ) -> PortResult<(reqwest::RequestBuilder, ())> {
         let url = format!("{}{}", self.config.base_url, call.path);
-        let mut req = http
-            .request(call.method.clone(), &url)
-            .bearer_auth(self.config.token.expose())
-            .query(call.query);
-        if let Some(b) = call.body {
-            req = req.json(b);
-        }
-        Ok((req, ()))
+        Ok((
+            call.bearer_request(http, &url, self.config.token.expose()),
+            (),
+        ))
     }
 
     fn classify(&self, _call: &http_kernel::Call<'_>, answer: &Answer, _attempt: u32) -> Verdict {

@@ -311,14 +311,10 @@ impl Upstream for HubSpotClient {
         call: &Call<'_>,
     ) -> PortResult<(reqwest::RequestBuilder, ())> {
         let url = format!("{}{}", self.config.base_url, call.path);
-        let mut req = http
-            .request(call.method.clone(), &url)
-            .bearer_auth(self.config.token.expose())
-            .query(call.query);
-        if let Some(b) = call.body {
-            req = req.json(b);
-        }
-        Ok((req, ()))
+        Ok((
+            call.bearer_request(http, &url, self.config.token.expose()),
+            (),
+        ))
     }
 
     fn classify(&self, _call: &Call<'_>, answer: &http_kernel::Answer, attempt: u32) -> Verdict {

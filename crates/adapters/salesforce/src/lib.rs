@@ -342,13 +342,7 @@ impl Upstream for Wire<'_> {
                 session.instance_url, self.0.config.api_version
             )
         };
-        let mut req = http
-            .request(call.method.clone(), &url)
-            .bearer_auth(session.token.expose())
-            .query(call.query);
-        if let Some(b) = call.body {
-            req = req.json(b);
-        }
+        let mut req = call.bearer_request(http, &url, session.token.expose());
         if path == "/query" || path == "/queryAll" {
             req = req.header(
                 "Sforce-Query-Options",
