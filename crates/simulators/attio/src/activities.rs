@@ -411,7 +411,7 @@ pub(crate) async fn list_tasks(
         .skip(q.offset.unwrap_or(0))
         .take(q.limit.unwrap_or(500))
         .collect();
-    Ok(data(json!(tasks)))
+    Ok(data(Value::Array(tasks.iter().map(|t| task_json(t)).collect())))
 }
 
 pub(crate) async fn create_task(
@@ -466,7 +466,7 @@ pub(crate) async fn create_task(
         content_plaintext: content,
         deadline_at: deadline(&d["deadline_at"])?,
         is_completed,
-        completed_at: None,
+        completed_at: is_completed.then(now),
         linked_records: linked(ws, &d["linked_records"])?,
         assignees: assignees(ws, &d["assignees"])?,
         created_by_actor: Some(token_actor(&entry.token_id)),
@@ -486,7 +486,7 @@ pub(crate) async fn create_task(
         subject,
         &entry.token_id,
     );
-    Ok(data(json!(task)))
+    Ok(data(task_json(&task)))
 }
 
 pub(crate) async fn update_task(
@@ -522,7 +522,7 @@ pub(crate) async fn update_task(
         task.deadline_at = deadline(v)?;
     }
     if let Some(v) = d.get("is_completed") {
-        task.is_completed = v.as_bool().ok_or_else(|| {
+        let done = v.as_bool().ok_or_else(|| {
             ApiError::body_validation(
                 &["data", "is_completed"],
                 "Expected boolean",
@@ -530,6 +530,11 @@ pub(crate) async fn update_task(
                 "other",
             )
         })?;
+        // When it was completed: set as it becomes done, cleared as it is reopened.
+        if done != task.is_completed {
+            task.completed_at = done.then(now);
+        }
+        task.is_completed = done;
     }
     if let Some(v) = d.get("linked_records") {
         task.linked_records = linked(ws, v)?;
@@ -550,7 +555,7 @@ pub(crate) async fn update_task(
         subject,
         &entry.token_id,
     );
-    Ok(data(json!(task)))
+    Ok(data(task_json(&task)))
 }
 
 pub(crate) async fn get_task(
@@ -565,7 +570,7 @@ pub(crate) async fn get_task(
         .iter()
         .find(|t| t.id.task_id.to_string() == id)
         .ok_or_else(|| task_not_found(&id))?;
-    Ok(data(json!(task)))
+    Ok(data(task_json(&task)))
 }
 
 pub(crate) async fn delete_task(
@@ -598,4 +603,13 @@ pub(crate) async fn delete_task(
         &entry.token_id,
     );
     Ok(empty())
+}
+
+/// A task as Attio answers it: `completed_at` always present, null until it is completed.
+fn task_json(task: &Task) -> Value {
+    let mut v = json!(task);
+    if let Some(o) = v.as_object_mut() {
+        o.entry("completed_at").or_insert(Value::Null);
+    }
+    v
 }

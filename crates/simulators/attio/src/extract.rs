@@ -126,3 +126,22 @@ pub(crate) fn written(
 pub(crate) fn parse_record_id(id: &str) -> ApiResult<RecordId> {
     RecordId::parse(id).map_err(|_| record_not_found(id))
 }
+
+/// A count (`limit`, `offset`) in a JSON body, as Attio's document types it: a `number`. A whole
+/// one is taken with or without a fraction part (`10` or `10.0`, which generated SDKs send);
+/// anything else is refused naming what was sent.
+pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::Deserialize;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(u) = n.as_u64() {
+        return Ok(Some(u));
+    }
+    match n.as_f64() {
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => Ok(Some(f as u64)),
+        _ => Err(serde::de::Error::custom(format!(
+            "expected a non-negative whole number, got {n}"
+        ))),
+    }
+}

@@ -13,7 +13,9 @@ use serde_json::{Map, Value, json};
 
 use crate::deliveries::{changed, entry_events};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{S, attribute, body_json, kind, parse_record_id, workspace, written};
+use crate::extract::{
+    S, attribute, body_json, kind, parse_record_id, whole_number, workspace, written,
+};
 use crate::filter::{Filter, Sort};
 use crate::respond::{data, empty};
 use crate::values::Mode;
@@ -94,7 +96,9 @@ struct QueryBody {
     filter: Option<Value>,
     #[serde(default)]
     sorts: Vec<Value>,
+    #[serde(default, deserialize_with = "whole_number")]
     limit: Option<u64>,
+    #[serde(default, deserialize_with = "whole_number")]
     offset: Option<u64>,
 }
 

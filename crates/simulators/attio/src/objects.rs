@@ -45,7 +45,7 @@ pub(crate) async fn whoami(State(sim): S, headers: HeaderMap) -> Response {
             "active": true, "scope": scope, "client_id": entry.token_id, "token_type": "Bearer",
             "exp": null, "iat": 1_700_000_000, "sub": ws.id, "aud": entry.token_id, "iss": "attio.com",
             "authorized_by_workspace_member_id": member, "workspace_id": ws.id, "workspace_name": ws.name,
-            "workspace_slug": ws.slug, "workspace_logo_url": null
+            "workspace_slug": ws.slug, "workspace_logo_url": null, "token_level": "workspace"
         }),
     )
 }

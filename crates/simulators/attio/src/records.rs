@@ -64,7 +64,9 @@ pub(crate) struct QueryBody {
     filter: Option<Value>,
     #[serde(default)]
     sorts: Vec<Value>,
+    #[serde(default, deserialize_with = "whole_number")]
     limit: Option<u64>,
+    #[serde(default, deserialize_with = "whole_number")]
     offset: Option<u64>,
 }
 
@@ -526,6 +528,61 @@ pub(crate) async fn attribute_values(
         .skip(q.offset.unwrap_or(0))
         .take(q.limit.unwrap_or(usize::MAX))
         .map(|v| json!(v))
+        .collect();
+    Ok(data(Value::Array(page)))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct EntriesQuery {
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+const READ_ENTRIES: &[&str] = &[
+    "record_permission:read",
+    "object_configuration:read",
+    "list_entry:read",
+];
+
+/// `GET /v2/objects/{object}/records/{record_id}/entries`: every list entry whose parent is the
+/// record, across lists (metadata only, no values), oldest first.
+pub(crate) async fn record_entries(
+    State(sim): S,
+    headers: HeaderMap,
+    Path((object, id)): Path<(String, String)>,
+    Query(q): Query<EntriesQuery>,
+) -> ApiResult<Response> {
+    let entry = sim.authenticate(&headers, READ_ENTRIES, Access::Read)?;
+    let world = sim.world();
+    let ws = workspace(&world, &entry)?;
+    let o = ws
+        .object(&object)
+        .ok_or_else(|| object_not_found(&object))?;
+    let record = parse_record_id(&id)?;
+    o.record(record).ok_or_else(|| record_not_found(&id))?;
+    let mut entries: Vec<(&crate::world::ListDef, &StoredRecord)> = ws
+        .lists
+        .iter()
+        .flat_map(|l| l.def.records.iter().map(move |e| (l, e)))
+        .filter(|(_, e)| {
+            e.parent
+                .as_ref()
+                .is_some_and(|(slug, r)| slug == o.slug() && *r == record)
+        })
+        .collect();
+    entries.sort_by(|a, b| a.1.created_at.cmp(&b.1.created_at));
+    let page: Vec<Value> = entries
+        .into_iter()
+        .skip(q.offset.unwrap_or(0))
+        .take(q.limit.unwrap_or(usize::MAX))
+        .map(|(l, e)| {
+            json!({
+                "list_id": l.list.id.list_id,
+                "list_api_slug": l.slug(),
+                "entry_id": e.id,
+                "created_at": e.created_at,
+            })
+        })
         .collect();
     Ok(data(Value::Array(page)))
 }

@@ -47,6 +47,10 @@ pub fn router(sim: Arc<Sim>) -> Router {
             "/v2/objects/{object}/records/{record_id}/attributes/{attribute}/values",
             get(attribute_values),
         )
+        .route(
+            "/v2/objects/{object}/records/{record_id}/entries",
+            get(record_entries),
+        )
         .route("/v2/lists", get(crate::lists::list_lists))
         .route("/v2/lists/{list}", get(crate::lists::get_list))
         .route(
