@@ -411,7 +411,9 @@ pub(crate) async fn list_tasks(
         .skip(q.offset.unwrap_or(0))
         .take(q.limit.unwrap_or(500))
         .collect();
-    Ok(data(Value::Array(tasks.iter().map(|t| task_json(t)).collect())))
+    Ok(data(Value::Array(
+        tasks.iter().map(|t| task_json(t)).collect(),
+    )))
 }
 
 pub(crate) async fn create_task(
@@ -570,7 +572,7 @@ pub(crate) async fn get_task(
         .iter()
         .find(|t| t.id.task_id.to_string() == id)
         .ok_or_else(|| task_not_found(&id))?;
-    Ok(data(task_json(&task)))
+    Ok(data(task_json(task)))
 }
 
 pub(crate) async fn delete_task(

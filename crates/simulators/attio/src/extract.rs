@@ -130,7 +130,9 @@ pub(crate) fn parse_record_id(id: &str) -> ApiResult<RecordId> {
 /// A count (`limit`, `offset`) in a JSON body, as Attio's document types it: a `number`. A whole
 /// one is taken with or without a fraction part (`10` or `10.0`, which generated SDKs send);
 /// anything else is refused naming what was sent.
-pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<u64>, D::Error> {
     use serde::Deserialize;
     let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
         return Ok(None);

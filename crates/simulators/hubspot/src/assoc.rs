@@ -127,34 +127,24 @@ pub(crate) async fn associate_default(
         .associations
         .insert((pair.to, to_id, pair.from, pair.from_id));
     let now = crate::store::iso(OffsetDateTime::now_utc());
-    let type_of = |name: &str| {
-        account
-            .objects
-            .values()
-            .find(|o| o.spec.name == name)
-            .map(|o| o.spec.type_id)
-            .unwrap_or_default()
+    // `PublicDefaultAssociation`, one per direction.
+    let made = |from: u64, to: u64, type_id: u32| {
+        json!({
+            "from": {"id": from.to_string()},
+            "to": {"id": to.to_string()},
+            "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id},
+        })
     };
     let body = json!({
         "status": "COMPLETE",
         "results": [
-            {"fromObjectTypeId": type_of(pair.from), "fromObjectId": pair.from_id,
-             "toObjectTypeId": type_of(pair.to), "toObjectId": to_id,
-             "associationTypes": [kind(pair.type_id)]},
-            {"fromObjectTypeId": type_of(pair.to), "fromObjectId": to_id,
-             "toObjectTypeId": type_of(pair.from), "toObjectId": pair.from_id,
-             "associationTypes": [kind(pair.back_type_id)]}
+            made(pair.from_id, to_id, pair.type_id),
+            made(to_id, pair.from_id, pair.back_type_id),
         ],
         "startedAt": now,
         "completedAt": now,
     });
     Ok(reply(StatusCode::OK, Some(body), rl))
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub(crate) struct Paging {
-    limit: Option<usize>,
-    after: Option<String>,
 }
 
 /// Lists one page (`limit` up to 500, default 500; `after` from the previous page's
@@ -163,7 +153,7 @@ pub(crate) async fn list(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
     Path(p): Path<Vec<(String, String)>>,
-    axum::extract::Query(q): axum::extract::Query<Paging>,
+    q: crate::query::ListQuery,
 ) -> HsResult<Response> {
     let (token, rl) = sim.enter(&headers, Budget::Burst)?;
     let accounts = sim.accounts();

@@ -15,6 +15,7 @@
 
 mod assoc;
 mod faults;
+mod query;
 mod search;
 mod store;
 mod webhooks;
@@ -26,15 +27,15 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 pub use faults::Faults;
+use query::ListQuery;
 use store::{Account, ObjectSpec, ObjectStore, Record};
 pub use webhooks::{Subscription, WebhookSettings};
 
@@ -304,17 +305,6 @@ fn body_json(body: &Bytes) -> HsResult<Value> {
         .map_err(|e| HsError::validation(format!("Invalid input JSON: {e}")))
 }
 
-fn csv(s: &Option<String>) -> Vec<String> {
-    s.as_deref()
-        .map(|s| {
-            s.split(',')
-                .filter(|p| !p.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn names(v: &Value, key: &str) -> Vec<String> {
     v[key]
         .as_array()
@@ -448,23 +438,11 @@ fn find(store: &ObjectStore, id: &str, id_property: Option<&str>, archived: bool
     found.ok_or_else(|| HsError::not_found(id))
 }
 
-#[derive(Debug, Deserialize)]
-struct ListQuery {
-    limit: Option<usize>,
-    after: Option<String>,
-    properties: Option<String>,
-    #[serde(rename = "propertiesWithHistory")]
-    properties_with_history: Option<String>,
-    archived: Option<bool>,
-    #[serde(rename = "idProperty")]
-    id_property: Option<String>,
-}
-
 async fn list(
     State(sim): S,
     headers: HeaderMap,
     Path(p): Path<Vec<(String, String)>>,
-    Query(q): Query<ListQuery>,
+    q: ListQuery,
 ) -> HsResult<Response> {
     let (token, rl) = sim.enter(&headers, Budget::Burst)?;
     let object = object_of(&p)?;
@@ -479,8 +457,8 @@ async fn list(
         None => 0,
     };
     let page = with_object(&sim, &token, &object, |store, _| {
-        let wanted = csv(&q.properties);
-        let history = csv(&q.properties_with_history);
+        let wanted = q.properties.clone();
+        let history = q.properties_with_history.clone();
         let archived = q.archived.unwrap_or(false);
         let matching: Vec<&Record> = store
             .records
@@ -547,7 +525,7 @@ async fn create(
         let now = OffsetDateTime::now_utc();
         let mut r = new_record(&store.spec, next_id, now);
         r.set(&store.spec, &props, now);
-        let json = r.json(&store.spec, &props.keys().cloned().collect::<Vec<_>>(), &[]);
+        let json = r.json(&store.spec, &store.spec.written(props.keys()), &[]);
         store.records.insert(r.id, r);
         Ok(json)
     })?;
@@ -558,7 +536,7 @@ async fn read_one(
     State(sim): S,
     headers: HeaderMap,
     Path(p): Path<Vec<(String, String)>>,
-    Query(q): Query<ListQuery>,
+    q: ListQuery,
 ) -> HsResult<Response> {
     let (token, rl) = sim.enter(&headers, Budget::Burst)?;
     let object = object_of(&p)?;
@@ -574,11 +552,7 @@ async fn read_one(
             .records
             .get(&n)
             .ok_or_else(|| HsError::not_found(&id))?;
-        Ok(r.json(
-            &store.spec,
-            &csv(&q.properties),
-            &csv(&q.properties_with_history),
-        ))
+        Ok(r.json(&store.spec, &q.properties, &q.properties_with_history))
     })?;
     Ok(reply(StatusCode::OK, Some(rec), rl))
 }
@@ -587,7 +561,7 @@ async fn update_one(
     State(sim): S,
     headers: HeaderMap,
     Path(p): Path<Vec<(String, String)>>,
-    Query(q): Query<ListQuery>,
+    q: ListQuery,
     body: Bytes,
 ) -> HsResult<Response> {
     let (token, rl) = sim.enter(&headers, Budget::Burst)?;
@@ -606,7 +580,7 @@ async fn update_one(
             .get_mut(&n)
             .ok_or_else(|| HsError::not_found(&id))?;
         r.set(&spec, &props, OffsetDateTime::now_utc());
-        Ok(r.json(&spec, &props.keys().cloned().collect::<Vec<_>>(), &[]))
+        Ok(r.json(&spec, &spec.written(props.keys()), &[]))
     })?;
     Ok(reply(StatusCode::OK, Some(rec), rl))
 }
@@ -665,7 +639,7 @@ async fn batch_read(
     State(sim): S,
     headers: HeaderMap,
     Path(p): Path<Vec<(String, String)>>,
-    Query(q): Query<ListQuery>,
+    q: ListQuery,
     body: Bytes,
 ) -> HsResult<Response> {
     let (token, rl) = sim.enter(&headers, Budget::Burst)?;
@@ -752,14 +726,14 @@ async fn batch_upsert(
             let r = match existing.and_then(|n| store.records.get_mut(&n)) {
                 Some(r) => {
                     r.set(&spec, &props, now);
-                    let mut j = r.json(&spec, &props.keys().cloned().collect::<Vec<_>>(), &[]);
+                    let mut j = r.json(&spec, &spec.written(props.keys()), &[]);
                     j["new"] = json!(false);
                     j
                 }
                 None => {
                     let mut r = new_record(&spec, next_id, now);
                     r.set(&spec, &props, now);
-                    let mut j = r.json(&spec, &props.keys().cloned().collect::<Vec<_>>(), &[]);
+                    let mut j = r.json(&spec, &spec.written(props.keys()), &[]);
                     j["new"] = json!(true);
                     store.records.insert(r.id, r);
                     j

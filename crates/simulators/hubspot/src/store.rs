@@ -39,6 +39,18 @@ const READ_ONLY: &[&str] = &[
 ];
 
 impl ObjectSpec {
+    /// What a write answers with: the properties written plus the ones HubSpot always returns
+    /// from a create or an update (`createdate`, `hs_object_id` and the last-modified date).
+    pub fn written<'a>(&self, props: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+        let mut names: Vec<String> = props.into_iter().cloned().collect();
+        for p in ["createdate", "hs_object_id", self.modified_property] {
+            if !names.iter().any(|n| n == p) {
+                names.push(p.to_owned());
+            }
+        }
+        names
+    }
+
     /// The singular name HubSpot uses in event types and messages: `contact`, `company`, `deal`.
     pub fn singular(&self) -> String {
         self.name

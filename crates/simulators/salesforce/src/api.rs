@@ -26,9 +26,13 @@ pub(crate) fn routes() -> Router<Arc<Sim>> {
         .route(&r(""), get(resources))
         .route(&r("/"), get(resources))
         .route(&r("/limits"), get(limits))
+        .route(&r("/limits/"), get(limits))
+        .route(&r("/sobjects"), get(describe_global))
+        .route(&r("/sobjects/"), get(describe_global))
         .route(&r("/sobjects/{o}"), get(basic).post(create))
         .route(&r("/sobjects/{o}/"), get(basic).post(create))
         .route(&r("/sobjects/{o}/describe"), get(describe))
+        .route(&r("/sobjects/{o}/describe/"), get(describe))
         .route(&r("/sobjects/{o}/updated"), get(updated))
         .route(&r("/sobjects/{o}/updated/"), get(updated))
         .route(&r("/sobjects/{o}/deleted"), get(deleted))
@@ -42,8 +46,10 @@ pub(crate) fn routes() -> Router<Arc<Sim>> {
             get(ext_read).patch(ext_upsert).delete(ext_delete),
         )
         .route(&r("/query"), get(query))
+        .route(&r("/query/"), get(query))
         .route(&r("/query/{locator}"), get(query_more))
         .route(&r("/queryAll"), get(query_all))
+        .route(&r("/queryAll/"), get(query_all))
         .route(
             &r("/composite/sobjects"),
             axum::routing::post(coll_create)
@@ -100,6 +106,28 @@ async fn limits(State(sim): S) -> Response {
     let max = sim.config.daily_limit;
     Json(json!({"DailyApiRequests": {"Max": max, "Remaining": max.saturating_sub(used)}}))
         .into_response()
+}
+
+/// Describe Global: every sObject of the org with its key prefix and what it allows.
+async fn describe_global(
+    State(sim): S,
+    Extension(ApiVersion(v, _)): Extension<ApiVersion>,
+) -> Response {
+    let org = sim.org();
+    let mut sobjects: Vec<Value> = org
+        .specs()
+        .map(|spec| {
+            let base = format!("/services/data/v{v}/sobjects/{}", spec.name);
+            json!({
+                "name": spec.name, "label": spec.name, "labelPlural": format!("{}s", spec.name),
+                "keyPrefix": spec.prefix, "custom": false, "queryable": true, "retrieveable": true,
+                "searchable": true, "createable": true, "updateable": true, "deletable": true,
+                "urls": {"sobject": base, "describe": format!("{base}/describe"), "rowTemplate": format!("{base}/{{ID}}")},
+            })
+        })
+        .collect();
+    sobjects.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    Json(json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects})).into_response()
 }
 
 async fn basic(
@@ -778,6 +806,54 @@ fn page(org: &mut Org, version: &str, locator: String, mut cursor: Cursor, total
     out
 }
 
+/// Adds each row's parent fields (`Account.Name`) as Salesforce nests them: `"Account":
+/// {"attributes": {...}, "Name": ...}`, or `null` without a parent. `ids` are each row's parent
+/// ids, one per path of `parents`. `INVALID_FIELD` for a parent field its object lacks.
+fn with_parents(
+    org: &mut Org,
+    rows: Vec<(Value, Vec<Value>)>,
+    parents: &[String],
+    version: &str,
+    user: &str,
+) -> SfResult<Vec<Value>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for (mut row, ids) in rows {
+        for (path, id) in parents.iter().zip(ids) {
+            let Some((rel, field)) = path.split_once('.') else {
+                continue;
+            };
+            let parent = match id.as_str() {
+                Some(id) => org.record_by_id(id),
+                None => None,
+            };
+            let Value::Object(o) = &mut row else { continue };
+            match parent {
+                None => {
+                    o.entry(rel.to_owned()).or_insert(Value::Null);
+                }
+                Some((table, record)) => {
+                    let (name, _) = table.spec.field(field).ok_or_else(|| {
+                        SfFault::new(
+                            400,
+                            "INVALID_FIELD",
+                            format!("No such column '{field}' on entity '{}'.", table.spec.name),
+                        )
+                    })?;
+                    let mut nested = table.render(&record, Some(&[name.to_owned()]), version, user);
+                    match (o.get_mut(rel), &mut nested) {
+                        (Some(Value::Object(have)), Value::Object(add)) => have.append(add),
+                        _ => {
+                            o.insert(rel.to_owned(), nested);
+                        }
+                    }
+                }
+            }
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
+
 fn run_query(
     sim: &Sim,
     q: &HashMap<String, String>,
@@ -802,6 +878,12 @@ fn run_query(
         SfFault::new(400, "INVALID_TYPE", format!("sObject type '{object}' is not supported. If you are attempting to use a custom object, be sure to append the '__c' after the entity name."))
     })?;
     parsed.resolve(&t.spec)?;
+    let (own, parents): (Vec<String>, Vec<String>) = parsed
+        .fields
+        .iter()
+        .cloned()
+        .partition(|f| !f.contains('.'));
+    let t = org.table(&object)?;
     let mut rows: Vec<&crate::store::Record> = t
         .records
         .values()
@@ -809,12 +891,24 @@ fn run_query(
         .filter(|r| parsed.matches(r))
         .collect();
     parsed.sort(&mut rows);
-    let rows: Vec<Value> = rows
+    let rows: Vec<(Value, Vec<Value>)> = rows
         .into_iter()
         .skip(parsed.offset)
         .take(parsed.limit.unwrap_or(usize::MAX))
-        .map(|r| t.render(r, Some(&parsed.fields), version, &sim.config.user_id))
+        .map(|r| {
+            let ids = parents
+                .iter()
+                .map(|p| {
+                    r.get(
+                        &format!("{}Id", p.split('.').next().unwrap_or_default()),
+                        "",
+                    )
+                })
+                .collect();
+            (t.render(r, Some(&own), version, &sim.config.user_id), ids)
+        })
         .collect();
+    let rows = with_parents(&mut org, rows, &parents, version, &sim.config.user_id)?;
     let total = rows.len();
     org.next_cursor += 1;
     let locator = format!("01gSIM{:09}", org.next_cursor);

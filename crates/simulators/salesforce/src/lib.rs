@@ -43,7 +43,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 pub use faults::Faults;
-use store::{ObjectSpec, SfFault, Table};
+use store::{ObjectSpec, Record, SfFault, Table};
 
 /// The connected app the org trusts.
 #[derive(Debug, Clone)]
@@ -125,6 +125,25 @@ impl Org {
         self.tables
             .get_mut(&object.to_ascii_lowercase())
             .ok_or_else(|| SfFault::new(404, "NOT_FOUND", "The requested resource does not exist"))
+    }
+
+    /// The schema of every object of the org.
+    pub(crate) fn specs(&self) -> impl Iterator<Item = &ObjectSpec> {
+        self.tables.values().map(|t| &t.spec)
+    }
+
+    /// A live record by its id (any object, found by the id's prefix), with its table.
+    fn record_by_id(&self, id: &str) -> Option<(&Table, Record)> {
+        let table = self
+            .tables
+            .values()
+            .find(|t| id.starts_with(t.spec.prefix))?;
+        let record = table
+            .records
+            .get(id)
+            .filter(|r| r.deleted.is_none())?
+            .clone();
+        Some((table, record))
     }
 
     fn used(&mut self, now: OffsetDateTime) -> u64 {
@@ -398,6 +417,22 @@ async fn sim_purge(State(sim): State<Arc<Sim>>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+/// What Salesforce answers for a path it does not serve: its JSON error list, never an empty
+/// body.
+async fn unknown_resource() -> axum::response::Response {
+    SfFault::new(404, "NOT_FOUND", "The requested resource does not exist").into_response()
+}
+
+/// A method the resource does not take, as Salesforce answers it.
+async fn wrong_method(method: axum::http::Method) -> axum::response::Response {
+    SfFault::new(
+        405,
+        "METHOD_NOT_ALLOWED",
+        format!("HTTP Method '{method}' not allowed. Allowed are GET,HEAD,POST,PATCH,DELETE"),
+    )
+    .into_response()
+}
+
 /// The whole service.
 pub fn router(sim: Arc<Sim>) -> Router {
     let data = api::routes()
@@ -413,6 +448,8 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_sim/expire-tokens", post(sim_expire))
         .route("/_sim/purge-delete-log", post(sim_purge))
         .merge(data)
+        .fallback(unknown_resource)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(sim)
 }
 

@@ -9,7 +9,7 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use crate::store::{ObjectSpec, Record, SfFault, SfResult, parse_time};
+use crate::store::{Kind, ObjectSpec, Record, SfFault, SfResult, parse_time};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
@@ -317,10 +317,13 @@ impl Parser {
     }
 }
 
+/// A field name, or a parent relationship path (`Account.Name`).
 fn is_ident(w: &str) -> bool {
-    let mut chars = w.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    w.split('.').all(|seg| {
+        let mut chars = seg.chars();
+        chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
 }
 
 fn count(p: &mut Parser) -> SfResult<usize> {
@@ -414,7 +417,25 @@ impl Query {
             Ok(())
         };
         for f in &mut self.fields {
-            canon(f)?;
+            match f.split_once('.') {
+                // A parent's field: the relationship is its reference field without `Id`; the
+                // parent's field is checked against the parent's object when rows are read.
+                Some((rel, rest)) => {
+                    let reference = spec
+                        .field(&format!("{rel}Id"))
+                        .filter(|(_, k)| matches!(k, Kind::Reference(_)))
+                        .map(|(name, _)| name.trim_end_matches("Id").to_owned())
+                        .ok_or_else(|| {
+                            SfFault::new(
+                                400,
+                                "INVALID_FIELD",
+                                format!("Didn't understand relationship '{rel}' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names."),
+                            )
+                        })?;
+                    *f = format!("{reference}.{rest}");
+                }
+                None => canon(f)?,
+            }
         }
         if let Some((f, _, _)) = &mut self.order {
             canon(f)?;

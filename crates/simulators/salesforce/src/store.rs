@@ -117,6 +117,8 @@ impl ObjectSpec {
                     ("HasOptedOutOfEmail", Bool),
                     ("Birthdate", Date),
                     ("AccountId", Reference("001")),
+                    // The compound name: read-only, FirstName and LastName.
+                    ("Name", System),
                 ],
                 vec!["LastName"],
             ),
@@ -307,6 +309,25 @@ impl Record {
             "LastModifiedDate" => json!(sf_time(self.modified)),
             "SystemModstamp" => json!(sf_time(self.modstamp)),
             "CreatedById" | "LastModifiedById" => json!(user),
+            // A Contact's compound name (an Account's or Opportunity's Name is stored).
+            "Name" if !self.fields.contains_key("Name") => {
+                let part = |f: &str| {
+                    self.fields
+                        .get(f)
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty())
+                };
+                match (part("FirstName"), part("LastName")) {
+                    (None, None) => Value::Null,
+                    (first, last) => json!(
+                        [first, last]
+                            .into_iter()
+                            .flatten()
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                }
+            }
             f => self.fields.get(f).cloned().unwrap_or(Value::Null),
         }
     }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod attio_to_crms;
+mod contract;
 mod embedded;
 mod telemetry;
 

@@ -452,8 +452,9 @@ async fn default_associations_are_made_listed_and_removed_in_both_directions() {
         .await;
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["status"], "COMPLETE");
-    assert_eq!(r["results"][0]["associationTypes"][0]["typeId"], 279);
-    assert_eq!(r["results"][1]["associationTypes"][0]["typeId"], 280);
+    // HubSpot's `PublicDefaultAssociation`: from, to and the association's spec.
+    assert_eq!(r["results"][0]["associationSpec"]["associationTypeId"], 279);
+    assert_eq!(r["results"][1]["associationSpec"]["associationTypeId"], 280);
     // The dated prefix serves the same associations.
     let (status, _, _) = c
         .call(
@@ -807,8 +808,9 @@ async fn notes_and_tasks_need_a_timestamp_and_attach_to_records_by_default_assoc
         )
         .await;
     assert_eq!(status, 200, "{r}");
-    assert_eq!(r["results"][0]["associationTypes"][0]["typeId"], 202);
-    assert_eq!(r["results"][1]["associationTypes"][0]["typeId"], 201);
+    // HubSpot's `PublicDefaultAssociation`: from, to and the association's spec.
+    assert_eq!(r["results"][0]["associationSpec"]["associationTypeId"], 202);
+    assert_eq!(r["results"][1]["associationSpec"]["associationTypeId"], 201);
     let (status, r) = c
         .get(&format!(
             "/crm/v4/objects/contacts/{ada}/associations/notes"
@@ -835,5 +837,5 @@ async fn notes_and_tasks_need_a_timestamp_and_attach_to_records_by_default_assoc
         )
         .await;
     assert_eq!(status, 200, "{r}");
-    assert_eq!(r["results"][0]["associationTypes"][0]["typeId"], 204);
+    assert_eq!(r["results"][0]["associationSpec"]["associationTypeId"], 204);
 }
