@@ -116,15 +116,18 @@ pub fn init_logs(default_filter: &str) {
         .try_init();
 }
 
-/// The log layer: stderr, filtered by `RUST_LOG` (default `default_filter`).
+/// The log layer: stderr, filtered by `RUST_LOG` (default `default_filter`), coloured only when
+/// stderr is a terminal (a file or a collector gets plain text).
 fn logs<S>(default_filter: &str) -> impl tracing_subscriber::Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_filter(filter)
 }
 

@@ -204,7 +204,10 @@ fn shown(t: &Tenant) -> Value {
     json!({
         "id": t.id.to_string(),
         "name": t.name,
-        "created_at": t.created_at.to_string(),
+        "created_at": t
+            .created_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
         "attio": {"api_token": "***", "webhook_secrets": t.attio.webhook_secrets.iter().map(|_| "***").collect::<Vec<_>>()},
         "api_keys": t.api_keys.len(),
         "crms": t.crms.iter().map(|c| json!({

@@ -97,6 +97,12 @@ async fn adding_a_tenant_registers_its_webhook_and_deliveries_then_verify() {
         "secrets never leave: {text}"
     );
     assert_eq!(created["attio"]["webhook_secrets"], json!(["***"]));
+    let created_at = created["created_at"].as_str().unwrap();
+    assert!(
+        time::OffsetDateTime::parse(created_at, &time::format_description::well_known::Rfc3339)
+            .is_ok(),
+        "created_at is RFC 3339: {created_at}"
+    );
     assert_eq!(
         app.call(
             reqwest::Method::POST,

@@ -88,7 +88,8 @@ async fn the_binary_warns_of_a_small_wal_reserve_on_postgres() {
         .await
         .unwrap();
     let (child, _) = start(&[
-        ("RUST_LOG", "warn"),
+        // Info, so there are log lines to check for colour codes.
+        ("RUST_LOG", "info"),
         ("ATTIO_SYNC_STORE__KIND", "postgres"),
         ("ATTIO_SYNC_STORE__URL", cfg.url.expose()),
         ("ATTIO_SYNC_STORE__SCHEMA", cfg.schema.as_deref().unwrap()),
@@ -97,6 +98,10 @@ async fn the_binary_warns_of_a_small_wal_reserve_on_postgres() {
     .await;
     let out = terminate(child).await;
     let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.is_empty() && !err.contains('\u{1b}'),
+        "logs written to a pipe carry no colour codes: {err:?}"
+    );
     let warned = err.contains("min_wal_size");
     assert_eq!(
         warned,
