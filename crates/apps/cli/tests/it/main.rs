@@ -3,6 +3,8 @@
 // Test code: unwrap/expect are how a test says "this must hold".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod configuration;
+
 #[tokio::test]
 async fn the_demo_shows_every_change_arriving_in_both_crms() {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_attio-sync"))
