@@ -2,6 +2,7 @@
 //!
 //! - `cargo xtask ci` — what CI runs: format check, clippy with warnings denied, every test of
 //!   the workspace (the dependency invariants below are among them), doc tests.
+//! - `cargo xtask deploy-check` — the static checks of `deploy/` (see `deploy.rs`); `ci` runs it.
 //! - `cargo xtask invariants` — only the dependency invariants and the CRM-naming rule
 //!   (`crm_names`), with a readable report.
 //! - `cargo xtask bench queue` — the queue benchmark (criterion), ending with a table of
@@ -16,6 +17,7 @@
 //!   write.
 
 mod crm_names;
+mod deploy;
 mod invariants;
 
 use std::process::{Command, ExitCode};
@@ -36,10 +38,11 @@ fn run(args: Vec<String>) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
+        Some("deploy-check") => deploy::check(&workspace_root()),
         Some("invariants") => {
             let graph = invariants::Graph::from_workspace()?;
             let mut found = invariants::violations(&graph);
-            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let root = workspace_root();
             found.extend(crm_names::violations(&root)?);
             if found.is_empty() {
                 println!(
@@ -56,10 +59,16 @@ fn run(args: Vec<String>) -> Result<()> {
             }
         }
         _ => {
-            eprintln!("usage: cargo xtask <ci|invariants|bench <queue|attio|crm|webhook>>");
+            eprintln!(
+                "usage: cargo xtask <ci|invariants|deploy-check|bench <queue|attio|crm|webhook>>"
+            );
             bail!("unknown or missing command")
         }
     }
+}
+
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn cargo(args: &[&str]) -> Result<()> {
@@ -92,6 +101,7 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    deploy::check(&workspace_root())?;
     // Doc tests first: the run should end on the test runner's summary of the real suite.
     cargo(&["test", "--workspace", "--all-features", "--doc"])?;
     if has_nextest() {

@@ -31,6 +31,13 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         wait_s: u64,
     },
+    /// Brings the configured store's schema up to date (webhook-api's settings: a file from
+    /// `--config` or `ATTIO_SYNC_CONFIG`, then `ATTIO_SYNC_*`) and exits; for a release's
+    /// migration job. The services also migrate at start-up.
+    Migrate {
+        #[arg(long, env = "ATTIO_SYNC_CONFIG")]
+        config: Option<std::path::PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -38,5 +45,11 @@ async fn main() -> Result<()> {
     app_common::telemetry::init_logs("warn");
     match Cli::parse().command {
         Command::Demo { wait_s } => demo::run(Duration::from_secs(wait_s)).await,
+        Command::Migrate { config } => {
+            let settings = webhook_api::RawConfig::load(config.as_deref())?.validate()?;
+            app_common::open_stores(&settings.store, &settings.queue).await?;
+            println!("the store's schema is up to date");
+            Ok(())
+        }
     }
 }
