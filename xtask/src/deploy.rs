@@ -153,11 +153,7 @@ pub fn recorded_metrics(root: &Path) -> Result<BTreeSet<String>> {
 /// suffixes a summary or histogram adds (`_sum`, `_count`, `_bucket`) taken off.
 pub fn named_metrics(promql: &str) -> BTreeSet<String> {
     // Label values (in quotes) are not names.
-    let unquoted: String = promql
-        .split('"')
-        .step_by(2)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let unquoted: String = promql.split('"').step_by(2).collect::<Vec<_>>().join(" ");
     unquoted
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
         .filter(|w| w.contains('_') && w.starts_with(|c: char| c.is_ascii_lowercase()))

@@ -1,9 +1,12 @@
 //! `attio-sync`: the command line. `attio-sync demo` runs the service against its simulators in
 //! one process and prints what arrived where.
 
+mod admin;
 mod demo;
 
 use std::time::Duration;
+
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -18,6 +21,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Keeps Attio in step with your CRMs and your app"
 )]
 struct Cli {
+    #[command(flatten)]
+    connection: admin::Connection,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,18 +43,59 @@ enum Command {
         #[arg(long, env = "ATTIO_SYNC_CONFIG")]
         config: Option<std::path::PathBuf>,
     },
+    /// Tenants: add, list, show, remove, and their API keys.
+    #[command(subcommand)]
+    Tenant(admin::TenantCmd),
+    /// Dead letters: list and replay.
+    #[command(subcommand)]
+    Dlq(admin::DlqCmd),
+    /// Quarantined deliveries.
+    #[command(subcommand)]
+    Quarantine(admin::QuarantineCmd),
+    /// Backfills: start (optionally following its progress) and status.
+    #[command(subcommand)]
+    Backfill(admin::BackfillCmd),
+    /// The queue's depth.
+    Status,
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> ExitCode {
     app_common::telemetry::init_logs("warn");
-    match Cli::parse().command {
-        Command::Demo { wait_s } => demo::run(Duration::from_secs(wait_s)).await,
-        Command::Migrate { config } => {
-            let settings = webhook_api::RawConfig::load(config.as_deref())?.validate()?;
-            app_common::open_stores(&settings.store, &settings.queue).await?;
-            println!("the store's schema is up to date");
-            Ok(())
+    let cli = Cli::parse();
+    let c = &cli.connection;
+    let admin = match cli.command {
+        Command::Demo { wait_s } => return exit(demo::run(Duration::from_secs(wait_s)).await),
+        Command::Migrate { config } => return exit(migrate(config).await),
+        Command::Tenant(cmd) => admin::tenant(c, cmd).await,
+        Command::Dlq(cmd) => admin::dlq(c, cmd).await,
+        Command::Quarantine(cmd) => admin::quarantine(c, cmd).await,
+        Command::Backfill(cmd) => admin::backfill(c, cmd).await,
+        Command::Status => admin::status(c).await,
+    };
+    match admin {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("attio-sync: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// A local command's outcome as an exit code: 1 with the whole cause on failure.
+fn exit(r: Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("attio-sync: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(config: Option<std::path::PathBuf>) -> Result<()> {
+    let settings = webhook_api::RawConfig::load(config.as_deref())?.validate()?;
+    app_common::open_stores(&settings.store, &settings.queue).await?;
+    println!("the store's schema is up to date");
+    Ok(())
 }
