@@ -3,6 +3,7 @@
 
 mod admin;
 mod demo;
+mod run;
 
 use std::time::Duration;
 
@@ -43,6 +44,12 @@ enum Command {
         #[arg(long, env = "ATTIO_SYNC_CONFIG")]
         config: Option<std::path::PathBuf>,
     },
+    /// Runs the API and a worker in this process (one-person deployments): one file with `[api]`
+    /// and `[worker]` sections (docs/configuration.md).
+    Run {
+        #[arg(long, env = "ATTIO_SYNC_CONFIG")]
+        config: Option<std::path::PathBuf>,
+    },
     /// Tenants: add, list, show, remove, and their API keys.
     #[command(subcommand)]
     Tenant(admin::TenantCmd),
@@ -61,10 +68,14 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    app_common::telemetry::init_logs("warn");
     let cli = Cli::parse();
+    if let Command::Run { config } = &cli.command {
+        return exit(serve(config.clone()).await);
+    }
+    app_common::telemetry::init_logs("warn");
     let c = &cli.connection;
     let admin = match cli.command {
+        Command::Run { .. } => return ExitCode::FAILURE,
         Command::Demo { wait_s } => return exit(demo::run(Duration::from_secs(wait_s)).await),
         Command::Migrate { config } => return exit(migrate(config).await),
         Command::Tenant(cmd) => admin::tenant(c, cmd).await,
@@ -91,6 +102,14 @@ fn exit(r: Result<()>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `run`, with the services' logs and traces.
+async fn serve(config: Option<std::path::PathBuf>) -> Result<()> {
+    let telemetry = app_common::telemetry::init("attio-sync", "info")?;
+    let ran = run::run(config.as_deref()).await;
+    telemetry.shutdown().await;
+    ran
 }
 
 async fn migrate(config: Option<std::path::PathBuf>) -> Result<()> {

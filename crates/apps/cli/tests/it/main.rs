@@ -73,3 +73,106 @@ async fn migrate_brings_the_store_up_to_date_and_names_a_bad_setting() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("master_key"));
 }
+
+/// `attio-sync run`: the API and a worker in one process on an embedded SQLite file, from one
+/// file; it serves, and stops on SIGTERM. A worker section naming a store of its own is refused.
+#[tokio::test]
+async fn run_serves_the_api_and_a_worker_from_one_file_and_stops_on_sigterm() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = std::env::temp_dir().join(format!("run-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = "run-admin-token-0123456789abcdef0123456789";
+    let config = dir.join("attio-sync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[api]
+listen = "127.0.0.1:0"
+admin_token = "{token}"
+master_key = "{key}"
+store = {{ kind = "sqlite", path = "{db}" }}
+
+[worker]
+consumer = "one"
+
+[[worker.targets]]
+attio_object = "people"
+system = "hubspot"
+external_object = "contacts"
+id_property = "attio_record_id"
+fields = [{{ attio = {{ attribute = "email_addresses" }}, external = "email", rule = "latest_wins" }}]
+"#,
+            key = "5".repeat(64),
+            db = dir.join("attio-sync.db").display()
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_attio-sync"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap_or_default();
+    let url = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("{url}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let queue = http
+        .get(format!("{url}/v1/admin/queue"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        queue.status(),
+        200,
+        "the admin API answers on the SQLite store"
+    );
+    let pid = child.id().unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(std::time::Duration::from_secs(15), child.wait())
+        .await
+        .expect("stopped within 15 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(dir.join("attio-sync.db").exists());
+
+    std::fs::write(
+        &config,
+        "[worker]\nstore = { kind = \"memory\" }\nmaster_key = \"x\"\n",
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_attio-sync"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("set store, queue and master_key in [api] only"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
