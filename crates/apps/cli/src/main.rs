@@ -3,6 +3,7 @@
 
 mod admin;
 mod demo;
+mod doctor;
 mod run;
 
 use std::time::Duration;
@@ -50,6 +51,13 @@ enum Command {
         #[arg(long, env = "ATTIO_SYNC_CONFIG")]
         config: Option<std::path::PathBuf>,
     },
+    /// Checks a deployment from its configuration (the `run` file) and says what to fix: the
+    /// store, PostgreSQL's WAL reserve, each tenant's Attio token and webhook, its CRM
+    /// credentials and the mappings. Exit 1 when something needs fixing.
+    Doctor {
+        #[arg(long, env = "ATTIO_SYNC_CONFIG")]
+        config: Option<std::path::PathBuf>,
+    },
     /// Tenants: add, list, show, remove, and their API keys.
     #[command(subcommand)]
     Tenant(admin::TenantCmd),
@@ -73,9 +81,19 @@ async fn main() -> ExitCode {
         return exit(serve(config.clone()).await);
     }
     app_common::telemetry::init_logs("warn");
+    if let Command::Doctor { config } = &cli.command {
+        return match doctor::checks(config.as_deref()).await {
+            Ok(checks) if doctor::report(&checks, cli.connection.json) => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("attio-sync: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let c = &cli.connection;
     let admin = match cli.command {
-        Command::Run { .. } => return ExitCode::FAILURE,
+        Command::Run { .. } | Command::Doctor { .. } => return ExitCode::FAILURE,
         Command::Demo { wait_s } => return exit(demo::run(Duration::from_secs(wait_s)).await),
         Command::Migrate { config } => return exit(migrate(config).await),
         Command::Tenant(cmd) => admin::tenant(c, cmd).await,

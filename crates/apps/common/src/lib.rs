@@ -254,6 +254,8 @@ pub struct Stores {
     pub cache: Arc<dyn Cache>,
     /// Every store that keeps tenant data, for a tenant's deletion.
     pub erasers: Vec<Arc<dyn TenantEraser>>,
+    /// PostgreSQL's `min_wal_size` in bytes, when the store is PostgreSQL and it could be read.
+    pub min_wal_size: Option<u64>,
 }
 
 impl Stores {
@@ -296,6 +298,7 @@ impl Stores {
     {
         Stores {
             erasers: vec![s.clone()],
+            min_wal_size: None,
             tenants: s.clone(),
             inbox: s.clone(),
             queue: s.clone(),
@@ -353,6 +356,7 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
             let conflicts = Arc::new(MemoryConflictStore::default());
             let sync_state = Arc::new(MemorySyncStateStore::default());
             Ok(Stores {
+                min_wal_size: None,
                 tenants: Arc::new(MemoryTenantStore::default()),
                 erasers: vec![
                     inbox.clone(),
@@ -392,10 +396,13 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
             let s = adapter_postgres::PgStore::connect(&config)
                 .await
                 .map_err(|e| boxed(Box::new(e)))?;
-            if let Some(warning) = s.min_wal_size().await.ok().and_then(wal_reserve_warning) {
+            let min_wal_size = s.min_wal_size().await.ok();
+            if let Some(warning) = min_wal_size.and_then(wal_reserve_warning) {
                 tracing::warn!("{warning}");
             }
-            Ok(Stores::from_one(Arc::new(s)))
+            let mut stores = Stores::from_one(Arc::new(s));
+            stores.min_wal_size = min_wal_size;
+            Ok(stores)
         }
     }
 }

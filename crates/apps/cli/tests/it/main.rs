@@ -176,3 +176,170 @@ fields = [{{ attio = {{ attribute = "email_addresses" }}, external = "email", ru
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `attio-sync doctor` names each planted problem: an unregistered webhook, a token Attio
+/// refuses, a mapping naming an attribute that does not exist, PostgreSQL's WAL reserve when the
+/// server's is small, and an unreachable store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_each_planted_problem() {
+    let addr = || "127.0.0.1:0".parse().unwrap();
+    let attio = attio_sim::start(addr(), attio_sim::SimConfig::default())
+        .await
+        .unwrap();
+    let hubspot = hubspot_sim::start(addr(), hubspot_sim::HubSpotConfig::default())
+        .await
+        .unwrap();
+    let url = testkit::postgres_url().await;
+    let schema = format!("doctor_{}", uuid::Uuid::new_v4().simple());
+    let key = "6".repeat(64);
+    let public = "http://127.0.0.1:9";
+    let dir = std::env::temp_dir().join(format!("doctor-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("attio-sync.toml");
+    let write = |store: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                r#"[api]
+public_url = "{public}"
+attio_base_url = "{attio}"
+master_key = "{key}"
+store = {store}
+
+[worker]
+[[worker.targets]]
+attio_object = "people"
+system = "hubspot"
+external_object = "contacts"
+id_property = "attio_record_id"
+fields = [
+  {{ attio = {{ attribute = "email_addresses" }}, external = "email", rule = "latest_wins" }},
+  {{ attio = {{ attribute = "no_such_attribute" }}, external = "jobtitle", rule = "latest_wins" }},
+]
+"#,
+                attio = attio.url()
+            ),
+        )
+        .unwrap()
+    };
+    write(&format!(
+        r#"{{ kind = "postgres", url = "{url}", schema = "{schema}" }}"#
+    ));
+
+    // The tenants: one whose webhook is registered, one without, one Attio refuses.
+    let settings = webhook_api::RawConfig {
+        store: app_common::RawStore::Postgres {
+            url: url.clone(),
+            schema: Some(schema.clone()),
+            max_connections: None,
+            intake_batch: None,
+            intake_slots: None,
+        },
+        master_key: Some(key.clone()),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
+    let stores = app_common::open_stores(&settings.store, &settings.queue)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    for (id, token) in [
+        ("good", "g".repeat(64)),
+        ("nohook", "n".repeat(64)),
+        ("badtoken", "short".to_owned()),
+    ] {
+        let mut t = tenant_of(id, &token);
+        t.crms = vec![domain::tenant::CrmConnection {
+            system: domain::ids::SystemId::parse("hubspot").unwrap(),
+            settings: std::collections::BTreeMap::from([("base_url".to_owned(), hubspot.url())]),
+            secrets: std::collections::BTreeMap::from([(
+                "token".to_owned(),
+                domain::tenant::Secret::new("pat-doctor").unwrap(),
+            )]),
+        }];
+        stores.tenants.create(&t).await.unwrap();
+    }
+    let hook = http
+        .post(format!("{}/v2/webhooks", attio.url()))
+        .bearer_auth("g".repeat(64))
+        .json(&serde_json::json!({"data": {"target_url": format!("{public}/v1/webhooks/attio/good"), "subscriptions": [{"event_type": "record.created", "filter": null}]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        hook.status(),
+        200,
+        "{}",
+        hook.text().await.unwrap_or_default()
+    );
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_attio-sync"))
+        .args(["doctor", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checks: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let find = |what: &str, says: &str| {
+        checks.iter().find(|c| {
+            c["what"].as_str() == Some(what)
+                && c["detail"].as_str().is_some_and(|d| d.contains(says))
+        })
+    };
+    let fine = |what: &str, says: &str| find(what, says).is_some_and(|c| c["ok"] == true);
+    let fix = |what: &str, says: &str| find(what, says).is_some_and(|c| c["ok"] == false);
+    assert!(fine("store", "opened"), "{checks:#?}");
+    assert!(fine("good: Attio", "delivers to"), "{checks:#?}");
+    assert!(fine("good: hubspot", "credentials accepted"), "{checks:#?}");
+    assert!(
+        fix("nohook: Attio", "no Attio webhook delivers"),
+        "{checks:#?}"
+    );
+    assert!(
+        fix("badtoken: Attio", "refuses the tenant's token"),
+        "{checks:#?}"
+    );
+    assert!(fix("good: mappings", "no_such_attribute"), "{checks:#?}");
+    let reserve = stores.min_wal_size.unwrap();
+    assert_eq!(
+        fix("PostgreSQL min_wal_size", "min_wal_size"),
+        reserve < app_common::MIN_WAL_RESERVE,
+        "{checks:#?}"
+    );
+
+    write(r#"{ kind = "postgres", url = "postgres://postgres@127.0.0.1:1/test" }"#);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_attio-sync"))
+        .args(["doctor", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout.contains("store") && stdout.contains("cannot be opened"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tenant_of(id: &str, token: &str) -> domain::tenant::Tenant {
+    domain::tenant::Tenant {
+        id: domain::ids::TenantId::parse(id).unwrap(),
+        name: id.to_owned(),
+        attio: domain::tenant::AttioCredentials {
+            api_token: domain::tenant::Secret::new(token).unwrap(),
+            webhook_secrets: Vec::new(),
+        },
+        crms: Vec::new(),
+        api_keys: Vec::new(),
+        created_at: time::OffsetDateTime::now_utc(),
+    }
+}
