@@ -56,6 +56,9 @@ pub enum TenantCmd {
         #[arg(long)]
         force: bool,
     },
+    /// Registers a new Attio webhook for the tenant and removes the old one; deliveries signed
+    /// with the old secret are accepted until it is gone.
+    RotateSecret { id: String },
     /// The tenant's API keys for its own app.
     #[command(subcommand)]
     Keys(KeysCmd),
@@ -276,6 +279,11 @@ pub async fn tenant(c: &Connection, cmd: TenantCmd) -> Result<(), CliError> {
         TenantCmd::Remove { id, force } => {
             let path = format!("/v1/admin/tenants/{id}?force={force}");
             let v = admin.call(Method::DELETE, &path, None).await?;
+            print(&v, &[], c.json);
+        }
+        TenantCmd::RotateSecret { id } => {
+            let path = format!("/v1/admin/tenants/{id}/rotate-webhook");
+            let v = admin.call(Method::POST, &path, None).await?;
             print(&v, &[], c.json);
         }
         TenantCmd::Keys(KeysCmd::Add { id }) => {

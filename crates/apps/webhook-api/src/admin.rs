@@ -10,6 +10,8 @@
 //! - `GET /v1/admin/tenants/{id}/dead-letters`, `POST …/dead-letters/{job}/replay`.
 //! - `POST /v1/admin/tenants/{id}/backfills` `{object, system}` queues a backfill for a worker;
 //!   `GET /v1/admin/tenants/{id}/sync-state` shows its progress; `GET /v1/admin/queue`.
+//! - `POST /v1/admin/tenants/{id}/rotate-webhook` registers a new Attio webhook, stores its
+//!   secret (keeping the old one as the previous) and removes the old webhook.
 //! - `POST /v1/admin/tenants/{id}/api-keys` makes a key for the tenant's app (shown once; only its
 //!   SHA-256 is stored); `DELETE` revokes them all.
 
@@ -461,6 +463,89 @@ struct DeleteQuery {
     force: bool,
 }
 
+/// `POST /v1/admin/tenants/{id}/rotate-webhook`: a new Attio webhook (Attio has no secret
+/// rotation of its own): it is registered, its secret stored as the current one with the old
+/// current one kept as the previous (so deliveries signed with either are accepted meanwhile),
+/// and only then are the old webhooks to this service removed. A failure before the secret is
+/// stored removes the new webhook again.
+async fn rotate_webhook(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let Some(registrar) = &state.registrar else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "webhook registration is not configured (set attio_base_url in webhook-api's settings)",
+        );
+    };
+    let mut tenant = match state.tenants.get(&id).await {
+        Ok(t) => t,
+        Err(e) => return port_error(&e),
+    };
+    let target = attio_target(&state, &id);
+    let token = tenant.attio.api_token.clone();
+    let old = match registrar.client(&id, &token) {
+        Ok(c) => match c.list_webhooks().await {
+            Ok(hooks) => hooks
+                .into_iter()
+                .filter(|h| h.target_url == target)
+                .map(|h| h.id.webhook_id)
+                .collect::<Vec<_>>(),
+            Err(e) => return attio_failed(registrar, &id, e),
+        },
+        Err(e) => return port_error(&e),
+    };
+    let (new_id, secret) = match registrar.register(&id, &token, target.clone()).await {
+        Ok((new_id, s)) => match Secret::new(s) {
+            Ok(s) => (new_id, s),
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_GATEWAY,
+                    "Attio returned an empty webhook secret",
+                );
+            }
+        },
+        Err(e) => return attio_failed(registrar, &id, e),
+    };
+    let previous = tenant.attio.webhook_secrets.first().cloned();
+    tenant.attio.webhook_secrets = std::iter::once(secret).chain(previous).collect();
+    if let Err(e) = state.tenants.update(&tenant).await {
+        if let Ok(c) = registrar.client(&id, &token)
+            && let Err(undo) = c.delete_webhook(new_id).await
+        {
+            tracing::error!(tenant = %id, error = %ports::Chain(&undo), "cannot remove a webhook registered by a failed rotation; delete it in Attio");
+        }
+        return port_error(&e);
+    }
+    state.tenant_cache.forget(&id);
+    let mut removed = 0;
+    if let Ok(c) = registrar.client(&id, &token) {
+        for hook in old {
+            match c.delete_webhook(hook).await {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(tenant = %id, error = %ports::Chain(&e), "cannot remove the old webhook; its deliveries are still accepted with the previous secret");
+                }
+            }
+        }
+    }
+    tracing::info!(tenant = %id, removed, "rotated the tenant's Attio webhook");
+    Json(json!({"target_url": target, "old_webhooks_removed": removed})).into_response()
+}
+
+/// Attio refused or did not answer a registration step: 502 naming where it was asked.
+fn attio_failed(registrar: &AttioRegistrar, id: &TenantId, e: PortError) -> Response {
+    tracing::warn!(tenant = %id, attio = %registrar.base_url, error = %ports::Chain(&e), "Attio refused or did not answer a webhook step");
+    error(
+        StatusCode::BAD_GATEWAY,
+        format!(
+            "Attio at {} (attio_base_url in webhook-api's settings) did not answer as expected: {e}",
+            registrar.base_url
+        ),
+    )
+}
+
 /// `DELETE /v1/admin/tenants/{id}`: removes the tenant's Attio webhook (every one targeting this
 /// service's URL for it), the tenant, then everything every store keeps of it (deliveries and
 /// their claims, jobs, dead letters, links, sync states, conflicts, ledger entries), and answers
@@ -768,6 +853,10 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
             post(replay),
         )
         .route("/v1/admin/tenants/{id}/sync-state", get(sync_state))
+        .route(
+            "/v1/admin/tenants/{id}/rotate-webhook",
+            post(rotate_webhook),
+        )
         .route("/v1/admin/tenants/{id}/backfills", post(start_backfill))
         .route(
             "/v1/admin/tenants/{id}/api-keys",

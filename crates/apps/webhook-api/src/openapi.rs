@@ -271,6 +271,21 @@ fn fixed() -> Vec<Route> {
             true,
         ),
         r(
+            Post,
+            "/v1/admin/tenants/{id}/rotate-webhook",
+            "admin",
+            "Register a new Attio webhook, keep the old secret as the previous, remove the old webhook",
+            &[
+                ("200", "rotated"),
+                ("400", "registration is not configured"),
+                ("401", "no or wrong operator token"),
+                ("404", "unknown tenant"),
+                ("502", "Attio refused or did not answer"),
+            ],
+            Some("admin"),
+            false,
+        ),
+        r(
             Get,
             "/v1/admin/tenants/{id}/sync-state",
             "admin",

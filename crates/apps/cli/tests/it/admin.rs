@@ -81,6 +81,10 @@ async fn every_command_answers_in_tables_and_json_with_documented_exit_codes() {
     let (_, out, _) = run(&["tenant", "show", "acme", "--json"]).await;
     assert_eq!(json(&out)["id"], "acme");
 
+    let (code, _, err) = run(&["tenant", "rotate-secret", "acme"]).await;
+    assert_eq!(code, 1, "this service registers no webhooks: {err}");
+    assert!(err.contains("registration is not configured"), "{err}");
+
     let (code, out, _) = run(&["tenant", "keys", "add", "acme", "--json"]).await;
     assert_eq!(code, 0);
     assert!(

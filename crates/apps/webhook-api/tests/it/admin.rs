@@ -708,3 +708,70 @@ async fn deleting_a_tenant_erases_its_data_on_postgres() {
     s.admin_token = Some(domain::tenant::Secret::new(TOKEN).unwrap());
     delete_erases(&spawn_app_with(app_common::Stores::from_one(pg), s, None).await).await;
 }
+
+#[tokio::test]
+async fn rotating_the_webhook_replaces_it_and_keeps_the_old_secret_as_the_previous() {
+    let sim = attio_sim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        attio_sim::SimConfig::default(),
+    )
+    .await
+    .unwrap();
+    let mut s = settings();
+    s.admin_token = Some(domain::tenant::Secret::new(TOKEN).unwrap());
+    let registrar = webhook_api::AttioRegistrar {
+        base_url: sim.url(),
+        limiter: Arc::new(MemoryRateLimiter::default()),
+    };
+    let app = spawn_app_at_own_url(memory_stores().await, s, Some(registrar)).await;
+    let token = "r".repeat(64);
+    let (status, _) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/admin/tenants",
+            TOKEN,
+            Some(json!({"id": "rot", "name": "Rot", "attio": {"api_token": token}, "register_webhook": true})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let before = sim_webhooks(&app.http, &sim.url(), &token).await;
+    assert_eq!(before.len(), 1);
+    let (status, body) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/admin/tenants/rot/rotate-webhook",
+            TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["old_webhooks_removed"], 1);
+    let after = sim_webhooks(&app.http, &sim.url(), &token).await;
+    assert_eq!(after.len(), 1, "one webhook, the new one");
+    assert_ne!(after[0]["id"], before[0]["id"]);
+    let (_, shown) = app
+        .call(reqwest::Method::GET, "/v1/admin/tenants/rot", TOKEN, None)
+        .await;
+    assert_eq!(
+        shown["attio"]["webhook_secrets"],
+        json!(["***", "***"]),
+        "current and previous"
+    );
+
+    // The new webhook's deliveries are accepted.
+    let person = app
+        .http
+        .post(format!("{}/v2/objects/people/records", sim.url()))
+        .bearer_auth(&token)
+        .json(&json!({"data": {"values": {"email_addresses": ["rot@example.com"]}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(person.status(), 200);
+    let mut waited = Duration::ZERO;
+    while app.queue.depth().await.unwrap().ready == 0 {
+        assert!(waited < Duration::from_secs(10), "no delivery was accepted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+    }
+}
