@@ -50,20 +50,7 @@ pub async fn run(file: Option<&Path>) -> Result<()> {
     let stores = app_common::open_stores(&api.store, &api.queue).await?;
     let limiter: Arc<dyn ports::limiter::RateLimiter> =
         Arc::new(adapter_memory::MemoryRateLimiter::default());
-    let contacts = services::contact::ContactService::new(
-        Arc::new(app_common::directory::TenantDirectory::new(
-            stores.tenants.clone(),
-            limiter.clone(),
-            &api.attio_base_url,
-        )),
-        stores.cache.clone(),
-    );
-    let state = webhook_api::AppState::new(&stores, api.clone())
-        .with_registrar(Some(webhook_api::AttioRegistrar {
-            base_url: api.attio_base_url.clone(),
-            limiter: limiter.clone(),
-        }))
-        .with_contacts(Some(Arc::new(contacts)));
+    let state = webhook_api::AppState::serving(&stores, api.clone(), limiter.clone());
     let listener = tokio::net::TcpListener::bind(api.listen)
         .await
         .with_context(|| format!("cannot listen on {}", api.listen))?;

@@ -103,6 +103,30 @@ impl AppState {
         }))
     }
 
+    /// The state a deployment serves: Attio webhook registration at `attio_base_url` and the
+    /// contact service over the tenants' clients, both budgeted by `limiter`.
+    pub fn serving(
+        stores: &app_common::Stores,
+        settings: Settings,
+        limiter: Arc<dyn ports::limiter::RateLimiter>,
+    ) -> Self {
+        let contacts = services::contact::ContactService::new(
+            Arc::new(app_common::directory::TenantDirectory::new(
+                stores.tenants.clone(),
+                limiter.clone(),
+                &settings.attio_base_url,
+            )),
+            stores.cache.clone(),
+        );
+        let registrar = AttioRegistrar {
+            base_url: settings.attio_base_url.clone(),
+            limiter,
+        };
+        Self::new(stores, settings)
+            .with_registrar(Some(registrar))
+            .with_contacts(Some(Arc::new(contacts)))
+    }
+
     pub fn with_registrar(mut self, registrar: Option<AttioRegistrar>) -> Self {
         Arc::make_mut(&mut self.0).registrar = registrar;
         self

@@ -38,20 +38,7 @@ async fn main() -> Result<()> {
     let stores = app_common::open_stores(&settings.store, &settings.queue).await?;
     let limiter: Arc<dyn ports::limiter::RateLimiter> =
         Arc::new(adapter_memory::MemoryRateLimiter::default());
-    let contacts = services::contact::ContactService::new(
-        Arc::new(app_common::directory::TenantDirectory::new(
-            stores.tenants.clone(),
-            limiter.clone(),
-            &settings.attio_base_url,
-        )),
-        stores.cache.clone(),
-    );
-    let state = AppState::new(&stores, settings.clone())
-        .with_registrar(Some(webhook_api::AttioRegistrar {
-            base_url: settings.attio_base_url.clone(),
-            limiter,
-        }))
-        .with_contacts(Some(Arc::new(contacts)));
+    let state = AppState::serving(&stores, settings.clone(), limiter);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
