@@ -23,6 +23,7 @@ pub mod admin;
 pub mod config;
 mod contacts;
 pub mod openapi;
+mod schemas;
 pub mod server;
 pub mod telemetry;
 mod tenant_cache;

@@ -386,8 +386,25 @@ fn params(path: &str) -> Vec<utoipa::openapi::path::Parameter> {
         .collect()
 }
 
-/// The document.
-pub fn document(registry: &Registry) -> OpenApi {
+/// The document as JSON, with the bodies' schemas ([`crate::schemas`]) on the routes that take
+/// or give JSON the document describes.
+pub fn document(registry: &Registry) -> serde_json::Value {
+    let mut doc = serde_json::to_value(skeleton(registry)).unwrap_or_default();
+    for route in routes(registry) {
+        let method = route.method_name();
+        let op = &mut doc["paths"][route.path.as_str()][method];
+        if let Some(schema) = crate::schemas::request(method, &route.path) {
+            op["requestBody"]["content"]["application/json"]["schema"] = schema;
+        }
+        if let Some((status, schema)) = crate::schemas::response(method, &route.path) {
+            op["responses"][status]["content"]["application/json"]["schema"] = schema;
+        }
+    }
+    doc
+}
+
+/// The document from the route table, without body schemas.
+fn skeleton(registry: &Registry) -> OpenApi {
     let mut paths = Paths::new();
     for route in routes(registry) {
         let mut op = OperationBuilder::new()

@@ -54,3 +54,67 @@ async fn the_document_lists_every_route_and_each_is_served() {
         assert!(!unrouted, "{method} {path} is not served ({status})");
     }
 }
+
+/// The document describes the bodies: the tenant body's schema names what the admin API takes,
+/// a body built from it is accepted, and a field it does not name is refused, as it says.
+#[tokio::test]
+async fn the_document_describes_the_tenant_body_the_api_takes() {
+    const TOKEN: &str = "openapi-admin-token-0123456789abcdef0123";
+    let mut s = crate::settings();
+    s.admin_token = Some(domain::tenant::Secret::new(TOKEN).unwrap());
+    let app = crate::spawn_app_with(crate::memory_stores().await, s, None).await;
+    let doc: Value = app
+        .http
+        .get(format!("{}/openapi.json", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schema = &doc["paths"]["/v1/admin/tenants"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"];
+    assert_eq!(
+        schema["required"],
+        serde_json::json!(["id", "name", "attio"])
+    );
+    assert_eq!(schema["additionalProperties"], false);
+    let props: Vec<&str> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(props, ["id", "name", "attio", "crms", "register_webhook"]);
+    assert!(
+        doc["paths"]["/v1/admin/tenants"]["get"]["responses"]["200"]["content"]["application/json"]
+            ["schema"]["items"]["properties"]["created_at"]["format"]
+            == "date-time"
+    );
+    let body = serde_json::json!({
+        "id": "schema", "name": "Schema", "register_webhook": false,
+        "attio": {"api_token": "s".repeat(40), "webhook_secrets": ["w".repeat(20)]},
+        "crms": [{"system": "hubspot", "settings": {}, "secrets": {"token": "pat"}}],
+    });
+    let (status, answer) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/admin/tenants",
+            TOKEN,
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let mut extra = body;
+    extra["id"] = serde_json::json!("schema2");
+    extra["surprise"] = serde_json::json!(1);
+    let (status, _) = app
+        .call(
+            reqwest::Method::POST,
+            "/v1/admin/tenants",
+            TOKEN,
+            Some(extra),
+        )
+        .await;
+    assert_eq!(status, 400, "a field the schema does not name is refused");
+}

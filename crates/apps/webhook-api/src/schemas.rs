@@ -1,0 +1,148 @@
+//! The JSON Schemas of the bodies the admin and contact APIs take and give, for `/openapi.json`.
+//! They follow the request types (`deny_unknown_fields` is `additionalProperties: false`); the
+//! tests post an example of each and check it is accepted.
+
+use serde_json::{Value, json};
+
+fn string() -> Value {
+    json!({"type": "string"})
+}
+
+fn map_of_strings() -> Value {
+    json!({"type": "object", "additionalProperties": {"type": "string"}})
+}
+
+/// A CRM connection: its plugin's system, settings and secrets.
+fn crm() -> Value {
+    json!({
+        "type": "object",
+        "required": ["system"],
+        "additionalProperties": false,
+        "properties": {
+            "system": {"type": "string", "description": "a CRM plugin of this build (hubspot, salesforce)"},
+            "settings": map_of_strings(),
+            "secrets": map_of_strings(),
+        },
+    })
+}
+
+/// `POST /v1/admin/tenants`.
+pub fn new_tenant() -> Value {
+    json!({
+        "type": "object",
+        "required": ["id", "name", "attio"],
+        "additionalProperties": false,
+        "properties": {
+            "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "attio": {
+                "type": "object",
+                "required": ["api_token"],
+                "additionalProperties": false,
+                "properties": {
+                    "api_token": string(),
+                    "webhook_secrets": {"type": "array", "maxItems": 2, "items": {"type": "string", "minLength": 16}},
+                },
+            },
+            "crms": {"type": "array", "maxItems": 8, "items": crm()},
+            "register_webhook": {"type": "boolean", "default": false},
+        },
+    })
+}
+
+/// A tenant as the admin API shows it (secrets as `***`).
+pub fn tenant() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "id": string(),
+            "name": string(),
+            "created_at": {"type": "string", "format": "date-time"},
+            "attio": {"type": "object"},
+            "api_keys": {"type": "integer"},
+            "crms": {"type": "array", "items": {"type": "object"}},
+        },
+    })
+}
+
+/// `POST /v1/admin/tenants/{id}/backfills`.
+pub fn backfill() -> Value {
+    json!({
+        "type": "object",
+        "required": ["object", "system"],
+        "additionalProperties": false,
+        "properties": {"object": string(), "system": string()},
+    })
+}
+
+/// `PUT /v1/tenants/{tenant}/people`.
+pub fn person_input() -> Value {
+    json!({
+        "type": "object",
+        "required": ["email"],
+        "additionalProperties": false,
+        "properties": {
+            "email": string(),
+            "first_name": string(),
+            "last_name": string(),
+            "job_title": string(),
+        },
+    })
+}
+
+/// `POST /v1/tenants/{tenant}/people/{record}/notes`.
+pub fn note() -> Value {
+    json!({
+        "type": "object",
+        "required": ["title", "content"],
+        "additionalProperties": false,
+        "properties": {"title": string(), "content": string()},
+    })
+}
+
+/// `POST /v1/tenants/{tenant}/tasks`.
+pub fn task() -> Value {
+    json!({
+        "type": "object",
+        "required": ["content"],
+        "additionalProperties": false,
+        "properties": {
+            "content": string(),
+            "deadline": {"type": "string", "format": "date-time"},
+            "record": {"type": "string", "format": "uuid"},
+        },
+    })
+}
+
+/// `POST /v1/tenants/{tenant}/lists/{list}/entries`.
+pub fn entry() -> Value {
+    json!({
+        "type": "object",
+        "required": ["object", "record", "stage"],
+        "additionalProperties": false,
+        "properties": {"object": string(), "record": {"type": "string", "format": "uuid"}, "stage": string()},
+    })
+}
+
+/// The request body schema of a documented route, if it takes JSON the document describes.
+pub fn request(method: &str, path: &str) -> Option<Value> {
+    Some(match (method, path) {
+        ("post", "/v1/admin/tenants") => new_tenant(),
+        ("post", "/v1/admin/tenants/{id}/backfills") => backfill(),
+        ("put", "/v1/tenants/{tenant}/people") => person_input(),
+        ("post", "/v1/tenants/{tenant}/people/{record}/notes") => note(),
+        ("post", "/v1/tenants/{tenant}/tasks") => task(),
+        ("post", "/v1/tenants/{tenant}/lists/{list}/entries") => entry(),
+        _ => return None,
+    })
+}
+
+/// The success answer's schema of a documented route, where the document describes it.
+pub fn response(method: &str, path: &str) -> Option<(&'static str, Value)> {
+    Some(match (method, path) {
+        ("post", "/v1/admin/tenants") => ("201", tenant()),
+        ("get", "/v1/admin/tenants") => ("200", json!({"type": "array", "items": tenant()})),
+        ("get", "/v1/admin/tenants/{id}") => ("200", tenant()),
+        _ => return None,
+    })
+}
