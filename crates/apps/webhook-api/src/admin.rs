@@ -373,16 +373,7 @@ async fn registered(
                 "Attio returned an empty webhook secret",
             )
         }),
-        Err(e) => {
-            tracing::warn!(tenant = %tenant.id, attio = %registrar.base_url, error = %ports::Chain(&e), "Attio refused or did not answer the webhook registration");
-            Err(error(
-                StatusCode::BAD_GATEWAY,
-                format!(
-                    "Attio at {} (attio_base_url in webhook-api's settings) did not register the webhook: {e}",
-                    registrar.base_url
-                ),
-            ))
-        }
+        Err(e) => Err(attio_failed(registrar, &tenant.id, e)),
     };
     let stored = match secret {
         Ok(secret) => {
@@ -534,13 +525,22 @@ async fn rotate_webhook(State(state): State<AppState>, Path(raw): Path<String>) 
     Json(json!({"target_url": target, "old_webhooks_removed": removed})).into_response()
 }
 
-/// Attio refused or did not answer a registration step: 502 naming where it was asked.
+/// A webhook step Attio did not do: 422 when it refuses the tenant's token (the request's
+/// credentials are wrong), else 502 naming where it was asked.
 fn attio_failed(registrar: &AttioRegistrar, id: &TenantId, e: PortError) -> Response {
-    tracing::warn!(tenant = %id, attio = %registrar.base_url, error = %ports::Chain(&e), "Attio refused or did not answer a webhook step");
+    tracing::warn!(tenant = %id, attio = %registrar.base_url, error = %ports::Chain(&e), "Attio refused or did not answer the webhook registration");
+    if let PortError::Unauthorized(m) = &e {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "attio.api_token: Attio refuses this token ({m}); check it and its scopes (webhook:read-write)"
+            ),
+        );
+    }
     error(
         StatusCode::BAD_GATEWAY,
         format!(
-            "Attio at {} (attio_base_url in webhook-api's settings) did not answer as expected: {e}",
+            "Attio at {} (attio_base_url in webhook-api's settings) did not register the webhook: {e}",
             registrar.base_url
         ),
     )

@@ -163,7 +163,8 @@ fn fixed() -> Vec<Route> {
                 ("400", "invalid"),
                 ("401", "no operator token"),
                 ("409", "exists"),
-                ("502", "Attio refused the webhook"),
+                ("422", "Attio refuses the tenant's token"),
+                ("502", "Attio did not answer the registration"),
             ],
             Some("admin"),
             true,
@@ -190,11 +191,19 @@ fn fixed() -> Vec<Route> {
             Delete,
             "/v1/admin/tenants/{id}",
             "admin",
-            "Remove a tenant",
+            "Remove a tenant: its Attio webhook, the tenant, and everything every store keeps of it",
             &[
-                ("204", "removed"),
+                ("200", "removed; what went, counted"),
                 ("401", "no operator token"),
                 ("404", "not found"),
+                (
+                    "502",
+                    "Attio could not be asked to remove the webhook (retry, or ?force=true)",
+                ),
+                (
+                    "503",
+                    "the tenant is deleted but its data not yet erased (delete again)",
+                ),
             ],
             Some("admin"),
             false,
@@ -280,7 +289,8 @@ fn fixed() -> Vec<Route> {
                 ("400", "registration is not configured"),
                 ("401", "no or wrong operator token"),
                 ("404", "unknown tenant"),
-                ("502", "Attio refused or did not answer"),
+                ("422", "Attio refuses the tenant's token"),
+                ("502", "Attio did not answer"),
             ],
             Some("admin"),
             false,
@@ -393,6 +403,10 @@ pub fn document(registry: &Registry) -> serde_json::Value {
     for route in routes(registry) {
         let method = route.method_name();
         let op = &mut doc["paths"][route.path.as_str()][method];
+        // Every path parameter is a string (tenant ids, system ids, record and job ids).
+        for p in op["parameters"].as_array_mut().into_iter().flatten() {
+            p["schema"] = serde_json::json!({"type": "string"});
+        }
         if let Some(schema) = crate::schemas::request(method, &route.path) {
             op["requestBody"]["content"]["application/json"]["schema"] = schema;
         }

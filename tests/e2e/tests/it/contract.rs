@@ -13,11 +13,11 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-async fn run(cmd: &mut Command, what: &str) -> String {
+pub(crate) async fn run(cmd: &mut Command, what: &str) -> String {
     let out = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -37,13 +37,13 @@ async fn run(cmd: &mut Command, what: &str) -> String {
     text
 }
 
-/// The virtual environment with the pinned clients; made (or remade) when the requirements
-/// differ from what it was made with.
-async fn venv() -> PathBuf {
+/// A virtual environment under `target/{name}` with the pinned packages of `requirements`
+/// (relative to the workspace); made (or remade) when they differ from what it was made with.
+pub(crate) async fn venv_of(name: &str, requirements: &str) -> PathBuf {
     let root = workspace();
-    let requirements = root.join("tests/contract/requirements.txt");
+    let requirements = root.join(requirements);
     let wanted = std::fs::read_to_string(&requirements).unwrap();
-    let dir = root.join("target/contract-venv");
+    let dir = root.join("target").join(name);
     let stamp = dir.join("requirements.txt");
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
         return dir;
@@ -58,7 +58,7 @@ async fn venv() -> PathBuf {
         Command::new(dir.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
             .arg(&requirements),
-        "pip install of the pinned clients (needs PyPI)",
+        "pip install of the pinned packages (needs PyPI)",
     )
     .await;
     std::fs::write(&stamp, wanted).unwrap();
@@ -67,7 +67,7 @@ async fn venv() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_providers_mainstream_clients_accept_the_simulators() {
-    let venv = venv().await;
+    let venv = venv_of("contract-venv", "tests/contract/requirements.txt").await;
     let addr = || "127.0.0.1:0".parse().unwrap();
     let attio = attio_sim::start(addr(), attio_sim::SimConfig::default())
         .await

@@ -3,6 +3,7 @@
 // Test code: unwrap/expect are how a test says "this must hold".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api_robustness;
 mod attio_to_crms;
 mod contract;
 mod embedded;
