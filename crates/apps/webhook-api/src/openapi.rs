@@ -407,7 +407,7 @@ pub fn document(registry: &Registry) -> serde_json::Value {
         for p in op["parameters"].as_array_mut().into_iter().flatten() {
             p["schema"] = serde_json::json!({"type": "string"});
         }
-        if let Some(schema) = crate::schemas::request(method, &route.path) {
+        if let Some(schema) = crate::schemas::request(registry, method, &route.path) {
             op["requestBody"]["content"]["application/json"]["schema"] = schema;
         }
         if let Some((status, schema)) = crate::schemas::response(method, &route.path) {

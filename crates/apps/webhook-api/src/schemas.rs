@@ -2,6 +2,7 @@
 //! They follow the request types (`deny_unknown_fields` is `additionalProperties: false`); the
 //! tests post an example of each and check it is accepted.
 
+use app_common::registry::Registry;
 use serde_json::{Value, json};
 
 fn string() -> Value {
@@ -12,14 +13,15 @@ fn map_of_strings() -> Value {
     json!({"type": "object", "additionalProperties": {"type": "string"}})
 }
 
-/// A CRM connection: its plugin's system, settings and secrets.
-fn crm() -> Value {
+/// A CRM connection: its plugin's system (one of the registry's), settings and secrets.
+fn crm(registry: &Registry) -> Value {
+    let systems: Vec<String> = registry.iter().map(|p| p.id().to_owned()).collect();
     json!({
         "type": "object",
         "required": ["system"],
         "additionalProperties": false,
         "properties": {
-            "system": {"type": "string", "description": "a CRM plugin of this build (hubspot, salesforce)"},
+            "system": {"type": "string", "enum": systems, "description": "a CRM plugin of this build"},
             "settings": map_of_strings(),
             "secrets": map_of_strings(),
         },
@@ -27,7 +29,7 @@ fn crm() -> Value {
 }
 
 /// `POST /v1/admin/tenants`.
-pub fn new_tenant() -> Value {
+pub fn new_tenant(registry: &Registry) -> Value {
     json!({
         "type": "object",
         "required": ["id", "name", "attio"],
@@ -44,7 +46,7 @@ pub fn new_tenant() -> Value {
                     "webhook_secrets": {"type": "array", "maxItems": 2, "items": {"type": "string", "minLength": 16}},
                 },
             },
-            "crms": {"type": "array", "maxItems": 8, "items": crm()},
+            "crms": {"type": "array", "maxItems": 8, "items": crm(registry)},
             "register_webhook": {"type": "boolean", "default": false},
         },
     })
@@ -125,9 +127,9 @@ pub fn entry() -> Value {
 }
 
 /// The request body schema of a documented route, if it takes JSON the document describes.
-pub fn request(method: &str, path: &str) -> Option<Value> {
+pub fn request(registry: &Registry, method: &str, path: &str) -> Option<Value> {
     Some(match (method, path) {
-        ("post", "/v1/admin/tenants") => new_tenant(),
+        ("post", "/v1/admin/tenants") => new_tenant(registry),
         ("post", "/v1/admin/tenants/{id}/backfills") => backfill(),
         ("put", "/v1/tenants/{tenant}/people") => person_input(),
         ("post", "/v1/tenants/{tenant}/people/{record}/notes") => note(),
