@@ -32,9 +32,29 @@ pub enum DemoCrm {
     },
 }
 
-/// Starts every CRM simulator of the demo, with a client for the tenant's records there.
-pub async fn start(tenant: &TenantId, limiter: Arc<dyn RateLimiter>) -> Result<Vec<DemoCrm>> {
-    let hubspot = hubspot_sim::start(addr(), hubspot_sim::HubSpotConfig::default()).await?;
+/// The secret HubSpot's app signs its webhooks with, in the demo.
+const HUBSPOT_APP_SECRET: &str = "demo-hubspot-app-secret";
+
+/// Starts every CRM simulator of the demo, with a client for the tenant's records there. HubSpot
+/// delivers title changes to the API at `api_url`, signed; the worker polls Salesforce.
+pub async fn start(
+    tenant: &TenantId,
+    limiter: Arc<dyn RateLimiter>,
+    api_url: &str,
+) -> Result<Vec<DemoCrm>> {
+    let webhooks = hubspot_sim::WebhookSettings::new(
+        &format!("{api_url}/v1/webhooks/hubspot/{tenant}"),
+        HUBSPOT_APP_SECRET,
+        vec![
+            hubspot_sim::Subscription::parse(1, "contact.propertyChange:jobtitle")
+                .map_err(anyhow::Error::msg)?,
+        ],
+    );
+    let config = hubspot_sim::HubSpotConfig {
+        webhooks: Some(webhooks),
+        ..Default::default()
+    };
+    let hubspot = hubspot_sim::start(addr(), config).await?;
     let client = HubSpotClient::new(
         HubSpotConfig::new(&hubspot.url(), Secret::new("pat-na1-demo")?, tenant.clone())?,
         limiter,
@@ -85,7 +105,7 @@ impl DemoCrm {
     pub fn connection(&self) -> Value {
         match self {
             Self::HubSpot { sim, .. } => {
-                json!({"system": "hubspot", "settings": {"base_url": sim.url()}, "secrets": {"token": "pat-na1-demo"}})
+                json!({"system": "hubspot", "settings": {"base_url": sim.url()}, "secrets": {"token": "pat-na1-demo", "client_secret": HUBSPOT_APP_SECRET}})
             }
             Self::Salesforce { sim, secret, .. } => {
                 json!({"system": "salesforce", "settings": {"login_url": sim.url(), "client_id": "demo-consumer-key"}, "secrets": {"client_secret": secret}})
@@ -113,6 +133,10 @@ fields = [
             }
             Self::Salesforce { .. } => {
                 r#"
+[crm.salesforce]
+poll_interval_s = 1
+poll_window_s = 30
+
 [[targets]]
 attio_object = "people"
 system = "salesforce"
@@ -127,6 +151,48 @@ fields = [
 "#
             }
         }
+    }
+
+    /// Sets the job title of the Attio `record`'s copy here, as a person using the CRM would.
+    pub async fn edit_title(&self, record: &str, title: &str) -> Result<()> {
+        use ports::crm::{ExternalCrm, ExternalUpsert};
+        match self {
+            Self::HubSpot { client, .. } => {
+                let edit = ExternalUpsert {
+                    key: record.to_owned(),
+                    properties: [(prop("jobtitle")?, FieldValue::text(title))].into(),
+                };
+                client
+                    .upsert_batch("contacts", &prop("attio_record_id")?, &[edit])
+                    .await?;
+            }
+            Self::Salesforce { client, .. } => {
+                let rows = client
+                    .query(
+                        &format!("SELECT Id, LastName FROM Contact WHERE Attio_Id__c = '{record}'"),
+                        false,
+                        None,
+                    )
+                    .await?
+                    .records;
+                let last = rows
+                    .first()
+                    .and_then(|r| r.properties.get(&prop("LastName").ok()?).cloned())
+                    .unwrap_or_else(|| FieldValue::text("Unknown"));
+                let edit = ExternalUpsert {
+                    key: record.to_owned(),
+                    properties: [
+                        (prop("LastName")?, last),
+                        (prop("Title")?, FieldValue::text(title)),
+                    ]
+                    .into(),
+                };
+                client
+                    .upsert_batch("Contact", &prop("Attio_Id__c")?, &[edit])
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// The CRM's id of the Attio `record` once it looks as `expect` says; `None` until then.

@@ -24,6 +24,24 @@ fn random_hex(bytes: usize) -> String {
         .to_owned()
 }
 
+/// Attio deliveries the intake answered as duplicates, from its metrics.
+fn duplicate_deliveries() -> u64 {
+    let Some(handle) = webhook_api::telemetry::handle() else {
+        return 0;
+    };
+    handle
+        .render()
+        .lines()
+        .filter(|l| {
+            l.starts_with("webhook_deliveries_total{")
+                && l.contains("outcome=\"duplicate\"")
+                && l.contains("source=\"attio\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|n| n as u64)
+        .sum()
+}
+
 /// What a change should look like on the other side, once it arrived.
 #[derive(Debug, Clone)]
 enum Expect {
@@ -34,10 +52,15 @@ enum Expect {
 /// Runs the demo; `Err` when something did not arrive within the wait.
 pub async fn run(wait: Duration) -> Result<()> {
     let started = Instant::now();
-    let attio_sim = attio_sim::start(addr(), attio_sim::SimConfig::default()).await?;
+    // Attio's simulator sends half of its deliveries twice: each is stored once.
+    let mut attio_config = attio_sim::SimConfig::default();
+    attio_config.faults.duplicate_rate = 0.5;
+    let attio_sim = attio_sim::start(addr(), attio_config).await?;
     let tenant = TenantId::parse("acme")?;
     let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryRateLimiter::default());
-    let crms = crms::start(&tenant, limiter.clone()).await?;
+    let listener = tokio::net::TcpListener::bind(addr()).await?;
+    let api_url = format!("http://{}", listener.local_addr()?);
+    let crms = crms::start(&tenant, limiter.clone(), &api_url).await?;
     let mappings: String = crms.iter().map(|c| c.mappings()).collect();
 
     let dir =
@@ -49,8 +72,6 @@ pub async fn run(wait: Duration) -> Result<()> {
     let stores = app_common::open_stores(&store, &app_common::QueueSettings::Store).await?;
 
     // The API, registering webhooks with the Attio simulator.
-    let listener = tokio::net::TcpListener::bind(addr()).await?;
-    let api_url = format!("http://{}", listener.local_addr()?);
     let admin_token = random_hex(24);
     let api_settings = webhook_api::RawConfig {
         debounce_ms: 200,
@@ -236,16 +257,104 @@ pub async fn run(wait: Duration) -> Result<()> {
         let cols: String = cols.iter().map(|c| format!(" {c:<34}")).collect();
         println!("{what:<28}{cols}");
     }
+    // Both ways: a title edited in each CRM comes back to Attio and goes on to the other CRM
+    // (HubSpot by its signed webhook, Salesforce by polling), and the echoes change nothing.
+    println!(
+        "\n{:<28} {:<34}{}",
+        "change in a CRM",
+        "Attio",
+        crms.iter()
+            .map(|c| format!(" {:<34}", c.name()))
+            .collect::<String>()
+    );
+    let mut made_in_crms = 0;
+    for (crm, person) in crms.iter().zip([1usize, 0]) {
+        let record = &ids[person];
+        let title = format!("Edited in {}", crm.name());
+        let at = Instant::now();
+        crm.edit_title(record, &title).await?;
+        made_in_crms += 1;
+        let deadline = Instant::now() + wait;
+        let mut cols = Vec::new();
+        let in_attio = loop {
+            let r = attio(
+                reqwest::Method::GET,
+                format!("/v2/objects/people/records/{record}"),
+                None,
+            )
+            .await?;
+            if r["data"]["values"]["job_title"][0]["value"] == title.as_str() {
+                break Some(at.elapsed());
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        cols.push(in_attio);
+        for other in &crms {
+            if std::ptr::eq(other, crm) {
+                cols.push(Some(Duration::ZERO));
+                continue;
+            }
+            let expect = Expect::Title(title.clone());
+            let arrived = loop {
+                if other.find(record, &expect).await?.is_some() {
+                    break Some(at.elapsed());
+                }
+                if Instant::now() > deadline {
+                    break None;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            };
+            cols.push(arrived);
+        }
+        let mut row = String::new();
+        for (i, c) in cols.iter().enumerate() {
+            let own = i > 0 && std::ptr::eq(&crms[i - 1], crm);
+            let cell = match c {
+                _ if own => "(edited here)".to_owned(),
+                Some(d) => {
+                    delays.push(*d);
+                    format!("after {} ms", d.as_millis())
+                }
+                None => {
+                    missing += 1;
+                    "MISSING".to_owned()
+                }
+            };
+            row.push_str(&format!(" {cell:<34}"));
+        }
+        println!("{:<28}{row}", format!("title edited in {}", crm.name()));
+    }
     delays.sort();
     let p50 = delays.get(delays.len() / 2).copied().unwrap_or_default();
     let max = delays.last().copied().unwrap_or_default();
     let depth = stores.queue.depth().await?;
+    let duplicates = duplicate_deliveries();
+    let mut summary = comfy_table::Table::new();
+    summary
+        .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_header(vec!["summary", ""]);
+    for (k, v) in [
+        ("changes made in Attio", changes.len().to_string()),
+        ("changes made in a CRM", made_in_crms.to_string()),
+        ("arrivals", delays.len().to_string()),
+        ("missing", missing.to_string()),
+        ("duplicate deliveries ignored", duplicates.to_string()),
+        ("dead letters", depth.dead.to_string()),
+        (
+            "delay p50 / max",
+            format!("{} ms / {} ms", p50.as_millis(), max.as_millis()),
+        ),
+    ] {
+        summary.add_row(vec![k.to_owned(), v]);
+    }
+    println!("\n{summary}");
     println!(
-        "\n{} changes, {} arrivals, {missing} missing; delay p50 {} ms, max {} ms (includes the 200 ms debounce); queue: {} ready, {} dead; {:.1} s in all",
-        changes.len(),
+        "{} changes, {} arrivals, {missing} missing; {duplicates} duplicate deliveries ignored; delays include the 200 ms debounce and the 1 s poll; queue: {} ready, {} dead; {:.1} s in all",
+        changes.len() + made_in_crms,
         delays.len(),
-        p50.as_millis(),
-        max.as_millis(),
         depth.ready,
         depth.dead,
         started.elapsed().as_secs_f64()

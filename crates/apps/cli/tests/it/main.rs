@@ -19,9 +19,27 @@ async fn the_demo_shows_every_change_arriving_in_both_crms() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Five changes in Attio (three of them checked: the others are superseded) reach both CRMs;
+    // a title edited in each CRM reaches Attio and the other CRM.
     assert!(
-        stdout.contains("5 changes, 6 arrivals, 0 missing"),
+        stdout.contains("7 changes, 10 arrivals, 0 missing"),
         "{stdout}"
+    );
+    assert!(
+        stdout.contains("title edited in HubSpot") && stdout.contains("title edited in Salesforce"),
+        "{stdout}"
+    );
+    // The closing line: "…; N duplicate deliveries ignored; …".
+    let duplicates: u64 = stdout
+        .lines()
+        .find(|l| l.contains(" changes, "))
+        .and_then(|l| l.split(" duplicate deliveries ignored").next())
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        duplicates > 0,
+        "half of Attio's deliveries come twice: {stdout}"
     );
     assert!(
         stdout.contains("deleted Alan Turing") && stdout.contains("archived"),
