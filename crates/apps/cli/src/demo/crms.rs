@@ -123,9 +123,10 @@ attio_object = "people"
 system = "hubspot"
 external_object = "contacts"
 id_property = "attio_record_id"
+# A first name changed on both sides waits for a person to decide (`manual`).
 fields = [
   { attio = { attribute = "email_addresses" }, external = "email", rule = "latest_wins", transform = { type = "lowercase" } },
-  { attio = { attribute = "name", part = "first_name" }, external = "firstname", rule = "latest_wins" },
+  { attio = { attribute = "name", part = "first_name" }, external = "firstname", rule = "manual" },
   { attio = { attribute = "name", part = "last_name" }, external = "lastname", rule = "latest_wins" },
   { attio = { attribute = "job_title" }, external = "jobtitle", rule = "latest_wins" },
 ]
@@ -193,6 +194,23 @@ fields = [
             }
         }
         Ok(())
+    }
+
+    /// Changes the first name of the Attio `record`'s copy here (HubSpot only; the demo's
+    /// conflict). `Ok(false)` for a CRM that does not take part.
+    pub async fn edit_first_name(&self, record: &str, name: &str) -> Result<bool> {
+        use ports::crm::{ExternalCrm, ExternalUpsert};
+        let Self::HubSpot { client, .. } = self else {
+            return Ok(false);
+        };
+        let edit = ExternalUpsert {
+            key: record.to_owned(),
+            properties: [(prop("firstname")?, FieldValue::text(name))].into(),
+        };
+        client
+            .upsert_batch("contacts", &prop("attio_record_id")?, &[edit])
+            .await?;
+        Ok(true)
     }
 
     /// The CRM's id of the Attio `record` once it looks as `expect` says; `None` until then.

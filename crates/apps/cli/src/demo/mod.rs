@@ -24,6 +24,14 @@ fn random_hex(bytes: usize) -> String {
         .to_owned()
 }
 
+/// A field's value as a person reads it.
+fn shown(v: &domain::field::FieldValue) -> String {
+    match v {
+        domain::field::FieldValue::Text(t) => format!("{t:?}"),
+        other => format!("{other:?}"),
+    }
+}
+
 /// Attio deliveries the intake answered as duplicates, from its metrics.
 fn duplicate_deliveries() -> u64 {
     let Some(handle) = webhook_api::telemetry::handle() else {
@@ -327,6 +335,42 @@ pub async fn run(wait: Duration) -> Result<()> {
         }
         println!("{:<28}{row}", format!("title edited in {}", crm.name()));
     }
+    // At the same moment, Grace's first name changes in Attio and in a CRM whose mapping leaves
+    // that field to a person (`manual`): a conflict, queued with both values.
+    let grace = &ids[1];
+    attio(
+        reqwest::Method::PATCH,
+        format!("/v2/objects/people/records/{grace}"),
+        Some(json!({"data": {"values": {"name": [{"first_name": "Gracie", "last_name": "Hopper", "full_name": "Gracie Hopper"}]}}})),
+    )
+    .await?;
+    let mut edited_in = None;
+    for crm in &crms {
+        if crm.edit_first_name(grace, "Amazing Grace").await? {
+            edited_in = Some(crm.name());
+        }
+    }
+    let deadline = Instant::now() + wait;
+    let conflicts = loop {
+        let open = stores.conflicts.open(&tenant, 10).await?;
+        if !open.is_empty() || Instant::now() > deadline {
+            break open;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    for c in &conflicts {
+        println!(
+            "\nfirst name changed in Attio and in {}: a conflict for a person ({} in Attio, {} there, was {})",
+            edited_in.unwrap_or("a CRM"),
+            shown(&c.conflict.attio.value),
+            shown(&c.conflict.external.value),
+            shown(&c.conflict.snapshot.attio),
+        );
+    }
+    if conflicts.is_empty() {
+        missing += 1;
+        println!("\nMISSING: the conflict over Grace's first name was not queued");
+    }
     delays.sort();
     let p50 = delays.get(delays.len() / 2).copied().unwrap_or_default();
     let max = delays.last().copied().unwrap_or_default();
@@ -342,6 +386,7 @@ pub async fn run(wait: Duration) -> Result<()> {
         ("arrivals", delays.len().to_string()),
         ("missing", missing.to_string()),
         ("duplicate deliveries ignored", duplicates.to_string()),
+        ("conflicts for a person", conflicts.len().to_string()),
         ("dead letters", depth.dead.to_string()),
         (
             "delay p50 / max",
@@ -352,9 +397,10 @@ pub async fn run(wait: Duration) -> Result<()> {
     }
     println!("\n{summary}");
     println!(
-        "{} changes, {} arrivals, {missing} missing; {duplicates} duplicate deliveries ignored; delays include the 200 ms debounce and the 1 s poll; queue: {} ready, {} dead; {:.1} s in all",
+        "{} changes, {} arrivals, {missing} missing; {duplicates} duplicate deliveries ignored; {} conflict(s) for a person; delays include the 200 ms debounce and the 1 s poll; queue: {} ready, {} dead; {:.1} s in all",
         changes.len() + made_in_crms,
         delays.len(),
+        conflicts.len(),
         depth.ready,
         depth.dead,
         started.elapsed().as_secs_f64()
