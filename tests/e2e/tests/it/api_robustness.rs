@@ -6,7 +6,7 @@
 
 use tokio::process::Command;
 
-use crate::contract::{run, venv_of, workspace};
+use crate::contract::{run, venv_of};
 
 const TOKEN: &str = "robustness-admin-token-0123456789abcdef01";
 
@@ -67,7 +67,8 @@ async fn the_api_keeps_to_its_own_document_under_generated_requests() {
         ),
     ] {
         let mut cmd = Command::new(venv.join("bin/schemathesis"));
-        cmd.current_dir(workspace()).args([
+        // Its caches (`.schemathesis`, `.hypothesis`) stay in the venv, out of the tree.
+        cmd.current_dir(&venv).args([
             "run",
             &format!("{url}/openapi.json"),
             "--include-path-regex",
