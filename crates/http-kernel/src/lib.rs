@@ -219,7 +219,9 @@ impl std::error::Error for ClientError {
 }
 
 impl Kernel {
-    pub fn new(policy: RetryPolicy, breaker: BreakerPolicy) -> Result<Self, ClientError> {
+    /// A kernel with `policy`; calls that name a circuit use the default breaker (5 final
+    /// failures in a row open it for 30 s) unless [`Kernel::with_breaker`] says otherwise.
+    pub fn new(policy: RetryPolicy) -> Result<Self, ClientError> {
         let http = Client::builder()
             .timeout(policy.timeout)
             .user_agent(concat!("attio-sync/", env!("CARGO_PKG_VERSION")))
@@ -228,8 +230,14 @@ impl Kernel {
         Ok(Self {
             http,
             policy,
-            breaker: Breaker::new(breaker.threshold, breaker.open_for),
+            breaker: Breaker::new(5, Duration::from_secs(30)),
         })
+    }
+
+    /// The breaker for calls that name a circuit.
+    pub fn with_breaker(mut self, breaker: BreakerPolicy) -> Self {
+        self.breaker = Breaker::new(breaker.threshold, breaker.open_for);
+        self
     }
 
     /// The client, for requests outside the loop (a login).

@@ -63,19 +63,17 @@ impl AttioClient {
         config: AttioConfig,
         limiter: Arc<dyn RateLimiter>,
     ) -> Result<Self, AttioSetupError> {
-        let kernel = Kernel::new(
-            RetryPolicy {
-                max_retries: config.max_retries,
-                backoff_base: config.backoff_base,
-                backoff_cap: config.backoff_cap,
-                timeout: config.timeout,
-            },
-            BreakerPolicy {
-                threshold: config.breaker_threshold,
-                open_for: config.breaker_open_for,
-            },
-        )
-        .map_err(|e| AttioSetupError::Client(e.0))?;
+        let kernel = Kernel::new(RetryPolicy {
+            max_retries: config.max_retries,
+            backoff_base: config.backoff_base,
+            backoff_cap: config.backoff_cap,
+            timeout: config.timeout,
+        })
+        .map_err(|e| AttioSetupError::Client(e.0))?
+        .with_breaker(BreakerPolicy {
+            threshold: config.breaker_threshold,
+            open_for: config.breaker_open_for,
+        });
         Ok(Self {
             kernel: Arc::new(kernel),
             config: Arc::new(config),

@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use domain::ids::{SystemId, TenantId};
 use domain::limits::{Access, BudgetKey, Quota};
 use domain::tenant::Secret;
-use http_kernel::{BreakerPolicy, Call, Kernel, RetryPolicy, Upstream, Verdict};
+use http_kernel::{Call, Kernel, RetryPolicy, Upstream, Verdict};
 use ports::error::{PortError, PortResult};
 use ports::limiter::RateLimiter;
 use reqwest::Method;
@@ -217,19 +217,13 @@ impl HubSpotClient {
         config: HubSpotConfig,
         limiter: Arc<dyn RateLimiter>,
     ) -> Result<Self, HubSpotSetupError> {
-        let kernel = Kernel::new(
-            RetryPolicy {
-                max_retries: config.max_retries,
-                backoff_base: config.backoff_base,
-                backoff_cap: config.backoff_cap,
-                timeout: config.timeout,
-            },
-            // No call names a circuit yet: HubSpot's own windows pace it.
-            BreakerPolicy {
-                threshold: 5,
-                open_for: Duration::from_secs(30),
-            },
-        )
+        // No call names a circuit yet: the provider's own limits pace it.
+        let kernel = Kernel::new(RetryPolicy {
+            max_retries: config.max_retries,
+            backoff_base: config.backoff_base,
+            backoff_cap: config.backoff_cap,
+            timeout: config.timeout,
+        })
         .map_err(|e| HubSpotSetupError::Client(e.0))?;
         Ok(Self {
             kernel: Arc::new(kernel),

@@ -551,11 +551,6 @@ impl ports::stores::Inbox for MemoryInbox {
     }
 }
 
-/// Removes the entries of `map` whose key belongs to `tenant`; returns how many went.
-fn erase<K, V>(map: &mut impl ErasableMap<K, V>, of_tenant: impl Fn(&K) -> bool) -> u64 {
-    map.retain_count(|k| !of_tenant(k))
-}
-
 /// `retain` that counts what it drops, over the maps these stores use.
 trait ErasableMap<K, V> {
     fn retain_count(&mut self, keep: impl Fn(&K) -> bool) -> u64;
@@ -580,8 +575,8 @@ impl<K: Ord, V> ErasableMap<K, V> for BTreeMap<K, V> {
 #[async_trait]
 impl TenantEraser for MemoryInbox {
     async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<Erased> {
-        let deliveries = erase(&mut *lock(&self.deliveries), |(t, _)| t == tenant);
-        let claims = erase(&mut *lock(&self.keys.seen), |(t, _)| t == tenant);
+        let deliveries = lock(&self.deliveries).retain_count(|(t, _)| t != tenant);
+        let claims = lock(&self.keys.seen).retain_count(|(t, _)| t != tenant);
         Ok(Erased::from([
             ("deliveries", deliveries),
             ("delivery_keys", claims),
@@ -593,8 +588,8 @@ impl TenantEraser for MemoryInbox {
 impl TenantEraser for MemoryLinkStore {
     async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<Erased> {
         let mut links = lock(&self.links);
-        let n = erase(&mut links.by_attio, |k| &k.0 == tenant);
-        erase(&mut links.by_external, |k| &k.0 == tenant);
+        let n = links.by_attio.retain_count(|k| &k.0 != tenant);
+        links.by_external.retain_count(|k| &k.0 != tenant);
         Ok(Erased::from([("links", n)]))
     }
 }
@@ -602,7 +597,7 @@ impl TenantEraser for MemoryLinkStore {
 #[async_trait]
 impl TenantEraser for MemorySyncStateStore {
     async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<Erased> {
-        let n = erase(&mut *lock(&self.states), |k| &k.0 == tenant);
+        let n = lock(&self.states).retain_count(|k| &k.0 != tenant);
         Ok(Erased::from([("sync_states", n)]))
     }
 }
@@ -610,7 +605,7 @@ impl TenantEraser for MemorySyncStateStore {
 #[async_trait]
 impl TenantEraser for MemoryConflictStore {
     async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<Erased> {
-        let n = erase(&mut *lock(&self.conflicts), |k| &k.0 == tenant);
+        let n = lock(&self.conflicts).retain_count(|k| &k.0 != tenant);
         Ok(Erased::from([("conflicts", n)]))
     }
 }
@@ -618,7 +613,7 @@ impl TenantEraser for MemoryConflictStore {
 #[async_trait]
 impl TenantEraser for MemoryWriteLedger {
     async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<Erased> {
-        let n = erase(&mut *lock(&self.entries), |k| &k.tenant == tenant);
+        let n = lock(&self.entries).retain_count(|k| &k.tenant != tenant);
         Ok(Erased::from([("ledger_entries", n)]))
     }
 }

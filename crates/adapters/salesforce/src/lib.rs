@@ -25,7 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::ids::{SystemId, TenantId};
 use domain::tenant::Secret;
-use http_kernel::{BreakerPolicy, Call, Kernel, RetryPolicy, Upstream, Verdict};
+use http_kernel::{Call, Kernel, RetryPolicy, Upstream, Verdict};
 use ports::error::{PortError, PortResult};
 use reqwest::Method;
 use serde_json::Value;
@@ -220,19 +220,13 @@ pub(crate) fn rejected(status: u16, body: &Value) -> PortError {
 impl SalesforceClient {
     pub fn new(config: SalesforceConfig) -> Result<Self, SalesforceSetupError> {
         config.validate()?;
-        let kernel = Kernel::new(
-            RetryPolicy {
-                max_retries: config.max_retries,
-                backoff_base: config.backoff_base,
-                backoff_cap: config.backoff_cap,
-                timeout: config.timeout,
-            },
-            // No call names a circuit yet: the daily allowance's pause guards the org.
-            BreakerPolicy {
-                threshold: 5,
-                open_for: Duration::from_secs(30),
-            },
-        )
+        // No call names a circuit yet: the provider's own limits pace it.
+        let kernel = Kernel::new(RetryPolicy {
+            max_retries: config.max_retries,
+            backoff_base: config.backoff_base,
+            backoff_cap: config.backoff_cap,
+            timeout: config.timeout,
+        })
         .map_err(|e| SalesforceSetupError::Client(e.0))?;
         Ok(Self {
             kernel: Arc::new(kernel),

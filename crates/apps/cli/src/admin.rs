@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 /// Where the service is and how to authenticate.
@@ -249,8 +250,6 @@ fn read_json(file: &PathBuf) -> Result<Value, CliError> {
     serde_json::from_str(&text)
         .map_err(|e| CliError::Input(format!("{} is not JSON: {e}", file.display())))
 }
-
-use reqwest::Method;
 
 pub async fn tenant(c: &Connection, cmd: TenantCmd) -> Result<(), CliError> {
     let admin = Admin::new(c)?;

@@ -6,9 +6,8 @@ mod demo;
 mod doctor;
 mod run;
 
-use std::time::Duration;
-
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -77,25 +76,16 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Run { config } = &cli.command {
-        return exit(serve(config.clone()).await);
-    }
-    app_common::telemetry::init_logs("warn");
-    if let Command::Doctor { config } = &cli.command {
-        return match doctor::checks(config.as_deref()).await {
-            Ok(checks) if doctor::report(&checks, cli.connection.json) => ExitCode::SUCCESS,
-            Ok(_) => ExitCode::FAILURE,
-            Err(e) => {
-                eprintln!("attio-sync: {e:#}");
-                ExitCode::from(2)
-            }
-        };
+    if !matches!(cli.command, Command::Run { .. }) {
+        // `run` installs the services' own logs and traces.
+        app_common::telemetry::init_logs("warn");
     }
     let c = &cli.connection;
     let admin = match cli.command {
-        Command::Run { .. } | Command::Doctor { .. } => return ExitCode::FAILURE,
         Command::Demo { wait_s } => return exit(demo::run(Duration::from_secs(wait_s)).await),
         Command::Migrate { config } => return exit(migrate(config).await),
+        Command::Run { config } => return exit(serve(config).await),
+        Command::Doctor { config } => return doctor(config, c.json).await,
         Command::Tenant(cmd) => admin::tenant(c, cmd).await,
         Command::Dlq(cmd) => admin::dlq(c, cmd).await,
         Command::Quarantine(cmd) => admin::quarantine(c, cmd).await,
@@ -107,6 +97,18 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("attio-sync: {e}");
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `doctor`: 0 when nothing needs fixing, 1 when something does, 2 for an invalid configuration.
+async fn doctor(config: Option<std::path::PathBuf>, json: bool) -> ExitCode {
+    match doctor::checks(config.as_deref()).await {
+        Ok(checks) if doctor::report(&checks, json) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("attio-sync: {e:#}");
+            ExitCode::from(2)
         }
     }
 }

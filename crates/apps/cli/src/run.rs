@@ -31,11 +31,7 @@ pub fn settings(file: Option<&Path>) -> Result<(webhook_api::Settings, sync_work
             "invalid configuration: [worker] shares the API's store, queue and master key; set store, queue and master_key in [api] only"
         );
     }
-    let api = raw.api.validate()?;
-    let mut worker = raw.worker.clone();
-    worker.master_key = None;
-    let worker = worker.validate()?;
-    Ok((api, worker))
+    Ok((raw.api.validate()?, raw.worker.validate()?))
 }
 
 pub async fn run(file: Option<&Path>) -> Result<()> {

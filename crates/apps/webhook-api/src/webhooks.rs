@@ -14,7 +14,7 @@ use domain::tenant::Tenant;
 use domain::trace::TraceParent;
 use domain::webhook::{EventSubject, WebhookDelivery};
 use ports::error::PortError;
-use ports::provider::{CrmProvider, SignedRequest, WebhookError};
+use ports::provider::{CrmProvider, SignedRequest, WebhookError, WebhookFeed};
 use ports::stores::{Accepted, InboundDelivery};
 use serde_json::{Value, json};
 use tracing::Instrument;
@@ -219,11 +219,11 @@ pub(crate) async fn crm(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let provider = match state.registry.get(&system) {
-        Ok(p) if p.feed().webhooks.is_some() => p,
-        Ok(p) => {
-            let e = app_common::registry::RegistryError::NoWebhooks { system: p.system() };
-            return unrouted(&e.to_string());
-        }
+        Ok(p) => p,
+        Err(e) => return unrouted(&e.to_string()),
+    };
+    let feed = match state.registry.webhooks(&system) {
+        Ok(f) => f,
         Err(e) => return unrouted(&e.to_string()),
     };
     let source = provider.id();
@@ -232,7 +232,7 @@ pub(crate) async fn crm(
             let (trace, span) = traced(source, &tenant, &headers);
             timed(
                 source,
-                crm_inner(state, provider, tenant, headers, body, trace),
+                crm_inner(state, provider, feed, tenant, headers, body, trace),
             )
             .instrument(span)
             .await
@@ -375,6 +375,7 @@ async fn attio_inner(
 async fn crm_inner(
     State(state): State<AppState>,
     provider: &'static dyn CrmProvider,
+    feed: &'static dyn WebhookFeed,
     raw_tenant: String,
     headers: HeaderMap,
     body: Bytes,
@@ -385,9 +386,6 @@ async fn crm_inner(
         Err(r) => return r,
     };
     let system = provider.system();
-    let Some(feed) = provider.feed().webhooks else {
-        return unrouted("no webhooks");
-    };
     let Some(connection) = tenant.crms.iter().find(|c| c.system == system) else {
         tracing::warn!(tenant = %tenant.id, %system, "refused a delivery: the tenant has no connection to this system");
         return answer(

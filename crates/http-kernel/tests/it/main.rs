@@ -103,19 +103,17 @@ impl Upstream for Test {
 }
 
 fn kernel(max_retries: u32, threshold: u32) -> Kernel {
-    Kernel::new(
-        RetryPolicy {
-            max_retries,
-            backoff_base: Duration::from_millis(5),
-            backoff_cap: Duration::from_millis(20),
-            timeout: Duration::from_secs(5),
-        },
-        BreakerPolicy {
-            threshold,
-            open_for: Duration::from_secs(60),
-        },
-    )
+    Kernel::new(RetryPolicy {
+        max_retries,
+        backoff_base: Duration::from_millis(5),
+        backoff_cap: Duration::from_millis(20),
+        timeout: Duration::from_secs(5),
+    })
     .unwrap()
+    .with_breaker(BreakerPolicy {
+        threshold,
+        open_for: Duration::from_secs(60),
+    })
 }
 
 fn call(circuit: Option<&str>) -> Call<'_> {

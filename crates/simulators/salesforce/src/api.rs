@@ -883,7 +883,6 @@ fn run_query(
         .iter()
         .cloned()
         .partition(|f| !f.contains('.'));
-    let t = org.table(&object)?;
     let mut rows: Vec<&crate::store::Record> = t
         .records
         .values()

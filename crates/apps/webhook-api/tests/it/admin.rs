@@ -775,3 +775,72 @@ async fn rotating_the_webhook_replaces_it_and_keeps_the_old_secret_as_the_previo
         waited += Duration::from_millis(50);
     }
 }
+
+/// An eraser that fails its first call, as a store that is briefly unreachable does.
+struct FailsOnce(std::sync::atomic::AtomicBool);
+
+#[async_trait::async_trait]
+impl ports::stores::TenantEraser for FailsOnce {
+    async fn erase_tenant(
+        &self,
+        _: &domain::ids::TenantId,
+    ) -> ports::PortResult<ports::stores::Erased> {
+        if self.0.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(ports::PortError::unavailable("the store", "refused"));
+        }
+        Ok(ports::stores::Erased::new())
+    }
+}
+
+#[tokio::test]
+async fn a_deletion_whose_erasure_failed_is_finished_by_deleting_again() {
+    let mut stores = memory_stores().await;
+    stores.erasers.insert(
+        0,
+        Arc::new(FailsOnce(std::sync::atomic::AtomicBool::new(true))),
+    );
+    let mut s = settings();
+    s.admin_token = Some(domain::tenant::Secret::new(TOKEN).unwrap());
+    let app = spawn_app_with(stores, s, None).await;
+    app.tenants.create(&crate::tenant("acme")).await.unwrap();
+    let body = crate::record_event("record.updated", "bf071e1f-6035-429d-b874-d83ea64ea399");
+    let (status, _) = app
+        .post_attio("acme", &body, crate::SECRET, Some("once"))
+        .await;
+    assert_eq!(status, 200);
+
+    let (status, answer) = app
+        .call(
+            reqwest::Method::DELETE,
+            "/v1/admin/tenants/acme",
+            TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("delete it again")
+    );
+    let (status, answer) = app
+        .call(
+            reqwest::Method::DELETE,
+            "/v1/admin/tenants/acme",
+            TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["erased"]["deliveries"], 1, "{answer}");
+    let (status, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            "/v1/admin/tenants/acme",
+            TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "nothing is left");
+}
