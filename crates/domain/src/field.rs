@@ -145,6 +145,64 @@ impl FieldValue {
         }
     }
 
+    /// The value as plain JSON, as an operator reads and types it: `null`, a boolean, a number
+    /// (as its exact decimal text would be parsed), a string, or an array of strings.
+    pub fn to_plain_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Self::Empty => Value::Null,
+            Self::Bool(b) => Value::Bool(*b),
+            Self::Number(n) => n
+                .to_string()
+                .parse::<serde_json::Number>()
+                .map(Value::Number)
+                .unwrap_or_else(|_| Value::String(n.to_string())),
+            Self::Text(s) => Value::String(s.clone()),
+            Self::List(v) => Value::Array(v.iter().cloned().map(Value::String).collect()),
+        }
+    }
+
+    /// The inverse of [`FieldValue::to_plain_json`]. `InvalidValue` for an object, an array
+    /// holding anything but strings, or a number with more than four decimals.
+    pub fn from_plain_json(v: &serde_json::Value) -> Result<Self, DomainError> {
+        use serde_json::Value;
+        let bad = |reason: &str| DomainError::InvalidValue {
+            target: "a field value".to_owned(),
+            reason: format!("must be {reason}"),
+        };
+        Ok(match v {
+            Value::Null => Self::Empty,
+            Value::Bool(b) => Self::Bool(*b),
+            Value::Number(n) => {
+                let text = n.to_string();
+                let too_fine = text
+                    .split_once('.')
+                    .is_some_and(|(_, frac)| frac.trim_end_matches('0').len() > 4);
+                if too_fine {
+                    return Err(bad("a number with at most four decimals"));
+                }
+                Self::Number(
+                    text.parse()
+                        .map_err(|_| bad("a number with at most four decimals"))?,
+                )
+            }
+            Value::String(s) => Self::Text(s.clone()),
+            Value::Array(items) => Self::List(
+                items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| bad("a list holds strings only"))?,
+            ),
+            Value::Object(_) => {
+                return Err(bad(
+                    "null, a boolean, a number, a string or an array of strings",
+                ));
+            }
+        }
+        .normalized())
+    }
+
     pub fn is_empty(&self) -> bool {
         matches!(self.clone().normalized(), Self::Empty)
     }
@@ -277,6 +335,39 @@ impl ValueHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_json_round_trips_and_refuses_what_would_be_lost() {
+        use serde_json::json;
+        let cases = [
+            (json!(null), Some(FieldValue::Empty)),
+            (json!(""), Some(FieldValue::Empty)),
+            (json!(true), Some(FieldValue::Bool(true))),
+            (json!("CEO"), Some(FieldValue::text("CEO"))),
+            (
+                json!(12.5),
+                Some(FieldValue::Number("12.5".parse().unwrap())),
+            ),
+            (
+                json!(1.2345),
+                Some(FieldValue::Number("1.2345".parse().unwrap())),
+            ),
+            (
+                json!(["b", "a", "a"]),
+                Some(FieldValue::List(vec!["a".into(), "b".into()])),
+            ),
+            (json!(1.23456), None),
+            (json!([1, 2]), None),
+            (json!({"kind": "text"}), None),
+        ];
+        for (input, want) in cases {
+            let got = FieldValue::from_plain_json(&input).ok();
+            assert_eq!(got, want, "{input}");
+            if let Some(v) = got {
+                assert_eq!(FieldValue::from_plain_json(&v.to_plain_json()).unwrap(), v);
+            }
+        }
+    }
 
     #[test]
     fn decimal_parses_and_prints_canonically() {

@@ -8,6 +8,7 @@
 mod macros;
 
 pub mod actor;
+pub mod audit;
 pub mod cache;
 pub mod conflict;
 pub mod error;

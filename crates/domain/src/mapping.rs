@@ -159,6 +159,20 @@ pub enum SyncRule {
 }
 
 impl SyncRule {
+    /// The rule's name as configured (`latest_wins`, `prefer_attio`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncRule::LatestWins => "latest_wins",
+            SyncRule::PreferAttio => "prefer_attio",
+            SyncRule::PreferExternal => "prefer_external",
+            SyncRule::PreferAttioUnlessBlank => "prefer_attio_unless_blank",
+            SyncRule::PreferExternalUnlessBlank => "prefer_external_unless_blank",
+            SyncRule::AttioToExternal => "attio_to_external",
+            SyncRule::ExternalToAttio => "external_to_attio",
+            SyncRule::Manual => "manual",
+        }
+    }
+
     pub fn flows_to_external(self) -> bool {
         self != SyncRule::ExternalToAttio
     }

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::conflict::{ConflictRecord, Resolution};
+use domain::audit::AuditEntry;
+use domain::conflict::{ConflictFilter, ConflictRecord, Resolution};
 use domain::field::ValueHash;
 use domain::idempotency::IdempotencyKey;
 use domain::ids::{ConflictId, InboxId, ObjectSlug, RecordId, SystemId, TenantId};
@@ -95,10 +96,20 @@ pub trait SyncStateStore: Send + Sync {
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait ConflictStore: Send + Sync {
-    /// Stores a new conflict. `Conflict` when the id exists.
-    async fn record(&self, conflict: &ConflictRecord) -> PortResult<()>;
-    /// Unresolved conflicts of a tenant, oldest first, at most `limit`.
-    async fn open(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<ConflictRecord>>;
+    /// Stores a conflict and returns the id it is kept under: when the record already has an
+    /// open conflict on the same system and field, that one is updated (its values and
+    /// `last_seen`; its id and `detected_at` stay), so a field that changes again is never
+    /// queued twice. `Conflict` when the id exists already as another conflict.
+    async fn record(&self, conflict: &ConflictRecord) -> PortResult<ConflictId>;
+    /// Unresolved conflicts of a tenant that pass `filter`, oldest first, at most `limit`.
+    async fn open(
+        &self,
+        tenant: &TenantId,
+        filter: &ConflictFilter,
+        limit: usize,
+    ) -> PortResult<Vec<ConflictRecord>>;
+    /// How many conflicts of the tenant are open.
+    async fn count_open(&self, tenant: &TenantId) -> PortResult<u64>;
     /// One conflict. `NotFound` when the tenant has no such conflict.
     async fn get(&self, tenant: &TenantId, id: ConflictId) -> PortResult<ConflictRecord>;
     /// Records a decision. `NotFound` as for `get`; `Conflict` when already resolved.
@@ -109,6 +120,26 @@ pub trait ConflictStore: Send + Sync {
         resolution: Resolution,
         at: OffsetDateTime,
     ) -> PortResult<ConflictRecord>;
+}
+
+/// The per-field audit trail.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends entries (each names its tenant). `Unavailable` when the backend cannot be
+    /// reached; then none was kept.
+    async fn append(&self, entries: &[AuditEntry]) -> PortResult<()>;
+    /// The writes of one Attio record, newest first, at most `limit`.
+    async fn history(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record: RecordId,
+        limit: usize,
+    ) -> PortResult<Vec<AuditEntry>>;
+    /// Forgets up to `limit` entries of any tenant written before `before`, oldest first;
+    /// returns how many went (fewer than `limit` when no older one is left).
+    async fn purge(&self, before: OffsetDateTime, limit: usize) -> PortResult<u64>;
 }
 
 #[cfg_attr(feature = "mock", mockall::automock)]
@@ -211,7 +242,7 @@ pub type Erased = std::collections::BTreeMap<&'static str, u64>;
 pub trait TenantEraser: Send + Sync {
     /// Removes everything this store keeps of `tenant` besides the tenant record itself
     /// (deliveries and their key claims, jobs, dead letters, links, sync states, conflicts,
-    /// ledger entries: whichever it holds) and says how many of each went. Nothing of another
+    /// ledger entries, the audit trail: whichever it holds) and says how many of each went. Nothing of another
     /// tenant is touched. `Unavailable` when the backend cannot be reached; a transactional
     /// store then removed nothing, and erasing again finishes the job.
     async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<Erased>;

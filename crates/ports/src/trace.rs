@@ -89,3 +89,21 @@ pub async fn with_cause<F: Future>(cause: &'static str, work: F) -> F::Output {
 pub fn cause() -> &'static str {
     CAUSE.try_with(|c| *c).unwrap_or("other")
 }
+
+tokio::task_local! {
+    static ORIGIN: std::sync::Arc<str>;
+}
+
+/// Runs `work` with `origin` naming what it was started by (`attio delivery, job …, trace …`),
+/// for the audit trail of the values it writes.
+pub async fn with_origin<F: Future>(origin: std::sync::Arc<str>, work: F) -> F::Output {
+    ORIGIN.scope(origin, work).await
+}
+
+/// What the current task's work was started by: the text given to [`with_origin`], or the
+/// cause (see [`cause`]) outside it.
+pub fn origin() -> String {
+    ORIGIN
+        .try_with(|o| o.to_string())
+        .unwrap_or_else(|_| cause().to_owned())
+}

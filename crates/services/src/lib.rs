@@ -22,6 +22,7 @@ pub mod error;
 pub mod outbound;
 pub mod pipeline;
 pub mod poll;
+pub mod resolve;
 pub mod retention;
 pub mod worker;
 

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::audit::AuditEntry;
 use domain::cache::{CacheCategory, CacheKey, CacheTag};
 use domain::conflict::ConflictRecord;
 use domain::field::FieldValue;
@@ -32,7 +33,7 @@ use ports::clock::Clock;
 use ports::crm::{ExternalRecord, ExternalUpsert, RecordOutcome};
 use ports::directory::{ClientDirectory, TenantClients};
 use ports::error::PortError;
-use ports::stores::{ConflictStore, LinkStore, WriteLedger};
+use ports::stores::{AuditLog, ConflictStore, LinkStore, WriteLedger};
 
 use crate::error::{ServiceError, ServiceResult};
 
@@ -74,12 +75,14 @@ pub struct SystemReport {
 
 /// The outbound sync use case.
 pub struct OutboundSync {
-    directory: Arc<dyn ClientDirectory>,
-    links: Arc<dyn LinkStore>,
-    ledger: Arc<dyn WriteLedger>,
-    conflicts: Arc<dyn ConflictStore>,
+    pub(crate) directory: Arc<dyn ClientDirectory>,
+    pub(crate) links: Arc<dyn LinkStore>,
+    pub(crate) ledger: Arc<dyn WriteLedger>,
+    pub(crate) conflicts: Arc<dyn ConflictStore>,
     clock: Arc<dyn Clock>,
     targets: Vec<SyncTarget>,
+    /// Where every value written is recorded; `None` keeps no trail.
+    audit_log: Option<Arc<dyn AuditLog>>,
     /// How long a written value is remembered for echo suppression.
     pub ledger_ttl: Duration,
     /// Attribute lists by object, flushed by `object-attribute.*` events; `None` reads Attio
@@ -155,7 +158,94 @@ impl OutboundSync {
             targets,
             ledger_ttl: Duration::from_secs(24 * 3600),
             schema_cache: None,
+            audit_log: None,
         }
+    }
+
+    /// Records every value written in `log` (the per-field audit trail).
+    pub fn with_audit(mut self, log: Arc<dyn AuditLog>) -> Self {
+        self.audit_log = Some(log);
+        self
+    }
+
+    /// Appends audit entries. The writes they describe are made, so a trail that cannot be
+    /// written is logged as an error rather than failing (and repeating) the job.
+    pub(crate) async fn append_audit(&self, entries: Vec<AuditEntry>) {
+        let Some(log) = &self.audit_log else { return };
+        if entries.is_empty() {
+            return;
+        }
+        if let Err(e) = log.append(&entries).await {
+            tracing::error!(error = %ports::Chain(&e), entries = entries.len(), "the audit trail could not be written");
+        }
+    }
+
+    /// The audit entries of one merge's writes: each value sent to the CRM (from Attio) and
+    /// each written into Attio (from the CRM), with the value it replaced and the rule.
+    #[allow(clippy::too_many_arguments)]
+    async fn audit(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record_id: RecordId,
+        external_id: &ExternalId,
+        mapping: &ObjectMapping,
+        (attio, external): (&SideState, &SideState),
+        (to_external, to_attio, written_to_attio): (&[FieldWrite], &[FieldWrite], &[FieldKey]),
+        at: time::OffsetDateTime,
+    ) {
+        if self.audit_log.is_none() {
+            return;
+        }
+        let cause = ports::trace::origin();
+        let rule_of = |key: &FieldKey| {
+            mapping
+                .fields()
+                .iter()
+                .find(|m| &m.key() == key)
+                .map(|m| m.rule.as_str())
+                .unwrap_or("unmapped")
+        };
+        let old = |side: &SideState, key: &FieldKey| {
+            side.get(key).map(|v| v.value.clone()).unwrap_or_default()
+        };
+        let entry = |w: &FieldWrite, into_attio: bool| AuditEntry {
+            tenant: tenant.clone(),
+            object: object.clone(),
+            record: record_id,
+            field: w.key.clone(),
+            written_to: if into_attio {
+                SystemId::attio()
+            } else {
+                mapping.system.clone()
+            },
+            written_record: if into_attio {
+                record_id.to_string()
+            } else {
+                external_id.to_string()
+            },
+            source: if into_attio {
+                mapping.system.to_string()
+            } else {
+                "attio".to_owned()
+            },
+            old: old(if into_attio { attio } else { external }, &w.key),
+            new: w.value.clone(),
+            rule: rule_of(&w.key).to_owned(),
+            cause: cause.clone(),
+            at,
+        };
+        let entries = to_external
+            .iter()
+            .map(|w| entry(w, false))
+            .chain(
+                to_attio
+                    .iter()
+                    .filter(|w| written_to_attio.contains(&w.key))
+                    .map(|w| entry(w, true)),
+            )
+            .collect();
+        self.append_audit(entries).await;
     }
 
     /// Caches each object's attributes (for [`CacheCategory::Schema`]'s TTL, tagged
@@ -388,12 +478,8 @@ impl OutboundSync {
             _ => Snapshot::default(),
         };
         let attio = attio_side(mapping, record);
-        let outcome = merge(
-            mapping.fields(),
-            &snapshot,
-            &attio,
-            &external_side(mapping, external.as_ref()),
-        );
+        let external_values = external_side(mapping, external.as_ref());
+        let outcome = merge(mapping.fields(), &snapshot, &attio, &external_values);
         let by_key: BTreeMap<FieldKey, &ExternalProperty> = mapping
             .fields()
             .iter()
@@ -498,6 +584,17 @@ impl OutboundSync {
                 None => new_snapshot.0.remove(key),
             };
         }
+        self.audit(
+            tenant,
+            object,
+            record_id,
+            &external_id,
+            mapping,
+            (&attio, &external_values),
+            (&outcome.to_external, &outcome.to_attio, &written_to_attio),
+            now,
+        )
+        .await;
         let mut conflicts = Vec::new();
         for c in &outcome.conflicts {
             conflicts.push(c.key.clone());
@@ -511,6 +608,7 @@ impl OutboundSync {
                     external_id: external_id.clone(),
                     conflict: c.clone(),
                     detected_at: now,
+                    last_seen: now,
                     resolution: None,
                 })
                 .await?;
@@ -546,7 +644,7 @@ impl OutboundSync {
 
     /// Writes merge results into Attio; returns (written, deferred) field keys.
     #[allow(clippy::too_many_arguments)]
-    async fn write_back(
+    pub(crate) async fn write_back(
         &self,
         tenant: &TenantId,
         object: &ObjectSlug,

@@ -352,6 +352,11 @@ impl EventPipeline {
     /// A change in an external CRM (a HubSpot webhook event): the linked Attio record is synced
     /// both ways (the merge decides what goes where). Records that were never linked, and
     /// deletions, are acknowledged without effect: the CRM does not create or delete Attio records.
+    /// The outbound sync this pipeline writes through.
+    pub fn outbound(&self) -> &OutboundSync {
+        &self.outbound
+    }
+
     pub async fn handle_external(
         &self,
         tenant: &TenantId,

@@ -6,14 +6,15 @@
 //! without this a service taking 1,000 deliveries a second would grow its inbox and claims by some
 //! 60 GB a day. [`Retention::pass`] forgets deliveries received longer ago than the dedupe retention (plus
 //! [`CLAIM_GRACE`], so that every claim of theirs has expired and goes with them) and, when given
-//! a ledger, the ledger's expired entries. `webhook-api`, which writes the inbox, runs it for the
-//! inbox; `sync-worker`, which writes the ledger, for the ledger.
+//! a ledger, the ledger's expired entries, and, when given an audit trail, its entries older
+//! than the trail's retention. `webhook-api`, which writes the inbox, runs it for the inbox;
+//! `sync-worker`, which writes the ledger and the trail, for those.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ports::clock::Clock;
-use ports::stores::{Inbox, WriteLedger};
+use ports::stores::{AuditLog, Inbox, WriteLedger};
 
 use crate::error::ServiceResult;
 
@@ -23,12 +24,12 @@ use crate::error::ServiceResult;
 /// running for a delivery the dedupe retention has finished with.
 pub const CLAIM_GRACE: Duration = Duration::from_secs(3600);
 
-/// Describes `retention_purged_total{what}` (`deliveries`, `ledger_entries`): what the passes
+/// Describes `retention_purged_total{what}` (`deliveries`, `ledger_entries`, `audit_entries`): what the passes
 /// forgot, counted batch by batch.
 pub fn describe_metrics() {
     metrics::describe_counter!(
         "retention_purged_total",
-        "Stored deliveries and ledger entries forgotten after their retention"
+        "Stored deliveries, ledger entries and audit entries forgotten after their retention"
     );
 }
 
@@ -37,6 +38,7 @@ pub fn describe_metrics() {
 pub struct Purged {
     pub deliveries: u64,
     pub ledger_entries: u64,
+    pub audit_entries: u64,
 }
 
 /// The inbox's part of a pass: what it keeps, and how many deliveries each statement forgets.
@@ -50,6 +52,8 @@ struct InboxPurge {
 pub struct Retention {
     inbox: Option<InboxPurge>,
     ledger: Option<Arc<dyn WriteLedger>>,
+    /// The audit trail and how long it keeps an entry.
+    audit: Option<(Arc<dyn AuditLog>, Duration)>,
     clock: Arc<dyn Clock>,
 }
 
@@ -59,6 +63,7 @@ impl std::fmt::Debug for Retention {
             .field("keep_deliveries", &self.inbox.as_ref().map(|p| p.keep))
             .field("batch", &self.inbox.as_ref().map(|p| p.batch))
             .field("ledger", &self.ledger.is_some())
+            .field("keep_audit", &self.audit.as_ref().map(|(_, keep)| keep))
             .finish()
     }
 }
@@ -69,6 +74,7 @@ impl Retention {
         Self {
             inbox: None,
             ledger: None,
+            audit: None,
             clock,
         }
     }
@@ -92,6 +98,12 @@ impl Retention {
     /// Drops the ledger's expired entries too.
     pub fn with_ledger(mut self, ledger: Arc<dyn WriteLedger>) -> Self {
         self.ledger = Some(ledger);
+        self
+    }
+
+    /// Forgets audit entries written more than `keep` ago too.
+    pub fn with_audit(mut self, audit: Arc<dyn AuditLog>, keep: Duration) -> Self {
+        self.audit = Some((audit, keep));
         self
     }
 
@@ -122,6 +134,17 @@ impl Retention {
             metrics::counter!("retention_purged_total", "what" => "ledger_entries")
                 .increment(purged.ledger_entries);
         }
+        if let Some((audit, keep)) = &self.audit {
+            const BATCH: usize = 1000;
+            loop {
+                let n = audit.purge(now - *keep, BATCH).await?;
+                metrics::counter!("retention_purged_total", "what" => "audit_entries").increment(n);
+                purged.audit_entries += n;
+                if n < BATCH as u64 {
+                    break;
+                }
+            }
+        }
         Ok(purged)
     }
 
@@ -133,6 +156,7 @@ impl Retention {
                 Ok(p) if p != Purged::default() => tracing::info!(
                     deliveries = p.deliveries,
                     ledger_entries = p.ledger_entries,
+                    audit_entries = p.audit_entries,
                     "forgot what was past its retention"
                 ),
                 Ok(_) => {}

@@ -42,7 +42,21 @@ pub fn cause_of(job: &Job) -> &'static str {
         Some("attio") => "attio",
         Some("crm") => "crm",
         Some("backfill") => "backfill",
+        Some("resolution") => "resolution",
         _ => "other",
+    }
+}
+
+/// How the audit trail names a job's cause (`attio delivery`, `<system> change`, ...).
+fn origin_of(job: &Job, cause: &str) -> String {
+    match cause {
+        "attio" => "attio delivery".to_owned(),
+        "crm" => {
+            let system = job.payloads.first().and_then(|p| p["system"].as_str());
+            format!("{} change", system.unwrap_or("crm"))
+        }
+        "resolution" => "conflict resolution".to_owned(),
+        other => other.to_owned(),
     }
 }
 
@@ -61,7 +75,8 @@ pub struct BadPayload(pub String);
 /// CRM changes (`{"source": "crm", "system", "changes": [{object, id, deleted}]}`) sync their
 /// linked records;
 /// backfill jobs (`{"source": "backfill", "object", "system"}`) run the backfill to its end,
-/// resuming from its checkpoint when retried.
+/// resuming from its checkpoint when retried; resolution jobs (`{"source": "resolution",
+/// "conflict"}`) write a resolved conflict's chosen value.
 pub struct PipelineHandler {
     pub pipeline: Arc<EventPipeline>,
     pub backfill: Option<Arc<crate::backfill::Backfill>>,
@@ -126,6 +141,13 @@ impl JobHandler for PipelineHandler {
                             tracing::info!(tenant = %tenant, job = %job.id, reason = %reason, "CRM change acknowledged without effect");
                         }
                     }
+                }
+                Some("resolution") => {
+                    // A conflict a person resolved: its chosen value written where it differs.
+                    let id = domain::ids::ConflictId::parse(
+                        payload["conflict"].as_str().unwrap_or_default(),
+                    )?;
+                    self.pipeline.outbound().settle_stored(tenant, id).await?;
                 }
                 other => {
                     return Err(PortError::Invalid(
@@ -348,9 +370,20 @@ impl Worker {
                             trace_id = %trace.trace_id(),
                         );
                         ports::trace::adopt(&span, trace);
+                        let cause = cause_of(&r.job);
+                        let origin: Arc<str> = format!(
+                            "{}, job {}, trace {}",
+                            origin_of(&r.job, cause),
+                            r.job.id,
+                            trace.trace_id()
+                        )
+                        .into();
                         let work = ports::trace::in_trace(
                             trace,
-                            ports::trace::with_cause(cause_of(&r.job), handler.handle(&r.job)),
+                            ports::trace::with_cause(
+                                cause,
+                                ports::trace::with_origin(origin, handler.handle(&r.job)),
+                            ),
                         )
                         .instrument(span);
                         let started = std::time::Instant::now();

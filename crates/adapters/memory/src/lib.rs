@@ -13,7 +13,7 @@ pub use clock::{ManualClock, SystemClock};
 pub use limiter::MemoryRateLimiter;
 pub use queue::MemoryQueue;
 pub use stores::{
-    MemoryConflictStore, MemoryIdempotencyStore, MemoryInbox, MemoryLinkStore,
+    MemoryAuditLog, MemoryConflictStore, MemoryIdempotencyStore, MemoryInbox, MemoryLinkStore,
     MemorySyncStateStore, MemoryTenantStore, MemoryWriteLedger,
 };
 

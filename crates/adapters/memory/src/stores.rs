@@ -3,7 +3,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::conflict::{ConflictRecord, Resolution};
+use domain::audit::AuditEntry;
+use domain::conflict::{ConflictFilter, ConflictRecord, Resolution};
 use domain::field::ValueHash;
 use domain::idempotency::IdempotencyKey;
 use domain::ids::{ConflictId, ExternalId, ObjectSlug, RecordId, SystemId, TenantId};
@@ -14,8 +15,8 @@ use domain::tenant::Tenant;
 use ports::clock::Clock;
 use ports::error::{PortError, PortResult};
 use ports::stores::{
-    Claim, ConflictStore, Erased, IdempotencyStore, LinkStore, SyncStateStore, TenantEraser,
-    TenantStore, WriteLedger,
+    AuditLog, Claim, ConflictStore, Erased, IdempotencyStore, LinkStore, SyncStateStore,
+    TenantEraser, TenantStore, WriteLedger,
 };
 use time::OffsetDateTime;
 
@@ -304,8 +305,22 @@ pub struct MemoryConflictStore {
 
 #[async_trait]
 impl ConflictStore for MemoryConflictStore {
-    async fn record(&self, conflict: &ConflictRecord) -> PortResult<()> {
+    async fn record(&self, conflict: &ConflictRecord) -> PortResult<ConflictId> {
         let mut all = lock(&self.conflicts);
+        let same_field = all.values_mut().find(|c| {
+            c.tenant == conflict.tenant
+                && c.resolution.is_none()
+                && c.object == conflict.object
+                && c.attio_record == conflict.attio_record
+                && c.system == conflict.system
+                && c.field() == conflict.field()
+        });
+        if let Some(open) = same_field {
+            open.conflict = conflict.conflict.clone();
+            open.external_id = conflict.external_id.clone();
+            open.last_seen = conflict.last_seen;
+            return Ok(open.id);
+        }
         let k = (conflict.tenant.clone(), conflict.id);
         if all.contains_key(&k) {
             return Err(PortError::Conflict(format!(
@@ -314,18 +329,31 @@ impl ConflictStore for MemoryConflictStore {
             )));
         }
         all.insert(k, conflict.clone());
-        Ok(())
+        Ok(conflict.id)
     }
 
-    async fn open(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<ConflictRecord>> {
+    async fn open(
+        &self,
+        tenant: &TenantId,
+        filter: &ConflictFilter,
+        limit: usize,
+    ) -> PortResult<Vec<ConflictRecord>> {
         let mut open: Vec<ConflictRecord> = lock(&self.conflicts)
             .values()
-            .filter(|c| &c.tenant == tenant && c.resolution.is_none())
+            .filter(|c| &c.tenant == tenant && c.resolution.is_none() && filter.matches(c))
             .cloned()
             .collect();
         open.sort_by_key(|c| (c.detected_at, c.id));
         open.truncate(limit);
         Ok(open)
+    }
+
+    async fn count_open(&self, tenant: &TenantId) -> PortResult<u64> {
+        let n = lock(&self.conflicts)
+            .values()
+            .filter(|c| &c.tenant == tenant && c.resolution.is_none())
+            .count();
+        Ok(n as u64)
     }
 
     async fn get(&self, tenant: &TenantId, id: ConflictId) -> PortResult<ConflictRecord> {
@@ -353,6 +381,63 @@ impl ConflictStore for MemoryConflictStore {
         }
         c.resolution = Some((resolution, at));
         Ok(c.clone())
+    }
+}
+
+/// The audit trail, in insertion order.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryAuditLog {
+    entries: Arc<Mutex<Vec<AuditEntry>>>,
+}
+
+#[async_trait]
+impl AuditLog for MemoryAuditLog {
+    async fn append(&self, entries: &[AuditEntry]) -> PortResult<()> {
+        lock(&self.entries).extend_from_slice(entries);
+        Ok(())
+    }
+
+    async fn history(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record: RecordId,
+        limit: usize,
+    ) -> PortResult<Vec<AuditEntry>> {
+        let mut found: Vec<AuditEntry> = lock(&self.entries)
+            .iter()
+            .filter(|e| &e.tenant == tenant && &e.object == object && e.record == record)
+            .cloned()
+            .collect();
+        // Newest first; entries of one instant keep their order of writing, newest first.
+        found.reverse();
+        found.sort_by_key(|e| std::cmp::Reverse(e.at));
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    async fn purge(&self, before: OffsetDateTime, limit: usize) -> PortResult<u64> {
+        let mut all = lock(&self.entries);
+        let mut left = limit;
+        all.retain(|e| {
+            if left > 0 && e.at < before {
+                left -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        Ok((limit - left) as u64)
+    }
+}
+
+#[async_trait]
+impl TenantEraser for MemoryAuditLog {
+    async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<Erased> {
+        let mut all = lock(&self.entries);
+        let before = all.len();
+        all.retain(|e| &e.tenant != tenant);
+        Ok(Erased::from([("audit", (before - all.len()) as u64)]))
     }
 }
 

@@ -6,17 +6,19 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::conflict::{ConflictRecord, Resolution};
+use domain::audit::AuditEntry;
+use domain::conflict::{ConflictFilter, ConflictRecord, Resolution};
 use domain::field::ValueHash;
 use domain::idempotency::IdempotencyKey;
 use domain::ids::{ConflictId, ExternalId, ObjectSlug, RecordId, SystemId, TenantId};
 use domain::ledger::{LedgerEntry, LedgerKey};
 use domain::link::{IdentityLink, LinkLookup};
+use domain::mapping::FieldKey;
 use domain::merge::{FieldConflict, Snapshot};
 use domain::sync_state::SyncState;
 use ports::error::{PortError, PortResult};
 use ports::stores::{
-    Claim, ConflictStore, IdempotencyStore, LinkStore, SyncStateStore, WriteLedger,
+    AuditLog, Claim, ConflictStore, IdempotencyStore, LinkStore, SyncStateStore, WriteLedger,
 };
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -331,17 +333,22 @@ fn conflict_from_row(row: &PgRow) -> PortResult<ConflictRecord> {
             .map_err(|e| corrupt("conflict external id", e))?,
         conflict: conflict.0,
         detected_at: row.try_get("detected_at").map_err(db)?,
+        last_seen: row.try_get("last_seen").map_err(db)?,
         resolution: resolution.zip(resolved_at).map(|(r, at)| (r.0, at)),
     })
 }
 
 #[async_trait]
 impl ConflictStore for PgStore {
-    async fn record(&self, c: &ConflictRecord) -> PortResult<()> {
+    async fn record(&self, c: &ConflictRecord) -> PortResult<ConflictId> {
         let mut tx = self.begin_tenant(&c.tenant).await?;
-        sqlx::query(
-            "INSERT INTO conflicts (conflict_id, tenant_id, object, attio_record, system, external_id, conflict, detected_at, resolution, resolved_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        let id: uuid::Uuid = sqlx::query_scalar(
+            "INSERT INTO conflicts (conflict_id, tenant_id, object, attio_record, system, external_id, conflict, detected_at, resolution, resolved_at, field, last_seen)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (tenant_id, object, attio_record, system, field) WHERE resolution IS NULL
+             DO UPDATE SET conflict = EXCLUDED.conflict, external_id = EXCLUDED.external_id,
+                           last_seen = EXCLUDED.last_seen
+             RETURNING conflict_id",
         )
         .bind(c.id.as_uuid())
         .bind(c.tenant.as_str())
@@ -353,24 +360,54 @@ impl ConflictStore for PgStore {
         .bind(c.detected_at)
         .bind(c.resolution.as_ref().map(|(r, _)| Json(r)))
         .bind(c.resolution.as_ref().map(|(_, at)| *at))
-        .execute(&mut *tx)
+        .bind(c.field().as_str())
+        .bind(c.last_seen)
+        .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(db)?;
+        Ok(ConflictId::from_uuid(id))
     }
 
-    async fn open(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<ConflictRecord>> {
+    async fn open(
+        &self,
+        tenant: &TenantId,
+        filter: &ConflictFilter,
+        limit: usize,
+    ) -> PortResult<Vec<ConflictRecord>> {
         let mut tx = self.begin_tenant(tenant).await?;
         let rows = sqlx::query(
-            "SELECT * FROM conflicts WHERE tenant_id = $1 AND resolution IS NULL ORDER BY detected_at, conflict_id LIMIT $2",
+            "SELECT * FROM conflicts WHERE tenant_id = $1 AND resolution IS NULL
+               AND ($3::text IS NULL OR object = $3) AND ($4::text IS NULL OR system = $4)
+               AND ($5::text IS NULL OR field = $5) AND ($6::uuid IS NULL OR attio_record = $6)
+               AND ($7::timestamptz IS NULL OR detected_at < $7)
+             ORDER BY detected_at, conflict_id LIMIT $2",
         )
         .bind(tenant.as_str())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(filter.object.as_ref().map(ObjectSlug::as_str))
+        .bind(filter.system.as_ref().map(SystemId::as_str))
+        .bind(filter.field.as_ref().map(FieldKey::as_str))
+        .bind(filter.record.map(|r| *r.as_uuid()))
+        .bind(filter.detected_before)
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
         rows.iter().map(conflict_from_row).collect()
+    }
+
+    async fn count_open(&self, tenant: &TenantId) -> PortResult<u64> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM conflicts WHERE tenant_id = $1 AND resolution IS NULL",
+        )
+        .bind(tenant.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(u64::try_from(n).unwrap_or_default())
     }
 
     async fn get(&self, tenant: &TenantId, id: ConflictId) -> PortResult<ConflictRecord> {
@@ -421,6 +458,73 @@ impl ConflictStore for PgStore {
         };
         tx.commit().await.map_err(db)?;
         conflict_from_row(&row)
+    }
+}
+
+#[async_trait]
+impl AuditLog for PgStore {
+    async fn append(&self, entries: &[AuditEntry]) -> PortResult<()> {
+        let mut by_tenant: BTreeMap<&TenantId, Vec<&AuditEntry>> = BTreeMap::new();
+        for e in entries {
+            by_tenant.entry(&e.tenant).or_default().push(e);
+        }
+        for (tenant, entries) in by_tenant {
+            let mut tx = self.begin_tenant(tenant).await?;
+            for e in entries {
+                sqlx::query(
+                    "INSERT INTO audit_log (tenant_id, object, record, at, entry)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(tenant.as_str())
+                .bind(e.object.as_str())
+                .bind(e.record.as_uuid())
+                .bind(e.at)
+                .bind(Json(e))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+            tx.commit().await.map_err(db)?;
+        }
+        Ok(())
+    }
+
+    async fn history(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record: RecordId,
+        limit: usize,
+    ) -> PortResult<Vec<AuditEntry>> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let rows: Vec<Json<AuditEntry>> = sqlx::query_scalar(
+            "SELECT entry FROM audit_log WHERE tenant_id = $1 AND object = $2 AND record = $3
+             ORDER BY at DESC, entry_id DESC LIMIT $4",
+        )
+        .bind(tenant.as_str())
+        .bind(object.as_str())
+        .bind(record.as_uuid())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(rows.into_iter().map(|j| j.0).collect())
+    }
+
+    async fn purge(&self, before: OffsetDateTime, limit: usize) -> PortResult<u64> {
+        let mut tx = self.begin_system().await?;
+        let done = sqlx::query(
+            "DELETE FROM audit_log WHERE entry_id IN
+               (SELECT entry_id FROM audit_log WHERE at < $1 ORDER BY at LIMIT $2)",
+        )
+        .bind(before)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(done.rows_affected())
     }
 }
 

@@ -141,6 +141,7 @@ const ERASE: &[(&str, &str)] = &[
         "sync_states",
     ),
     ("DELETE FROM conflicts WHERE tenant_id = $1", "conflicts"),
+    ("DELETE FROM audit_log WHERE tenant_id = $1", "audit"),
     (
         "DELETE FROM write_ledger WHERE tenant_id = $1",
         "ledger_entries",

@@ -3,18 +3,21 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use domain::conflict::{ConflictRecord, Resolution};
+use domain::audit::AuditEntry;
+use domain::conflict::{ConflictFilter, ConflictRecord, Resolution};
 use domain::field::ValueHash;
 use domain::idempotency::IdempotencyKey;
 use domain::ids::{ConflictId, ExternalId, ObjectSlug, RecordId, SystemId, TenantId};
 use domain::ledger::{LedgerEntry, LedgerKey};
 use domain::link::{IdentityLink, LinkLookup};
+use domain::mapping::FieldKey;
 use domain::merge::{FieldConflict, Snapshot};
 use domain::sync_state::SyncState;
 use domain::tenant::Tenant;
 use ports::error::{PortError, PortResult};
 use ports::stores::{
-    Claim, ConflictStore, IdempotencyStore, LinkStore, SyncStateStore, TenantStore, WriteLedger,
+    AuditLog, Claim, ConflictStore, IdempotencyStore, LinkStore, SyncStateStore, TenantStore,
+    WriteLedger,
 };
 use sealing::tenant::SealedTenant;
 use serde::{Deserialize, Serialize};
@@ -329,16 +332,21 @@ fn conflict_from_row(row: &SqliteRow) -> PortResult<ConflictRecord> {
             .map_err(|e| corrupt("conflict external id", e))?,
         conflict: parse::<FieldConflict>(&text("conflict")?, "conflict")?,
         detected_at: from_ms(row.try_get("detected_at").map_err(db)?)?,
+        last_seen: from_ms(row.try_get("last_seen").map_err(db)?)?,
         resolution,
     })
 }
 
 #[async_trait]
 impl ConflictStore for SqliteStore {
-    async fn record(&self, c: &ConflictRecord) -> PortResult<()> {
-        sqlx::query(
-            "INSERT INTO conflicts (conflict_id, tenant_id, object, attio_record, system, external_id, conflict, detected_at, resolution, resolved_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    async fn record(&self, c: &ConflictRecord) -> PortResult<ConflictId> {
+        let id: String = sqlx::query_scalar(
+            "INSERT INTO conflicts (conflict_id, tenant_id, object, attio_record, system, external_id, conflict, detected_at, resolution, resolved_at, field, last_seen)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (tenant_id, object, attio_record, system, field) WHERE resolution IS NULL
+             DO UPDATE SET conflict = excluded.conflict, external_id = excluded.external_id,
+                           last_seen = excluded.last_seen
+             RETURNING conflict_id",
         )
         .bind(c.id.to_string())
         .bind(c.tenant.as_str())
@@ -350,20 +358,49 @@ impl ConflictStore for SqliteStore {
         .bind(to_ms(c.detected_at))
         .bind(c.resolution.as_ref().map(|(r, _)| json(r)).transpose()?)
         .bind(c.resolution.as_ref().map(|(_, at)| to_ms(*at)))
-        .execute(&self.pool)
+        .bind(c.field().as_str())
+        .bind(to_ms(c.last_seen))
+        .fetch_one(&self.pool)
         .await
         .map_err(db)?;
-        Ok(())
+        ConflictId::parse(&id).map_err(|e| corrupt("conflict id", e))
     }
 
-    async fn open(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<ConflictRecord>> {
-        let rows = sqlx::query("SELECT * FROM conflicts WHERE tenant_id = ? AND resolution IS NULL ORDER BY detected_at, conflict_id LIMIT ?")
-            .bind(tenant.as_str())
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+    async fn open(
+        &self,
+        tenant: &TenantId,
+        filter: &ConflictFilter,
+        limit: usize,
+    ) -> PortResult<Vec<ConflictRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM conflicts WHERE tenant_id = ?1 AND resolution IS NULL
+               AND (?3 IS NULL OR object = ?3) AND (?4 IS NULL OR system = ?4)
+               AND (?5 IS NULL OR field = ?5) AND (?6 IS NULL OR attio_record = ?6)
+               AND (?7 IS NULL OR detected_at < ?7)
+             ORDER BY detected_at, conflict_id LIMIT ?2",
+        )
+        .bind(tenant.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(filter.object.as_ref().map(ObjectSlug::as_str))
+        .bind(filter.system.as_ref().map(SystemId::as_str))
+        .bind(filter.field.as_ref().map(FieldKey::as_str))
+        .bind(filter.record.map(|r| r.to_string()))
+        .bind(filter.detected_before.map(to_ms))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
         rows.iter().map(conflict_from_row).collect()
+    }
+
+    async fn count_open(&self, tenant: &TenantId) -> PortResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM conflicts WHERE tenant_id = ? AND resolution IS NULL",
+        )
+        .bind(tenant.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(u64::try_from(n).unwrap_or_default())
     }
 
     async fn get(&self, tenant: &TenantId, id: ConflictId) -> PortResult<ConflictRecord> {
@@ -503,6 +540,66 @@ impl TenantStore for SqliteStore {
 }
 
 #[async_trait]
+impl AuditLog for SqliteStore {
+    async fn append(&self, entries: &[AuditEntry]) -> PortResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for e in entries {
+            sqlx::query(
+                "INSERT INTO audit_log (tenant_id, object, record, at, entry) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(e.tenant.as_str())
+            .bind(e.object.as_str())
+            .bind(e.record.to_string())
+            .bind(to_ms(e.at))
+            .bind(json(e)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn history(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record: RecordId,
+        limit: usize,
+    ) -> PortResult<Vec<AuditEntry>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT entry FROM audit_log WHERE tenant_id = ? AND object = ? AND record = ?
+             ORDER BY at DESC, entry_id DESC LIMIT ?",
+        )
+        .bind(tenant.as_str())
+        .bind(object.as_str())
+        .bind(record.to_string())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| parse::<AuditEntry>(r, "audit entry"))
+            .collect()
+    }
+
+    async fn purge(&self, before: OffsetDateTime, limit: usize) -> PortResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM audit_log WHERE entry_id IN
+               (SELECT entry_id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)",
+        )
+        .bind(to_ms(before))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
 impl WriteLedger for SqliteStore {
     async fn record(&self, entries: &[LedgerEntry]) -> PortResult<()> {
         let mut tx = self.begin().await?;
@@ -576,6 +673,7 @@ const ERASE: &[(&str, &str)] = &[
     ("DELETE FROM links WHERE tenant_id = ?", "links"),
     ("DELETE FROM sync_states WHERE tenant_id = ?", "sync_states"),
     ("DELETE FROM conflicts WHERE tenant_id = ?", "conflicts"),
+    ("DELETE FROM audit_log WHERE tenant_id = ?", "audit"),
     (
         "DELETE FROM write_ledger WHERE tenant_id = ?",
         "ledger_entries",

@@ -24,7 +24,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use ports::cache::Cache;
 use ports::queue::{DeadLetterQueue, JobQueue};
 use ports::stores::{
-    ConflictStore, Inbox, LinkStore, SyncStateStore, TenantEraser, TenantStore, WriteLedger,
+    AuditLog, ConflictStore, Inbox, LinkStore, SyncStateStore, TenantEraser, TenantStore,
+    WriteLedger,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -248,6 +249,8 @@ pub struct Stores {
     pub links: Arc<dyn LinkStore>,
     pub ledger: Arc<dyn WriteLedger>,
     pub conflicts: Arc<dyn ConflictStore>,
+    /// The per-field audit trail.
+    pub audit: Arc<dyn AuditLog>,
     pub sync_state: Arc<dyn SyncStateStore>,
     /// Cached Attio schema and records: in-process, or Redis (shared by every process) with the
     /// Redis queue.
@@ -293,6 +296,7 @@ impl Stores {
             + LinkStore
             + WriteLedger
             + ConflictStore
+            + AuditLog
             + TenantEraser
             + 'static,
     {
@@ -306,6 +310,7 @@ impl Stores {
             links: s.clone(),
             ledger: s.clone(),
             conflicts: s.clone(),
+            audit: s.clone(),
             sync_state: s,
             cache: Arc::new(adapter_memory::MemoryCache::default()),
         }
@@ -354,6 +359,7 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
             let links = Arc::new(MemoryLinkStore::default());
             let ledger = Arc::new(MemoryWriteLedger::default());
             let conflicts = Arc::new(MemoryConflictStore::default());
+            let audit = Arc::new(MemoryAuditLog::default());
             let sync_state = Arc::new(MemorySyncStateStore::default());
             Ok(Stores {
                 min_wal_size: None,
@@ -364,6 +370,7 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
                     links.clone(),
                     ledger.clone(),
                     conflicts.clone(),
+                    audit.clone(),
                     sync_state.clone(),
                 ],
                 inbox,
@@ -372,6 +379,7 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
                 links,
                 ledger,
                 conflicts,
+                audit,
                 sync_state,
                 cache: Arc::new(MemoryCache::default()),
             })

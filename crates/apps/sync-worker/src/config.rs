@@ -104,6 +104,9 @@ pub struct RawConfig {
     pub crm: std::collections::BTreeMap<String, RawCrm>,
     /// Seconds between purges of the write ledger's expired entries (ADR 0020); 0 never purges.
     pub purge_interval_s: u64,
+    /// Days the per-field audit trail keeps an entry (1 to 3650); older ones are purged with
+    /// the ledger.
+    pub audit_retention_days: u64,
     pub targets: Vec<RawTarget>,
     /// Lists whose entries' status is synced to the CRMs (deal stage sync).
     pub stages: Vec<RawStage>,
@@ -131,6 +134,7 @@ impl Default for RawConfig {
             on_delete: "archive".into(),
             crm: std::collections::BTreeMap::new(),
             purge_interval_s: 300,
+            audit_retention_days: 90,
             targets: Vec::new(),
             stages: Vec::new(),
         }
@@ -151,6 +155,8 @@ pub struct Settings {
     pub polls: Vec<PollSettings>,
     /// `None`: the write ledger is never purged.
     pub purge_interval: Option<Duration>,
+    /// How long the audit trail keeps an entry.
+    pub audit_retention: Duration,
     pub targets: Vec<SyncTarget>,
     pub stages: Vec<StageTarget>,
 }
@@ -235,6 +241,13 @@ impl RawConfig {
         let polls = polls(&registry, &self.crm)?;
         let purge_interval =
             app_common::purge_interval(self.purge_interval_s, "the ledger's expired entries")?;
+        if !(1..=3650).contains(&self.audit_retention_days) {
+            return bad(format!(
+                "audit_retention_days must be 1 to 3650, not {}",
+                self.audit_retention_days
+            ));
+        }
+        let audit_retention = Duration::from_secs(self.audit_retention_days * 86_400);
         let redis_url = match self.redis_url {
             Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {
                 Some(Secret::new(u).map_err(|e| ConfigError::Invalid(e.to_string()))?)
@@ -319,6 +332,7 @@ impl RawConfig {
             delete_policy,
             polls,
             purge_interval,
+            audit_retention,
             targets,
             stages,
         })
@@ -444,7 +458,7 @@ fields = [
     #[test]
     fn bad_values_name_the_setting() {
         type Tweak = fn(&mut RawConfig);
-        let cases: [(Tweak, &str); 13] = [
+        let cases: [(Tweak, &str); 14] = [
             (
                 |c| {
                     c.crm.insert(
@@ -489,6 +503,7 @@ fields = [
             ),
             (|c| c.concurrency = 0, "concurrency"),
             (|c| c.purge_interval_s = 90_000, "purge_interval_s"),
+            (|c| c.audit_retention_days = 0, "audit_retention_days"),
             (|c| c.lease_s = 1, "lease_s"),
             (|c| c.on_delete = "shred".into(), "on_delete"),
             (|c| c.redis_url = Some("http://x".into()), "redis_url"),

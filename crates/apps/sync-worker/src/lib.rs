@@ -39,7 +39,8 @@ pub async fn run(
             Arc::new(SystemClock),
             settings.targets.clone(),
         )
-        .with_schema_cache(stores.cache.clone()),
+        .with_schema_cache(stores.cache.clone())
+        .with_audit(stores.audit.clone()),
     );
     let directory_for_poll = directory.clone();
     let backfill = Arc::new(services::backfill::Backfill::new(
@@ -88,10 +89,11 @@ pub async fn run(
         })
         .collect();
     // The ledger's entries outlive their use by design (echo suppression until they expire);
-    // drop them afterwards (ADR 0020).
+    // drop them afterwards (ADR 0020), and the audit trail's after its retention.
     let purge = settings.purge_interval.map(|interval| {
         let retention = services::retention::Retention::new(Arc::new(SystemClock))
-            .with_ledger(stores.ledger.clone());
+            .with_ledger(stores.ledger.clone())
+            .with_audit(stores.audit.clone(), settings.audit_retention);
         tokio::spawn(retention.run(interval))
     });
     tracing::info!(consumer = %settings.worker.consumer, concurrency = settings.worker.concurrency, targets = settings.targets.len(), "sync-worker running");
@@ -111,7 +113,9 @@ fn spawn_poller(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            match ports::trace::with_cause("poll", poller.poll_all()).await {
+            let origin: Arc<str> = format!("{system} poll").into();
+            let pass = ports::trace::with_origin(origin, poller.poll_all());
+            match ports::trace::with_cause("poll", pass).await {
                 Ok(s) if s.synced > 0 => {
                     tracing::debug!(%system, seen = s.seen, enqueued = s.synced, unchanged = s.unchanged, "polled")
                 }

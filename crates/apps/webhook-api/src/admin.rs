@@ -131,11 +131,11 @@ impl AttioRegistrar {
     }
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
-fn port_error(e: &PortError) -> Response {
+pub(crate) fn port_error(e: &PortError) -> Response {
     match e {
         PortError::NotFound(_) => error(StatusCode::NOT_FOUND, "not found"),
         PortError::Conflict(m) | PortError::Stale(m) => error(StatusCode::CONFLICT, m.clone()),
@@ -432,7 +432,7 @@ async fn list_tenants(State(state): State<AppState>, Query(page): Query<Page>) -
     answer
 }
 
-fn tenant_id(raw: &str) -> Result<TenantId, Response> {
+pub(crate) fn tenant_id(raw: &str) -> Result<TenantId, Response> {
     TenantId::parse(raw).map_err(|_| error(StatusCode::NOT_FOUND, "not found"))
 }
 
@@ -863,6 +863,7 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
             post(create_api_key).delete(revoke_api_keys),
         )
         .route("/v1/admin/queue", get(queue))
+        .merge(crate::control::routes())
         .route_layer(axum::middleware::from_fn_with_state(state, authorize))
 }
 

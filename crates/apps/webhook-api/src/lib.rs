@@ -22,6 +22,7 @@
 pub mod admin;
 pub mod config;
 mod contacts;
+mod control;
 pub mod openapi;
 mod schemas;
 pub mod server;

@@ -77,6 +77,67 @@ pub fn backfill() -> Value {
     })
 }
 
+/// A value as the control plane shows and takes it.
+fn plain_value() -> Value {
+    json!({"type": ["null", "boolean", "number", "string", "array"], "items": string()})
+}
+
+/// `POST /v1/admin/tenants/{id}/conflicts/{conflict}/resolve`, and with `ids` the bulk form.
+pub fn resolution(bulk: bool) -> Value {
+    let mut s = json!({
+        "type": "object",
+        "required": ["keep"],
+        "additionalProperties": false,
+        "properties": {
+            "keep": {"enum": ["attio", "external", "value"]},
+            "value": plain_value(),
+        },
+    });
+    if bulk {
+        s["required"] = json!(["keep", "ids"]);
+        s["properties"]["ids"] = json!({"type": "array", "items": {"type": "string", "format": "uuid"}, "minItems": 1, "maxItems": 1000});
+    }
+    s
+}
+
+/// A conflict as the control plane shows it.
+pub fn conflict() -> Value {
+    let side = json!({"type": "object", "properties": {"value": plain_value(), "changed_at": {"type": ["string", "null"]}}});
+    json!({
+        "type": "object",
+        "required": ["id", "object", "record", "system", "external_id", "field", "attio", "external", "snapshot", "reason", "detected_at", "last_seen"],
+        "properties": {
+            "id": string(), "object": string(), "record": string(), "system": string(),
+            "external_id": string(), "field": string(),
+            "attio": side.clone(), "external": side,
+            "snapshot": {"type": "object"},
+            "reason": {"enum": ["manual_rule", "missing_timestamp"]},
+            "detected_at": string(), "last_seen": string(),
+            "resolution": {"type": ["object", "null"]},
+        },
+    })
+}
+
+/// A record's audit trail.
+pub fn history() -> Value {
+    json!({
+        "type": "object",
+        "required": ["object", "record", "entries"],
+        "properties": {
+            "object": string(), "record": string(),
+            "entries": {"type": "array", "items": {
+                "type": "object",
+                "required": ["field", "written_to", "written_record", "source", "old", "new", "rule", "cause", "at"],
+                "properties": {
+                    "field": string(), "written_to": string(), "written_record": string(),
+                    "source": string(), "old": plain_value(), "new": plain_value(),
+                    "rule": string(), "cause": string(), "at": string(),
+                },
+            }},
+        },
+    })
+}
+
 /// `PUT /v1/tenants/{tenant}/people`.
 pub fn person_input() -> Value {
     json!({
@@ -131,6 +192,8 @@ pub fn request(registry: &Registry, method: &str, path: &str) -> Option<Value> {
     Some(match (method, path) {
         ("post", "/v1/admin/tenants") => new_tenant(registry),
         ("post", "/v1/admin/tenants/{id}/backfills") => backfill(),
+        ("post", "/v1/admin/tenants/{id}/conflicts/{conflict}/resolve") => resolution(false),
+        ("post", "/v1/admin/tenants/{id}/resolutions") => resolution(true),
         ("put", "/v1/tenants/{tenant}/people") => person_input(),
         ("post", "/v1/tenants/{tenant}/people/{record}/notes") => note(),
         ("post", "/v1/tenants/{tenant}/tasks") => task(),
@@ -145,6 +208,12 @@ pub fn response(method: &str, path: &str) -> Option<(&'static str, Value)> {
         ("post", "/v1/admin/tenants") => ("201", tenant()),
         ("get", "/v1/admin/tenants") => ("200", json!({"type": "array", "items": tenant()})),
         ("get", "/v1/admin/tenants/{id}") => ("200", tenant()),
+        ("get", "/v1/admin/tenants/{id}/conflicts") => {
+            ("200", json!({"type": "array", "items": conflict()}))
+        }
+        ("get", "/v1/admin/tenants/{id}/conflicts/{conflict}") => ("200", conflict()),
+        ("post", "/v1/admin/tenants/{id}/conflicts/{conflict}/resolve") => ("202", conflict()),
+        ("get", "/v1/admin/tenants/{id}/records/{object}/{record}/history") => ("200", history()),
         _ => return None,
     })
 }

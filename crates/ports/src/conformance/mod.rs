@@ -14,6 +14,7 @@
 //! must *not* have expired is 30 s long; one that must have expired is 100 ms long and is checked
 //! after 400 ms.
 
+pub mod audit;
 pub mod cache;
 pub mod conflicts;
 pub mod idempotency;

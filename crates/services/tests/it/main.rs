@@ -10,5 +10,6 @@ mod contact;
 mod outbound;
 mod pipeline;
 mod poll;
+mod resolve;
 mod retention;
 mod worker;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use adapter_attio_http::{AttioClient, AttioConfig};
 use adapter_hubspot::{HubSpotClient, HubSpotConfig};
 use adapter_memory::{
-    MemoryConflictStore, MemoryLinkStore, MemoryRateLimiter, MemoryWriteLedger, SystemClock,
+    MemoryAuditLog, MemoryConflictStore, MemoryLinkStore, MemoryRateLimiter, MemoryWriteLedger,
+    SystemClock,
 };
 use adapter_salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
 use async_trait::async_trait;
@@ -107,6 +108,7 @@ pub struct World {
     pub salesforce: SalesforceClient,
     pub ledger: Arc<MemoryWriteLedger>,
     pub conflicts: Arc<MemoryConflictStore>,
+    pub audit: Arc<MemoryAuditLog>,
     pub sync: OutboundSync,
     pub tenant: TenantId,
     pub links: Arc<MemoryLinkStore>,
@@ -197,6 +199,7 @@ pub async fn world(connect_salesforce: bool, title_rule: SyncRule) -> World {
     let ledger = Arc::new(MemoryWriteLedger::default());
     let conflicts = Arc::new(MemoryConflictStore::default());
     let links = Arc::new(MemoryLinkStore::default());
+    let audit = Arc::new(MemoryAuditLog::default());
     let directory = Arc::new(Directory(clients));
     let sync = OutboundSync::new(
         directory.clone(),
@@ -205,7 +208,8 @@ pub async fn world(connect_salesforce: bool, title_rule: SyncRule) -> World {
         conflicts.clone(),
         Arc::new(SystemClock),
         targets(title_rule),
-    );
+    )
+    .with_audit(audit.clone());
     World {
         _sims: (a, h, s),
         attio,
@@ -213,6 +217,7 @@ pub async fn world(connect_salesforce: bool, title_rule: SyncRule) -> World {
         salesforce,
         ledger,
         conflicts,
+        audit,
         sync,
         tenant,
         links,
@@ -481,7 +486,11 @@ async fn changes_on_both_sides_under_a_manual_rule_become_a_conflict() {
         vec![domain::mapping::FieldKey::parse("job_title").unwrap()]
     );
     assert!(r.written.is_empty());
-    let open = w.conflicts.open(&w.tenant, 10).await.unwrap();
+    let open = w
+        .conflicts
+        .open(&w.tenant, &Default::default(), 10)
+        .await
+        .unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(
         open[0].conflict.external.value,

@@ -87,7 +87,8 @@ async fn a_pass_forgets_what_is_past_its_retention_and_keeps_the_rest() {
         retention.pass().await.unwrap(),
         Purged {
             deliveries: 0,
-            ledger_entries: 1
+            ledger_entries: 1,
+            audit_entries: 0,
         }
     );
     assert!(inbox.get(&t, old[0]).await.is_ok());
@@ -98,7 +99,8 @@ async fn a_pass_forgets_what_is_past_its_retention_and_keeps_the_rest() {
         retention.pass().await.unwrap(),
         Purged {
             deliveries: 5,
-            ledger_entries: 0
+            ledger_entries: 0,
+            audit_entries: 0,
         }
     );
     for id in old {

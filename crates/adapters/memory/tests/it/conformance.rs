@@ -1,8 +1,9 @@
 use std::sync::Arc;
 
 use adapter_memory::{
-    MemoryCache, MemoryConflictStore, MemoryIdempotencyStore, MemoryInbox, MemoryLinkStore,
-    MemoryQueue, MemoryRateLimiter, MemorySyncStateStore, MemoryTenantStore, MemoryWriteLedger,
+    MemoryAuditLog, MemoryCache, MemoryConflictStore, MemoryIdempotencyStore, MemoryInbox,
+    MemoryLinkStore, MemoryQueue, MemoryRateLimiter, MemorySyncStateStore, MemoryTenantStore,
+    MemoryWriteLedger,
 };
 
 async fn queue() -> Arc<MemoryQueue> {
@@ -23,6 +24,9 @@ async fn sync_state() -> Arc<MemorySyncStateStore> {
 async fn conflicts() -> Arc<MemoryConflictStore> {
     Arc::new(MemoryConflictStore::default())
 }
+async fn audit() -> Arc<MemoryAuditLog> {
+    Arc::new(MemoryAuditLog::default())
+}
 async fn tenants() -> Arc<MemoryTenantStore> {
     Arc::new(MemoryTenantStore::default())
 }
@@ -41,6 +45,10 @@ async fn limiter() -> Arc<MemoryRateLimiter> {
 mod queue {
     use super::queue;
     ports::queue_conformance!(queue);
+}
+mod audit {
+    use super::audit;
+    ports::audit_conformance!(audit);
 }
 mod cache {
     use super::cache;

@@ -33,6 +33,10 @@ mod conflicts {
     use super::store;
     ports::conflict_conformance!(store);
 }
+mod audit {
+    use super::store;
+    ports::audit_conformance!(store);
+}
 mod tenants {
     use super::store;
     ports::tenant_conformance!(store);

@@ -222,6 +222,7 @@ async fn close_and_wait(store: &adapter_postgres::PgStore, admin: &mut PgConnect
 /// run as the service's role, under row-level security, where the planner's estimates are off.
 #[tokio::test]
 async fn the_operators_listings_read_only_what_they_list() {
+    use domain::conflict::ConflictFilter;
     use domain::ids::TenantId;
     use ports::queue::DeadLetterQueue;
     use ports::stores::{ConflictStore, Inbox};
@@ -256,15 +257,16 @@ async fn the_operators_listings_read_only_what_they_list() {
         &mut admin,
         format!(
             "INSERT INTO {schema}.conflicts (conflict_id, tenant_id, object, attio_record, system, \
-             external_id, conflict, detected_at, resolution, resolved_at) \
+             external_id, conflict, detected_at, resolution, resolved_at, field, last_seen) \
          SELECT gen_random_uuid(), CASE WHEN g <= 1500 THEN 'acme' ELSE 'other' END, object, \
-             attio_record, system, external_id, conflict, detected_at + g * interval '1 s', \
-             CASE WHEN g <= 1500 THEN '{{}}'::jsonb END, CASE WHEN g <= 1500 THEN now() END \
+             gen_random_uuid(), system, external_id, conflict, detected_at + g * interval '1 s', \
+             CASE WHEN g <= 1500 THEN '{{}}'::jsonb END, CASE WHEN g <= 1500 THEN now() END, \
+             field, last_seen \
          FROM {schema}.conflicts, generate_series(1, 3000) g; \
          INSERT INTO {schema}.conflicts (conflict_id, tenant_id, object, attio_record, system, \
-             external_id, conflict, detected_at) \
-         SELECT gen_random_uuid(), tenant_id, object, attio_record, system, external_id, \
-             conflict, detected_at + g * interval '1 ms' \
+             external_id, conflict, detected_at, field, last_seen) \
+         SELECT gen_random_uuid(), tenant_id, object, gen_random_uuid(), system, external_id, \
+             conflict, detected_at + g * interval '1 ms', field, last_seen \
          FROM {schema}.conflicts, generate_series(1, 9) g \
          WHERE resolution IS NULL AND tenant_id = 'acme'"
         ),
@@ -285,7 +287,14 @@ async fn the_operators_listings_read_only_what_they_list() {
     for _ in 0..CALLS {
         assert_eq!(store.quarantined(&t, 10).await.unwrap().len(), 5);
         assert_eq!(store.list_dead(&t, 10).await.unwrap().len(), 10);
-        assert_eq!(store.open(&t, 10).await.unwrap().len(), 10);
+        assert_eq!(
+            store
+                .open(&t, &ConflictFilter::default(), 10)
+                .await
+                .unwrap()
+                .len(),
+            10
+        );
     }
     close_and_wait(&store, &mut admin, &schema).await;
     let inbox = rows_read_from(&mut admin, &schema, "inbox").await - inbox_before;

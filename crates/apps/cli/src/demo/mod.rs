@@ -352,7 +352,10 @@ pub async fn run(wait: Duration) -> Result<()> {
     }
     let deadline = Instant::now() + wait;
     let conflicts = loop {
-        let open = stores.conflicts.open(&tenant, 10).await?;
+        let open = stores
+            .conflicts
+            .open(&tenant, &Default::default(), 10)
+            .await?;
         if !open.is_empty() || Instant::now() > deadline {
             break open;
         }

@@ -6,6 +6,7 @@
 
 mod admin;
 mod contacts;
+mod control;
 mod from_attio_sim;
 mod hardening;
 mod intake;

@@ -1,0 +1,397 @@
+//! The control plane's admin routes (behind the admin token, as the rest of `/v1/admin`):
+//!
+//! - `GET /v1/admin/tenants/{id}/conflicts` lists open conflicts, oldest first, filtered by
+//!   `object`, `system`, `field`, `record` and `older_than_s`, at most `limit` (default 100,
+//!   at most 1,000).
+//! - `GET …/conflicts/{conflict}` shows one: both values with their change times, the snapshot
+//!   they diverged from, why it was queued, and its resolution once there is one.
+//! - `POST …/conflicts/{conflict}/resolve` `{"keep": "attio" | "external" | "value", "value": …}`
+//!   records the decision and queues a job that writes the chosen value to every side that
+//!   differs (through the sync's write path: ledger, audit trail, snapshot), answering 202.
+//!   `POST /v1/admin/tenants/{id}/resolutions` does the same for `{"ids": [...], "keep": …}`,
+//!   answering each id's outcome.
+//! - `GET …/records/{object}/{record}/history` is a synced record's audit trail, newest first.
+//!
+//! Values are plain JSON (`null`, booleans, numbers, strings, arrays of strings).
+
+// Handlers return their answer early as a `Response`; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use domain::audit::AuditEntry;
+use domain::conflict::{ConflictFilter, ConflictRecord, Resolution};
+use domain::field::FieldValue;
+use domain::ids::{ConflictId, ObjectSlug, RecordId, SystemId, TenantId};
+use domain::job::{JobKey, NewJob};
+use domain::mapping::FieldKey;
+use ports::error::PortError;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::admin::{error, port_error, tenant_id};
+
+/// The most conflicts or history entries one answer holds.
+const MAX_LIMIT: usize = 1000;
+
+/// A conflict as the API shows it.
+pub(crate) fn conflict_view(c: &ConflictRecord) -> Value {
+    let side = |s: &domain::merge::SideValue| {
+        json!({
+            "value": s.value.to_plain_json(),
+            "changed_at": s.changed_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+        })
+    };
+    let rfc = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    json!({
+        "id": c.id.to_string(),
+        "object": c.object.as_str(),
+        "record": c.attio_record.to_string(),
+        "system": c.system.as_str(),
+        "external_id": c.external_id.as_str(),
+        "field": c.field().as_str(),
+        "attio": side(&c.conflict.attio),
+        "external": side(&c.conflict.external),
+        "snapshot": {
+            "attio": c.conflict.snapshot.attio.to_plain_json(),
+            "external": c.conflict.snapshot.external.to_plain_json(),
+        },
+        "reason": c.conflict.reason,
+        "detected_at": rfc(c.detected_at),
+        "last_seen": rfc(c.last_seen),
+        "resolution": c.resolution.as_ref().map(|(r, at)| json!({
+            "keep": r.name(),
+            "value": match r { Resolution::Value { value } => value.to_plain_json(), _ => Value::Null },
+            "at": rfc(*at),
+        })),
+    })
+}
+
+fn bad(message: impl Into<String>) -> Response {
+    error(StatusCode::BAD_REQUEST, message)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    object: Option<String>,
+    system: Option<String>,
+    field: Option<String>,
+    record: Option<String>,
+    older_than_s: Option<u64>,
+    limit: Option<usize>,
+}
+
+impl ListQuery {
+    fn filter(&self, now: time::OffsetDateTime) -> Result<ConflictFilter, Response> {
+        let parse = |r: Result<_, domain::DomainError>| r.map_err(|e| bad(e.to_string()));
+        Ok(ConflictFilter {
+            object: self
+                .object
+                .as_deref()
+                .map(ObjectSlug::parse)
+                .transpose()
+                .map_err(|e| bad(e.to_string()))?,
+            system: self
+                .system
+                .as_deref()
+                .map(SystemId::parse)
+                .transpose()
+                .map_err(|e| bad(e.to_string()))?,
+            field: self
+                .field
+                .as_deref()
+                .map(FieldKey::parse)
+                .transpose()
+                .map_err(|e| bad(e.to_string()))?,
+            record: match self.record.as_deref() {
+                Some(r) => Some(parse(RecordId::parse(r))?),
+                None => None,
+            },
+            detected_before: self
+                .older_than_s
+                .map(|s| now - time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 2))),
+        })
+    }
+}
+
+fn limit(given: Option<usize>) -> Result<usize, Response> {
+    match given.unwrap_or(100) {
+        n @ 1..=MAX_LIMIT => Ok(n),
+        n => Err(bad(format!("limit must be 1 to {MAX_LIMIT}, not {n}"))),
+    }
+}
+
+async fn list_conflicts(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return bad(format!("bad query: {}", e.body_text())),
+    };
+    let (filter, limit) = match (query.filter(state.clock.now()), limit(query.limit)) {
+        (Ok(f), Ok(l)) => (f, l),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    if let Err(e) = state.tenants.get(&id).await {
+        return port_error(&e);
+    }
+    match state.stores.conflicts.open(&id, &filter, limit).await {
+        Ok(found) => Json(found.iter().map(conflict_view).collect::<Vec<_>>()).into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
+fn conflict_id(raw: &str) -> Result<ConflictId, Response> {
+    ConflictId::parse(raw).map_err(|e| bad(e.to_string()))
+}
+
+async fn show_conflict(
+    State(state): State<AppState>,
+    Path((raw, conflict)): Path<(String, String)>,
+) -> Response {
+    let (id, conflict) = match (tenant_id(&raw), conflict_id(&conflict)) {
+        (Ok(t), Ok(c)) => (t, c),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match state.stores.conflicts.get(&id, conflict).await {
+        Ok(c) => Json(conflict_view(&c)).into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
+/// A decision as typed: `{"keep": "attio"}`, `{"keep": "external"}` or
+/// `{"keep": "value", "value": …}` (`null` clears the field), with `"ids": [...]` in the bulk
+/// form.
+fn decision(body: &[u8], bulk: bool) -> Result<(Resolution, Vec<String>), Response> {
+    let body: serde_json::Map<String, Value> =
+        serde_json::from_slice(body).map_err(|e| bad(format!("not a resolution: {e}")))?;
+    if let Some(k) = body
+        .keys()
+        .find(|k| !["keep", "value", "ids"].contains(&k.as_str()))
+    {
+        return Err(bad(format!("unknown field {k:?} in a resolution")));
+    }
+    let keep = body.get("keep").and_then(Value::as_str).unwrap_or_default();
+    let resolution = match (keep, body.get("value")) {
+        ("attio", None) => Resolution::KeepAttio,
+        ("external", None) => Resolution::KeepExternal,
+        ("value", Some(v)) => Resolution::Value {
+            value: FieldValue::from_plain_json(v).map_err(|e| bad(e.to_string()))?,
+        },
+        ("value", None) => return Err(bad("keep \"value\" needs a value")),
+        ("attio" | "external", Some(_)) => {
+            return Err(bad(format!("keep {keep:?} takes no value")));
+        }
+        (other, _) => {
+            return Err(bad(format!(
+                "keep must be \"attio\", \"external\" or \"value\", not {other:?}"
+            )));
+        }
+    };
+    let ids = match body.get("ids") {
+        None => None,
+        Some(v) => Some(
+            v.as_array()
+                .and_then(|a| {
+                    a.iter()
+                        .map(|i| i.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| bad("ids must be an array of conflict ids"))?,
+        ),
+    };
+    match (bulk, ids) {
+        (false, None) => Ok((resolution, Vec::new())),
+        (false, Some(_)) => Err(bad("ids belong to POST /v1/admin/tenants/{id}/resolutions")),
+        (true, Some(ids)) if !ids.is_empty() && ids.len() <= MAX_LIMIT => Ok((resolution, ids)),
+        (true, _) => Err(bad(format!("ids must list 1 to {MAX_LIMIT} conflicts"))),
+    }
+}
+
+/// Queues the job that writes the decision, then records it. The job is queued first, so a
+/// recorded decision is never left unwritten; a job whose decision lost a race applies the one
+/// recorded (it reads the stored resolution).
+async fn resolve_one(
+    state: &AppState,
+    tenant: &TenantId,
+    id: ConflictId,
+    resolution: &Resolution,
+) -> Result<ConflictRecord, PortError> {
+    let conflicts = &state.stores.conflicts;
+    let c = conflicts.get(tenant, id).await?;
+    if c.resolution.is_some() {
+        return Err(PortError::Conflict(format!(
+            "conflict {id} is already resolved"
+        )));
+    }
+    let key = JobKey::new(tenant.clone(), "conflicts", &c.attio_record.to_string())
+        .map_err(PortError::Domain)?;
+    let job = NewJob::new(
+        key,
+        json!({"source": "resolution", "conflict": id.to_string()}),
+    )
+    .with_max_attempts(state.settings.max_attempts);
+    state.queue.enqueue(job).await?;
+    let done = conflicts
+        .resolve(tenant, id, resolution.clone(), state.clock.now())
+        .await?;
+    metrics::counter!("conflicts_resolved_total", "keep" => resolution.name()).increment(1);
+    tracing::info!(tenant = %tenant, conflict = %id, keep = resolution.name(), "conflict resolved; its value is queued for writing");
+    Ok(done)
+}
+
+async fn resolve_conflict(
+    State(state): State<AppState>,
+    Path((raw, conflict)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let (id, conflict) = match (tenant_id(&raw), conflict_id(&conflict)) {
+        (Ok(t), Ok(c)) => (t, c),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let (resolution, _) = match decision(&body, false) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    match resolve_one(&state, &id, conflict, &resolution).await {
+        Ok(c) => (StatusCode::ACCEPTED, Json(conflict_view(&c))).into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
+async fn resolve_many(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let (resolution, ids) = match decision(&body, true) {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    if let Err(e) = state.tenants.get(&id).await {
+        return port_error(&e);
+    }
+    let mut outcomes = Vec::with_capacity(ids.len());
+    let mut resolved = 0;
+    for raw in &ids {
+        let outcome = match ConflictId::parse(raw) {
+            Err(e) => json!({"id": raw, "outcome": "invalid", "error": e.to_string()}),
+            Ok(c) => match resolve_one(&state, &id, c, &resolution).await {
+                Ok(_) => {
+                    resolved += 1;
+                    json!({"id": raw, "outcome": "queued"})
+                }
+                Err(PortError::NotFound(_)) => {
+                    json!({"id": raw, "outcome": "not_found"})
+                }
+                Err(PortError::Conflict(_)) => {
+                    json!({"id": raw, "outcome": "already_resolved"})
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %id, conflict = %c, error = %ports::Chain(&e), "a conflict of a bulk resolution was not resolved");
+                    json!({"id": raw, "outcome": "failed", "error": "temporarily unavailable"})
+                }
+            },
+        };
+        outcomes.push(outcome);
+    }
+    Json(json!({"resolved": resolved, "outcomes": outcomes})).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    limit: Option<usize>,
+}
+
+fn entry_view(e: &AuditEntry) -> Value {
+    json!({
+        "field": e.field.as_str(),
+        "written_to": e.written_to.as_str(),
+        "written_record": e.written_record,
+        "source": e.source,
+        "old": e.old.to_plain_json(),
+        "new": e.new.to_plain_json(),
+        "rule": e.rule,
+        "cause": e.cause,
+        "at": e.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+    })
+}
+
+async fn history(
+    State(state): State<AppState>,
+    Path((raw, object, record)): Path<(String, String, String)>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return bad(format!("bad query: {}", e.body_text())),
+    };
+    let (object, record, limit) = match (
+        ObjectSlug::parse(&object),
+        RecordId::parse(&record),
+        limit(query.limit),
+    ) {
+        (Ok(o), Ok(r), Ok(l)) => (o, r, l),
+        (Err(e), _, _) | (_, Err(e), _) => return bad(e.to_string()),
+        (_, _, Err(r)) => return r,
+    };
+    if let Err(e) = state.tenants.get(&id).await {
+        return port_error(&e);
+    }
+    match state
+        .stores
+        .audit
+        .history(&id, &object, record, limit)
+        .await
+    {
+        Ok(entries) => Json(json!({
+            "object": object.as_str(),
+            "record": record.to_string(),
+            "entries": entries.iter().map(entry_view).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
+/// The control plane's routes (the caller adds the admin authorization).
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/tenants/{id}/conflicts", get(list_conflicts))
+        .route("/v1/admin/tenants/{id}/resolutions", post(resolve_many))
+        .route(
+            "/v1/admin/tenants/{id}/conflicts/{conflict}",
+            get(show_conflict),
+        )
+        .route(
+            "/v1/admin/tenants/{id}/conflicts/{conflict}/resolve",
+            post(resolve_conflict),
+        )
+        .route(
+            "/v1/admin/tenants/{id}/records/{object}/{record}/history",
+            get(history),
+        )
+}

@@ -1,0 +1,288 @@
+//! The control plane over HTTP: the conflict queue listed with its filters, shown, resolved one
+//! at a time and in bulk (each decision queues the job that writes it), bad decisions refused
+//! with the cause, and a record's audit trail.
+
+use std::time::Duration;
+
+use domain::audit::AuditEntry;
+use domain::conflict::ConflictRecord;
+use domain::ids::{ObjectSlug, RecordId, SystemId};
+use ports::queue::ReserveFilter;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::{TestApp, memory_stores, settings, spawn_app_with, tenant};
+
+const TOKEN: &str = "operator-token-0123456789abcdef0123456789";
+
+/// The app on the memory stores with tenant `acme` and three open conflicts: two on people
+/// (HubSpot's `job_title`, Salesforce's `name.first_name`) and one on companies.
+async fn app() -> (TestApp, app_common::Stores, Vec<ConflictRecord>) {
+    let stores = memory_stores().await;
+    stores.tenants.create(&tenant("acme")).await.unwrap();
+    let t = domain::ids::TenantId::parse("acme").unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let mut made = Vec::new();
+    for (n, object, system, field, age_s) in [
+        (1, "people", "hubspot", "job_title", 7200),
+        (2, "people", "salesforce", "name.first_name", 60),
+        (3, "companies", "hubspot", "name", 30),
+    ] {
+        let mut c = ports::conformance::conflicts::conflict(&t, n);
+        c.object = ObjectSlug::parse(object).unwrap();
+        c.system = SystemId::parse(system).unwrap();
+        c.conflict.key = domain::mapping::FieldKey::parse(field).unwrap();
+        c.attio_record = RecordId::from_uuid(uuid::Uuid::from_u128(100 + n));
+        c.detected_at = now - time::Duration::seconds(age_s);
+        c.last_seen = c.detected_at;
+        stores.conflicts.record(&c).await.unwrap();
+        made.push(c);
+    }
+    let mut s = settings();
+    s.admin_token = Some(domain::tenant::Secret::new(TOKEN).unwrap());
+    (spawn_app_with(stores.clone(), s, None).await, stores, made)
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn conflicts_are_listed_with_filters_and_shown_with_both_sides() {
+    let (app, _stores, made) = app().await;
+    let id = |n: usize| made[n].id.to_string();
+    let cases = [
+        ("", vec![id(0), id(1), id(2)]),
+        ("?object=people", vec![id(0), id(1)]),
+        ("?system=hubspot", vec![id(0), id(2)]),
+        ("?field=name.first_name", vec![id(1)]),
+        ("?older_than_s=3600", vec![id(0)]),
+        ("?object=people&system=hubspot", vec![id(0)]),
+        (&format!("?record={}", made[2].attio_record), vec![id(2)]),
+        ("?limit=1", vec![id(0)]),
+    ];
+    for (query, want) in cases {
+        let (status, body) = app
+            .call(
+                Method::GET,
+                &format!("/v1/admin/tenants/acme/conflicts{query}"),
+                TOKEN,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{query}: {body}");
+        assert_eq!(ids(&body), want, "{query}");
+    }
+    let (status, shown) = app
+        .call(
+            Method::GET,
+            &format!("/v1/admin/tenants/acme/conflicts/{}", id(0)),
+            TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["field"], "job_title");
+    assert_eq!(shown["attio"]["value"], "CEO");
+    assert_eq!(shown["external"]["value"], "Founder");
+    assert_eq!(
+        shown["snapshot"],
+        json!({"attio": "CTO", "external": "CTO"})
+    );
+    assert_eq!(shown["reason"], "manual_rule");
+    assert_eq!(shown["resolution"], Value::Null);
+    for (path, status) in [
+        (
+            "/v1/admin/tenants/acme/conflicts?object=Not%20A%20Slug",
+            400,
+        ),
+        ("/v1/admin/tenants/acme/conflicts?limit=0", 400),
+        ("/v1/admin/tenants/acme/conflicts?colour=red", 400),
+        ("/v1/admin/tenants/nobody/conflicts", 404),
+        ("/v1/admin/tenants/acme/conflicts/not-a-uuid", 400),
+        (
+            "/v1/admin/tenants/acme/conflicts/00000000-0000-0000-0000-000000000009",
+            404,
+        ),
+    ] {
+        assert_eq!(
+            app.call(Method::GET, path, TOKEN, None).await.0,
+            status,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        app.call(
+            Method::GET,
+            "/v1/admin/tenants/acme/conflicts",
+            "wrong",
+            None
+        )
+        .await
+        .0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn a_resolution_is_recorded_once_and_queues_its_writes() {
+    let (app, stores, made) = app().await;
+    let path = format!("/v1/admin/tenants/acme/conflicts/{}/resolve", made[0].id);
+    let bad = [
+        json!({}),
+        json!({"keep": "both"}),
+        json!({"keep": "attio", "value": "x"}),
+        json!({"keep": "value"}),
+        json!({"keep": "value", "value": {"nested": true}}),
+        json!({"keep": "value", "value": 1.23456}),
+        json!({"keep": "attio", "ids": [made[1].id.to_string()]}),
+        json!({"keep": "attio", "colour": "red"}),
+    ];
+    for body in bad {
+        let (status, answer) = app
+            .call(Method::POST, &path, TOKEN, Some(body.clone()))
+            .await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{answer}"
+        );
+    }
+    let (status, answer) = app
+        .call(
+            Method::POST,
+            &path,
+            TOKEN,
+            Some(json!({"keep": "value", "value": "Chief Scientist"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["resolution"]["keep"], "value");
+    assert_eq!(answer["resolution"]["value"], "Chief Scientist");
+    let (status, _) = app
+        .call(Method::POST, &path, TOKEN, Some(json!({"keep": "attio"})))
+        .await;
+    assert_eq!(status, 409, "resolved once");
+    let job = stores
+        .queue
+        .reserve("test", Duration::from_secs(30), &ReserveFilter::default())
+        .await
+        .unwrap()
+        .expect("the writes are queued");
+    assert_eq!(
+        job.job.payloads[0],
+        json!({"source": "resolution", "conflict": made[0].id.to_string()})
+    );
+    assert_eq!(job.job.key.entity, made[0].attio_record.to_string());
+    let (_, open) = app
+        .call(Method::GET, "/v1/admin/tenants/acme/conflicts", TOKEN, None)
+        .await;
+    assert_eq!(
+        ids(&open),
+        vec![made[1].id.to_string(), made[2].id.to_string()]
+    );
+}
+
+#[tokio::test]
+async fn many_conflicts_are_resolved_at_once_with_each_outcome() {
+    let (app, _stores, made) = app().await;
+    let body = json!({
+        "keep": "external",
+        "ids": [made[1].id.to_string(), made[2].id.to_string(), "00000000-0000-0000-0000-000000000009", "nope"],
+    });
+    let (status, answer) = app
+        .call(
+            Method::POST,
+            "/v1/admin/tenants/acme/resolutions",
+            TOKEN,
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["resolved"], 2);
+    let outcomes: Vec<&str> = answer["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["queued", "queued", "not_found", "invalid"]);
+    let (_, again) = app
+        .call(
+            Method::POST,
+            "/v1/admin/tenants/acme/resolutions",
+            TOKEN,
+            Some(body),
+        )
+        .await;
+    assert_eq!(again["resolved"], 0);
+    assert_eq!(again["outcomes"][0]["outcome"], "already_resolved");
+    for bad in [
+        json!({"keep": "attio"}),
+        json!({"keep": "attio", "ids": []}),
+    ] {
+        assert_eq!(
+            app.call(
+                Method::POST,
+                "/v1/admin/tenants/acme/resolutions",
+                TOKEN,
+                Some(bad)
+            )
+            .await
+            .0,
+            400
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_records_history_is_answered_newest_first() {
+    let (app, stores, _) = app().await;
+    let t = domain::ids::TenantId::parse("acme").unwrap();
+    let entries: Vec<AuditEntry> = (1..=3)
+        .map(|n| ports::conformance::audit::entry(&t, 7, n))
+        .collect();
+    stores.audit.append(&entries).await.unwrap();
+    let record = RecordId::from_uuid(uuid::Uuid::from_u128(7));
+    let (status, body) = app
+        .call(
+            Method::GET,
+            &format!("/v1/admin/tenants/acme/records/people/{record}/history?limit=2"),
+            TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let got = body["entries"].as_array().unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0]["new"], "CEO 3");
+    assert_eq!(got[0]["old"], "CTO");
+    assert_eq!(got[0]["source"], "attio");
+    assert_eq!(got[0]["written_to"], "crm-a");
+    assert_eq!(got[0]["cause"], "attio delivery, job 3");
+    assert_eq!(got[0]["rule"], "prefer_attio");
+    for (path, status) in [
+        (
+            "/v1/admin/tenants/acme/records/people/nope/history".to_owned(),
+            400,
+        ),
+        (
+            format!("/v1/admin/tenants/acme/records/Bad%20Slug/{record}/history"),
+            400,
+        ),
+        (
+            format!("/v1/admin/tenants/nobody/records/people/{record}/history"),
+            404,
+        ),
+    ] {
+        assert_eq!(
+            app.call(Method::GET, &path, TOKEN, None).await.0,
+            status,
+            "{path}"
+        );
+    }
+}
