@@ -19,16 +19,21 @@ pub enum Resolution {
     /// A value to write to both sides, in Attio's value space (the mapping's transform gives
     /// the CRM's).
     Value { value: FieldValue },
+    /// Closed without a person: a later sync found the field in step again (the sides came to
+    /// agree, one side went back to the last synced value, or a resolution of the same field
+    /// settled it). Nothing is written for it.
+    Superseded,
 }
 
 impl Resolution {
-    /// The value each side should hold once `conflict` is settled this way: `(attio, external)`.
+    /// The value each side should hold once `conflict` is settled this way: `(attio, external)`;
+    /// `None` for [`Resolution::Superseded`], which writes nothing.
     pub fn chosen(
         &self,
         conflict: &FieldConflict,
         mapping: &FieldMapping,
-    ) -> (FieldValue, FieldValue) {
-        match self {
+    ) -> Option<(FieldValue, FieldValue)> {
+        Some(match self {
             Self::KeepAttio => {
                 let a = conflict.attio.value.clone();
                 let e = mapping.transform.to_external(&a);
@@ -39,15 +44,17 @@ impl Resolution {
                 (mapping.transform.to_attio(&e), e)
             }
             Self::Value { value } => (value.clone(), mapping.transform.to_external(value)),
-        }
+            Self::Superseded => return None,
+        })
     }
 
-    /// A short name for logs and the audit trail (`attio`, `external`, `value`).
+    /// A short name for logs and the audit trail (`attio`, `external`, `value`, `superseded`).
     pub fn name(&self) -> &'static str {
         match self {
             Self::KeepAttio => "attio",
             Self::KeepExternal => "external",
             Self::Value { .. } => "value",
+            Self::Superseded => "superseded",
         }
     }
 }

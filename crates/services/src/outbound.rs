@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use domain::audit::AuditEntry;
 use domain::cache::{CacheCategory, CacheKey, CacheTag};
-use domain::conflict::ConflictRecord;
+use domain::conflict::{ConflictFilter, ConflictRecord, Resolution};
 use domain::field::FieldValue;
 use domain::ids::{
     AttributeSlug, ConflictId, ExternalId, ObjectRef, ObjectSlug, RecordId, SystemId, TenantId,
@@ -613,6 +613,8 @@ impl OutboundSync {
                 })
                 .await?;
         }
+        self.close_superseded(tenant, object, record_id, &system, &conflicts, now)
+            .await?;
         let changed_link = link
             .as_ref()
             .is_none_or(|l| l.snapshot != new_snapshot || l.external_id != external_id);
@@ -640,6 +642,43 @@ impl OutboundSync {
             deferred_inbound: deferred,
             conflicts,
         })
+    }
+
+    /// Closes the open conflicts of this record and system whose field the merge found in step
+    /// (`in_conflict` lists the fields still in conflict): the sides agree again, or a
+    /// resolution settled them, so nobody needs to decide them any more.
+    async fn close_superseded(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record_id: RecordId,
+        system: &SystemId,
+        in_conflict: &[FieldKey],
+        now: time::OffsetDateTime,
+    ) -> ServiceResult<()> {
+        let this_pair = ConflictFilter {
+            object: Some(object.clone()),
+            system: Some(system.clone()),
+            record: Some(record_id),
+            ..ConflictFilter::default()
+        };
+        for c in self.conflicts.open(tenant, &this_pair, 100).await? {
+            if in_conflict.contains(c.field()) {
+                continue;
+            }
+            match self
+                .conflicts
+                .resolve(tenant, c.id, Resolution::Superseded, now)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(tenant = %tenant, conflict = %c.id, field = %c.field(), "a conflict closed itself: the field is in step again");
+                }
+                Err(PortError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Writes merge results into Attio; returns (written, deferred) field keys.

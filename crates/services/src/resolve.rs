@@ -5,7 +5,7 @@
 //! back. Running it again writes nothing: each side is compared with the chosen value first.
 
 use domain::audit::AuditEntry;
-use domain::conflict::ConflictRecord;
+use domain::conflict::{ConflictFilter, ConflictRecord};
 use domain::ids::{ConflictId, ObjectRef, SystemId, TenantId};
 use domain::ledger::{LedgerEntry, LedgerKey};
 use domain::link::LinkLookup;
@@ -64,7 +64,9 @@ impl OutboundSync {
             .iter()
             .find(|m| &m.key() == key)
             .ok_or_else(|| gone(format!("{object}.{key} is no longer mapped")))?;
-        let (want_attio, want_external) = resolution.chosen(&conflict.conflict, field);
+        let Some((want_attio, want_external)) = resolution.chosen(&conflict.conflict, field) else {
+            return Ok(Settled::default());
+        };
         let (want_attio, want_external) = (want_attio.normalized(), want_external.normalized());
 
         let clients = self.directory.clients(tenant).await?;
@@ -198,6 +200,25 @@ impl OutboundSync {
         );
         link.updated_at = now;
         self.links.save(&link).await?;
+        // A sync that read the records before this decision may have queued the same field
+        // again meanwhile: the decision covers it.
+        let again = ConflictFilter {
+            object: Some(object.clone()),
+            system: Some(conflict.system.clone()),
+            field: Some(key.clone()),
+            record: Some(record_id),
+            detected_before: None,
+        };
+        for c in self.conflicts.open(tenant, &again, 100).await? {
+            match self
+                .conflicts
+                .resolve(tenant, c.id, resolution.clone(), now)
+                .await
+            {
+                Ok(_) | Err(PortError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         tracing::info!(tenant = %tenant, conflict = %conflict.id, how = resolution.name(), attio = settled.wrote_attio, external = settled.wrote_external, "settled a conflict");
         Ok(settled)
     }

@@ -218,3 +218,20 @@ async fn the_trail_names_each_write_its_source_and_rule() {
     );
     assert_eq!(back.written_record, id.to_string());
 }
+
+#[tokio::test]
+async fn a_conflict_whose_sides_come_to_agree_closes_itself() {
+    let w = world(false, SyncRule::Manual).await;
+    let id = conflicted(&w, "agree@example.com").await;
+    edit_in_hubspot(&w, id, "Mathematician").await;
+    let r = &w.sync.sync_record(&w.tenant, &people(), id).await.unwrap()[0];
+    assert!(r.conflicts.is_empty());
+    assert!(
+        w.conflicts
+            .open(&w.tenant, &only_record(id), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the sides agree: nobody needs to decide"
+    );
+}

@@ -14,7 +14,7 @@ use crate::objects::*;
 use crate::records::*;
 
 pub fn router(sim: Arc<Sim>) -> Router {
-    Router::new()
+    let app = Router::new()
         .route("/v2/self", get(whoami))
         .route("/v2/objects", get(list_objects))
         .route("/v2/objects/{object}", get(get_object))
@@ -114,7 +114,8 @@ pub fn router(sim: Arc<Sim>) -> Router {
             sim.clone(),
             crate::faults::layer,
         ))
-        .with_state(sim)
+        .with_state(sim);
+    sim_support::requests::RequestLog::default().wrap(app)
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> ApiError {

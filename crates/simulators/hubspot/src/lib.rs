@@ -894,7 +894,7 @@ fn association_routes(prefix: &str) -> Router<Arc<Sim>> {
 }
 
 pub fn router(sim: Arc<Sim>) -> Router {
-    Router::new()
+    let app = Router::new()
         .merge(routes("/crm/v3/objects"))
         .merge(routes("/crm/objects/{version}"))
         .merge(association_routes("/crm/v4/objects"))
@@ -905,7 +905,8 @@ pub fn router(sim: Arc<Sim>) -> Router {
             sim.clone(),
             faults::layer,
         ))
-        .with_state(sim)
+        .with_state(sim);
+    sim_support::requests::RequestLog::default().wrap(app)
 }
 
 /// A simulator serving on a local port, stopped (with its webhook sender) when dropped.

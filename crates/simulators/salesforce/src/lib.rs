@@ -438,7 +438,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
     let data = api::routes()
         .layer(from_fn_with_state(sim.clone(), faults::layer))
         .layer(from_fn_with_state(sim.clone(), data_layer));
-    Router::new()
+    let app = Router::new()
         .route("/services/oauth2/token", post(oauth::token))
         .route("/services/oauth2/revoke", post(oauth::revoke))
         .route("/services/oauth2/introspect", post(oauth::introspect))
@@ -450,7 +450,8 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(data)
         .fallback(unknown_resource)
         .method_not_allowed_fallback(wrong_method)
-        .with_state(sim)
+        .with_state(sim);
+    sim_support::requests::RequestLog::default().wrap(app)
 }
 
 /// A simulator serving on a local port; stops when dropped. `url()` is the login URL and every

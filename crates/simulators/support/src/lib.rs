@@ -5,7 +5,10 @@
 //! - [`FaultSettings`], [`HasFaults`], [`faults_route`] and [`parse_faults`]: fault settings
 //!   given at start (`--faults JSON`) and read or replaced while running (`GET`/`PUT
 //!   /_sim/faults`, which need no credentials: they are the simulator's, not the vendor's);
-//! - [`roll`] and [`check_rates`]: the dice and the range check for injected faults.
+//! - [`roll`] and [`check_rates`]: the dice and the range check for injected faults;
+//! - [`requests::RequestLog`]: every request answered, read through `GET /_sim/requests`.
+
+pub mod requests;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -6,6 +6,7 @@
 mod api_robustness;
 mod attio_to_crms;
 mod contract;
+mod control;
 mod embedded;
 mod telemetry;
 

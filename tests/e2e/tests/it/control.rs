@@ -1,0 +1,538 @@
+//! The conflict queue and the audit trail across real processes, in both deployments: webhook-api
+//! and sync-worker on PostgreSQL, and `attio-sync run` on an embedded SQLite file. Three people
+//! have their title changed in Attio and in HubSpot at once, where the mapping leaves the title
+//! to a person (`manual`): three conflicts, listed through the admin API, resolved one each way
+//! (Attio's, HubSpot's, a typed value). Both sides and Salesforce then hold the chosen value;
+//! the simulators' request logs show each side written exactly as often as it differed (no echo
+//! write); each record's history names every write's side, source, rule and cause.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapter_hubspot::{HubSpotClient, HubSpotConfig};
+use adapter_memory::MemoryRateLimiter;
+use adapter_salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
+use domain::field::FieldValue;
+use domain::ids::TenantId;
+use domain::tenant::Secret;
+use ports::crm::{ExternalCrm, ExternalUpsert};
+use serde_json::{Value, json};
+
+use crate::attio_to_crms::{ATTIO_TOKEN, Attio, HUBSPOT_TOKEN, MASTER_KEY, prop};
+use crate::{Proc, eventually, start};
+
+const ADMIN_TOKEN: &str = "e2e-control-token-0123456789abcdefghijkl";
+const HUBSPOT_APP_SECRET: &str = "e2e-control-hubspot-secret";
+
+/// People to HubSpot (title under `manual`) and to Salesforce (title under `latest_wins`).
+const MAPPINGS: &str = r#"
+[[targets]]
+attio_object = "people"
+system = "hubspot"
+external_object = "contacts"
+id_property = "attio_record_id"
+fields = [
+  { attio = { attribute = "email_addresses" }, external = "email", rule = "latest_wins", transform = { type = "lowercase" } },
+  { attio = { attribute = "job_title" }, external = "jobtitle", rule = "manual" },
+]
+
+[[targets]]
+attio_object = "people"
+system = "salesforce"
+external_object = "Contact"
+id_property = "Attio_Id__c"
+fields = [
+  { attio = { attribute = "email_addresses" }, external = "Email", rule = "latest_wins", transform = { type = "lowercase" } },
+  { attio = { attribute = "name", part = "last_name" }, external = "LastName", rule = "latest_wins" },
+  { attio = { attribute = "job_title" }, external = "Title", rule = "latest_wins" },
+]
+"#;
+
+/// How the service runs.
+#[derive(Debug, Clone, Copy)]
+enum Deployment {
+    /// webhook-api and a sync-worker, on PostgreSQL.
+    Distributed,
+    /// `attio-sync run` on a SQLite file.
+    Embedded,
+}
+
+/// The running service and what it runs against.
+struct Rig {
+    api_url: String,
+    attio_url: String,
+    hubspot_url: String,
+    http: reqwest::Client,
+    hubspot: HubSpotClient,
+    salesforce: SalesforceClient,
+    _procs: Vec<Proc>,
+}
+
+impl Rig {
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.api_url))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    fn attio(&self) -> Attio {
+        Attio {
+            http: self.http.clone(),
+            url: self.attio_url.clone(),
+        }
+    }
+
+    async fn attio_title(&self, id: &str) -> Option<String> {
+        let r = self
+            .attio()
+            .call(
+                reqwest::Method::GET,
+                &format!("/v2/objects/people/records/{id}"),
+                None,
+            )
+            .await;
+        r["data"]["values"]["job_title"][0]["value"]
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    async fn hubspot_title(&self, id: &str) -> Option<FieldValue> {
+        let r = self
+            .hubspot
+            .get_by(
+                "contacts",
+                &prop("attio_record_id"),
+                id,
+                &[prop("jobtitle")],
+            )
+            .await
+            .ok()?;
+        r.properties.get(&prop("jobtitle")).cloned()
+    }
+
+    async fn salesforce_title(&self, id: &str) -> Option<FieldValue> {
+        let rows = self
+            .salesforce
+            .query(
+                &format!("SELECT Id, Title FROM Contact WHERE Attio_Id__c = '{id}'"),
+                false,
+                None,
+            )
+            .await
+            .ok()?
+            .records;
+        rows.first()?.properties.get(&prop("Title")).cloned()
+    }
+
+    /// Writes a simulator logged that touch `id`: HubSpot upserts naming it, Attio record writes.
+    async fn writes(&self, sim_url: &str, id: &str) -> usize {
+        let logged: Vec<Value> = self
+            .http
+            .get(format!("{sim_url}/_sim/requests"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        logged
+            .iter()
+            .filter(|r| matches!(r["method"].as_str(), Some("POST" | "PUT" | "PATCH")))
+            .filter(|r| {
+                r["path"].as_str().unwrap_or_default().contains(id)
+                    || r["body"].as_str().unwrap_or_default().contains(id)
+            })
+            .filter(|r| {
+                let path = r["path"].as_str().unwrap_or_default();
+                !["/query", "/search", "/batch/read", "/oauth2/"]
+                    .iter()
+                    .any(|read| path.contains(read))
+            })
+            .count()
+    }
+}
+
+async fn rig(deployment: Deployment) -> Rig {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let api_url = format!("http://127.0.0.1:{port}");
+    let attio_sim = start("attio-sim", &["--listen", "127.0.0.1:0"], &[], true).await;
+    let hubspot_sim = start(
+        "hubspot-sim",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--webhook-url",
+            &format!("{api_url}/v1/webhooks/hubspot/acme"),
+            "--webhook-secret",
+            HUBSPOT_APP_SECRET,
+            "--subscribe",
+            "contact.propertyChange:jobtitle",
+        ],
+        &[],
+        true,
+    )
+    .await;
+    let sf_sim = start(
+        "salesforce-sim",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--client-id",
+            "ck-e2e",
+            "--client-secret",
+            "cs-e2e",
+        ],
+        &[],
+        true,
+    )
+    .await;
+    let (attio_url, hubspot_url, sf_url) = (
+        attio_sim.url.clone().unwrap(),
+        hubspot_sim.url.clone().unwrap(),
+        sf_sim.url.clone().unwrap(),
+    );
+    let dir = std::env::temp_dir().join(format!(
+        "attio-sync-control-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let common = [
+        ("ATTIO_SYNC_LEASE_S", "5"),
+        ("ATTIO_SYNC_RETRY_BASE_MS", "200"),
+        ("ATTIO_SYNC_RETRY_CAP_MS", "2000"),
+        ("ATTIO_SYNC_MAX_ATTEMPTS", "8"),
+    ];
+    let mut procs = vec![attio_sim, hubspot_sim, sf_sim];
+    match deployment {
+        Deployment::Distributed => {
+            let db_url = testkit::postgres_url().await;
+            let schema = format!(
+                "e2e_control_{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            );
+            let store = |extra: Vec<(&'static str, String)>| {
+                let mut env = vec![
+                    ("ATTIO_SYNC_STORE__KIND", "postgres".to_owned()),
+                    ("ATTIO_SYNC_STORE__URL", db_url.clone()),
+                    ("ATTIO_SYNC_STORE__SCHEMA", schema.clone()),
+                    ("ATTIO_SYNC_MASTER_KEY", MASTER_KEY.to_owned()),
+                    ("ATTIO_SYNC_ATTIO_BASE_URL", attio_url.clone()),
+                    ("RUST_LOG", "warn".to_owned()),
+                ];
+                env.extend(extra);
+                env
+            };
+            procs.push(
+                start(
+                    "webhook-api",
+                    &["--listen", &format!("127.0.0.1:{port}")],
+                    &store(vec![
+                        ("ATTIO_SYNC_DEBOUNCE_MS", "1000".into()),
+                        ("ATTIO_SYNC_PUBLIC_URL", api_url.clone()),
+                        ("ATTIO_SYNC_ADMIN_TOKEN", ADMIN_TOKEN.into()),
+                    ]),
+                    true,
+                )
+                .await,
+            );
+            let mappings = dir.join("worker.toml");
+            std::fs::write(&mappings, MAPPINGS).unwrap();
+            let mut env = store(vec![
+                ("ATTIO_SYNC_CONFIG", mappings.display().to_string()),
+                ("ATTIO_SYNC_CRM__SALESFORCE__POLL_INTERVAL_S", "1".into()),
+            ]);
+            env.extend(common.iter().map(|(k, v)| (*k, (*v).to_owned())));
+            procs.push(start("sync-worker", &[], &env, false).await);
+        }
+        Deployment::Embedded => {
+            let config = dir.join("attio-sync.toml");
+            let worker = MAPPINGS.replace("[[targets]]", "[[worker.targets]]");
+            std::fs::write(
+                &config,
+                format!(
+                    "[api]\nlisten = \"127.0.0.1:{port}\"\nadmin_token = \"{ADMIN_TOKEN}\"\nmaster_key = \"{MASTER_KEY}\"\n\
+                     public_url = \"{api_url}\"\nattio_base_url = \"{attio_url}\"\ndebounce_ms = 1000\n\
+                     store = {{ kind = \"sqlite\", path = \"{db}\" }}\n\n\
+                     [worker]\nattio_base_url = \"{attio_url}\"\nlease_s = 5\nretry_base_ms = 200\nretry_cap_ms = 2000\nmax_attempts = 8\n\
+                     [worker.crm.salesforce]\npoll_interval_s = 1\n{worker}",
+                    db = dir.join("attio-sync.db").display()
+                ),
+            )
+            .unwrap();
+            let path = config.display().to_string();
+            procs.push(
+                start(
+                    "attio-sync",
+                    &["run", "--config", &path],
+                    &[("RUST_LOG", "warn".to_owned())],
+                    true,
+                )
+                .await,
+            );
+        }
+    }
+    let http = reqwest::Client::new();
+    let added = http
+        .post(format!("{api_url}/v1/admin/tenants"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({
+            "id": "acme",
+            "name": "Acme",
+            "attio": {"api_token": ATTIO_TOKEN},
+            "crms": [
+                {"system": "hubspot", "settings": {"base_url": hubspot_url}, "secrets": {"token": HUBSPOT_TOKEN, "client_secret": HUBSPOT_APP_SECRET}},
+                {"system": "salesforce", "settings": {"login_url": sf_url, "client_id": "ck-e2e"}, "secrets": {"client_secret": "cs-e2e"}},
+            ],
+            "register_webhook": true,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        added.status(),
+        201,
+        "{}",
+        added.text().await.unwrap_or_default()
+    );
+    let tenant = TenantId::parse("acme").unwrap();
+    let hubspot = HubSpotClient::new(
+        HubSpotConfig::new(
+            &hubspot_url,
+            Secret::new(HUBSPOT_TOKEN).unwrap(),
+            tenant.clone(),
+        )
+        .unwrap(),
+        Arc::new(MemoryRateLimiter::default()),
+    )
+    .unwrap();
+    let salesforce = SalesforceClient::new(
+        SalesforceConfig::new(
+            &sf_url,
+            SalesforceAuth::ClientCredentials {
+                client_id: "ck-e2e".into(),
+                client_secret: Secret::new("cs-e2e").unwrap(),
+            },
+            tenant,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    Rig {
+        api_url,
+        attio_url,
+        hubspot_url,
+        http,
+        hubspot,
+        salesforce,
+        _procs: procs,
+    }
+}
+
+/// The three resolutions and what each should leave: (how, the decision, the chosen title,
+/// Attio written, HubSpot written).
+fn cases(i: usize) -> (Value, &'static str, bool, bool) {
+    match i {
+        0 => (json!({"keep": "attio"}), "Mathematician", false, true),
+        1 => (json!({"keep": "external"}), "Countess", true, false),
+        _ => (
+            json!({"keep": "value", "value": "Analyst of Engines"}),
+            "Analyst of Engines",
+            true,
+            true,
+        ),
+    }
+}
+
+async fn conflicts_are_settled_each_way_without_echoes(deployment: Deployment) {
+    let rig = rig(deployment).await;
+    let attio = rig.attio();
+    let wait = Duration::from_secs(60);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let body = json!({"data": {"values": {
+            "email_addresses": [format!("ada{i}@example.com")],
+            "name": [{"first_name": "Ada", "last_name": format!("Lovelace{i}"), "full_name": format!("Ada Lovelace{i}")}],
+            "job_title": "Analyst",
+        }}});
+        let r = attio
+            .call(
+                reqwest::Method::POST,
+                "/v2/objects/people/records",
+                Some(body),
+            )
+            .await;
+        ids.push(r["data"]["id"]["record_id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        eventually("each person reaches HubSpot", wait, || async {
+            (rig.hubspot_title(id).await == Some(FieldValue::text("Analyst"))).then_some(())
+        })
+        .await;
+    }
+    // The same moment: Attio's title and HubSpot's change (within the API's 1 s debounce).
+    for id in &ids {
+        attio
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/v2/objects/people/records/{id}"),
+                Some(json!({"data": {"values": {"job_title": "Mathematician"}}})),
+            )
+            .await;
+        let edit = ExternalUpsert {
+            key: id.clone(),
+            properties: [(prop("jobtitle"), FieldValue::text("Countess"))].into(),
+        };
+        rig.hubspot
+            .upsert_batch("contacts", &prop("attio_record_id"), &[edit])
+            .await
+            .unwrap();
+    }
+    let listed = eventually("three conflicts are queued", wait, || async {
+        let (status, body) = rig
+            .admin(
+                reqwest::Method::GET,
+                "/v1/admin/tenants/acme/conflicts?field=job_title&system=hubspot",
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        (body.as_array().map(Vec::len) == Some(3)).then_some(body)
+    })
+    .await;
+    for c in listed.as_array().unwrap() {
+        assert_eq!(c["attio"]["value"], "Mathematician", "{c}");
+        assert_eq!(c["external"]["value"], "Countess", "{c}");
+        assert_eq!(c["snapshot"]["attio"], "Analyst", "{c}");
+        assert_eq!(c["reason"], "manual_rule");
+    }
+    // From here on, every write is the resolutions' (or an echo of them).
+    for sim in [&rig.attio_url, &rig.hubspot_url] {
+        rig.http
+            .delete(format!("{sim}/_sim/requests"))
+            .send()
+            .await
+            .unwrap();
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let c = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["record"] == id.as_str())
+            .unwrap();
+        let (decision, ..) = cases(i);
+        let (status, body) = rig
+            .admin(
+                reqwest::Method::POST,
+                &format!(
+                    "/v1/admin/tenants/acme/conflicts/{}/resolve",
+                    c["id"].as_str().unwrap()
+                ),
+                Some(decision),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let (_, want, ..) = cases(i);
+        eventually(&format!("{want} everywhere"), wait, || async {
+            let here = rig.attio_title(id).await.as_deref() == Some(want);
+            let hubspot = rig.hubspot_title(id).await == Some(FieldValue::text(want));
+            let salesforce = rig.salesforce_title(id).await == Some(FieldValue::text(want));
+            (here && hubspot && salesforce).then_some(())
+        })
+        .await;
+    }
+    // Time for any echo: the webhooks of the resolutions' own writes, a debounce and a sync.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for (i, id) in ids.iter().enumerate() {
+        let (_, want, attio_written, hubspot_written) = cases(i);
+        assert_eq!(
+            rig.writes(&rig.attio_url, id).await,
+            usize::from(attio_written),
+            "{want}: Attio's writes"
+        );
+        assert_eq!(
+            rig.writes(&rig.hubspot_url, id).await,
+            usize::from(hubspot_written),
+            "{want}: HubSpot's writes"
+        );
+    }
+    let (_, open) = rig
+        .admin(
+            reqwest::Method::GET,
+            "/v1/admin/tenants/acme/conflicts",
+            None,
+        )
+        .await;
+    assert_eq!(open, json!([]), "nothing left open");
+    // The third record's history: created (out to both CRMs), the conflict's Salesforce write,
+    // and the resolution (to both sides, by the operator), each with its cause.
+    let (status, history) = rig
+        .admin(
+            reqwest::Method::GET,
+            &format!("/v1/admin/tenants/acme/records/people/{}/history", ids[2]),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{history}");
+    let entries = history["entries"].as_array().unwrap();
+    let find = |field: &str, to: &str, source: &str, new: &str| {
+        entries.iter().find(|e| {
+            e["field"] == field && e["written_to"] == to && e["source"] == source && e["new"] == new
+        })
+    };
+    let created = find("job_title", "hubspot", "attio", "Analyst").expect("the first sync");
+    assert_eq!(created["rule"], "manual");
+    assert!(
+        created["cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("attio delivery, job "),
+        "{created}"
+    );
+    let to_sf = find("job_title", "salesforce", "attio", "Mathematician")
+        .expect("Attio's edit to Salesforce");
+    assert_eq!(to_sf["old"], "Analyst");
+    for side in ["attio", "hubspot"] {
+        let e = find("job_title", side, "operator", "Analyst of Engines")
+            .unwrap_or_else(|| panic!("the resolution's write to {side}: {history:#}"));
+        assert_eq!(e["rule"], "resolution:value");
+        assert!(
+            e["cause"]
+                .as_str()
+                .unwrap()
+                .starts_with("conflict resolution, job "),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        entries[0]["written_to"], "salesforce",
+        "newest first: the resolution went on to Salesforce last"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicts_are_settled_each_way_without_echoes_on_postgres_processes() {
+    conflicts_are_settled_each_way_without_echoes(Deployment::Distributed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicts_are_settled_each_way_without_echoes_on_embedded_sqlite() {
+    conflicts_are_settled_each_way_without_echoes(Deployment::Embedded).await;
+}
