@@ -109,6 +109,8 @@ uuid_id!(/// A conflict waiting for a person's decision.
     ConflictId, "conflict id");
 uuid_id!(/// A received webhook delivery in the inbox.
     InboxId, "inbox id");
+uuid_id!(/// A delete seen on one side, propagated or held for approval.
+    DeleteId, "delete id");
 
 macro_rules! slug_id {
     ($(#[$meta:meta])* $name:ident, $kind:literal, max = $max:literal, valid = $valid:expr, reason = $reason:literal) => {

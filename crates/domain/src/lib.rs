@@ -11,6 +11,7 @@ pub mod actor;
 pub mod audit;
 pub mod cache;
 pub mod conflict;
+pub mod deletes;
 pub mod error;
 pub mod field;
 pub mod idempotency;

@@ -6,9 +6,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::audit::AuditEntry;
 use domain::conflict::{ConflictFilter, ConflictRecord, Resolution};
+use domain::deletes::{DeleteRecord, DeleteStatus};
 use domain::field::ValueHash;
 use domain::idempotency::IdempotencyKey;
-use domain::ids::{ConflictId, InboxId, ObjectSlug, RecordId, SystemId, TenantId};
+use domain::ids::{ConflictId, DeleteId, InboxId, ObjectSlug, RecordId, SystemId, TenantId};
 use domain::job::NewJob;
 use domain::ledger::{LedgerEntry, LedgerKey};
 use domain::link::{IdentityLink, LinkLookup};
@@ -120,6 +121,49 @@ pub trait ConflictStore: Send + Sync {
         resolution: Resolution,
         at: OffsetDateTime,
     ) -> PortResult<ConflictRecord>;
+}
+
+/// Deletes seen on one side: propagated (counted by the breaker) or held for approval.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait DeleteStore: Send + Sync {
+    /// Stores a delete and returns it, or returns the one already stored for the same record,
+    /// system and origin (a replayed delete keeps its first decision).
+    async fn record(&self, delete: &DeleteRecord) -> PortResult<DeleteRecord>;
+    /// [`DeleteStore::record`] through the breaker, as one step however many workers ask at
+    /// once: a `Done` delete is stored `Held` with `held_reason` instead when `max` of the
+    /// tenant's deletes were already `Done` at or after `since`.
+    async fn record_gated(
+        &self,
+        delete: &DeleteRecord,
+        max: u64,
+        since: OffsetDateTime,
+        held_reason: &str,
+    ) -> PortResult<DeleteRecord>;
+    /// How many of the tenant's deletes were propagated without a person (`Done`) at or after
+    /// `since`.
+    async fn count_done_since(&self, tenant: &TenantId, since: OffsetDateTime) -> PortResult<u64>;
+    /// The tenant's held deletes, oldest first, at most `limit`.
+    async fn held(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<DeleteRecord>>;
+    /// One delete. `NotFound` when the tenant has none with this id.
+    async fn get(&self, tenant: &TenantId, id: DeleteId) -> PortResult<DeleteRecord>;
+    /// The held delete of one linked pair (either origin), if any.
+    async fn held_for(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record: RecordId,
+        system: &SystemId,
+    ) -> PortResult<Option<DeleteRecord>>;
+    /// A person's decision on a held delete: `Approved` or `Rejected`. `NotFound` as for `get`;
+    /// `Conflict` when it is not held (already decided, or never held).
+    async fn decide(
+        &self,
+        tenant: &TenantId,
+        id: DeleteId,
+        status: DeleteStatus,
+        at: OffsetDateTime,
+    ) -> PortResult<DeleteRecord>;
 }
 
 /// The per-field audit trail.

@@ -18,6 +18,7 @@
 
 pub mod backfill;
 pub mod contact;
+pub mod deletes;
 pub mod error;
 pub mod outbound;
 pub mod pipeline;

@@ -54,6 +54,9 @@ pub enum Action {
     Unchanged,
     /// The tenant has no connection to this system.
     NotConnected,
+    /// The CRM's record was deleted and the delete waits for a person: nothing is written (the
+    /// record is not re-created) until they decide.
+    DeleteHeld,
 }
 
 /// The outcome for one external system.
@@ -83,6 +86,8 @@ pub struct OutboundSync {
     targets: Vec<SyncTarget>,
     /// Where every value written is recorded; `None` keeps no trail.
     audit_log: Option<Arc<dyn AuditLog>>,
+    /// Held deletes, so a pair whose CRM record was deleted is left alone while one waits.
+    deletes: Option<Arc<crate::deletes::SafeDeletes>>,
     /// How long a written value is remembered for echo suppression.
     pub ledger_ttl: Duration,
     /// Attribute lists by object, flushed by `object-attribute.*` events; `None` reads Attio
@@ -159,7 +164,14 @@ impl OutboundSync {
             ledger_ttl: Duration::from_secs(24 * 3600),
             schema_cache: None,
             audit_log: None,
+            deletes: None,
         }
+    }
+
+    /// Leaves pairs with a held delete alone (see [`Action::DeleteHeld`]).
+    pub fn with_safe_deletes(mut self, gate: Arc<crate::deletes::SafeDeletes>) -> Self {
+        self.deletes = Some(gate);
+        self
     }
 
     /// Records every value written in `log` (the per-field audit trail).
@@ -468,7 +480,22 @@ impl OutboundSync {
                 .await
             {
                 Ok(r) if !r.archived => Some(r),
-                Ok(_) | Err(PortError::NotFound(_)) => None,
+                Ok(_) | Err(PortError::NotFound(_)) => {
+                    if let Some(gate) = &self.deletes
+                        && gate.held_for(tenant, l).await?.is_some()
+                    {
+                        return Ok(SystemReport {
+                            system,
+                            action: Action::DeleteHeld,
+                            external_id: Some(l.external_id.clone()),
+                            written: Vec::new(),
+                            written_to_attio: Vec::new(),
+                            deferred_inbound: Vec::new(),
+                            conflicts: Vec::new(),
+                        });
+                    }
+                    None
+                }
                 Err(e) => return Err(e.into()),
             },
             None => None,
@@ -598,9 +625,11 @@ impl OutboundSync {
         let mut conflicts = Vec::new();
         for c in &outcome.conflicts {
             conflicts.push(c.key.clone());
-            self.conflicts
+            let id = ConflictId::from_uuid(uuid::Uuid::new_v4());
+            let kept = self
+                .conflicts
                 .record(&ConflictRecord {
-                    id: ConflictId::from_uuid(uuid::Uuid::new_v4()),
+                    id,
                     tenant: tenant.clone(),
                     object: object.clone(),
                     attio_record: record_id,
@@ -612,6 +641,10 @@ impl OutboundSync {
                     resolution: None,
                 })
                 .await?;
+            if kept == id {
+                metrics::counter!("conflicts_recorded_total", "system" => system.to_string())
+                    .increment(1);
+            }
         }
         self.close_superseded(tenant, object, record_id, &system, &conflicts, now)
             .await?;

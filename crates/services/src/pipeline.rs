@@ -33,18 +33,11 @@ use ports::directory::{ClientDirectory, TenantClients};
 use ports::error::PortError;
 use ports::stores::LinkStore;
 
+use crate::deletes::{Admission, SafeDeletes};
 use crate::error::{ServiceError, ServiceResult};
 use crate::outbound::{OutboundSync, SystemReport};
 
-/// What happens to the external records of an Attio record that was deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DeletePolicy {
-    /// Archive (HubSpot) or delete (Salesforce) them.
-    #[default]
-    Archive,
-    /// Leave them; only the links go.
-    Keep,
-}
+pub use domain::deletes::DeletePolicy;
 
 /// A list whose status attribute drives a property of its entries' parent records in a CRM
 /// (deal stage sync): when an entry is added or its status changes, the linked external record
@@ -66,10 +59,12 @@ pub struct StageTarget {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
     Synced(Vec<SystemReport>),
-    /// External records archived (or already gone) after a delete, and links dropped.
+    /// Records removed on the other side (or already gone) after a delete, links dropped, and
+    /// deletes held for a person (their links stay).
     Deleted {
         archived: Vec<(SystemId, ExternalId)>,
         unlinked: usize,
+        held: Vec<domain::ids::DeleteId>,
     },
     /// A merge: duplicates merged or archived in the CRMs, links repointed, survivor synced.
     Merged {
@@ -103,6 +98,9 @@ pub struct EventPipeline {
     links: Arc<dyn LinkStore>,
     outbound: Arc<OutboundSync>,
     delete_policy: DeletePolicy,
+    /// The delete gate (policies per mapping, the breaker, held deletes); without it an Attio
+    /// delete follows `delete_policy` and a CRM delete is ignored.
+    safe_deletes: Option<Arc<SafeDeletes>>,
     stages: Vec<StageTarget>,
     /// Object ids never change their object; slugs are looked up once per tenant.
     slugs: Mutex<HashMap<(TenantId, ObjectId), ObjectSlug>>,
@@ -128,9 +126,30 @@ impl EventPipeline {
             links,
             outbound,
             delete_policy,
+            safe_deletes: None,
             stages: Vec::new(),
             slugs: Mutex::default(),
         }
+    }
+
+    /// Sends every delete through `gate` (policies per mapping, the breaker, approvals).
+    pub fn with_safe_deletes(mut self, gate: Arc<SafeDeletes>) -> Self {
+        self.safe_deletes = Some(gate);
+        self
+    }
+
+    /// Carries out a person's decision on a held delete (see [`SafeDeletes::carry_out`]).
+    /// `Port(Invalid)` when this pipeline has no delete gate.
+    pub async fn carry_out_delete(
+        &self,
+        tenant: &TenantId,
+        id: domain::ids::DeleteId,
+    ) -> ServiceResult<domain::deletes::DeleteStatus> {
+        let gate = self.safe_deletes.as_ref().ok_or_else(|| {
+            PortError::Invalid("held deletes are not configured on this worker".into())
+        })?;
+        gate.carry_out(tenant, id, self.directory.as_ref(), self.links.as_ref())
+            .await
     }
 
     /// Lists whose entries' status is synced to the CRMs (see [`StageTarget`]).
@@ -365,14 +384,6 @@ impl EventPipeline {
         external_id: &ExternalId,
         deleted: bool,
     ) -> ServiceResult<Handled> {
-        if deleted {
-            return Ok(Handled::Ignored {
-                reason: format!(
-                    "{system} {external_object} {} was deleted; Attio keeps its record",
-                    external_id.as_str()
-                ),
-            });
-        }
         let lookup = LinkLookup::External {
             system: system.clone(),
             external_object: external_object.to_owned(),
@@ -386,12 +397,26 @@ impl EventPipeline {
                 ),
             });
         };
+        if deleted {
+            return self.external_deleted(tenant, system, &link).await;
+        }
         match self
             .outbound
             .sync_record(tenant, &link.object, link.attio_record)
             .await
         {
-            Ok(reports) => Ok(Handled::Synced(reports)),
+            Ok(reports) => {
+                if reports.iter().all(|r| {
+                    matches!(r.action, crate::outbound::Action::Unchanged)
+                        && r.written_to_attio.is_empty()
+                }) {
+                    // The change carried nothing the last sync did not see: the echo of our
+                    // own write (or a change to unmapped properties).
+                    metrics::counter!("echoes_suppressed_total", "system" => system.to_string())
+                        .increment(1);
+                }
+                Ok(Handled::Synced(reports))
+            }
             Err(ServiceError::Port(PortError::NotFound(_))) => Ok(Handled::Ignored {
                 reason: format!(
                     "the linked Attio record {} no longer exists",
@@ -433,6 +458,64 @@ impl EventPipeline {
         }
     }
 
+    /// A linked CRM record was deleted: the Attio record is deleted, kept or held, per the
+    /// mapping's CRM-delete policy (keep unless configured).
+    async fn external_deleted(
+        &self,
+        tenant: &TenantId,
+        system: &SystemId,
+        link: &domain::link::IdentityLink,
+    ) -> ServiceResult<Handled> {
+        let kept = || {
+            Ok(Handled::Ignored {
+                reason: format!(
+                    "{system} {} {} was deleted; Attio keeps its record",
+                    link.external_object,
+                    link.external_id.as_str()
+                ),
+            })
+        };
+        let Some(gate) = &self.safe_deletes else {
+            return kept();
+        };
+        match gate.admit(tenant, link, system).await? {
+            Admission::Keep => kept(),
+            Admission::Held(d) => Ok(Handled::Deleted {
+                archived: Vec::new(),
+                unlinked: 0,
+                held: vec![d.id],
+            }),
+            Admission::Propagate(_) => {
+                let lookup = LinkLookup::Attio {
+                    object: link.object.clone(),
+                    record: link.attio_record,
+                    system: system.clone(),
+                };
+                match self.links.delete(tenant, &lookup).await {
+                    Ok(()) | Err(PortError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                let clients = self.directory.clients(tenant).await?;
+                match clients
+                    .attio
+                    .delete_record(&ObjectRef::from(link.object.clone()), link.attio_record)
+                    .await
+                {
+                    Ok(()) | Err(PortError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                Ok(Handled::Deleted {
+                    archived: vec![(
+                        SystemId::attio(),
+                        ExternalId::parse(&link.attio_record.to_string())?,
+                    )],
+                    unlinked: 1,
+                    held: Vec::new(),
+                })
+            }
+        }
+    }
+
     async fn deleted(
         &self,
         tenant: &TenantId,
@@ -441,9 +524,21 @@ impl EventPipeline {
         record: RecordId,
     ) -> ServiceResult<Handled> {
         let links = self.links.links_of(tenant, object, record).await?;
-        let mut archived = Vec::new();
+        let (mut archived, mut held) = (Vec::new(), Vec::new());
         for l in &links {
-            if self.delete_policy == DeletePolicy::Archive
+            let propagate = match &self.safe_deletes {
+                Some(gate) => match gate.admit(tenant, l, &SystemId::attio()).await? {
+                    Admission::Propagate(_) => true,
+                    Admission::Keep => false,
+                    Admission::Held(d) => {
+                        // The link stays until a person decides.
+                        held.push(d.id);
+                        continue;
+                    }
+                },
+                None => self.delete_policy == DeletePolicy::Archive,
+            };
+            if propagate
                 && Self::archive(clients, &l.system, &l.external_object, &l.external_id).await?
             {
                 archived.push((l.system.clone(), l.external_id.clone()));
@@ -460,7 +555,8 @@ impl EventPipeline {
         }
         Ok(Handled::Deleted {
             archived,
-            unlinked: links.len(),
+            unlinked: links.len() - held.len(),
+            held,
         })
     }
 

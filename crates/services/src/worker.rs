@@ -43,6 +43,7 @@ pub fn cause_of(job: &Job) -> &'static str {
         Some("crm") => "crm",
         Some("backfill") => "backfill",
         Some("resolution") => "resolution",
+        Some("delete") => "delete",
         _ => "other",
     }
 }
@@ -56,6 +57,7 @@ fn origin_of(job: &Job, cause: &str) -> String {
             format!("{} change", system.unwrap_or("crm"))
         }
         "resolution" => "conflict resolution".to_owned(),
+        "delete" => "delete decision".to_owned(),
         other => other.to_owned(),
     }
 }
@@ -141,6 +143,13 @@ impl JobHandler for PipelineHandler {
                             tracing::info!(tenant = %tenant, job = %job.id, reason = %reason, "CRM change acknowledged without effect");
                         }
                     }
+                }
+                Some("delete") => {
+                    // A person's decision on a held delete.
+                    let id = domain::ids::DeleteId::parse(
+                        payload["delete"].as_str().unwrap_or_default(),
+                    )?;
+                    self.pipeline.carry_out_delete(tenant, id).await?;
                 }
                 Some("resolution") => {
                     // A conflict a person resolved: its chosen value written where it differs.
@@ -234,6 +243,14 @@ pub fn describe_metrics() {
         "worker_job_seconds",
         metrics::Unit::Seconds,
         "Time spent handling a job"
+    );
+    metrics::describe_counter!(
+        "conflicts_recorded_total",
+        "Fields queued for a person: changed on both sides under a manual rule or without change times"
+    );
+    metrics::describe_counter!(
+        "echoes_suppressed_total",
+        "CRM notifications that carried nothing the last sync had not seen (the echo of the service's own write, or an unmapped change)"
     );
     for outcome in ["acked", "retried", "dead_lettered", "released"] {
         metrics::counter!("worker_jobs_total", "outcome" => outcome).absolute(0);

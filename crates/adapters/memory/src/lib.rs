@@ -13,8 +13,8 @@ pub use clock::{ManualClock, SystemClock};
 pub use limiter::MemoryRateLimiter;
 pub use queue::MemoryQueue;
 pub use stores::{
-    MemoryAuditLog, MemoryConflictStore, MemoryIdempotencyStore, MemoryInbox, MemoryLinkStore,
-    MemorySyncStateStore, MemoryTenantStore, MemoryWriteLedger,
+    MemoryAuditLog, MemoryConflictStore, MemoryDeleteStore, MemoryIdempotencyStore, MemoryInbox,
+    MemoryLinkStore, MemorySyncStateStore, MemoryTenantStore, MemoryWriteLedger,
 };
 
 use std::sync::{Mutex, MutexGuard, PoisonError};

@@ -5,9 +5,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::audit::AuditEntry;
 use domain::conflict::{ConflictFilter, ConflictRecord, Resolution};
+use domain::deletes::{DeleteRecord, DeleteStatus};
 use domain::field::ValueHash;
 use domain::idempotency::IdempotencyKey;
-use domain::ids::{ConflictId, ExternalId, ObjectSlug, RecordId, SystemId, TenantId};
+use domain::ids::{ConflictId, DeleteId, ExternalId, ObjectSlug, RecordId, SystemId, TenantId};
 use domain::ledger::{LedgerEntry, LedgerKey};
 use domain::link::{IdentityLink, LinkLookup};
 use domain::sync_state::SyncState;
@@ -15,8 +16,8 @@ use domain::tenant::Tenant;
 use ports::clock::Clock;
 use ports::error::{PortError, PortResult};
 use ports::stores::{
-    AuditLog, Claim, ConflictStore, Erased, IdempotencyStore, LinkStore, SyncStateStore,
-    TenantEraser, TenantStore, WriteLedger,
+    AuditLog, Claim, ConflictStore, DeleteStore, Erased, IdempotencyStore, LinkStore,
+    SyncStateStore, TenantEraser, TenantStore, WriteLedger,
 };
 use time::OffsetDateTime;
 
@@ -381,6 +382,126 @@ impl ConflictStore for MemoryConflictStore {
         }
         c.resolution = Some((resolution, at));
         Ok(c.clone())
+    }
+}
+
+/// Deletes, by tenant and id.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryDeleteStore {
+    deletes: Arc<Mutex<BTreeMap<(TenantId, DeleteId), DeleteRecord>>>,
+}
+
+#[async_trait]
+impl DeleteStore for MemoryDeleteStore {
+    async fn record(&self, d: &DeleteRecord) -> PortResult<DeleteRecord> {
+        self.record_gated(d, u64::MAX, OffsetDateTime::UNIX_EPOCH, "")
+            .await
+    }
+
+    async fn record_gated(
+        &self,
+        d: &DeleteRecord,
+        max: u64,
+        since: OffsetDateTime,
+        held_reason: &str,
+    ) -> PortResult<DeleteRecord> {
+        let mut all = lock(&self.deletes);
+        let same = all.values().find(|x| {
+            x.tenant == d.tenant
+                && x.object == d.object
+                && x.attio_record == d.attio_record
+                && x.system == d.system
+                && x.origin == d.origin
+        });
+        if let Some(found) = same {
+            return Ok(found.clone());
+        }
+        let mut d = d.clone();
+        let done = all
+            .values()
+            .filter(|x| x.tenant == d.tenant && x.status == DeleteStatus::Done && x.at >= since)
+            .count() as u64;
+        if d.status == DeleteStatus::Done && done >= max {
+            d.status = DeleteStatus::Held;
+            d.reason = held_reason.to_owned();
+        }
+        all.insert((d.tenant.clone(), d.id), d.clone());
+        Ok(d)
+    }
+
+    async fn count_done_since(&self, tenant: &TenantId, since: OffsetDateTime) -> PortResult<u64> {
+        let n = lock(&self.deletes)
+            .values()
+            .filter(|d| &d.tenant == tenant && d.status == DeleteStatus::Done && d.at >= since)
+            .count();
+        Ok(n as u64)
+    }
+
+    async fn held(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<DeleteRecord>> {
+        let mut held: Vec<DeleteRecord> = lock(&self.deletes)
+            .values()
+            .filter(|d| &d.tenant == tenant && d.status == DeleteStatus::Held)
+            .cloned()
+            .collect();
+        held.sort_by_key(|d| (d.at, d.id));
+        held.truncate(limit);
+        Ok(held)
+    }
+
+    async fn get(&self, tenant: &TenantId, id: DeleteId) -> PortResult<DeleteRecord> {
+        lock(&self.deletes)
+            .get(&(tenant.clone(), id))
+            .cloned()
+            .ok_or_else(|| PortError::NotFound(format!("delete {id}")))
+    }
+
+    async fn held_for(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record: RecordId,
+        system: &SystemId,
+    ) -> PortResult<Option<DeleteRecord>> {
+        Ok(lock(&self.deletes)
+            .values()
+            .find(|d| {
+                &d.tenant == tenant
+                    && &d.object == object
+                    && d.attio_record == record
+                    && &d.system == system
+                    && d.status == DeleteStatus::Held
+            })
+            .cloned())
+    }
+
+    async fn decide(
+        &self,
+        tenant: &TenantId,
+        id: DeleteId,
+        status: DeleteStatus,
+        at: OffsetDateTime,
+    ) -> PortResult<DeleteRecord> {
+        let mut all = lock(&self.deletes);
+        let d = all
+            .get_mut(&(tenant.clone(), id))
+            .ok_or_else(|| PortError::NotFound(format!("delete {id}")))?;
+        if d.status != DeleteStatus::Held {
+            return Err(PortError::Conflict(format!(
+                "delete {id} is {}, not held",
+                d.status.as_str()
+            )));
+        }
+        d.status = status;
+        d.decided_at = Some(at);
+        Ok(d.clone())
+    }
+}
+
+#[async_trait]
+impl TenantEraser for MemoryDeleteStore {
+    async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<Erased> {
+        let n = lock(&self.deletes).retain_count(|k| &k.0 != tenant);
+        Ok(Erased::from([("deletes", n)]))
     }
 }
 

@@ -8,9 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::audit::AuditEntry;
 use domain::conflict::{ConflictFilter, ConflictRecord, Resolution};
+use domain::deletes::{DeleteRecord, DeleteStatus};
 use domain::field::ValueHash;
 use domain::idempotency::IdempotencyKey;
-use domain::ids::{ConflictId, ExternalId, ObjectSlug, RecordId, SystemId, TenantId};
+use domain::ids::{ConflictId, DeleteId, ExternalId, ObjectSlug, RecordId, SystemId, TenantId};
 use domain::ledger::{LedgerEntry, LedgerKey};
 use domain::link::{IdentityLink, LinkLookup};
 use domain::mapping::FieldKey;
@@ -18,7 +19,8 @@ use domain::merge::{FieldConflict, Snapshot};
 use domain::sync_state::SyncState;
 use ports::error::{PortError, PortResult};
 use ports::stores::{
-    AuditLog, Claim, ConflictStore, IdempotencyStore, LinkStore, SyncStateStore, WriteLedger,
+    AuditLog, Claim, ConflictStore, DeleteStore, IdempotencyStore, LinkStore, SyncStateStore,
+    WriteLedger,
 };
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
@@ -458,6 +460,201 @@ impl ConflictStore for PgStore {
         };
         tx.commit().await.map_err(db)?;
         conflict_from_row(&row)
+    }
+}
+
+fn delete_from_row(row: &PgRow) -> PortResult<DeleteRecord> {
+    let text = |c: &str| row.try_get::<String, _>(c).map_err(db);
+    let status = text("status")?;
+    Ok(DeleteRecord {
+        id: DeleteId::from_uuid(row.try_get("delete_id").map_err(db)?),
+        tenant: TenantId::parse(&text("tenant_id")?).map_err(|e| corrupt("delete tenant", e))?,
+        object: ObjectSlug::parse(&text("object")?).map_err(|e| corrupt("delete object", e))?,
+        attio_record: RecordId::from_uuid(row.try_get("attio_record").map_err(db)?),
+        system: SystemId::parse(&text("system")?).map_err(|e| corrupt("delete system", e))?,
+        external_object: text("external_object")?,
+        external_id: ExternalId::parse(&text("external_id")?)
+            .map_err(|e| corrupt("delete external id", e))?,
+        origin: SystemId::parse(&text("origin")?).map_err(|e| corrupt("delete origin", e))?,
+        status: DeleteStatus::parse(&status)
+            .ok_or_else(|| corrupt("delete status", format!("unknown status {status:?}")))?,
+        reason: text("reason")?,
+        at: row.try_get("at").map_err(db)?,
+        decided_at: row.try_get("decided_at").map_err(db)?,
+    })
+}
+
+#[async_trait]
+impl DeleteStore for PgStore {
+    async fn record(&self, d: &DeleteRecord) -> PortResult<DeleteRecord> {
+        self.record_gated(d, u64::MAX, OffsetDateTime::UNIX_EPOCH, "")
+            .await
+    }
+
+    async fn record_gated(
+        &self,
+        d: &DeleteRecord,
+        max: u64,
+        since: OffsetDateTime,
+        held_reason: &str,
+    ) -> PortResult<DeleteRecord> {
+        let mut tx = self.begin_tenant(&d.tenant).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('deletes:' || $1, 0))")
+            .bind(d.tenant.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let existing = sqlx::query(
+            "SELECT * FROM deletes WHERE tenant_id = $1 AND object = $2 AND attio_record = $3 AND system = $4 AND origin = $5",
+        )
+        .bind(d.tenant.as_str())
+        .bind(d.object.as_str())
+        .bind(d.attio_record.as_uuid())
+        .bind(d.system.as_str())
+        .bind(d.origin.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        if let Some(row) = existing {
+            tx.commit().await.map_err(db)?;
+            return delete_from_row(&row);
+        }
+        let mut d = d.clone();
+        if d.status == DeleteStatus::Done {
+            let done: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM deletes WHERE tenant_id = $1 AND status = 'done' AND at >= $2",
+            )
+            .bind(d.tenant.as_str())
+            .bind(since)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            if u64::try_from(done).unwrap_or_default() >= max {
+                d.status = DeleteStatus::Held;
+                d.reason = held_reason.to_owned();
+            }
+        }
+        sqlx::query(
+            "INSERT INTO deletes (delete_id, tenant_id, object, attio_record, system, external_object, external_id, origin, status, reason, at, decided_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(d.id.as_uuid())
+        .bind(d.tenant.as_str())
+        .bind(d.object.as_str())
+        .bind(d.attio_record.as_uuid())
+        .bind(d.system.as_str())
+        .bind(&d.external_object)
+        .bind(d.external_id.as_str())
+        .bind(d.origin.as_str())
+        .bind(d.status.as_str())
+        .bind(&d.reason)
+        .bind(d.at)
+        .bind(d.decided_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(d)
+    }
+
+    async fn count_done_since(&self, tenant: &TenantId, since: OffsetDateTime) -> PortResult<u64> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM deletes WHERE tenant_id = $1 AND status = 'done' AND at >= $2",
+        )
+        .bind(tenant.as_str())
+        .bind(since)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    async fn held(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<DeleteRecord>> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let rows = sqlx::query(
+            "SELECT * FROM deletes WHERE tenant_id = $1 AND status = 'held' ORDER BY at, delete_id LIMIT $2",
+        )
+        .bind(tenant.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rows.iter().map(delete_from_row).collect()
+    }
+
+    async fn get(&self, tenant: &TenantId, id: DeleteId) -> PortResult<DeleteRecord> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let row = sqlx::query("SELECT * FROM deletes WHERE tenant_id = $1 AND delete_id = $2")
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| PortError::NotFound(format!("delete {id}")))?;
+        tx.commit().await.map_err(db)?;
+        delete_from_row(&row)
+    }
+
+    async fn held_for(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record: RecordId,
+        system: &SystemId,
+    ) -> PortResult<Option<DeleteRecord>> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let row = sqlx::query(
+            "SELECT * FROM deletes WHERE tenant_id = $1 AND object = $2 AND attio_record = $3 AND system = $4 AND status = 'held' LIMIT 1",
+        )
+        .bind(tenant.as_str())
+        .bind(object.as_str())
+        .bind(record.as_uuid())
+        .bind(system.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        row.as_ref().map(delete_from_row).transpose()
+    }
+
+    async fn decide(
+        &self,
+        tenant: &TenantId,
+        id: DeleteId,
+        status: DeleteStatus,
+        at: OffsetDateTime,
+    ) -> PortResult<DeleteRecord> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let row = sqlx::query(
+            "UPDATE deletes SET status = $3, decided_at = $4
+             WHERE tenant_id = $1 AND delete_id = $2 AND status = 'held' RETURNING *",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_uuid())
+        .bind(status.as_str())
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let Some(row) = row else {
+            let found: Option<String> = sqlx::query_scalar(
+                "SELECT status FROM deletes WHERE tenant_id = $1 AND delete_id = $2",
+            )
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            return Err(match found {
+                Some(s) => PortError::Conflict(format!("delete {id} is {s}, not held")),
+                None => PortError::NotFound(format!("delete {id}")),
+            });
+        };
+        tx.commit().await.map_err(db)?;
+        delete_from_row(&row)
     }
 }
 

@@ -142,6 +142,7 @@ const ERASE: &[(&str, &str)] = &[
     ),
     ("DELETE FROM conflicts WHERE tenant_id = $1", "conflicts"),
     ("DELETE FROM audit_log WHERE tenant_id = $1", "audit"),
+    ("DELETE FROM deletes WHERE tenant_id = $1", "deletes"),
     (
         "DELETE FROM write_ledger WHERE tenant_id = $1",
         "ledger_entries",

@@ -24,8 +24,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use ports::cache::Cache;
 use ports::queue::{DeadLetterQueue, JobQueue};
 use ports::stores::{
-    AuditLog, ConflictStore, Inbox, LinkStore, SyncStateStore, TenantEraser, TenantStore,
-    WriteLedger,
+    AuditLog, ConflictStore, DeleteStore, Inbox, LinkStore, SyncStateStore, TenantEraser,
+    TenantStore, WriteLedger,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -251,6 +251,8 @@ pub struct Stores {
     pub conflicts: Arc<dyn ConflictStore>,
     /// The per-field audit trail.
     pub audit: Arc<dyn AuditLog>,
+    /// Deletes propagated or held for approval.
+    pub deletes: Arc<dyn DeleteStore>,
     pub sync_state: Arc<dyn SyncStateStore>,
     /// Cached Attio schema and records: in-process, or Redis (shared by every process) with the
     /// Redis queue.
@@ -297,6 +299,7 @@ impl Stores {
             + WriteLedger
             + ConflictStore
             + AuditLog
+            + DeleteStore
             + TenantEraser
             + 'static,
     {
@@ -311,6 +314,7 @@ impl Stores {
             ledger: s.clone(),
             conflicts: s.clone(),
             audit: s.clone(),
+            deletes: s.clone(),
             sync_state: s,
             cache: Arc::new(adapter_memory::MemoryCache::default()),
         }
@@ -360,6 +364,7 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
             let ledger = Arc::new(MemoryWriteLedger::default());
             let conflicts = Arc::new(MemoryConflictStore::default());
             let audit = Arc::new(MemoryAuditLog::default());
+            let deletes = Arc::new(MemoryDeleteStore::default());
             let sync_state = Arc::new(MemorySyncStateStore::default());
             Ok(Stores {
                 min_wal_size: None,
@@ -371,6 +376,7 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
                     ledger.clone(),
                     conflicts.clone(),
                     audit.clone(),
+                    deletes.clone(),
                     sync_state.clone(),
                 ],
                 inbox,
@@ -380,6 +386,7 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
                 ledger,
                 conflicts,
                 audit,
+                deletes,
                 sync_state,
                 cache: Arc::new(MemoryCache::default()),
             })

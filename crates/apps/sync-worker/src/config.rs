@@ -12,6 +12,7 @@ use domain::mapping::{ExternalProperty, FieldMapping, ObjectMapping, Transform};
 use domain::tenant::Secret;
 use ports::queue::ReserveFilter;
 use serde::{Deserialize, Serialize};
+use services::deletes::DeleteRules;
 use services::outbound::SyncTarget;
 use services::pipeline::{DeletePolicy, StageTarget};
 use services::worker::WorkerSettings;
@@ -26,6 +27,13 @@ pub struct RawTarget {
     /// The external property holding the Attio record id (the upsert key).
     pub id_property: String,
     pub fields: Vec<FieldMapping>,
+    /// This mapping's policy for Attio deletes (`archive`, `keep`, `hold`); the worker's
+    /// `on_delete` when absent.
+    #[serde(default)]
+    pub on_delete: Option<String>,
+    /// This mapping's policy for CRM deletes; the worker's `on_crm_delete` when absent.
+    #[serde(default)]
+    pub on_crm_delete: Option<String>,
 }
 
 /// A list whose entries' status drives a CRM property of their parent records.
@@ -41,6 +49,25 @@ pub struct RawStage {
     pub property: String,
     #[serde(default)]
     pub transform: Transform,
+}
+
+/// `[delete_breaker]`: the most deletes propagated within a window before further ones are
+/// held for approval.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDeleteBreaker {
+    pub max: u64,
+    pub window_s: u64,
+}
+
+impl Default for RawDeleteBreaker {
+    fn default() -> Self {
+        let d = domain::deletes::DeleteBreaker::default();
+        Self {
+            max: d.max,
+            window_s: d.window.as_secs(),
+        }
+    }
 }
 
 /// A CRM plugin's section, `[crm.<system>]`: how this worker reads its changes.
@@ -97,8 +124,14 @@ pub struct RawConfig {
     pub partitions: Vec<String>,
     /// Only these tenants; all when empty.
     pub tenants: Vec<String>,
-    /// `archive` or `keep` the external records of deleted Attio records.
+    /// What an Attio delete does to the linked CRM records: `archive`, `keep` or `hold` (for a
+    /// person's approval).
     pub on_delete: String,
+    /// What a CRM delete does to the linked Attio record: `keep` (default), `archive` (delete
+    /// it) or `hold`.
+    pub on_crm_delete: String,
+    /// More than `max` deletes propagated within `window_s` and further deletes are held.
+    pub delete_breaker: RawDeleteBreaker,
     /// Per CRM plugin, keyed by its system id (`[crm.<system>]`); a key no plugin serves is
     /// refused at start-up.
     pub crm: std::collections::BTreeMap<String, RawCrm>,
@@ -132,6 +165,8 @@ impl Default for RawConfig {
             partitions: Vec::new(),
             tenants: Vec::new(),
             on_delete: "archive".into(),
+            on_crm_delete: "keep".into(),
+            delete_breaker: RawDeleteBreaker::default(),
             crm: std::collections::BTreeMap::new(),
             purge_interval_s: 300,
             audit_retention_days: 90,
@@ -151,6 +186,8 @@ pub struct Settings {
     pub attio_base_url: String,
     pub worker: WorkerSettings,
     pub delete_policy: DeletePolicy,
+    /// Delete policies per mapping and the delete breaker.
+    pub deletes: DeleteRules,
     /// The CRMs this worker polls (empty: none).
     pub polls: Vec<PollSettings>,
     /// `None`: the write ledger is never purged.
@@ -228,14 +265,29 @@ impl RawConfig {
         if self.retry_base_ms == 0 || self.retry_cap_ms < self.retry_base_ms {
             return bad("retry_base_ms must be positive and at most retry_cap_ms".into());
         }
-        let delete_policy = match self.on_delete.as_str() {
-            "archive" => DeletePolicy::Archive,
-            "keep" => DeletePolicy::Keep,
-            other => {
-                return bad(format!(
-                    "on_delete must be \"archive\" or \"keep\", got {other:?}"
-                ));
-            }
+        let policy = |what: &str, given: &str| {
+            DeletePolicy::parse(given).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "{what} must be \"archive\", \"keep\" or \"hold\", got {given:?}"
+                ))
+            })
+        };
+        let delete_policy = policy("on_delete", &self.on_delete)?;
+        let on_crm_delete = policy("on_crm_delete", &self.on_crm_delete)?;
+        if self.delete_breaker.max == 0 || !(1..=86_400).contains(&self.delete_breaker.window_s) {
+            return bad(format!(
+                "delete_breaker needs max of at least 1 and window_s of 1 to 86400, got max {} and window_s {}",
+                self.delete_breaker.max, self.delete_breaker.window_s
+            ));
+        }
+        let mut deletes = DeleteRules {
+            on_attio_delete: delete_policy,
+            on_crm_delete,
+            per_mapping: Default::default(),
+            breaker: domain::deletes::DeleteBreaker {
+                max: self.delete_breaker.max,
+                window: Duration::from_secs(self.delete_breaker.window_s),
+            },
         };
         let registry = app_common::registry::Registry::builtin();
         let polls = polls(&registry, &self.crm)?;
@@ -268,6 +320,24 @@ impl RawConfig {
             .enumerate()
             .map(|(i, t)| {
                 let at = |e: String| ConfigError::Invalid(format!("targets[{i}]: {e}"));
+                let on_delete = match &t.on_delete {
+                    Some(p) => policy(&format!("targets[{i}].on_delete"), p)?,
+                    None => delete_policy,
+                };
+                let on_crm_delete = match &t.on_crm_delete {
+                    Some(p) => policy(&format!("targets[{i}].on_crm_delete"), p)?,
+                    None => on_crm_delete,
+                };
+                deletes.per_mapping.insert(
+                    (
+                        ObjectSlug::parse(&t.attio_object).map_err(|e| at(e.to_string()))?,
+                        registry
+                            .get(&t.system)
+                            .map_err(|e| at(e.to_string()))?
+                            .system(),
+                    ),
+                    (on_delete, on_crm_delete),
+                );
                 Ok(SyncTarget {
                     mapping: ObjectMapping::new(
                         ObjectSlug::parse(&t.attio_object).map_err(|e| at(e.to_string()))?,
@@ -330,6 +400,7 @@ impl RawConfig {
                 idle_poll: Duration::from_millis(500),
             },
             delete_policy,
+            deletes,
             polls,
             purge_interval,
             audit_retention,
@@ -458,7 +529,7 @@ fields = [
     #[test]
     fn bad_values_name_the_setting() {
         type Tweak = fn(&mut RawConfig);
-        let cases: [(Tweak, &str); 14] = [
+        let cases: [(Tweak, &str); 16] = [
             (
                 |c| {
                     c.crm.insert(
@@ -497,6 +568,8 @@ fields = [
                         external_object: "persons".into(),
                         id_property: "attio_id".into(),
                         fields: Vec::new(),
+                        on_delete: None,
+                        on_crm_delete: None,
                     }]
                 },
                 "targets[0]: unknown CRM system \"pipedrive\"",
@@ -504,6 +577,8 @@ fields = [
             (|c| c.concurrency = 0, "concurrency"),
             (|c| c.purge_interval_s = 90_000, "purge_interval_s"),
             (|c| c.audit_retention_days = 0, "audit_retention_days"),
+            (|c| c.on_crm_delete = "erase".into(), "on_crm_delete"),
+            (|c| c.delete_breaker.max = 0, "delete_breaker"),
             (|c| c.lease_s = 1, "lease_s"),
             (|c| c.on_delete = "shred".into(), "on_delete"),
             (|c| c.redis_url = Some("http://x".into()), "redis_url"),

@@ -30,6 +30,11 @@ pub async fn run(
         limiter,
         &settings.attio_base_url,
     ));
+    let gate = Arc::new(services::deletes::SafeDeletes::new(
+        stores.deletes.clone(),
+        Arc::new(SystemClock),
+        settings.deletes.clone(),
+    ));
     let outbound = Arc::new(
         OutboundSync::new(
             directory.clone(),
@@ -40,7 +45,8 @@ pub async fn run(
             settings.targets.clone(),
         )
         .with_schema_cache(stores.cache.clone())
-        .with_audit(stores.audit.clone()),
+        .with_audit(stores.audit.clone())
+        .with_safe_deletes(gate.clone()),
     );
     let directory_for_poll = directory.clone();
     let backfill = Arc::new(services::backfill::Backfill::new(
@@ -58,7 +64,8 @@ pub async fn run(
             outbound.clone(),
             settings.delete_policy,
         )
-        .with_stage_targets(settings.stages.clone()),
+        .with_stage_targets(settings.stages.clone())
+        .with_safe_deletes(gate),
     );
     let worker = Worker::new(
         stores.queue.clone(),

@@ -50,6 +50,7 @@ async fn main() -> Result<()> {
             .with_context(|| format!("cannot serve metrics on {addr}"))?;
         services::worker::describe_metrics();
         services::retention::describe_metrics();
+        services::deletes::describe_metrics();
         tracing::info!(%addr, "metrics at /metrics");
     }
     let (tx, rx) = tokio::sync::watch::channel(false);

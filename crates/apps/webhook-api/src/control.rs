@@ -11,6 +11,10 @@
 //!   `POST /v1/admin/tenants/{id}/resolutions` does the same for `{"ids": [...], "keep": …}`,
 //!   answering each id's outcome.
 //! - `GET …/records/{object}/{record}/history` is a synced record's audit trail, newest first.
+//! - `GET …/deletes` lists the held deletes (oldest first, `limit`); `POST
+//!   …/deletes/{delete}/approve` and `…/reject` decide one and queue the job that carries the
+//!   decision out (202); `POST …/deletes/decide` `{"decision": "approve" | "reject", "ids":
+//!   [...]}` or `{"decision": …, "all": true}` decides many, answering each one's outcome.
 //!
 //! Values are plain JSON (`null`, booleans, numbers, strings, arrays of strings).
 
@@ -24,8 +28,9 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use domain::audit::AuditEntry;
 use domain::conflict::{ConflictFilter, ConflictRecord, Resolution};
+use domain::deletes::{DeleteRecord, DeleteStatus};
 use domain::field::FieldValue;
-use domain::ids::{ConflictId, ObjectSlug, RecordId, SystemId, TenantId};
+use domain::ids::{ConflictId, DeleteId, ObjectSlug, RecordId, SystemId, TenantId};
 use domain::job::{JobKey, NewJob};
 use domain::mapping::FieldKey;
 use ports::error::PortError;
@@ -377,6 +382,190 @@ async fn history(
     }
 }
 
+/// A delete as the API shows it.
+fn delete_view(d: &DeleteRecord) -> Value {
+    let rfc = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    json!({
+        "id": d.id.to_string(),
+        "object": d.object.as_str(),
+        "record": d.attio_record.to_string(),
+        "system": d.system.as_str(),
+        "external_object": d.external_object,
+        "external_id": d.external_id.as_str(),
+        "deleted_in": d.origin.as_str(),
+        "status": d.status.as_str(),
+        "reason": d.reason,
+        "at": rfc(d.at),
+        "decided_at": d.decided_at.map(rfc),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitQuery {
+    limit: Option<usize>,
+}
+
+async fn held_deletes(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    query: Result<Query<LimitQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let limit = match query
+        .map_err(|e| bad(format!("bad query: {}", e.body_text())))
+        .and_then(|Query(q)| limit(q.limit))
+    {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    if let Err(e) = state.tenants.get(&id).await {
+        return port_error(&e);
+    }
+    match state.stores.deletes.held(&id, limit).await {
+        Ok(found) => Json(found.iter().map(delete_view).collect::<Vec<_>>()).into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
+/// Queues the job that carries a decision out, then records the decision (as for conflicts:
+/// a recorded decision is never left undone; the job reads the stored one).
+async fn decide_one(
+    state: &AppState,
+    tenant: &TenantId,
+    id: DeleteId,
+    status: DeleteStatus,
+) -> Result<DeleteRecord, PortError> {
+    let deletes = &state.stores.deletes;
+    let d = deletes.get(tenant, id).await?;
+    if d.status != DeleteStatus::Held {
+        return Err(PortError::Conflict(format!(
+            "delete {id} is {}, not held",
+            d.status.as_str()
+        )));
+    }
+    let key = JobKey::new(tenant.clone(), "deletes", &d.attio_record.to_string())
+        .map_err(PortError::Domain)?;
+    let job = NewJob::new(key, json!({"source": "delete", "delete": id.to_string()}))
+        .with_max_attempts(state.settings.max_attempts);
+    state.queue.enqueue(job).await?;
+    let done = deletes
+        .decide(tenant, id, status, state.clock.now())
+        .await?;
+    metrics::counter!("deletes_decided_total", "decision" => status.as_str()).increment(1);
+    tracing::info!(tenant = %tenant, delete = %id, decision = status.as_str(), "a held delete was decided; carrying it out is queued");
+    Ok(done)
+}
+
+fn decision_of(raw: &str) -> Result<DeleteStatus, Response> {
+    match raw {
+        "approve" => Ok(DeleteStatus::Approved),
+        "reject" => Ok(DeleteStatus::Rejected),
+        other => Err(bad(format!(
+            "the decision must be \"approve\" or \"reject\", not {other:?}"
+        ))),
+    }
+}
+
+async fn decide_delete(state: AppState, raw: &str, delete: &str, status: DeleteStatus) -> Response {
+    let (id, delete) = match (
+        tenant_id(raw),
+        DeleteId::parse(delete).map_err(|e| bad(e.to_string())),
+    ) {
+        (Ok(t), Ok(d)) => (t, d),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    match decide_one(&state, &id, delete, status).await {
+        Ok(d) => (StatusCode::ACCEPTED, Json(delete_view(&d))).into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
+async fn approve_delete(
+    State(state): State<AppState>,
+    Path((raw, delete)): Path<(String, String)>,
+) -> Response {
+    decide_delete(state, &raw, &delete, DeleteStatus::Approved).await
+}
+
+async fn reject_delete(
+    State(state): State<AppState>,
+    Path((raw, delete)): Path<(String, String)>,
+) -> Response {
+    decide_delete(state, &raw, &delete, DeleteStatus::Rejected).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkDecision {
+    decision: String,
+    #[serde(default)]
+    ids: Option<Vec<String>>,
+    #[serde(default)]
+    all: bool,
+}
+
+async fn decide_deletes(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let req: BulkDecision = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(format!("not a decision: {e}")),
+    };
+    let status = match decision_of(&req.decision) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(e) = state.tenants.get(&id).await {
+        return port_error(&e);
+    }
+    let ids: Vec<String> = match (req.ids, req.all) {
+        (Some(ids), false) if !ids.is_empty() && ids.len() <= MAX_LIMIT => ids,
+        (None, true) => match state.stores.deletes.held(&id, MAX_LIMIT).await {
+            Ok(held) => held.iter().map(|d| d.id.to_string()).collect(),
+            Err(e) => return port_error(&e),
+        },
+        _ => {
+            return bad(format!(
+                "give either ids (1 to {MAX_LIMIT}) or \"all\": true"
+            ));
+        }
+    };
+    let mut decided = 0;
+    let mut outcomes = Vec::with_capacity(ids.len());
+    for raw in &ids {
+        let outcome = match DeleteId::parse(raw) {
+            Err(e) => json!({"id": raw, "outcome": "invalid", "error": e.to_string()}),
+            Ok(d) => match decide_one(&state, &id, d, status).await {
+                Ok(_) => {
+                    decided += 1;
+                    json!({"id": raw, "outcome": "queued"})
+                }
+                Err(PortError::NotFound(_)) => json!({"id": raw, "outcome": "not_found"}),
+                Err(PortError::Conflict(_)) => json!({"id": raw, "outcome": "not_held"}),
+                Err(e) => {
+                    tracing::warn!(tenant = %id, delete = %d, error = %ports::Chain(&e), "a delete of a bulk decision was not decided");
+                    json!({"id": raw, "outcome": "failed", "error": "temporarily unavailable"})
+                }
+            },
+        };
+        outcomes.push(outcome);
+    }
+    Json(json!({"decided": decided, "outcomes": outcomes})).into_response()
+}
+
 /// The control plane's routes (the caller adds the admin authorization).
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -393,5 +582,18 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/v1/admin/tenants/{id}/records/{object}/{record}/history",
             get(history),
+        )
+        .route("/v1/admin/tenants/{id}/deletes", get(held_deletes))
+        .route(
+            "/v1/admin/tenants/{id}/delete-decisions",
+            post(decide_deletes),
+        )
+        .route(
+            "/v1/admin/tenants/{id}/deletes/{delete}/approve",
+            post(approve_delete),
+        )
+        .route(
+            "/v1/admin/tenants/{id}/deletes/{delete}/reject",
+            post(reject_delete),
         )
 }

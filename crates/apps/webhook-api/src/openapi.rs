@@ -78,6 +78,13 @@ const INTAKE: &[(&str, &str)] = &[
     ("413", "body over the limit"),
     ("503", "the store is unavailable; retry"),
 ];
+const DECIDE: &[(&str, &str)] = &[
+    ("202", "decided; carrying it out is queued"),
+    ("400", "not a delete id"),
+    ("401", "no or wrong operator token"),
+    ("404", "no such delete"),
+    ("409", "not held"),
+];
 const ADMIN: &[(&str, &str)] = &[
     ("200", "done"),
     ("401", "no or wrong operator token"),
@@ -374,6 +381,52 @@ fn fixed() -> Vec<Route> {
             ],
             Some("admin"),
             false,
+        ),
+        r(
+            Get,
+            "/v1/admin/tenants/{id}/deletes",
+            "control",
+            "Deletes held for approval, oldest first (?limit=)",
+            &[
+                ("200", "the held deletes"),
+                ("400", "a bad limit"),
+                ("401", "no or wrong operator token"),
+                ("404", "unknown tenant"),
+            ],
+            Some("admin"),
+            false,
+        ),
+        r(
+            Post,
+            "/v1/admin/tenants/{id}/deletes/{delete}/approve",
+            "control",
+            "Approve a held delete: the other side's record is removed",
+            DECIDE,
+            Some("admin"),
+            false,
+        ),
+        r(
+            Post,
+            "/v1/admin/tenants/{id}/deletes/{delete}/reject",
+            "control",
+            "Reject a held delete: the other side keeps its record",
+            DECIDE,
+            Some("admin"),
+            false,
+        ),
+        r(
+            Post,
+            "/v1/admin/tenants/{id}/delete-decisions",
+            "control",
+            "Approve or reject many held deletes (ids, or all); each one's outcome",
+            &[
+                ("200", "the outcomes"),
+                ("400", "not a decision"),
+                ("401", "no or wrong operator token"),
+                ("404", "unknown tenant"),
+            ],
+            Some("admin"),
+            true,
         ),
         r(
             Get,

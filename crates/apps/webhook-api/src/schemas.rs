@@ -194,6 +194,16 @@ pub fn request(registry: &Registry, method: &str, path: &str) -> Option<Value> {
         ("post", "/v1/admin/tenants/{id}/backfills") => backfill(),
         ("post", "/v1/admin/tenants/{id}/conflicts/{conflict}/resolve") => resolution(false),
         ("post", "/v1/admin/tenants/{id}/resolutions") => resolution(true),
+        ("post", "/v1/admin/tenants/{id}/delete-decisions") => json!({
+            "type": "object",
+            "required": ["decision"],
+            "additionalProperties": false,
+            "properties": {
+                "decision": {"enum": ["approve", "reject"]},
+                "ids": {"type": "array", "items": {"type": "string", "format": "uuid"}, "minItems": 1, "maxItems": 1000},
+                "all": {"type": "boolean"},
+            },
+        }),
         ("put", "/v1/tenants/{tenant}/people") => person_input(),
         ("post", "/v1/tenants/{tenant}/people/{record}/notes") => note(),
         ("post", "/v1/tenants/{tenant}/tasks") => task(),

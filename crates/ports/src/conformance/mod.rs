@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod cache;
 pub mod conflicts;
+pub mod deletes;
 pub mod idempotency;
 pub mod inbox;
 pub mod ledger;

@@ -154,7 +154,11 @@ impl EventPipeline {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(Handled::Deleted { archived, unlinked })
+        Ok(Handled::Deleted {
+            archived,
+            unlinked,
+            held: Vec::new(),
+        })
     }
 
     /// Writes one activity to every CRM that holds activities: updated where it was written

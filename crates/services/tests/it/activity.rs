@@ -229,7 +229,9 @@ async fn notes_and_tasks_reach_the_linked_records_once_follow_changes_and_delete
         .await
         .unwrap()
     {
-        Handled::Deleted { archived, unlinked } => {
+        Handled::Deleted {
+            archived, unlinked, ..
+        } => {
             assert_eq!(archived.len(), 2, "{archived:?}");
             assert_eq!(unlinked, 2);
         }
@@ -251,7 +253,9 @@ async fn notes_and_tasks_reach_the_linked_records_once_follow_changes_and_delete
         .await
         .unwrap()
     {
-        Handled::Deleted { archived, unlinked } => {
+        Handled::Deleted {
+            archived, unlinked, ..
+        } => {
             assert_eq!(archived, t, "both copies of the task");
             assert_eq!(unlinked, 2);
         }

@@ -7,6 +7,7 @@
 mod activity;
 mod backfill;
 mod contact;
+mod deletes;
 mod outbound;
 mod pipeline;
 mod poll;

@@ -24,7 +24,7 @@ fn pipeline(w: &World, policy: DeletePolicy) -> EventPipeline {
 }
 
 /// An event as Attio delivers it.
-async fn event(
+pub async fn event(
     w: &World,
     kind: &str,
     record: RecordId,
@@ -103,7 +103,9 @@ async fn deletes_archive_the_external_records_once_and_late_updates_are_ignored(
         .unwrap();
     let deleted = event(&w, "record.deleted", id, None).await;
     match p.handle(&w.tenant, &deleted).await.unwrap() {
-        Handled::Deleted { archived, unlinked } => {
+        Handled::Deleted {
+            archived, unlinked, ..
+        } => {
             assert_eq!((archived.len(), unlinked), (2, 2));
         }
         other => panic!("{other:?}"),
@@ -120,7 +122,9 @@ async fn deletes_archive_the_external_records_once_and_late_updates_are_ignored(
     ));
     // Redelivered: nothing left to do.
     match p.handle(&w.tenant, &deleted).await.unwrap() {
-        Handled::Deleted { archived, unlinked } => assert_eq!((archived.len(), unlinked), (0, 0)),
+        Handled::Deleted {
+            archived, unlinked, ..
+        } => assert_eq!((archived.len(), unlinked), (0, 0)),
         other => panic!("{other:?}"),
     }
     // An update that arrives after the delete finds no record and changes nothing.
@@ -155,7 +159,8 @@ async fn keep_policy_drops_only_the_links() {
         out,
         Handled::Deleted {
             archived: vec![],
-            unlinked: 1
+            unlinked: 1,
+            held: vec![],
         }
     );
     let kept = w

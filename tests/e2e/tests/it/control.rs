@@ -4,7 +4,9 @@
 //! to a person (`manual`): three conflicts, listed through the admin API, resolved one each way
 //! (Attio's, HubSpot's, a typed value). Both sides and Salesforce then hold the chosen value;
 //! the simulators' request logs show each side written exactly as often as it differed (no echo
-//! write); each record's history names every write's side, source, rule and cause.
+//! write); each record's history names every write's side, source, rule and cause. Then five
+//! people deleted in Attio at once trip the delete breaker (two deletes a window): the rest are
+//! held, listed, one rejected and the others approved through the admin API, and carried out.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -255,6 +257,7 @@ async fn rig(deployment: Deployment) -> Rig {
             let mut env = store(vec![
                 ("ATTIO_SYNC_CONFIG", mappings.display().to_string()),
                 ("ATTIO_SYNC_CRM__SALESFORCE__POLL_INTERVAL_S", "1".into()),
+                ("ATTIO_SYNC_DELETE_BREAKER__MAX", "2".into()),
             ]);
             env.extend(common.iter().map(|(k, v)| (*k, (*v).to_owned())));
             procs.push(start("sync-worker", &[], &env, false).await);
@@ -269,7 +272,7 @@ async fn rig(deployment: Deployment) -> Rig {
                      public_url = \"{api_url}\"\nattio_base_url = \"{attio_url}\"\ndebounce_ms = 1000\n\
                      store = {{ kind = \"sqlite\", path = \"{db}\" }}\n\n\
                      [worker]\nattio_base_url = \"{attio_url}\"\nlease_s = 5\nretry_base_ms = 200\nretry_cap_ms = 2000\nmax_attempts = 8\n\
-                     [worker.crm.salesforce]\npoll_interval_s = 1\n{worker}",
+                     [worker.crm.salesforce]\npoll_interval_s = 1\n[worker.delete_breaker]\nmax = 2\n{worker}",
                     db = dir.join("attio-sync.db").display()
                 ),
             )
@@ -358,8 +361,7 @@ fn cases(i: usize) -> (Value, &'static str, bool, bool) {
     }
 }
 
-async fn conflicts_are_settled_each_way_without_echoes(deployment: Deployment) {
-    let rig = rig(deployment).await;
+async fn conflicts_are_settled_each_way_without_echoes(rig: &Rig) {
     let attio = rig.attio();
     let wait = Duration::from_secs(60);
     let mut ids = Vec::new();
@@ -527,12 +529,126 @@ async fn conflicts_are_settled_each_way_without_echoes(deployment: Deployment) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conflicts_are_settled_each_way_without_echoes_on_postgres_processes() {
-    conflicts_are_settled_each_way_without_echoes(Deployment::Distributed).await;
+/// Five people deleted in Attio: ten linked pairs, two propagated before the breaker opens,
+/// eight held; one rejected (its CRM record stays), the rest approved all at once (removed).
+async fn a_mass_delete_is_held_for_approval(rig: &Rig) {
+    let attio = rig.attio();
+    let wait = Duration::from_secs(60);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let body = json!({"data": {"values": {
+            "email_addresses": [format!("gone{i}@example.com")],
+            "name": [{"first_name": "Gone", "last_name": format!("Person{i}"), "full_name": format!("Gone Person{i}")}],
+            "job_title": "Temporary",
+        }}});
+        let r = attio
+            .call(
+                reqwest::Method::POST,
+                "/v2/objects/people/records",
+                Some(body),
+            )
+            .await;
+        ids.push(r["data"]["id"]["record_id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        eventually("each person reaches both CRMs", wait, || async {
+            let both =
+                rig.hubspot_title(id).await.is_some() && rig.salesforce_title(id).await.is_some();
+            both.then_some(())
+        })
+        .await;
+    }
+    for id in &ids {
+        attio
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/v2/objects/people/records/{id}"),
+                None,
+            )
+            .await;
+    }
+    let held = eventually("eight deletes held", wait, || async {
+        let (_, held) = rig
+            .admin(reqwest::Method::GET, "/v1/admin/tenants/acme/deletes", None)
+            .await;
+        (held.as_array().map(Vec::len) == Some(8)).then_some(held)
+    })
+    .await;
+    let held = held.as_array().unwrap().clone();
+    assert!(
+        held[0]["reason"].as_str().unwrap().contains("breaker"),
+        "{}",
+        held[0]
+    );
+    let present = |id: String, system: String| async move {
+        match system.as_str() {
+            "hubspot" => rig.hubspot_title(&id).await.is_some(),
+            _ => rig.salesforce_title(&id).await.is_some(),
+        }
+    };
+    let mut gone = 0;
+    for id in &ids {
+        for system in ["hubspot", "salesforce"] {
+            if !present(id.clone(), system.to_owned()).await {
+                gone += 1;
+            }
+        }
+    }
+    assert_eq!(gone, 2, "two deletes propagated before the breaker opened");
+    let rejected = &held[0];
+    let (status, body) = rig
+        .admin(
+            reqwest::Method::POST,
+            &format!(
+                "/v1/admin/tenants/acme/deletes/{}/reject",
+                rejected["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = rig
+        .admin(
+            reqwest::Method::POST,
+            "/v1/admin/tenants/acme/delete-decisions",
+            Some(json!({"decision": "approve", "all": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["decided"], 7);
+    for d in &held[1..] {
+        let (id, system) = (d["record"].as_str().unwrap(), d["system"].as_str().unwrap());
+        eventually(
+            &format!("approved: {system} {id} removed"),
+            wait,
+            || async { (!present(id.to_owned(), system.to_owned()).await).then_some(()) },
+        )
+        .await;
+    }
+    assert!(
+        present(
+            rejected["record"].as_str().unwrap().to_owned(),
+            rejected["system"].as_str().unwrap().to_owned()
+        )
+        .await,
+        "rejected: the CRM keeps its record"
+    );
+    let (_, left) = rig
+        .admin(reqwest::Method::GET, "/v1/admin/tenants/acme/deletes", None)
+        .await;
+    assert_eq!(left, json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conflicts_are_settled_each_way_without_echoes_on_embedded_sqlite() {
-    conflicts_are_settled_each_way_without_echoes(Deployment::Embedded).await;
+async fn the_control_plane_works_on_postgres_processes() {
+    let rig = rig(Deployment::Distributed).await;
+    conflicts_are_settled_each_way_without_echoes(&rig).await;
+    a_mass_delete_is_held_for_approval(&rig).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_plane_works_on_embedded_sqlite() {
+    let rig = rig(Deployment::Embedded).await;
+    conflicts_are_settled_each_way_without_echoes(&rig).await;
+    a_mass_delete_is_held_for_approval(&rig).await;
 }

@@ -1,9 +1,9 @@
 use std::sync::Arc;
 
 use adapter_memory::{
-    MemoryAuditLog, MemoryCache, MemoryConflictStore, MemoryIdempotencyStore, MemoryInbox,
-    MemoryLinkStore, MemoryQueue, MemoryRateLimiter, MemorySyncStateStore, MemoryTenantStore,
-    MemoryWriteLedger,
+    MemoryAuditLog, MemoryCache, MemoryConflictStore, MemoryDeleteStore, MemoryIdempotencyStore,
+    MemoryInbox, MemoryLinkStore, MemoryQueue, MemoryRateLimiter, MemorySyncStateStore,
+    MemoryTenantStore, MemoryWriteLedger,
 };
 
 async fn queue() -> Arc<MemoryQueue> {
@@ -27,6 +27,9 @@ async fn conflicts() -> Arc<MemoryConflictStore> {
 async fn audit() -> Arc<MemoryAuditLog> {
     Arc::new(MemoryAuditLog::default())
 }
+async fn deletes() -> Arc<MemoryDeleteStore> {
+    Arc::new(MemoryDeleteStore::default())
+}
 async fn tenants() -> Arc<MemoryTenantStore> {
     Arc::new(MemoryTenantStore::default())
 }
@@ -49,6 +52,10 @@ mod queue {
 mod audit {
     use super::audit;
     ports::audit_conformance!(audit);
+}
+mod deletes {
+    use super::deletes;
+    ports::delete_conformance!(deletes);
 }
 mod cache {
     use super::cache;

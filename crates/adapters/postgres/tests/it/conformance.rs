@@ -37,6 +37,10 @@ mod audit {
     use super::store;
     ports::audit_conformance!(store);
 }
+mod deletes {
+    use super::store;
+    ports::delete_conformance!(store);
+}
 mod tenants {
     use super::store;
     ports::tenant_conformance!(store);

@@ -286,3 +286,106 @@ async fn a_records_history_is_answered_newest_first() {
         );
     }
 }
+
+#[tokio::test]
+async fn held_deletes_are_listed_and_decided_one_at_a_time_or_all_at_once() {
+    use domain::deletes::DeleteStatus;
+    let (app, stores, _) = app().await;
+    let t = domain::ids::TenantId::parse("acme").unwrap();
+    let held: Vec<_> = (1..=4)
+        .map(|n| ports::conformance::deletes::delete(&t, n, DeleteStatus::Held))
+        .collect();
+    for d in &held {
+        stores.deletes.record(d).await.unwrap();
+    }
+    stores
+        .deletes
+        .record(&ports::conformance::deletes::delete(
+            &t,
+            9,
+            DeleteStatus::Done,
+        ))
+        .await
+        .unwrap();
+    let (status, listed) = app
+        .call(Method::GET, "/v1/admin/tenants/acme/deletes", TOKEN, None)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(ids(&listed).len(), 4, "only the held ones");
+    assert_eq!(listed[0]["deleted_in"], "attio");
+    assert_eq!(listed[0]["status"], "held");
+    let one = |n: usize, how: &str| format!("/v1/admin/tenants/acme/deletes/{}/{how}", held[n].id);
+    let (status, approved) = app
+        .call(Method::POST, &one(0, "approve"), TOKEN, None)
+        .await;
+    assert_eq!(status, 202, "{approved}");
+    assert_eq!(approved["status"], "approved");
+    assert_eq!(
+        app.call(Method::POST, &one(0, "reject"), TOKEN, None)
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
+        app.call(Method::POST, &one(1, "reject"), TOKEN, None)
+            .await
+            .0,
+        202
+    );
+    let job = stores
+        .queue
+        .reserve("test", Duration::from_secs(30), &ReserveFilter::default())
+        .await
+        .unwrap()
+        .expect("carrying the decision out is queued");
+    assert_eq!(
+        job.job.payloads[0],
+        json!({"source": "delete", "delete": held[0].id.to_string()})
+    );
+    for (body, status) in [
+        (json!({"decision": "maybe", "all": true}), 400),
+        (json!({"decision": "approve"}), 400),
+        (
+            json!({"decision": "approve", "all": true, "ids": ["x"]}),
+            400,
+        ),
+    ] {
+        assert_eq!(
+            app.call(
+                Method::POST,
+                "/v1/admin/tenants/acme/delete-decisions",
+                TOKEN,
+                Some(body.clone())
+            )
+            .await
+            .0,
+            status,
+            "{body}"
+        );
+    }
+    let (status, all) = app
+        .call(
+            Method::POST,
+            "/v1/admin/tenants/acme/delete-decisions",
+            TOKEN,
+            Some(json!({"decision": "approve", "all": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["decided"], 2, "the two still held");
+    let (_, left) = app
+        .call(Method::GET, "/v1/admin/tenants/acme/deletes", TOKEN, None)
+        .await;
+    assert_eq!(left, json!([]));
+    assert_eq!(
+        app.call(
+            Method::POST,
+            "/v1/admin/tenants/acme/deletes/nope/approve",
+            TOKEN,
+            None
+        )
+        .await
+        .0,
+        400
+    );
+}
