@@ -1,6 +1,7 @@
 """hubspot-sim driven by HubSpot's Python client (`hubspot-api-client`), through its typed
 methods: objects CRUD, batch upsert by a unique property, batch read, search with filter groups,
-sorts and paging, default associations, archive, and the 404, 409 and 429 answers."""
+sorts and paging, default associations, archive, property definitions, and the 404, 409 and 429
+answers."""
 
 import json
 import os
@@ -131,6 +132,18 @@ def test_default_associations_both_ways(hs):
     assert [r.to_object_id for r in back.results] == [c.id]
     hs.crm.associations.v4.basic_api.archive("contacts", c.id, "companies", co.id)
     assert hs.crm.associations.v4.basic_api.get_page("contacts", c.id, "companies").results == []
+
+
+def test_property_definitions_with_types_options_and_read_only_values(hs):
+    props = {p.name: p for p in hs.crm.properties.core_api.get_all(object_type="deals").results}
+    stage = props["dealstage"]
+    assert stage.type == "enumeration" and stage.field_type == "select"
+    assert "closedwon" in [o.value for o in stage.options]
+    assert props["amount"].type == "number"
+    assert props["hs_lastmodifieddate"].modification_metadata.read_only_value is True
+    assert props["dealname"].modification_metadata.read_only_value is False
+    one = hs.crm.properties.core_api.get_by_name(object_type="contacts", property_name="email")
+    assert one.name == "email" and one.has_unique_value is True
 
 
 def test_the_rolling_window_answers_429_with_its_policy():

@@ -136,6 +136,19 @@ def test_describe_describe_global_and_limits(sf):
     assert limits["DailyApiRequests"]["Max"] >= limits["DailyApiRequests"]["Remaining"] > 0
 
 
+def test_describe_gives_types_picklists_and_what_is_required_or_read_only(sf):
+    fields = {f["name"]: f for f in sf.Opportunity.describe()["fields"]}
+    assert fields["StageName"]["type"] == "picklist"
+    assert "Closed Won" in [v["value"] for v in fields["StageName"]["picklistValues"]]
+    assert fields["Amount"]["type"] == "double"
+    assert fields["CloseDate"]["nillable"] is False
+    contact = {f["name"]: f for f in sf.Contact.describe()["fields"]}
+    assert contact["LastName"]["nillable"] is False and contact["LastName"]["createable"] is True
+    assert contact["Name"]["updateable"] is False
+    assert contact["Email"]["type"] == "email"
+    assert contact["AccountId"]["referenceTo"] == ["Account"]
+
+
 def test_get_updated_and_get_deleted(sf):
     c = sf.Contact.create({"LastName": "Window"})
     sf.Contact.delete(c["id"])

@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod limits;
 pub mod link;
 pub mod mapping;
+pub mod mapping_doc;
 pub mod merge;
 pub mod record;
 pub mod schema;

@@ -213,6 +213,13 @@ impl ValueMap {
             external_to_attio,
         })
     }
+
+    /// Each (Attio value, external value) pair.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.attio_to_external
+            .iter()
+            .map(|(a, e)| (a.as_str(), e.as_str()))
+    }
 }
 
 impl TryFrom<BTreeMap<String, String>> for ValueMap {

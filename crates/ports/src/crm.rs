@@ -42,6 +42,37 @@ pub enum RecordOutcome {
     Failed { reason: String, retryable: bool },
 }
 
+/// What kind of value a CRM field holds, in provider-neutral terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldKind {
+    Text,
+    Number,
+    Bool,
+    Date,
+    DateTime,
+    /// One of `ExternalField::options` (a HubSpot enumeration, a Salesforce picklist).
+    Choice,
+    /// Several of `ExternalField::options` (`;`-separated in HubSpot, a multi-select picklist).
+    MultiChoice,
+    /// The id of another record.
+    Reference,
+    /// Anything else, by the CRM's own name for it.
+    Other(String),
+}
+
+/// One field (property) of a CRM object, as the CRM describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalField {
+    pub name: String,
+    pub kind: FieldKind,
+    /// The values a choice may take (empty for other kinds).
+    pub options: Vec<String>,
+    /// A create must set it (and the CRM sets no default).
+    pub required: bool,
+    /// The API may write it.
+    pub writable: bool,
+}
+
 /// A page of changed records.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangePage {
@@ -87,6 +118,9 @@ pub trait ExternalCrm: Send + Sync {
         properties: &[ExternalProperty],
         after: Option<String>,
     ) -> PortResult<ChangePage>;
+    /// The fields of `object` as the CRM describes them (HubSpot's properties, Salesforce's
+    /// describe). `NotFound` when the CRM has no such object.
+    async fn describe(&self, object: &str) -> PortResult<Vec<ExternalField>>;
     /// Merges `secondary` into `primary`; returns the surviving id. `Unsupported` where the CRM
     /// has no merge API.
     async fn merge(

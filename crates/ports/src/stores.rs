@@ -13,6 +13,7 @@ use domain::ids::{ConflictId, DeleteId, InboxId, ObjectSlug, RecordId, SystemId,
 use domain::job::NewJob;
 use domain::ledger::{LedgerEntry, LedgerKey};
 use domain::link::{IdentityLink, LinkLookup};
+use domain::mapping_doc::{MappingDocument, StoredMappings};
 use domain::sync_state::SyncState;
 use domain::tenant::Tenant;
 use time::OffsetDateTime;
@@ -164,6 +165,27 @@ pub trait DeleteStore: Send + Sync {
         status: DeleteStatus,
         at: OffsetDateTime,
     ) -> PortResult<DeleteRecord>;
+}
+
+/// Each tenant's mappings, versioned: a change stores a new version, and every version is kept
+/// with who made it and when.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait MappingStore: Send + Sync {
+    /// The newest version, or `None` when the tenant has none (it uses the worker's file).
+    async fn current(&self, tenant: &TenantId) -> PortResult<Option<StoredMappings>>;
+    /// Stores `document` as the version after `expected` (`None`: the first). `Stale` when the
+    /// newest stored version is not `expected` (someone changed them since they were read).
+    async fn put(
+        &self,
+        tenant: &TenantId,
+        document: &MappingDocument,
+        expected: Option<u64>,
+        changed_by: &str,
+        at: OffsetDateTime,
+    ) -> PortResult<StoredMappings>;
+    /// The versions, newest first, at most `limit`.
+    async fn versions(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<StoredMappings>>;
 }
 
 /// The per-field audit trail.

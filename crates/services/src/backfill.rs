@@ -39,7 +39,8 @@ pub struct Backfill {
     ledger: Arc<dyn WriteLedger>,
     states: Arc<dyn SyncStateStore>,
     clock: Arc<dyn Clock>,
-    targets: Vec<SyncTarget>,
+    /// Each tenant's mappings.
+    catalog: Arc<crate::mappings::MappingCatalog>,
     pub page_size: u32,
     pub stale_after: Duration,
     pub ledger_ttl: Duration,
@@ -68,11 +69,17 @@ impl Backfill {
             ledger,
             states,
             clock,
-            targets,
+            catalog: Arc::new(crate::mappings::MappingCatalog::fixed(targets)),
             page_size: PAGE,
             stale_after: Duration::from_secs(600),
             ledger_ttl: Duration::from_secs(24 * 3600),
         }
+    }
+
+    /// Reads each tenant's mappings from `catalog`.
+    pub fn with_catalog(mut self, catalog: Arc<crate::mappings::MappingCatalog>) -> Self {
+        self.catalog = catalog;
+        self
     }
 
     /// Runs (or resumes) the backfill of `object` to `system`, at most `max_pages` pages when
@@ -86,7 +93,8 @@ impl Backfill {
         system: &SystemId,
         max_pages: Option<u64>,
     ) -> ServiceResult<SyncState> {
-        let target = self
+        let mappings = self.catalog.of(tenant).await?;
+        let target = mappings
             .targets
             .iter()
             .find(|t| &t.mapping.attio_object == object && &t.mapping.system == system)

@@ -74,6 +74,8 @@ pub struct SafeDeletes {
     store: Arc<dyn DeleteStore>,
     clock: Arc<dyn Clock>,
     rules: DeleteRules,
+    /// Tenants' stored mappings, whose own delete policies come first.
+    catalog: Option<Arc<crate::mappings::MappingCatalog>>,
 }
 
 impl std::fmt::Debug for SafeDeletes {
@@ -90,7 +92,38 @@ impl SafeDeletes {
             store,
             clock,
             rules,
+            catalog: None,
         }
+    }
+
+    /// Takes a tenant's delete policies from its stored mappings where it has them.
+    pub fn with_catalog(mut self, catalog: Arc<crate::mappings::MappingCatalog>) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// The policy for this pair's delete: the tenant's stored mapping's, else the rules'.
+    async fn policy(
+        &self,
+        tenant: &TenantId,
+        link: &IdentityLink,
+        from_attio: bool,
+    ) -> ServiceResult<DeletePolicy> {
+        if let Some(catalog) = &self.catalog
+            && let Some(policies) = catalog.of(tenant).await?.policies
+        {
+            let own = policies
+                .get(&(link.object.clone(), link.system.clone()))
+                .copied()
+                .unwrap_or_default();
+            let (own, default) = if from_attio {
+                (own.0, self.rules.on_attio_delete)
+            } else {
+                (own.1, self.rules.on_crm_delete)
+            };
+            return Ok(own.unwrap_or(default));
+        }
+        Ok(self.rules.policy(&link.object, &link.system, from_attio))
     }
 
     pub fn rules(&self) -> &DeleteRules {
@@ -119,7 +152,7 @@ impl SafeDeletes {
         origin: &SystemId,
     ) -> ServiceResult<Admission> {
         let from_attio = origin.as_str() == "attio";
-        let policy = self.rules.policy(&link.object, &link.system, from_attio);
+        let policy = self.policy(tenant, link, from_attio).await?;
         if policy == DeletePolicy::Keep {
             return Ok(Admission::Keep);
         }

@@ -20,6 +20,7 @@ pub mod backfill;
 pub mod contact;
 pub mod deletes;
 pub mod error;
+pub mod mappings;
 pub mod outbound;
 pub mod pipeline;
 pub mod poll;

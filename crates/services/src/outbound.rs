@@ -83,7 +83,8 @@ pub struct OutboundSync {
     pub(crate) ledger: Arc<dyn WriteLedger>,
     pub(crate) conflicts: Arc<dyn ConflictStore>,
     clock: Arc<dyn Clock>,
-    targets: Vec<SyncTarget>,
+    /// Each tenant's mappings.
+    catalog: Arc<crate::mappings::MappingCatalog>,
     /// Where every value written is recorded; `None` keeps no trail.
     audit_log: Option<Arc<dyn AuditLog>>,
     /// Held deletes, so a pair whose CRM record was deleted is left alone while one waits.
@@ -98,7 +99,7 @@ pub struct OutboundSync {
 impl std::fmt::Debug for OutboundSync {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutboundSync")
-            .field("targets", &self.targets)
+            .field("catalog", &self.catalog)
             .finish_non_exhaustive()
     }
 }
@@ -160,12 +161,23 @@ impl OutboundSync {
             ledger,
             conflicts,
             clock,
-            targets,
+            catalog: Arc::new(crate::mappings::MappingCatalog::fixed(targets)),
             ledger_ttl: Duration::from_secs(24 * 3600),
             schema_cache: None,
             audit_log: None,
             deletes: None,
         }
+    }
+
+    /// Reads each tenant's mappings from `catalog` (instead of the same ones for every tenant).
+    pub fn with_catalog(mut self, catalog: Arc<crate::mappings::MappingCatalog>) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
+    /// Where the tenants' mappings come from.
+    pub fn catalog(&self) -> &Arc<crate::mappings::MappingCatalog> {
+        &self.catalog
     }
 
     /// Leaves pairs with a held delete alone (see [`Action::DeleteHeld`]).
@@ -273,11 +285,22 @@ impl OutboundSync {
         self.clock.now()
     }
 
-    /// The sync targets (mappings) of one Attio object.
-    pub fn targets_of(&self, object: &ObjectSlug) -> impl Iterator<Item = &SyncTarget> {
-        self.targets
+    /// The tenant's sync targets (mappings) of one Attio object. `Unavailable` when the
+    /// tenant's stored mappings cannot be read.
+    pub async fn targets_of(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+    ) -> ServiceResult<Vec<SyncTarget>> {
+        Ok(self
+            .catalog
+            .of(tenant)
+            .await?
+            .targets
             .iter()
-            .filter(move |t| &t.mapping.attio_object == object)
+            .filter(|t| &t.mapping.attio_object == object)
+            .cloned()
+            .collect())
     }
 
     /// An object's attributes, through the schema cache when there is one. A cache that cannot
@@ -317,9 +340,9 @@ impl OutboundSync {
         Ok(found)
     }
 
-    /// After an attribute of `object` changed: flushes its cached schema and checks every
-    /// mapping of the object against the attributes as they are now. Returns the problems found
-    /// (a mapped attribute missing, archived or not writable where values are written back).
+    /// After an attribute of `object` changed: flushes its cached schema and checks the
+    /// tenant's mappings of the object against the live schemas of Attio and its CRMs
+    /// ([`crate::mappings::check_live`]). Returns the problems found, each logged.
     pub async fn schema_changed(
         &self,
         tenant: &TenantId,
@@ -330,32 +353,26 @@ impl OutboundSync {
             let tag = CacheTag::new(tenant.clone(), &format!("schema-{object}"))?;
             cache.invalidate_tag(&tag).await?;
         }
-        let attributes = self.attributes(tenant, object, clients).await?;
-        let mut problems = Vec::new();
-        for target in self.targets_of(object) {
-            for f in target.mapping.fields() {
-                let slug = f.attio.attribute.as_str();
-                let system = &target.mapping.system;
-                match attributes.iter().find(|a| a.api_slug == slug) {
-                    None => problems.push(format!(
-                        "{object}.{slug} (mapped to {system} {}) no longer exists",
-                        f.external.as_str()
-                    )),
-                    Some(a) if a.is_archived => problems.push(format!(
-                        "{object}.{slug} (mapped to {system} {}) is archived",
-                        f.external.as_str()
-                    )),
-                    Some(a) if !a.is_writable && f.rule.flows_to_attio() => problems.push(format!(
-                        "{object}.{slug} is not writable, but {system} {} is written back to it",
-                        f.external.as_str()
-                    )),
-                    Some(_) => {}
-                }
-            }
-        }
+        let targets: Vec<(usize, SyncTarget)> = self
+            .targets_of(tenant, object)
+            .await?
+            .into_iter()
+            .filter(|t| clients.crms.contains_key(&t.mapping.system))
+            .enumerate()
+            .collect();
+        let problems: Vec<String> = crate::mappings::check_live(clients, &targets)
+            .await?
+            .iter()
+            .map(|p| {
+                let system = &targets[p.target].1.mapping.system;
+                let field = p.field.as_deref().unwrap_or("-");
+                format!("{object} → {system} {field}: {}", p.message)
+            })
+            .collect();
         for p in &problems {
-            tracing::warn!(tenant = %tenant, problem = %p, "a mapping no longer fits Attio's schema");
+            tracing::warn!(tenant = %tenant, problem = %p, "a mapping no longer fits the live schemas");
         }
+        metrics::counter!("mapping_problems_found_total").increment(problems.len() as u64);
         Ok(problems)
     }
 
@@ -368,11 +385,8 @@ impl OutboundSync {
         object: &ObjectSlug,
         record_id: RecordId,
     ) -> ServiceResult<Vec<SystemReport>> {
-        let targets: Vec<&SyncTarget> = self
-            .targets
-            .iter()
-            .filter(|t| &t.mapping.attio_object == object)
-            .collect();
+        let owned = self.targets_of(tenant, object).await?;
+        let targets: Vec<&SyncTarget> = owned.iter().collect();
         if targets.is_empty() {
             return Ok(Vec::new());
         }

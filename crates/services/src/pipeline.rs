@@ -311,7 +311,9 @@ impl EventPipeline {
             };
             let Some(record_target) = self
                 .outbound
-                .targets_of(&parent)
+                .targets_of(tenant, &parent)
+                .await?
+                .into_iter()
                 .find(|r| r.mapping.system == t.system)
             else {
                 return Err(ServiceError::Domain(domain::DomainError::InvalidMapping(

@@ -51,7 +51,8 @@ pub struct ChangePoller {
     links: Arc<dyn LinkStore>,
     outbound: Arc<OutboundSync>,
     clock: Arc<dyn Clock>,
-    targets: Vec<SyncTarget>,
+    /// Each tenant's mappings (of which this system's are polled).
+    catalog: Arc<crate::mappings::MappingCatalog>,
     cursors: Option<Arc<dyn SyncStateStore>>,
     queue: Option<Arc<dyn JobQueue>>,
     pub window: Duration,
@@ -76,10 +77,7 @@ impl ChangePoller {
         clock: Arc<dyn Clock>,
         targets: Vec<SyncTarget>,
     ) -> Self {
-        let targets = targets
-            .into_iter()
-            .filter(|t| t.mapping.system == system)
-            .collect();
+        let catalog = Arc::new(crate::mappings::MappingCatalog::fixed(targets));
         Self {
             system,
             directory,
@@ -87,7 +85,7 @@ impl ChangePoller {
             links,
             outbound,
             clock,
-            targets,
+            catalog,
             cursors: None,
             queue: None,
             window: Duration::from_secs(120),
@@ -95,6 +93,12 @@ impl ChangePoller {
     }
 
     /// Keeps each tenant's polling cursor in `store`, so no change is missed across an outage.
+    /// Reads each tenant's mappings from `catalog`.
+    pub fn with_catalog(mut self, catalog: Arc<crate::mappings::MappingCatalog>) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
     pub fn with_cursor(mut self, store: Arc<dyn SyncStateStore>) -> Self {
         self.cursors = Some(store);
         self
@@ -167,7 +171,12 @@ impl ChangePoller {
             return Ok(stats);
         };
         let window = time::Duration::try_from(self.window).unwrap_or(time::Duration::MINUTE);
-        for target in &self.targets {
+        let mappings = self.catalog.of(tenant).await?;
+        for target in mappings
+            .targets
+            .iter()
+            .filter(|t| t.mapping.system == self.system)
+        {
             let pass_start = self.clock.now();
             let slug = Self::cursor_slug(&target.mapping.external_object)?;
             let cursor = match &self.cursors {

@@ -50,7 +50,9 @@ impl OutboundSync {
         let key = conflict.field();
         let gone = |what: String| ServiceError::Port(PortError::Invalid(what));
         let target = self
-            .targets_of(object)
+            .targets_of(tenant, object)
+            .await?
+            .into_iter()
             .find(|t| t.mapping.system == conflict.system)
             .ok_or_else(|| {
                 gone(format!(

@@ -322,6 +322,10 @@ impl ExternalCrm for HubSpotClient {
         Ok(ChangePage { records, next })
     }
 
+    async fn describe(&self, object: &str) -> PortResult<Vec<ports::crm::ExternalField>> {
+        self.properties(object).await
+    }
+
     async fn merge(
         &self,
         object: &str,

@@ -16,6 +16,7 @@ mod assoc;
 mod crm;
 mod plugin;
 mod read;
+mod schema;
 mod signature;
 mod webhook;
 mod wire;

@@ -14,7 +14,8 @@ pub use limiter::MemoryRateLimiter;
 pub use queue::MemoryQueue;
 pub use stores::{
     MemoryAuditLog, MemoryConflictStore, MemoryDeleteStore, MemoryIdempotencyStore, MemoryInbox,
-    MemoryLinkStore, MemorySyncStateStore, MemoryTenantStore, MemoryWriteLedger,
+    MemoryLinkStore, MemoryMappingStore, MemorySyncStateStore, MemoryTenantStore,
+    MemoryWriteLedger,
 };
 
 use std::sync::{Mutex, MutexGuard, PoisonError};

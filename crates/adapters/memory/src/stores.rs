@@ -11,12 +11,13 @@ use domain::idempotency::IdempotencyKey;
 use domain::ids::{ConflictId, DeleteId, ExternalId, ObjectSlug, RecordId, SystemId, TenantId};
 use domain::ledger::{LedgerEntry, LedgerKey};
 use domain::link::{IdentityLink, LinkLookup};
+use domain::mapping_doc::{MappingDocument, StoredMappings};
 use domain::sync_state::SyncState;
 use domain::tenant::Tenant;
 use ports::clock::Clock;
 use ports::error::{PortError, PortResult};
 use ports::stores::{
-    AuditLog, Claim, ConflictStore, DeleteStore, Erased, IdempotencyStore, LinkStore,
+    AuditLog, Claim, ConflictStore, DeleteStore, Erased, IdempotencyStore, LinkStore, MappingStore,
     SyncStateStore, TenantEraser, TenantStore, WriteLedger,
 };
 use time::OffsetDateTime;
@@ -502,6 +503,69 @@ impl TenantEraser for MemoryDeleteStore {
     async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<Erased> {
         let n = lock(&self.deletes).retain_count(|k| &k.0 != tenant);
         Ok(Erased::from([("deletes", n)]))
+    }
+}
+
+/// Mapping versions, by tenant, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryMappingStore {
+    versions: Arc<Mutex<BTreeMap<TenantId, Vec<StoredMappings>>>>,
+}
+
+#[async_trait]
+impl MappingStore for MemoryMappingStore {
+    async fn current(&self, tenant: &TenantId) -> PortResult<Option<StoredMappings>> {
+        Ok(lock(&self.versions)
+            .get(tenant)
+            .and_then(|v| v.last())
+            .cloned())
+    }
+
+    async fn put(
+        &self,
+        tenant: &TenantId,
+        document: &MappingDocument,
+        expected: Option<u64>,
+        changed_by: &str,
+        at: OffsetDateTime,
+    ) -> PortResult<StoredMappings> {
+        let mut all = lock(&self.versions);
+        let versions = all.entry(tenant.clone()).or_default();
+        let newest = versions.last().map(|v| v.version);
+        if newest != expected {
+            return Err(PortError::Stale(format!(
+                "the mappings of {tenant} are at version {}, not {}",
+                newest.unwrap_or(0),
+                expected.unwrap_or(0)
+            )));
+        }
+        let stored = StoredMappings {
+            tenant: tenant.clone(),
+            version: newest.unwrap_or(0) + 1,
+            document: document.clone(),
+            changed_by: changed_by.to_owned(),
+            changed_at: at,
+        };
+        versions.push(stored.clone());
+        Ok(stored)
+    }
+
+    async fn versions(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<StoredMappings>> {
+        Ok(lock(&self.versions)
+            .get(tenant)
+            .map(|v| v.iter().rev().take(limit).cloned().collect())
+            .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl TenantEraser for MemoryMappingStore {
+    async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<Erased> {
+        let n = lock(&self.versions)
+            .remove(tenant)
+            .map(|v| v.len() as u64)
+            .unwrap_or(0);
+        Ok(Erased::from([("mapping_versions", n)]))
     }
 }
 

@@ -380,6 +380,67 @@ impl ExternalCrm for SalesforceClient {
         self.query(&soql, true, after.as_deref()).await
     }
 
+    /// `GET /sobjects/{object}/describe`: each field's `type` (`string`, `email`, `phone`,
+    /// `url`, `textarea` as text; `double`, `int`, `currency`, `percent` as numbers; `boolean`;
+    /// `date`; `datetime`; `picklist`, `multipicklist` with their active `picklistValues`;
+    /// `reference`, `id`), required when it is not `nillable`, not `defaultedOnCreate` and
+    /// `createable`, writable when `updateable`.
+    async fn describe(&self, object: &str) -> PortResult<Vec<ports::crm::ExternalField>> {
+        use ports::crm::{ExternalField, FieldKind};
+        let answer = self
+            .send(
+                Method::GET,
+                &format!("/sobjects/{}/describe", sobject(object)?),
+                &[],
+                None,
+            )
+            .await?;
+        match answer.status {
+            200 => {}
+            404 => return Err(PortError::NotFound(format!("sObject {object}"))),
+            status => return Err(rejected(status, &answer.body)),
+        }
+        let fields = answer.body["fields"]
+            .as_array()
+            .ok_or_else(|| PortError::backend("Salesforce", "a describe answer has no fields"))?;
+        Ok(fields
+            .iter()
+            .filter_map(|f| {
+                let name = f["name"].as_str()?.to_owned();
+                let flag = |k: &str| f[k].as_bool().unwrap_or(false);
+                let kind = match f["type"].as_str().unwrap_or_default() {
+                    "string" | "email" | "phone" | "url" | "textarea" | "encryptedstring" => {
+                        FieldKind::Text
+                    }
+                    "double" | "int" | "long" | "currency" | "percent" => FieldKind::Number,
+                    "boolean" => FieldKind::Bool,
+                    "date" => FieldKind::Date,
+                    "datetime" => FieldKind::DateTime,
+                    "picklist" => FieldKind::Choice,
+                    "multipicklist" => FieldKind::MultiChoice,
+                    "reference" | "id" => FieldKind::Reference,
+                    other => FieldKind::Other(other.to_owned()),
+                };
+                let options = f["picklistValues"]
+                    .as_array()
+                    .map(|vs| {
+                        vs.iter()
+                            .filter(|v| v["active"].as_bool().unwrap_or(true))
+                            .filter_map(|v| v["value"].as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Some(ExternalField {
+                    name,
+                    kind,
+                    options,
+                    required: !flag("nillable") && !flag("defaultedOnCreate") && flag("createable"),
+                    writable: flag("updateable"),
+                })
+            })
+            .collect())
+    }
+
     async fn merge(
         &self,
         _object: &str,

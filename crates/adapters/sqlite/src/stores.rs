@@ -12,13 +12,14 @@ use domain::ids::{ConflictId, DeleteId, ExternalId, ObjectSlug, RecordId, System
 use domain::ledger::{LedgerEntry, LedgerKey};
 use domain::link::{IdentityLink, LinkLookup};
 use domain::mapping::FieldKey;
+use domain::mapping_doc::{MappingDocument, StoredMappings};
 use domain::merge::{FieldConflict, Snapshot};
 use domain::sync_state::SyncState;
 use domain::tenant::Tenant;
 use ports::error::{PortError, PortResult};
 use ports::stores::{
-    AuditLog, Claim, ConflictStore, DeleteStore, IdempotencyStore, LinkStore, SyncStateStore,
-    TenantStore, WriteLedger,
+    AuditLog, Claim, ConflictStore, DeleteStore, IdempotencyStore, LinkStore, MappingStore,
+    SyncStateStore, TenantStore, WriteLedger,
 };
 use sealing::tenant::SealedTenant;
 use serde::{Deserialize, Serialize};
@@ -735,6 +736,95 @@ impl DeleteStore for SqliteStore {
     }
 }
 
+fn mappings_from_row(row: &SqliteRow) -> PortResult<StoredMappings> {
+    let tenant: String = row.try_get("tenant_id").map_err(db)?;
+    let version: i64 = row.try_get("version").map_err(db)?;
+    let document: MappingDocument = parse(
+        &row.try_get::<String, _>("document").map_err(db)?,
+        "mappings",
+    )?;
+    Ok(StoredMappings {
+        tenant: TenantId::parse(&tenant).map_err(|e| corrupt("mappings tenant", e))?,
+        version: u64::try_from(version).map_err(|e| corrupt("mappings version", e))?,
+        document,
+        changed_by: row.try_get("changed_by").map_err(db)?,
+        changed_at: from_ms(row.try_get("changed_at").map_err(db)?)?,
+    })
+}
+
+#[async_trait]
+impl MappingStore for SqliteStore {
+    async fn current(&self, tenant: &TenantId) -> PortResult<Option<StoredMappings>> {
+        Ok(self.versions(tenant, 1).await?.pop())
+    }
+
+    async fn put(
+        &self,
+        tenant: &TenantId,
+        document: &MappingDocument,
+        expected: Option<u64>,
+        changed_by: &str,
+        at: OffsetDateTime,
+    ) -> PortResult<StoredMappings> {
+        let mut tx = self.begin().await?;
+        let newest: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM mappings WHERE tenant_id = ?1")
+                .bind(tenant.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        let newest = newest.and_then(|v| u64::try_from(v).ok());
+        let stale = || {
+            PortError::Stale(format!(
+                "the mappings of {tenant} are at version {}, not {}",
+                newest.unwrap_or(0),
+                expected.unwrap_or(0)
+            ))
+        };
+        if newest != expected {
+            return Err(stale());
+        }
+        let version = newest.unwrap_or(0) + 1;
+        let done = sqlx::query(
+            "INSERT INTO mappings (tenant_id, version, document, changed_by, changed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant.as_str())
+        .bind(i64::try_from(version).unwrap_or(i64::MAX))
+        .bind(json(document)?)
+        .bind(changed_by)
+        .bind(to_ms(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(stale());
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(StoredMappings {
+            tenant: tenant.clone(),
+            version,
+            document: document.clone(),
+            changed_by: changed_by.to_owned(),
+            changed_at: at,
+        })
+    }
+
+    async fn versions(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<StoredMappings>> {
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(
+            "SELECT * FROM mappings WHERE tenant_id = ?1 ORDER BY version DESC LIMIT ?2",
+        )
+        .bind(tenant.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rows.iter().map(mappings_from_row).collect()
+    }
+}
+
 #[async_trait]
 impl AuditLog for SqliteStore {
     async fn append(&self, entries: &[AuditEntry]) -> PortResult<()> {
@@ -871,6 +961,10 @@ const ERASE: &[(&str, &str)] = &[
     ("DELETE FROM conflicts WHERE tenant_id = ?", "conflicts"),
     ("DELETE FROM audit_log WHERE tenant_id = ?", "audit"),
     ("DELETE FROM deletes WHERE tenant_id = ?", "deletes"),
+    (
+        "DELETE FROM mappings WHERE tenant_id = ?",
+        "mapping_versions",
+    ),
     (
         "DELETE FROM write_ledger WHERE tenant_id = ?",
         "ledger_entries",

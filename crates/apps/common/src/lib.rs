@@ -24,8 +24,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use ports::cache::Cache;
 use ports::queue::{DeadLetterQueue, JobQueue};
 use ports::stores::{
-    AuditLog, ConflictStore, DeleteStore, Inbox, LinkStore, SyncStateStore, TenantEraser,
-    TenantStore, WriteLedger,
+    AuditLog, ConflictStore, DeleteStore, Inbox, LinkStore, MappingStore, SyncStateStore,
+    TenantEraser, TenantStore, WriteLedger,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -253,6 +253,8 @@ pub struct Stores {
     pub audit: Arc<dyn AuditLog>,
     /// Deletes propagated or held for approval.
     pub deletes: Arc<dyn DeleteStore>,
+    /// Each tenant's mappings, versioned.
+    pub mappings: Arc<dyn MappingStore>,
     pub sync_state: Arc<dyn SyncStateStore>,
     /// Cached Attio schema and records: in-process, or Redis (shared by every process) with the
     /// Redis queue.
@@ -300,6 +302,7 @@ impl Stores {
             + ConflictStore
             + AuditLog
             + DeleteStore
+            + MappingStore
             + TenantEraser
             + 'static,
     {
@@ -315,6 +318,7 @@ impl Stores {
             conflicts: s.clone(),
             audit: s.clone(),
             deletes: s.clone(),
+            mappings: s.clone(),
             sync_state: s,
             cache: Arc::new(adapter_memory::MemoryCache::default()),
         }
@@ -365,6 +369,7 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
             let conflicts = Arc::new(MemoryConflictStore::default());
             let audit = Arc::new(MemoryAuditLog::default());
             let deletes = Arc::new(MemoryDeleteStore::default());
+            let mappings = Arc::new(MemoryMappingStore::default());
             let sync_state = Arc::new(MemorySyncStateStore::default());
             Ok(Stores {
                 min_wal_size: None,
@@ -377,6 +382,7 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
                     conflicts.clone(),
                     audit.clone(),
                     deletes.clone(),
+                    mappings.clone(),
                     sync_state.clone(),
                 ],
                 inbox,
@@ -387,6 +393,7 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
                 conflicts,
                 audit,
                 deletes,
+                mappings,
                 sync_state,
                 cache: Arc::new(MemoryCache::default()),
             })

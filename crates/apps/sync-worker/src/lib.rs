@@ -30,11 +30,23 @@ pub async fn run(
         limiter,
         &settings.attio_base_url,
     ));
-    let gate = Arc::new(services::deletes::SafeDeletes::new(
-        stores.deletes.clone(),
-        Arc::new(SystemClock),
-        settings.deletes.clone(),
+    // Each tenant's stored mappings, else this worker's file; re-read every 10 s, so a change
+    // through the admin API reaches every worker within that.
+    let registry = app_common::registry::Registry::builtin();
+    let catalog = Arc::new(services::mappings::MappingCatalog::stored(
+        settings.targets.clone(),
+        stores.mappings.clone(),
+        move |name| registry.get(name).ok().map(|p| p.system()),
+        std::time::Duration::from_secs(10),
     ));
+    let gate = Arc::new(
+        services::deletes::SafeDeletes::new(
+            stores.deletes.clone(),
+            Arc::new(SystemClock),
+            settings.deletes.clone(),
+        )
+        .with_catalog(catalog.clone()),
+    );
     let outbound = Arc::new(
         OutboundSync::new(
             directory.clone(),
@@ -46,17 +58,21 @@ pub async fn run(
         )
         .with_schema_cache(stores.cache.clone())
         .with_audit(stores.audit.clone())
-        .with_safe_deletes(gate.clone()),
+        .with_safe_deletes(gate.clone())
+        .with_catalog(catalog.clone()),
     );
     let directory_for_poll = directory.clone();
-    let backfill = Arc::new(services::backfill::Backfill::new(
-        directory.clone(),
-        stores.links.clone(),
-        stores.ledger.clone(),
-        stores.sync_state.clone(),
-        Arc::new(SystemClock),
-        settings.targets.clone(),
-    ));
+    let backfill = Arc::new(
+        services::backfill::Backfill::new(
+            directory.clone(),
+            stores.links.clone(),
+            stores.ledger.clone(),
+            stores.sync_state.clone(),
+            Arc::new(SystemClock),
+            settings.targets.clone(),
+        )
+        .with_catalog(catalog.clone()),
+    );
     let pipeline = Arc::new(
         EventPipeline::new(
             directory,
@@ -90,7 +106,8 @@ pub async fn run(
                 settings.targets.clone(),
             )
             .with_cursor(stores.sync_state.clone())
-            .with_queue(stores.queue.clone());
+            .with_queue(stores.queue.clone())
+            .with_catalog(catalog.clone());
             p.window = poll.window;
             spawn_poller(p, poll.system.clone(), poll.interval, shutdown.clone())
         })

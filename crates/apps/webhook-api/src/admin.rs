@@ -864,6 +864,7 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/v1/admin/queue", get(queue))
         .merge(crate::control::routes())
+        .merge(crate::mappings::routes())
         .route_layer(axum::middleware::from_fn_with_state(state, authorize))
 }
 

@@ -23,6 +23,7 @@ pub mod admin;
 pub mod config;
 mod contacts;
 mod control;
+mod mappings;
 pub mod openapi;
 mod schemas;
 pub mod server;
@@ -83,6 +84,9 @@ pub struct Parts {
     pub registry: Registry,
     /// Every store that keeps tenant data, erased when a tenant is deleted.
     pub stores: app_common::Stores,
+    /// The tenants' provider clients, for checking mappings against the live schemas; `None`
+    /// checks only what needs no provider.
+    pub directory: Option<Arc<dyn ports::directory::ClientDirectory>>,
 }
 
 impl AppState {
@@ -102,6 +106,7 @@ impl AppState {
             contacts: None,
             registry: Registry::builtin(),
             stores: stores.clone(),
+            directory: None,
         }))
     }
 
@@ -112,14 +117,13 @@ impl AppState {
         settings: Settings,
         limiter: Arc<dyn ports::limiter::RateLimiter>,
     ) -> Self {
-        let contacts = services::contact::ContactService::new(
-            Arc::new(app_common::directory::TenantDirectory::new(
-                stores.tenants.clone(),
-                limiter.clone(),
-                &settings.attio_base_url,
-            )),
-            stores.cache.clone(),
-        );
+        let directory = Arc::new(app_common::directory::TenantDirectory::new(
+            stores.tenants.clone(),
+            limiter.clone(),
+            &settings.attio_base_url,
+        ));
+        let contacts =
+            services::contact::ContactService::new(directory.clone(), stores.cache.clone());
         let registrar = AttioRegistrar {
             base_url: settings.attio_base_url.clone(),
             limiter,
@@ -127,6 +131,15 @@ impl AppState {
         Self::new(stores, settings)
             .with_registrar(Some(registrar))
             .with_contacts(Some(Arc::new(contacts)))
+            .with_directory(Some(directory))
+    }
+
+    pub fn with_directory(
+        mut self,
+        directory: Option<Arc<dyn ports::directory::ClientDirectory>>,
+    ) -> Self {
+        Arc::make_mut(&mut self.0).directory = directory;
+        self
     }
 
     pub fn with_registrar(mut self, registrar: Option<AttioRegistrar>) -> Self {

@@ -100,6 +100,49 @@ pub fn resolution(bulk: bool) -> Value {
     s
 }
 
+/// A mappings document (`targets`, as in the worker's file) in a change.
+pub fn mappings_change(put: bool) -> Value {
+    let field = json!({
+        "type": "object",
+        "required": ["attio", "external", "rule"],
+        "properties": {
+            "attio": {"type": "object", "required": ["attribute"], "properties": {
+                "attribute": string(), "part": string(), "all_values": {"type": "boolean"},
+            }},
+            "external": string(),
+            "rule": {"enum": ["latest_wins", "prefer_attio", "prefer_external", "prefer_attio_unless_blank", "prefer_external_unless_blank", "attio_to_external", "external_to_attio", "manual"]},
+            "transform": {"type": "object"},
+        },
+    });
+    let target = json!({
+        "type": "object",
+        "required": ["attio_object", "system", "external_object", "id_property", "fields"],
+        "additionalProperties": false,
+        "properties": {
+            "attio_object": string(), "system": string(), "external_object": string(),
+            "id_property": string(),
+            "fields": {"type": "array", "items": field},
+            "on_delete": {"enum": ["archive", "keep", "hold"]},
+            "on_crm_delete": {"enum": ["archive", "keep", "hold"]},
+        },
+    });
+    let mut s = json!({
+        "type": "object",
+        "required": ["mappings"],
+        "additionalProperties": false,
+        "properties": {
+            "mappings": {"type": "object", "required": ["targets"], "additionalProperties": false,
+                         "properties": {"targets": {"type": "array", "items": target}}},
+        },
+    });
+    if put {
+        s["required"] = json!(["mappings", "changed_by"]);
+        s["properties"]["expected_version"] = json!({"type": ["integer", "null"], "minimum": 1});
+        s["properties"]["changed_by"] = json!({"type": "string", "minLength": 1, "maxLength": 200});
+    }
+    s
+}
+
 /// A conflict as the control plane shows it.
 pub fn conflict() -> Value {
     let side = json!({"type": "object", "properties": {"value": plain_value(), "changed_at": {"type": ["string", "null"]}}});
@@ -194,6 +237,8 @@ pub fn request(registry: &Registry, method: &str, path: &str) -> Option<Value> {
         ("post", "/v1/admin/tenants/{id}/backfills") => backfill(),
         ("post", "/v1/admin/tenants/{id}/conflicts/{conflict}/resolve") => resolution(false),
         ("post", "/v1/admin/tenants/{id}/resolutions") => resolution(true),
+        ("put", "/v1/admin/tenants/{id}/mappings") => mappings_change(true),
+        ("post", "/v1/admin/tenants/{id}/mappings/validate") => mappings_change(false),
         ("post", "/v1/admin/tenants/{id}/delete-decisions") => json!({
             "type": "object",
             "required": ["decision"],

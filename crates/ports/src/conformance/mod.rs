@@ -23,6 +23,7 @@ pub mod inbox;
 pub mod ledger;
 pub mod limiter;
 pub mod links;
+pub mod mappings;
 pub mod queue;
 pub mod sync_state;
 pub mod tenants;

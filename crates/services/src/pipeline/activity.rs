@@ -193,11 +193,15 @@ impl EventPipeline {
             }
             let targets = self.targets(tenant, system, records).await?;
             if targets.is_empty() {
-                if let Some((o, r)) = records.iter().find(|(o, _)| {
-                    self.outbound
-                        .targets_of(o)
-                        .any(|t| &t.mapping.system == system)
-                }) {
+                let mut waiting = None;
+                for (o, r) in records {
+                    let mapped = self.outbound.targets_of(tenant, o).await?;
+                    if mapped.iter().any(|t| &t.mapping.system == system) {
+                        waiting = Some((o, r));
+                        break;
+                    }
+                }
+                if let Some((o, r)) = waiting {
                     return Err(ServiceError::NotReady(format!(
                         "{} {id}: {o} record {r} is not linked in {system} yet",
                         activity.kind.as_str()

@@ -8,6 +8,7 @@ mod activity;
 mod backfill;
 mod contact;
 mod deletes;
+mod mappings;
 mod outbound;
 mod pipeline;
 mod poll;

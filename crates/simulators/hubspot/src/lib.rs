@@ -15,6 +15,7 @@
 
 mod assoc;
 mod faults;
+mod properties;
 mod query;
 mod search;
 mod store;
@@ -142,11 +143,11 @@ impl IntoResponse for HsError {
     }
 }
 
-type HsResult<T> = Result<T, HsError>;
+pub(crate) type HsResult<T> = Result<T, HsError>;
 
 /// What a request may do with its token's budgets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Budget {
+pub(crate) enum Budget {
     Burst,
     Search,
 }
@@ -183,7 +184,7 @@ impl Sim {
 
     /// The token; its account (created on first use); the budget check. Returns the token and the
     /// rate-limit headers to send (none for search).
-    fn enter(
+    pub(crate) fn enter(
         &self,
         headers: &HeaderMap,
         budget: Budget,
@@ -283,7 +284,7 @@ fn rate_limited(message: &str, policy: &str) -> HsError {
     }
 }
 
-fn reply(
+pub(crate) fn reply(
     status: StatusCode,
     body: Option<Value>,
     headers: Vec<(&'static str, String)>,
@@ -372,7 +373,7 @@ fn conflict_error(spec: &ObjectSpec, property: &str, existing: u64) -> HsError {
     HsError::new(StatusCode::CONFLICT, "CONFLICT", message)
 }
 
-fn with_object<R>(
+pub(crate) fn with_object<R>(
     sim: &Sim,
     token: &str,
     object: &str,
@@ -899,6 +900,8 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(routes("/crm/objects/{version}"))
         .merge(association_routes("/crm/v4/objects"))
         .merge(association_routes("/crm/objects/{version}"))
+        .route("/crm/v3/properties/{object}", get(properties::list))
+        .route("/crm/v3/properties/{object}/{name}", get(properties::one))
         .route("/_sim/faults", sim_support::faults_route::<Sim>())
         .fallback(unknown)
         .layer(axum::middleware::from_fn_with_state(

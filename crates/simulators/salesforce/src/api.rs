@@ -150,6 +150,10 @@ async fn basic(
     }))
 }
 
+/// `GET /sobjects/{o}/describe`: the object's fields as Salesforce describes them (`name`,
+/// `type` — `id`, `string`, `email`, `phone`, `picklist`, `boolean`, `date`, `double`,
+/// `reference` —, `picklistValues`, `nillable`, `createable`, `updateable`,
+/// `defaultedOnCreate`, `externalId`, `unique`, `referenceTo`).
 async fn describe(State(sim): S, Path((_, o)): Path<(String, String)>) -> Response {
     let mut org = sim.org();
     reply(org.table(&o).map(|t| {
@@ -157,22 +161,83 @@ async fn describe(State(sim): S, Path((_, o)): Path<(String, String)>) -> Respon
             .spec
             .fields
             .iter()
-            .map(|(name, kind)| {
-                let system = *kind == crate::store::Kind::System;
-                json!({
-                    "name": name,
-                    "type": format!("{kind:?}").to_lowercase(),
-                    "externalId": t.spec.external_ids.contains_key(name),
-                    "unique": t.spec.external_ids.get(name).copied().unwrap_or(false),
-                    "nillable": !t.spec.required.contains(&name.as_str()) && !system,
-                    "createable": !system,
-                    "updateable": !system,
-                })
-            })
+            .map(|(name, kind)| describe_field(&t.spec, name, *kind))
             .collect();
-        Json(json!({"name": t.spec.name, "keyPrefix": t.spec.prefix, "fields": fields}))
-            .into_response()
+        Json(json!({
+            "name": t.spec.name,
+            "keyPrefix": t.spec.prefix,
+            "createable": true,
+            "updateable": true,
+            "fields": fields,
+        }))
+        .into_response()
     }))
+}
+
+fn describe_field(spec: &crate::store::ObjectSpec, name: &str, kind: crate::store::Kind) -> Value {
+    use crate::store::Kind;
+    let system = kind == Kind::System;
+    let by_name = |n: &str| match n {
+        n if n.contains("Email") => "email",
+        n if n.contains("Phone") => "phone",
+        "Website" => "url",
+        "Description" | "Body" => "textarea",
+        _ => "string",
+    };
+    let (kind_name, picklist, reference_to): (&str, Vec<Value>, Vec<&str>) = match kind {
+        Kind::Text => (by_name(name), Vec::new(), Vec::new()),
+        Kind::Picklist(values) => (
+            "picklist",
+            values
+                .iter()
+                .map(|v| json!({"active": true, "defaultValue": false, "label": v, "value": v}))
+                .collect(),
+            Vec::new(),
+        ),
+        Kind::Number => ("double", Vec::new(), Vec::new()),
+        Kind::Bool => ("boolean", Vec::new(), Vec::new()),
+        Kind::Date => ("date", Vec::new(), Vec::new()),
+        Kind::Reference(prefix) => ("reference", Vec::new(), vec![object_of(prefix)]),
+        Kind::AnyOf(prefixes) => (
+            "reference",
+            Vec::new(),
+            prefixes.iter().map(|p| object_of(p)).collect(),
+        ),
+        Kind::System if name == "Id" => ("id", Vec::new(), Vec::new()),
+        Kind::System if name.ends_with("Date") || name == "SystemModstamp" => {
+            ("datetime", Vec::new(), Vec::new())
+        }
+        Kind::System if name.ends_with("ById") || name == "OwnerId" || name == "MasterRecordId" => {
+            ("reference", Vec::new(), Vec::new())
+        }
+        Kind::System if name == "IsDeleted" => ("boolean", Vec::new(), Vec::new()),
+        Kind::System => ("string", Vec::new(), Vec::new()),
+    };
+    json!({
+        "name": name,
+        "type": kind_name,
+        "picklistValues": picklist,
+        "referenceTo": reference_to,
+        "externalId": spec.external_ids.contains_key(name),
+        "unique": spec.external_ids.get(name).copied().unwrap_or(false),
+        "nillable": !spec.required.contains(&name) && !system,
+        "defaultedOnCreate": system,
+        "createable": !system,
+        "updateable": !system,
+    })
+}
+
+/// The object a key prefix names (for `referenceTo`).
+fn object_of(prefix: &str) -> &'static str {
+    match prefix {
+        "001" => "Account",
+        "003" => "Contact",
+        "006" => "Opportunity",
+        "00Q" => "Lead",
+        "00T" => "Task",
+        "002" => "Note",
+        _ => "Unknown",
+    }
 }
 
 /// `?fields=A,B` resolved to canonical names; `INVALID_FIELD` for unknown ones.

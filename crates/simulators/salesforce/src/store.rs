@@ -44,6 +44,9 @@ pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Text,
+    /// A picklist with its active values (not restricted: other values are accepted, as
+    /// Salesforce does for unrestricted picklists).
+    Picklist(&'static [&'static str]),
     Number,
     Bool,
     Date,
@@ -113,7 +116,16 @@ impl ObjectSpec {
                     ("Description", Text),
                     ("MailingCity", Text),
                     ("MailingCountry", Text),
-                    ("LeadSource", Text),
+                    (
+                        "LeadSource",
+                        Picklist(&[
+                            "Web",
+                            "Phone Inquiry",
+                            "Partner Referral",
+                            "Purchased List",
+                            "Other",
+                        ]),
+                    ),
                     ("HasOptedOutOfEmail", Bool),
                     ("Birthdate", Date),
                     ("AccountId", Reference("001")),
@@ -128,7 +140,17 @@ impl ObjectSpec {
                 &[
                     ("Name", Text),
                     ("Website", Text),
-                    ("Industry", Text),
+                    (
+                        "Industry",
+                        Picklist(&[
+                            "Agriculture",
+                            "Banking",
+                            "Education",
+                            "Energy",
+                            "Technology",
+                            "Other",
+                        ]),
+                    ),
                     ("Phone", Text),
                     ("Description", Text),
                     ("BillingCity", Text),
@@ -143,7 +165,21 @@ impl ObjectSpec {
                 "006",
                 &[
                     ("Name", Text),
-                    ("StageName", Text),
+                    (
+                        "StageName",
+                        Picklist(&[
+                            "Prospecting",
+                            "Qualification",
+                            "Needs Analysis",
+                            "Value Proposition",
+                            "Id. Decision Makers",
+                            "Perception Analysis",
+                            "Proposal/Price Quote",
+                            "Negotiation/Review",
+                            "Closed Won",
+                            "Closed Lost",
+                        ]),
+                    ),
                     ("CloseDate", Date),
                     ("Amount", Number),
                     ("Probability", Number),
@@ -159,8 +195,17 @@ impl ObjectSpec {
                 &[
                     ("Subject", Text),
                     ("Description", Text),
-                    ("Status", Text),
-                    ("Priority", Text),
+                    (
+                        "Status",
+                        Picklist(&[
+                            "Not Started",
+                            "In Progress",
+                            "Completed",
+                            "Waiting on someone else",
+                            "Deferred",
+                        ]),
+                    ),
+                    ("Priority", Picklist(&["High", "Normal", "Low"])),
                     ("ActivityDate", Date),
                     ("WhoId", AnyOf(&["003", "00Q"])),
                     ("WhatId", AnyOf(&["001", "006"])),
@@ -448,8 +493,8 @@ impl Table {
                 (Kind::Number, Value::String(s)) if s.parse::<f64>().is_ok() => {}
                 (Kind::Number, _) => return Err(bad_type("double")),
                 (Kind::Bool, _) => return Err(bad_type("boolean")),
-                (Kind::Text, Value::String(_) | Value::Number(_)) => {}
-                (Kind::Text, _) => return Err(bad_type("string")),
+                (Kind::Text | Kind::Picklist(_), Value::String(_) | Value::Number(_)) => {}
+                (Kind::Text | Kind::Picklist(_), _) => return Err(bad_type("string")),
                 (Kind::Date, Value::String(s))
                     if time::Date::parse(
                         s,

@@ -2,8 +2,8 @@ use std::sync::Arc;
 
 use adapter_memory::{
     MemoryAuditLog, MemoryCache, MemoryConflictStore, MemoryDeleteStore, MemoryIdempotencyStore,
-    MemoryInbox, MemoryLinkStore, MemoryQueue, MemoryRateLimiter, MemorySyncStateStore,
-    MemoryTenantStore, MemoryWriteLedger,
+    MemoryInbox, MemoryLinkStore, MemoryMappingStore, MemoryQueue, MemoryRateLimiter,
+    MemorySyncStateStore, MemoryTenantStore, MemoryWriteLedger,
 };
 
 async fn queue() -> Arc<MemoryQueue> {
@@ -29,6 +29,9 @@ async fn audit() -> Arc<MemoryAuditLog> {
 }
 async fn deletes() -> Arc<MemoryDeleteStore> {
     Arc::new(MemoryDeleteStore::default())
+}
+async fn mappings() -> Arc<MemoryMappingStore> {
+    Arc::new(MemoryMappingStore::default())
 }
 async fn tenants() -> Arc<MemoryTenantStore> {
     Arc::new(MemoryTenantStore::default())
@@ -56,6 +59,10 @@ mod audit {
 mod deletes {
     use super::deletes;
     ports::delete_conformance!(deletes);
+}
+mod mappings {
+    use super::mappings;
+    ports::mapping_conformance!(mappings);
 }
 mod cache {
     use super::cache;

@@ -41,6 +41,10 @@ mod deletes {
     use super::store;
     ports::delete_conformance!(store);
 }
+mod mappings {
+    use super::store;
+    ports::mapping_conformance!(store);
+}
 mod tenants {
     use super::store;
     ports::tenant_conformance!(store);

@@ -1,0 +1,151 @@
+//! Mappings checked against the live schemas of attio-sim, hubspot-sim and salesforce-sim: a
+//! sound document has no problem; one with five kinds of mistakes has each named, with its
+//! mapping and field; and the catalog serves a tenant's stored mappings, else the defaults.
+
+use std::sync::Arc;
+
+use adapter_memory::MemoryMappingStore;
+use domain::ids::{SystemId, TenantId};
+use domain::mapping::SyncRule;
+use domain::mapping_doc::{MappingDocument, ProblemKind};
+use ports::directory::ClientDirectory;
+use ports::stores::MappingStore;
+use serde_json::json;
+use services::mappings::{MappingCatalog, validate};
+
+use crate::outbound::{targets, world};
+
+fn system_of(name: &str) -> Option<SystemId> {
+    ["hubspot", "salesforce"]
+        .contains(&name)
+        .then(|| SystemId::parse(name).unwrap())
+}
+
+fn doc(v: serde_json::Value) -> MappingDocument {
+    serde_json::from_value(v).unwrap()
+}
+
+fn sound() -> MappingDocument {
+    doc(json!({"targets": [
+        {"attio_object": "people", "system": "hubspot", "external_object": "contacts", "id_property": "attio_record_id", "fields": [
+            {"attio": {"attribute": "email_addresses"}, "external": "email", "rule": "latest_wins", "transform": {"type": "lowercase"}},
+            {"attio": {"attribute": "name", "part": "first_name"}, "external": "firstname", "rule": "latest_wins"},
+            {"attio": {"attribute": "job_title"}, "external": "jobtitle", "rule": "manual"},
+        ]},
+        {"attio_object": "people", "system": "salesforce", "external_object": "Contact", "id_property": "Attio_Id__c", "fields": [
+            {"attio": {"attribute": "email_addresses"}, "external": "Email", "rule": "latest_wins"},
+            {"attio": {"attribute": "name", "part": "last_name"}, "external": "LastName", "rule": "latest_wins"},
+        ]},
+        {"attio_object": "deals", "system": "hubspot", "external_object": "deals", "id_property": "attio_record_id", "fields": [
+            {"attio": {"attribute": "name"}, "external": "dealname", "rule": "latest_wins"},
+            {"attio": {"attribute": "stage"}, "external": "dealstage", "rule": "attio_to_external", "transform": {"type": "map_values", "values": {
+                "Lead": "appointmentscheduled", "In Progress": "qualifiedtobuy", "Won 🎉": "closedwon", "Lost": "closedlost"}}},
+        ]},
+    ]}))
+}
+
+#[tokio::test]
+async fn a_sound_mapping_has_no_problem_and_five_mistakes_are_each_named() {
+    let w = world(true, SyncRule::LatestWins).await;
+    let clients = w.directory.clients(&w.tenant).await.unwrap();
+    let problems = validate(&sound(), &clients, system_of).await.unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    let wrong = doc(json!({"targets": [
+        {"attio_object": "people", "system": "hubspot", "external_object": "contacts", "id_property": "attio_record_id", "fields": [
+            {"attio": {"attribute": "email_addresses"}, "external": "email", "rule": "latest_wins"},
+            {"attio": {"attribute": "favourite_colour"}, "external": "website", "rule": "latest_wins"},
+        ]},
+        {"attio_object": "people", "system": "salesforce", "external_object": "Contact", "id_property": "Attio_Id__c", "fields": [
+            {"attio": {"attribute": "email_addresses"}, "external": "Email", "rule": "latest_wins"},
+            {"attio": {"attribute": "name", "part": "full_name"}, "external": "Name", "rule": "latest_wins"},
+            {"attio": {"attribute": "job_title"}, "external": "Birthdate", "rule": "latest_wins"},
+        ]},
+        {"attio_object": "deals", "system": "hubspot", "external_object": "deals", "id_property": "attio_record_id", "fields": [
+            {"attio": {"attribute": "name"}, "external": "dealname", "rule": "latest_wins"},
+            {"attio": {"attribute": "stage"}, "external": "dealstage", "rule": "attio_to_external", "transform": {"type": "map_values", "values": {
+                "Lead": "appointmentscheduled", "In Progress": "qualifiedtobuy", "Won 🎉": "closedwon", "Lost": "closedgone"}}},
+        ]},
+    ]}));
+    let problems = validate(&wrong, &clients, system_of).await.unwrap();
+    let found: Vec<(usize, Option<&str>, ProblemKind)> = problems
+        .iter()
+        .map(|p| (p.target, p.field.as_deref(), p.kind))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (0, Some("favourite_colour"), ProblemKind::UnknownAttribute),
+            (1, Some("name.full_name"), ProblemKind::ReadOnly),
+            (1, Some("job_title"), ProblemKind::TypeMismatch),
+            (1, Some("LastName"), ProblemKind::RequiredUnmapped),
+            (2, Some("stage"), ProblemKind::MissingOption),
+        ],
+        "{problems:#?}"
+    );
+    for p in &problems {
+        assert!(!p.message.is_empty());
+    }
+    assert!(
+        problems[4].message.contains("closedgone"),
+        "{}",
+        problems[4].message
+    );
+}
+
+#[tokio::test]
+async fn static_mistakes_are_listed_together_before_any_provider_is_asked() {
+    let w = world(true, SyncRule::LatestWins).await;
+    let clients = w.directory.clients(&w.tenant).await.unwrap();
+    let wrong = doc(json!({"targets": [
+        {"attio_object": "People!", "system": "pipedrive", "external_object": "persons", "id_property": "id", "fields": []},
+        {"attio_object": "people", "system": "hubspot", "external_object": "contacts", "id_property": "attio_record_id", "on_delete": "shred", "fields": [
+            {"attio": {"attribute": "email_addresses"}, "external": "email", "rule": "latest_wins"},
+        ]},
+        {"attio_object": "people", "system": "hubspot", "external_object": "contacts", "id_property": "attio_record_id", "fields": [
+            {"attio": {"attribute": "email_addresses"}, "external": "email", "rule": "latest_wins"},
+            {"attio": {"attribute": "job_title"}, "external": "email", "rule": "latest_wins"},
+        ]},
+    ]}));
+    let problems = validate(&wrong, &clients, system_of).await.unwrap();
+    let targets: Vec<usize> = problems.iter().map(|p| p.target).collect();
+    assert_eq!(targets, vec![0, 0, 1, 2], "{problems:#?}");
+    assert!(problems.iter().all(|p| p.kind == ProblemKind::Invalid));
+}
+
+#[tokio::test]
+async fn the_catalog_serves_stored_mappings_else_the_defaults() {
+    let store = Arc::new(MemoryMappingStore::default());
+    let catalog = MappingCatalog::stored(
+        targets(SyncRule::LatestWins),
+        store.clone(),
+        system_of,
+        std::time::Duration::ZERO,
+    );
+    let (acme, beta) = (
+        TenantId::parse("acme").unwrap(),
+        TenantId::parse("beta").unwrap(),
+    );
+    assert_eq!(
+        catalog.of(&acme).await.unwrap().targets.len(),
+        2,
+        "the defaults"
+    );
+    store
+        .put(
+            &acme,
+            &sound(),
+            None,
+            "ops",
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    let mine = catalog.of(&acme).await.unwrap();
+    assert_eq!((mine.targets.len(), mine.version), (3, Some(1)));
+    assert_eq!(
+        catalog.of(&beta).await.unwrap().targets.len(),
+        2,
+        "others keep the defaults"
+    );
+}
