@@ -7,6 +7,9 @@
 //! write); each record's history names every write's side, source, rule and cause. Then five
 //! people deleted in Attio at once trip the delete breaker (two deletes a window): the rest are
 //! held, listed, one rejected and the others approved through the admin API, and carried out.
+//! Last, tenant `beta` is added beside `acme`: mappings with five kinds of mistakes are refused
+//! with each named (checked against the simulators' live schemas), its own are stored, and each
+//! tenant's people reach its own HubSpot account by its own mappings.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +67,7 @@ struct Rig {
     api_url: String,
     attio_url: String,
     hubspot_url: String,
+    sf_url: String,
     http: reqwest::Client,
     hubspot: HubSpotClient,
     salesforce: SalesforceClient,
@@ -339,6 +343,7 @@ async fn rig(deployment: Deployment) -> Rig {
         api_url,
         attio_url,
         hubspot_url,
+        sf_url,
         http,
         hubspot,
         salesforce,
@@ -639,11 +644,196 @@ async fn a_mass_delete_is_held_for_approval(rig: &Rig) {
     assert_eq!(left, json!([]));
 }
 
+const BETA_ATTIO: &str = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
+const BETA_HUBSPOT: &str = "pat-na1-e2e-beta";
+
+/// Tenant `beta` beside `acme`, with mappings of its own through the admin API: a change with
+/// five kinds of mistakes is refused with each named (checked against the simulators' live
+/// schemas), the sound one is stored, and each tenant's people then reach its own HubSpot
+/// account by its own mappings (acme's title → `jobtitle` by the workers' file, beta's →
+/// `company`).
+async fn two_tenants_sync_side_by_side_with_their_own_mappings(rig: &Rig) {
+    let hubspot_url = rig.hubspot_url.clone();
+    let (status, body) = rig
+        .admin(
+            reqwest::Method::POST,
+            "/v1/admin/tenants",
+            Some(json!({
+                "id": "beta",
+                "name": "Beta",
+                "attio": {"api_token": BETA_ATTIO},
+                "crms": [
+                    {"system": "hubspot", "settings": {"base_url": hubspot_url}, "secrets": {"token": BETA_HUBSPOT}},
+                    {"system": "salesforce", "settings": {"login_url": rig.sf_url, "client_id": "ck-e2e"}, "secrets": {"client_secret": "cs-e2e"}},
+                ],
+                "register_webhook": true,
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let wrong = json!({"targets": [
+        {"attio_object": "people", "system": "hubspot", "external_object": "contacts", "id_property": "attio_record_id", "fields": [
+            {"attio": {"attribute": "email_addresses"}, "external": "email", "rule": "latest_wins"},
+            {"attio": {"attribute": "favourite_colour"}, "external": "website", "rule": "latest_wins"},
+        ]},
+        {"attio_object": "people", "system": "salesforce", "external_object": "Contact", "id_property": "Attio_Id__c", "fields": [
+            {"attio": {"attribute": "email_addresses"}, "external": "Email", "rule": "latest_wins"},
+            {"attio": {"attribute": "name", "part": "full_name"}, "external": "Name", "rule": "latest_wins"},
+            {"attio": {"attribute": "job_title"}, "external": "Birthdate", "rule": "latest_wins"},
+        ]},
+        {"attio_object": "deals", "system": "hubspot", "external_object": "deals", "id_property": "attio_record_id", "fields": [
+            {"attio": {"attribute": "name"}, "external": "dealname", "rule": "latest_wins"},
+            {"attio": {"attribute": "stage"}, "external": "dealstage", "rule": "attio_to_external", "transform": {"type": "map_values", "values": {
+                "Lead": "appointmentscheduled", "In Progress": "qualifiedtobuy", "Won 🎉": "closedwon", "Lost": "closedgone"}}},
+        ]},
+    ]});
+    let (status, refused) = rig
+        .admin(
+            reqwest::Method::PUT,
+            "/v1/admin/tenants/beta/mappings",
+            Some(json!({"mappings": wrong, "changed_by": "e2e"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    let kinds: Vec<&str> = refused["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "unknown_attribute",
+            "read_only",
+            "type_mismatch",
+            "required_unmapped",
+            "missing_option"
+        ],
+        "{refused:#}"
+    );
+    let own = json!({"targets": [
+        {"attio_object": "people", "system": "hubspot", "external_object": "contacts", "id_property": "attio_record_id", "fields": [
+            {"attio": {"attribute": "email_addresses"}, "external": "email", "rule": "latest_wins", "transform": {"type": "lowercase"}},
+            {"attio": {"attribute": "job_title"}, "external": "company", "rule": "latest_wins"},
+        ]},
+    ]});
+    let (status, stored) = rig
+        .admin(
+            reqwest::Method::PUT,
+            "/v1/admin/tenants/beta/mappings",
+            Some(json!({"mappings": own, "changed_by": "e2e"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{stored}");
+    let beta_attio = Attio {
+        http: rig.http.clone(),
+        url: rig.attio_url.clone(),
+    };
+    let create = |token: &'static str, title: &'static str| {
+        let http = beta_attio.http.clone();
+        let url = beta_attio.url.clone();
+        async move {
+            let body = json!({"data": {"values": {
+                "email_addresses": [format!("{title}@example.com")],
+                "name": [{"first_name": "Side", "last_name": title, "full_name": format!("Side {title}")}],
+                "job_title": title,
+            }}});
+            let r: Value = http
+                .post(format!("{url}/v2/objects/people/records"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["data"]["id"]["record_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let (in_acme, in_beta) = (
+        create(ATTIO_TOKEN, "acmetitle").await,
+        create(BETA_ATTIO, "betatitle").await,
+    );
+    let beta_hubspot = HubSpotClient::new(
+        HubSpotConfig::new(
+            &hubspot_url,
+            Secret::new(BETA_HUBSPOT).unwrap(),
+            TenantId::parse("beta").unwrap(),
+        )
+        .unwrap(),
+        Arc::new(MemoryRateLimiter::default()),
+    )
+    .unwrap();
+    let props = [prop("jobtitle"), prop("company"), prop("email")];
+    let wait = Duration::from_secs(60);
+    let beta_contact = eventually(
+        "beta's person reaches beta's HubSpot by beta's mappings",
+        wait,
+        || async {
+            beta_hubspot
+                .get_by("contacts", &prop("attio_record_id"), &in_beta, &props)
+                .await
+                .ok()
+                .filter(|r| {
+                    r.properties.get(&prop("company")) == Some(&FieldValue::text("betatitle"))
+                })
+        },
+    )
+    .await;
+    assert_eq!(
+        beta_contact
+            .properties
+            .get(&prop("jobtitle"))
+            .cloned()
+            .unwrap_or_default(),
+        FieldValue::Empty
+    );
+    let acme_contact = eventually(
+        "acme's person reaches acme's HubSpot by the file's mappings",
+        wait,
+        || async {
+            rig.hubspot
+                .get_by("contacts", &prop("attio_record_id"), &in_acme, &props)
+                .await
+                .ok()
+                .filter(|r| {
+                    r.properties.get(&prop("jobtitle")) == Some(&FieldValue::text("acmetitle"))
+                })
+        },
+    )
+    .await;
+    assert_eq!(
+        acme_contact
+            .properties
+            .get(&prop("company"))
+            .cloned()
+            .unwrap_or_default(),
+        FieldValue::Empty
+    );
+    assert!(
+        rig.hubspot
+            .get_by("contacts", &prop("attio_record_id"), &in_beta, &props)
+            .await
+            .is_err(),
+        "nothing of beta's in acme's account"
+    );
+    assert!(
+        beta_hubspot
+            .get_by("contacts", &prop("attio_record_id"), &in_acme, &props)
+            .await
+            .is_err(),
+        "nothing of acme's in beta's account"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_plane_works_on_postgres_processes() {
     let rig = rig(Deployment::Distributed).await;
     conflicts_are_settled_each_way_without_echoes(&rig).await;
     a_mass_delete_is_held_for_approval(&rig).await;
+    two_tenants_sync_side_by_side_with_their_own_mappings(&rig).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -651,4 +841,5 @@ async fn the_control_plane_works_on_embedded_sqlite() {
     let rig = rig(Deployment::Embedded).await;
     conflicts_are_settled_each_way_without_echoes(&rig).await;
     a_mass_delete_is_held_for_approval(&rig).await;
+    two_tenants_sync_side_by_side_with_their_own_mappings(&rig).await;
 }

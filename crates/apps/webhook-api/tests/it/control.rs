@@ -389,3 +389,145 @@ async fn held_deletes_are_listed_and_decided_one_at_a_time_or_all_at_once() {
         400
     );
 }
+
+/// A mappings change as the API takes it.
+fn mappings_change(id_property: &str, expected: Option<u64>) -> Value {
+    json!({
+        "mappings": {"targets": [
+            {"attio_object": "people", "system": "hubspot", "external_object": "contacts", "id_property": id_property, "fields": [
+                {"attio": {"attribute": "email_addresses"}, "external": "email", "rule": "latest_wins"},
+            ]},
+        ]},
+        "expected_version": expected,
+        "changed_by": "ops@acme",
+    })
+}
+
+#[tokio::test]
+async fn mappings_are_versioned_per_tenant_and_a_bad_or_stale_change_is_refused() {
+    let (app, _stores, _) = app().await;
+    let path = "/v1/admin/tenants/acme/mappings";
+    let (status, none) = app.call(Method::GET, path, TOKEN, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        none["version"],
+        Value::Null,
+        "the workers' file until a change"
+    );
+    let (status, v1) = app
+        .call(
+            Method::PUT,
+            path,
+            TOKEN,
+            Some(mappings_change("attio_record_id", None)),
+        )
+        .await;
+    assert_eq!(status, 200, "{v1}");
+    assert_eq!(
+        (v1["version"].clone(), v1["changed_by"].clone()),
+        (json!(1), json!("ops@acme"))
+    );
+    let (status, stale) = app
+        .call(
+            Method::PUT,
+            path,
+            TOKEN,
+            Some(mappings_change("attio_id_2", None)),
+        )
+        .await;
+    assert_eq!(status, 409, "{stale}");
+    let (status, v2) = app
+        .call(
+            Method::PUT,
+            path,
+            TOKEN,
+            Some(mappings_change("attio_id_2", Some(1))),
+        )
+        .await;
+    assert_eq!(status, 200, "{v2}");
+    let (_, shown) = app.call(Method::GET, path, TOKEN, None).await;
+    assert_eq!(shown["version"], 2);
+    assert_eq!(shown["mappings"]["targets"][0]["id_property"], "attio_id_2");
+    let (_, versions) = app
+        .call(
+            Method::GET,
+            "/v1/admin/tenants/acme/mappings/versions",
+            TOKEN,
+            None,
+        )
+        .await;
+    let numbers: Vec<&Value> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["version"])
+        .collect();
+    assert_eq!(numbers, [&json!(2), &json!(1)]);
+
+    // Every mistake at once, and nothing stored.
+    let wrong = json!({
+        "mappings": {"targets": [
+            {"attio_object": "People!", "system": "pipedrive", "external_object": "persons", "id_property": "id", "fields": []},
+            {"attio_object": "people", "system": "hubspot", "external_object": "contacts", "id_property": "x", "on_delete": "shred", "fields": [
+                {"attio": {"attribute": "email_addresses"}, "external": "email", "rule": "latest_wins"},
+            ]},
+        ]},
+        "expected_version": 2,
+        "changed_by": "ops@acme",
+    });
+    let (status, refused) = app
+        .call(Method::PUT, path, TOKEN, Some(wrong.clone()))
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(
+        refused["problems"].as_array().unwrap().len(),
+        3,
+        "{refused}"
+    );
+    let (status, checked) = app
+        .call(
+            Method::POST,
+            "/v1/admin/tenants/acme/mappings/validate",
+            TOKEN,
+            Some(wrong),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(checked["valid"], false);
+    assert_eq!(checked["problems"][0]["kind"], "invalid");
+    assert_eq!(
+        app.call(Method::GET, path, TOKEN, None).await.1["version"],
+        2,
+        "nothing stored"
+    );
+    for (body, status) in [
+        (json!({"targets": []}), 400),
+        (
+            json!({"mappings": {"targets": []}, "expected_version": 2}),
+            400,
+        ),
+        (
+            json!({"mappings": {"targets": []}, "expected_version": 2, "changed_by": "  "}),
+            400,
+        ),
+    ] {
+        assert_eq!(
+            app.call(Method::PUT, path, TOKEN, Some(body.clone()))
+                .await
+                .0,
+            status,
+            "{body}"
+        );
+    }
+    assert_eq!(
+        app.call(
+            Method::GET,
+            "/v1/admin/tenants/nobody/mappings",
+            TOKEN,
+            None
+        )
+        .await
+        .0,
+        404
+    );
+}
