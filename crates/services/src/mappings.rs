@@ -365,6 +365,9 @@ pub async fn check_live(
     Ok(problems)
 }
 
+/// Gives the id of a system a plugin of this build serves, or `None`.
+pub type SystemOf = dyn Fn(&str) -> Option<SystemId> + Send + Sync;
+
 /// A tenant's compiled mappings.
 #[derive(Debug, Clone, Default)]
 pub struct TenantMappings {
@@ -382,7 +385,7 @@ pub struct TenantMappings {
 pub struct MappingCatalog {
     defaults: Arc<Vec<SyncTarget>>,
     store: Option<Arc<dyn MappingStore>>,
-    system_of: Box<dyn Fn(&str) -> Option<SystemId> + Send + Sync>,
+    system_of: Box<SystemOf>,
     ttl: Duration,
     cache: Mutex<HashMap<TenantId, (Instant, TenantMappings)>>,
 }
