@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::field::FieldValue;
-use crate::mapping::{FieldKey, FieldMapping, SyncRule};
+use crate::mapping::{ExternalProperty, FieldKey, FieldMapping, SyncRule};
 
 /// One side's current value of a field, with when that side last changed it, if known.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -42,6 +42,11 @@ pub type SideState = BTreeMap<FieldKey, SideValue>;
 pub struct FieldSnapshot {
     pub attio: FieldValue,
     pub external: FieldValue,
+    /// The CRM property the external value was read from. When the mapping now names another
+    /// one, the entry says nothing about it and is not used (absent in snapshots stored before
+    /// it was kept: those are trusted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub property: Option<ExternalProperty>,
 }
 
 /// The last synced snapshot of a linked pair of records.
@@ -52,6 +57,17 @@ pub struct Snapshot(pub BTreeMap<FieldKey, FieldSnapshot>);
 impl Snapshot {
     pub fn get(&self, key: &FieldKey) -> FieldSnapshot {
         self.0.get(key).cloned().unwrap_or_default()
+    }
+
+    /// The entry of a mapped field, or an empty one when it was taken against another CRM
+    /// property (the mapping changed since).
+    pub fn of(&self, m: &FieldMapping) -> FieldSnapshot {
+        let s = self.get(&m.key());
+        if s.property.as_ref().is_some_and(|p| *p != m.external) {
+            FieldSnapshot::default()
+        } else {
+            s
+        }
     }
 }
 
@@ -144,16 +160,16 @@ pub fn external_changes(
 ) -> Vec<FieldKey> {
     mappings
         .iter()
-        .map(FieldMapping::key)
-        .filter(|key| {
+        .filter(|m| {
             let e = external
-                .get(key)
+                .get(&m.key())
                 .cloned()
                 .unwrap_or_default()
                 .value
                 .normalized();
-            !e.same_as(&snapshot.get(key).external.normalized())
+            !e.same_as(&snapshot.of(m).external.normalized())
         })
+        .map(FieldMapping::key)
         .collect()
 }
 
@@ -170,7 +186,7 @@ pub fn merge(
     };
     for m in mappings {
         let key = m.key();
-        let s = snapshot.get(&key);
+        let s = snapshot.of(m);
         let canon = |side: &SideState| {
             let v = side.get(&key).cloned().unwrap_or_default();
             SideValue::new(v.value.normalized(), v.changed_at)
@@ -179,6 +195,7 @@ pub fn merge(
         let s = FieldSnapshot {
             attio: s.attio.normalized(),
             external: s.external.normalized(),
+            property: s.property,
         };
         let a_changed = !a.value.same_as(&s.attio);
         let e_changed = !e.value.same_as(&s.external);
@@ -196,6 +213,7 @@ pub fn merge(
                 FieldSnapshot {
                     attio: a.value.clone(),
                     external: ext,
+                    property: Some(m.external.clone()),
                 },
             );
         };
@@ -212,6 +230,7 @@ pub fn merge(
                 FieldSnapshot {
                     attio: att,
                     external: e.value.clone(),
+                    property: Some(m.external.clone()),
                 },
             );
         };
@@ -237,6 +256,7 @@ pub fn merge(
                         FieldSnapshot {
                             attio: a.value.clone(),
                             external: e.value.clone(),
+                            property: Some(m.external.clone()),
                         },
                     );
                     continue;

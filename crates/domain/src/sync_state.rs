@@ -16,7 +16,7 @@ pub enum BackfillPhase {
     Failed,
 }
 
-/// Progress of one backfill.
+/// Progress of one backfill, reconciliation or dry run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncState {
     pub tenant: TenantId,
@@ -33,6 +33,38 @@ pub struct SyncState {
     pub updated_at: OffsetDateTime,
     /// Incremented by every store write; stores use it for optimistic concurrency.
     pub version: u64,
+    /// A reconciliation's or a dry run's findings so far (`None` for a backfill).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftReport>,
+}
+
+/// What a reconciliation pass found, field by field, and what it did about it (or, for a dry
+/// run, what a pass would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftReport {
+    /// Nothing was written: what a pass would do.
+    pub dry_run: bool,
+    /// Records compared.
+    pub records: u64,
+    /// Pairs already in step.
+    pub in_step: u64,
+    /// Attio records with no CRM record: created there.
+    pub created: u64,
+    /// Pairs that differed and were written.
+    pub repaired: u64,
+    /// Fields written to the CRM, by Attio field key.
+    pub fields_to_crm: std::collections::BTreeMap<String, u64>,
+    /// Fields written into Attio, by Attio field key.
+    pub fields_to_attio: std::collections::BTreeMap<String, u64>,
+    /// Fields that differ into Attio but whose attribute type is not written back.
+    pub deferred: u64,
+    /// Fields changed on both sides, sent to the conflict queue.
+    pub conflicts: u64,
+    /// Pairs left alone while a delete of theirs waits for a person.
+    pub held: u64,
+    /// Records a provider refused, with the first reasons.
+    pub failed: u64,
+    pub failures: Vec<String>,
 }
 
 impl SyncState {
@@ -54,6 +86,7 @@ impl SyncState {
             last_error: None,
             updated_at: now,
             version: 0,
+            drift: None,
         }
     }
 

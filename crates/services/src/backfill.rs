@@ -196,6 +196,7 @@ impl Backfill {
                     FieldSnapshot {
                         attio: v.value.clone(),
                         external: ext,
+                        property: Some(m.external.clone()),
                     },
                 );
             }

@@ -24,6 +24,7 @@ pub mod mappings;
 pub mod outbound;
 pub mod pipeline;
 pub mod poll;
+pub mod reconcile;
 pub mod resolve;
 pub mod retention;
 pub mod worker;

@@ -486,6 +486,16 @@ impl MappingCatalog {
         Ok(found)
     }
 
+    /// A candidate document's sync targets (for a dry run), or its problems.
+    pub fn candidate(
+        &self,
+        document: &MappingDocument,
+    ) -> Result<Vec<SyncTarget>, Vec<MappingProblem>> {
+        document
+            .check(&self.system_of)
+            .map(|checked| compile(checked).0)
+    }
+
     /// Forgets a tenant's cached mappings (after they were replaced).
     pub fn forget(&self, tenant: &TenantId) {
         self.cache

@@ -76,6 +76,17 @@ pub struct SystemReport {
     pub conflicts: Vec<FieldKey>,
 }
 
+/// What a sync of one pair compares (see [`OutboundSync::prepare`]).
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub link: Option<IdentityLink>,
+    pub external: Option<ExternalRecord>,
+    pub snapshot: Snapshot,
+    pub attio: SideState,
+    pub external_values: SideState,
+    pub outcome: domain::merge::MergeOutcome,
+}
+
 /// The outbound sync use case.
 pub struct OutboundSync {
     pub(crate) directory: Arc<dyn ClientDirectory>,
@@ -459,7 +470,75 @@ impl OutboundSync {
         Ok(reports)
     }
 
-    async fn sync_to(
+    /// Syncs one Attio record with one mapping (a reconciliation's step).
+    pub async fn sync_one(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record: &Record,
+        target: &SyncTarget,
+        clients: &TenantClients,
+    ) -> ServiceResult<SystemReport> {
+        self.sync_to(tenant, object, record, record.id.record_id, target, clients)
+            .await
+    }
+
+    /// What [`OutboundSync::sync_one`] would do, without writing anything (a dry run's step).
+    pub async fn plan_one(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record: &Record,
+        target: &SyncTarget,
+        clients: &TenantClients,
+    ) -> ServiceResult<SystemReport> {
+        let record_id = record.id.record_id;
+        let p = match self
+            .prepare(tenant, object, record, record_id, target, clients)
+            .await?
+        {
+            Ok(p) => p,
+            Err(held) => return Ok(held),
+        };
+        let written: Vec<FieldKey> = p
+            .outcome
+            .to_external
+            .iter()
+            .map(|w| w.key.clone())
+            .collect();
+        let action = match (&p.external, written.is_empty()) {
+            (_, true) => Action::Unchanged,
+            (Some(_), false) => Action::Updated,
+            (None, false) => Action::Created,
+        };
+        let (written_to_attio, deferred_inbound) = if p.outcome.to_attio.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            self.writable_into_attio(
+                tenant,
+                object,
+                &target.mapping,
+                &p.outcome.to_attio,
+                clients,
+            )
+            .await?
+        };
+        Ok(SystemReport {
+            system: target.mapping.system.clone(),
+            action,
+            external_id: p.external.map(|r| r.id),
+            written,
+            written_to_attio,
+            deferred_inbound,
+            conflicts: p.outcome.conflicts.iter().map(|c| c.key.clone()).collect(),
+        })
+    }
+
+    /// Reads what a sync of one pair compares: the link, the linked CRM record (gone on the
+    /// other side means "never synced": the upsert by key recreates it and the snapshot starts
+    /// afresh), both sides' values, and the merge. `Err(report)` when a held delete leaves the
+    /// pair alone. Writes nothing: the sync and the dry run share it.
+    pub(crate) async fn prepare(
         &self,
         tenant: &TenantId,
         object: &ObjectSlug,
@@ -467,7 +546,7 @@ impl OutboundSync {
         record_id: RecordId,
         target: &SyncTarget,
         clients: &TenantClients,
-    ) -> ServiceResult<SystemReport> {
+    ) -> ServiceResult<Result<Prepared, SystemReport>> {
         let mapping = &target.mapping;
         let system = mapping.system.clone();
         let crm = clients
@@ -486,8 +565,6 @@ impl OutboundSync {
             .iter()
             .map(|m| m.external.clone())
             .collect();
-        // The linked record; gone on the other side means "never synced": the upsert by key
-        // recreates it and the snapshot starts afresh.
         let external = match &link {
             Some(l) => match crm
                 .get(&mapping.external_object, &l.external_id, &props)
@@ -498,7 +575,7 @@ impl OutboundSync {
                     if let Some(gate) = &self.deletes
                         && gate.held_for(tenant, l).await?.is_some()
                     {
-                        return Ok(SystemReport {
+                        return Ok(Err(SystemReport {
                             system,
                             action: Action::DeleteHeld,
                             external_id: Some(l.external_id.clone()),
@@ -506,7 +583,7 @@ impl OutboundSync {
                             written_to_attio: Vec::new(),
                             deferred_inbound: Vec::new(),
                             conflicts: Vec::new(),
-                        });
+                        }));
                     }
                     None
                 }
@@ -521,6 +598,81 @@ impl OutboundSync {
         let attio = attio_side(mapping, record);
         let external_values = external_side(mapping, external.as_ref());
         let outcome = merge(mapping.fields(), &snapshot, &attio, &external_values);
+        Ok(Ok(Prepared {
+            link,
+            external,
+            snapshot,
+            attio,
+            external_values,
+            outcome,
+        }))
+    }
+
+    /// Which of `writes` (into Attio) the attribute types let the sync write; the others are
+    /// deferred (left, and not marked synced).
+    pub(crate) async fn writable_into_attio(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        mapping: &ObjectMapping,
+        writes: &[FieldWrite],
+        clients: &TenantClients,
+    ) -> ServiceResult<(Vec<FieldKey>, Vec<FieldKey>)> {
+        let attributes = self.attributes(tenant, object, clients).await?;
+        let (mut ok, mut deferred) = (Vec::new(), Vec::new());
+        for w in writes {
+            let converts = mapping
+                .fields()
+                .iter()
+                .find(|m| m.key() == w.key)
+                .and_then(|m| {
+                    let a = attributes
+                        .iter()
+                        .find(|a| a.api_slug == m.attio.attribute.as_str())?;
+                    (!a.is_multiselect)
+                        .then(|| attio_value(&a.attribute_type, m.attio.part.as_deref(), &w.value))
+                        .flatten()
+                })
+                .is_some();
+            if converts {
+                ok.push(w.key.clone());
+            } else {
+                deferred.push(w.key.clone());
+            }
+        }
+        Ok((ok, deferred))
+    }
+
+    async fn sync_to(
+        &self,
+        tenant: &TenantId,
+        object: &ObjectSlug,
+        record: &Record,
+        record_id: RecordId,
+        target: &SyncTarget,
+        clients: &TenantClients,
+    ) -> ServiceResult<SystemReport> {
+        let mapping = &target.mapping;
+        let system = mapping.system.clone();
+        let crm = clients
+            .crms
+            .get(&system)
+            .ok_or_else(|| PortError::Invalid(format!("the tenant has no {system} connection")))?
+            .as_ref();
+        let Prepared {
+            link,
+            external,
+            snapshot,
+            attio,
+            external_values,
+            outcome,
+        } = match self
+            .prepare(tenant, object, record, record_id, target, clients)
+            .await?
+        {
+            Ok(p) => p,
+            Err(held) => return Ok(held),
+        };
         let by_key: BTreeMap<FieldKey, &ExternalProperty> = mapping
             .fields()
             .iter()

@@ -198,6 +198,7 @@ impl OutboundSync {
             FieldSnapshot {
                 attio: want_attio,
                 external: want_external,
+                property: Some(field.external.clone()),
             },
         );
         link.updated_at = now;

@@ -44,6 +44,7 @@ pub fn cause_of(job: &Job) -> &'static str {
         Some("backfill") => "backfill",
         Some("resolution") => "resolution",
         Some("delete") => "delete",
+        Some("reconcile") => "reconcile",
         _ => "other",
     }
 }
@@ -58,6 +59,7 @@ fn origin_of(job: &Job, cause: &str) -> String {
         }
         "resolution" => "conflict resolution".to_owned(),
         "delete" => "delete decision".to_owned(),
+        "reconcile" => "reconciliation".to_owned(),
         other => other.to_owned(),
     }
 }
@@ -82,11 +84,61 @@ pub struct BadPayload(pub String);
 pub struct PipelineHandler {
     pub pipeline: Arc<EventPipeline>,
     pub backfill: Option<Arc<crate::backfill::Backfill>>,
+    pub reconciler: Option<Arc<crate::reconcile::Reconciler>>,
 }
 
 impl std::fmt::Debug for PipelineHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PipelineHandler").finish_non_exhaustive()
+    }
+}
+
+impl PipelineHandler {
+    /// A reconciliation or dry-run job: `{"source": "reconcile", "object", "system",
+    /// "dry_run"?, "mappings"?}` (candidate mappings for a dry run).
+    async fn reconcile(
+        &self,
+        tenant: &domain::ids::TenantId,
+        payload: &serde_json::Value,
+    ) -> ServiceResult<()> {
+        let Some(reconciler) = &self.reconciler else {
+            return Err(PortError::Invalid(
+                BadPayload("reconciliation is not configured".into()).to_string(),
+            )
+            .into());
+        };
+        let object =
+            domain::ids::ObjectSlug::parse(payload["object"].as_str().unwrap_or_default())?;
+        let system = domain::ids::SystemId::parse(payload["system"].as_str().unwrap_or_default())?;
+        let pass = if payload["dry_run"].as_bool().unwrap_or(false) {
+            let candidate = match payload.get("mappings").filter(|m| !m.is_null()) {
+                None => None,
+                Some(m) => {
+                    let doc: domain::mapping_doc::MappingDocument =
+                        serde_json::from_value(m.clone()).map_err(|e| {
+                            PortError::Invalid(BadPayload(e.to_string()).to_string())
+                        })?;
+                    let targets =
+                        self.pipeline
+                            .outbound()
+                            .catalog()
+                            .candidate(&doc)
+                            .map_err(|p| {
+                                PortError::Invalid(format!(
+                                    "the candidate mappings have {} problem(s): {}",
+                                    p.len(),
+                                    p.first().map(ToString::to_string).unwrap_or_default()
+                                ))
+                            })?;
+                    Some(targets)
+                }
+            };
+            crate::reconcile::Pass::DryRun(candidate)
+        } else {
+            crate::reconcile::Pass::Repair
+        };
+        reconciler.run(tenant, &object, &system, pass).await?;
+        Ok(())
     }
 }
 
@@ -123,6 +175,9 @@ impl JobHandler for PipelineHandler {
                     )?;
                     let done = backfill.run(tenant, &object, &system, None).await?;
                     tracing::info!(tenant = %tenant, object = %object, system = %system, seen = done.records_seen, written = done.records_written, "backfill finished");
+                }
+                Some("reconcile") => {
+                    self.reconcile(tenant, payload).await?;
                 }
                 Some("crm") => {
                     // Changes a CRM reported, already in provider-neutral form.

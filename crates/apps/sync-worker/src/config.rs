@@ -140,6 +140,9 @@ pub struct RawConfig {
     /// Days the per-field audit trail keeps an entry (1 to 3650); older ones are purged with
     /// the ledger.
     pub audit_retention_days: u64,
+    /// Seconds between scheduled reconciliations of every mapped object of every tenant (the
+    /// first one interval after start); 0 schedules none (on-demand passes still run).
+    pub reconcile_interval_s: u64,
     pub targets: Vec<RawTarget>,
     /// Lists whose entries' status is synced to the CRMs (deal stage sync).
     pub stages: Vec<RawStage>,
@@ -170,6 +173,7 @@ impl Default for RawConfig {
             crm: std::collections::BTreeMap::new(),
             purge_interval_s: 300,
             audit_retention_days: 90,
+            reconcile_interval_s: 21_600,
             targets: Vec::new(),
             stages: Vec::new(),
         }
@@ -194,6 +198,8 @@ pub struct Settings {
     pub purge_interval: Option<Duration>,
     /// How long the audit trail keeps an entry.
     pub audit_retention: Duration,
+    /// How often this worker queues reconciliations; `None`: never.
+    pub reconcile_interval: Option<Duration>,
     pub targets: Vec<SyncTarget>,
     pub stages: Vec<StageTarget>,
 }
@@ -300,6 +306,15 @@ impl RawConfig {
             ));
         }
         let audit_retention = Duration::from_secs(self.audit_retention_days * 86_400);
+        let reconcile_interval = match self.reconcile_interval_s {
+            0 => None,
+            s @ 60..=604_800 => Some(Duration::from_secs(s)),
+            s => {
+                return bad(format!(
+                    "reconcile_interval_s must be 0 (none) or 60 to 604800, not {s}"
+                ));
+            }
+        };
         let redis_url = match self.redis_url {
             Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {
                 Some(Secret::new(u).map_err(|e| ConfigError::Invalid(e.to_string()))?)
@@ -404,6 +419,7 @@ impl RawConfig {
             polls,
             purge_interval,
             audit_retention,
+            reconcile_interval,
             targets,
             stages,
         })
@@ -529,7 +545,7 @@ fields = [
     #[test]
     fn bad_values_name_the_setting() {
         type Tweak = fn(&mut RawConfig);
-        let cases: [(Tweak, &str); 16] = [
+        let cases: [(Tweak, &str); 17] = [
             (
                 |c| {
                     c.crm.insert(
@@ -579,6 +595,7 @@ fields = [
             (|c| c.audit_retention_days = 0, "audit_retention_days"),
             (|c| c.on_crm_delete = "erase".into(), "on_crm_delete"),
             (|c| c.delete_breaker.max = 0, "delete_breaker"),
+            (|c| c.reconcile_interval_s = 5, "reconcile_interval_s"),
             (|c| c.lease_s = 1, "lease_s"),
             (|c| c.on_delete = "shred".into(), "on_delete"),
             (|c| c.redis_url = Some("http://x".into()), "redis_url"),

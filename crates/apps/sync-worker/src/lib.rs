@@ -83,14 +83,29 @@ pub async fn run(
         .with_stage_targets(settings.stages.clone())
         .with_safe_deletes(gate),
     );
+    let reconciler = Arc::new(services::reconcile::Reconciler::new(
+        directory_for_poll.clone(),
+        outbound.clone(),
+        stores.sync_state.clone(),
+        Arc::new(SystemClock),
+    ));
     let worker = Worker::new(
         stores.queue.clone(),
         Arc::new(PipelineHandler {
             pipeline,
             backfill: Some(backfill),
+            reconciler: Some(reconciler),
         }),
         settings.worker.clone(),
     );
+    let schedule = settings.reconcile_interval.map(|every| {
+        tokio::spawn(schedule_reconciliations(
+            stores.clone(),
+            catalog.clone(),
+            every,
+            settings.worker.retry.max_attempts,
+        ))
+    });
     // Plugins that send no webhooks here are polled, on the workers configured to.
     let pollers: Vec<_> = settings
         .polls
@@ -122,10 +137,57 @@ pub async fn run(
     });
     tracing::info!(consumer = %settings.worker.consumer, concurrency = settings.worker.concurrency, targets = settings.targets.len(), "sync-worker running");
     let stats = worker.run(shutdown).await;
-    for task in pollers.into_iter().chain(purge) {
+    for task in pollers.into_iter().chain(purge).chain(schedule) {
         task.abort();
     }
     stats
+}
+
+/// Every `every`, queues a reconciliation of each mapped object of each tenant (keyed per
+/// tenant, object and system, so a pass already waiting absorbs the next).
+async fn schedule_reconciliations(
+    stores: Stores,
+    catalog: Arc<services::mappings::MappingCatalog>,
+    every: std::time::Duration,
+    max_attempts: u32,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        let tenants = match stores.tenants.list().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %ports::Chain(&e), "reconciliations not scheduled: the tenants could not be read");
+                continue;
+            }
+        };
+        for tenant in tenants {
+            let mappings = match catalog.of(&tenant.id).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant.id, error = %ports::Chain(&e), "reconciliations not scheduled for a tenant");
+                    continue;
+                }
+            };
+            for t in mappings.targets.iter() {
+                let (object, system) = (&t.mapping.attio_object, &t.mapping.system);
+                let Ok(key) = domain::job::JobKey::new(
+                    tenant.id.clone(),
+                    "reconcile",
+                    &format!("{object}-{system}"),
+                ) else {
+                    continue;
+                };
+                let job = domain::job::NewJob::new(
+                    key,
+                    serde_json::json!({"source": "reconcile", "object": object.as_str(), "system": system.as_str()}),
+                )
+                .with_max_attempts(max_attempts);
+                if let Err(e) = stores.queue.enqueue(job).await {
+                    tracing::warn!(tenant = %tenant.id, error = %ports::Chain(&e), "a reconciliation could not be queued");
+                }
+            }
+        }
+    }
 }
 
 /// Runs `poller`'s passes every `interval` until `stop` changes.

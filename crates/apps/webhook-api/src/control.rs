@@ -11,6 +11,9 @@
 //!   `POST /v1/admin/tenants/{id}/resolutions` does the same for `{"ids": [...], "keep": …}`,
 //!   answering each id's outcome.
 //! - `GET …/records/{object}/{record}/history` is a synced record's audit trail, newest first.
+//! - `POST …/reconciliations` `{"object", "system", "dry_run"?, "mappings"?}` queues a
+//!   reconciliation pass (or a dry run, with candidate mappings when given); `GET
+//!   …/reconciliations` lists the passes with their drift reports.
 //! - `GET …/deletes` lists the held deletes (oldest first, `limit`); `POST
 //!   …/deletes/{delete}/approve` and `…/reject` decide one and queue the job that carries the
 //!   decision out (202); `POST …/deletes/decide` `{"decision": "approve" | "reject", "ids":
@@ -566,6 +569,110 @@ async fn decide_deletes(
     Json(json!({"decided": decided, "outcomes": outcomes})).into_response()
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReconcileRequest {
+    object: String,
+    system: String,
+    #[serde(default)]
+    dry_run: bool,
+    /// Candidate mappings for a dry run (before they are put in force).
+    #[serde(default)]
+    mappings: Option<domain::mapping_doc::MappingDocument>,
+}
+
+/// Queues a reconciliation pass (or a dry run) of one object for one system; a worker runs it
+/// and its report appears in `GET …/reconciliations`.
+async fn start_reconciliation(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let req: ReconcileRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(format!("not a reconciliation request: {e}")),
+    };
+    if let Err(e) = ObjectSlug::parse(&req.object).and(SystemId::parse(&req.system)) {
+        return bad(e.to_string());
+    }
+    if let Err(e) = state.registry.get(&req.system) {
+        return bad(e.to_string());
+    }
+    if req.mappings.is_some() && !req.dry_run {
+        return bad("candidate mappings are for a dry run: put them in force with PUT …/mappings");
+    }
+    if let Some(doc) = &req.mappings {
+        let known: Vec<SystemId> = state.registry.iter().map(|p| p.system()).collect();
+        if let Err(problems) = doc.check(|name| known.iter().find(|s| s.as_str() == name).cloned())
+        {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({"error": format!("the candidate mappings have {} problem(s)", problems.len()), "problems": problems})),
+            )
+                .into_response();
+        }
+    }
+    if let Err(e) = state.tenants.get(&id).await {
+        return port_error(&e);
+    }
+    let kind = if req.dry_run { "dryrun" } else { "reconcile" };
+    let key = match JobKey::new(id.clone(), kind, &format!("{}-{}", req.object, req.system)) {
+        Ok(k) => k,
+        Err(e) => return bad(e.to_string()),
+    };
+    let job = NewJob::new(
+        key,
+        json!({"source": "reconcile", "object": req.object, "system": req.system, "dry_run": req.dry_run, "mappings": req.mappings}),
+    )
+    .with_max_attempts(state.settings.max_attempts);
+    match state.queue.enqueue(job).await {
+        Ok(_) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"queued": true, "dry_run": req.dry_run})),
+        )
+            .into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
+/// The tenant's reconciliation passes and dry runs with their reports.
+async fn reconciliations(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    if let Err(e) = state.tenants.get(&id).await {
+        return port_error(&e);
+    }
+    match state.sync_state.list(&id).await {
+        Ok(states) => {
+            let passes: Vec<Value> = states
+                .iter()
+                .filter(|s| s.drift.is_some())
+                .map(|s| {
+                    let (kind, object) = s.object.as_str().split_once('_').unwrap_or(("", s.object.as_str()));
+                    json!({
+                        "object": object,
+                        "system": s.system.as_str(),
+                        "dry_run": kind == "dryrun",
+                        "phase": s.phase,
+                        "records_seen": s.records_seen,
+                        "last_error": s.last_error,
+                        "updated_at": s.updated_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                        "report": s.drift,
+                    })
+                })
+                .collect();
+            Json(passes).into_response()
+        }
+        Err(e) => port_error(&e),
+    }
+}
+
 /// The control plane's routes (the caller adds the admin authorization).
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -582,6 +689,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/v1/admin/tenants/{id}/records/{object}/{record}/history",
             get(history),
+        )
+        .route(
+            "/v1/admin/tenants/{id}/reconciliations",
+            post(start_reconciliation).get(reconciliations),
         )
         .route("/v1/admin/tenants/{id}/deletes", get(held_deletes))
         .route(

@@ -238,6 +238,12 @@ pub fn request(registry: &Registry, method: &str, path: &str) -> Option<Value> {
         ("post", "/v1/admin/tenants/{id}/conflicts/{conflict}/resolve") => resolution(false),
         ("post", "/v1/admin/tenants/{id}/resolutions") => resolution(true),
         ("put", "/v1/admin/tenants/{id}/mappings") => mappings_change(true),
+        ("post", "/v1/admin/tenants/{id}/reconciliations") => {
+            let mut s = backfill();
+            s["properties"]["dry_run"] = json!({"type": "boolean"});
+            s["properties"]["mappings"] = mappings_change(false)["properties"]["mappings"].clone();
+            s
+        }
         ("post", "/v1/admin/tenants/{id}/mappings/validate") => mappings_change(false),
         ("post", "/v1/admin/tenants/{id}/delete-decisions") => json!({
             "type": "object",

@@ -95,6 +95,7 @@ fn fields() -> impl Strategy<Value = Vec<Field>> {
                 snapshot: FieldSnapshot {
                     attio: sa,
                     external: se,
+                    property: None,
                 },
                 attio,
                 external,

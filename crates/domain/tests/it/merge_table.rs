@@ -108,6 +108,7 @@ fn run(
         FieldSnapshot {
             attio: v(snap.0),
             external: v(snap.1),
+            property: None,
         },
     )]));
     let attio: SideState = BTreeMap::from([(key(), SideValue::new(v(a.0), at(a.1)))]);
@@ -207,6 +208,7 @@ fn a_number_read_back_as_text_is_not_a_change() {
         FieldSnapshot {
             attio: n.clone(),
             external: n.clone(),
+            property: None,
         },
     )]));
     for text in ["5000", "5000.00", " 5000 "] {
@@ -226,4 +228,32 @@ fn a_number_read_back_as_text_is_not_a_change() {
     assert!(
         FieldValue::Bool(true).same_as(&v("TRUE")) && !FieldValue::Bool(true).same_as(&v("false"))
     );
+}
+
+#[test]
+fn a_snapshot_taken_against_another_property_says_nothing() {
+    // The mapping moved the field from `old` to `p` (the table's property): the CRM's empty
+    // `p` is no change of the field, so Attio's value fills it instead of being cleared.
+    let m = mapping(LatestWins, Transform::Identity);
+    let snapshot = Snapshot(BTreeMap::from([(
+        key(),
+        FieldSnapshot {
+            attio: v("a"),
+            external: v("a"),
+            property: Some(ExternalProperty::parse("old").unwrap()),
+        },
+    )]));
+    let attio: SideState = BTreeMap::from([(key(), SideValue::new(v("a"), at(Some(1))))]);
+    let external: SideState = BTreeMap::from([(key(), SideValue::new(v(""), at(Some(2))))]);
+    let out = merge(std::slice::from_ref(&m), &snapshot, &attio, &external);
+    assert!(out.to_attio.is_empty(), "{out:?}");
+    assert_eq!(out.to_external.len(), 1, "{out:?}");
+    assert_eq!(out.snapshot.get(&key()).property, Some(m.external.clone()));
+    // The same snapshot taken against `p` itself: the CRM cleared it, which flows into Attio.
+    let mut same = snapshot.clone();
+    if let Some(s) = same.0.get_mut(&key()) {
+        s.property = Some(m.external.clone());
+    }
+    let out = merge(std::slice::from_ref(&m), &same, &attio, &external);
+    assert_eq!(out.to_attio.len(), 1, "{out:?}");
 }

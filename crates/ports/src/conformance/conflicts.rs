@@ -28,6 +28,7 @@ pub fn conflict(t: &TenantId, n: u128) -> ConflictRecord {
             snapshot: FieldSnapshot {
                 attio: FieldValue::text("CTO"),
                 external: FieldValue::text("CTO"),
+                property: None,
             },
             attio: SideValue::new(FieldValue::text("CEO"), None),
             external: SideValue::new(FieldValue::text("Founder"), None),

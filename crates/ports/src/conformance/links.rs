@@ -55,6 +55,7 @@ fn link(t: &TenantId, record: RecordId, sys: &str, ext: &str) -> IdentityLink {
             FieldSnapshot {
                 attio: FieldValue::text("ada@x.com"),
                 external: FieldValue::text("ada@x.com"),
+                property: None,
             },
         )])),
         updated_at: OffsetDateTime::UNIX_EPOCH,

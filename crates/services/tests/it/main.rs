@@ -12,6 +12,7 @@ mod mappings;
 mod outbound;
 mod pipeline;
 mod poll;
+mod reconcile;
 mod resolve;
 mod retention;
 mod worker;
