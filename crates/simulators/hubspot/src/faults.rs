@@ -29,6 +29,8 @@ pub struct Faults {
     /// Share of API requests that hang for `hang_ms`, then answer `504`, with no effect.
     pub timeout_rate: f64,
     pub hang_ms: u64,
+    /// Share of webhook events never sent (lost deliveries, for reconciliation to repair).
+    pub drop_rate: f64,
 }
 
 impl Faults {
@@ -37,6 +39,7 @@ impl Faults {
         sim_support::check_rates(&[
             ("error_rate", self.error_rate),
             ("timeout_rate", self.timeout_rate),
+            ("drop_rate", self.drop_rate),
         ])?;
         match self.error_status {
             None | Some(500 | 502 | 503 | 504 | 524 | 423 | 477) => Ok(()),

@@ -410,7 +410,12 @@ pub(crate) fn with_object<R>(
     let result = f(store, next_id);
     store.reindex_touched(started);
     let result = result?;
+    let drop_rate = sim.faults().drop_rate;
     for e in webhooks::events(settings, &before, store, &sim.next_event) {
+        // A lost delivery: HubSpot's webhook never arrives.
+        if sim_support::roll(drop_rate) {
+            continue;
+        }
         // The receiver lives as long as the simulator's delivery task.
         let _ = sim.events.send(e);
     }

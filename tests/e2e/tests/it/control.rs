@@ -7,7 +7,9 @@
 //! write); each record's history names every write's side, source, rule and cause. Then five
 //! people deleted in Attio at once trip the delete breaker (two deletes a window): the rest are
 //! held, listed, one rejected and the others approved through the admin API, and carried out.
-//! Last, tenant `beta` is added beside `acme`: mappings with five kinds of mistakes are refused
+//! Then webhooks are lost on both sides (the simulators' `drop_rate`): a dry run reports the
+//! drift, a reconciliation pass repairs it with the same report. Last, tenant `beta` is added
+//! beside `acme`: mappings with five kinds of mistakes are refused
 //! with each named (checked against the simulators' live schemas), its own are stored, and each
 //! tenant's people reach its own HubSpot account by its own mappings.
 
@@ -644,6 +646,162 @@ async fn a_mass_delete_is_held_for_approval(rig: &Rig) {
     assert_eq!(left, json!([]));
 }
 
+/// Webhooks lost on both sides (the simulators' `drop_rate` at 1): an Attio edit, a HubSpot edit
+/// and a person created in Attio go nowhere. A dry run reports them without writing; the pass
+/// that follows repairs them, and its drift report is the dry run's.
+async fn lost_webhooks_are_repaired_by_reconciliation(rig: &Rig) {
+    let attio = rig.attio();
+    let wait = Duration::from_secs(60);
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let body = json!({"data": {"values": {
+            "email_addresses": [format!("drift{i}@example.com")],
+            "name": [{"first_name": "Drift", "last_name": format!("Person{i}"), "full_name": format!("Drift Person{i}")}],
+            "job_title": "Steady",
+        }}});
+        let r = attio
+            .call(
+                reqwest::Method::POST,
+                "/v2/objects/people/records",
+                Some(body),
+            )
+            .await;
+        ids.push(r["data"]["id"]["record_id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        eventually("each person reaches both CRMs", wait, || async {
+            let hubspot = rig.hubspot_title(id).await == Some(FieldValue::text("Steady"));
+            let salesforce = rig.salesforce_title(id).await == Some(FieldValue::text("Steady"));
+            (hubspot && salesforce).then_some(())
+        })
+        .await;
+    }
+    // Quiet: every job of the creations (their later events, Salesforce's poll of the records
+    // it just got) has run, so no job still to come re-reads the records edited below.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let faults = |url: String, body: &'static str| {
+        let http = rig.http.clone();
+        async move {
+            let r = http
+                .put(format!("{url}/_sim/faults"))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    faults(rig.attio_url.clone(), r#"{"drop_rate": 1.0}"#).await;
+    faults(rig.hubspot_url.clone(), r#"{"drop_rate": 1.0}"#).await;
+    attio
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v2/objects/people/records/{}", ids[0]),
+            Some(json!({"data": {"values": {"job_title": "Lost in Attio"}}})),
+        )
+        .await;
+    let edit = ExternalUpsert {
+        key: ids[1].clone(),
+        properties: [(prop("jobtitle"), FieldValue::text("Lost in HubSpot"))].into(),
+    };
+    rig.hubspot
+        .upsert_batch("contacts", &prop("attio_record_id"), &[edit])
+        .await
+        .unwrap();
+    let body = json!({"data": {"values": {
+        "email_addresses": ["drift-new@example.com"],
+        "name": [{"first_name": "Drift", "last_name": "Newcomer", "full_name": "Drift Newcomer"}],
+        "job_title": "Unseen",
+    }}});
+    let created = attio
+        .call(
+            reqwest::Method::POST,
+            "/v2/objects/people/records",
+            Some(body),
+        )
+        .await;
+    let newcomer = created["data"]["id"]["record_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        rig.hubspot_title(&ids[0]).await,
+        Some(FieldValue::text("Steady")),
+        "the Attio webhook was lost"
+    );
+    assert_eq!(
+        rig.attio_title(&ids[1]).await.as_deref(),
+        Some("Steady"),
+        "the HubSpot webhook was lost"
+    );
+    assert_eq!(
+        rig.hubspot_title(&newcomer).await,
+        None,
+        "the creation's webhook was lost"
+    );
+    faults(rig.attio_url.clone(), "{}").await;
+    faults(rig.hubspot_url.clone(), "{}").await;
+
+    let report = |dry_run: bool| async move {
+        let (status, body) = rig
+            .admin(
+                reqwest::Method::POST,
+                "/v1/admin/tenants/acme/reconciliations",
+                Some(json!({"object": "people", "system": "hubspot", "dry_run": dry_run})),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        eventually("the pass finishes", Duration::from_secs(60), || async {
+            let (_, passes) = rig
+                .admin(
+                    reqwest::Method::GET,
+                    "/v1/admin/tenants/acme/reconciliations",
+                    None,
+                )
+                .await;
+            passes
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| {
+                    p["dry_run"] == dry_run && p["object"] == "people" && p["phase"] == "completed"
+                })
+                .map(|p| p["report"].clone())
+        })
+        .await
+    };
+    let dry = report(true).await;
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(
+        (dry["created"].clone(), dry["repaired"].clone()),
+        (json!(1), json!(2)),
+        "{dry:#}"
+    );
+    assert_eq!(dry["fields_to_attio"], json!({"job_title": 1}), "{dry:#}");
+    assert_eq!(
+        rig.hubspot_title(&ids[0]).await,
+        Some(FieldValue::text("Steady")),
+        "a dry run writes nothing"
+    );
+    let mut done = report(false).await;
+    assert_eq!(done["dry_run"], false);
+    done["dry_run"] = json!(true);
+    assert_eq!(done, dry, "the pass did what the dry run said");
+    assert_eq!(
+        rig.hubspot_title(&ids[0]).await,
+        Some(FieldValue::text("Lost in Attio"))
+    );
+    assert_eq!(
+        rig.attio_title(&ids[1]).await.as_deref(),
+        Some("Lost in HubSpot")
+    );
+    assert_eq!(
+        rig.hubspot_title(&newcomer).await,
+        Some(FieldValue::text("Unseen"))
+    );
+}
+
 const BETA_ATTIO: &str = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
 const BETA_HUBSPOT: &str = "pat-na1-e2e-beta";
 
@@ -833,6 +991,7 @@ async fn the_control_plane_works_on_postgres_processes() {
     let rig = rig(Deployment::Distributed).await;
     conflicts_are_settled_each_way_without_echoes(&rig).await;
     a_mass_delete_is_held_for_approval(&rig).await;
+    lost_webhooks_are_repaired_by_reconciliation(&rig).await;
     two_tenants_sync_side_by_side_with_their_own_mappings(&rig).await;
 }
 
@@ -841,5 +1000,6 @@ async fn the_control_plane_works_on_embedded_sqlite() {
     let rig = rig(Deployment::Embedded).await;
     conflicts_are_settled_each_way_without_echoes(&rig).await;
     a_mass_delete_is_held_for_approval(&rig).await;
+    lost_webhooks_are_repaired_by_reconciliation(&rig).await;
     two_tenants_sync_side_by_side_with_their_own_mappings(&rig).await;
 }
