@@ -2,6 +2,7 @@
 //! one process and prints what arrived where.
 
 mod admin;
+mod control;
 mod demo;
 mod doctor;
 mod run;
@@ -69,6 +70,39 @@ enum Command {
     /// Backfills: start (optionally following its progress) and status.
     #[command(subcommand)]
     Backfill(admin::BackfillCmd),
+    /// Conflicts waiting for a person: list, show, resolve (one or many).
+    #[command(subcommand)]
+    Conflicts(control::ConflictsCmd),
+    /// Deletes held for approval: list, approve, reject (ids or all).
+    #[command(subcommand)]
+    Deletes(control::DeletesCmd),
+    /// A tenant's mappings: show, validate or apply a file, versions.
+    #[command(subcommand)]
+    Mappings(control::MappingsCmd),
+    /// A synced record's per-field audit trail: who changed what, where, and why.
+    History {
+        tenant: String,
+        object: String,
+        record: String,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Compares an object's Attio records with a CRM and repairs the drift (or, with
+    /// `--dry-run`, reports what a pass would do, optionally for a candidate `--mappings` file);
+    /// `--follow` waits for the drift report.
+    Reconcile {
+        tenant: String,
+        #[arg(long)]
+        object: String,
+        #[arg(long)]
+        system: String,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        mappings: Option<std::path::PathBuf>,
+        #[arg(long)]
+        follow: bool,
+    },
     /// The queue's depth.
     Status,
 }
@@ -90,6 +124,27 @@ async fn main() -> ExitCode {
         Command::Dlq(cmd) => admin::dlq(c, cmd).await,
         Command::Quarantine(cmd) => admin::quarantine(c, cmd).await,
         Command::Backfill(cmd) => admin::backfill(c, cmd).await,
+        Command::Conflicts(cmd) => control::conflicts(c, cmd).await,
+        Command::Deletes(cmd) => control::deletes(c, cmd).await,
+        Command::Mappings(cmd) => match control::mappings(c, cmd).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
+        Command::History {
+            tenant,
+            object,
+            record,
+            limit,
+        } => control::history(c, &tenant, &object, &record, limit).await,
+        Command::Reconcile {
+            tenant,
+            object,
+            system,
+            dry_run,
+            mappings,
+            follow,
+        } => control::reconcile(c, &tenant, &object, &system, dry_run, mappings, follow).await,
         Command::Status => admin::status(c).await,
     };
     match admin {

@@ -7,6 +7,11 @@ const TOKEN: &str = "cli-admin-token-0123456789abcdef0123456789";
 
 /// Serves webhook-api with the admin API on a free port; its URL.
 async fn service() -> String {
+    service_with_stores().await.0
+}
+
+/// The same, with the stores it serves.
+async fn service_with_stores() -> (String, app_common::Stores) {
     let settings = webhook_api::RawConfig {
         admin_token: Some(TOKEN.into()),
         debounce_ms: 0,
@@ -21,7 +26,7 @@ async fn service() -> String {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let state = webhook_api::AppState::new(&stores, settings);
     tokio::spawn(webhook_api::serve(listener, state, std::future::pending()));
-    url
+    (url, stores)
 }
 
 /// Runs the CLI; (exit code, stdout, stderr).
@@ -163,4 +168,207 @@ async fn every_command_answers_in_tables_and_json_with_documented_exit_codes() {
     let (code, _, _) = cli(&url, Some(TOKEN), &["tenant", "frobnicate"]).await;
     assert_eq!(code, 2, "a command line clap refuses");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The control plane's commands: conflicts, held deletes, mappings, history, reconciliation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_commands_list_decide_and_validate_with_documented_exit_codes() {
+    use domain::deletes::DeleteStatus;
+    let (url, stores) = service_with_stores().await;
+    let t = domain::ids::TenantId::parse("acme").unwrap();
+    let dir = std::env::temp_dir().join(format!("cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tenant = dir.join("tenant.json");
+    std::fs::write(&tenant, r#"{"id": "acme", "name": "Acme", "attio": {"api_token": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}}"#).unwrap();
+    let run = |args: Vec<String>| {
+        let url = url.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&url, Some(TOKEN), &args).await
+        }
+    };
+    let a = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        run(a(&["tenant", "add", tenant.to_str().unwrap()])).await.0,
+        0
+    );
+    let mut conflicts = Vec::new();
+    for n in 1..=3 {
+        let mut c = ports::conformance::conflicts::conflict(&t, n);
+        c.attio_record = domain::ids::RecordId::from_uuid(uuid::Uuid::from_u128(50 + n));
+        stores.conflicts.record(&c).await.unwrap();
+        conflicts.push(c.id.to_string());
+    }
+    let (code, out, _) = run(a(&["conflicts", "list", "acme"])).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("job_title") && out.contains("Founder"),
+        "a table: {out}"
+    );
+    let (_, out, _) = run(a(&["conflicts", "list", "acme", "--json"])).await;
+    assert_eq!(json(&out).as_array().map(Vec::len), Some(3));
+    let (_, out, _) = run(a(&["conflicts", "show", "acme", &conflicts[0], "--json"])).await;
+    assert_eq!(json(&out)["snapshot"]["attio"], "CTO");
+    let (code, _, err) = run(a(&[
+        "conflicts",
+        "resolve",
+        "acme",
+        &conflicts[0],
+        "--keep",
+        "value",
+    ]))
+    .await;
+    assert_eq!(code, 2, "--keep value needs --value: {err}");
+    let (code, _, err) = run(a(&[
+        "conflicts",
+        "resolve",
+        "acme",
+        &conflicts[0],
+        "--keep",
+        "value",
+        "--value",
+        "not json",
+    ]))
+    .await;
+    assert_eq!(code, 2, "{err}");
+    let (code, out, err) = run(a(&[
+        "conflicts",
+        "resolve",
+        "acme",
+        &conflicts[0],
+        "--keep",
+        "value",
+        "--value",
+        "\"Chief\"",
+        "--json",
+    ]))
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["resolution"]["value"], "Chief");
+    let (code, _, err) = run(a(&[
+        "conflicts",
+        "resolve",
+        "acme",
+        &conflicts[0],
+        "--keep",
+        "attio",
+    ]))
+    .await;
+    assert_eq!(code, 1, "resolved already: {err}");
+    let (code, out, _) = run(a(&[
+        "conflicts",
+        "resolve",
+        "acme",
+        &conflicts[1],
+        &conflicts[2],
+        "--keep",
+        "external",
+    ]))
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(out.matches("queued").count(), 2, "{out}");
+
+    for n in 1..=2 {
+        stores
+            .deletes
+            .record(&ports::conformance::deletes::delete(
+                &t,
+                n,
+                DeleteStatus::Held,
+            ))
+            .await
+            .unwrap();
+    }
+    let (code, out, _) = run(a(&["deletes", "list", "acme"])).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("deleted in attio"), "{out}");
+    assert_eq!(
+        run(a(&["deletes", "approve", "acme"])).await.0,
+        2,
+        "ids or --all"
+    );
+    let (code, out, _) = run(a(&["deletes", "approve", "acme", "--all", "--json"])).await;
+    assert_eq!(code, 0);
+    assert_eq!(json(&out)["decided"], 2);
+
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "[[targets]]\nattio_object = \"people\"\nsystem = \"hubspot\"\nexternal_object = \"contacts\"\nid_property = \"attio_record_id\"\nfields = [{ attio = { attribute = \"email_addresses\" }, external = \"email\", rule = \"latest_wins\" }]\n").unwrap();
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"targets": [{"attio_object": "people", "system": "pipedrive", "external_object": "persons", "id_property": "id", "fields": []}]}"#).unwrap();
+    let (code, out, _) = run(a(&["mappings", "validate", "acme", bad.to_str().unwrap()])).await;
+    assert_eq!(code, 1, "problems exit 1: {out}");
+    assert!(out.contains("pipedrive"), "{out}");
+    assert_eq!(
+        run(a(&["mappings", "validate", "acme", good.to_str().unwrap()]))
+            .await
+            .0,
+        0
+    );
+    let (code, out, err) = run(a(&[
+        "mappings",
+        "apply",
+        "acme",
+        good.to_str().unwrap(),
+        "--by",
+        "ops",
+        "--json",
+    ]))
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["version"], 1);
+    let (code, out, _) = run(a(&[
+        "mappings",
+        "apply",
+        "acme",
+        bad.to_str().unwrap(),
+        "--by",
+        "ops",
+    ]))
+    .await;
+    assert_eq!(code, 1, "refused with every problem: {out}");
+    assert!(out.contains("pipedrive"), "{out}");
+    let (_, out, _) = run(a(&["mappings", "versions", "acme", "--json"])).await;
+    assert_eq!(json(&out).as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        run(a(&["mappings", "validate", "acme", "/no/such/file.toml"]))
+            .await
+            .0,
+        2
+    );
+
+    let record = domain::ids::RecordId::from_uuid(uuid::Uuid::from_u128(7));
+    stores
+        .audit
+        .append(&[ports::conformance::audit::entry(&t, 7, 1)])
+        .await
+        .unwrap();
+    let (code, out, _) = run(a(&["history", "acme", "people", &record.to_string()])).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("attio delivery, job 1") && out.contains("prefer_attio"),
+        "{out}"
+    );
+    let (code, out, _) = run(a(&[
+        "reconcile",
+        "acme",
+        "--object",
+        "people",
+        "--system",
+        "hubspot",
+        "--dry-run",
+        "--json",
+    ]))
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(json(&out)["queued"], true);
+    let (code, _, err) = run(a(&[
+        "reconcile",
+        "acme",
+        "--object",
+        "people",
+        "--system",
+        "pipedrive",
+    ]))
+    .await;
+    assert_eq!(code, 1, "{err}");
 }
