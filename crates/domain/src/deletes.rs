@@ -94,19 +94,64 @@ impl DeleteRecord {
     }
 }
 
-/// The delete breaker: more than `max` deletes propagated within `window` and further deletes
-/// are held.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The delete breaker: once `max` deletes, or `max_share` of the tenant's linked pairs, were
+/// propagated within `window`, further deletes are held.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DeleteBreaker {
     pub max: u64,
+    /// A share from 0 to 1 of the tenant's linked pairs; `None` counts only `max`.
+    pub max_share: Option<f64>,
     pub window: std::time::Duration,
+}
+
+impl DeleteBreaker {
+    /// The deletes the window lets through for a tenant with `linked` pairs: `max`, or the
+    /// share of `linked` when that is lower (at least one).
+    pub fn limit(&self, linked: u64) -> u64 {
+        match self.max_share {
+            Some(share) => {
+                let by_share = (share * linked as f64).floor().max(1.0) as u64;
+                self.max.min(by_share)
+            }
+            None => self.max,
+        }
+    }
 }
 
 impl Default for DeleteBreaker {
     fn default() -> Self {
         Self {
             max: 50,
+            max_share: Some(0.1),
             window: std::time::Duration::from_secs(600),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_is_the_count_or_the_share_whichever_is_lower() {
+        let b = |max, share| DeleteBreaker {
+            max,
+            max_share: share,
+            window: std::time::Duration::from_secs(60),
+        };
+        for (breaker, linked, want) in [
+            (b(50, None), 10, 50),
+            (b(50, Some(0.1)), 10_000, 50),
+            (b(50, Some(0.1)), 200, 20),
+            (b(50, Some(0.1)), 5, 1),
+            (b(50, Some(0.1)), 0, 1),
+            (b(3, Some(1.0)), 100, 3),
+        ] {
+            assert_eq!(
+                breaker.limit(linked),
+                want,
+                "{breaker:?} with {linked} pairs"
+            );
         }
     }
 }

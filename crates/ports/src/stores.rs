@@ -76,6 +76,8 @@ pub trait LinkStore: Send + Sync {
     ) -> PortResult<u64>;
     /// Removes a link. `NotFound` when there is none.
     async fn delete(&self, tenant: &TenantId, lookup: &LinkLookup) -> PortResult<()>;
+    /// How many linked pairs the tenant has (for the delete breaker's share).
+    async fn count(&self, tenant: &TenantId) -> PortResult<u64>;
 }
 
 #[cfg_attr(feature = "mock", mockall::automock)]

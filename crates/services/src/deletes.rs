@@ -34,7 +34,7 @@ pub fn describe_metrics() {
 }
 
 /// The delete policies: defaults, and per Attio object and CRM.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeleteRules {
     /// What an Attio delete does to the linked CRM record.
     pub on_attio_delete: DeletePolicy,
@@ -76,6 +76,8 @@ pub struct SafeDeletes {
     rules: DeleteRules,
     /// Tenants' stored mappings, whose own delete policies come first.
     catalog: Option<Arc<crate::mappings::MappingCatalog>>,
+    /// Counts a tenant's linked pairs, for the breaker's share; without it only `max` counts.
+    links: Option<Arc<dyn LinkStore>>,
 }
 
 impl std::fmt::Debug for SafeDeletes {
@@ -93,7 +95,14 @@ impl SafeDeletes {
             clock,
             rules,
             catalog: None,
+            links: None,
         }
+    }
+
+    /// Counts the tenant's linked pairs for the breaker's `max_share`.
+    pub fn with_links(mut self, links: Arc<dyn LinkStore>) -> Self {
+        self.links = Some(links);
+        self
     }
 
     /// Takes a tenant's delete policies from its stored mappings where it has them.
@@ -167,10 +176,27 @@ impl SafeDeletes {
         } else {
             (DeleteStatus::Done, format!("deleted in {origin}"))
         };
+        // The share is of the pairs as they were when the window began: those linked now and
+        // those whose deletes it already let through.
+        let linked = match (&self.links, self.rules.breaker.max_share) {
+            (Some(links), Some(_)) => {
+                links.count(tenant).await?
+                    + self.store.count_done_since(tenant, now - window).await?
+            }
+            _ => u64::MAX,
+        };
+        let limit = self.rules.breaker.limit(linked);
         let held_reason = format!(
-            "the delete breaker is open: {} deletes were propagated within {} s",
+            "the delete breaker is open: {limit} deletes were propagated within {} s (at most {}{})",
+            window.as_secs(),
             self.rules.breaker.max,
-            window.as_secs()
+            match self.rules.breaker.max_share {
+                Some(share) if linked != u64::MAX => format!(
+                    ", or {:.0} % of the tenant's {linked} linked pairs",
+                    share * 100.0
+                ),
+                _ => String::new(),
+            }
         );
         let stored = self
             .store
@@ -189,7 +215,7 @@ impl SafeDeletes {
                     at: now,
                     decided_at: None,
                 },
-                self.rules.breaker.max,
+                limit,
                 now - window,
                 &held_reason,
             )

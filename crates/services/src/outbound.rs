@@ -810,6 +810,7 @@ impl OutboundSync {
             if kept == id {
                 metrics::counter!("conflicts_recorded_total", "system" => system.to_string())
                     .increment(1);
+                self.gauge_open_conflicts(tenant).await;
             }
         }
         self.close_superseded(tenant, object, record_id, &system, &conflicts, now)
@@ -843,6 +844,19 @@ impl OutboundSync {
         })
     }
 
+    /// Sets `conflicts_open{tenant}` to the tenant's count (after a conflict was queued or
+    /// closed); a store that cannot count leaves the gauge as it was.
+    pub(crate) async fn gauge_open_conflicts(&self, tenant: &TenantId) {
+        match self.conflicts.count_open(tenant).await {
+            Ok(n) => {
+                metrics::gauge!("conflicts_open", "tenant" => tenant.to_string()).set(n as f64)
+            }
+            Err(e) => {
+                tracing::debug!(tenant = %tenant, error = %ports::Chain(&e), "open conflicts not counted")
+            }
+        }
+    }
+
     /// Closes the open conflicts of this record and system whose field the merge found in step
     /// (`in_conflict` lists the fields still in conflict): the sides agree again, or a
     /// resolution settled them, so nobody needs to decide them any more.
@@ -872,6 +886,7 @@ impl OutboundSync {
             {
                 Ok(_) => {
                     tracing::info!(tenant = %tenant, conflict = %c.id, field = %c.field(), "a conflict closed itself: the field is in step again");
+                    self.gauge_open_conflicts(tenant).await;
                 }
                 Err(PortError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),

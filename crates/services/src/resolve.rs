@@ -222,6 +222,7 @@ impl OutboundSync {
                 Err(e) => return Err(e.into()),
             }
         }
+        self.gauge_open_conflicts(tenant).await;
         tracing::info!(tenant = %tenant, conflict = %conflict.id, how = resolution.name(), attio = settled.wrote_attio, external = settled.wrote_external, "settled a conflict");
         Ok(settled)
     }

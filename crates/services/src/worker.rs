@@ -303,6 +303,14 @@ pub fn describe_metrics() {
         "conflicts_recorded_total",
         "Fields queued for a person: changed on both sides under a manual rule or without change times"
     );
+    metrics::describe_gauge!(
+        "conflicts_open",
+        "Conflicts waiting for a person, per tenant (as of the last one queued, closed or settled)"
+    );
+    metrics::describe_counter!(
+        "mapping_problems_found_total",
+        "Problems found re-checking the tenants' mappings against the live schemas"
+    );
     metrics::describe_counter!(
         "echoes_suppressed_total",
         "CRM notifications that carried nothing the last sync had not seen (the echo of the service's own write, or an unmapped change)"

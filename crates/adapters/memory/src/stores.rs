@@ -235,6 +235,15 @@ impl LinkStore for MemoryLinkStore {
         Ok(moved)
     }
 
+    async fn count(&self, tenant: &TenantId) -> PortResult<u64> {
+        let n = lock(&self.links)
+            .by_attio
+            .keys()
+            .filter(|k| &k.0 == tenant)
+            .count();
+        Ok(n as u64)
+    }
+
     async fn delete(&self, tenant: &TenantId, lookup: &LinkLookup) -> PortResult<()> {
         let mut links = lock(&self.links);
         let k = links

@@ -225,6 +225,17 @@ impl LinkStore for SqliteStore {
         Ok(moved.rows_affected())
     }
 
+    async fn count(&self, tenant: &TenantId) -> PortResult<u64> {
+        let mut tx = self.begin().await?;
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM links WHERE tenant_id = ?")
+            .bind(tenant.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
     async fn delete(&self, tenant: &TenantId, lookup: &LinkLookup) -> PortResult<()> {
         let (_, sql, [a, b, c]) = lookup_sql(lookup);
         let done = sqlx::query(sql)

@@ -57,6 +57,8 @@ pub struct RawStage {
 #[serde(default, deny_unknown_fields)]
 pub struct RawDeleteBreaker {
     pub max: u64,
+    /// A share (0 to 1) of the tenant's linked pairs; 0 counts only `max`.
+    pub max_share: f64,
     pub window_s: u64,
 }
 
@@ -65,6 +67,7 @@ impl Default for RawDeleteBreaker {
         let d = domain::deletes::DeleteBreaker::default();
         Self {
             max: d.max,
+            max_share: d.max_share.unwrap_or(0.0),
             window_s: d.window.as_secs(),
         }
     }
@@ -280,6 +283,12 @@ impl RawConfig {
         };
         let delete_policy = policy("on_delete", &self.on_delete)?;
         let on_crm_delete = policy("on_crm_delete", &self.on_crm_delete)?;
+        if !(0.0..=1.0).contains(&self.delete_breaker.max_share) {
+            return bad(format!(
+                "delete_breaker.max_share must be 0 (off) to 1, got {}",
+                self.delete_breaker.max_share
+            ));
+        }
         if self.delete_breaker.max == 0 || !(1..=86_400).contains(&self.delete_breaker.window_s) {
             return bad(format!(
                 "delete_breaker needs max of at least 1 and window_s of 1 to 86400, got max {} and window_s {}",
@@ -292,6 +301,8 @@ impl RawConfig {
             per_mapping: Default::default(),
             breaker: domain::deletes::DeleteBreaker {
                 max: self.delete_breaker.max,
+                max_share: (self.delete_breaker.max_share > 0.0)
+                    .then_some(self.delete_breaker.max_share),
                 window: Duration::from_secs(self.delete_breaker.window_s),
             },
         };
@@ -545,7 +556,7 @@ fields = [
     #[test]
     fn bad_values_name_the_setting() {
         type Tweak = fn(&mut RawConfig);
-        let cases: [(Tweak, &str); 17] = [
+        let cases: [(Tweak, &str); 18] = [
             (
                 |c| {
                     c.crm.insert(
@@ -595,6 +606,10 @@ fields = [
             (|c| c.audit_retention_days = 0, "audit_retention_days"),
             (|c| c.on_crm_delete = "erase".into(), "on_crm_delete"),
             (|c| c.delete_breaker.max = 0, "delete_breaker"),
+            (
+                |c| c.delete_breaker.max_share = 1.5,
+                "delete_breaker.max_share",
+            ),
             (|c| c.reconcile_interval_s = 5, "reconcile_interval_s"),
             (|c| c.lease_s = 1, "lease_s"),
             (|c| c.on_delete = "shred".into(), "on_delete"),

@@ -45,7 +45,8 @@ pub async fn run(
             Arc::new(SystemClock),
             settings.deletes.clone(),
         )
-        .with_catalog(catalog.clone()),
+        .with_catalog(catalog.clone())
+        .with_links(stores.links.clone()),
     );
     let outbound = Arc::new(
         OutboundSync::new(
@@ -101,6 +102,7 @@ pub async fn run(
     let schedule = settings.reconcile_interval.map(|every| {
         tokio::spawn(schedule_reconciliations(
             stores.clone(),
+            directory_for_poll.clone(),
             catalog.clone(),
             every,
             settings.worker.retry.max_attempts,
@@ -143,10 +145,13 @@ pub async fn run(
     stats
 }
 
-/// Every `every`, queues a reconciliation of each mapped object of each tenant (keyed per
+/// Every `every`, re-checks each tenant's mappings against the live schemas (a CRM's schema can
+/// change without telling us: problems are logged and counted in
+/// `mapping_problems_found_total`) and queues a reconciliation of each mapped object (keyed per
 /// tenant, object and system, so a pass already waiting absorbs the next).
-async fn schedule_reconciliations(
+pub async fn schedule_reconciliations(
     stores: Stores,
+    directory: Arc<dyn ports::directory::ClientDirectory>,
     catalog: Arc<services::mappings::MappingCatalog>,
     every: std::time::Duration,
     max_attempts: u32,
@@ -168,6 +173,7 @@ async fn schedule_reconciliations(
                     continue;
                 }
             };
+            recheck_mappings(directory.as_ref(), &tenant.id, &mappings.targets).await;
             for t in mappings.targets.iter() {
                 let (object, system) = (&t.mapping.attio_object, &t.mapping.system);
                 let Ok(key) = domain::job::JobKey::new(
@@ -186,6 +192,23 @@ async fn schedule_reconciliations(
                     tracing::warn!(tenant = %tenant.id, error = %ports::Chain(&e), "a reconciliation could not be queued");
                 }
             }
+        }
+    }
+}
+
+/// Re-checks a tenant's mappings against the live schemas (see
+/// `services::mappings::recheck`); a tenant whose clients cannot be built is logged and skipped.
+async fn recheck_mappings(
+    directory: &dyn ports::directory::ClientDirectory,
+    tenant: &domain::ids::TenantId,
+    targets: &[services::outbound::SyncTarget],
+) {
+    match directory.clients(tenant).await {
+        Ok(clients) => {
+            services::mappings::recheck(&clients, tenant, targets).await;
+        }
+        Err(e) => {
+            tracing::warn!(tenant = %tenant, error = %ports::Chain(&e), "mappings not re-checked: the tenant's clients could not be built");
         }
     }
 }

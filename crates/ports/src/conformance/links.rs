@@ -180,7 +180,10 @@ pub async fn delete_and_tenant_isolation<S: LinkStore>(s: Arc<S>) {
         0,
         "B must not move A's links"
     );
+    assert_eq!(ok(s.count(&a).await, "count"), 1, "A's one link");
+    assert_eq!(ok(s.count(&b).await, "count"), 1, "B's one link");
     ok(s.delete(&a, &by_attio(r, "crm-a")).await, "delete");
+    assert_eq!(ok(s.count(&a).await, "count"), 0);
     assert!(ok(s.find(&a, &by_attio(r, "crm-a")).await, "find").is_none());
     assert!(matches!(
         s.delete(&a, &by_attio(r, "crm-a")).await,

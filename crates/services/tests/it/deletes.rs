@@ -81,6 +81,7 @@ async fn a_burst_of_deletes_trips_the_breaker_and_a_persons_decisions_are_carrie
     let rules = DeleteRules {
         breaker: DeleteBreaker {
             max: 2,
+            max_share: None,
             window: Duration::from_secs(600),
         },
         ..DeleteRules::default()
@@ -234,4 +235,52 @@ async fn a_crm_delete_deletes_keeps_or_holds_the_attio_record_per_policy() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn the_breaker_also_opens_at_a_share_of_the_tenants_pairs() {
+    let w = world(false, SyncRule::LatestWins).await;
+    let rules = DeleteRules {
+        breaker: DeleteBreaker {
+            max: 50,
+            max_share: Some(0.4),
+            window: Duration::from_secs(600),
+        },
+        ..DeleteRules::default()
+    };
+    let store = Arc::new(MemoryDeleteStore::default());
+    let gate = Arc::new(
+        SafeDeletes::new(store.clone(), Arc::new(SystemClock), rules).with_links(w.links.clone()),
+    );
+    let p = EventPipeline::new(
+        w.directory.clone(),
+        w.links.clone(),
+        Arc::new(w.outbound().with_safe_deletes(gate.clone())),
+        DeletePolicy::Archive,
+    )
+    .with_safe_deletes(gate);
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(synced(&w, &p, n).await.0);
+    }
+    let mut held = 0;
+    for id in ids {
+        w.attio
+            .delete_record(&ObjectRef::from(people()), id)
+            .await
+            .unwrap();
+        if let Handled::Deleted { held: h, .. } = p
+            .handle(&w.tenant, &event(&w, "record.deleted", id, None).await)
+            .await
+            .unwrap()
+        {
+            held += h.len();
+        }
+    }
+    assert_eq!(
+        held, 3,
+        "40 % of five pairs is two: the other three are held"
+    );
+    let reason = &store.held(&w.tenant, 1).await.unwrap()[0].reason;
+    assert!(reason.contains("40 %"), "{reason}");
 }

@@ -586,6 +586,9 @@ impl LinkStore for RacedLinks {
     async fn delete(&self, t: &TenantId, l: &LinkLookup) -> PortResult<()> {
         self.inner.delete(t, l).await
     }
+    async fn count(&self, t: &TenantId) -> PortResult<u64> {
+        self.inner.count(t).await
+    }
 }
 
 #[tokio::test]

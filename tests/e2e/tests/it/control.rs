@@ -264,6 +264,7 @@ async fn rig(deployment: Deployment) -> Rig {
                 ("ATTIO_SYNC_CONFIG", mappings.display().to_string()),
                 ("ATTIO_SYNC_CRM__SALESFORCE__POLL_INTERVAL_S", "1".into()),
                 ("ATTIO_SYNC_DELETE_BREAKER__MAX", "2".into()),
+                ("ATTIO_SYNC_DELETE_BREAKER__MAX_SHARE", "0".into()),
             ]);
             env.extend(common.iter().map(|(k, v)| (*k, (*v).to_owned())));
             procs.push(start("sync-worker", &[], &env, false).await);
@@ -278,7 +279,7 @@ async fn rig(deployment: Deployment) -> Rig {
                      public_url = \"{api_url}\"\nattio_base_url = \"{attio_url}\"\ndebounce_ms = 1000\n\
                      store = {{ kind = \"sqlite\", path = \"{db}\" }}\n\n\
                      [worker]\nattio_base_url = \"{attio_url}\"\nlease_s = 5\nretry_base_ms = 200\nretry_cap_ms = 2000\nmax_attempts = 8\n\
-                     [worker.crm.salesforce]\npoll_interval_s = 1\n[worker.delete_breaker]\nmax = 2\n{worker}",
+                     [worker.crm.salesforce]\npoll_interval_s = 1\n[worker.delete_breaker]\nmax = 2\nmax_share = 0\n{worker}",
                     db = dir.join("attio-sync.db").display()
                 ),
             )

@@ -357,6 +357,9 @@ impl LinkStore for LastWriteWinsLinks {
     async fn delete(&self, t: &TenantId, l: &LinkLookup) -> PortResult<()> {
         self.0.delete(t, l).await
     }
+    async fn count(&self, t: &TenantId) -> PortResult<u64> {
+        self.0.count(t).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

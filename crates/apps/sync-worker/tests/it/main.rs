@@ -149,3 +149,77 @@ async fn the_running_worker_drops_expired_ledger_entries() {
         "the expired entry stays without purges and goes with them"
     );
 }
+
+/// The schedule queues a reconciliation of each mapped object of each tenant every interval.
+#[tokio::test]
+async fn the_schedule_queues_a_reconciliation_of_each_mapped_object() {
+    use std::sync::Arc;
+
+    use domain::ids::TenantId;
+    use domain::tenant::{AttioCredentials, Secret, Tenant};
+    use ports::queue::ReserveFilter;
+
+    let stores = app_common::open_stores(
+        &app_common::StoreSettings::Memory,
+        &app_common::QueueSettings::Store,
+    )
+    .await
+    .unwrap();
+    stores
+        .tenants
+        .create(&Tenant {
+            id: TenantId::parse("acme").unwrap(),
+            name: "Acme".into(),
+            attio: AttioCredentials {
+                api_token: Secret::new("a".repeat(64)).unwrap(),
+                webhook_secrets: Vec::new(),
+            },
+            crms: Vec::new(),
+            api_keys: Vec::new(),
+            created_at: time::OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+    let settings = sync_worker::RawConfig {
+        targets: serde_json::from_value(serde_json::json!([
+            {"attio_object": "people", "system": "hubspot", "external_object": "contacts", "id_property": "attio_record_id",
+             "fields": [{"attio": {"attribute": "email_addresses"}, "external": "email", "rule": "latest_wins"}]},
+        ]))
+        .unwrap(),
+        ..sync_worker::RawConfig::default()
+    };
+    let settings = settings.validate().unwrap();
+    let limiter = Arc::new(adapter_memory::MemoryRateLimiter::default());
+    let directory = Arc::new(app_common::directory::TenantDirectory::new(
+        stores.tenants.clone(),
+        limiter,
+        "http://127.0.0.1:9",
+    ));
+    let catalog = Arc::new(services::mappings::MappingCatalog::fixed(
+        settings.targets.clone(),
+    ));
+    let schedule = tokio::spawn(sync_worker::schedule_reconciliations(
+        stores.clone(),
+        directory,
+        catalog,
+        Duration::from_millis(50),
+        3,
+    ));
+    let job = loop {
+        if let Some(r) = stores
+            .queue
+            .reserve("test", Duration::from_secs(30), &ReserveFilter::default())
+            .await
+            .unwrap()
+        {
+            break r.job;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    schedule.abort();
+    assert_eq!(
+        job.payloads[0],
+        serde_json::json!({"source": "reconcile", "object": "people", "system": "hubspot"})
+    );
+    assert_eq!(job.key.entity, "people-hubspot");
+}

@@ -592,9 +592,14 @@ async fn faults_are_injected_before_any_effect_and_validated() {
     );
     assert_eq!(put(json!({"error_rate": 1.5})).await.unwrap().status(), 400);
     assert_eq!(
-        put(json!({"drop_rate": 0.5})).await.unwrap().status(),
+        put(json!({"duplicate_rate": 0.5})).await.unwrap().status(),
         400,
         "unknown fault"
+    );
+    assert_eq!(
+        put(json!({"drop_rate": 1.5})).await.unwrap().status(),
+        400,
+        "webhook drops are a rate"
     );
     assert_eq!(put(json!({})).await.unwrap().status(), 200);
     let (_, r) = c.get(C).await;
