@@ -122,7 +122,7 @@ impl Default for DeleteBreaker {
     fn default() -> Self {
         Self {
             max: 50,
-            max_share: Some(0.1),
+            max_share: None,
             window: std::time::Duration::from_secs(600),
         }
     }

@@ -30,14 +30,14 @@ pub async fn run(
         limiter,
         &settings.attio_base_url,
     ));
-    // Each tenant's stored mappings, else this worker's file; re-read every 10 s, so a change
+    // Each tenant's stored mappings, else this worker's file; re-read every 2 s, so a change
     // through the admin API reaches every worker within that.
     let registry = app_common::registry::Registry::builtin();
     let catalog = Arc::new(services::mappings::MappingCatalog::stored(
         settings.targets.clone(),
         stores.mappings.clone(),
         move |name| registry.get(name).ok().map(|p| p.system()),
-        std::time::Duration::from_secs(10),
+        std::time::Duration::from_secs(2),
     ));
     let gate = Arc::new(
         services::deletes::SafeDeletes::new(

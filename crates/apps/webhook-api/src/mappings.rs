@@ -7,7 +7,7 @@
 //!   schemas of the tenant's Attio workspace and CRMs; changes nothing.
 //! - `PUT …/mappings` `{"mappings": …, "expected_version": n | null, "changed_by": "who"}`:
 //!   validates as above and stores the next version (422 with every problem; 409 when
-//!   `expected_version` is not the newest). Workers read it within ten seconds.
+//!   `expected_version` is not the newest). Workers read it within two seconds.
 //! - `GET …/mappings/versions`: every version, newest first.
 
 // Handlers return their answer early as a `Response`; boxing it would only add noise.

@@ -885,6 +885,9 @@ async fn two_tenants_sync_side_by_side_with_their_own_mappings(rig: &Rig) {
         )
         .await;
     assert_eq!(status, 200, "{stored}");
+    // Workers read a tenant's mappings again within two seconds (a poll pass may have read
+    // beta's, none yet, when it was added).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let beta_attio = Attio {
         http: rig.http.clone(),
         url: rig.attio_url.clone(),
