@@ -213,6 +213,25 @@ fields = [
         Ok(true)
     }
 
+    /// The first name of the Attio `record`'s copy here (HubSpot only, as for the conflict);
+    /// `None` for a CRM that does not take part or a copy not found.
+    pub async fn first_name(&self, record: &str) -> Result<Option<FieldValue>> {
+        let Self::HubSpot { client, .. } = self else {
+            return Ok(None);
+        };
+        let found = client
+            .get_by(
+                "contacts",
+                &prop("attio_record_id")?,
+                record,
+                &[prop("firstname")?],
+            )
+            .await;
+        Ok(found
+            .ok()
+            .and_then(|r| r.properties.get(&prop("firstname").ok()?).cloned()))
+    }
+
     /// The CRM's id of the Attio `record` once it looks as `expect` says; `None` until then.
     pub async fn find(&self, record: &str, expect: &Expect) -> Result<Option<String>> {
         match self {

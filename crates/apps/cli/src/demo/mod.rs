@@ -374,6 +374,104 @@ pub async fn run(wait: Duration) -> Result<()> {
         missing += 1;
         println!("\nMISSING: the conflict over Grace's first name was not queued");
     }
+    // The operator settles it through the admin API, keeping Attio's value: a worker writes it
+    // where it differs (no echo comes back), and the record's history says who and why.
+    let mut settled = 0;
+    for c in &conflicts {
+        let at = Instant::now();
+        let r = http
+            .post(format!(
+                "{api_url}/v1/admin/tenants/acme/conflicts/{}/resolve",
+                c.id
+            ))
+            .bearer_auth(&admin_token)
+            .json(&json!({"keep": "attio"}))
+            .send()
+            .await?;
+        if r.status() != 202 {
+            bail!("resolving the conflict failed: {}", r.status());
+        }
+        let kept = c.conflict.attio.value.clone();
+        let deadline = Instant::now() + wait;
+        let arrived = loop {
+            let mut everywhere = true;
+            for crm in &crms {
+                if let Some(v) = crm.first_name(grace).await?
+                    && !v.same_as(&kept)
+                {
+                    everywhere = false;
+                }
+            }
+            if everywhere {
+                break Some(at.elapsed());
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        match arrived {
+            Some(d) => {
+                settled += 1;
+                println!(
+                    "resolved by keeping Attio's {}: written to {} after {} ms",
+                    shown(&kept),
+                    edited_in.unwrap_or("the CRM"),
+                    d.as_millis()
+                );
+            }
+            None => {
+                missing += 1;
+                println!("MISSING: the resolution did not reach the CRM");
+            }
+        }
+    }
+    if settled > 0 {
+        let history: serde_json::Value = http
+            .get(format!(
+                "{api_url}/v1/admin/tenants/acme/records/people/{grace}/history?limit=50"
+            ))
+            .bearer_auth(&admin_token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let mut table = comfy_table::Table::new();
+        table
+            .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+            .set_header(vec![
+                "Grace's first name",
+                "written to",
+                "from",
+                "old → new",
+                "rule",
+            ]);
+        let entries = history["entries"].as_array().cloned().unwrap_or_default();
+        for e in entries
+            .iter()
+            .filter(|e| e["field"] == "name.first_name")
+            .take(4)
+        {
+            let text = |v: &serde_json::Value| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string())
+            };
+            table.add_row(vec![
+                e["at"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .get(11..23)
+                    .unwrap_or_default()
+                    .to_owned(),
+                text(&e["written_to"]),
+                text(&e["source"]),
+                format!("{} → {}", text(&e["old"]), text(&e["new"])),
+                text(&e["rule"]),
+            ]);
+        }
+        println!("{table}");
+    }
     delays.sort();
     let p50 = delays.get(delays.len() / 2).copied().unwrap_or_default();
     let max = delays.last().copied().unwrap_or_default();
@@ -390,6 +488,7 @@ pub async fn run(wait: Duration) -> Result<()> {
         ("missing", missing.to_string()),
         ("duplicate deliveries ignored", duplicates.to_string()),
         ("conflicts for a person", conflicts.len().to_string()),
+        ("conflicts resolved", settled.to_string()),
         ("dead letters", depth.dead.to_string()),
         (
             "delay p50 / max",
