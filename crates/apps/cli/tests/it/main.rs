@@ -29,6 +29,13 @@ async fn the_demo_shows_every_change_arriving_in_both_crms() {
         stdout.contains("title edited in HubSpot") && stdout.contains("title edited in Salesforce"),
         "{stdout}"
     );
+    // The conflict is resolved through the admin API and shows in the field's audit trail.
+    assert!(
+        stdout.contains("resolved by keeping Attio's \"Gracie\"")
+            && stdout.contains("operator")
+            && stdout.contains("resolution:attio"),
+        "{stdout}"
+    );
     // The closing line: "…; N duplicate deliveries ignored; …".
     let duplicates: u64 = stdout
         .lines()
