@@ -310,9 +310,32 @@ pub struct ObjectMapping {
     pub system: SystemId,
     pub external_object: String,
     fields: Vec<FieldMapping>,
+    /// Records born in the CRM create (or link) Attio records matched by this mapped field;
+    /// `None` leaves them out of Attio.
+    adopt_by: Option<FieldKey>,
 }
 
 impl ObjectMapping {
+    /// Lets records born in the CRM create or link Attio records, matched by the mapped field
+    /// `key` (an e-mail address for people, a domain for companies: a unique Attio attribute).
+    /// `InvalidMapping` when `key` is not one of the mapping's fields.
+    pub fn adopting(mut self, key: FieldKey) -> Result<Self, DomainError> {
+        if !self.fields.iter().any(|f| f.key() == key) {
+            return Err(DomainError::InvalidMapping(format!(
+                "match_on {key} is not a mapped field of {} → {}",
+                self.attio_object, self.system
+            )));
+        }
+        self.adopt_by = Some(key);
+        Ok(self)
+    }
+
+    /// The mapped field CRM-born records are matched by, when they are adopted.
+    pub fn adopt_by(&self) -> Option<&FieldMapping> {
+        let key = self.adopt_by.as_ref()?;
+        self.fields.iter().find(|f| &f.key() == key)
+    }
+
     /// Validates that no two fields share an Attio key or an external property.
     pub fn new(
         attio_object: ObjectSlug,
@@ -351,6 +374,7 @@ impl ObjectMapping {
             system,
             external_object: external_object.to_owned(),
             fields,
+            adopt_by: None,
         })
     }
 

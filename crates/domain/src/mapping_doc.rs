@@ -25,6 +25,10 @@ pub struct TargetDoc {
     /// This mapping's policy for CRM deletes; the worker's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_crm_delete: Option<String>,
+    /// Records born in the CRM create (or link) Attio records matched by this mapped Attio
+    /// field (`email_addresses`, `domains`: a unique attribute); absent, they stay out of Attio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_on: Option<String>,
 }
 
 /// A tenant's mappings.
@@ -144,7 +148,13 @@ impl MappingDocument {
             else {
                 continue;
             };
-            match ObjectMapping::new(object, system, &t.external_object, t.fields.clone()) {
+            let adopt = |m: ObjectMapping| match &t.match_on {
+                None => Ok(m),
+                Some(k) => crate::mapping::FieldKey::parse(k).and_then(|key| m.adopting(key)),
+            };
+            match ObjectMapping::new(object, system, &t.external_object, t.fields.clone())
+                .and_then(adopt)
+            {
                 Ok(mapping) => checked.push((
                     i,
                     CheckedTarget {

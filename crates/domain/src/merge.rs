@@ -85,6 +85,9 @@ pub enum ConflictReason {
     ManualRule,
     /// `latest_wins` could not compare: a side has no change timestamp.
     MissingTimestamp,
+    /// A record born in the CRM matches several Attio records, or one already linked to
+    /// another record of that CRM: which one it is, a person decides.
+    AmbiguousIdentity,
 }
 
 /// A field changed on both sides to different values, left for a person.

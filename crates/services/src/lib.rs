@@ -16,6 +16,7 @@
 //!   exponential backoff and full jitter, dead letters, graceful shutdown that releases what it
 //!   cannot finish; [`worker::PipelineHandler`] runs webhook jobs through the pipeline.
 
+pub mod adopt;
 pub mod backfill;
 pub mod contact;
 pub mod deletes;

@@ -434,7 +434,7 @@ impl OutboundSync {
     }
 
     /// One round: the Attio record read once, then each target in order.
-    async fn sync_targets(
+    pub(crate) async fn sync_targets(
         &self,
         tenant: &TenantId,
         object: &ObjectSlug,

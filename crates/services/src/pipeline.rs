@@ -392,12 +392,36 @@ impl EventPipeline {
             external_id: external_id.clone(),
         };
         let Some(link) = self.links.find(tenant, &lookup).await? else {
-            return Ok(Handled::Ignored {
-                reason: format!(
-                    "{system} {external_object} {} is not linked to an Attio record",
-                    external_id.as_str()
-                ),
-            });
+            if deleted {
+                return Ok(Handled::Ignored {
+                    reason: format!(
+                        "{system} {external_object} {} is not linked to an Attio record",
+                        external_id.as_str()
+                    ),
+                });
+            }
+            // Born in the CRM: adopted into Attio where its mapping says so.
+            return Ok(
+                match self
+                    .outbound
+                    .adopt(tenant, system, external_object, external_id)
+                    .await?
+                {
+                    crate::adopt::Adopted::Linked { reports, .. } => Handled::Synced(reports),
+                    crate::adopt::Adopted::Ambiguous(id) => Handled::Ignored {
+                        reason: format!(
+                            "{system} {external_object} {} matches an Attio record linked elsewhere: identity conflict {id} queued",
+                            external_id.as_str()
+                        ),
+                    },
+                    crate::adopt::Adopted::Skipped(why) => Handled::Ignored {
+                        reason: format!(
+                            "{system} {external_object} {} is not linked to an Attio record: {why}",
+                            external_id.as_str()
+                        ),
+                    },
+                },
+            );
         };
         if deleted {
             return self.external_deleted(tenant, system, &link).await;

@@ -118,7 +118,7 @@ impl ChangePoller {
         external_object: &str,
         link: &IdentityLink,
     ) -> ServiceResult<()> {
-        let Some(queue) = &self.queue else {
+        let Some(_) = &self.queue else {
             return match self
                 .outbound
                 .sync_record(tenant, &link.object, link.attio_record)
@@ -128,14 +128,41 @@ impl ChangePoller {
                 Err(e) => Err(e),
             };
         };
-        let key = JobKey::new(
-            tenant.clone(),
-            self.system.as_str(),
-            link.external_id.as_str(),
-        )?;
+        self.enqueue(tenant, external_object, &link.external_id)
+            .await
+    }
+
+    /// A record with no link, of a mapping that adopts CRM-born records: queued as a change (or,
+    /// without a queue, adopted at once).
+    async fn born(
+        &self,
+        tenant: &TenantId,
+        external_object: &str,
+        id: &domain::ids::ExternalId,
+    ) -> ServiceResult<()> {
+        if self.queue.is_none() {
+            self.outbound
+                .adopt(tenant, &self.system, external_object, id)
+                .await?;
+            return Ok(());
+        }
+        self.enqueue(tenant, external_object, id).await
+    }
+
+    /// Queues one changed record as a CRM change job, keyed by the record.
+    async fn enqueue(
+        &self,
+        tenant: &TenantId,
+        external_object: &str,
+        id: &domain::ids::ExternalId,
+    ) -> ServiceResult<()> {
+        let Some(queue) = &self.queue else {
+            return Ok(());
+        };
+        let key = JobKey::new(tenant.clone(), self.system.as_str(), id.as_str())?;
         let change = CrmChange {
             object: external_object.to_owned(),
-            id: link.external_id.to_string(),
+            id: id.to_string(),
             deleted: false,
         };
         let payload = serde_json::json!({
@@ -211,7 +238,13 @@ impl ChangePoller {
                         external_id: r.id.clone(),
                     };
                     let Some(link) = self.links.find(tenant, &lookup).await? else {
-                        stats.unlinked += 1;
+                        if target.mapping.adopt_by().is_some() {
+                            self.born(tenant, &target.mapping.external_object, &r.id)
+                                .await?;
+                            stats.synced += 1;
+                        } else {
+                            stats.unlinked += 1;
+                        }
                         continue;
                     };
                     let external = external_side(&target.mapping, Some(r));

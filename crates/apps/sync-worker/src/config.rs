@@ -6,9 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use app_common::{ConfigError, QueueSettings, RawQueue, RawStore, StoreSettings};
-use domain::ids::{AttributeSlug, ObjectSlug, SystemId, TenantId};
+use domain::ids::{AttributeSlug, SystemId, TenantId};
 use domain::job::RetryPolicy;
-use domain::mapping::{ExternalProperty, FieldMapping, ObjectMapping, Transform};
+use domain::mapping::{ExternalProperty, Transform};
 use domain::tenant::Secret;
 use ports::queue::ReserveFilter;
 use serde::{Deserialize, Serialize};
@@ -17,24 +17,8 @@ use services::outbound::SyncTarget;
 use services::pipeline::{DeletePolicy, StageTarget};
 use services::worker::WorkerSettings;
 
-/// One mapping as written in the file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTarget {
-    pub attio_object: String,
-    pub system: String,
-    pub external_object: String,
-    /// The external property holding the Attio record id (the upsert key).
-    pub id_property: String,
-    pub fields: Vec<FieldMapping>,
-    /// This mapping's policy for Attio deletes (`archive`, `keep`, `hold`); the worker's
-    /// `on_delete` when absent.
-    #[serde(default)]
-    pub on_delete: Option<String>,
-    /// This mapping's policy for CRM deletes; the worker's `on_crm_delete` when absent.
-    #[serde(default)]
-    pub on_crm_delete: Option<String>,
-}
+/// One mapping as written in the file (the same record a tenant's stored mappings hold).
+pub type RawTarget = domain::mapping_doc::TargetDoc;
 
 /// A list whose entries' status drives a CRM property of their parent records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -340,46 +324,22 @@ impl RawConfig {
             );
         }
         filter.partitions = self.partitions.iter().cloned().collect();
-        let targets = self
-            .targets
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let at = |e: String| ConfigError::Invalid(format!("targets[{i}]: {e}"));
-                let on_delete = match &t.on_delete {
-                    Some(p) => policy(&format!("targets[{i}].on_delete"), p)?,
-                    None => delete_policy,
-                };
-                let on_crm_delete = match &t.on_crm_delete {
-                    Some(p) => policy(&format!("targets[{i}].on_crm_delete"), p)?,
-                    None => on_crm_delete,
-                };
-                deletes.per_mapping.insert(
-                    (
-                        ObjectSlug::parse(&t.attio_object).map_err(|e| at(e.to_string()))?,
-                        registry
-                            .get(&t.system)
-                            .map_err(|e| at(e.to_string()))?
-                            .system(),
-                    ),
-                    (on_delete, on_crm_delete),
-                );
-                Ok(SyncTarget {
-                    mapping: ObjectMapping::new(
-                        ObjectSlug::parse(&t.attio_object).map_err(|e| at(e.to_string()))?,
-                        registry
-                            .get(&t.system)
-                            .map_err(|e| at(e.to_string()))?
-                            .system(),
-                        &t.external_object,
-                        t.fields,
-                    )
-                    .map_err(|e| at(e.to_string()))?,
-                    id_property: ExternalProperty::parse(&t.id_property)
-                        .map_err(|e| at(e.to_string()))?,
-                })
-            })
-            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let document = domain::mapping_doc::MappingDocument {
+            targets: self.targets,
+        };
+        let checked = document
+            .check(|name| registry.get(name).ok().map(|p| p.system()))
+            .map_err(|problems| {
+                let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                ConfigError::Invalid(all.join("; "))
+            })?;
+        let (targets, policies) = services::mappings::compile(checked);
+        for (key, (attio, crm)) in policies {
+            deletes.per_mapping.insert(
+                key,
+                (attio.unwrap_or(delete_policy), crm.unwrap_or(on_crm_delete)),
+            );
+        }
         let stages = self
             .stages
             .into_iter()
@@ -597,6 +557,7 @@ fields = [
                         fields: Vec::new(),
                         on_delete: None,
                         on_crm_delete: None,
+                        match_on: None,
                     }]
                 },
                 "targets[0]: unknown CRM system \"pipedrive\"",

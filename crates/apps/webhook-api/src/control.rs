@@ -246,6 +246,11 @@ async fn resolve_one(
             "conflict {id} is already resolved"
         )));
     }
+    if c.conflict.reason == domain::merge::ConflictReason::AmbiguousIdentity {
+        return Err(PortError::Conflict(format!(
+            "conflict {id} is about identity, not a value: merge or remove the duplicate in the CRM (or in Attio); the record is adopted again on its next change"
+        )));
+    }
     let key = JobKey::new(tenant.clone(), "conflicts", &c.attio_record.to_string())
         .map_err(PortError::Domain)?;
     let job = NewJob::new(

@@ -124,6 +124,7 @@ pub fn mappings_change(put: bool) -> Value {
             "fields": {"type": "array", "items": field},
             "on_delete": {"enum": ["archive", "keep", "hold"]},
             "on_crm_delete": {"enum": ["archive", "keep", "hold"]},
+            "match_on": string(),
         },
     });
     let mut s = json!({
@@ -154,7 +155,7 @@ pub fn conflict() -> Value {
             "external_id": string(), "field": string(),
             "attio": side.clone(), "external": side,
             "snapshot": {"type": "object"},
-            "reason": {"enum": ["manual_rule", "missing_timestamp"]},
+            "reason": {"enum": ["manual_rule", "missing_timestamp", "ambiguous_identity"]},
             "detected_at": string(), "last_seen": string(),
             "resolution": {"type": ["object", "null"]},
         },

@@ -26,6 +26,7 @@ pub fn document(n: usize) -> MappingDocument {
             fields,
             on_delete: None,
             on_crm_delete: Some("hold".into()),
+            match_on: None,
         }],
     }
 }

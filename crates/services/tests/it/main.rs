@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod activity;
+mod adopt;
 mod backfill;
 mod contact;
 mod deletes;

@@ -7,7 +7,8 @@
 //! write); each record's history names every write's side, source, rule and cause. Then five
 //! people deleted in Attio at once trip the delete breaker (two deletes a window): the rest are
 //! held, listed, one rejected and the others approved through the admin API, and carried out.
-//! Then webhooks are lost on both sides (the simulators' `drop_rate`): a dry run reports the
+//! A contact created in HubSpot becomes an Attio person (matched by e-mail) and reaches
+//! Salesforce. Then webhooks are lost on both sides (the simulators' `drop_rate`): a dry run reports the
 //! drift, a reconciliation pass repairs it with the same report. Last, tenant `beta` is added
 //! beside `acme`: mappings with five kinds of mistakes are refused
 //! with each named (checked against the simulators' live schemas), its own are stored, and each
@@ -38,8 +39,10 @@ attio_object = "people"
 system = "hubspot"
 external_object = "contacts"
 id_property = "attio_record_id"
+match_on = "email_addresses"
 fields = [
   { attio = { attribute = "email_addresses" }, external = "email", rule = "latest_wins", transform = { type = "lowercase" } },
+  { attio = { attribute = "name", part = "last_name" }, external = "lastname", rule = "latest_wins" },
   { attio = { attribute = "job_title" }, external = "jobtitle", rule = "manual" },
 ]
 
@@ -190,6 +193,8 @@ async fn rig(deployment: Deployment) -> Rig {
             HUBSPOT_APP_SECRET,
             "--subscribe",
             "contact.propertyChange:jobtitle",
+            "--subscribe",
+            "contact.creation",
         ],
         &[],
         true,
@@ -803,6 +808,65 @@ async fn lost_webhooks_are_repaired_by_reconciliation(rig: &Rig) {
     );
 }
 
+/// A contact created in HubSpot (by hand: no Attio id) becomes an Attio person matched by its
+/// e-mail through Attio's assert, filled from HubSpot, and goes on to Salesforce; once.
+async fn a_contact_born_in_hubspot_reaches_attio_and_salesforce(rig: &Rig) {
+    let create = ExternalUpsert {
+        key: "born@example.com".into(),
+        properties: [
+            (prop("email"), FieldValue::text("Born@Example.com")),
+            (prop("lastname"), FieldValue::text("Newborn")),
+            (prop("jobtitle"), FieldValue::text("Founder")),
+        ]
+        .into(),
+    };
+    rig.hubspot
+        .upsert_batch("contacts", &prop("email"), &[create])
+        .await
+        .unwrap();
+    let person = eventually(
+        "the HubSpot-born contact becomes an Attio person",
+        Duration::from_secs(60),
+        || async {
+            let found = rig
+                .attio()
+                .call(
+                    reqwest::Method::POST,
+                    "/v2/objects/people/records/query",
+                    Some(json!({"filter": {"email_addresses": "born@example.com"}})),
+                )
+                .await;
+            let people = found["data"].as_array().cloned().unwrap_or_default();
+            let id = people.first()?["id"]["record_id"].as_str()?.to_owned();
+            (people.len() == 1 && rig.attio_title(&id).await.as_deref() == Some("Founder"))
+                .then_some(id)
+        },
+    )
+    .await;
+    eventually(
+        "and reaches Salesforce",
+        Duration::from_secs(60),
+        || async {
+            (rig.salesforce_title(&person).await == Some(FieldValue::text("Founder"))).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let found = rig
+        .attio()
+        .call(
+            reqwest::Method::POST,
+            "/v2/objects/people/records/query",
+            Some(json!({"filter": {"email_addresses": "born@example.com"}})),
+        )
+        .await;
+    assert_eq!(
+        found["data"].as_array().map(Vec::len),
+        Some(1),
+        "one person"
+    );
+}
+
 const BETA_ATTIO: &str = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
 const BETA_HUBSPOT: &str = "pat-na1-e2e-beta";
 
@@ -996,6 +1060,7 @@ async fn the_control_plane_works_on_postgres_processes() {
     conflicts_are_settled_each_way_without_echoes(&rig).await;
     a_mass_delete_is_held_for_approval(&rig).await;
     lost_webhooks_are_repaired_by_reconciliation(&rig).await;
+    a_contact_born_in_hubspot_reaches_attio_and_salesforce(&rig).await;
     two_tenants_sync_side_by_side_with_their_own_mappings(&rig).await;
 }
 
@@ -1005,5 +1070,6 @@ async fn the_control_plane_works_on_embedded_sqlite() {
     conflicts_are_settled_each_way_without_echoes(&rig).await;
     a_mass_delete_is_held_for_approval(&rig).await;
     lost_webhooks_are_repaired_by_reconciliation(&rig).await;
+    a_contact_born_in_hubspot_reaches_attio_and_salesforce(&rig).await;
     two_tenants_sync_side_by_side_with_their_own_mappings(&rig).await;
 }

@@ -122,7 +122,7 @@ fn the_document_lists_every_setting_of_sync_worker() {
     samples.push((
         "",
         json!({
-            "targets": [{"attio_object": "people", "system": "hubspot", "external_object": "contacts", "id_property": "attio_record_id", "fields": [], "on_delete": "hold", "on_crm_delete": "keep"}],
+            "targets": [{"attio_object": "people", "system": "hubspot", "external_object": "contacts", "id_property": "attio_record_id", "fields": [], "on_delete": "hold", "on_crm_delete": "keep", "match_on": "email_addresses"}],
             "stages": [{"list": "sales", "attribute": "stage", "system": "hubspot", "property": "dealstage", "transform": {"type": "identity"}}],
         }),
     ));

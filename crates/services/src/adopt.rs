@@ -1,0 +1,237 @@
+//! Records born in a CRM: a CRM record with no link, of a mapping that adopts them (`match_on`),
+//! is linked to the Attio record it names (its upsert key holds an Attio record id: a record we
+//! wrote whose link was not saved yet) or matches (the mapped key, e-mail or domain, through
+//! Attio's assert, so a retry never creates twice), and then synced like any linked pair: the
+//! first sync fills Attio from the CRM and the record goes on to the other CRMs. When the key
+//! matches an Attio record already linked to another record of that CRM, nothing is guessed: an
+//! identity conflict is queued for a person.
+
+use domain::conflict::ConflictRecord;
+use domain::field::FieldValue;
+use domain::ids::{ConflictId, ExternalId, ObjectRef, RecordId, SystemId, TenantId};
+use domain::link::{IdentityLink, LinkLookup};
+use domain::mapping::FieldKey;
+use domain::merge::{ConflictReason, FieldConflict, SideValue, Snapshot};
+use domain::write::{RecordWrite, WriteValue};
+use ports::error::PortError;
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::outbound::{OutboundSync, SyncTarget, SystemReport};
+
+/// What became of a CRM record with no link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adopted {
+    /// Linked to this Attio record (found, or created by Attio's assert) and synced.
+    Linked {
+        record: RecordId,
+        reports: Vec<SystemReport>,
+    },
+    /// Its key matches an Attio record linked to another record of the CRM: queued.
+    Ambiguous(ConflictId),
+    /// Left out of Attio, with the reason.
+    Skipped(String),
+}
+
+impl OutboundSync {
+    /// Adopts the CRM record `external_id` of `external_object` (see the module docs).
+    /// `Port(Rejected)` when Attio refuses the assert (the key is not a unique attribute).
+    pub async fn adopt(
+        &self,
+        tenant: &TenantId,
+        system: &SystemId,
+        external_object: &str,
+        external_id: &ExternalId,
+    ) -> ServiceResult<Adopted> {
+        let mappings = self.catalog().of(tenant).await?;
+        let Some(target) = mappings.targets.iter().find(|t| {
+            &t.mapping.system == system
+                && t.mapping.external_object == external_object
+                && t.mapping.adopt_by().is_some()
+        }) else {
+            return Ok(Adopted::Skipped(format!(
+                "{system} {external_object} records are not adopted into Attio (no match_on)"
+            )));
+        };
+        let clients = self.directory.clients(tenant).await?;
+        let crm = clients
+            .crms
+            .get(system)
+            .ok_or_else(|| PortError::Invalid(format!("the tenant has no {system} connection")))?;
+        let mut props: Vec<_> = target
+            .mapping
+            .fields()
+            .iter()
+            .map(|f| f.external.clone())
+            .collect();
+        props.push(target.id_property.clone());
+        let r = crm.get(external_object, external_id, &props).await?;
+        if r.archived {
+            return Ok(Adopted::Skipped("the record is archived".into()));
+        }
+        let object = &target.mapping.attio_object;
+        // A record we wrote names its Attio record in its upsert key.
+        let named = r.properties.get(&target.id_property).and_then(|v| match v {
+            FieldValue::Text(s) => RecordId::parse(s).ok(),
+            _ => None,
+        });
+        let record = match named {
+            Some(id) => id,
+            None => match self
+                .matched(tenant, target, &r.properties, &clients)
+                .await?
+            {
+                Some(id) => id,
+                None => {
+                    return Ok(Adopted::Skipped(format!(
+                        "the record has no {} to match by",
+                        target
+                            .mapping
+                            .adopt_by()
+                            .map(|f| f.external.as_str())
+                            .unwrap_or("key")
+                    )));
+                }
+            },
+        };
+        let lookup = LinkLookup::Attio {
+            object: object.clone(),
+            record,
+            system: system.clone(),
+        };
+        if let Some(other) = self.links.find(tenant, &lookup).await? {
+            if &other.external_id != external_id {
+                return self
+                    .ambiguous(tenant, target, record, external_id, &other.external_id)
+                    .await;
+            }
+        } else {
+            let link = IdentityLink {
+                tenant: tenant.clone(),
+                object: object.clone(),
+                attio_record: record,
+                system: system.clone(),
+                external_object: external_object.to_owned(),
+                external_id: external_id.clone(),
+                snapshot: Snapshot::default(),
+                updated_at: self.now(),
+                version: 0,
+            };
+            match self.links.save(&link).await {
+                // Saved by a racing job meanwhile: the same pair.
+                Ok(_) | Err(PortError::Stale(_)) => {}
+                Err(PortError::Conflict(m)) => return Err(PortError::Stale(m).into()),
+                Err(e) => return Err(e.into()),
+            }
+            tracing::info!(tenant = %tenant, system = %system, external = %external_id.as_str(), record = %record, "a record born in the CRM was linked to Attio");
+        }
+        // The CRM it was born in first (its values fill the Attio record), then every mapping of
+        // the object from the filled record (on to the other CRMs).
+        self.sync_targets(tenant, object, record, &[target], &clients)
+            .await?;
+        let reports = self.sync_record(tenant, object, record).await?;
+        Ok(Adopted::Linked { record, reports })
+    }
+
+    /// The Attio record the CRM record's key matches, asserted (found or created) by that key;
+    /// `None` when the CRM record has no value for it.
+    async fn matched(
+        &self,
+        tenant: &TenantId,
+        target: &SyncTarget,
+        properties: &std::collections::BTreeMap<domain::mapping::ExternalProperty, FieldValue>,
+        clients: &ports::directory::TenantClients,
+    ) -> ServiceResult<Option<RecordId>> {
+        let Some(by) = target.mapping.adopt_by() else {
+            return Ok(None);
+        };
+        let value = by
+            .transform
+            .to_attio(&properties.get(&by.external).cloned().unwrap_or_default());
+        let FieldValue::Text(text) = value.normalized() else {
+            return Ok(None);
+        };
+        let attribute = by.attio.attribute.clone();
+        let write = WriteValue::from_json(
+            &self
+                .attribute_type(tenant, &target.mapping.attio_object, &attribute, clients)
+                .await?,
+            &serde_json::json!(text),
+        )?;
+        let record = clients
+            .attio
+            .assert_record(
+                &ObjectRef::from(target.mapping.attio_object.clone()),
+                &attribute,
+                &RecordWrite::new().set(attribute.clone(), vec![write]),
+            )
+            .await?;
+        Ok(Some(record.id.record_id))
+    }
+
+    /// The type of an Attio attribute (for its write form).
+    async fn attribute_type(
+        &self,
+        tenant: &TenantId,
+        object: &domain::ids::ObjectSlug,
+        attribute: &domain::ids::AttributeSlug,
+        clients: &ports::directory::TenantClients,
+    ) -> ServiceResult<domain::value::AttributeType> {
+        self.attributes(tenant, object, clients)
+            .await?
+            .into_iter()
+            .find(|a| a.api_slug == attribute.as_str())
+            .map(|a| a.attribute_type)
+            .ok_or_else(|| {
+                ServiceError::Port(PortError::Invalid(format!(
+                    "Attio's {object} have no attribute {attribute} to match by"
+                )))
+            })
+    }
+
+    /// Queues the identity conflict of a CRM record whose key matches an Attio record linked to
+    /// another record of that CRM (one per pair: a repeat updates it).
+    async fn ambiguous(
+        &self,
+        tenant: &TenantId,
+        target: &SyncTarget,
+        record: RecordId,
+        external_id: &ExternalId,
+        linked: &ExternalId,
+    ) -> ServiceResult<Adopted> {
+        let now = self.now();
+        let id = ConflictId::from_uuid(uuid::Uuid::new_v4());
+        let kept = self
+            .conflicts
+            .record(&ConflictRecord {
+                id,
+                tenant: tenant.clone(),
+                object: target.mapping.attio_object.clone(),
+                attio_record: record,
+                system: target.mapping.system.clone(),
+                external_id: external_id.clone(),
+                conflict: FieldConflict {
+                    key: FieldKey::parse("identity")?,
+                    snapshot: Default::default(),
+                    attio: SideValue::new(
+                        FieldValue::text(format!(
+                            "{record}, linked to {} {}",
+                            target.mapping.system,
+                            linked.as_str()
+                        )),
+                        None,
+                    ),
+                    external: SideValue::new(FieldValue::text(external_id.as_str()), None),
+                    reason: ConflictReason::AmbiguousIdentity,
+                },
+                detected_at: now,
+                last_seen: now,
+                resolution: None,
+            })
+            .await?;
+        if kept == id {
+            self.gauge_open_conflicts(tenant).await;
+        }
+        tracing::warn!(tenant = %tenant, system = %target.mapping.system, external = %external_id.as_str(), record = %record, "a record born in the CRM matches an Attio record linked elsewhere: queued for a person");
+        Ok(Adopted::Ambiguous(kept))
+    }
+}

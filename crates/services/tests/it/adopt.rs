@@ -1,0 +1,194 @@
+//! Records born in a CRM: a HubSpot contact with no link becomes (or links) an Attio person
+//! matched by e-mail through Attio's assert, is filled from HubSpot and goes on to Salesforce; a
+//! second delivery of the same change creates nothing; one whose e-mail matches a person linked
+//! to another HubSpot contact queues an identity conflict; a mapping without `match_on` leaves
+//! CRM-born records out of Attio.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use domain::conflict::ConflictFilter;
+use domain::field::FieldValue;
+use domain::ids::{ObjectRef, SystemId};
+use domain::mapping::{FieldKey, SyncRule};
+use domain::merge::ConflictReason;
+use ports::attio::{AttioRecords, Query};
+use ports::crm::{ExternalCrm, ExternalUpsert, RecordOutcome};
+use ports::stores::ConflictStore;
+use services::outbound::{OutboundSync, SyncTarget};
+use services::pipeline::{DeletePolicy, EventPipeline, Handled};
+
+use crate::outbound::{World, create_person, people, prop, salesforce_contact, targets, world};
+
+fn hubspot() -> SystemId {
+    SystemId::parse("hubspot").unwrap()
+}
+
+/// The test world's mappings, adopting CRM-born people by e-mail.
+fn adopting() -> Vec<SyncTarget> {
+    targets(SyncRule::LatestWins)
+        .into_iter()
+        .map(|mut t| {
+            t.mapping = t
+                .mapping
+                .adopting(FieldKey::parse("email_addresses").unwrap())
+                .unwrap();
+            t
+        })
+        .collect()
+}
+
+fn pipeline(w: &World, targets: Vec<SyncTarget>) -> EventPipeline {
+    let outbound = OutboundSync::new(
+        w.directory.clone(),
+        w.links.clone(),
+        w.ledger.clone(),
+        w.conflicts.clone(),
+        Arc::new(adapter_memory::SystemClock),
+        targets,
+    );
+    EventPipeline::new(
+        w.directory.clone(),
+        w.links.clone(),
+        Arc::new(outbound),
+        DeletePolicy::Archive,
+    )
+}
+
+/// A contact created in HubSpot (upserted by e-mail, no Attio id); its HubSpot id.
+async fn born_in_hubspot(
+    w: &World,
+    email: &str,
+    first: &str,
+    title: &str,
+) -> domain::ids::ExternalId {
+    let create = ExternalUpsert {
+        key: email.to_owned(),
+        properties: BTreeMap::from([
+            (prop("email"), FieldValue::text(email)),
+            (prop("firstname"), FieldValue::text(first)),
+            (prop("lastname"), FieldValue::text("Born")),
+            (prop("jobtitle"), FieldValue::text(title)),
+        ]),
+    };
+    match w
+        .hubspot
+        .upsert_batch("contacts", &prop("email"), &[create])
+        .await
+        .unwrap()
+        .remove(0)
+    {
+        RecordOutcome::Created(id) | RecordOutcome::Updated(id) => id,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn people_with(w: &World, email: &str) -> Vec<domain::record::Record> {
+    w.attio
+        .query_records(
+            &ObjectRef::from(people()),
+            &Query {
+                filter: Some(serde_json::json!({"email_addresses": email})),
+                ..Query::default()
+            },
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_contact_born_in_hubspot_becomes_an_attio_person_once_and_reaches_salesforce() {
+    let w = world(true, SyncRule::LatestWins).await;
+    let p = pipeline(&w, adopting());
+    let h = born_in_hubspot(&w, "born@example.com", "Bo", "Founder").await;
+    for _ in 0..2 {
+        let out = p
+            .handle_external(&w.tenant, &hubspot(), "contacts", &h, false)
+            .await
+            .unwrap();
+        assert!(matches!(out, Handled::Synced(_)), "{out:?}");
+    }
+    let found = people_with(&w, "born@example.com").await;
+    assert_eq!(
+        found.len(),
+        1,
+        "one person, however often the change arrives"
+    );
+    let id = found[0].id.record_id;
+    let title = FieldValue::from_attio(
+        found[0]
+            .values
+            .iter()
+            .find(|(s, _)| s.as_str() == "job_title")
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or_default(),
+        None,
+        false,
+    );
+    assert_eq!(title, FieldValue::text("Founder"), "filled from HubSpot");
+    assert_eq!(
+        salesforce_contact(&w, id).await[&prop("Title")],
+        FieldValue::text("Founder"),
+        "and on to Salesforce"
+    );
+}
+
+#[tokio::test]
+async fn a_contact_matching_a_person_linked_elsewhere_is_an_identity_conflict() {
+    let w = world(false, SyncRule::LatestWins).await;
+    let p = pipeline(&w, adopting());
+    let q = create_person(&w, "dup@example.com", "Dee", "Plicate", "Twin").await;
+    p.outbound()
+        .sync_record(&w.tenant, &people(), q)
+        .await
+        .unwrap();
+    // In HubSpot, the first contact's e-mail is changed by hand and a second one takes it.
+    let first = crate::outbound::hubspot_contact(&w, q).await;
+    assert_eq!(first[&prop("email")], FieldValue::text("dup@example.com"));
+    let edit = ExternalUpsert {
+        key: q.to_string(),
+        properties: BTreeMap::from([(prop("email"), FieldValue::text("other@example.com"))]),
+    };
+    w.hubspot
+        .upsert_batch("contacts", &prop("attio_record_id"), &[edit])
+        .await
+        .unwrap();
+    let h2 = born_in_hubspot(&w, "dup@example.com", "Dee", "Twin").await;
+    let out = p
+        .handle_external(&w.tenant, &hubspot(), "contacts", &h2, false)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out, Handled::Ignored { reason } if reason.contains("identity conflict")),
+        "{out:?}"
+    );
+    let open = w
+        .conflicts
+        .open(&w.tenant, &ConflictFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].conflict.reason, ConflictReason::AmbiguousIdentity);
+    assert_eq!(open[0].attio_record, q);
+    assert_eq!(
+        people_with(&w, "dup@example.com").await.len(),
+        1,
+        "nothing guessed or created"
+    );
+}
+
+#[tokio::test]
+async fn without_match_on_a_crm_born_record_stays_out_of_attio() {
+    let w = world(false, SyncRule::LatestWins).await;
+    let p = pipeline(&w, targets(SyncRule::LatestWins));
+    let h = born_in_hubspot(&w, "stray@example.com", "St", "Ray").await;
+    let out = p
+        .handle_external(&w.tenant, &hubspot(), "contacts", &h, false)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out, Handled::Ignored { reason } if reason.contains("match_on")),
+        "{out:?}"
+    );
+    assert!(people_with(&w, "stray@example.com").await.is_empty());
+}
