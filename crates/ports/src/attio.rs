@@ -197,6 +197,14 @@ pub trait AttioSchema: Send + Sync {
     ) -> PortResult<Vec<Status>>;
 }
 
+/// One list entry of a record (`GET /v2/objects/{object}/records/{id}/entries`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct RecordEntry {
+    pub list_id: ListId,
+    pub list_api_slug: String,
+    pub entry_id: EntryId,
+}
+
 /// Lists and their entries.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
@@ -223,6 +231,12 @@ pub trait AttioLists: Send + Sync {
     ) -> PortResult<ListEntry>;
     /// `NotFound` for an unknown entry.
     async fn delete_entry(&self, list: &ListRef, id: EntryId) -> PortResult<()>;
+    /// The list entries whose parent is this record. `NotFound` for an unknown record.
+    async fn entries_of(
+        &self,
+        object: &ObjectRef,
+        record: RecordId,
+    ) -> PortResult<Vec<RecordEntry>>;
 }
 
 /// Notes.

@@ -337,6 +337,36 @@ impl EventPipeline {
                     entry.parent_record_id, t.system
                 )));
             };
+            // The echo of an entry a CRM's stage moved: nothing goes back.
+            let attio_status = FieldValue::from_attio(values, None, false);
+            if self
+                .outbound
+                .ledger
+                .is_echo(
+                    &Self::entry_key(tenant, t, entry.id.entry_id)?,
+                    &attio_status.value_hash(),
+                    self.outbound.now(),
+                )
+                .await?
+            {
+                continue;
+            }
+            // Already there (a repeat): no write.
+            let now = crm
+                .get(
+                    &record_target.mapping.external_object,
+                    &link.external_id,
+                    std::slice::from_ref(&t.property),
+                )
+                .await?;
+            if now
+                .properties
+                .get(&t.property)
+                .is_some_and(|v| v.same_as(&value))
+            {
+                staged.push((t.system.clone(), link.external_id.clone(), value));
+                continue;
+            }
             let upsert = ExternalUpsert {
                 key: entry.parent_record_id.to_string(),
                 properties: [(t.property.clone(), value.clone())].into(),
@@ -432,10 +462,13 @@ impl EventPipeline {
             .await
         {
             Ok(reports) => {
-                if reports.iter().all(|r| {
-                    matches!(r.action, crate::outbound::Action::Unchanged)
-                        && r.written_to_attio.is_empty()
-                }) {
+                let moved = self.stages_from_crm(tenant, system, &link).await?;
+                if moved == 0
+                    && reports.iter().all(|r| {
+                        matches!(r.action, crate::outbound::Action::Unchanged)
+                            && r.written_to_attio.is_empty()
+                    })
+                {
                     // The change carried nothing the last sync did not see: the echo of our
                     // own write (or a change to unmapped properties).
                     metrics::counter!("echoes_suppressed_total", "system" => system.to_string())
@@ -482,6 +515,125 @@ impl EventPipeline {
             }
             _ => Ok(true),
         }
+    }
+
+    /// The ledger key of a list entry's stage attribute (for echoes of entries we moved).
+    fn entry_key(
+        tenant: &TenantId,
+        t: &StageTarget,
+        entry: domain::ids::EntryId,
+    ) -> ServiceResult<domain::ledger::LedgerKey> {
+        Ok(domain::ledger::LedgerKey {
+            tenant: tenant.clone(),
+            system: SystemId::attio(),
+            object: format!("list-{}", t.list),
+            record: entry.to_string(),
+            field: domain::mapping::FieldKey::parse(t.attribute.as_str())?,
+        })
+    }
+
+    /// Deal stages both ways: for each stage target of `system`, the CRM record's stage property
+    /// moves the Attio list entry of its record to the status the inverse of the stage map
+    /// gives. Only an entry whose status differs is written; a CRM stage the map does not name
+    /// is left (logged), and a record with no entry in the list gets none. Returns how many
+    /// entries moved.
+    async fn stages_from_crm(
+        &self,
+        tenant: &TenantId,
+        system: &SystemId,
+        link: &domain::link::IdentityLink,
+    ) -> ServiceResult<usize> {
+        let targets: Vec<&StageTarget> =
+            self.stages.iter().filter(|t| &t.system == system).collect();
+        if targets.is_empty() {
+            return Ok(0);
+        }
+        let clients = self.directory.clients(tenant).await?;
+        let Some(crm) = clients.crms.get(system) else {
+            return Ok(0);
+        };
+        let entries = match clients
+            .lists
+            .entries_of(&ObjectRef::from(link.object.clone()), link.attio_record)
+            .await
+        {
+            Ok(e) => e,
+            Err(PortError::NotFound(_)) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let mut moved = 0;
+        for t in targets {
+            let Some(e) = entries.iter().find(|e| e.list_api_slug == t.list) else {
+                continue;
+            };
+            let r = crm
+                .get(
+                    &link.external_object,
+                    &link.external_id,
+                    std::slice::from_ref(&t.property),
+                )
+                .await?;
+            let FieldValue::Text(stage) = r
+                .properties
+                .get(&t.property)
+                .cloned()
+                .unwrap_or_default()
+                .normalized()
+            else {
+                continue;
+            };
+            let FieldValue::Text(title) = t
+                .transform
+                .to_attio(&FieldValue::text(stage.clone()))
+                .normalized()
+            else {
+                continue;
+            };
+            if title == stage && matches!(t.transform, Transform::MapValues { .. }) {
+                tracing::info!(tenant = %tenant, system = %system, stage = %stage, list = %t.list, "a CRM stage the stage map does not name: the Attio entry is left");
+                continue;
+            }
+            let list = ListRef::Id(e.list_id);
+            let entry = clients.lists.get_entry(&list, e.entry_id).await?;
+            let current = FieldValue::from_attio(
+                entry
+                    .entry_values
+                    .get(&t.attribute)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
+                None,
+                false,
+            );
+            if current.same_as(&FieldValue::text(title.clone())) {
+                continue;
+            }
+            // Remembered, so the entry's own event is known as our echo and not written back.
+            self.outbound
+                .ledger
+                .record(&[domain::ledger::LedgerEntry {
+                    key: Self::entry_key(tenant, t, e.entry_id)?,
+                    value_hash: FieldValue::text(title.clone()).value_hash(),
+                    expires_at: self.outbound.now() + self.outbound.ledger_ttl,
+                }])
+                .await?;
+            let values = [(
+                t.attribute.clone(),
+                vec![domain::write::WriteValue::Status(title.clone())],
+            )]
+            .into();
+            clients
+                .lists
+                .update_entry(
+                    &list,
+                    e.entry_id,
+                    &values,
+                    ports::attio::UpdateMode::Overwrite,
+                )
+                .await?;
+            tracing::info!(tenant = %tenant, system = %system, list = %t.list, status = %title, "a CRM stage moved the Attio entry");
+            moved += 1;
+        }
+        Ok(moved)
     }
 
     /// A linked CRM record was deleted: the Attio record is deleted, kept or held, per the

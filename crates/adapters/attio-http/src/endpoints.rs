@@ -463,6 +463,22 @@ impl AttioLists for AttioClient {
         .await?;
         Ok(())
     }
+
+    async fn entries_of(
+        &self,
+        object: &ObjectRef,
+        record: RecordId,
+    ) -> PortResult<Vec<ports::attio::RecordEntry>> {
+        data(
+            self.send(call(
+                Method::GET,
+                format!("/v2/objects/{object}/records/{record}/entries"),
+                Access::Read,
+                &object.to_string(),
+            ))
+            .await?,
+        )
+    }
 }
 
 #[async_trait]

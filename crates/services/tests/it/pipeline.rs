@@ -401,9 +401,12 @@ async fn a_pipeline_entry_sets_the_stage_of_the_linked_deal_and_waits_for_an_uns
         }],
     ));
     let stages = ValueMap::new(
-        [("Won 🎉".to_owned(), "closedwon".to_owned())]
-            .into_iter()
-            .collect(),
+        [
+            ("Won 🎉".to_owned(), "closedwon".to_owned()),
+            ("Lost".to_owned(), "closedlost".to_owned()),
+        ]
+        .into_iter()
+        .collect(),
     )
     .unwrap();
     let p = EventPipeline::new(
@@ -491,6 +494,58 @@ async fn a_pipeline_entry_sets_the_stage_of_the_linked_deal_and_waits_for_an_uns
     assert_eq!(
         in_hubspot.properties[&prop("dealstage")],
         domain::field::FieldValue::text("closedwon")
+    );
+
+    // Both ways: the deal lost in HubSpot moves the Attio entry to `Lost` (the inverse of the
+    // map); a stage the map does not name leaves it; the entry's own event writes nothing back.
+    let status = |e: &domain::record::ListEntry| {
+        domain::field::FieldValue::from_attio(
+            e.entry_values
+                .get(&AttributeSlug::parse("stage").unwrap())
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+            None,
+            false,
+        )
+    };
+    for (stage, want) in [("closedlost", "Lost"), ("qualifiedtobuy", "Lost")] {
+        let edit = ports::crm::ExternalUpsert {
+            key: deal.to_string(),
+            properties: [(prop("dealstage"), domain::field::FieldValue::text(stage))].into(),
+        };
+        w.hubspot
+            .upsert_batch("deals", &prop("attio_record_id"), &[edit])
+            .await
+            .unwrap();
+        p.handle_external(&w.tenant, &hubspot, "deals", &in_hubspot.id, false)
+            .await
+            .unwrap();
+        let now = w.attio.get_entry(&sales, entry.id.entry_id).await.unwrap();
+        assert_eq!(
+            status(&now),
+            domain::field::FieldValue::text(want),
+            "after {stage}"
+        );
+    }
+    let moved = w.attio.get_entry(&sales, entry.id.entry_id).await.unwrap();
+    match p.handle(&w.tenant, &entry_event(&moved)).await.unwrap() {
+        Handled::Staged(staged) => assert!(staged.is_empty(), "our own echo: {staged:?}"),
+        other => panic!("{other:?}"),
+    }
+    let after = w
+        .hubspot
+        .get_by(
+            "deals",
+            &prop("attio_record_id"),
+            &deal.to_string(),
+            &[prop("dealstage")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        after.properties[&prop("dealstage")],
+        domain::field::FieldValue::text("qualifiedtobuy"),
+        "the entry's event did not write `Lost` back over the CRM's unmapped stage"
     );
 
     // A deal not synced yet: the entry waits (a retryable error), and creates nothing.
