@@ -409,9 +409,41 @@ async fn follow_backfill(
     }
 }
 
-pub async fn status(c: &Connection) -> Result<(), CliError> {
+/// The queue's depth, or with a tenant its control-plane health.
+pub async fn status(c: &Connection, tenant: Option<&str>) -> Result<(), CliError> {
     let admin = Admin::new(c)?;
-    let queue = admin.call(Method::GET, "/v1/admin/queue", None).await?;
-    print(&queue, &[], c.json);
+    let Some(tenant) = tenant else {
+        let queue = admin.call(Method::GET, "/v1/admin/queue", None).await?;
+        print(&queue, &[], c.json);
+        return Ok(());
+    };
+    let v = admin
+        .call(
+            Method::GET,
+            &format!("/v1/admin/tenants/{tenant}/status"),
+            None,
+        )
+        .await?;
+    if c.json {
+        print(&v, &[], true);
+    } else {
+        let mut summary = v.clone();
+        if let Some(m) = summary.as_object_mut() {
+            m.remove("reconciliations");
+        }
+        print(&summary, &[], false);
+        print(
+            &v["reconciliations"],
+            &[
+                "object",
+                "system",
+                "phase",
+                "updated_at",
+                "repaired",
+                "failed",
+            ],
+            false,
+        );
+    }
     Ok(())
 }

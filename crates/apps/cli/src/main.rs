@@ -103,8 +103,9 @@ enum Command {
         #[arg(long)]
         follow: bool,
     },
-    /// The queue's depth.
-    Status,
+    /// The queue's depth; with a tenant, its open conflicts, held deletes, dead letters, mappings
+    /// version and last reconciliations.
+    Status { tenant: Option<String> },
 }
 
 #[tokio::main]
@@ -145,7 +146,7 @@ async fn main() -> ExitCode {
             mappings,
             follow,
         } => control::reconcile(c, &tenant, &object, &system, dry_run, mappings, follow).await,
-        Command::Status => admin::status(c).await,
+        Command::Status { tenant } => admin::status(c, tenant.as_deref()).await,
     };
     match admin {
         Ok(()) => ExitCode::SUCCESS,

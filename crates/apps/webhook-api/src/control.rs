@@ -678,6 +678,54 @@ async fn reconciliations(State(state): State<AppState>, Path(raw): Path<String>)
     }
 }
 
+/// A tenant's control-plane health at a glance: open conflicts, held deletes, dead letters (up
+/// to 1,000 counted), the mappings in force, and the last reconciliation of each object.
+async fn tenant_status(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    if let Err(e) = state.tenants.get(&id).await {
+        return port_error(&e);
+    }
+    let stores = &state.stores;
+    let (conflicts, held, dead, mappings, states) = match (
+        stores.conflicts.count_open(&id).await,
+        stores.deletes.held(&id, MAX_LIMIT).await,
+        state.dead.list_dead(&id, MAX_LIMIT).await,
+        stores.mappings.current(&id).await,
+        state.sync_state.list(&id).await,
+    ) {
+        (Ok(c), Ok(h), Ok(d), Ok(m), Ok(s)) => (c, h, d, m, s),
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), ..) | (.., Err(e), _) | (.., Err(e)) => {
+            return port_error(&e);
+        }
+    };
+    let passes: Vec<Value> = states
+        .iter()
+        .filter(|s| s.drift.is_some() && s.object.as_str().starts_with("reconcile_"))
+        .map(|s| {
+            json!({
+                "object": s.object.as_str().trim_start_matches("reconcile_"),
+                "system": s.system.as_str(),
+                "phase": s.phase,
+                "updated_at": s.updated_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                "repaired": s.drift.as_ref().map(|d| d.repaired + d.created),
+                "failed": s.drift.as_ref().map(|d| d.failed),
+            })
+        })
+        .collect();
+    Json(json!({
+        "tenant": id.as_str(),
+        "conflicts_open": conflicts,
+        "deletes_held": held.len(),
+        "dead_letters": dead.len(),
+        "mappings_version": mappings.map(|m| m.version),
+        "reconciliations": passes,
+    }))
+    .into_response()
+}
+
 /// The control plane's routes (the caller adds the admin authorization).
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -699,6 +747,7 @@ pub(crate) fn routes() -> Router<AppState> {
             "/v1/admin/tenants/{id}/reconciliations",
             post(start_reconciliation).get(reconciliations),
         )
+        .route("/v1/admin/tenants/{id}/status", get(tenant_status))
         .route("/v1/admin/tenants/{id}/deletes", get(held_deletes))
         .route(
             "/v1/admin/tenants/{id}/delete-decisions",

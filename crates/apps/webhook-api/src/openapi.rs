@@ -509,6 +509,15 @@ fn fixed() -> Vec<Route> {
         ),
         r(
             Get,
+            "/v1/admin/tenants/{id}/status",
+            "control",
+            "A tenant at a glance: open conflicts, held deletes, dead letters, mappings version, last reconciliations",
+            ADMIN,
+            Some("admin"),
+            false,
+        ),
+        r(
+            Get,
             "/v1/admin/queue",
             "admin",
             "Queue depth",

@@ -290,6 +290,12 @@ async fn the_control_commands_list_decide_and_validate_with_documented_exit_code
     let (code, out, _) = run(a(&["deletes", "approve", "acme", "--all", "--json"])).await;
     assert_eq!(code, 0);
     assert_eq!(json(&out)["decided"], 2);
+    let (code, out, _) = run(a(&["status", "acme", "--json"])).await;
+    assert_eq!(code, 0);
+    assert_eq!(json(&out)["deletes_held"], 0);
+    let (code, out, _) = run(a(&["status", "acme"])).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("conflicts_open"), "{out}");
 
     let good = dir.join("good.toml");
     std::fs::write(&good, "[[targets]]\nattio_object = \"people\"\nsystem = \"hubspot\"\nexternal_object = \"contacts\"\nid_property = \"attio_record_id\"\nfields = [{ attio = { attribute = \"email_addresses\" }, external = \"email\", rule = \"latest_wins\" }]\n").unwrap();

@@ -377,6 +377,19 @@ async fn held_deletes_are_listed_and_decided_one_at_a_time_or_all_at_once() {
         .call(Method::GET, "/v1/admin/tenants/acme/deletes", TOKEN, None)
         .await;
     assert_eq!(left, json!([]));
+    let (status, glance) = app
+        .call(Method::GET, "/v1/admin/tenants/acme/status", TOKEN, None)
+        .await;
+    assert_eq!(status, 200, "{glance}");
+    assert_eq!(
+        (
+            glance["conflicts_open"].clone(),
+            glance["deletes_held"].clone(),
+            glance["mappings_version"].clone()
+        ),
+        (json!(3), json!(0), Value::Null),
+        "{glance}"
+    );
     assert_eq!(
         app.call(
             Method::POST,
