@@ -368,34 +368,31 @@ pub async fn check_live(
 /// Gives the id of a system a plugin of this build serves, or `None`.
 pub type SystemOf = dyn Fn(&str) -> Option<SystemId> + Send + Sync;
 
-/// Re-checks a tenant's mappings of its connected CRMs against the live schemas (a CRM's
-/// schema can change without telling us): each problem is logged and counted in
-/// `mapping_problems_found_total`; a provider that cannot be asked is logged. Returns the
-/// problems.
+/// Checks a tenant's mappings of its connected CRMs against the live schemas (after an Attio
+/// attribute changed, and before each scheduled reconciliation: a CRM's schema can change
+/// without telling us). Each problem is logged with its system and counted in
+/// `mapping_problems_found_total`. `Err` when a provider cannot be asked.
 pub async fn recheck(
     clients: &TenantClients,
     tenant: &TenantId,
     targets: &[SyncTarget],
-) -> Vec<MappingProblem> {
+) -> ServiceResult<Vec<(SystemId, MappingProblem)>> {
     let connected: Vec<(usize, SyncTarget)> = targets
         .iter()
         .filter(|t| clients.crms.contains_key(&t.mapping.system))
         .cloned()
         .enumerate()
         .collect();
-    match check_live(clients, &connected).await {
-        Ok(problems) => {
-            metrics::counter!("mapping_problems_found_total").increment(problems.len() as u64);
-            for p in &problems {
-                tracing::warn!(tenant = %tenant, problem = %p, "a mapping no longer fits the live schemas");
-            }
-            problems
-        }
-        Err(e) => {
-            tracing::warn!(tenant = %tenant, error = %ports::Chain(&e), "mappings not re-checked: a provider could not be asked");
-            Vec::new()
-        }
+    let problems: Vec<(SystemId, MappingProblem)> = check_live(clients, &connected)
+        .await?
+        .into_iter()
+        .map(|p| (connected[p.target].1.mapping.system.clone(), p))
+        .collect();
+    metrics::counter!("mapping_problems_found_total").increment(problems.len() as u64);
+    for (system, p) in &problems {
+        tracing::warn!(tenant = %tenant, system = %system, problem = %p, "a mapping no longer fits the live schemas");
     }
+    Ok(problems)
 }
 
 /// A tenant's compiled mappings.

@@ -364,27 +364,15 @@ impl OutboundSync {
             let tag = CacheTag::new(tenant.clone(), &format!("schema-{object}"))?;
             cache.invalidate_tag(&tag).await?;
         }
-        let targets: Vec<(usize, SyncTarget)> = self
-            .targets_of(tenant, object)
+        let targets = self.targets_of(tenant, object).await?;
+        Ok(crate::mappings::recheck(clients, tenant, &targets)
             .await?
             .into_iter()
-            .filter(|t| clients.crms.contains_key(&t.mapping.system))
-            .enumerate()
-            .collect();
-        let problems: Vec<String> = crate::mappings::check_live(clients, &targets)
-            .await?
-            .iter()
-            .map(|p| {
-                let system = &targets[p.target].1.mapping.system;
+            .map(|(system, p)| {
                 let field = p.field.as_deref().unwrap_or("-");
                 format!("{object} → {system} {field}: {}", p.message)
             })
-            .collect();
-        for p in &problems {
-            tracing::warn!(tenant = %tenant, problem = %p, "a mapping no longer fits the live schemas");
-        }
-        metrics::counter!("mapping_problems_found_total").increment(problems.len() as u64);
-        Ok(problems)
+            .collect())
     }
 
     /// Syncs one Attio record to every external system its object is mapped to. `Port(NotFound)`

@@ -69,6 +69,11 @@ impl Registry {
             })
     }
 
+    /// The id of `system` when a plugin of this build serves it (the lookup mapping checks use).
+    pub fn system_of(&self, system: &str) -> Option<SystemId> {
+        self.get(system).ok().map(|p| p.system())
+    }
+
     /// The webhook intake of `system`: `Unknown`, or `NoWebhooks` when it sends none.
     pub fn webhooks(&self, system: &str) -> Result<&'static dyn WebhookFeed, RegistryError> {
         let p = self.get(system)?;

@@ -328,7 +328,7 @@ impl RawConfig {
             targets: self.targets,
         };
         let checked = document
-            .check(|name| registry.get(name).ok().map(|p| p.system()))
+            .check(|name| registry.system_of(name))
             .map_err(|problems| {
                 let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 ConfigError::Invalid(all.join("; "))

@@ -36,7 +36,7 @@ pub async fn run(
     let catalog = Arc::new(services::mappings::MappingCatalog::stored(
         settings.targets.clone(),
         stores.mappings.clone(),
-        move |name| registry.get(name).ok().map(|p| p.system()),
+        move |name| registry.system_of(name),
         std::time::Duration::from_secs(2),
     ));
     let gate = Arc::new(
@@ -203,13 +203,15 @@ async fn recheck_mappings(
     tenant: &domain::ids::TenantId,
     targets: &[services::outbound::SyncTarget],
 ) {
-    match directory.clients(tenant).await {
-        Ok(clients) => {
-            services::mappings::recheck(&clients, tenant, targets).await;
-        }
+    let clients = match directory.clients(tenant).await {
+        Ok(c) => c,
         Err(e) => {
             tracing::warn!(tenant = %tenant, error = %ports::Chain(&e), "mappings not re-checked: the tenant's clients could not be built");
+            return;
         }
+    };
+    if let Err(e) = services::mappings::recheck(&clients, tenant, targets).await {
+        tracing::warn!(tenant = %tenant, error = %ports::Chain(&e), "mappings not re-checked: a provider could not be asked");
     }
 }
 

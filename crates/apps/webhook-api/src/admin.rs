@@ -202,14 +202,17 @@ struct NewTenant {
     register_webhook: bool,
 }
 
+/// A time as the admin API shows it (RFC 3339).
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 fn shown(t: &Tenant) -> Value {
     json!({
         "id": t.id.to_string(),
         "name": t.name,
-        "created_at": t
-            .created_at
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
+        "created_at": rfc3339(t.created_at),
         "attio": {"api_token": "***", "webhook_secrets": t.attio.webhook_secrets.iter().map(|_| "***").collect::<Vec<_>>()},
         "api_keys": t.api_keys.len(),
         "crms": t.crms.iter().map(|c| json!({

@@ -41,7 +41,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::admin::{error, port_error, tenant_id};
+use crate::admin::{error, port_error, rfc3339, tenant_id};
 
 /// The most conflicts or history entries one answer holds.
 const MAX_LIMIT: usize = 1000;
@@ -51,12 +51,8 @@ pub(crate) fn conflict_view(c: &ConflictRecord) -> Value {
     let side = |s: &domain::merge::SideValue| {
         json!({
             "value": s.value.to_plain_json(),
-            "changed_at": s.changed_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+            "changed_at": s.changed_at.map(rfc3339),
         })
-    };
-    let rfc = |t: time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
     };
     json!({
         "id": c.id.to_string(),
@@ -72,12 +68,12 @@ pub(crate) fn conflict_view(c: &ConflictRecord) -> Value {
             "external": c.conflict.snapshot.external.to_plain_json(),
         },
         "reason": c.conflict.reason,
-        "detected_at": rfc(c.detected_at),
-        "last_seen": rfc(c.last_seen),
+        "detected_at": rfc3339(c.detected_at),
+        "last_seen": rfc3339(c.last_seen),
         "resolution": c.resolution.as_ref().map(|(r, at)| json!({
             "keep": r.name(),
             "value": match r { Resolution::Value { value } => value.to_plain_json(), _ => Value::Null },
-            "at": rfc(*at),
+            "at": rfc3339(*at),
         })),
     })
 }
@@ -345,7 +341,7 @@ fn entry_view(e: &AuditEntry) -> Value {
         "new": e.new.to_plain_json(),
         "rule": e.rule,
         "cause": e.cause,
-        "at": e.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "at": rfc3339(e.at),
     })
 }
 
@@ -392,10 +388,6 @@ async fn history(
 
 /// A delete as the API shows it.
 fn delete_view(d: &DeleteRecord) -> Value {
-    let rfc = |t: time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
-    };
     json!({
         "id": d.id.to_string(),
         "object": d.object.as_str(),
@@ -406,8 +398,8 @@ fn delete_view(d: &DeleteRecord) -> Value {
         "deleted_in": d.origin.as_str(),
         "status": d.status.as_str(),
         "reason": d.reason,
-        "at": rfc(d.at),
-        "decided_at": d.decided_at.map(rfc),
+        "at": rfc3339(d.at),
+        "decided_at": d.decided_at.map(rfc3339),
     })
 }
 
@@ -610,16 +602,14 @@ async fn start_reconciliation(
     if req.mappings.is_some() && !req.dry_run {
         return bad("candidate mappings are for a dry run: put them in force with PUT …/mappings");
     }
-    if let Some(doc) = &req.mappings {
-        let known: Vec<SystemId> = state.registry.iter().map(|p| p.system()).collect();
-        if let Err(problems) = doc.check(|name| known.iter().find(|s| s.as_str() == name).cloned())
-        {
-            return (
+    if let Some(doc) = &req.mappings
+        && let Err(problems) = doc.check(|name| state.registry.system_of(name))
+    {
+        return (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Json(json!({"error": format!("the candidate mappings have {} problem(s)", problems.len()), "problems": problems})),
             )
                 .into_response();
-        }
     }
     if let Err(e) = state.tenants.get(&id).await {
         return port_error(&e);
@@ -659,7 +649,11 @@ async fn reconciliations(State(state): State<AppState>, Path(raw): Path<String>)
                 .iter()
                 .filter(|s| s.drift.is_some())
                 .map(|s| {
-                    let (kind, object) = s.object.as_str().split_once('_').unwrap_or(("", s.object.as_str()));
+                    let (kind, object) = s
+                        .object
+                        .as_str()
+                        .split_once('_')
+                        .unwrap_or(("", s.object.as_str()));
                     json!({
                         "object": object,
                         "system": s.system.as_str(),
@@ -667,7 +661,7 @@ async fn reconciliations(State(state): State<AppState>, Path(raw): Path<String>)
                         "phase": s.phase,
                         "records_seen": s.records_seen,
                         "last_error": s.last_error,
-                        "updated_at": s.updated_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                        "updated_at": rfc3339(s.updated_at),
                         "report": s.drift,
                     })
                 })
@@ -709,7 +703,7 @@ async fn tenant_status(State(state): State<AppState>, Path(raw): Path<String>) -
                 "object": s.object.as_str().trim_start_matches("reconcile_"),
                 "system": s.system.as_str(),
                 "phase": s.phase,
-                "updated_at": s.updated_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                "updated_at": rfc3339(s.updated_at),
                 "repaired": s.drift.as_ref().map(|d| d.repaired + d.created),
                 "failed": s.drift.as_ref().map(|d| d.failed),
             })

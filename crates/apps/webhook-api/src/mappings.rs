@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::admin::{error, port_error, tenant_id};
+use crate::admin::{error, port_error, rfc3339, tenant_id};
 
 fn bad(message: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, message)
@@ -34,7 +34,7 @@ fn stored_view(m: &StoredMappings) -> Value {
     json!({
         "version": m.version,
         "changed_by": m.changed_by,
-        "changed_at": m.changed_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "changed_at": rfc3339(m.changed_at),
         "mappings": m.document,
     })
 }

@@ -149,3 +149,38 @@ async fn the_catalog_serves_stored_mappings_else_the_defaults() {
         "others keep the defaults"
     );
 }
+
+/// The re-check a scheduled pass runs first finds what no longer fits the CRM's live schema
+/// (a property gone), for connected CRMs only.
+#[tokio::test]
+async fn a_recheck_names_a_mapping_the_crm_schema_no_longer_fits() {
+    use domain::mapping::ObjectMapping;
+    use services::outbound::SyncTarget;
+
+    let w = world(false, SyncRule::LatestWins).await;
+    let clients = w.directory.clients(&w.tenant).await.unwrap();
+    let gone = SyncTarget {
+        mapping: ObjectMapping::new(
+            crate::outbound::people(),
+            SystemId::parse("hubspot").unwrap(),
+            "contacts",
+            vec![
+                crate::outbound::field("email_addresses", None, "email", SyncRule::LatestWins),
+                crate::outbound::field("job_title", None, "no_such_property", SyncRule::LatestWins),
+            ],
+        )
+        .unwrap(),
+        id_property: crate::outbound::prop("attio_record_id"),
+    };
+    // Salesforce is not connected in this world: its mapping is not checked.
+    let mut all = targets(SyncRule::LatestWins);
+    all.retain(|t| t.mapping.system.as_str() == "salesforce");
+    all.push(gone);
+    let found = services::mappings::recheck(&clients, &w.tenant, &all)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].0.as_str(), "hubspot");
+    assert_eq!(found[0].1.kind, ProblemKind::UnknownProperty);
+    assert_eq!(found[0].1.field.as_deref(), Some("no_such_property"));
+}

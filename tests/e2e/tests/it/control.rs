@@ -97,6 +97,24 @@ impl Rig {
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
+    /// A person created in Attio with this e-mail, last name and title; their record id.
+    async fn create_person(&self, email: &str, first: &str, last: &str, title: &str) -> String {
+        let body = json!({"data": {"values": {
+            "email_addresses": [email],
+            "name": [{"first_name": first, "last_name": last, "full_name": format!("{first} {last}")}],
+            "job_title": title,
+        }}});
+        let r = self
+            .attio()
+            .call(
+                reqwest::Method::POST,
+                "/v2/objects/people/records",
+                Some(body),
+            )
+            .await;
+        r["data"]["id"]["record_id"].as_str().unwrap().to_owned()
+    }
+
     fn attio(&self) -> Attio {
         Attio {
             http: self.http.clone(),
@@ -379,19 +397,15 @@ async fn conflicts_are_settled_each_way_without_echoes(rig: &Rig) {
     let wait = Duration::from_secs(60);
     let mut ids = Vec::new();
     for i in 0..3 {
-        let body = json!({"data": {"values": {
-            "email_addresses": [format!("ada{i}@example.com")],
-            "name": [{"first_name": "Ada", "last_name": format!("Lovelace{i}"), "full_name": format!("Ada Lovelace{i}")}],
-            "job_title": "Analyst",
-        }}});
-        let r = attio
-            .call(
-                reqwest::Method::POST,
-                "/v2/objects/people/records",
-                Some(body),
+        ids.push(
+            rig.create_person(
+                &format!("ada{i}@example.com"),
+                "Ada",
+                &format!("Lovelace{i}"),
+                "Analyst",
             )
-            .await;
-        ids.push(r["data"]["id"]["record_id"].as_str().unwrap().to_owned());
+            .await,
+        );
     }
     for id in &ids {
         eventually("each person reaches HubSpot", wait, || async {
@@ -549,19 +563,15 @@ async fn a_mass_delete_is_held_for_approval(rig: &Rig) {
     let wait = Duration::from_secs(60);
     let mut ids = Vec::new();
     for i in 0..5 {
-        let body = json!({"data": {"values": {
-            "email_addresses": [format!("gone{i}@example.com")],
-            "name": [{"first_name": "Gone", "last_name": format!("Person{i}"), "full_name": format!("Gone Person{i}")}],
-            "job_title": "Temporary",
-        }}});
-        let r = attio
-            .call(
-                reqwest::Method::POST,
-                "/v2/objects/people/records",
-                Some(body),
+        ids.push(
+            rig.create_person(
+                &format!("gone{i}@example.com"),
+                "Gone",
+                &format!("Person{i}"),
+                "Temporary",
             )
-            .await;
-        ids.push(r["data"]["id"]["record_id"].as_str().unwrap().to_owned());
+            .await,
+        );
     }
     for id in &ids {
         eventually("each person reaches both CRMs", wait, || async {
@@ -660,19 +670,15 @@ async fn lost_webhooks_are_repaired_by_reconciliation(rig: &Rig) {
     let wait = Duration::from_secs(60);
     let mut ids = Vec::new();
     for i in 0..2 {
-        let body = json!({"data": {"values": {
-            "email_addresses": [format!("drift{i}@example.com")],
-            "name": [{"first_name": "Drift", "last_name": format!("Person{i}"), "full_name": format!("Drift Person{i}")}],
-            "job_title": "Steady",
-        }}});
-        let r = attio
-            .call(
-                reqwest::Method::POST,
-                "/v2/objects/people/records",
-                Some(body),
+        ids.push(
+            rig.create_person(
+                &format!("drift{i}@example.com"),
+                "Drift",
+                &format!("Person{i}"),
+                "Steady",
             )
-            .await;
-        ids.push(r["data"]["id"]["record_id"].as_str().unwrap().to_owned());
+            .await,
+        );
     }
     for id in &ids {
         eventually("each person reaches both CRMs", wait, || async {
@@ -714,22 +720,9 @@ async fn lost_webhooks_are_repaired_by_reconciliation(rig: &Rig) {
         .upsert_batch("contacts", &prop("attio_record_id"), &[edit])
         .await
         .unwrap();
-    let body = json!({"data": {"values": {
-        "email_addresses": ["drift-new@example.com"],
-        "name": [{"first_name": "Drift", "last_name": "Newcomer", "full_name": "Drift Newcomer"}],
-        "job_title": "Unseen",
-    }}});
-    let created = attio
-        .call(
-            reqwest::Method::POST,
-            "/v2/objects/people/records",
-            Some(body),
-        )
+    let newcomer = rig
+        .create_person("drift-new@example.com", "Drift", "Newcomer", "Unseen")
         .await;
-    let newcomer = created["data"]["id"]["record_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
         rig.hubspot_title(&ids[0]).await,
