@@ -183,6 +183,16 @@ pub struct DeadLetter {
     pub needs_reconciliation: bool,
 }
 
+impl DeadLetter {
+    /// The kind of failure, for grouping dead letters: the error's text before its first `": "`
+    /// (`hubspot rejected the request (400 INVALID_EMAIL)`), with any `(retry after …)` dropped;
+    /// the whole text when it has no such part.
+    pub fn cause(&self) -> &str {
+        let head = self.error.split(": ").next().unwrap_or(&self.error);
+        head.split(" (retry after").next().unwrap_or(head).trim()
+    }
+}
+
 /// Exponential backoff with full jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryPolicy {
@@ -235,6 +245,41 @@ mod duration_ms {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_dead_letters_cause_is_its_errors_kind() {
+        let job = Job {
+            id: crate::ids::JobId::from_uuid(uuid::Uuid::nil()),
+            key: JobKey::new(TenantId::parse("acme").unwrap(), "people", "r1").unwrap(),
+            payloads: vec![],
+            attempts: 1,
+            max_attempts: 1,
+            enqueued_at: OffsetDateTime::UNIX_EPOCH,
+            last_error: None,
+        };
+        for (error, cause) in [
+            (
+                "hubspot rejected the request (400 INVALID_EMAIL): Email address x is invalid",
+                "hubspot rejected the request (400 INVALID_EMAIL)",
+            ),
+            (
+                "crm-b refused the record: no such owner",
+                "crm-b refused the record",
+            ),
+            ("rate limited (retry after 500 ms)", "rate limited"),
+            ("not ready: company c1 is not linked", "not ready"),
+            ("attio is unavailable", "attio is unavailable"),
+            ("", ""),
+        ] {
+            let letter = DeadLetter {
+                job: job.clone(),
+                error: error.into(),
+                failed_at: OffsetDateTime::UNIX_EPOCH,
+                needs_reconciliation: false,
+            };
+            assert_eq!(letter.cause(), cause, "{error}");
+        }
+    }
     use super::*;
 
     #[test]

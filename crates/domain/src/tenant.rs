@@ -166,6 +166,12 @@ impl ApiKeyDigest {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The digest's first 12 hex characters: names a key in listings and revocations without
+    /// revealing anything that helps guess it.
+    pub fn fingerprint(&self) -> &str {
+        self.0.get(..12).unwrap_or(&self.0)
+    }
 }
 
 /// A customer workspace.

@@ -276,6 +276,7 @@ impl Kernel {
             }
             metrics::counter!("provider_requests_total", "provider" => name, "cause" => ports::trace::cause())
                 .increment(1);
+            ports::trace::count_request(name);
             let (wait, err) = match exchange(req).await {
                 Err(e) => match transport_error(name, e) {
                     (true, err) => (None, err),

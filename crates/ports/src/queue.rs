@@ -86,6 +86,15 @@ pub struct QueueDepth {
     pub dead: u64,
 }
 
+/// One partition's unfinished jobs for a tenant ([`JobQueue::backlog`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionBacklog {
+    pub partition: String,
+    pub jobs: u64,
+    /// When the oldest of them was enqueued (a replayed job counts from its replay).
+    pub oldest_enqueued_at: Option<OffsetDateTime>,
+}
+
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait JobQueue: Send + Sync {
@@ -124,6 +133,10 @@ pub trait JobQueue: Send + Sync {
     async fn release(&self, reservation: &Reservation) -> PortResult<()>;
     /// Current counts. `Unavailable` as above.
     async fn depth(&self) -> PortResult<QueueDepth>;
+    /// One tenant's unfinished jobs (ready, delayed or in flight; not dead) per partition, with
+    /// the oldest one's enqueue time, partitions in name order. A backend that cannot count the
+    /// jobs waiting behind another job of their key says so in its docs. `Unavailable` as above.
+    async fn backlog(&self, tenant: &TenantId) -> PortResult<Vec<PartitionBacklog>>;
     /// Returns when a job may have become deliverable, or after `max_wait`. Never fails; an
     /// adapter without notifications simply sleeps.
     async fn wait_for_work(&self, max_wait: Duration);
@@ -135,6 +148,8 @@ pub trait JobQueue: Send + Sync {
 pub trait DeadLetterQueue: Send + Sync {
     /// The tenant's dead letters, newest first, at most `limit`.
     async fn list_dead(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<DeadLetter>>;
+    /// One dead letter. `NotFound` when the tenant has no such dead letter.
+    async fn dead_letter_of(&self, tenant: &TenantId, id: JobId) -> PortResult<DeadLetter>;
     /// Enqueues a dead letter again with a fresh attempt count and removes it from the dead
     /// letters. `NotFound` when the tenant has no such dead letter.
     async fn replay(&self, tenant: &TenantId, id: JobId) -> PortResult<JobId>;

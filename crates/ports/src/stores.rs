@@ -205,9 +205,33 @@ pub trait AuditLog: Send + Sync {
         record: RecordId,
         limit: usize,
     ) -> PortResult<Vec<AuditEntry>>;
+    /// The tenant's newest writes across its records, newest first, at most `limit`.
+    async fn recent(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<AuditEntry>>;
     /// Forgets up to `limit` entries of any tenant written before `before`, oldest first;
     /// returns how many went (fewer than `limit` when no older one is left).
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> PortResult<u64>;
+}
+
+/// The provider requests made for each tenant, per provider and UTC day: the API budget a
+/// tenant used. One row per tenant, provider and day.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait UsageLog: Send + Sync {
+    /// Adds each provider's count to the tenant's total for `day`. `Unavailable` when the
+    /// backend cannot be reached; then nothing was added.
+    async fn add(
+        &self,
+        tenant: &TenantId,
+        day: time::Date,
+        counts: &[(String, u64)],
+    ) -> PortResult<()>;
+    /// The tenant's totals for `day`, by provider name in order; empty when it made none.
+    async fn on_day(&self, tenant: &TenantId, day: time::Date) -> PortResult<Vec<(String, u64)>>;
+}
+
+/// Days since 1970-01-01: how the stores key [`UsageLog`] rows.
+pub fn day_number(day: time::Date) -> i64 {
+    (day - time::Date::from_julian_day(2_440_588).unwrap_or(time::Date::MIN)).whole_days()
 }
 
 #[cfg_attr(feature = "mock", mockall::automock)]

@@ -107,3 +107,67 @@ pub fn origin() -> String {
         .try_with(|o| o.to_string())
         .unwrap_or_else(|_| cause().to_owned())
 }
+
+/// The provider requests made by one piece of work, counted by provider as they are sent (see
+/// [`counting_requests`]); what a tenant's API budget used.
+#[derive(Debug, Clone, Default)]
+pub struct RequestTally(
+    std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>>,
+);
+
+impl RequestTally {
+    /// The counts so far by provider name, leaving the tally empty.
+    pub fn take(&self) -> Vec<(String, u64)> {
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .into_iter()
+        .map(|(p, n)| (p.to_owned(), n))
+        .collect()
+    }
+}
+
+tokio::task_local! {
+    static TALLY: RequestTally;
+}
+
+/// Runs `work` counting the provider requests it sends into `tally`.
+pub async fn counting_requests<F: Future>(tally: RequestTally, work: F) -> F::Output {
+    TALLY.scope(tally, work).await
+}
+
+/// Counts one request to `provider` in the current task's tally; nothing outside
+/// [`counting_requests`].
+pub fn count_request(provider: &'static str) {
+    let _ = TALLY.try_with(|t| {
+        *t.0.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(provider)
+            .or_default() += 1;
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn requests_are_counted_inside_a_tally_only() {
+        count_request("outside");
+        let tally = RequestTally::default();
+        counting_requests(tally.clone(), async {
+            count_request("crm-a");
+            count_request("attio");
+            count_request("crm-a");
+        })
+        .await;
+        assert_eq!(
+            tally.take(),
+            vec![("attio".to_owned(), 1), ("crm-a".to_owned(), 2)]
+        );
+        assert!(tally.take().is_empty(), "taking empties the tally");
+    }
+}

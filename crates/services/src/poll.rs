@@ -55,6 +55,7 @@ pub struct ChangePoller {
     catalog: Arc<crate::mappings::MappingCatalog>,
     cursors: Option<Arc<dyn SyncStateStore>>,
     queue: Option<Arc<dyn JobQueue>>,
+    usage: Option<Arc<dyn ports::stores::UsageLog>>,
     pub window: Duration,
 }
 
@@ -88,6 +89,7 @@ impl ChangePoller {
             catalog,
             cursors: None,
             queue: None,
+            usage: None,
             window: Duration::from_secs(120),
         }
     }
@@ -108,6 +110,12 @@ impl ChangePoller {
     /// instead of syncing them in the pass.
     pub fn with_queue(mut self, queue: Arc<dyn JobQueue>) -> Self {
         self.queue = Some(queue);
+        self
+    }
+
+    /// Adds each tenant's polling requests to its usage of the day.
+    pub fn with_usage(mut self, usage: Arc<dyn ports::stores::UsageLog>) -> Self {
+        self.usage = Some(usage);
         self
     }
 
@@ -284,7 +292,13 @@ impl ChangePoller {
     pub async fn poll_all(&self) -> ServiceResult<PollStats> {
         let mut total = PollStats::default();
         for t in self.tenants.list().await? {
-            match self.poll_tenant(&t.id).await {
+            let tally = ports::trace::RequestTally::default();
+            let pass =
+                ports::trace::counting_requests(tally.clone(), self.poll_tenant(&t.id)).await;
+            if let Some(usage) = &self.usage {
+                crate::worker::record_usage(usage.as_ref(), &t.id, tally).await;
+            }
+            match pass {
                 Ok(s) => {
                     total.seen += s.seen;
                     total.synced += s.synced;

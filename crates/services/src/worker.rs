@@ -271,6 +271,7 @@ pub struct Worker {
     handler: Arc<dyn JobHandler>,
     settings: WorkerSettings,
     stats: Arc<Mutex<WorkerStats>>,
+    usage: Option<Arc<dyn ports::stores::UsageLog>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -283,6 +284,23 @@ impl std::fmt::Debug for Worker {
 
 fn bump(stats: &Mutex<WorkerStats>, f: impl FnOnce(&mut WorkerStats)) {
     f(&mut stats.lock().unwrap_or_else(PoisonError::into_inner));
+}
+
+/// Adds a job's provider requests to its tenant's usage of the day; a store that fails is
+/// logged (the count is lost, the sync is not).
+pub(crate) async fn record_usage(
+    usage: &dyn ports::stores::UsageLog,
+    tenant: &domain::ids::TenantId,
+    tally: ports::trace::RequestTally,
+) {
+    let counts = tally.take();
+    if counts.is_empty() {
+        return;
+    }
+    let day = time::OffsetDateTime::now_utc().date();
+    if let Err(e) = usage.add(tenant, day, &counts).await {
+        tracing::warn!(tenant = %tenant, error = %ports::Chain(&e), "provider requests could not be added to the tenant's usage");
+    }
 }
 
 /// Settles one job after its handler ran.
@@ -391,7 +409,15 @@ impl Worker {
             handler,
             settings,
             stats: Arc::default(),
+            usage: None,
         }
+    }
+
+    /// Adds each job's provider requests to its tenant's usage of the day (the status's budget
+    /// used today).
+    pub fn with_usage(mut self, usage: Arc<dyn ports::stores::UsageLog>) -> Self {
+        self.usage = Some(usage);
+        self
     }
 
     pub fn stats(&self) -> WorkerStats {
@@ -419,11 +445,12 @@ impl Worker {
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .insert(r.job.id, r.clone());
-                    let (queue, handler, stats, in_hand) = (
+                    let (queue, handler, stats, in_hand, usage) = (
                         self.queue.clone(),
                         self.handler.clone(),
                         self.stats.clone(),
                         in_hand.clone(),
+                        self.usage.clone(),
                     );
                     let (lease, retry) = (s.lease, s.retry);
                     tasks.spawn(async move {
@@ -458,11 +485,18 @@ impl Worker {
                             trace.trace_id()
                         )
                         .into();
+                        let tally = ports::trace::RequestTally::default();
                         let work = ports::trace::in_trace(
                             trace,
                             ports::trace::with_cause(
                                 cause,
-                                ports::trace::with_origin(origin, handler.handle(&r.job)),
+                                ports::trace::with_origin(
+                                    origin,
+                                    ports::trace::counting_requests(
+                                        tally.clone(),
+                                        handler.handle(&r.job),
+                                    ),
+                                ),
                             ),
                         )
                         .instrument(span);
@@ -474,6 +508,9 @@ impl Worker {
                         metrics::histogram!("worker_job_seconds")
                             .record(started.elapsed().as_secs_f64());
                         settle(queue.as_ref(), &r, result, &retry, &stats).await;
+                        if let Some(usage) = usage {
+                            record_usage(usage.as_ref(), &r.job.key.tenant, tally).await;
+                        }
                         in_hand
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)

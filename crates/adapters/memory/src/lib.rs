@@ -14,7 +14,7 @@ pub use limiter::MemoryRateLimiter;
 pub use queue::MemoryQueue;
 pub use stores::{
     MemoryAuditLog, MemoryConflictStore, MemoryDeleteStore, MemoryIdempotencyStore, MemoryInbox,
-    MemoryLinkStore, MemoryMappingStore, MemorySyncStateStore, MemoryTenantStore,
+    MemoryLinkStore, MemoryMappingStore, MemorySyncStateStore, MemoryTenantStore, MemoryUsageLog,
     MemoryWriteLedger,
 };
 

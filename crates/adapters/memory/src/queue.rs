@@ -8,8 +8,8 @@ use domain::job::{DeadLetter, Job, JobKey, NewJob};
 use ports::clock::Clock;
 use ports::error::{PortError, PortResult};
 use ports::queue::{
-    DeadLetterQueue, EnqueueOutcome, FailOutcome, JobQueue, LeaseToken, QueueDepth, Reservation,
-    ReserveFilter,
+    DeadLetterQueue, EnqueueOutcome, FailOutcome, JobQueue, LeaseToken, PartitionBacklog,
+    QueueDepth, Reservation, ReserveFilter,
 };
 use time::OffsetDateTime;
 use tokio::sync::Notify;
@@ -331,6 +331,26 @@ impl JobQueue for MemoryQueue {
         Ok(d)
     }
 
+    async fn backlog(&self, tenant: &TenantId) -> PortResult<Vec<PartitionBacklog>> {
+        let inner = lock(&self.inner);
+        let mut by: BTreeMap<&str, PartitionBacklog> = BTreeMap::new();
+        for e in inner.jobs.values().filter(|e| &e.job.key.tenant == tenant) {
+            let p = by
+                .entry(e.job.key.partition.as_str())
+                .or_insert_with(|| PartitionBacklog {
+                    partition: e.job.key.partition.clone(),
+                    jobs: 0,
+                    oldest_enqueued_at: None,
+                });
+            p.jobs += 1;
+            p.oldest_enqueued_at = Some(
+                p.oldest_enqueued_at
+                    .map_or(e.job.enqueued_at, |o| o.min(e.job.enqueued_at)),
+            );
+        }
+        Ok(by.into_values().collect())
+    }
+
     async fn wait_for_work(&self, max_wait: Duration) {
         let _ = tokio::time::timeout(max_wait, self.notify.notified()).await;
     }
@@ -352,6 +372,14 @@ impl DeadLetterQueue for MemoryQueue {
             .take(limit)
             .map(|(_, l)| l.clone())
             .collect())
+    }
+
+    async fn dead_letter_of(&self, tenant: &TenantId, id: JobId) -> PortResult<DeadLetter> {
+        lock(&self.inner)
+            .dead
+            .get(&(tenant.clone(), id))
+            .map(|(_, l)| l.clone())
+            .ok_or_else(|| PortError::NotFound(format!("dead letter {id}")))
     }
 
     async fn replay(&self, tenant: &TenantId, id: JobId) -> PortResult<JobId> {

@@ -610,6 +610,18 @@ impl AuditLog for MemoryAuditLog {
         Ok(found)
     }
 
+    async fn recent(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<AuditEntry>> {
+        let mut found: Vec<AuditEntry> = lock(&self.entries)
+            .iter()
+            .filter(|e| &e.tenant == tenant)
+            .cloned()
+            .collect();
+        found.reverse();
+        found.sort_by_key(|e| std::cmp::Reverse(e.at));
+        found.truncate(limit);
+        Ok(found)
+    }
+
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> PortResult<u64> {
         let mut all = lock(&self.entries);
         let mut left = limit;
@@ -632,6 +644,50 @@ impl TenantEraser for MemoryAuditLog {
         let before = all.len();
         all.retain(|e| &e.tenant != tenant);
         Ok(Erased::from([("audit", (before - all.len()) as u64)]))
+    }
+}
+
+/// Provider requests per tenant, provider and day.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryUsageLog {
+    counts: Arc<Mutex<BTreeMap<UsageKey, u64>>>,
+}
+
+/// Tenant, day and provider.
+type UsageKey = (TenantId, time::Date, String);
+
+#[async_trait]
+impl ports::stores::UsageLog for MemoryUsageLog {
+    async fn add(
+        &self,
+        tenant: &TenantId,
+        day: time::Date,
+        counts: &[(String, u64)],
+    ) -> PortResult<()> {
+        let mut all = lock(&self.counts);
+        for (provider, n) in counts {
+            *all.entry((tenant.clone(), day, provider.clone()))
+                .or_default() += n;
+        }
+        Ok(())
+    }
+
+    async fn on_day(&self, tenant: &TenantId, day: time::Date) -> PortResult<Vec<(String, u64)>> {
+        Ok(lock(&self.counts)
+            .iter()
+            .filter(|((t, d, _), _)| t == tenant && *d == day)
+            .map(|((_, _, p), n)| (p.clone(), *n))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl TenantEraser for MemoryUsageLog {
+    async fn erase_tenant(&self, tenant: &TenantId) -> PortResult<Erased> {
+        let mut all = lock(&self.counts);
+        let before = all.len();
+        all.retain(|(t, _, _), _| t != tenant);
+        Ok(Erased::from([("usage_days", (before - all.len()) as u64)]))
     }
 }
 

@@ -9,8 +9,8 @@ use domain::ids::{InboxId, JobId, SystemId, TenantId};
 use domain::job::{DeadLetter, Job, JobKey, NewJob};
 use ports::error::{PortError, PortResult};
 use ports::queue::{
-    DeadLetterQueue, EnqueueOutcome, FailOutcome, JobQueue, LeaseToken, QueueDepth, Reservation,
-    ReserveFilter,
+    DeadLetterQueue, EnqueueOutcome, FailOutcome, JobQueue, LeaseToken, PartitionBacklog,
+    QueueDepth, Reservation, ReserveFilter,
 };
 use ports::stores::{Accepted, InboundDelivery, Inbox, StoredDelivery};
 use serde_json::Value;
@@ -317,6 +317,28 @@ impl JobQueue for PgStore {
         })
     }
 
+    async fn backlog(&self, tenant: &TenantId) -> PortResult<Vec<PartitionBacklog>> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let rows = sqlx::query(
+            "SELECT partition, count(*), min(enqueued_at) FROM jobs
+             WHERE tenant_id = $1 GROUP BY partition ORDER BY partition",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                Ok(PartitionBacklog {
+                    partition: r.try_get(0).map_err(db)?,
+                    jobs: u64::try_from(r.try_get::<i64, _>(1).map_err(db)?).unwrap_or(0),
+                    oldest_enqueued_at: r.try_get(2).map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
     async fn wait_for_work(&self, max_wait: Duration) {
         let _ = tokio::time::timeout(max_wait, self.notify.notified()).await;
     }
@@ -350,6 +372,24 @@ impl DeadLetterQueue for PgStore {
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
         rows.iter().map(dead_from_row).collect()
+    }
+
+    async fn dead_letter_of(&self, tenant: &TenantId, id: JobId) -> PortResult<DeadLetter> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let row = sqlx::query(
+            "SELECT job_id, tenant_id, partition, entity, payloads, attempts, max_attempts, enqueued_at,
+                    NULL::text AS last_error, error, failed_at, needs_reconciliation
+             FROM dead_letters WHERE tenant_id = $1 AND job_id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        row.as_ref()
+            .map(dead_from_row)
+            .unwrap_or_else(|| Err(PortError::NotFound(format!("dead letter {id}"))))
     }
 
     async fn replay(&self, tenant: &TenantId, id: JobId) -> PortResult<JobId> {

@@ -808,6 +808,20 @@ impl AuditLog for PgStore {
         Ok(rows.into_iter().map(|j| j.0).collect())
     }
 
+    async fn recent(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<AuditEntry>> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let rows: Vec<Json<AuditEntry>> = sqlx::query_scalar(
+            "SELECT entry FROM audit_log WHERE tenant_id = $1 ORDER BY at DESC, entry_id DESC LIMIT $2",
+        )
+        .bind(tenant.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(rows.into_iter().map(|j| j.0).collect())
+    }
+
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> PortResult<u64> {
         let mut tx = self.begin_system().await?;
         let done = sqlx::query(
@@ -890,5 +904,50 @@ impl WriteLedger for PgStore {
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(done.rows_affected())
+    }
+}
+
+#[async_trait]
+impl ports::stores::UsageLog for PgStore {
+    async fn add(
+        &self,
+        tenant: &TenantId,
+        day: time::Date,
+        counts: &[(String, u64)],
+    ) -> PortResult<()> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_tenant(tenant).await?;
+        for (provider, n) in counts {
+            sqlx::query(
+                "INSERT INTO provider_usage (tenant_id, day, provider, requests) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, day, provider) DO UPDATE SET requests = provider_usage.requests + EXCLUDED.requests",
+            )
+            .bind(tenant.as_str())
+            .bind(ports::stores::day_number(day))
+            .bind(provider)
+            .bind(i64::try_from(*n).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn on_day(&self, tenant: &TenantId, day: time::Date) -> PortResult<Vec<(String, u64)>> {
+        let mut tx = self.begin_tenant(tenant).await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT provider, requests FROM provider_usage WHERE tenant_id = $1 AND day = $2 ORDER BY provider",
+        )
+        .bind(tenant.as_str())
+        .bind(ports::stores::day_number(day))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(p, n)| (p, u64::try_from(n).unwrap_or(0)))
+            .collect())
     }
 }

@@ -144,6 +144,10 @@ const ERASE: &[(&str, &str)] = &[
     ("DELETE FROM audit_log WHERE tenant_id = $1", "audit"),
     ("DELETE FROM deletes WHERE tenant_id = $1", "deletes"),
     (
+        "DELETE FROM provider_usage WHERE tenant_id = $1",
+        "usage_days",
+    ),
+    (
         "DELETE FROM mappings WHERE tenant_id = $1",
         "mapping_versions",
     ),

@@ -5,15 +5,16 @@ use domain::ids::{JobId, TenantId};
 use domain::job::{DeadLetter, Job, JobKey, NewJob};
 use ports::error::{PortError, PortResult};
 use ports::queue::{
-    DeadLetterQueue, EnqueueOutcome, FailOutcome, JobQueue, LeaseToken, QueueDepth, Reservation,
-    ReserveFilter,
+    DeadLetterQueue, EnqueueOutcome, FailOutcome, JobQueue, LeaseToken, PartitionBacklog,
+    QueueDepth, Reservation, ReserveFilter,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::scripts::{
-    ACK, DEAD_LETTER, DEPTH, ENQUEUE, EXTEND, FAIL, LIST_DEAD, PURGE, RELEASE, REPLAY, RESERVE,
+    ACK, BACKLOG, DEAD_LETTER, DEAD_ONE, DEPTH, ENQUEUE, EXTEND, FAIL, LIST_DEAD, PURGE, RELEASE,
+    REPLAY, RESERVE,
 };
 use crate::{RedisStore, rerr};
 
@@ -206,10 +207,66 @@ impl JobQueue for RedisStore {
         })
     }
 
+    /// Counts the jobs at the head of their key (ready, in flight or delayed); see `BACKLOG`.
+    async fn backlog(&self, tenant: &TenantId) -> PortResult<Vec<PartitionBacklog>> {
+        let flat: Vec<String> = BACKLOG
+            .arg(&self.ns)
+            .arg(tenant.as_str())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(rerr)?;
+        let mut out = flat
+            .chunks(3)
+            .map(|c| match c {
+                [partition, jobs, oldest] => Ok(PartitionBacklog {
+                    partition: partition.clone(),
+                    jobs: jobs.parse().map_err(|e| corrupt("backlog", e))?,
+                    oldest_enqueued_at: if oldest.is_empty() {
+                        None
+                    } else {
+                        Some(at_ms(oldest)?)
+                    },
+                }),
+                _ => Err(corrupt("backlog", "a short row")),
+            })
+            .collect::<PortResult<Vec<_>>>()?;
+        out.sort_by(|a, b| a.partition.cmp(&b.partition));
+        Ok(out)
+    }
+
     /// Streams have no cheap cross-stream wake-up here: wait a short while and let the caller poll.
     async fn wait_for_work(&self, max_wait: Duration) {
         tokio::time::sleep(max_wait.min(Duration::from_millis(50))).await;
     }
+}
+
+/// A dead letter from its stream entry's field/value list.
+fn dead_from_fields(fields: &[String]) -> PortResult<DeadLetter> {
+    let map: std::collections::HashMap<&str, &str> = fields
+        .chunks(2)
+        .filter_map(|c| Some((c.first()?.as_str(), c.get(1)?.as_str())))
+        .collect();
+    let get = |k: &str| {
+        map.get(k)
+            .map(|s| (*s).to_owned())
+            .ok_or_else(|| corrupt("dead letter", k))
+    };
+    let job_fields = [
+        get("tenant")?,
+        get("partition")?,
+        get("entity")?,
+        get("payloads")?,
+        get("attempts")?,
+        get("max")?,
+        get("enq")?,
+        get("err")?,
+    ];
+    Ok(DeadLetter {
+        job: job(&get("job")?, &job_fields)?,
+        error: get("err")?,
+        failed_at: at_ms(&get("failed")?)?,
+        needs_reconciliation: get("rec")? == "1",
+    })
 }
 
 #[async_trait]
@@ -222,37 +279,21 @@ impl DeadLetterQueue for RedisStore {
             .invoke_async(&mut self.conn())
             .await
             .map_err(rerr)?;
-        entries
-            .iter()
-            .map(|fields| {
-                let map: std::collections::HashMap<&str, &str> = fields
-                    .chunks(2)
-                    .filter_map(|c| Some((c.first()?.as_str(), c.get(1)?.as_str())))
-                    .collect();
-                let get = |k: &str| {
-                    map.get(k)
-                        .map(|s| (*s).to_owned())
-                        .ok_or_else(|| corrupt("dead letter", k))
-                };
-                let fields = [
-                    get("tenant")?,
-                    get("partition")?,
-                    get("entity")?,
-                    get("payloads")?,
-                    get("attempts")?,
-                    get("max")?,
-                    get("enq")?,
-                    get("err")?,
-                ];
-                let error = get("err")?;
-                Ok(DeadLetter {
-                    job: job(&get("job")?, &fields)?,
-                    error,
-                    failed_at: at_ms(&get("failed")?)?,
-                    needs_reconciliation: get("rec")? == "1",
-                })
-            })
-            .collect()
+        entries.iter().map(|f| dead_from_fields(f)).collect()
+    }
+
+    async fn dead_letter_of(&self, tenant: &TenantId, id: JobId) -> PortResult<DeadLetter> {
+        let fields: Vec<String> = DEAD_ONE
+            .arg(&self.ns)
+            .arg(tenant.as_str())
+            .arg(id.to_string())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(rerr)?;
+        if fields.is_empty() {
+            return Err(PortError::NotFound(format!("dead letter {id}")));
+        }
+        dead_from_fields(&fields)
     }
 
     async fn replay(&self, tenant: &TenantId, id: JobId) -> PortResult<JobId> {

@@ -164,6 +164,58 @@ return {total - in_flight - delayed, delayed, in_flight, dead}
 "#
 );
 
+/// ARGV: ns, tenant. Returns a flat list of partition, jobs, oldest enqueue ms: the jobs in the
+/// tenant's ready streams (ready or in flight) and in the delayed set. A job waiting behind
+/// another of its key is in neither and is not counted; the oldest time is read from the first
+/// 10,000 jobs of each.
+pub(crate) static BACKLOG: LazyLock<Script> = script!(
+    r#"
+local tenant = ARGV[2]
+local count, oldest = {}, {}
+local function add(partition, enq, n)
+    count[partition] = (count[partition] or 0) + n
+    local e = tonumber(enq)
+    if e and (not oldest[partition] or e < oldest[partition]) then oldest[partition] = e end
+end
+local info = redis.call('HGETALL', ns .. ':streaminfo')
+for i = 1, #info, 2 do
+    local sep = string.find(info[i + 1], '\n', 1, true)
+    if string.sub(info[i + 1], 1, sep - 1) == tenant then
+        local partition = string.sub(info[i + 1], sep + 1)
+        local n = redis.call('XLEN', info[i])
+        if n > 0 then
+            add(partition, nil, n)
+            for _, e in ipairs(redis.call('XRANGE', info[i], '-', '+', 'COUNT', 10000)) do
+                add(partition, redis.call('HGET', job_key(e[2][2]), 'enq'), 0)
+            end
+        end
+    end
+end
+for _, id in ipairs(redis.call('ZRANGE', ns .. ':delayed', 0, 9999)) do
+    local f = redis.call('HMGET', job_key(id), 'tenant', 'partition', 'enq')
+    if f[1] == tenant then add(f[2], f[3], 1) end
+end
+local out = {}
+for partition, n in pairs(count) do
+    table.insert(out, partition)
+    table.insert(out, tostring(n))
+    table.insert(out, tostring(oldest[partition] or ''))
+end
+return out
+"#
+);
+
+/// ARGV: ns, tenant, job id. Returns the dead letter's fields, or an empty list when unknown.
+pub(crate) static DEAD_ONE: LazyLock<Script> = script!(
+    r#"
+local eid = redis.call('HGET', ns .. ':deadidx:' .. ARGV[2], ARGV[3])
+if not eid then return {} end
+local e = redis.call('XRANGE', ns .. ':dead:' .. ARGV[2], eid, eid)
+if #e == 0 then return {} end
+return e[1][2]
+"#
+);
+
 /// ARGV: ns, tenant, limit. Returns a flat list of dead-letter entries (field/value arrays).
 pub(crate) static LIST_DEAD: LazyLock<Script> = script!(
     r#"

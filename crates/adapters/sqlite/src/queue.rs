@@ -8,8 +8,8 @@ use domain::ids::{InboxId, JobId, SystemId, TenantId};
 use domain::job::{DeadLetter, Job, JobKey, JobPayload, NewJob};
 use ports::error::{PortError, PortResult};
 use ports::queue::{
-    DeadLetterQueue, EnqueueOutcome, FailOutcome, JobQueue, LeaseToken, QueueDepth, Reservation,
-    ReserveFilter,
+    DeadLetterQueue, EnqueueOutcome, FailOutcome, JobQueue, LeaseToken, PartitionBacklog,
+    QueueDepth, Reservation, ReserveFilter,
 };
 use ports::stores::{Accepted, InboundDelivery, Inbox, StoredDelivery};
 use serde_json::Value;
@@ -312,6 +312,26 @@ impl JobQueue for SqliteStore {
         })
     }
 
+    async fn backlog(&self, tenant: &TenantId) -> PortResult<Vec<PartitionBacklog>> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT partition, count(*), min(enqueued_at) FROM jobs
+             WHERE tenant_id = ? GROUP BY partition ORDER BY partition",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.into_iter()
+            .map(|(partition, jobs, oldest)| {
+                Ok(PartitionBacklog {
+                    partition,
+                    jobs: u64::try_from(jobs).unwrap_or(0),
+                    oldest_enqueued_at: Some(from_ms(oldest)?),
+                })
+            })
+            .collect()
+    }
+
     async fn wait_for_work(&self, max_wait: Duration) {
         let _ = tokio::time::timeout(max_wait, self.notify.notified()).await;
     }
@@ -341,6 +361,20 @@ impl DeadLetterQueue for SqliteStore {
         .await
         .map_err(db)?;
         rows.iter().map(dead_from_row).collect()
+    }
+
+    async fn dead_letter_of(&self, tenant: &TenantId, id: JobId) -> PortResult<DeadLetter> {
+        let row = sqlx::query(
+            "SELECT *, NULL AS last_error FROM dead_letters WHERE tenant_id = ? AND job_id = ?",
+        )
+        .bind(tenant.as_str())
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        row.as_ref()
+            .map(dead_from_row)
+            .unwrap_or_else(|| Err(PortError::NotFound(format!("dead letter {id}"))))
     }
 
     async fn replay(&self, tenant: &TenantId, id: JobId) -> PortResult<JobId> {

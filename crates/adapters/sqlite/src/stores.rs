@@ -882,6 +882,20 @@ impl AuditLog for SqliteStore {
             .collect()
     }
 
+    async fn recent(&self, tenant: &TenantId, limit: usize) -> PortResult<Vec<AuditEntry>> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT entry FROM audit_log WHERE tenant_id = ? ORDER BY at DESC, entry_id DESC LIMIT ?",
+        )
+        .bind(tenant.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| parse::<AuditEntry>(r, "audit entry"))
+            .collect()
+    }
+
     async fn purge(&self, before: OffsetDateTime, limit: usize) -> PortResult<u64> {
         let done = sqlx::query(
             "DELETE FROM audit_log WHERE entry_id IN
@@ -973,6 +987,10 @@ const ERASE: &[(&str, &str)] = &[
     ("DELETE FROM audit_log WHERE tenant_id = ?", "audit"),
     ("DELETE FROM deletes WHERE tenant_id = ?", "deletes"),
     (
+        "DELETE FROM provider_usage WHERE tenant_id = ?",
+        "usage_days",
+    ),
+    (
         "DELETE FROM mappings WHERE tenant_id = ?",
         "mapping_versions",
     ),
@@ -997,5 +1015,48 @@ impl ports::stores::TenantEraser for SqliteStore {
         }
         tx.commit().await.map_err(db)?;
         Ok(erased)
+    }
+}
+
+#[async_trait]
+impl ports::stores::UsageLog for SqliteStore {
+    async fn add(
+        &self,
+        tenant: &TenantId,
+        day: time::Date,
+        counts: &[(String, u64)],
+    ) -> PortResult<()> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for (provider, n) in counts {
+            sqlx::query(
+                "INSERT INTO provider_usage (tenant_id, day, provider, requests) VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, day, provider) DO UPDATE SET requests = requests + excluded.requests",
+            )
+            .bind(tenant.as_str())
+            .bind(ports::stores::day_number(day))
+            .bind(provider)
+            .bind(i64::try_from(*n).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn on_day(&self, tenant: &TenantId, day: time::Date) -> PortResult<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT provider, requests FROM provider_usage WHERE tenant_id = ? AND day = ? ORDER BY provider",
+        )
+        .bind(tenant.as_str())
+        .bind(ports::stores::day_number(day))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|(p, n)| (p, u64::try_from(n).unwrap_or(0)))
+            .collect())
     }
 }

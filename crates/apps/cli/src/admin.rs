@@ -69,8 +69,15 @@ pub enum TenantCmd {
 pub enum KeysCmd {
     /// Makes a key (shown once; only its digest is kept).
     Add { id: String },
-    /// Revokes every key of the tenant.
-    Revoke { id: String },
+    /// The tenant's keys by fingerprint.
+    List { id: String },
+    /// Revokes the key with that fingerprint, or with `--all` every key of the tenant.
+    Revoke {
+        id: String,
+        fingerprint: Option<String>,
+        #[arg(long, conflicts_with = "fingerprint")]
+        all: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +88,8 @@ pub enum DlqCmd {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// One dead letter: its cause, error, attempts and payloads.
+    Show { tenant: String, job: String },
     /// Queues a dead letter's job again.
     Replay { tenant: String, job: String },
 }
@@ -93,6 +102,8 @@ pub enum QuarantineCmd {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// One quarantined delivery with its reason and body as received.
+    Show { tenant: String, delivery: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -290,10 +301,28 @@ pub async fn tenant(c: &Connection, cmd: TenantCmd) -> Result<(), CliError> {
             let v = admin.call(Method::POST, &path, None).await?;
             print(&v, &[], c.json);
         }
-        TenantCmd::Keys(KeysCmd::Revoke { id }) => {
+        TenantCmd::Keys(KeysCmd::List { id }) => {
             let path = format!("/v1/admin/tenants/{id}/api-keys");
+            let v = admin.call(Method::GET, &path, None).await?;
+            print(&v, &["fingerprint"], c.json);
+        }
+        TenantCmd::Keys(KeysCmd::Revoke {
+            id,
+            fingerprint,
+            all,
+        }) => {
+            let path = match (&fingerprint, all) {
+                (Some(f), _) => format!("/v1/admin/tenants/{id}/api-keys/{f}"),
+                (None, true) => format!("/v1/admin/tenants/{id}/api-keys"),
+                (None, false) => {
+                    return Err(CliError::Input(
+                        "name the key's fingerprint (tenant keys list) or pass --all".into(),
+                    ));
+                }
+            };
             admin.call(Method::DELETE, &path, None).await?;
-            print(&json!({"revoked": true, "tenant": id}), &[], c.json);
+            let revoked = fingerprint.unwrap_or_else(|| "all".into());
+            print(&json!({"revoked": revoked, "tenant": id}), &[], c.json);
         }
     }
     Ok(())
@@ -311,6 +340,11 @@ pub async fn dlq(c: &Connection, cmd: DlqCmd) -> Result<(), CliError> {
                 c.json,
             );
         }
+        DlqCmd::Show { tenant, job } => {
+            let path = format!("/v1/admin/tenants/{tenant}/dead-letters/{job}");
+            let v = admin.call(Method::GET, &path, None).await?;
+            print(&v, &[], c.json);
+        }
         DlqCmd::Replay { tenant, job } => {
             let path = format!("/v1/admin/tenants/{tenant}/dead-letters/{job}/replay");
             let v = admin.call(Method::POST, &path, None).await?;
@@ -322,10 +356,18 @@ pub async fn dlq(c: &Connection, cmd: DlqCmd) -> Result<(), CliError> {
 
 pub async fn quarantine(c: &Connection, cmd: QuarantineCmd) -> Result<(), CliError> {
     let admin = Admin::new(c)?;
-    let QuarantineCmd::List { tenant, limit } = cmd;
-    let path = format!("/v1/admin/tenants/{tenant}/quarantine?limit={limit}");
-    let v = admin.call(Method::GET, &path, None).await?;
-    print(&v, &["id", "source", "received_at", "reason"], c.json);
+    match cmd {
+        QuarantineCmd::List { tenant, limit } => {
+            let path = format!("/v1/admin/tenants/{tenant}/quarantine?limit={limit}");
+            let v = admin.call(Method::GET, &path, None).await?;
+            print(&v, &["id", "source", "received_at", "reason"], c.json);
+        }
+        QuarantineCmd::Show { tenant, delivery } => {
+            let path = format!("/v1/admin/tenants/{tenant}/quarantine/{delivery}");
+            let v = admin.call(Method::GET, &path, None).await?;
+            print(&v, &[], c.json);
+        }
+    }
     Ok(())
 }
 
@@ -426,14 +468,15 @@ pub async fn status(c: &Connection, tenant: Option<&str>) -> Result<(), CliError
         .await?;
     if c.json {
         print(&v, &[], true);
-    } else {
-        let mut summary = v.clone();
-        if let Some(m) = summary.as_object_mut() {
-            m.remove("reconciliations");
-        }
-        print(&summary, &[], false);
-        print(
-            &v["reconciliations"],
+        return Ok(());
+    }
+    let tables: [(&str, &[&str]); 5] = [
+        ("queue", &["partition", "jobs", "oldest_age_s"]),
+        ("last_writes", &["object", "system", "at", "age_s"]),
+        ("requests_today", &["provider", "requests"]),
+        ("errors", &["cause", "dead_letters", "example_job"]),
+        (
+            "reconciliations",
             &[
                 "object",
                 "system",
@@ -442,8 +485,20 @@ pub async fn status(c: &Connection, tenant: Option<&str>) -> Result<(), CliError
                 "repaired",
                 "failed",
             ],
-            false,
-        );
+        ),
+    ];
+    let mut summary = v.clone();
+    if let Some(m) = summary.as_object_mut() {
+        for (name, _) in &tables {
+            m.remove(*name);
+        }
+    }
+    print(&summary, &[], false);
+    for (name, columns) in tables {
+        if v[name].as_array().is_some_and(|rows| !rows.is_empty()) {
+            println!("{name}:");
+            print(&v[name], columns, false);
+        }
     }
     Ok(())
 }

@@ -256,6 +256,8 @@ pub struct Stores {
     /// Each tenant's mappings, versioned.
     pub mappings: Arc<dyn MappingStore>,
     pub sync_state: Arc<dyn SyncStateStore>,
+    /// Provider requests per tenant and day.
+    pub usage: Arc<dyn ports::stores::UsageLog>,
     /// Cached Attio schema and records: in-process, or Redis (shared by every process) with the
     /// Redis queue.
     pub cache: Arc<dyn Cache>,
@@ -303,6 +305,7 @@ impl Stores {
             + AuditLog
             + DeleteStore
             + MappingStore
+            + ports::stores::UsageLog
             + TenantEraser
             + 'static,
     {
@@ -319,6 +322,7 @@ impl Stores {
             audit: s.clone(),
             deletes: s.clone(),
             mappings: s.clone(),
+            usage: s.clone(),
             sync_state: s,
             cache: Arc::new(adapter_memory::MemoryCache::default()),
         }
@@ -371,6 +375,7 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
             let deletes = Arc::new(MemoryDeleteStore::default());
             let mappings = Arc::new(MemoryMappingStore::default());
             let sync_state = Arc::new(MemorySyncStateStore::default());
+            let usage = Arc::new(MemoryUsageLog::default());
             Ok(Stores {
                 min_wal_size: None,
                 tenants: Arc::new(MemoryTenantStore::default()),
@@ -384,6 +389,7 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
                     deletes.clone(),
                     mappings.clone(),
                     sync_state.clone(),
+                    usage.clone(),
                 ],
                 inbox,
                 queue: queue.clone(),
@@ -395,6 +401,7 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
                 deletes,
                 mappings,
                 sync_state,
+                usage,
                 cache: Arc::new(MemoryCache::default()),
             })
         }

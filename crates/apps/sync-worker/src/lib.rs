@@ -98,7 +98,8 @@ pub async fn run(
             reconciler: Some(reconciler),
         }),
         settings.worker.clone(),
-    );
+    )
+    .with_usage(stores.usage.clone());
     let schedule = settings.reconcile_interval.map(|every| {
         tokio::spawn(schedule_reconciliations(
             stores.clone(),
@@ -124,6 +125,7 @@ pub async fn run(
             )
             .with_cursor(stores.sync_state.clone())
             .with_queue(stores.queue.clone())
+            .with_usage(stores.usage.clone())
             .with_catalog(catalog.clone());
             p.window = poll.window;
             spawn_poller(p, poll.system.clone(), poll.interval, shutdown.clone())

@@ -7,13 +7,15 @@
 //!   the secret Attio returns. `GET /v1/admin/tenants`, `GET`/`DELETE /v1/admin/tenants/{id}`
 //!   (secrets never leave: they show as `***`). A CRM connection naming a system no plugin of
 //!   the registry serves, or missing a setting its plugin needs, is refused with 400 naming it.
-//! - `GET /v1/admin/tenants/{id}/dead-letters`, `POST …/dead-letters/{job}/replay`.
+//! - `GET /v1/admin/tenants/{id}/dead-letters`, `GET …/dead-letters/{job}`,
+//!   `POST …/dead-letters/{job}/replay`; `GET …/quarantine`, `GET …/quarantine/{delivery}`.
 //! - `POST /v1/admin/tenants/{id}/backfills` `{object, system}` queues a backfill for a worker;
 //!   `GET /v1/admin/tenants/{id}/sync-state` shows its progress; `GET /v1/admin/queue`.
 //! - `POST /v1/admin/tenants/{id}/rotate-webhook` registers a new Attio webhook, stores its
 //!   secret (keeping the old one as the previous) and removes the old webhook.
 //! - `POST /v1/admin/tenants/{id}/api-keys` makes a key for the tenant's app (shown once; only its
-//!   SHA-256 is stored); `DELETE` revokes them all.
+//!   SHA-256 is stored); `GET` lists them by fingerprint; `DELETE` revokes them all, and
+//!   `DELETE …/api-keys/{fingerprint}` one.
 
 // Handlers return their answer early as a `Response`; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
@@ -666,12 +668,42 @@ async fn dead_letters(
                 "key": d.job.key.to_string(),
                 "attempts": d.job.attempts,
                 "error": d.error,
-                "failed_at": d.failed_at.to_string(),
+                "failed_at": rfc3339(d.failed_at),
                 "needs_reconciliation": d.needs_reconciliation,
             })
         },
     )
     .await
+}
+
+/// One dead letter with its payloads (what a replay would run again).
+async fn dead_letter(
+    State(state): State<AppState>,
+    Path((raw, job)): Path<(String, String)>,
+) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let Ok(job) = JobId::parse(&job) else {
+        return error(StatusCode::NOT_FOUND, "no such dead letter");
+    };
+    match state.dead.dead_letter_of(&id, job).await {
+        Ok(d) => Json(json!({
+            "job_id": d.job.id.to_string(),
+            "key": d.job.key.to_string(),
+            "attempts": d.job.attempts,
+            "max_attempts": d.job.max_attempts,
+            "cause": d.cause(),
+            "error": d.error,
+            "enqueued_at": rfc3339(d.job.enqueued_at),
+            "failed_at": rfc3339(d.failed_at),
+            "needs_reconciliation": d.needs_reconciliation,
+            "payloads": d.job.payloads,
+        }))
+        .into_response(),
+        Err(e) => port_error(&e),
+    }
 }
 
 /// Signed deliveries that could not be processed, oldest first, with the reason and the body as
@@ -690,13 +722,39 @@ async fn quarantine(
                 "id": d.id.to_string(),
                 "source": d.delivery.source.as_str(),
                 "idempotency_key": d.delivery.key.as_str(),
-                "received_at": d.delivery.received_at.to_string(),
+                "received_at": rfc3339(d.delivery.received_at),
                 "reason": d.delivery.quarantine,
                 "body": String::from_utf8_lossy(&d.delivery.body),
             })
         },
     )
     .await
+}
+
+/// One quarantined delivery (any stored delivery of the tenant, by its inbox id).
+async fn quarantined_delivery(
+    State(state): State<AppState>,
+    Path((raw, delivery)): Path<(String, String)>,
+) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let Ok(delivery) = domain::ids::InboxId::parse(&delivery) else {
+        return error(StatusCode::NOT_FOUND, "no such delivery");
+    };
+    match state.inbox.get(&id, delivery).await {
+        Ok(d) => Json(json!({
+            "id": d.id.to_string(),
+            "source": d.delivery.source.as_str(),
+            "idempotency_key": d.delivery.key.as_str(),
+            "received_at": rfc3339(d.delivery.received_at),
+            "reason": d.delivery.quarantine,
+            "body": String::from_utf8_lossy(&d.delivery.body),
+        }))
+        .into_response(),
+        Err(e) => port_error(&e),
+    }
 }
 
 async fn replay(
@@ -741,9 +799,59 @@ async fn create_api_key(State(state): State<AppState>, Path(raw): Path<String>) 
     match state.tenants.update(&tenant).await {
         Ok(()) => (
             StatusCode::CREATED,
-            Json(json!({"api_key": key, "keys": tenant.api_keys.len()})),
+            Json(json!({
+                "api_key": key,
+                "fingerprint": domain::tenant::ApiKeyDigest::of(&key).fingerprint(),
+                "keys": tenant.api_keys.len(),
+            })),
         )
             .into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
+/// The tenant's API keys by fingerprint (the key itself is never kept).
+async fn list_api_keys(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match state.tenants.get(&id).await {
+        Ok(t) => Json(
+            t.api_keys
+                .iter()
+                .map(|k| json!({"fingerprint": k.fingerprint()}))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => port_error(&e),
+    }
+}
+
+/// Revokes the tenant's API key with that fingerprint.
+async fn revoke_api_key(
+    State(state): State<AppState>,
+    Path((raw, fingerprint)): Path<(String, String)>,
+) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let mut tenant = match state.tenants.get(&id).await {
+        Ok(t) => t,
+        Err(e) => return port_error(&e),
+    };
+    let before = tenant.api_keys.len();
+    tenant.api_keys.retain(|k| k.fingerprint() != fingerprint);
+    if tenant.api_keys.len() == before {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the tenant has no key with that fingerprint",
+        );
+    }
+    state.tenant_cache.forget(&id);
+    match state.tenants.update(&tenant).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => port_error(&e),
     }
 }
@@ -852,6 +960,14 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/v1/admin/tenants/{id}/dead-letters", get(dead_letters))
         .route("/v1/admin/tenants/{id}/quarantine", get(quarantine))
         .route(
+            "/v1/admin/tenants/{id}/quarantine/{delivery}",
+            get(quarantined_delivery),
+        )
+        .route(
+            "/v1/admin/tenants/{id}/dead-letters/{job}",
+            get(dead_letter),
+        )
+        .route(
             "/v1/admin/tenants/{id}/dead-letters/{job}/replay",
             post(replay),
         )
@@ -863,7 +979,13 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/v1/admin/tenants/{id}/backfills", post(start_backfill))
         .route(
             "/v1/admin/tenants/{id}/api-keys",
-            post(create_api_key).delete(revoke_api_keys),
+            get(list_api_keys)
+                .post(create_api_key)
+                .delete(revoke_api_keys),
+        )
+        .route(
+            "/v1/admin/tenants/{id}/api-keys/{fingerprint}",
+            axum::routing::delete(revoke_api_key),
         )
         .route("/v1/admin/queue", get(queue))
         .merge(crate::control::routes())

@@ -672,8 +672,11 @@ async fn reconciliations(State(state): State<AppState>, Path(raw): Path<String>)
     }
 }
 
-/// A tenant's control-plane health at a glance: open conflicts, held deletes, dead letters (up
-/// to 1,000 counted), the mappings in force, and the last reconciliation of each object.
+/// A tenant's health at a glance: its unfinished jobs per partition with the oldest one's age,
+/// the last write to each system per object (among its 1,000 newest writes), provider requests
+/// made today (UTC), dead letters grouped by cause, open conflicts, held deletes, the mappings in
+/// force, and the last reconciliation of each object. Dead letters and held deletes are counted
+/// up to 1,000.
 async fn tenant_status(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
     let id = match tenant_id(&raw) {
         Ok(id) => id,
@@ -682,6 +685,7 @@ async fn tenant_status(State(state): State<AppState>, Path(raw): Path<String>) -
     if let Err(e) = state.tenants.get(&id).await {
         return port_error(&e);
     }
+    let now = state.clock.now();
     let stores = &state.stores;
     let (conflicts, held, dead, mappings, states) = match (
         stores.conflicts.count_open(&id).await,
@@ -695,6 +699,26 @@ async fn tenant_status(State(state): State<AppState>, Path(raw): Path<String>) -
             return port_error(&e);
         }
     };
+    let (backlog, recent, requests) = match (
+        stores.queue.backlog(&id).await,
+        stores.audit.recent(&id, 1000).await,
+        stores.usage.on_day(&id, now.date()).await,
+    ) {
+        (Ok(b), Ok(r), Ok(u)) => (b, r, u),
+        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => return port_error(&e),
+    };
+    let age_s = |t: time::OffsetDateTime| (now - t).whole_seconds().max(0);
+    let queue: Vec<Value> = backlog
+        .iter()
+        .map(|p| {
+            json!({
+                "partition": p.partition,
+                "jobs": p.jobs,
+                "oldest_age_s": p.oldest_enqueued_at.map(age_s),
+            })
+        })
+        .collect();
+    let (last_writes, errors) = (last_writes(&recent, age_s), error_groups(&dead));
     let passes: Vec<Value> = states
         .iter()
         .filter(|s| s.drift.is_some() && s.object.as_str().starts_with("reconcile_"))
@@ -711,13 +735,48 @@ async fn tenant_status(State(state): State<AppState>, Path(raw): Path<String>) -
         .collect();
     Json(json!({
         "tenant": id.as_str(),
+        "queue_jobs": backlog.iter().map(|p| p.jobs).sum::<u64>(),
+        "queue_oldest_age_s": backlog.iter().filter_map(|p| p.oldest_enqueued_at).min().map(age_s),
         "conflicts_open": conflicts,
         "deletes_held": held.len(),
         "dead_letters": dead.len(),
         "mappings_version": mappings.map(|m| m.version),
+        "requests_today": requests.into_iter().map(|(provider, n)| json!({"provider": provider, "requests": n})).collect::<Vec<_>>(),
+        "queue": queue,
+        "last_writes": last_writes,
+        "errors": errors,
         "reconciliations": passes,
     }))
     .into_response()
+}
+
+/// The newest write to each system per object among `recent` (newest first).
+fn last_writes(recent: &[AuditEntry], age_s: impl Fn(time::OffsetDateTime) -> i64) -> Vec<Value> {
+    let mut last = std::collections::BTreeMap::new();
+    for e in recent {
+        last.entry((e.object.as_str(), e.written_to.as_str()))
+            .or_insert(e.at);
+    }
+    last.into_iter()
+        .map(|((object, system), at)| {
+            json!({"object": object, "system": system, "at": rfc3339(at), "age_s": age_s(at)})
+        })
+        .collect()
+}
+
+/// Dead letters grouped by cause ([`domain::job::DeadLetter::cause`]), with one job of each.
+fn error_groups(dead: &[domain::job::DeadLetter]) -> Vec<Value> {
+    let mut causes = std::collections::BTreeMap::new();
+    for d in dead {
+        causes
+            .entry(d.cause())
+            .or_insert((0, d.job.id.to_string()))
+            .0 += 1;
+    }
+    causes
+        .into_iter()
+        .map(|(cause, (n, example))| json!({"cause": cause, "dead_letters": n, "example_job": example}))
+        .collect()
 }
 
 /// The control plane's routes (the caller adds the admin authorization).

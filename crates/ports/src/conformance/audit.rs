@@ -88,6 +88,25 @@ pub async fn purge_forgets_old_entries<S: AuditLog>(s: Arc<S>) {
     assert_eq!(h, vec![entry(&t, 1, 60)], "the newer entry stays");
 }
 
+pub async fn recent_is_the_tenants_newest_writes_across_records<S: AuditLog>(s: Arc<S>) {
+    let (t, other) = (fresh_tenant("a"), fresh_tenant("a"));
+    // Later than the purge test's cut, which may run against the same store at the same time.
+    ok(
+        s.append(&[entry(&t, 1, 101), entry(&t, 2, 103), entry(&t, 3, 102)])
+            .await,
+        "append",
+    );
+    ok(s.append(&[entry(&other, 1, 104)]).await, "append other");
+    let recent = ok(s.recent(&t, 2).await, "recent");
+    assert_eq!(
+        recent,
+        vec![entry(&t, 2, 103), entry(&t, 3, 102)],
+        "the newest two of this tenant's, whatever their record"
+    );
+    assert_eq!(ok(s.recent(&t, 10).await, "recent").len(), 3);
+    assert!(ok(s.recent(&fresh_tenant("a"), 10).await, "recent").is_empty());
+}
+
 #[macro_export]
 macro_rules! audit_conformance {
     ($factory:path) => {
@@ -96,6 +115,7 @@ macro_rules! audit_conformance {
             $factory,
             [
                 history_is_per_record_newest_first,
+                recent_is_the_tenants_newest_writes_across_records,
                 purge_forgets_old_entries
             ]
         );

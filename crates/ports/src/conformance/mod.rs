@@ -27,6 +27,7 @@ pub mod mappings;
 pub mod queue;
 pub mod sync_state;
 pub mod tenants;
+pub mod usage;
 
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};

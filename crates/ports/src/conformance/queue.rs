@@ -288,6 +288,81 @@ pub async fn dead_letters_are_tenant_scoped<Q: JobQueue + DeadLetterQueue>(q: Ar
         "B must not purge A's letter"
     );
     assert_eq!(ok(q.list_dead(&a, 10).await, "list_dead").len(), 1);
+    let letter = ok(q.dead_letter_of(&a, id).await, "dead_letter_of");
+    assert_eq!((letter.job.id, letter.error.as_str()), (id, "boom"));
+    assert!(
+        matches!(q.dead_letter_of(&b, id).await, Err(PortError::NotFound(_))),
+        "B must not read A's letter"
+    );
+    let unknown = domain::ids::JobId::from_uuid(uuid::Uuid::new_v4());
+    assert!(matches!(
+        q.dead_letter_of(&a, unknown).await,
+        Err(PortError::NotFound(_))
+    ));
+}
+
+pub async fn backlog_counts_a_tenants_unfinished_jobs_per_partition<
+    Q: JobQueue + DeadLetterQueue,
+>(
+    q: Arc<Q>,
+) {
+    let (t, other) = (fresh_tenant("qa"), fresh_tenant("qb"));
+    let before = time::OffsetDateTime::now_utc() - Duration::from_secs(2);
+    assert!(ok(q.backlog(&t).await, "backlog").is_empty());
+    for (p, e) in [("people", "r1"), ("people", "r2"), ("companies", "c1")] {
+        ok(q.enqueue(job(&key(&t, p, e), 1)).await, "enqueue");
+    }
+    ok(
+        q.enqueue(job(&key(&t, "deals", "d1"), 1).with_delay(LONG))
+            .await,
+        "enqueue delayed",
+    );
+    ok(
+        q.enqueue(job(&key(&other, "people", "x"), 1)).await,
+        "enqueue",
+    );
+    let after = time::OffsetDateTime::now_utc() + Duration::from_secs(2);
+    let counts = |b: Vec<crate::queue::PartitionBacklog>| {
+        b.iter()
+            .map(|p| (p.partition.clone(), p.jobs))
+            .collect::<Vec<_>>()
+    };
+    let backlog = ok(q.backlog(&t).await, "backlog");
+    for p in &backlog {
+        let at = p
+            .oldest_enqueued_at
+            .unwrap_or_else(|| panic!("{p:?} has jobs, so an oldest"));
+        assert!(
+            before <= at && at <= after,
+            "{p:?} outside {before}..{after}"
+        );
+    }
+    let s = |p: &str, n: u64| (p.to_owned(), n);
+    assert_eq!(
+        counts(backlog),
+        vec![s("companies", 1), s("deals", 1), s("people", 2)],
+        "ready and delayed jobs count, another tenant's do not"
+    );
+    let only_people = ReserveFilter {
+        tenants: [t.clone()].into(),
+        partitions: ["people".to_owned()].into(),
+    };
+    let r = ok(q.reserve("c", LONG, &only_people).await, "reserve")
+        .unwrap_or_else(|| panic!("a people job"));
+    assert_eq!(
+        counts(ok(q.backlog(&t).await, "backlog")),
+        vec![s("companies", 1), s("deals", 1), s("people", 2)],
+        "a job in flight is unfinished"
+    );
+    ok(q.dead_letter(&r, "boom", false).await, "dead_letter");
+    let r = ok(q.reserve("c", LONG, &only_people).await, "reserve")
+        .unwrap_or_else(|| panic!("the other people job"));
+    ok(q.ack(&r).await, "ack");
+    assert_eq!(
+        counts(ok(q.backlog(&t).await, "backlog")),
+        vec![s("companies", 1), s("deals", 1)],
+        "dead and finished jobs do not count"
+    );
 }
 
 pub async fn jobs_of_one_key_run_in_order<Q: JobQueue + DeadLetterQueue>(q: Arc<Q>) {
@@ -608,6 +683,7 @@ macro_rules! queue_conformance {
                 dead_letters_after_the_last_attempt_and_replays,
                 dead_letter_now_keeps_the_reason,
                 dead_letters_are_tenant_scoped,
+                backlog_counts_a_tenants_unfinished_jobs_per_partition,
                 jobs_of_one_key_run_in_order,
                 pending_jobs_of_one_key_coalesce,
                 delayed_jobs_wait,

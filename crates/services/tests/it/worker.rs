@@ -342,3 +342,45 @@ async fn a_job_runs_in_the_trace_its_delivery_arrived_in() {
     assert_ne!(fresh.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
     assert!(ports::trace::current().is_none(), "no trace outside a job");
 }
+
+/// Sends `n` provider requests' worth of counts, as the HTTP kernel does for each request.
+struct CallsProviders(u64);
+
+#[async_trait]
+impl JobHandler for CallsProviders {
+    async fn handle(&self, _job: &Job) -> ServiceResult<()> {
+        for _ in 0..self.0 {
+            ports::trace::count_request("crm-a");
+        }
+        ports::trace::count_request("attio");
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn each_jobs_provider_requests_are_added_to_its_tenants_usage_of_the_day() {
+    use ports::stores::UsageLog;
+    let q = MemoryQueue::default();
+    for e in ["a", "b"] {
+        enqueue(&q, "people", e).await;
+    }
+    let usage = adapter_memory::MemoryUsageLog::default();
+    let worker = Arc::new(
+        Worker::new(Arc::new(q.clone()), Arc::new(CallsProviders(3)), settings())
+            .with_usage(Arc::new(usage.clone())),
+    );
+    let today = time::OffsetDateTime::now_utc().date();
+    let counted = || {
+        let usage = usage.clone();
+        async move { usage.on_day(&tenant(), today).await.unwrap().len() == 2 }
+    };
+    run_until(worker, || async {
+        counted().await && q.depth().await.unwrap().ready == 0
+    })
+    .await;
+    assert_eq!(
+        usage.on_day(&tenant(), today).await.unwrap(),
+        vec![("attio".to_owned(), 2), ("crm-a".to_owned(), 6)],
+        "two jobs of three CRM requests and one Attio request each"
+    );
+}

@@ -554,6 +554,34 @@ async fn conflicts_are_settled_each_way_without_echoes(rig: &Rig) {
         entries[0]["written_to"], "salesforce",
         "newest first: the resolution went on to Salesforce last"
     );
+    // The tenant's status counts the requests the worker made today and the last writes.
+    let (status, glance) = rig
+        .admin(reqwest::Method::GET, "/v1/admin/tenants/acme/status", None)
+        .await;
+    assert_eq!(status, 200, "{glance}");
+    let requests = |provider: &str| {
+        glance["requests_today"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["provider"] == provider)
+            .and_then(|r| r["requests"].as_u64())
+            .unwrap_or(0)
+    };
+    for provider in ["Attio", "HubSpot", "Salesforce"] {
+        assert!(
+            requests(provider) > 0,
+            "{provider}'s requests today: {glance:#}"
+        );
+    }
+    let systems: Vec<&str> = glance["last_writes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["object"] == "people")
+        .filter_map(|w| w["system"].as_str())
+        .collect();
+    assert_eq!(systems, ["attio", "hubspot", "salesforce"], "{glance:#}");
 }
 
 /// Five people deleted in Attio: ten linked pairs, two propagated before the breaker opens,

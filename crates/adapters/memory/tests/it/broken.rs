@@ -19,7 +19,8 @@ use ports::conformance;
 use ports::error::{PortError, PortResult};
 use ports::limiter::{RateDecision, RateLimiter};
 use ports::queue::{
-    DeadLetterQueue, EnqueueOutcome, FailOutcome, JobQueue, QueueDepth, Reservation, ReserveFilter,
+    DeadLetterQueue, EnqueueOutcome, FailOutcome, JobQueue, PartitionBacklog, QueueDepth,
+    Reservation, ReserveFilter,
 };
 use ports::stores::{Claim, IdempotencyStore, LinkStore};
 
@@ -97,6 +98,11 @@ impl JobQueue for ShardedQueue {
             dead: a.dead + b.dead,
         })
     }
+    async fn backlog(&self, t: &TenantId) -> PortResult<Vec<PartitionBacklog>> {
+        let mut all = self.shards[0].backlog(t).await?;
+        all.extend(self.shards[1].backlog(t).await?);
+        Ok(all)
+    }
     async fn wait_for_work(&self, d: Duration) {
         tokio::time::sleep(d).await;
     }
@@ -108,6 +114,9 @@ impl DeadLetterQueue for ShardedQueue {
         let mut all = self.shards[0].list_dead(t, limit).await?;
         all.extend(self.shards[1].list_dead(t, limit).await?);
         Ok(all)
+    }
+    async fn dead_letter_of(&self, t: &TenantId, id: JobId) -> PortResult<DeadLetter> {
+        self.shard_of(id).dead_letter_of(t, id).await
     }
     async fn replay(&self, t: &TenantId, id: JobId) -> PortResult<JobId> {
         self.shard_of(id).replay(t, id).await
@@ -155,6 +164,9 @@ impl JobQueue for CarelessAckQueue {
     async fn depth(&self) -> PortResult<QueueDepth> {
         self.0.depth().await
     }
+    async fn backlog(&self, t: &TenantId) -> PortResult<Vec<PartitionBacklog>> {
+        self.0.backlog(t).await
+    }
     async fn wait_for_work(&self, d: Duration) {
         self.0.wait_for_work(d).await
     }
@@ -164,6 +176,9 @@ impl JobQueue for CarelessAckQueue {
 impl DeadLetterQueue for CarelessAckQueue {
     async fn list_dead(&self, t: &TenantId, limit: usize) -> PortResult<Vec<DeadLetter>> {
         self.0.list_dead(t, limit).await
+    }
+    async fn dead_letter_of(&self, t: &TenantId, id: JobId) -> PortResult<DeadLetter> {
+        self.0.dead_letter_of(t, id).await
     }
     async fn replay(&self, t: &TenantId, id: JobId) -> PortResult<JobId> {
         self.0.replay(t, id).await

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use adapter_memory::{
     MemoryAuditLog, MemoryCache, MemoryConflictStore, MemoryDeleteStore, MemoryIdempotencyStore,
     MemoryInbox, MemoryLinkStore, MemoryMappingStore, MemoryQueue, MemoryRateLimiter,
-    MemorySyncStateStore, MemoryTenantStore, MemoryWriteLedger,
+    MemorySyncStateStore, MemoryTenantStore, MemoryUsageLog, MemoryWriteLedger,
 };
 
 async fn queue() -> Arc<MemoryQueue> {
@@ -55,6 +55,13 @@ mod queue {
 mod audit {
     use super::audit;
     ports::audit_conformance!(audit);
+}
+async fn usage() -> Arc<MemoryUsageLog> {
+    Arc::new(MemoryUsageLog::default())
+}
+mod usage {
+    use super::usage;
+    ports::usage_conformance!(usage);
 }
 mod deletes {
     use super::deletes;

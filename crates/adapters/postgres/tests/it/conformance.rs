@@ -37,6 +37,10 @@ mod audit {
     use super::store;
     ports::audit_conformance!(store);
 }
+mod usage {
+    use super::store;
+    ports::usage_conformance!(store);
+}
 mod deletes {
     use super::store;
     ports::delete_conformance!(store);

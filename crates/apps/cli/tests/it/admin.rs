@@ -97,7 +97,36 @@ async fn every_command_answers_in_tables_and_json_with_documented_exit_codes() {
             .as_str()
             .is_some_and(|k| !k.is_empty())
     );
-    assert_eq!(run(&["tenant", "keys", "revoke", "acme"]).await.0, 0);
+    let fingerprint = json(&out)["fingerprint"].as_str().unwrap().to_owned();
+    run(&["tenant", "keys", "add", "acme"]).await;
+    let (code, out, _) = run(&["tenant", "keys", "list", "acme"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains(&fingerprint), "a table of fingerprints: {out}");
+    let (code, _, err) = run(&["tenant", "keys", "revoke", "acme"]).await;
+    assert_eq!(code, 2, "a fingerprint or --all");
+    assert!(err.contains("--all"), "{err}");
+    let (code, _, _) = cli(
+        &url,
+        Some(TOKEN),
+        &["tenant", "keys", "revoke", "acme", &fingerprint],
+    )
+    .await;
+    assert_eq!(code, 0);
+    let (_, out, _) = run(&["tenant", "keys", "list", "acme", "--json"]).await;
+    assert_eq!(json(&out).as_array().map(Vec::len), Some(1), "one key left");
+    let (code, _, err) = cli(
+        &url,
+        Some(TOKEN),
+        &["tenant", "keys", "revoke", "acme", &fingerprint],
+    )
+    .await;
+    assert_eq!(code, 1, "a revoked key is gone: {err}");
+    assert_eq!(
+        run(&["tenant", "keys", "revoke", "acme", "--all"]).await.0,
+        0
+    );
+    let (_, out, _) = run(&["tenant", "keys", "list", "acme", "--json"]).await;
+    assert_eq!(json(&out), Value::Array(Vec::new()));
 
     let (code, out, _) = run(&["dlq", "list", "acme", "--json"]).await;
     assert_eq!((code, json(&out)), (0, Value::Array(Vec::new())));
@@ -377,4 +406,161 @@ async fn the_control_commands_list_decide_and_validate_with_documented_exit_code
     ]))
     .await;
     assert_eq!(code, 1, "{err}");
+}
+
+/// `status TENANT` shows what waits, what was written where, the requests made today and the
+/// dead letters by cause; `dlq show` and `quarantine show` open one of each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_dlq_show_and_quarantine_show_report_what_the_stores_hold() {
+    use ports::queue::ReserveFilter;
+    let (url, stores) = service_with_stores().await;
+    let t = domain::ids::TenantId::parse("acme").unwrap();
+    let dir = std::env::temp_dir().join(format!("cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tenant = dir.join("tenant.json");
+    std::fs::write(&tenant, r#"{"id": "acme", "name": "Acme", "attio": {"api_token": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}}"#).unwrap();
+    let run = |args: Vec<String>| {
+        let url = url.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&url, Some(TOKEN), &args).await
+        }
+    };
+    let a = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        run(a(&["tenant", "add", tenant.to_str().unwrap()])).await.0,
+        0
+    );
+
+    // Two jobs dead-lettered for one cause, one for another, one still waiting.
+    let job = |p: &str, e: &str| {
+        domain::job::NewJob::new(
+            domain::job::JobKey::new(t.clone(), p, e).unwrap(),
+            serde_json::json!({"source": "attio", "n": e}),
+        )
+    };
+    for (entity, error) in [
+        (
+            "r1",
+            "crm-b rejected the request (400 INVALID_EMAIL): Email x is invalid",
+        ),
+        (
+            "r2",
+            "crm-b rejected the request (400 INVALID_EMAIL): Email y is invalid",
+        ),
+        ("r3", "attio is unavailable"),
+    ] {
+        stores.queue.enqueue(job("people", entity)).await.unwrap();
+        let r = stores
+            .queue
+            .reserve(
+                "t",
+                std::time::Duration::from_secs(30),
+                &ReserveFilter::all(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        stores.queue.dead_letter(&r, error, false).await.unwrap();
+    }
+    stores.queue.enqueue(job("companies", "c1")).await.unwrap();
+    let mut write = ports::conformance::audit::entry(&t, 7, 0);
+    write.at = time::OffsetDateTime::now_utc();
+    stores.audit.append(&[write]).await.unwrap();
+    let today = time::OffsetDateTime::now_utc().date();
+    stores
+        .usage
+        .add(&t, today, &[("crm-a".into(), 12), ("attio".into(), 3)])
+        .await
+        .unwrap();
+
+    let (code, out, _) = run(a(&["status", "acme", "--json"])).await;
+    assert_eq!(code, 0);
+    let v = json(&out);
+    assert_eq!(v["queue_jobs"], 1, "{v}");
+    assert_eq!(v["queue"][0]["partition"], "companies");
+    assert!(v["queue"][0]["oldest_age_s"].as_i64().is_some(), "{v}");
+    assert_eq!(v["last_writes"][0]["object"], "people");
+    assert_eq!(v["last_writes"][0]["system"], "crm-a");
+    assert_eq!(
+        v["requests_today"],
+        serde_json::json!([{"provider": "attio", "requests": 3}, {"provider": "crm-a", "requests": 12}])
+    );
+    assert_eq!(v["dead_letters"], 3);
+    assert_eq!(v["errors"][0]["cause"], "attio is unavailable");
+    assert_eq!(
+        v["errors"][1]["cause"],
+        "crm-b rejected the request (400 INVALID_EMAIL)"
+    );
+    assert_eq!(v["errors"][1]["dead_letters"], 2);
+    let (code, out, _) = run(a(&["status", "acme"])).await;
+    assert_eq!(code, 0);
+    for shown in [
+        "queue:",
+        "last_writes:",
+        "requests_today:",
+        "errors:",
+        "INVALID_EMAIL",
+        "companies",
+    ] {
+        assert!(out.contains(shown), "the table shows {shown}: {out}");
+    }
+
+    let example = v["errors"][1]["example_job"].as_str().unwrap().to_owned();
+    let (code, out, _) = run(a(&["dlq", "show", "acme", &example, "--json"])).await;
+    assert_eq!(code, 0);
+    let letter = json(&out);
+    assert_eq!(
+        letter["cause"],
+        "crm-b rejected the request (400 INVALID_EMAIL)"
+    );
+    assert_eq!(letter["payloads"][0]["source"], "attio");
+    assert!(
+        letter["failed_at"]
+            .as_str()
+            .is_some_and(|t| time::OffsetDateTime::parse(
+                t,
+                &time::format_description::well_known::Rfc3339
+            )
+            .is_ok()),
+        "{letter}"
+    );
+    let (code, out, _) = run(a(&["dlq", "show", "acme", &example])).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("INVALID_EMAIL"), "{out}");
+    let (code, _, err) = run(a(&[
+        "dlq",
+        "show",
+        "acme",
+        "bf071e1f-6035-429d-b874-d83ea64ea13b",
+    ]))
+    .await;
+    assert_eq!(code, 1, "an unknown dead letter: {err}");
+
+    let body = br#"{"events": "not a list"}"#.to_vec();
+    let delivery = ports::stores::InboundDelivery {
+        tenant: t.clone(),
+        source: domain::ids::SystemId::parse("attio").unwrap(),
+        key: domain::idempotency::IdempotencyKey::from_body(&body),
+        body,
+        received_at: time::OffsetDateTime::now_utc(),
+        quarantine: Some("the payload's events are not a list".into()),
+    };
+    stores
+        .inbox
+        .accept(&delivery, None, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let (code, out, _) = run(a(&["quarantine", "list", "acme", "--json"])).await;
+    assert_eq!(code, 0);
+    let id = json(&out)[0]["id"].as_str().unwrap().to_owned();
+    let (code, out, _) = run(a(&["quarantine", "show", "acme", &id])).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("events are not a list") && out.contains(r#""events": "not a list""#),
+        "{out}"
+    );
+    let (code, _, _) = run(a(&["quarantine", "show", "acme", "not-an-id"])).await;
+    assert_eq!(code, 1, "an id that is not one is not found");
+    let _ = std::fs::remove_dir_all(&dir);
 }
