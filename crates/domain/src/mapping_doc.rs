@@ -2,6 +2,8 @@
 //! through the admin API), and the problems found in them. Every problem names the mapping
 //! (its index) and the field it concerns, so all of them can be listed at once.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::deletes::DeletePolicy;
@@ -29,6 +31,10 @@ pub struct TargetDoc {
     /// field (`email_addresses`, `domains`: a unique attribute); absent, they stay out of Attio.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_on: Option<String>,
+    /// CRM properties and the text written to them only when the sync creates the record there
+    /// (a value the CRM requires that Attio lacks, such as an Opportunity's `CloseDate`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub create_with: BTreeMap<String, String>,
 }
 
 /// A tenant's mappings.
@@ -112,6 +118,8 @@ pub struct CheckedTarget {
     pub id_property: ExternalProperty,
     pub on_delete: Option<DeletePolicy>,
     pub on_crm_delete: Option<DeletePolicy>,
+    /// Written only when the sync creates the CRM's record.
+    pub create_with: BTreeMap<ExternalProperty, crate::field::FieldValue>,
 }
 
 impl MappingDocument {
@@ -143,8 +151,30 @@ impl MappingDocument {
             };
             let on_delete = policy("on_delete", &t.on_delete, &mut bad);
             let on_crm_delete = policy("on_crm_delete", &t.on_crm_delete, &mut bad);
-            let (Ok(object), Ok(system), Ok(id_property), Ok(on_delete), Ok(on_crm_delete)) =
-                (object, system, id_property, on_delete, on_crm_delete)
+            let create_with: Result<BTreeMap<_, _>, ()> = t
+                .create_with
+                .iter()
+                .map(|(p, v)| {
+                    ExternalProperty::parse(p)
+                        .map(|p| (p, crate::field::FieldValue::text(v.clone())))
+                        .map_err(|e| bad(format!("create_with: {e}")))
+                })
+                .collect();
+            let (
+                Ok(object),
+                Ok(system),
+                Ok(id_property),
+                Ok(on_delete),
+                Ok(on_crm_delete),
+                Ok(create_with),
+            ) = (
+                object,
+                system,
+                id_property,
+                on_delete,
+                on_crm_delete,
+                create_with,
+            )
             else {
                 continue;
             };
@@ -162,6 +192,7 @@ impl MappingDocument {
                         id_property,
                         on_delete,
                         on_crm_delete,
+                        create_with,
                     },
                 )),
                 Err(e) => bad(e.to_string()),

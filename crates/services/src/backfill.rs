@@ -200,6 +200,11 @@ impl Backfill {
                     },
                 );
             }
+            if !properties.is_empty() && link.is_none() {
+                for (p, v) in &target.create_with {
+                    properties.entry(p.clone()).or_insert_with(|| v.clone());
+                }
+            }
             if !properties.is_empty() {
                 pending.push((
                     r.id.record_id,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use domain::deletes::DeletePolicy;
 use domain::ids::{ObjectRef, ObjectSlug, SystemId, TenantId};
-use domain::mapping::{FieldMapping, SyncRule, Transform};
+use domain::mapping::{ExternalProperty, FieldMapping, SyncRule, Transform};
 use domain::mapping_doc::{CheckedTarget, MappingDocument, MappingProblem, ProblemKind};
 use domain::schema::Attribute;
 use domain::value::AttributeType;
@@ -46,6 +46,7 @@ pub fn compile(checked: Vec<CheckedTarget>) -> (Vec<SyncTarget>, DeletePolicies)
             SyncTarget {
                 mapping: c.mapping,
                 id_property: c.id_property,
+                create_with: c.create_with,
             }
         })
         .collect();
@@ -336,6 +337,7 @@ pub async fn check_live(
             .iter()
             .map(|f| f.external.as_str())
             .chain([t.id_property.as_str()])
+            .chain(t.create_with.keys().map(ExternalProperty::as_str))
             .collect();
         for p in fields {
             if p.required && p.writable && !mapped.contains(p.name.as_str()) {
@@ -343,7 +345,7 @@ pub async fn check_live(
                     Some(&p.name),
                     ProblemKind::RequiredUnmapped,
                     format!(
-                        "{} {} requires {} on create, and no Attio field is mapped to it",
+                        "{} {} requires {} on create, and no Attio field is mapped to it (map one, or give it in create_with)",
                         m.system, m.external_object, p.name
                     ),
                 );

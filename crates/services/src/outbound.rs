@@ -43,6 +43,9 @@ use crate::error::{ServiceError, ServiceResult};
 pub struct SyncTarget {
     pub mapping: ObjectMapping,
     pub id_property: ExternalProperty,
+    /// Written only when the sync creates the CRM's record or first links it (no linked record
+    /// is found there), beside the mapped fields.
+    pub create_with: BTreeMap<ExternalProperty, FieldValue>,
 }
 
 /// What happened in one external system.
@@ -670,13 +673,19 @@ impl OutboundSync {
         let mut action = Action::Unchanged;
         let written: Vec<FieldKey> = outcome.to_external.iter().map(|w| w.key.clone()).collect();
         if !outcome.to_external.is_empty() {
+            let mut properties: BTreeMap<ExternalProperty, FieldValue> = outcome
+                .to_external
+                .iter()
+                .filter_map(|w| Some(((*by_key.get(&w.key)?).clone(), w.value.clone())))
+                .collect();
+            if external.is_none() {
+                for (p, v) in &target.create_with {
+                    properties.entry(p.clone()).or_insert_with(|| v.clone());
+                }
+            }
             let upsert = ExternalUpsert {
                 key: record_id.to_string(),
-                properties: outcome
-                    .to_external
-                    .iter()
-                    .filter_map(|w| Some(((*by_key.get(&w.key)?).clone(), w.value.clone())))
-                    .collect(),
+                properties,
             };
             let results = crm
                 .upsert_batch(&mapping.external_object, &target.id_property, &[upsert])

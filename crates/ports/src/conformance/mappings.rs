@@ -27,6 +27,7 @@ pub fn document(n: usize) -> MappingDocument {
             on_delete: None,
             on_crm_delete: Some("hold".into()),
             match_on: None,
+            create_with: Default::default(),
         }],
     }
 }

@@ -171,6 +171,7 @@ async fn a_recheck_names_a_mapping_the_crm_schema_no_longer_fits() {
         )
         .unwrap(),
         id_property: crate::outbound::prop("attio_record_id"),
+        create_with: Default::default(),
     };
     // Salesforce is not connected in this world: its mapping is not checked.
     let mut all = targets(SyncRule::LatestWins);
@@ -183,4 +184,42 @@ async fn a_recheck_names_a_mapping_the_crm_schema_no_longer_fits() {
     assert_eq!(found[0].0.as_str(), "hubspot");
     assert_eq!(found[0].1.kind, ProblemKind::UnknownProperty);
     assert_eq!(found[0].1.field.as_deref(), Some("no_such_property"));
+}
+
+#[tokio::test]
+async fn a_required_property_is_satisfied_by_create_with() {
+    let w = world(true, SyncRule::LatestWins).await;
+    let clients = w.directory.clients(&w.tenant).await.unwrap();
+    let opportunity = |create_with: serde_json::Value| {
+        doc(json!({"targets": [
+            {"attio_object": "deals", "system": "salesforce", "external_object": "Opportunity", "id_property": "Attio_Id__c",
+             "create_with": create_with, "fields": [
+                {"attio": {"attribute": "name"}, "external": "Name", "rule": "latest_wins"},
+                {"attio": {"attribute": "stage"}, "external": "StageName", "rule": "attio_to_external", "transform": {"type": "map_values", "values": {
+                    "Lead": "Prospecting", "In Progress": "Negotiation/Review", "Won 🎉": "Closed Won", "Lost": "Closed Lost"}}},
+            ]},
+        ]}))
+    };
+    let problems = validate(&opportunity(json!({})), &clients, system_of)
+        .await
+        .unwrap();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].kind, ProblemKind::RequiredUnmapped);
+    assert_eq!(problems[0].field.as_deref(), Some("CloseDate"));
+    assert!(
+        problems[0].message.contains("create_with"),
+        "{}",
+        problems[0].message
+    );
+    let with = opportunity(json!({"CloseDate": "2027-03-31"}));
+    let problems = validate(&with, &clients, system_of).await.unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+    let bad = opportunity(json!({"Close Date!": "2027-03-31"}));
+    let problems = validate(&bad, &clients, system_of).await.unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::Invalid && p.message.contains("create_with")),
+        "{problems:#?}"
+    );
 }

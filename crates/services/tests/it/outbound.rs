@@ -80,6 +80,7 @@ pub fn targets(title_rule: SyncRule) -> Vec<SyncTarget> {
         )
         .unwrap(),
         id_property: prop(id),
+        create_with: Default::default(),
     };
     vec![
         map(
@@ -639,4 +640,113 @@ async fn a_link_saved_by_a_racing_worker_is_retried_not_dead_lettered() {
 
 fn uuid_like() -> uuid::Uuid {
     uuid::Uuid::from_u128(0x1234_5678_9abc_def0_1234_5678_9abc_def0)
+}
+
+/// Salesforce requires an Opportunity's `CloseDate`, which Attio's deals lack: `create_with`
+/// writes it when the sync creates the record, and never again.
+#[tokio::test]
+async fn create_with_fills_a_required_property_on_creation_only() {
+    let w = world(true, SyncRule::LatestWins).await;
+    let deals = ObjectSlug::parse("deals").unwrap();
+    let stage_map = serde_json::from_value(serde_json::json!({
+        "type": "map_values", "values": {"Lead": "Prospecting", "Won 🎉": "Closed Won"}
+    }))
+    .unwrap();
+    let mapping = ObjectMapping::new(
+        deals.clone(),
+        SystemId::parse("salesforce").unwrap(),
+        "Opportunity",
+        vec![
+            field("name", None, "Name", SyncRule::LatestWins),
+            FieldMapping {
+                transform: stage_map,
+                ..field("stage", None, "StageName", SyncRule::AttioToExternal)
+            },
+        ],
+    )
+    .unwrap();
+    let target = |create_with: &[(&str, &str)]| SyncTarget {
+        mapping: mapping.clone(),
+        id_property: prop("Attio_Id__c"),
+        create_with: create_with
+            .iter()
+            .map(|(p, v)| (prop(p), FieldValue::text(*v)))
+            .collect(),
+    };
+    let sync = |t: SyncTarget| {
+        OutboundSync::new(
+            w.directory.clone(),
+            w.links.clone(),
+            w.ledger.clone(),
+            w.conflicts.clone(),
+            Arc::new(SystemClock),
+            vec![t],
+        )
+    };
+    let attio_url = w._sims.0.url();
+    let http = reqwest::Client::new();
+    let deal = http
+        .post(format!("{attio_url}/v2/objects/deals/records"))
+        .bearer_auth("a".repeat(64))
+        .json(&serde_json::json!({"data": {"values": {"name": "Globex renewal", "stage": "Lead"}}}))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let id = RecordId::parse(deal["data"]["id"]["record_id"].as_str().unwrap()).unwrap();
+
+    let refused = sync(target(&[])).sync_record(&w.tenant, &deals, id).await;
+    assert!(
+        matches!(&refused, Err(ServiceError::RecordRejected { reason, .. }) if reason.contains("CloseDate")),
+        "without it Salesforce refuses the Opportunity: {refused:?}"
+    );
+    let with = sync(target(&[("CloseDate", "2027-03-31")]));
+    let reports = with.sync_record(&w.tenant, &deals, id).await.unwrap();
+    assert_eq!(reports[0].action, Action::Created, "{reports:?}");
+    let opportunity = || async {
+        w.salesforce
+            .query(
+                &format!("SELECT Id, Name, StageName, CloseDate FROM Opportunity WHERE Attio_Id__c = '{id}'"),
+                false,
+                None,
+            )
+            .await
+            .unwrap()
+            .records
+    };
+    let rows = opportunity().await;
+    assert_eq!(rows.len(), 1);
+    let props = &rows[0].properties;
+    assert_eq!(props[&prop("CloseDate")], FieldValue::text("2027-03-31"));
+    assert_eq!(props[&prop("StageName")], FieldValue::text("Prospecting"));
+
+    // A person moves the close date in Salesforce; a later sync of a rename leaves it.
+    let edit = ExternalUpsert {
+        key: id.to_string(),
+        properties: [(prop("CloseDate"), FieldValue::text("2027-06-30"))].into(),
+    };
+    w.salesforce
+        .upsert_batch("Opportunity", &prop("Attio_Id__c"), &[edit])
+        .await
+        .unwrap();
+    http.patch(format!("{attio_url}/v2/objects/deals/records/{id}"))
+        .bearer_auth("a".repeat(64))
+        .json(&serde_json::json!({"data": {"values": {"name": "Globex renewal 2027"}}}))
+        .send()
+        .await
+        .unwrap();
+    let reports = with.sync_record(&w.tenant, &deals, id).await.unwrap();
+    assert_eq!(reports[0].action, Action::Updated, "{reports:?}");
+    let rows = opportunity().await;
+    assert_eq!(
+        rows[0].properties[&prop("Name")],
+        FieldValue::text("Globex renewal 2027")
+    );
+    assert_eq!(
+        rows[0].properties[&prop("CloseDate")],
+        FieldValue::text("2027-06-30"),
+        "written on creation only"
+    );
 }

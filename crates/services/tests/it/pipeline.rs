@@ -295,6 +295,7 @@ async fn an_attribute_change_flushes_the_cached_schema_and_rechecks_the_mappings
         )
         .unwrap(),
         id_property: prop("attio_record_id"),
+        create_with: Default::default(),
     });
     let outbound = Arc::new(
         OutboundSync::new(
@@ -398,6 +399,7 @@ async fn a_pipeline_entry_sets_the_stage_of_the_linked_deal_and_waits_for_an_uns
             )
             .unwrap(),
             id_property: prop("attio_record_id"),
+            create_with: Default::default(),
         }],
     ));
     let stages = ValueMap::new(
