@@ -16,11 +16,13 @@ fn keys(prefix: &str, v: &Value, out: &mut BTreeSet<String>) {
                 } else {
                     format!("{prefix}.{k}")
                 };
-                // A section is documented by its settings; a transform is one setting.
+                // A section is documented by its settings; a transform, and a map of property
+                // names to values (`create_with`), is one setting.
                 let records = v
                     .as_array()
                     .is_some_and(|a| a.first().is_some_and(Value::is_object));
-                if (v.is_object() && k != "transform") || records {
+                let one = ["transform", "create_with"].contains(&k.as_str());
+                if (v.is_object() && !one) || records {
                     keys(&name, v, out);
                 } else {
                     out.insert(name);
@@ -122,7 +124,7 @@ fn the_document_lists_every_setting_of_sync_worker() {
     samples.push((
         "",
         json!({
-            "targets": [{"attio_object": "people", "system": "hubspot", "external_object": "contacts", "id_property": "attio_record_id", "fields": [], "on_delete": "hold", "on_crm_delete": "keep", "match_on": "email_addresses"}],
+            "targets": [{"attio_object": "people", "system": "hubspot", "external_object": "contacts", "id_property": "attio_record_id", "fields": [], "on_delete": "hold", "on_crm_delete": "keep", "match_on": "email_addresses", "create_with": {"CloseDate": "2027-03-31"}}],
             "stages": [{"list": "sales", "attribute": "stage", "system": "hubspot", "property": "dealstage", "transform": {"type": "identity"}}],
         }),
     ));
