@@ -1,22 +1,40 @@
 //! The CRMs the demo syncs to: each one's simulator, its tenant connection and mappings, and how
-//! to look a person up there. A CRM joins the demo with one entry in [`start`].
+//! to read and edit a synced record there. A CRM joins the demo with one entry in [`start`].
 
 use std::sync::Arc;
 
 use adapter_hubspot::{HubSpotClient, HubSpotConfig};
 use adapter_salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use domain::field::FieldValue;
 use domain::ids::TenantId;
 use domain::mapping::ExternalProperty;
 use domain::tenant::Secret;
+use ports::crm::{ExternalCrm, ExternalUpsert};
 use ports::limiter::RateLimiter;
 use serde_json::{Value, json};
 
-use super::{Expect, addr, random_hex};
+use super::{addr, random_hex};
 
 fn prop(p: &str) -> Result<ExternalProperty> {
     ExternalProperty::parse(p).map_err(anyhow::Error::msg)
+}
+
+/// The Attio objects the demo syncs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Obj {
+    Person,
+    Company,
+    Deal,
+}
+
+/// The synced fields the demo reads and edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Title,
+    FirstName,
+    Name,
+    Stage,
 }
 
 /// One CRM of the demo, with its simulator running.
@@ -113,7 +131,7 @@ impl DemoCrm {
         }
     }
 
-    /// The worker's mapping of Attio's people to it.
+    /// The worker's mappings of Attio's people, companies and deals to it.
     pub fn mappings(&self) -> &'static str {
         match self {
             Self::HubSpot { .. } => {
@@ -129,6 +147,27 @@ fields = [
   { attio = { attribute = "name", part = "first_name" }, external = "firstname", rule = "manual" },
   { attio = { attribute = "name", part = "last_name" }, external = "lastname", rule = "latest_wins" },
   { attio = { attribute = "job_title" }, external = "jobtitle", rule = "latest_wins" },
+]
+
+[[targets]]
+attio_object = "companies"
+system = "hubspot"
+external_object = "companies"
+id_property = "attio_record_id"
+fields = [
+  { attio = { attribute = "name" }, external = "name", rule = "latest_wins" },
+  { attio = { attribute = "domains" }, external = "domain", rule = "latest_wins" },
+]
+
+[[targets]]
+attio_object = "deals"
+system = "hubspot"
+external_object = "deals"
+id_property = "attio_record_id"
+fields = [
+  { attio = { attribute = "name" }, external = "dealname", rule = "latest_wins" },
+  { attio = { attribute = "value" }, external = "amount", rule = "latest_wins" },
+  { attio = { attribute = "stage" }, external = "dealstage", rule = "attio_to_external", transform = { type = "map_values", values = { "Lead" = "appointmentscheduled", "In Progress" = "qualifiedtobuy", "Won 🎉" = "closedwon", "Lost" = "closedlost" } } },
 ]
 "#
             }
@@ -149,133 +188,175 @@ fields = [
   { attio = { attribute = "name", part = "last_name" }, external = "LastName", rule = "latest_wins" },
   { attio = { attribute = "job_title" }, external = "Title", rule = "latest_wins" },
 ]
+
+[[targets]]
+attio_object = "companies"
+system = "salesforce"
+external_object = "Account"
+id_property = "Attio_Id__c"
+fields = [
+  { attio = { attribute = "name" }, external = "Name", rule = "latest_wins" },
+  { attio = { attribute = "domains" }, external = "Website", rule = "latest_wins" },
+]
+
+# Salesforce requires an Opportunity's close date, which Attio's deals lack.
+[[targets]]
+attio_object = "deals"
+system = "salesforce"
+external_object = "Opportunity"
+id_property = "Attio_Id__c"
+create_with = { CloseDate = "2027-03-31" }
+fields = [
+  { attio = { attribute = "name" }, external = "Name", rule = "latest_wins" },
+  { attio = { attribute = "value" }, external = "Amount", rule = "latest_wins" },
+  { attio = { attribute = "stage" }, external = "StageName", rule = "attio_to_external", transform = { type = "map_values", values = { "Lead" = "Prospecting", "In Progress" = "Negotiation/Review", "Won 🎉" = "Closed Won", "Lost" = "Closed Lost" } } },
+]
 "#
             }
         }
     }
 
-    /// Sets the job title of the Attio `record`'s copy here, as a person using the CRM would.
-    pub async fn edit_title(&self, record: &str, title: &str) -> Result<()> {
-        use ports::crm::{ExternalCrm, ExternalUpsert};
-        match self {
-            Self::HubSpot { client, .. } => {
-                let edit = ExternalUpsert {
-                    key: record.to_owned(),
-                    properties: [(prop("jobtitle")?, FieldValue::text(title))].into(),
-                };
-                client
-                    .upsert_batch("contacts", &prop("attio_record_id")?, &[edit])
-                    .await?;
-            }
-            Self::Salesforce { client, .. } => {
-                let rows = client
-                    .query(
-                        &format!("SELECT Id, LastName FROM Contact WHERE Attio_Id__c = '{record}'"),
-                        false,
-                        None,
-                    )
-                    .await?
-                    .records;
-                let last = rows
-                    .first()
-                    .and_then(|r| r.properties.get(&prop("LastName").ok()?).cloned())
-                    .unwrap_or_else(|| FieldValue::text("Unknown"));
-                let edit = ExternalUpsert {
-                    key: record.to_owned(),
-                    properties: [
-                        (prop("LastName")?, last),
-                        (prop("Title")?, FieldValue::text(title)),
-                    ]
-                    .into(),
-                };
-                client
-                    .upsert_batch("Contact", &prop("Attio_Id__c")?, &[edit])
-                    .await?;
-            }
+    /// The CRM's object for an Attio object.
+    fn object(&self, o: Obj) -> &'static str {
+        match (self, o) {
+            (Self::HubSpot { .. }, Obj::Person) => "contacts",
+            (Self::HubSpot { .. }, Obj::Company) => "companies",
+            (Self::HubSpot { .. }, Obj::Deal) => "deals",
+            (Self::Salesforce { .. }, Obj::Person) => "Contact",
+            (Self::Salesforce { .. }, Obj::Company) => "Account",
+            (Self::Salesforce { .. }, Obj::Deal) => "Opportunity",
         }
-        Ok(())
     }
 
-    /// Changes the first name of the Attio `record`'s copy here (HubSpot only; the demo's
-    /// conflict). `Ok(false)` for a CRM that does not take part.
-    pub async fn edit_first_name(&self, record: &str, name: &str) -> Result<bool> {
-        use ports::crm::{ExternalCrm, ExternalUpsert};
-        let Self::HubSpot { client, .. } = self else {
-            return Ok(false);
-        };
-        let edit = ExternalUpsert {
-            key: record.to_owned(),
-            properties: [(prop("firstname")?, FieldValue::text(name))].into(),
-        };
-        client
-            .upsert_batch("contacts", &prop("attio_record_id")?, &[edit])
-            .await?;
-        Ok(true)
+    /// The property holding the Attio record id.
+    fn id_property(&self) -> &'static str {
+        match self {
+            Self::HubSpot { .. } => "attio_record_id",
+            Self::Salesforce { .. } => "Attio_Id__c",
+        }
     }
 
-    /// The first name of the Attio `record`'s copy here (HubSpot only, as for the conflict);
-    /// `None` for a CRM that does not take part or a copy not found.
-    pub async fn first_name(&self, record: &str) -> Result<Option<FieldValue>> {
-        let Self::HubSpot { client, .. } = self else {
-            return Ok(None);
-        };
-        let found = client
-            .get_by(
-                "contacts",
-                &prop("attio_record_id")?,
-                record,
-                &[prop("firstname")?],
-            )
-            .await;
-        Ok(found
-            .ok()
-            .and_then(|r| r.properties.get(&prop("firstname").ok()?).cloned()))
+    /// The CRM's property a field is mapped to.
+    fn property(&self, o: Obj, f: Field) -> &'static str {
+        match (self, o, f) {
+            (Self::HubSpot { .. }, _, Field::Title) => "jobtitle",
+            (Self::HubSpot { .. }, _, Field::FirstName) => "firstname",
+            (Self::HubSpot { .. }, Obj::Deal, Field::Name) => "dealname",
+            (Self::HubSpot { .. }, _, Field::Name) => "name",
+            (Self::HubSpot { .. }, _, Field::Stage) => "dealstage",
+            (Self::Salesforce { .. }, _, Field::Title) => "Title",
+            (Self::Salesforce { .. }, _, Field::FirstName) => "FirstName",
+            (Self::Salesforce { .. }, _, Field::Name) => "Name",
+            (Self::Salesforce { .. }, _, Field::Stage) => "StageName",
+        }
     }
 
-    /// The CRM's id of the Attio `record` once it looks as `expect` says; `None` until then.
-    pub async fn find(&self, record: &str, expect: &Expect) -> Result<Option<String>> {
+    /// How this CRM names an Attio deal stage (the mappings' value maps).
+    pub fn stage(&self, attio: &str) -> &'static str {
+        match (self, attio) {
+            (Self::HubSpot { .. }, "Lead") => "appointmentscheduled",
+            (Self::HubSpot { .. }, "Won 🎉") => "closedwon",
+            (Self::HubSpot { .. }, _) => "qualifiedtobuy",
+            (Self::Salesforce { .. }, "Lead") => "Prospecting",
+            (Self::Salesforce { .. }, "Won 🎉") => "Closed Won",
+            (Self::Salesforce { .. }, _) => "Negotiation/Review",
+        }
+    }
+
+    /// The copy of the Attio `record` here (its id and the field's value); `None` while there is
+    /// none, or it is archived.
+    pub async fn read(
+        &self,
+        o: Obj,
+        record: &str,
+        f: Field,
+    ) -> Result<Option<(String, FieldValue)>> {
+        let (object, property) = (self.object(o), prop(self.property(o, f))?);
         match self {
             Self::HubSpot { client, .. } => {
                 let found = client
                     .get_by(
-                        "contacts",
-                        &prop("attio_record_id")?,
+                        object,
+                        &prop(self.id_property())?,
                         record,
-                        &[prop("jobtitle")?],
+                        std::slice::from_ref(&property),
                     )
                     .await;
-                Ok(match (found, expect) {
-                    (Ok(r), Expect::Title(t))
-                        if !r.archived
-                            && r.properties.get(&prop("jobtitle")?)
-                                == Some(&FieldValue::text(t)) =>
-                    {
-                        Some(r.id.as_str().to_owned())
+                Ok(match found {
+                    Ok(r) if !r.archived => {
+                        let v = r
+                            .properties
+                            .get(&property)
+                            .cloned()
+                            .unwrap_or(FieldValue::Empty);
+                        Some((r.id.as_str().to_owned(), v))
                     }
-                    (Err(ports::error::PortError::NotFound(_)), Expect::Gone) => {
-                        Some("archived".into())
-                    }
-                    _ => None,
+                    Ok(_) | Err(ports::error::PortError::NotFound(_)) => None,
+                    Err(e) => return Err(e.into()),
                 })
             }
             Self::Salesforce { client, .. } => {
-                let rows = client
-                    .query(
-                        &format!("SELECT Id, Title FROM Contact WHERE Attio_Id__c = '{record}'"),
-                        false,
-                        None,
-                    )
-                    .await?
-                    .records;
-                Ok(match (rows.as_slice(), expect) {
-                    ([r], Expect::Title(t))
-                        if r.properties.get(&prop("Title")?) == Some(&FieldValue::text(t)) =>
-                    {
-                        Some(r.id.as_str().to_owned())
-                    }
-                    ([], Expect::Gone) => Some("deleted".into()),
-                    _ => None,
-                })
+                let soql = format!(
+                    "SELECT Id, {} FROM {object} WHERE Attio_Id__c = '{record}'",
+                    property.as_str()
+                );
+                let rows = client.query(&soql, false, None).await?.records;
+                Ok(rows.into_iter().next().map(|r| {
+                    let v = r
+                        .properties
+                        .get(&property)
+                        .cloned()
+                        .unwrap_or(FieldValue::Empty);
+                    (r.id.as_str().to_owned(), v)
+                }))
+            }
+        }
+    }
+
+    /// Sets a field of the Attio `record`'s copy here, as a person using the CRM would.
+    pub async fn edit(&self, o: Obj, record: &str, f: Field, value: &str) -> Result<()> {
+        let (object, property) = (self.object(o), prop(self.property(o, f))?);
+        let mut properties =
+            std::collections::BTreeMap::from([(property, FieldValue::text(value))]);
+        if let (Self::Salesforce { client, .. }, Obj::Person) = (self, o) {
+            // Salesforce's upsert of a Contact wants its last name, as its API does.
+            let soql = format!("SELECT Id, LastName FROM Contact WHERE Attio_Id__c = '{record}'");
+            let rows = client.query(&soql, false, None).await?.records;
+            let last = rows
+                .first()
+                .and_then(|r| r.properties.get(&prop("LastName").ok()?).cloned())
+                .unwrap_or_else(|| FieldValue::text("Unknown"));
+            properties.insert(prop("LastName")?, last);
+        }
+        let edit = ExternalUpsert {
+            key: record.to_owned(),
+            properties,
+        };
+        let id_property = prop(self.id_property())?;
+        match self {
+            Self::HubSpot { client, .. } => {
+                client.upsert_batch(object, &id_property, &[edit]).await?
+            }
+            Self::Salesforce { client, .. } => {
+                client.upsert_batch(object, &id_property, &[edit]).await?
+            }
+        };
+        Ok(())
+    }
+
+    /// How many notes the copy of the Attio person `record` has here.
+    pub async fn notes_on(&self, record: &str) -> Result<usize> {
+        let Some((id, _)) = self.read(Obj::Person, record, Field::Title).await? else {
+            return Ok(0);
+        };
+        match self {
+            Self::HubSpot { client, .. } => {
+                let id = domain::ids::ExternalId::parse(&id).context("a HubSpot id")?;
+                Ok(client.associations("contacts", &id, "notes").await?.len())
+            }
+            Self::Salesforce { client, .. } => {
+                let soql = format!("SELECT Id FROM Note WHERE ParentId = '{id}'");
+                Ok(client.query(&soql, false, None).await?.records.len())
             }
         }
     }

@@ -1,17 +1,23 @@
 //! `attio-sync demo`: the whole service in one process, against its simulators — attio-sim, a
 //! simulator per CRM ([`crms`]), webhook-api and a sync-worker on a temporary SQLite file — then
-//! a few changes in Attio, and what arrived where, with delays.
+//! the scenes of [`scenes`] (changes made in Attio and in each CRM, a simultaneous edit a rule
+//! settles, one a person settles), what arrived where with its delay, and a summary that counts
+//! what was lost and what was written once everything had settled.
 
 mod crms;
+mod scenes;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapter_memory::MemoryRateLimiter;
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use domain::ids::TenantId;
 use ports::limiter::RateLimiter;
 use serde_json::{Value, json};
+
+use crms::DemoCrm;
 
 fn addr() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], 0))
@@ -24,16 +30,9 @@ fn random_hex(bytes: usize) -> String {
         .to_owned()
 }
 
-/// A field's value as a person reads it.
-fn shown(v: &domain::field::FieldValue) -> String {
-    match v {
-        domain::field::FieldValue::Text(t) => format!("{t:?}"),
-        other => format!("{other:?}"),
-    }
-}
-
-/// Attio deliveries the intake answered as duplicates, from its metrics.
-fn duplicate_deliveries() -> u64 {
+/// The sum of a counter the service records in this process (`name{…} value` lines of its
+/// Prometheus rendering whose labels contain every one of `labels`).
+fn counter(name: &str, labels: &[&str]) -> u64 {
     let Some(handle) = webhook_api::telemetry::handle() else {
         return 0;
     };
@@ -41,25 +40,218 @@ fn duplicate_deliveries() -> u64 {
         .render()
         .lines()
         .filter(|l| {
-            l.starts_with("webhook_deliveries_total{")
-                && l.contains("outcome=\"duplicate\"")
-                && l.contains("source=\"attio\"")
+            (l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+                && labels.iter().all(|want| l.contains(want))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .map(|n| n as u64)
         .sum()
 }
 
-/// What a change should look like on the other side, once it arrived.
-#[derive(Debug, Clone)]
-enum Expect {
-    Title(String),
-    Gone,
+/// The writes a simulator answered since its log was last emptied: requests that change
+/// something (not reads, queries, searches or token requests).
+async fn writes_logged(http: &reqwest::Client, base: &str) -> Result<usize> {
+    let log: Vec<Value> = http
+        .get(format!("{base}/_sim/requests"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let read = |path: &str| {
+        ["/query", "/search", "/batch/read", "/oauth2/token"]
+            .iter()
+            .any(|r| path.contains(r))
+    };
+    Ok(log
+        .iter()
+        .filter(|r| {
+            let (method, path) = (r["method"].as_str(), r["path"].as_str().unwrap_or(""));
+            !matches!(method, Some("GET" | "HEAD")) && !read(path)
+        })
+        .count())
 }
 
-/// Runs the demo; `Err` when something did not arrive within the wait.
+/// What the demo runs against, and how it reaches each part.
+pub struct Demo {
+    http: reqwest::Client,
+    attio_url: String,
+    attio_token: String,
+    api_url: String,
+    admin_token: String,
+    tenant: TenantId,
+    stores: app_common::Stores,
+    crms: Vec<DemoCrm>,
+    /// How long a change may take to arrive.
+    wait: Duration,
+}
+
+/// What the scenes counted.
+#[derive(Debug, Default)]
+pub struct Tally {
+    attio_changes: usize,
+    crm_changes: usize,
+    delays: Vec<Duration>,
+    missing: usize,
+    settled_by_rule: usize,
+    conflicts: usize,
+    resolved: usize,
+}
+
+impl Tally {
+    /// A table cell for an arrival: what it found and its delay, or MISSING (counted).
+    fn cell<T>(
+        &mut self,
+        arrived: Option<(T, Duration)>,
+        what: impl Fn(T, Duration) -> String,
+    ) -> String {
+        match arrived {
+            Some((found, d)) => {
+                self.delays.push(d);
+                what(found, d)
+            }
+            None => {
+                self.missing += 1;
+                "MISSING".to_owned()
+            }
+        }
+    }
+}
+
+impl Demo {
+    /// A call to Attio (the simulator), as the tenant's app would make it.
+    async fn attio(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.attio_url))
+            .bearer_auth(&self.attio_token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await?;
+        if !r.status().is_success() {
+            bail!("Attio answered {} to {path}", r.status());
+        }
+        Ok(r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A call to the service's admin API, as an operator would make it.
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.api_url))
+            .bearer_auth(&self.admin_token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await?;
+        if !r.status().is_success() {
+            bail!("the admin API answered {} to {path}", r.status());
+        }
+        Ok(r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// What `check` first found, polling every 25 ms, and how long after `since`; `None` when
+    /// it found nothing within the wait.
+    async fn arrival<T, F, Fut>(
+        &self,
+        since: Instant,
+        mut check: F,
+    ) -> Result<Option<(T, Duration)>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<T>>>,
+    {
+        let deadline = Instant::now() + self.wait;
+        loop {
+            if let Some(found) = check().await? {
+                return Ok(Some((found, since.elapsed())));
+            }
+            if Instant::now() > deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// The simulators' base URLs: Attio's, then each CRM's.
+    fn simulators(&self) -> Vec<String> {
+        std::iter::once(self.attio_url.clone())
+            .chain(self.crms.iter().map(DemoCrm::url))
+            .collect()
+    }
+
+    /// The writes every simulator answered since their logs were last emptied.
+    async fn writes(&self) -> Result<usize> {
+        let mut n = 0;
+        for base in self.simulators() {
+            n += writes_logged(&self.http, &base).await?;
+        }
+        Ok(n)
+    }
+}
+
+/// Prints a row of the demo's tables: what happened, then one cell per column.
+fn row(what: &str, cells: &[String]) {
+    let cells: String = cells.iter().map(|c| format!(" {c:<34}")).collect();
+    println!("{what:<30}{cells}");
+}
+
+/// Runs the demo; `Err` when something did not arrive within the wait, or something was written
+/// once everything had settled.
 pub async fn run(wait: Duration) -> Result<()> {
     let started = Instant::now();
+    let (demo, running) = start(wait).await?;
+    let mut tally = Tally::default();
+    let people = scenes::attio_to_crms(&demo, &mut tally).await?;
+    scenes::crm_edits_come_back(&demo, &mut tally, &people).await?;
+    scenes::a_rule_settles_a_simultaneous_edit(&demo, &mut tally, &people).await?;
+    scenes::a_conflict_waits_for_a_person(&demo, &mut tally, &people).await?;
+    let total_writes = demo.writes().await?;
+    let unexpected = scenes::quiet(&demo).await?;
+    let dead = demo.stores.queue.depth().await?.dead;
+    summary(&tally, total_writes, unexpected, dead, started);
+    let dir = running.dir.clone();
+    running.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    if tally.missing > 0 {
+        bail!("{} arrivals are missing", tally.missing);
+    }
+    if unexpected > 0 {
+        bail!("{unexpected} writes were made after everything had settled");
+    }
+    Ok(())
+}
+
+/// The processes the demo started, to stop them.
+struct Running {
+    stop: tokio::sync::watch::Sender<bool>,
+    worker: tokio::task::JoinHandle<services::worker::WorkerStats>,
+    api: tokio::task::JoinHandle<std::io::Result<()>>,
+    _attio: attio_sim::RunningSim,
+    dir: std::path::PathBuf,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.worker.await;
+        self.api.abort();
+    }
+}
+
+/// Starts the simulators, the API and a worker on a temporary SQLite file, and adds the tenant
+/// (its Attio webhook registered on the way).
+async fn start(wait: Duration) -> Result<(Demo, Running)> {
     // Attio's simulator sends half of its deliveries twice: each is stored once.
     let mut attio_config = attio_sim::SimConfig::default();
     attio_config.faults.duplicate_rate = 0.5;
@@ -79,7 +271,6 @@ pub async fn run(wait: Duration) -> Result<()> {
         app_common::RawStore::Sqlite { path: db.clone() }.validate(Some(&random_hex(32)))?;
     let stores = app_common::open_stores(&store, &app_common::QueueSettings::Store).await?;
 
-    // The API, registering webhooks with the Attio simulator.
     let admin_token = random_hex(24);
     let api_settings = webhook_api::RawConfig {
         debounce_ms: 200,
@@ -97,7 +288,6 @@ pub async fn run(wait: Duration) -> Result<()> {
     ));
     let api = tokio::spawn(webhook_api::serve(listener, state, std::future::pending()));
 
-    // The worker.
     let worker_toml = dir.join("worker.toml");
     std::fs::write(
         &worker_toml,
@@ -126,394 +316,84 @@ pub async fn run(wait: Duration) -> Result<()> {
         "                 webhook-api {api_url}, one sync-worker, SQLite at {}",
         db.display()
     );
-
-    // The operator adds a tenant; its Attio webhook is registered on the way.
-    let http = reqwest::Client::new();
-    let attio_token = random_hex(32);
-    let added = http
-        .post(format!("{api_url}/v1/admin/tenants"))
-        .bearer_auth(&admin_token)
-        .json(&json!({
+    let demo = Demo {
+        http: reqwest::Client::new(),
+        attio_url: attio_sim.url(),
+        attio_token: random_hex(32),
+        api_url,
+        admin_token,
+        tenant,
+        stores,
+        crms,
+        wait,
+    };
+    demo.admin(
+        reqwest::Method::POST,
+        "/v1/admin/tenants",
+        Some(json!({
             "id": "acme", "name": "Acme",
-            "attio": {"api_token": attio_token},
+            "attio": {"api_token": demo.attio_token},
             "register_webhook": true,
-            "crms": crms.iter().map(|c| c.connection()).collect::<Vec<_>>(),
-        }))
-        .send()
-        .await?;
-    if added.status() != 201 {
-        bail!(
-            "adding the tenant failed: {} {}",
-            added.status(),
-            added.text().await.unwrap_or_default()
-        );
-    }
-    println!("tenant acme added; Attio will deliver to {api_url}/v1/webhooks/attio/acme\n");
-
-    let attio = |method: reqwest::Method, path: String, body: Option<Value>| {
-        let (http, url, token) = (http.clone(), attio_sim.url(), attio_token.clone());
-        async move {
-            let mut req = http
-                .request(method, format!("{url}{path}"))
-                .bearer_auth(token);
-            if let Some(b) = body {
-                req = req.json(&b);
-            }
-            let r = req.send().await?;
-            if !r.status().is_success() {
-                bail!("Attio answered {} to {path}", r.status());
-            }
-            Ok::<Value, anyhow::Error>(r.json().await.unwrap_or(Value::Null))
-        }
-    };
-
-    // The changes.
-    let people = [
-        ("Ada", "Lovelace", "Analyst"),
-        ("Grace", "Hopper", "Rear Admiral"),
-        ("Alan", "Turing", "Mathematician"),
-    ];
-    let mut changes: Vec<(String, String, Expect, Instant)> = Vec::new();
-    let mut ids = Vec::new();
-    for (first, last, title) in people {
-        let at = Instant::now();
-        let r = attio(
-            reqwest::Method::POST,
-            "/v2/objects/people/records".into(),
-            Some(json!({"data": {"values": {
-                "email_addresses": [format!("{}@example.com", first.to_lowercase())],
-                "name": [{"first_name": first, "last_name": last, "full_name": format!("{first} {last}")}],
-                "job_title": title,
-            }}})),
-        )
-        .await?;
-        let id = r["data"]["id"]["record_id"]
-            .as_str()
-            .context("no record id")?
-            .to_owned();
-        ids.push(id.clone());
-        changes.push((
-            format!("created {first} {last}"),
-            id,
-            Expect::Title(title.into()),
-            at,
-        ));
-    }
-    let at = Instant::now();
-    attio(
-        reqwest::Method::PATCH,
-        format!("/v2/objects/people/records/{}", ids[0]),
-        Some(json!({"data": {"values": {"job_title": "Countess of Lovelace"}}})),
+            "crms": demo.crms.iter().map(DemoCrm::connection).collect::<Vec<_>>(),
+        })),
     )
     .await?;
-    changes.push((
-        "updated Ada's job title".into(),
-        ids[0].clone(),
-        Expect::Title("Countess of Lovelace".into()),
-        at,
-    ));
-    let at = Instant::now();
-    attio(
-        reqwest::Method::DELETE,
-        format!("/v2/objects/people/records/{}", ids[2]),
-        None,
-    )
-    .await?;
-    changes.push((
-        "deleted Alan Turing".into(),
-        ids[2].clone(),
-        Expect::Gone,
-        at,
-    ));
-
-    // Where they arrived. A later change supersedes an earlier one for the same record, so each
-    // change is checked as the final state of its record would show it only if it is the last.
-    let header: String = crms.iter().map(|c| format!(" {:<34}", c.name())).collect();
-    println!("{:<28}{header}", "change in Attio");
-    let deadline = Instant::now() + wait;
-    let mut delays = Vec::new();
-    let mut missing = 0;
-    for (i, (what, record, expect, at)) in changes.iter().enumerate() {
-        let superseded = changes[i + 1..].iter().any(|(_, r, _, _)| r == record);
-        if superseded {
-            println!("{what:<28} (superseded by a later change)");
-            continue;
-        }
-        let mut cols = Vec::new();
-        for crm in &crms {
-            let arrived = loop {
-                let found = crm.find(record, expect).await?;
-                if let Some(id) = found {
-                    break Some((id, at.elapsed()));
-                }
-                if Instant::now() > deadline {
-                    break None;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            };
-            cols.push(match arrived {
-                Some((id, d)) => {
-                    delays.push(d);
-                    format!("{id} after {} ms", d.as_millis())
-                }
-                None => {
-                    missing += 1;
-                    "MISSING".to_owned()
-                }
-            });
-        }
-        let cols: String = cols.iter().map(|c| format!(" {c:<34}")).collect();
-        println!("{what:<28}{cols}");
-    }
-    // Both ways: a title edited in each CRM comes back to Attio and goes on to the other CRM
-    // (HubSpot by its signed webhook, Salesforce by polling), and the echoes change nothing.
     println!(
-        "\n{:<28} {:<34}{}",
-        "change in a CRM",
-        "Attio",
-        crms.iter()
-            .map(|c| format!(" {:<34}", c.name()))
-            .collect::<String>()
+        "tenant acme added; Attio will deliver to {}/v1/webhooks/attio/acme\n",
+        demo.api_url
     );
-    let mut made_in_crms = 0;
-    for (crm, person) in crms.iter().zip([1usize, 0]) {
-        let record = &ids[person];
-        let title = format!("Edited in {}", crm.name());
-        let at = Instant::now();
-        crm.edit_title(record, &title).await?;
-        made_in_crms += 1;
-        let deadline = Instant::now() + wait;
-        let mut cols = Vec::new();
-        let in_attio = loop {
-            let r = attio(
-                reqwest::Method::GET,
-                format!("/v2/objects/people/records/{record}"),
-                None,
-            )
-            .await?;
-            if r["data"]["values"]["job_title"][0]["value"] == title.as_str() {
-                break Some(at.elapsed());
-            }
-            if Instant::now() > deadline {
-                break None;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        };
-        cols.push(in_attio);
-        for other in &crms {
-            if std::ptr::eq(other, crm) {
-                cols.push(Some(Duration::ZERO));
-                continue;
-            }
-            let expect = Expect::Title(title.clone());
-            let arrived = loop {
-                if other.find(record, &expect).await?.is_some() {
-                    break Some(at.elapsed());
-                }
-                if Instant::now() > deadline {
-                    break None;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            };
-            cols.push(arrived);
-        }
-        let mut row = String::new();
-        for (i, c) in cols.iter().enumerate() {
-            let own = i > 0 && std::ptr::eq(&crms[i - 1], crm);
-            let cell = match c {
-                _ if own => "(edited here)".to_owned(),
-                Some(d) => {
-                    delays.push(*d);
-                    format!("after {} ms", d.as_millis())
-                }
-                None => {
-                    missing += 1;
-                    "MISSING".to_owned()
-                }
-            };
-            row.push_str(&format!(" {cell:<34}"));
-        }
-        println!("{:<28}{row}", format!("title edited in {}", crm.name()));
-    }
-    // At the same moment, Grace's first name changes in Attio and in a CRM whose mapping leaves
-    // that field to a person (`manual`): a conflict, queued with both values.
-    let grace = &ids[1];
-    attio(
-        reqwest::Method::PATCH,
-        format!("/v2/objects/people/records/{grace}"),
-        Some(json!({"data": {"values": {"name": [{"first_name": "Gracie", "last_name": "Hopper", "full_name": "Gracie Hopper"}]}}})),
-    )
-    .await?;
-    let mut edited_in = None;
-    for crm in &crms {
-        if crm.edit_first_name(grace, "Amazing Grace").await? {
-            edited_in = Some(crm.name());
-        }
-    }
-    let deadline = Instant::now() + wait;
-    let conflicts = loop {
-        let open = stores
-            .conflicts
-            .open(&tenant, &Default::default(), 10)
-            .await?;
-        if !open.is_empty() || Instant::now() > deadline {
-            break open;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+    let running = Running {
+        stop,
+        worker,
+        api,
+        _attio: attio_sim,
+        dir,
     };
-    for c in &conflicts {
-        println!(
-            "\nfirst name changed in Attio and in {}: a conflict for a person ({} in Attio, {} there, was {})",
-            edited_in.unwrap_or("a CRM"),
-            shown(&c.conflict.attio.value),
-            shown(&c.conflict.external.value),
-            shown(&c.conflict.snapshot.attio),
-        );
-    }
-    if conflicts.is_empty() {
-        missing += 1;
-        println!("\nMISSING: the conflict over Grace's first name was not queued");
-    }
-    // The operator settles it through the admin API, keeping Attio's value: a worker writes it
-    // where it differs (no echo comes back), and the record's history says who and why.
-    let mut settled = 0;
-    for c in &conflicts {
-        let at = Instant::now();
-        let r = http
-            .post(format!(
-                "{api_url}/v1/admin/tenants/acme/conflicts/{}/resolve",
-                c.id
-            ))
-            .bearer_auth(&admin_token)
-            .json(&json!({"keep": "attio"}))
-            .send()
-            .await?;
-        if r.status() != 202 {
-            bail!("resolving the conflict failed: {}", r.status());
-        }
-        let kept = c.conflict.attio.value.clone();
-        let deadline = Instant::now() + wait;
-        let arrived = loop {
-            let mut everywhere = true;
-            for crm in &crms {
-                if let Some(v) = crm.first_name(grace).await?
-                    && !v.same_as(&kept)
-                {
-                    everywhere = false;
-                }
-            }
-            if everywhere {
-                break Some(at.elapsed());
-            }
-            if Instant::now() > deadline {
-                break None;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        };
-        match arrived {
-            Some(d) => {
-                settled += 1;
-                println!(
-                    "resolved by keeping Attio's {}: written to {} after {} ms",
-                    shown(&kept),
-                    edited_in.unwrap_or("the CRM"),
-                    d.as_millis()
-                );
-            }
-            None => {
-                missing += 1;
-                println!("MISSING: the resolution did not reach the CRM");
-            }
-        }
-    }
-    if settled > 0 {
-        let history: serde_json::Value = http
-            .get(format!(
-                "{api_url}/v1/admin/tenants/acme/records/people/{grace}/history?limit=50"
-            ))
-            .bearer_auth(&admin_token)
-            .send()
-            .await?
-            .json()
-            .await?;
-        let mut table = comfy_table::Table::new();
-        table
-            .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
-            .set_header(vec![
-                "Grace's first name",
-                "written to",
-                "from",
-                "old → new",
-                "rule",
-            ]);
-        let entries = history["entries"].as_array().cloned().unwrap_or_default();
-        for e in entries
-            .iter()
-            .filter(|e| e["field"] == "name.first_name")
-            .take(4)
-        {
-            let text = |v: &serde_json::Value| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| v.to_string())
-            };
-            table.add_row(vec![
-                e["at"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .get(11..23)
-                    .unwrap_or_default()
-                    .to_owned(),
-                text(&e["written_to"]),
-                text(&e["source"]),
-                format!("{} → {}", text(&e["old"]), text(&e["new"])),
-                text(&e["rule"]),
-            ]);
-        }
-        println!("{table}");
-    }
+    Ok((demo, running))
+}
+
+/// The closing table and line.
+fn summary(t: &Tally, writes: usize, unexpected: usize, dead: u64, started: Instant) {
+    let mut delays = t.delays.clone();
     delays.sort();
     let p50 = delays.get(delays.len() / 2).copied().unwrap_or_default();
     let max = delays.last().copied().unwrap_or_default();
-    let depth = stores.queue.depth().await?;
-    let duplicates = duplicate_deliveries();
-    let mut summary = comfy_table::Table::new();
-    summary
+    let duplicates = counter("webhook_deliveries_total", &["outcome=\"duplicate\""]);
+    let echoes = counter("echoes_suppressed_total", &[]);
+    let mut table = comfy_table::Table::new();
+    table
         .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
         .set_header(vec!["summary", ""]);
     for (k, v) in [
-        ("changes made in Attio", changes.len().to_string()),
-        ("changes made in a CRM", made_in_crms.to_string()),
+        ("changes made in Attio", t.attio_changes.to_string()),
+        ("changes made in a CRM", t.crm_changes.to_string()),
         ("arrivals", delays.len().to_string()),
-        ("missing", missing.to_string()),
+        ("missing", t.missing.to_string()),
         ("duplicate deliveries ignored", duplicates.to_string()),
-        ("conflicts for a person", conflicts.len().to_string()),
-        ("conflicts resolved", settled.to_string()),
-        ("dead letters", depth.dead.to_string()),
+        ("echoes of our own writes suppressed", echoes.to_string()),
+        (
+            "simultaneous edits settled by a rule",
+            t.settled_by_rule.to_string(),
+        ),
+        ("conflicts for a person", t.conflicts.to_string()),
+        ("conflicts resolved", t.resolved.to_string()),
+        ("dead letters", dead.to_string()),
+        ("writes the simulators answered", writes.to_string()),
+        ("writes once everything settled", unexpected.to_string()),
         (
             "delay p50 / max",
             format!("{} ms / {} ms", p50.as_millis(), max.as_millis()),
         ),
     ] {
-        summary.add_row(vec![k.to_owned(), v]);
+        table.add_row(vec![k.to_owned(), v]);
     }
-    println!("\n{summary}");
+    println!("\n{table}");
     println!(
-        "{} changes, {} arrivals, {missing} missing; {duplicates} duplicate deliveries ignored; {} conflict(s) for a person; delays include the 200 ms debounce and the 1 s poll; queue: {} ready, {} dead; {:.1} s in all",
-        changes.len() + made_in_crms,
+        "{} changes, {} arrivals, {} missing; {duplicates} duplicate deliveries ignored; {echoes} echoes suppressed; {unexpected} unexpected writes; {} conflict(s) for a person; delays include the 200 ms debounce and the 1 s poll; {:.1} s in all",
+        t.attio_changes + t.crm_changes,
         delays.len(),
-        conflicts.len(),
-        depth.ready,
-        depth.dead,
+        t.missing,
+        t.conflicts,
         started.elapsed().as_secs_f64()
     );
-    let _ = stop.send(true);
-    let _ = worker.await;
-    api.abort();
-    drop((attio_sim, crms));
-    let _ = std::fs::remove_dir_all(&dir);
-    if missing > 0 {
-        bail!("{missing} arrivals are missing");
-    }
-    Ok(())
 }

@@ -19,16 +19,25 @@ async fn the_demo_shows_every_change_arriving_in_both_crms() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Five changes in Attio (three of them checked: the others are superseded) reach both CRMs;
-    // a title edited in each CRM reaches Attio and the other CRM.
+    // People, a company, a deal and a note made in Attio reach both CRMs (the changes a later one
+    // supersedes are not checked); a title edited in each CRM reaches Attio and the other CRM;
+    // a simultaneous edit is settled by its rule, another queued for a person.
     assert!(
-        stdout.contains("7 changes, 10 arrivals, 0 missing"),
+        stdout.contains("15 changes, 18 arrivals, 0 missing"),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("title edited in HubSpot") && stdout.contains("title edited in Salesforce"),
-        "{stdout}"
-    );
+    for shown in [
+        "created company Globex",
+        "moved the deal to Won 🎉",
+        "closedwon",
+        "Closed Won",
+        "a note on Grace",
+        "title edited in HubSpot",
+        "title edited in Salesforce",
+        "latest_wins keeps Attio's later value, everywhere after",
+    ] {
+        assert!(stdout.contains(shown), "the demo shows {shown:?}: {stdout}");
+    }
     // The conflict is resolved through the admin API and shows in the field's audit trail.
     assert!(
         stdout.contains("resolved by keeping Attio's \"Gracie\"")
@@ -36,20 +45,31 @@ async fn the_demo_shows_every_change_arriving_in_both_crms() {
             && stdout.contains("resolution:attio"),
         "{stdout}"
     );
-    // The closing line: "…; N duplicate deliveries ignored; …".
-    let duplicates: u64 = stdout
+    // The summary's figures: "… N duplicate deliveries ignored; N echoes suppressed; N
+    // unexpected writes; …".
+    let closing = stdout
         .lines()
         .find(|l| l.contains(" changes, "))
-        .and_then(|l| l.split(" duplicate deliveries ignored").next())
-        .and_then(|s| s.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+        .unwrap_or_else(|| panic!("no closing line: {stdout}"));
+    let figure = |label: &str| -> u64 {
+        closing
+            .split(label)
+            .next()
+            .and_then(|s| s.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {label:?} in {closing}"))
+    };
     assert!(
-        duplicates > 0,
-        "half of Attio's deliveries come twice: {stdout}"
+        figure(" duplicate deliveries ignored") > 0,
+        "half of Attio's deliveries come twice: {closing}"
     );
     assert!(
-        stdout.contains("deleted Alan Turing") && stdout.contains("archived"),
+        figure(" echoes suppressed") > 0,
+        "the CRMs' echoes of our writes: {closing}"
+    );
+    assert_eq!(figure(" unexpected writes"), 0, "{closing}");
+    assert!(
+        stdout.contains("deleted Alan Turing") && stdout.contains("removed after"),
         "{stdout}"
     );
 }
