@@ -68,12 +68,14 @@ impl Breaker {
         self.with(|m| m.insert(key.to_owned(), State::Closed { failures: 0 }));
     }
 
-    pub fn failure(&self, key: &str) {
+    /// Counts a final failure; true when it opened the circuit.
+    pub fn failure(&self, key: &str) -> bool {
         let (threshold, open_for) = (self.threshold, self.open_for);
         self.with(|m| {
             let state = m
                 .entry(key.to_owned())
                 .or_insert(State::Closed { failures: 0 });
+            let was_open = matches!(*state, State::Open { .. });
             *state = match *state {
                 State::Closed { failures } if failures + 1 < threshold => State::Closed {
                     failures: failures + 1,
@@ -82,7 +84,8 @@ impl Breaker {
                     until: Instant::now() + open_for,
                 },
             };
-        });
+            !was_open && matches!(*state, State::Open { .. })
+        })
     }
 }
 
@@ -93,9 +96,9 @@ mod tests {
     #[test]
     fn opens_after_the_threshold_probes_once_and_closes_on_success() {
         let b = Breaker::new(2, Duration::from_millis(20));
-        b.failure("people");
+        assert!(!b.failure("people"), "one failure opens nothing");
         assert!(b.allow("Attio", "people").is_ok());
-        b.failure("people");
+        assert!(b.failure("people"), "the second opens the circuit");
         assert!(
             b.allow("Attio", "people").is_err(),
             "open after two failures"
@@ -110,7 +113,7 @@ mod tests {
             b.allow("Attio", "people").is_err(),
             "only one probe at a time"
         );
-        b.failure("people");
+        assert!(b.failure("people"), "a failed probe opens it again");
         assert!(
             b.allow("Attio", "people").is_err(),
             "a failed probe re-opens"

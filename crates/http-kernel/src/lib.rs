@@ -323,7 +323,16 @@ impl Kernel {
             match how {
                 // The provider answered: a wrong request is not a broken service.
                 Settled::Answered => self.breaker.success(c),
-                Settled::Failed => self.breaker.failure(c),
+                Settled::Failed => {
+                    if self.breaker.failure(c) {
+                        tracing::warn!(
+                            circuit = c,
+                            "a circuit opened after repeated failures; its calls fail at once until it is probed"
+                        );
+                        metrics::counter!("provider_circuit_opens_total", "circuit" => c.to_owned())
+                            .increment(1);
+                    }
+                }
                 Settled::Untouched => {}
             }
         }

@@ -303,11 +303,12 @@ pub(crate) async fn record_usage(
     }
 }
 
-/// Settles one job after its handler ran.
 /// The worker's metrics (recorded through the `metrics` facade; the binary installs the
 /// Prometheus recorder):
 /// - `worker_jobs_total{outcome}`: `acked`, `retried`, `dead_lettered`, `released`;
-/// - `worker_job_seconds`: how long handling a job took (histogram summary).
+/// - `worker_job_seconds`: how long handling a job took (histogram summary);
+/// - `worker_job_wait_seconds`: how long a job waited from its enqueue (retries included) to this
+///   delivery: the sync's lag (histogram summary).
 ///
 /// Describes them and sets the counters to zero, so a scrape shows them before the first job.
 pub fn describe_metrics() {
@@ -316,6 +317,11 @@ pub fn describe_metrics() {
         "worker_job_seconds",
         metrics::Unit::Seconds,
         "Time spent handling a job"
+    );
+    metrics::describe_histogram!(
+        "worker_job_wait_seconds",
+        metrics::Unit::Seconds,
+        "Time from a job's enqueue (its debounce and retries included) to its delivery: the sync's lag"
     );
     metrics::describe_counter!(
         "conflicts_recorded_total",
@@ -342,6 +348,7 @@ fn count(outcome: &'static str) {
     metrics::counter!("worker_jobs_total", "outcome" => outcome).increment(1);
 }
 
+/// Settles one job after its handler ran.
 async fn settle(
     queue: &dyn JobQueue,
     r: &Reservation,
@@ -441,6 +448,9 @@ impl Worker {
             while tasks.try_join_next().is_some() {}
             match self.queue.reserve(&s.consumer, s.lease, &s.filter).await {
                 Ok(Some(r)) => {
+                    let waited = time::OffsetDateTime::now_utc() - r.job.enqueued_at;
+                    metrics::histogram!("worker_job_wait_seconds")
+                        .record(waited.as_seconds_f64().max(0.0));
                     in_hand
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)

@@ -147,6 +147,11 @@ impl DailyCounter {
             read("x-hubspot-ratelimit-daily"),
             read("x-hubspot-ratelimit-daily-remaining"),
         ) {
+            if limit > 0 {
+                let used = limit.saturating_sub(remaining) as f64 / limit as f64;
+                metrics::gauge!("provider_daily_budget_used_ratio", "provider" => "HubSpot")
+                    .set(used);
+            }
             *self.slot() = Some(DailyAllowance { limit, remaining });
         }
     }

@@ -247,6 +247,10 @@ impl SalesforceClient {
             .and_then(|v| v.to_str().ok())
             .and_then(ApiUsage::parse)
         {
+            if u.max > 0 {
+                metrics::gauge!("provider_daily_budget_used_ratio", "provider" => "Salesforce")
+                    .set(u.used as f64 / u.max as f64);
+            }
             *self.usage.lock().unwrap_or_else(PoisonError::into_inner) = Some(u);
         }
     }

@@ -272,7 +272,32 @@ pub async fn mappings(c: &Connection, cmd: MappingsCmd) -> Result<bool, CliError
                     None,
                 )
                 .await?;
-            print(&v, &[], true);
+            if c.json {
+                print(&v, &[], true);
+            } else {
+                let mut head = v.clone();
+                if let Some(m) = head.as_object_mut() {
+                    m.remove("mappings");
+                }
+                print(&head, &[], false);
+                let targets: Vec<Value> = v["mappings"]["targets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        let mut row = t.clone();
+                        row["fields"] = json!(t["fields"].as_array().map_or(0, Vec::len));
+                        row
+                    })
+                    .collect();
+                let columns = ["attio_object", "system", "external_object", "id_property"];
+                let more = ["fields", "match_on", "on_delete", "on_crm_delete"];
+                print(
+                    &Value::Array(targets),
+                    &[&columns[..], &more[..]].concat(),
+                    false,
+                );
+            }
         }
         MappingsCmd::Validate { tenant, file } => {
             let body = json!({"mappings": mappings_file(&file)?});

@@ -558,6 +558,7 @@ fields = [
                         on_delete: None,
                         on_crm_delete: None,
                         match_on: None,
+                        create_with: Default::default(),
                     }]
                 },
                 "targets[0]: unknown CRM system \"pipedrive\"",

@@ -102,6 +102,14 @@ pub async fn start(
     Ok(vec![hubspot, salesforce])
 }
 
+/// The CRM whose changes arrive by webhook, and whose mapping leaves a first name changed on both
+/// sides to a person: the one the demo's simultaneous edits are made in.
+pub fn pushing(crms: &[DemoCrm]) -> Result<&DemoCrm> {
+    crms.iter()
+        .find(|c| matches!(c, DemoCrm::HubSpot { .. }))
+        .context("the demo has no CRM that delivers webhooks")
+}
+
 impl DemoCrm {
     /// The CRM's name, as the demo's table shows it.
     pub fn name(&self) -> &'static str {

@@ -190,7 +190,7 @@ pub async fn attio_to_crms(demo: &Demo, tally: &mut Tally) -> Result<Vec<String>
 }
 
 /// A job title edited in each CRM comes back to Attio and goes on to the other CRM (HubSpot by
-/// its signed webhook, Salesforce by polling); the echoes of those writes change nothing.
+/// signed webhook or by polling); the echoes of those writes change nothing.
 pub async fn crm_edits_come_back(demo: &Demo, tally: &mut Tally, people: &[String]) -> Result<()> {
     let mut header = vec!["Attio".to_owned()];
     header.extend(demo.crms.iter().map(|c| c.name().to_owned()));
@@ -231,17 +231,16 @@ async fn attio_title_is(demo: &Demo, record: &str, title: &str) -> Result<Option
     Ok((r["data"]["values"]["job_title"][0]["value"] == title).then_some(()))
 }
 
-/// A job title changed in HubSpot and, a moment later, in Attio: the mapping's `latest_wins`
+/// A job title changed in a CRM that pushes its changes and, a moment later, in Attio: the mapping's `latest_wins`
 /// keeps Attio's later value, in Attio and in both CRMs, with no person asked.
 pub async fn a_rule_settles_a_simultaneous_edit(
     demo: &Demo,
     tally: &mut Tally,
     people: &[String],
 ) -> Result<()> {
-    let (record, hubspot) = (&people[0], &demo.crms[0]);
+    let (record, crm) = (&people[0], super::crms::pushing(&demo.crms)?);
     let at = Instant::now();
-    hubspot
-        .edit(Obj::Person, record, Field::Title, "Enchantress of Numbers")
+    crm.edit(Obj::Person, record, Field::Title, "Enchantress of Numbers")
         .await?;
     update(
         demo,
@@ -271,12 +270,13 @@ pub async fn a_rule_settles_a_simultaneous_edit(
         tally.settled_by_rule += 1;
     }
     println!(
-        "\njob title changed in HubSpot (\"Enchantress of Numbers\") and just after in Attio (\"Lady Lovelace\"): latest_wins keeps Attio's later value, {cell}"
+        "\njob title changed in {} (\"Enchantress of Numbers\") and just after in Attio (\"Lady Lovelace\"): latest_wins keeps Attio's later value, {cell}",
+        crm.name()
     );
     Ok(())
 }
 
-/// At the same moment, Grace's first name changes in Attio and in HubSpot, whose mapping leaves
+/// At the same moment, Grace's first name changes in Attio and in a CRM whose mapping leaves
 /// that field to a person (`manual`): a conflict, queued with both values. The operator keeps
 /// Attio's through the admin API; the record's history says who and why.
 pub async fn a_conflict_waits_for_a_person(
@@ -284,10 +284,9 @@ pub async fn a_conflict_waits_for_a_person(
     tally: &mut Tally,
     people: &[String],
 ) -> Result<()> {
-    let (grace, hubspot) = (&people[1], &demo.crms[0]);
+    let (grace, crm) = (&people[1], super::crms::pushing(&demo.crms)?);
     update(demo, "people", grace, json!({"name": [{"first_name": "Gracie", "last_name": "Hopper", "full_name": "Gracie Hopper"}]})).await?;
-    hubspot
-        .edit(Obj::Person, grace, Field::FirstName, "Amazing Grace")
+    crm.edit(Obj::Person, grace, Field::FirstName, "Amazing Grace")
         .await?;
     tally.attio_changes += 1;
     tally.crm_changes += 1;
@@ -310,7 +309,7 @@ pub async fn a_conflict_waits_for_a_person(
     tally.conflicts += open.len();
     println!(
         "\nfirst name changed in Attio and in {}: a conflict for a person ({} in Attio, {} there, was {})",
-        hubspot.name(),
+        crm.name(),
         shown(&c.conflict.attio.value),
         shown(&c.conflict.external.value),
         shown(&c.conflict.snapshot.attio),
@@ -325,13 +324,13 @@ pub async fn a_conflict_waits_for_a_person(
     let kept = c.conflict.attio.value.clone();
     let arrived = demo
         .arrival(at, || async {
-            let now = hubspot.read(Obj::Person, grace, Field::FirstName).await?;
+            let now = crm.read(Obj::Person, grace, Field::FirstName).await?;
             Ok(now.filter(|(_, v)| v.same_as(&kept)))
         })
         .await?;
     let resolved = arrived.is_some();
     let cell = tally.cell(arrived, |_, d| {
-        format!("written to {} after {} ms", hubspot.name(), d.as_millis())
+        format!("written to {} after {} ms", crm.name(), d.as_millis())
     });
     if resolved {
         tally.resolved += 1;

@@ -1,5 +1,6 @@
-//! The operator's commands against a running service (webhook-api on the memory store, port 0):
-//! every subcommand, its table and its `--json`, and the exit codes of bad input.
+//! The operator's commands against a running service (webhook-api on the embedded SQLite store,
+//! port 0; a sync-worker beside it and the simulators where a command needs them): every
+//! subcommand, its table and its `--json`, and the exit codes of bad input.
 
 use serde_json::Value;
 
@@ -12,9 +13,15 @@ async fn service() -> String {
 
 /// The same, with the stores it serves.
 async fn service_with_stores() -> (String, app_common::Stores) {
+    let dir = std::env::temp_dir().join(format!("cli-db-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
     let settings = webhook_api::RawConfig {
         admin_token: Some(TOKEN.into()),
         debounce_ms: 0,
+        store: app_common::RawStore::Sqlite {
+            path: dir.join("attio-sync.db"),
+        },
+        master_key: Some("4".repeat(64)),
         ..Default::default()
     }
     .validate()
@@ -297,7 +304,7 @@ async fn the_control_commands_list_decide_and_validate_with_documented_exit_code
     assert_eq!(code, 0);
     assert_eq!(out.matches("queued").count(), 2, "{out}");
 
-    for n in 1..=2 {
+    for n in 1..=3 {
         stores
             .deletes
             .record(&ports::conformance::deletes::delete(
@@ -311,6 +318,22 @@ async fn the_control_commands_list_decide_and_validate_with_documented_exit_code
     let (code, out, _) = run(a(&["deletes", "list", "acme"])).await;
     assert_eq!(code, 0);
     assert!(out.contains("deleted in attio"), "{out}");
+    let third = ports::conformance::deletes::delete(&t, 3, DeleteStatus::Held).id;
+    let (code, out, err) = run(a(&[
+        "deletes",
+        "reject",
+        "acme",
+        &third.to_string(),
+        "--json",
+    ]))
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, out, _) = run(a(&["deletes", "list", "acme", "--json"])).await;
+    assert_eq!(
+        json(&out).as_array().map(Vec::len),
+        Some(2),
+        "the rejected one is no longer held"
+    );
     assert_eq!(
         run(a(&["deletes", "approve", "acme"])).await.0,
         2,
@@ -364,6 +387,14 @@ async fn the_control_commands_list_decide_and_validate_with_documented_exit_code
     assert!(out.contains("pipedrive"), "{out}");
     let (_, out, _) = run(a(&["mappings", "versions", "acme", "--json"])).await;
     assert_eq!(json(&out).as_array().map(Vec::len), Some(1));
+    let (code, out, _) = run(a(&["mappings", "show", "acme", "--json"])).await;
+    assert_eq!(code, 0);
+    let shown = json(&out);
+    assert_eq!(shown["version"], 1, "{shown}");
+    assert!(shown.to_string().contains("attio_record_id"), "{shown}");
+    let (code, out, _) = run(a(&["mappings", "show", "acme"])).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("contacts"), "{out}");
     assert_eq!(
         run(a(&["mappings", "validate", "acme", "/no/such/file.toml"]))
             .await
@@ -562,5 +593,114 @@ async fn status_dlq_show_and_quarantine_show_report_what_the_stores_hold() {
     );
     let (code, _, _) = run(a(&["quarantine", "show", "acme", "not-an-id"])).await;
     assert_eq!(code, 1, "an id that is not one is not found");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `backfill start --follow` follows a worker's run to its end: three people in Attio reach
+/// HubSpot, and the command exits 0 once the run completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_follow_watches_a_worker_run_it_to_the_end() {
+    let (url, stores) = service_with_stores().await;
+    let addr = || "127.0.0.1:0".parse().unwrap();
+    let attio = attio_sim::start(addr(), attio_sim::SimConfig::default())
+        .await
+        .unwrap();
+    let hubspot = hubspot_sim::start(addr(), hubspot_sim::HubSpotConfig::default())
+        .await
+        .unwrap();
+    let token = "b".repeat(64);
+    let http = reqwest::Client::new();
+    for first in ["Ada", "Grace", "Alan"] {
+        let made = http
+            .post(format!("{}/v2/objects/people/records", attio.url()))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"data": {"values": {
+                "email_addresses": [format!("{}@example.com", first.to_lowercase())],
+                "name": [{"first_name": first, "last_name": "X", "full_name": format!("{first} X")}],
+            }}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(made.status().is_success());
+    }
+    let dir = std::env::temp_dir().join(format!("cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tenant = dir.join("tenant.json");
+    std::fs::write(
+        &tenant,
+        serde_json::json!({"id": "acme", "name": "Acme", "attio": {"api_token": token},
+            "crms": [{"system": "hubspot", "settings": {"base_url": hubspot.url()}, "secrets": {"token": "pat-na1-cli"}}]})
+        .to_string(),
+    )
+    .unwrap();
+    assert_eq!(
+        cli(
+            &url,
+            Some(TOKEN),
+            &["tenant", "add", tenant.to_str().unwrap()]
+        )
+        .await
+        .0,
+        0
+    );
+    let worker_toml = dir.join("worker.toml");
+    std::fs::write(
+        &worker_toml,
+        format!(
+            "attio_base_url = \"{}\"\nconsumer = \"cli-test\"\n\n[[targets]]\nattio_object = \"people\"\nsystem = \"hubspot\"\nexternal_object = \"contacts\"\nid_property = \"attio_record_id\"\nfields = [{{ attio = {{ attribute = \"email_addresses\" }}, external = \"email\", rule = \"latest_wins\" }}]\n",
+            attio.url()
+        ),
+    )
+    .unwrap();
+    let settings = sync_worker::RawConfig::load(Some(&worker_toml))
+        .unwrap()
+        .validate()
+        .unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(async move {
+        let limiter = std::sync::Arc::new(adapter_memory::MemoryRateLimiter::default());
+        sync_worker::run(&settings, stores, limiter, stopped).await
+    });
+
+    let follow = cli(
+        &url,
+        Some(TOKEN),
+        &[
+            "backfill", "start", "acme", "--object", "people", "--system", "hubspot", "--follow",
+        ],
+    );
+    let (code, out, err) = tokio::time::timeout(std::time::Duration::from_secs(60), follow)
+        .await
+        .expect("the run ends within a minute");
+    assert_eq!(code, 0, "{out}{err}");
+    let contacts: serde_json::Value = http
+        .get(format!(
+            "{}/crm/v3/objects/contacts?limit=100",
+            hubspot.url()
+        ))
+        .bearer_auth("pat-na1-cli")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        contacts["results"].as_array().map(Vec::len),
+        Some(3),
+        "{contacts}"
+    );
+    let (_, out, _) = cli(&url, Some(TOKEN), &["backfill", "status", "acme", "--json"]).await;
+    let state = json(&out);
+    let run = state
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["object"] == "people" && s["system"] == "hubspot")
+        .unwrap_or_else(|| panic!("{state}"));
+    assert_eq!(run["phase"], "completed", "{run}");
+    assert_eq!(run["records_written"], 3, "{run}");
+    let _ = stop.send(true);
+    let _ = worker.await;
     let _ = std::fs::remove_dir_all(&dir);
 }
