@@ -73,6 +73,17 @@ pub async fn checks(file: Option<&Path>) -> anyhow::Result<Vec<Check>> {
             ),
         });
     }
+    if let Some(persists) = stores.redis_persists {
+        out.push(if persists {
+            ok("Redis persistence", "AOF or RDB snapshots on")
+        } else {
+            problem(
+                "Redis persistence",
+                "Redis keeps the inbox and the queue but nothing on disk: accepted deliveries are lost if it restarts",
+                "set appendonly yes (and appendfsync everysec or always) in redis.conf, or CONFIG SET appendonly yes",
+            )
+        });
+    }
     let limiter: Arc<dyn RateLimiter> = Arc::new(adapter_memory::MemoryRateLimiter::default());
     let tenants = match stores.tenants.list().await {
         Ok(t) => t,

@@ -265,6 +265,9 @@ pub struct Stores {
     pub erasers: Vec<Arc<dyn TenantEraser>>,
     /// PostgreSQL's `min_wal_size` in bytes, when the store is PostgreSQL and it could be read.
     pub min_wal_size: Option<u64>,
+    /// Whether Redis keeps its data on disk (AOF or RDB snapshots), when the queue is Redis and
+    /// its `CONFIG GET` answered.
+    pub redis_persists: Option<bool>,
 }
 
 impl Stores {
@@ -312,6 +315,7 @@ impl Stores {
         Stores {
             erasers: vec![s.clone()],
             min_wal_size: None,
+            redis_persists: None,
             tenants: s.clone(),
             inbox: s.clone(),
             queue: s.clone(),
@@ -342,7 +346,9 @@ pub async fn open_stores(
         })
         .await
         .map_err(|e| ConfigError::Store(Box::new(e)))?;
-        if let Ok(false) = redis.persists().await {
+        let persists = redis.persists().await.ok();
+        stores.redis_persists = persists;
+        if persists == Some(false) {
             tracing::warn!(
                 "Redis keeps the inbox and the queue but has neither AOF nor RDB snapshots on: \
                  accepted deliveries are lost if it restarts"
@@ -378,6 +384,7 @@ async fn open_store(settings: &StoreSettings) -> Result<Stores, ConfigError> {
             let usage = Arc::new(MemoryUsageLog::default());
             Ok(Stores {
                 min_wal_size: None,
+                redis_persists: None,
                 tenants: Arc::new(MemoryTenantStore::default()),
                 erasers: vec![
                     inbox.clone(),

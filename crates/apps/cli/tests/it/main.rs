@@ -224,7 +224,7 @@ fields = [{{ attio = {{ attribute = "email_addresses" }}, external = "email", ru
 
 /// `attio-sync doctor` names each planted problem: an unregistered webhook, a token Attio
 /// refuses, a mapping naming an attribute that does not exist, PostgreSQL's WAL reserve when the
-/// server's is small, and an unreachable store.
+/// server's is small, Redis keeping nothing on disk when it does not, and an unreachable store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_names_each_planted_problem() {
     let addr = || "127.0.0.1:0".parse().unwrap();
@@ -235,6 +235,7 @@ async fn doctor_names_each_planted_problem() {
         .await
         .unwrap();
     let url = testkit::postgres_url().await;
+    let redis = testkit::redis_url().await;
     let schema = format!("doctor_{}", uuid::Uuid::new_v4().simple());
     let key = "6".repeat(64);
     let public = "http://127.0.0.1:9";
@@ -250,6 +251,7 @@ public_url = "{public}"
 attio_base_url = "{attio}"
 master_key = "{key}"
 store = {store}
+queue = {{ kind = "redis", url = "{redis}", namespace = "{schema}" }}
 
 [worker]
 [[worker.targets]]
@@ -262,7 +264,7 @@ fields = [
   {{ attio = {{ attribute = "no_such_attribute" }}, external = "jobtitle", rule = "latest_wins" }},
 ]
 "#,
-                attio = attio.url()
+                attio = attio.url(),
             ),
         )
         .unwrap()
@@ -281,6 +283,10 @@ fields = [
             intake_slots: None,
         },
         master_key: Some(key.clone()),
+        queue: app_common::RawQueue::Redis {
+            url: redis.clone(),
+            namespace: schema.clone(),
+        },
         ..Default::default()
     }
     .validate()
@@ -352,6 +358,14 @@ fields = [
         "{checks:#?}"
     );
     assert!(fix("good: mappings", "no_such_attribute"), "{checks:#?}");
+    let persists = stores
+        .redis_persists
+        .expect("this Redis answers CONFIG GET");
+    assert!(
+        find("Redis persistence", "").is_some_and(|c| c["ok"] == persists
+            && (persists || c["fix"].as_str().is_some_and(|f| f.contains("appendonly")))),
+        "{checks:#?}"
+    );
     let reserve = stores.min_wal_size.unwrap();
     assert_eq!(
         fix("PostgreSQL min_wal_size", "min_wal_size"),
