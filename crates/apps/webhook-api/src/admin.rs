@@ -667,6 +667,7 @@ async fn dead_letters(
                 "job_id": d.job.id.to_string(),
                 "key": d.job.key.to_string(),
                 "attempts": d.job.attempts,
+                "cause": d.cause(),
                 "error": d.error,
                 "failed_at": rfc3339(d.failed_at),
                 "needs_reconciliation": d.needs_reconciliation,

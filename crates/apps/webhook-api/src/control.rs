@@ -370,20 +370,103 @@ async fn history(
     if let Err(e) = state.tenants.get(&id).await {
         return port_error(&e);
     }
-    match state
-        .stores
-        .audit
-        .history(&id, &object, record, limit)
-        .await
-    {
-        Ok(entries) => Json(json!({
+    match (
+        state
+            .stores
+            .audit
+            .history(&id, &object, record, limit)
+            .await,
+        state.stores.links.links_of(&id, &object, record).await,
+    ) {
+        (Ok(entries), Ok(links)) => Json(json!({
             "object": object.as_str(),
             "record": record.to_string(),
+            "links": links.iter().map(link_view).collect::<Vec<_>>(),
             "entries": entries.iter().map(entry_view).collect::<Vec<_>>(),
         }))
         .into_response(),
-        Err(e) => port_error(&e),
+        (Err(e), _) | (_, Err(e)) => port_error(&e),
     }
+}
+
+fn link_view(l: &domain::link::IdentityLink) -> Value {
+    json!({
+        "system": l.system.as_str(),
+        "external_object": l.external_object,
+        "external_id": l.external_id.as_str(),
+        "updated_at": rfc3339(l.updated_at),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordQuery {
+    q: String,
+}
+
+/// The Attio attribute a search by text looks in: e-mail for people, domain for companies, the
+/// name for anything else.
+fn searched_attribute(object: &ObjectSlug) -> &'static str {
+    match object.as_str() {
+        "people" => "email_addresses",
+        "companies" => "domains",
+        _ => "name",
+    }
+}
+
+/// Finds an object's synced records by Attio record id, or by e-mail (people), domain
+/// (companies) or name, asking Attio; each with its links in every system.
+async fn search_records(
+    State(state): State<AppState>,
+    Path((raw, object)): Path<(String, String)>,
+    query: Result<Query<RecordQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let id = match tenant_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let (object, q) = match (ObjectSlug::parse(&object), query) {
+        (Ok(o), Ok(Query(q))) if !q.q.trim().is_empty() => (o, q.q.trim().to_owned()),
+        (Err(e), _) => return bad(e.to_string()),
+        (_, Err(e)) => return bad(format!("bad query: {}", e.body_text())),
+        _ => return bad("q must name a record id, an e-mail address, a domain or a name"),
+    };
+    if let Err(e) = state.tenants.get(&id).await {
+        return port_error(&e);
+    }
+    let records: Vec<RecordId> = match RecordId::parse(&q) {
+        Ok(r) => vec![r],
+        Err(_) => {
+            let Some(directory) = &state.directory else {
+                return bad("this service cannot ask Attio: search by record id");
+            };
+            let query = ports::attio::Query {
+                filter: Some(json!({ searched_attribute(&object): q })),
+                limit: Some(20),
+                ..Default::default()
+            };
+            let target = domain::ids::ObjectRef::from(object.clone());
+            let found = match directory.clients(&id).await {
+                Ok(c) => c.attio.query_records(&target, &query).await,
+                Err(e) => Err(e),
+            };
+            match found {
+                Ok(found) => found.iter().map(|r| r.id.record_id).collect(),
+                Err(e) => return port_error(&e),
+            }
+        }
+    };
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        match state.stores.links.links_of(&id, &object, r).await {
+            Ok(links) => out.push(json!({
+                "record": r.to_string(),
+                "links": links.iter().map(link_view).collect::<Vec<_>>(),
+            })),
+            Err(e) => return port_error(&e),
+        }
+    }
+    Json(out).into_response()
 }
 
 /// A delete as the API shows it.
@@ -795,6 +878,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/v1/admin/tenants/{id}/records/{object}/{record}/history",
             get(history),
+        )
+        .route(
+            "/v1/admin/tenants/{id}/records/{object}",
+            get(search_records),
         )
         .route(
             "/v1/admin/tenants/{id}/reconciliations",

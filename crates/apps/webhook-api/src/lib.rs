@@ -21,6 +21,7 @@
 
 pub mod admin;
 pub mod config;
+mod console;
 mod contacts;
 mod control;
 mod mappings;
@@ -229,6 +230,7 @@ pub fn app(state: AppState) -> Router {
         admin::routes(state.clone()).layer(from_fn_with_state(settings.admin_timeout, within));
     served
         .merge(admin)
+        .merge(console::routes(state.clone()))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(state)
 }

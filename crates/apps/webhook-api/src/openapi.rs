@@ -557,6 +557,20 @@ fn fixed() -> Vec<Route> {
         ),
         r(
             Get,
+            "/v1/admin/tenants/{id}/records/{object}",
+            "control",
+            "Find synced records by Attio record id, or by e-mail (people), domain (companies) or name (`q`), each with its links",
+            &[
+                ("200", "the records found, with their links"),
+                ("400", "no q, or a bad object"),
+                ("401", "no operator token"),
+                ("404", "no such tenant"),
+            ],
+            Some("admin"),
+            false,
+        ),
+        r(
+            Get,
             "/v1/admin/tenants/{id}/status",
             "control",
             "A tenant at a glance: jobs waiting per partition and their age, last writes per object and system, provider requests today, dead letters by cause, open conflicts, held deletes, mappings version, last reconciliations",

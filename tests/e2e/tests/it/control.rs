@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use crate::attio_to_crms::{ATTIO_TOKEN, Attio, HUBSPOT_TOKEN, MASTER_KEY, prop};
 use crate::{Proc, eventually, start};
 
-const ADMIN_TOKEN: &str = "e2e-control-token-0123456789abcdefghijkl";
+pub(crate) const ADMIN_TOKEN: &str = "e2e-control-token-0123456789abcdefghijkl";
 const HUBSPOT_APP_SECRET: &str = "e2e-control-hubspot-secret";
 
 /// People to HubSpot (title under `manual`) and to Salesforce (title under `latest_wins`).
@@ -60,7 +60,7 @@ fields = [
 
 /// How the service runs.
 #[derive(Debug, Clone, Copy)]
-enum Deployment {
+pub(crate) enum Deployment {
     /// webhook-api and a sync-worker, on PostgreSQL.
     Distributed,
     /// `attio-sync run` on a SQLite file.
@@ -68,19 +68,19 @@ enum Deployment {
 }
 
 /// The running service and what it runs against.
-struct Rig {
-    api_url: String,
-    attio_url: String,
-    hubspot_url: String,
-    sf_url: String,
-    http: reqwest::Client,
-    hubspot: HubSpotClient,
-    salesforce: SalesforceClient,
+pub(crate) struct Rig {
+    pub(crate) api_url: String,
+    pub(crate) attio_url: String,
+    pub(crate) hubspot_url: String,
+    pub(crate) sf_url: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) hubspot: HubSpotClient,
+    pub(crate) salesforce: SalesforceClient,
     _procs: Vec<Proc>,
 }
 
 impl Rig {
-    async fn admin(
+    pub(crate) async fn admin(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -98,7 +98,13 @@ impl Rig {
     }
 
     /// A person created in Attio with this e-mail, last name and title; their record id.
-    async fn create_person(&self, email: &str, first: &str, last: &str, title: &str) -> String {
+    pub(crate) async fn create_person(
+        &self,
+        email: &str,
+        first: &str,
+        last: &str,
+        title: &str,
+    ) -> String {
         let body = json!({"data": {"values": {
             "email_addresses": [email],
             "name": [{"first_name": first, "last_name": last, "full_name": format!("{first} {last}")}],
@@ -115,14 +121,14 @@ impl Rig {
         r["data"]["id"]["record_id"].as_str().unwrap().to_owned()
     }
 
-    fn attio(&self) -> Attio {
+    pub(crate) fn attio(&self) -> Attio {
         Attio {
             http: self.http.clone(),
             url: self.attio_url.clone(),
         }
     }
 
-    async fn attio_title(&self, id: &str) -> Option<String> {
+    pub(crate) async fn attio_title(&self, id: &str) -> Option<String> {
         let r = self
             .attio()
             .call(
@@ -136,7 +142,7 @@ impl Rig {
             .map(str::to_owned)
     }
 
-    async fn hubspot_title(&self, id: &str) -> Option<FieldValue> {
+    pub(crate) async fn hubspot_title(&self, id: &str) -> Option<FieldValue> {
         let r = self
             .hubspot
             .get_by(
@@ -150,7 +156,7 @@ impl Rig {
         r.properties.get(&prop("jobtitle")).cloned()
     }
 
-    async fn salesforce_title(&self, id: &str) -> Option<FieldValue> {
+    pub(crate) async fn salesforce_title(&self, id: &str) -> Option<FieldValue> {
         let rows = self
             .salesforce
             .query(
@@ -165,7 +171,7 @@ impl Rig {
     }
 
     /// Writes a simulator logged that touch `id`: HubSpot upserts naming it, Attio record writes.
-    async fn writes(&self, sim_url: &str, id: &str) -> usize {
+    pub(crate) async fn writes(&self, sim_url: &str, id: &str) -> usize {
         let logged: Vec<Value> = self
             .http
             .get(format!("{sim_url}/_sim/requests"))
@@ -192,7 +198,9 @@ impl Rig {
     }
 }
 
-async fn rig(deployment: Deployment) -> Rig {
+/// The simulators and the service (webhook-api and a sync-worker, or `attio-sync run`), with
+/// tenant `acme`; a job gives up after `max_attempts`.
+pub(crate) async fn rig(deployment: Deployment, max_attempts: u32) -> Rig {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -246,8 +254,8 @@ async fn rig(deployment: Deployment) -> Rig {
         ("ATTIO_SYNC_LEASE_S", "5"),
         ("ATTIO_SYNC_RETRY_BASE_MS", "200"),
         ("ATTIO_SYNC_RETRY_CAP_MS", "2000"),
-        ("ATTIO_SYNC_MAX_ATTEMPTS", "8"),
     ];
+    let max_attempts = max_attempts.to_string();
     let mut procs = vec![attio_sim, hubspot_sim, sf_sim];
     match deployment {
         Deployment::Distributed => {
@@ -290,6 +298,7 @@ async fn rig(deployment: Deployment) -> Rig {
                 ("ATTIO_SYNC_DELETE_BREAKER__MAX_SHARE", "0".into()),
             ]);
             env.extend(common.iter().map(|(k, v)| (*k, (*v).to_owned())));
+            env.push(("ATTIO_SYNC_MAX_ATTEMPTS", max_attempts.clone()));
             procs.push(start("sync-worker", &[], &env, false).await);
         }
         Deployment::Embedded => {
@@ -301,7 +310,7 @@ async fn rig(deployment: Deployment) -> Rig {
                     "[api]\nlisten = \"127.0.0.1:{port}\"\nadmin_token = \"{ADMIN_TOKEN}\"\nmaster_key = \"{MASTER_KEY}\"\n\
                      public_url = \"{api_url}\"\nattio_base_url = \"{attio_url}\"\ndebounce_ms = 1000\n\
                      store = {{ kind = \"sqlite\", path = \"{db}\" }}\n\n\
-                     [worker]\nattio_base_url = \"{attio_url}\"\nlease_s = 5\nretry_base_ms = 200\nretry_cap_ms = 2000\nmax_attempts = 8\n\
+                     [worker]\nattio_base_url = \"{attio_url}\"\nlease_s = 5\nretry_base_ms = 200\nretry_cap_ms = 2000\nmax_attempts = {max_attempts}\n\
                      [worker.crm.salesforce]\npoll_interval_s = 1\n[worker.delete_breaker]\nmax = 2\nmax_share = 0\n{worker}",
                     db = dir.join("attio-sync.db").display()
                 ),
@@ -1077,7 +1086,7 @@ async fn two_tenants_sync_side_by_side_with_their_own_mappings(rig: &Rig) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_plane_works_on_postgres_processes() {
-    let rig = rig(Deployment::Distributed).await;
+    let rig = rig(Deployment::Distributed, 8).await;
     conflicts_are_settled_each_way_without_echoes(&rig).await;
     a_mass_delete_is_held_for_approval(&rig).await;
     lost_webhooks_are_repaired_by_reconciliation(&rig).await;
@@ -1087,7 +1096,7 @@ async fn the_control_plane_works_on_postgres_processes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_plane_works_on_embedded_sqlite() {
-    let rig = rig(Deployment::Embedded).await;
+    let rig = rig(Deployment::Embedded, 8).await;
     conflicts_are_settled_each_way_without_echoes(&rig).await;
     a_mass_delete_is_held_for_approval(&rig).await;
     lost_webhooks_are_repaired_by_reconciliation(&rig).await;
