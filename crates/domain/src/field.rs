@@ -223,8 +223,24 @@ impl FieldValue {
             (Self::Bool(x), Self::Text(t)) | (Self::Text(t), Self::Bool(x)) => t
                 .trim()
                 .eq_ignore_ascii_case(if *x { "true" } else { "false" }),
+            (Self::List(_), Self::Text(t)) | (Self::Text(t), Self::List(_)) => {
+                let split = Self::from_multiselect_text(t);
+                split == a || split == b
+            }
             _ => false,
         }
+    }
+
+    /// A CRM's multiselect as it reads: `;`-separated options (HubSpot enumerations, Salesforce
+    /// multi-select picklists), as a list; order and blanks do not count.
+    pub fn from_multiselect_text(text: &str) -> FieldValue {
+        FieldValue::List(
+            text.split(';')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        )
+        .normalized()
     }
 
     /// A stable hash of the canonical value, for the write ledger.
@@ -283,6 +299,21 @@ impl FieldValue {
         }
     }
 
+    /// The texts of an attribute's active values in Attio's order (the first is the primary),
+    /// taking `sub` where the type has parts.
+    pub fn ordered_texts(values: &[AttributeValue], sub: Option<&str>) -> Vec<String> {
+        values
+            .iter()
+            .filter(|v| v.is_active())
+            .filter_map(|v| match Self::scalar_of(v, sub)? {
+                FieldValue::Text(s) => Some(s),
+                FieldValue::Number(n) => Some(n.to_string()),
+                FieldValue::Bool(b) => Some(b.to_string()),
+                FieldValue::Empty | FieldValue::List(_) => None,
+            })
+            .collect()
+    }
+
     /// The field value of an attribute's values: active values only; `all` keeps every value
     /// (multiselects), otherwise the first active one (Attio prepends, so the newest).
     pub fn from_attio(values: &[AttributeValue], sub: Option<&str>, all: bool) -> FieldValue {
@@ -335,6 +366,22 @@ impl ValueHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crms_multiselect_text_is_the_same_as_the_list() {
+        let list = FieldValue::List(vec!["SaaS".into(), "B2B".into()]);
+        for (text, same) in [
+            ("B2B;SaaS", true),
+            ("SaaS;B2B", true),
+            (" SaaS ; B2B ;", true),
+            ("SaaS", false),
+            ("B2B;SaaS;B2C", false),
+        ] {
+            assert_eq!(list.same_as(&FieldValue::text(text)), same, "{text}");
+            assert_eq!(FieldValue::text(text).same_as(&list), same, "{text}");
+        }
+        assert_eq!(FieldValue::from_multiselect_text(""), FieldValue::Empty);
+    }
 
     #[test]
     fn plain_json_round_trips_and_refuses_what_would_be_lost() {

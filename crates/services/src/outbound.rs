@@ -153,7 +153,12 @@ pub(crate) fn external_side(mapping: &ObjectMapping, record: Option<&ExternalRec
         .fields()
         .iter()
         .map(|m| {
-            let value = r.properties.get(&m.external).cloned().unwrap_or_default();
+            let raw = r.properties.get(&m.external).cloned().unwrap_or_default();
+            // A multiselect comes from a CRM as `;`-separated text.
+            let value = match (&raw, m.attio.all_values) {
+                (FieldValue::Text(t), true) => FieldValue::from_multiselect_text(t),
+                _ => raw,
+            };
             let changed = r.changed_at.get(&m.external).copied().or(r.updated_at);
             (m.key(), SideValue::new(value, changed))
         })
@@ -620,9 +625,7 @@ impl OutboundSync {
                     let a = attributes
                         .iter()
                         .find(|a| a.api_slug == m.attio.attribute.as_str())?;
-                    (!a.is_multiselect)
-                        .then(|| attio_value(&a.attribute_type, m.attio.part.as_deref(), &w.value))
-                        .flatten()
+                    convert_into(a, m, &w.value, None)
                 })
                 .is_some();
             if converts {
@@ -916,12 +919,7 @@ impl OutboundSync {
             let attr = attributes
                 .iter()
                 .find(|a| a.api_slug == m.attio.attribute.as_str());
-            let converted = attr.and_then(|a| {
-                if a.is_multiselect {
-                    return None;
-                }
-                attio_value(&a.attribute_type, m.attio.part.as_deref(), &w.value)
-            });
+            let converted = attr.and_then(|a| convert_into(a, m, &w.value, Some(record)));
             match converted {
                 Some(Converted::Whole(values)) => {
                     write = write.set(m.attio.attribute.clone(), values);
@@ -976,26 +974,88 @@ fn plain(v: &FieldValue) -> Option<String> {
     }
 }
 
-/// The Attio form of a value for the attribute types written back; `None` for the others.
+/// The Attio form of a value written into attribute `attr` by mapping `m`; `None` when it does
+/// not convert (the field is then deferred: reported, and not marked synced). A multi-valued
+/// attribute takes a list whole; given one value (a CRM's one e-mail for Attio's several) it makes
+/// it the first, the primary, and keeps the others of `record`.
+fn convert_into(
+    attr: &Attribute,
+    m: &domain::mapping::FieldMapping,
+    v: &FieldValue,
+    record: Option<&Record>,
+) -> Option<Converted> {
+    let (kind, part) = (&attr.attribute_type, m.attio.part.as_deref());
+    if !attr.is_multiselect {
+        return attio_value(kind, part, v);
+    }
+    if part.is_some() {
+        return None;
+    }
+    let items: Vec<String> = match v {
+        FieldValue::List(items) => items.clone(),
+        FieldValue::Text(t) if m.attio.all_values => t
+            .split(';')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        FieldValue::Empty if m.attio.all_values => Vec::new(),
+        single => {
+            let new = plain(single)?;
+            let current = record
+                .map(|r| {
+                    let values: Vec<_> = r.current(m.attio.attribute.as_str()).cloned().collect();
+                    FieldValue::ordered_texts(&values, None)
+                })
+                .unwrap_or_default();
+            let mut items: Vec<String> = Vec::new();
+            if !new.is_empty() {
+                items.push(new);
+            }
+            for c in current.into_iter().skip(1) {
+                if !items.contains(&c) {
+                    items.push(c);
+                }
+            }
+            // Attio lists values newest first and keeps a value it already has as it was, so the
+            // new address leads; one already among the others stays where it is.
+            items
+        }
+    };
+    let values = items
+        .iter()
+        .map(|t| one_value(kind, t))
+        .collect::<Option<Vec<_>>>()?;
+    Some(Converted::Whole(values))
+}
+
+/// One Attio value of `kind` from its text, as Attio's own write forms take it (an e-mail
+/// address, a domain, a phone number in E.164, an amount, an ISO date or timestamp, a rating, a
+/// location's text, an option's title); `None` when the text is not one.
+fn one_value(kind: &AttributeType, text: &str) -> Option<WriteValue> {
+    let json = match kind {
+        AttributeType::Number | AttributeType::Currency | AttributeType::Rating => {
+            serde_json::Value::Number(text.trim().parse().ok()?)
+        }
+        AttributeType::Checkbox => {
+            serde_json::Value::Bool(text.trim().eq_ignore_ascii_case("true"))
+        }
+        // References are associations, synced as links, not as values.
+        AttributeType::RecordReference | AttributeType::ActorReference => return None,
+        _ => serde_json::Value::String(text.to_owned()),
+    };
+    WriteValue::from_json(kind, &json).ok()
+}
+
+/// The Attio form of a value for a single-valued attribute; `None` when it does not convert.
 fn attio_value(kind: &AttributeType, part: Option<&str>, v: &FieldValue) -> Option<Converted> {
     let text = plain(v)?;
-    let clear = text.is_empty();
-    Some(match (kind, part) {
-        (AttributeType::PersonalName, Some("first_name")) => Converted::NamePart(true, text),
-        (AttributeType::PersonalName, Some("last_name")) => Converted::NamePart(false, text),
-        (_, Some(_)) => return None,
-        (_, None) if clear => Converted::Whole(Vec::new()),
-        (AttributeType::Text, None) => Converted::Whole(vec![WriteValue::Text(text)]),
-        (AttributeType::Number, None) => {
-            Converted::Whole(vec![WriteValue::Number(text.trim().parse().ok()?)])
-        }
-        (AttributeType::Checkbox, None) => Converted::Whole(vec![WriteValue::Checkbox(
-            text.trim().eq_ignore_ascii_case("true"),
-        )]),
-        (AttributeType::Select, None) => Converted::Whole(vec![WriteValue::Select(text)]),
-        (AttributeType::Status, None) => Converted::Whole(vec![WriteValue::Status(text)]),
-        _ => return None,
-    })
+    match (kind, part) {
+        (AttributeType::PersonalName, Some("first_name")) => Some(Converted::NamePart(true, text)),
+        (AttributeType::PersonalName, Some("last_name")) => Some(Converted::NamePart(false, text)),
+        (_, Some(_)) => None,
+        (_, None) if text.is_empty() => Some(Converted::Whole(Vec::new())),
+        (kind, None) => Some(Converted::Whole(vec![one_value(kind, &text)?])),
+    }
 }
 
 /// The record's current first and last name.

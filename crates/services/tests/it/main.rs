@@ -16,4 +16,5 @@ mod poll;
 mod reconcile;
 mod resolve;
 mod retention;
+mod values;
 mod worker;

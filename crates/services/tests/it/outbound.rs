@@ -438,17 +438,82 @@ async fn an_external_edit_is_written_back_into_attio_once() {
     );
 }
 
+/// Attio's addresses, first (the primary) first.
+async fn attio_emails(w: &World, id: RecordId) -> Vec<String> {
+    let r = w
+        .attio
+        .get_record(&ObjectRef::from(people()), id)
+        .await
+        .unwrap();
+    let values: Vec<_> = r.current("email_addresses").cloned().collect();
+    FieldValue::ordered_texts(&values, None)
+}
+
 #[tokio::test]
-async fn an_external_edit_of_a_multiselect_is_deferred_and_never_marked_synced() {
+async fn a_crms_email_becomes_the_primary_address_and_the_others_stay() {
     let w = world(false, SyncRule::LatestWins).await;
-    let id = create_person(&w, "ada@example.com", "Ada", "Lovelace", "Analyst").await;
+    // Attio lists values newest first: the address added last is the primary.
+    let id = create_person(&w, "ada@work.example", "Ada", "Lovelace", "Analyst").await;
+    let both: Vec<WriteValue> = ["ada@work.example", "ada@example.com"]
+        .iter()
+        .map(|e| {
+            WriteValue::from_json(&AttributeType::EmailAddress, &serde_json::json!(e)).unwrap()
+        })
+        .collect();
+    w.attio
+        .update_record(
+            &ObjectRef::from(people()),
+            id,
+            &RecordWrite::new().set(slug("email_addresses"), both),
+            ports::attio::UpdateMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        attio_emails(&w, id).await,
+        ["ada@example.com", "ada@work.example"]
+    );
     w.sync.sync_record(&w.tenant, &people(), id).await.unwrap();
-    let edit = ExternalUpsert {
+    assert_eq!(
+        hubspot_contact(&w, id).await[&prop("email")],
+        FieldValue::text("ada@example.com"),
+        "the primary goes out"
+    );
+    let edit = |email: &str| ExternalUpsert {
         key: id.to_string(),
-        properties: BTreeMap::from([(prop("email"), FieldValue::text("countess@example.com"))]),
+        properties: BTreeMap::from([(prop("email"), FieldValue::text(email))]),
     };
     w.hubspot
-        .upsert_batch("contacts", &prop("attio_record_id"), &[edit])
+        .upsert_batch(
+            "contacts",
+            &prop("attio_record_id"),
+            &[edit("countess@example.com")],
+        )
+        .await
+        .unwrap();
+    let r = &w.sync.sync_record(&w.tenant, &people(), id).await.unwrap()[0];
+    assert_eq!(
+        r.written_to_attio,
+        vec![FieldKey::parse("email_addresses").unwrap()]
+    );
+    assert_eq!(
+        attio_emails(&w, id).await,
+        ["countess@example.com", "ada@work.example"],
+        "the CRM's address is the new primary; the other stays"
+    );
+    let again = &w.sync.sync_record(&w.tenant, &people(), id).await.unwrap()[0];
+    assert!(
+        again.written.is_empty() && again.written_to_attio.is_empty(),
+        "in step: {again:?}"
+    );
+
+    // A value Attio cannot take is deferred: reported on every run, never marked synced.
+    w.hubspot
+        .upsert_batch(
+            "contacts",
+            &prop("attio_record_id"),
+            &[edit("not an address")],
+        )
         .await
         .unwrap();
     for _ in 0..2 {
@@ -462,7 +527,7 @@ async fn an_external_edit_of_a_multiselect_is_deferred_and_never_marked_synced()
     }
     assert_eq!(
         hubspot_contact(&w, id).await[&prop("email")],
-        FieldValue::text("countess@example.com"),
+        FieldValue::text("not an address"),
         "not overwritten"
     );
 }
