@@ -121,6 +121,15 @@ pub trait ExternalCrm: Send + Sync {
     /// The fields of `object` as the CRM describes them (HubSpot's properties, Salesforce's
     /// describe). `NotFound` when the CRM has no such object.
     async fn describe(&self, object: &str) -> PortResult<Vec<ExternalField>>;
+    /// Sets properties of one record by the CRM's own id (the Attio id property on a record that
+    /// survived a merge, say). `NotFound` for an unknown id; `Invalid` for a value the CRM
+    /// refuses.
+    async fn update(
+        &self,
+        object: &str,
+        id: &ExternalId,
+        properties: &BTreeMap<ExternalProperty, FieldValue>,
+    ) -> PortResult<()>;
     /// Merges `secondary` into `primary`; returns the surviving id. `Unsupported` where the CRM
     /// has no merge API.
     async fn merge(

@@ -63,6 +63,9 @@ pub struct CrmChange {
     pub id: String,
     #[serde(default)]
     pub deleted: bool,
+    /// Records the CRM merged into this one (which survives).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
 }
 
 /// A webhook request as received, before anything is trusted: what a signature check reads.

@@ -8,7 +8,7 @@
 
 use domain::conflict::ConflictRecord;
 use domain::field::FieldValue;
-use domain::ids::{ConflictId, ExternalId, ObjectRef, RecordId, SystemId, TenantId};
+use domain::ids::{ConflictId, ExternalId, ObjectRef, ObjectSlug, RecordId, SystemId, TenantId};
 use domain::link::{IdentityLink, LinkLookup};
 use domain::mapping::FieldKey;
 use domain::merge::{ConflictReason, FieldConflict, SideValue, Snapshot};
@@ -100,9 +100,18 @@ impl OutboundSync {
         };
         if let Some(other) = self.links.find(tenant, &lookup).await? {
             if &other.external_id != external_id {
-                return self
-                    .ambiguous(tenant, target, record, external_id, &other.external_id)
-                    .await;
+                let mapping = &target.mapping;
+                let id = self
+                    .identity_conflict(
+                        tenant,
+                        (&mapping.attio_object, &mapping.system),
+                        record,
+                        external_id,
+                        &other.external_id,
+                    )
+                    .await?;
+                tracing::warn!(tenant = %tenant, system = %system, external = %external_id.as_str(), record = %record, "a record born in the CRM matches an Attio record linked elsewhere: queued for a person");
+                return Ok(Adopted::Ambiguous(id));
             }
         } else {
             let link = IdentityLink {
@@ -188,16 +197,17 @@ impl OutboundSync {
             })
     }
 
-    /// Queues the identity conflict of a CRM record whose key matches an Attio record linked to
-    /// another record of that CRM (one per pair: a repeat updates it).
-    async fn ambiguous(
+    /// Queues an identity conflict: the CRM's `external_id` belongs with Attio's `record`,
+    /// which is linked to another record of that CRM, `linked` (one per pair: a repeat updates
+    /// it). Returns the conflict's id.
+    pub(crate) async fn identity_conflict(
         &self,
         tenant: &TenantId,
-        target: &SyncTarget,
+        (object, system): (&ObjectSlug, &SystemId),
         record: RecordId,
         external_id: &ExternalId,
         linked: &ExternalId,
-    ) -> ServiceResult<Adopted> {
+    ) -> ServiceResult<ConflictId> {
         let now = self.now();
         let id = ConflictId::from_uuid(uuid::Uuid::new_v4());
         let kept = self
@@ -205,17 +215,16 @@ impl OutboundSync {
             .record(&ConflictRecord {
                 id,
                 tenant: tenant.clone(),
-                object: target.mapping.attio_object.clone(),
+                object: object.clone(),
                 attio_record: record,
-                system: target.mapping.system.clone(),
+                system: system.clone(),
                 external_id: external_id.clone(),
                 conflict: FieldConflict {
                     key: FieldKey::parse("identity")?,
                     snapshot: Default::default(),
                     attio: SideValue::new(
                         FieldValue::text(format!(
-                            "{record}, linked to {} {}",
-                            target.mapping.system,
+                            "{record}, linked to {system} {}",
                             linked.as_str()
                         )),
                         None,
@@ -231,7 +240,99 @@ impl OutboundSync {
         if kept == id {
             self.gauge_open_conflicts(tenant).await;
         }
-        tracing::warn!(tenant = %tenant, system = %target.mapping.system, external = %external_id.as_str(), record = %record, "a record born in the CRM matches an Attio record linked elsewhere: queued for a person");
-        Ok(Adopted::Ambiguous(kept))
+        Ok(kept)
+    }
+
+    /// Writes the Attio record id into the survivor's id property (a merge keeps the survivor's
+    /// own unique values, so it may lack it), so that upserts keyed by it find the survivor.
+    async fn mark_survivor(
+        &self,
+        tenant: &TenantId,
+        old: &IdentityLink,
+        external_object: &str,
+        survivor: &ExternalId,
+    ) -> ServiceResult<()> {
+        let Some(target) = self
+            .targets_of(tenant, &old.object)
+            .await?
+            .into_iter()
+            .find(|t| {
+                t.mapping.system == old.system && t.mapping.external_object == external_object
+            })
+        else {
+            return Ok(());
+        };
+        let clients = self.directory.clients(tenant).await?;
+        let Some(crm) = clients.crms.get(&old.system) else {
+            return Ok(());
+        };
+        let id = std::collections::BTreeMap::from([(
+            target.id_property.clone(),
+            FieldValue::text(old.attio_record.to_string()),
+        )]);
+        crm.update(external_object, survivor, &id).await?;
+        Ok(())
+    }
+
+    /// A CRM merged the records `merged` into `survivor`: an Attio record linked to a merged-away
+    /// record is linked to the survivor instead, so a later sync updates the survivor rather than
+    /// creating the record again. When the survivor is linked to another Attio record, both stay
+    /// as they are and an identity conflict waits for a person (the two Attio records are one
+    /// in the CRM). Returns what it did, one line per merged record linked here.
+    pub async fn follow_merge(
+        &self,
+        tenant: &TenantId,
+        system: &SystemId,
+        external_object: &str,
+        survivor: &ExternalId,
+        merged: &[ExternalId],
+    ) -> ServiceResult<Vec<String>> {
+        let external = |id: &ExternalId| LinkLookup::External {
+            system: system.clone(),
+            external_object: external_object.to_owned(),
+            external_id: id.clone(),
+        };
+        let mut kept = self.links.find(tenant, &external(survivor)).await?;
+        let mut done = Vec::new();
+        for m in merged.iter().filter(|m| *m != survivor) {
+            let Some(old) = self.links.find(tenant, &external(m)).await? else {
+                continue;
+            };
+            match &kept {
+                None => {
+                    self.mark_survivor(tenant, &old, external_object, survivor)
+                        .await?;
+                    let moved = IdentityLink {
+                        external_id: survivor.clone(),
+                        ..old.clone()
+                    };
+                    kept = Some(self.links.save(&moved).await?);
+                    tracing::info!(tenant = %tenant, system = %system, record = %old.attio_record, from = %m.as_str(), to = %survivor.as_str(), "a CRM merge: the link follows the surviving record");
+                    done.push(format!(
+                        "{} now linked to {}",
+                        old.attio_record,
+                        survivor.as_str()
+                    ));
+                }
+                Some(k) if k.attio_record == old.attio_record => {}
+                Some(k) => {
+                    let id = self
+                        .identity_conflict(
+                            tenant,
+                            (&old.object, system),
+                            old.attio_record,
+                            survivor,
+                            m,
+                        )
+                        .await?;
+                    tracing::warn!(tenant = %tenant, system = %system, records = %format!("{} and {}", old.attio_record, k.attio_record), "a CRM merged records linked to two Attio records: queued for a person");
+                    done.push(format!(
+                        "identity conflict {id}: {} and {} are one record in {system}",
+                        old.attio_record, k.attio_record
+                    ));
+                }
+            }
+        }
+        Ok(done)
     }
 }

@@ -172,6 +172,7 @@ impl ChangePoller {
             object: external_object.to_owned(),
             id: id.to_string(),
             deleted: false,
+            merged_from: Vec::new(),
         };
         let payload = serde_json::json!({
             "source": "crm",

@@ -190,6 +190,21 @@ impl JobHandler for PipelineHandler {
                         })?;
                     for c in changes {
                         let id = domain::ids::ExternalId::parse(&c.id)?;
+                        if !c.merged_from.is_empty() {
+                            let merged = c
+                                .merged_from
+                                .iter()
+                                .map(|m| domain::ids::ExternalId::parse(m))
+                                .collect::<Result<Vec<_>, _>>()?;
+                            for done in self
+                                .pipeline
+                                .outbound()
+                                .follow_merge(tenant, &system, &c.object, &id, &merged)
+                                .await?
+                            {
+                                tracing::info!(tenant = %tenant, job = %job.id, merge = %done, "a CRM merge was followed");
+                            }
+                        }
                         let outcome = self
                             .pipeline
                             .handle_external(tenant, &system, &c.object, &id, c.deleted)

@@ -326,6 +326,35 @@ impl ExternalCrm for HubSpotClient {
         self.properties(object).await
     }
 
+    /// `PATCH /crm/v3/objects/{object}/{id}`, which also takes an id merged into another.
+    async fn update(
+        &self,
+        object: &str,
+        id: &ExternalId,
+        properties: &std::collections::BTreeMap<ExternalProperty, domain::field::FieldValue>,
+    ) -> PortResult<()> {
+        let props: serde_json::Map<String, serde_json::Value> = properties
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), json!(crate::wire::to_hubspot(v))))
+            .collect();
+        let answer = self
+            .send(
+                Method::PATCH,
+                &format!("{}/{}", self.objects(object), id.as_str()),
+                &[],
+                Some(&json!({ "properties": props })),
+            )
+            .await?;
+        match answer.status {
+            200 => Ok(()),
+            404 => Err(PortError::NotFound(format!(
+                "HubSpot {object} {}",
+                id.as_str()
+            ))),
+            s => Err(rejected(s, &answer.body)),
+        }
+    }
+
     async fn merge(
         &self,
         object: &str,

@@ -113,12 +113,50 @@ impl WebhookFeed for HubSpotProvider {
             .iter()
             .filter_map(|e| {
                 let kind = e.kind();
+                // A merge names the survivor (`newObjectId`, else `primaryObjectId`) and the
+                // records merged into it.
+                let merge = kind.action == "merge";
+                let survivor = e.new_object_id.or(e.primary_object_id).filter(|_| merge);
                 Some(CrmChange {
                     object: kind.collection()?.to_owned(),
-                    id: e.object_id?.to_string(),
+                    id: survivor.or(e.object_id)?.to_string(),
                     deleted: kind.action == "deletion",
+                    merged_from: if merge {
+                        e.merged_object_ids.iter().map(u64::to_string).collect()
+                    } else {
+                        Vec::new()
+                    },
                 })
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_merge_event_names_the_survivor_and_the_merged_records() {
+        let body = br#"[
+          {"occurredAt":1,"subscriptionType":"contact.merge","objectId":123,"primaryObjectId":123,"mergedObjectIds":[456,789],"newObjectId":123,"numberOfPropertiesMoved":3},
+          {"occurredAt":2,"subscriptionType":"contact.deletion","objectId":5},
+          {"occurredAt":3,"subscriptionType":"contact.propertyChange","objectId":6,"propertyName":"email","propertyValue":"a@x.com"}
+        ]"#;
+        let changes = HubSpotProvider.parse(body).unwrap();
+        let change = |id: &str, deleted: bool, merged: &[&str]| CrmChange {
+            object: "contacts".into(),
+            id: id.into(),
+            deleted,
+            merged_from: merged.iter().map(|m| (*m).to_owned()).collect(),
+        };
+        assert_eq!(
+            changes,
+            vec![
+                change("123", false, &["456", "789"]),
+                change("5", true, &[]),
+                change("6", false, &[]),
+            ]
+        );
     }
 }

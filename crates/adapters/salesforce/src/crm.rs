@@ -441,6 +441,35 @@ impl ExternalCrm for SalesforceClient {
             .collect())
     }
 
+    /// `PATCH /sobjects/{object}/{id}`.
+    async fn update(
+        &self,
+        object: &str,
+        id: &ExternalId,
+        properties: &std::collections::BTreeMap<ExternalProperty, domain::field::FieldValue>,
+    ) -> PortResult<()> {
+        let body: Map<String, Value> = properties
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), to_salesforce(v)))
+            .collect();
+        let path = format!(
+            "/sobjects/{}/{}",
+            sobject(object)?,
+            utf8_percent(id.as_str())
+        );
+        let a = self
+            .send(Method::PATCH, &path, &[], Some(&Value::Object(body)))
+            .await?;
+        match a.status {
+            200 | 204 => Ok(()),
+            404 => Err(PortError::NotFound(format!(
+                "Salesforce {object} {}",
+                id.as_str()
+            ))),
+            s => Err(rejected(s, &a.body)),
+        }
+    }
+
     async fn merge(
         &self,
         _object: &str,

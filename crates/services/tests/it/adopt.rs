@@ -192,3 +192,135 @@ async fn without_match_on_a_crm_born_record_stays_out_of_attio() {
     );
     assert!(people_with(&w, "stray@example.com").await.is_empty());
 }
+
+/// A HubSpot merge: the Attio person linked to the merged-away contact is linked to the
+/// survivor, so the next sync updates it and creates nothing; merging two contacts linked to two
+/// Attio people queues an identity conflict and changes no link.
+#[tokio::test]
+async fn a_hubspot_merge_moves_the_link_to_the_survivor_or_asks_a_person() {
+    let w = world(false, SyncRule::LatestWins).await;
+    let ada = create_person(&w, "ada@example.com", "Ada", "Lovelace", "Analyst").await;
+    w.sync.sync_record(&w.tenant, &people(), ada).await.unwrap();
+    let linked = w
+        .hubspot
+        .get_by("contacts", &prop("attio_record_id"), &ada.to_string(), &[])
+        .await
+        .unwrap()
+        .id;
+    let twin = born_in_hubspot(&w, "ada.twin@example.com", "Ada", "Analyst").await;
+    // HubSpot keeps the twin: Ada's contact is merged into it.
+    let survivor = w.hubspot.merge("contacts", &twin, &linked).await.unwrap();
+    assert_eq!(survivor, twin);
+    let done = w
+        .sync
+        .follow_merge(
+            &w.tenant,
+            &hubspot(),
+            "contacts",
+            &twin,
+            std::slice::from_ref(&linked),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 1, "{done:?}");
+    let link = |id: &domain::ids::ExternalId| domain::link::LinkLookup::External {
+        system: hubspot(),
+        external_object: "contacts".into(),
+        external_id: id.clone(),
+    };
+    use ports::stores::LinkStore;
+    let moved = w
+        .links
+        .find(&w.tenant, &link(&twin))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved.attio_record, ada, "the survivor is Ada's now");
+    assert!(
+        w.links
+            .find(&w.tenant, &link(&linked))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    crate::outbound::set_title(&w, ada, "Countess").await;
+    let reports = w.sync.sync_record(&w.tenant, &people(), ada).await.unwrap();
+    assert_eq!(reports[0].external_id.as_ref(), Some(&twin), "{reports:?}");
+    assert_eq!(
+        w.hubspot
+            .get("contacts", &twin, &[prop("jobtitle")])
+            .await
+            .unwrap()
+            .properties[&prop("jobtitle")],
+        FieldValue::text("Countess")
+    );
+    let all: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}/crm/v3/objects/contacts?limit=100",
+            w._sims.1.url()
+        ))
+        .bearer_auth("pat-na1-services")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        all["results"].as_array().map(Vec::len),
+        Some(1),
+        "nothing created again: {all}"
+    );
+
+    // Grace's contact merged into Ada's: two Attio people, one HubSpot contact.
+    let grace = create_person(&w, "grace@example.com", "Grace", "Hopper", "Admiral").await;
+    w.sync
+        .sync_record(&w.tenant, &people(), grace)
+        .await
+        .unwrap();
+    let graces = w
+        .links
+        .find(
+            &w.tenant,
+            &domain::link::LinkLookup::Attio {
+                object: people(),
+                record: grace,
+                system: hubspot(),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .external_id;
+    w.hubspot.merge("contacts", &twin, &graces).await.unwrap();
+    let done = w
+        .sync
+        .follow_merge(
+            &w.tenant,
+            &hubspot(),
+            "contacts",
+            &twin,
+            std::slice::from_ref(&graces),
+        )
+        .await
+        .unwrap();
+    assert!(done[0].starts_with("identity conflict"), "{done:?}");
+    let open = w
+        .conflicts
+        .open(&w.tenant, &ConflictFilter::default(), 10)
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].conflict.reason, ConflictReason::AmbiguousIdentity);
+    assert_eq!(open[0].attio_record, grace);
+    assert_eq!(
+        w.links
+            .find(&w.tenant, &link(&twin))
+            .await
+            .unwrap()
+            .unwrap()
+            .attio_record,
+        ada,
+        "no link changed"
+    );
+}

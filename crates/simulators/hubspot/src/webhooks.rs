@@ -50,17 +50,17 @@ impl Subscription {
             ));
         }
         match (action, property) {
-            ("creation" | "deletion", None) => {}
+            ("creation" | "deletion" | "merge", None) => {}
             ("propertyChange", Some(p)) if !p.is_empty() => {}
             ("propertyChange", _) => {
                 return Err(format!("{spec:?}: propertyChange needs :PROPERTY"));
             }
-            ("creation" | "deletion", Some(_)) => {
+            ("creation" | "deletion" | "merge", Some(_)) => {
                 return Err(format!("{spec:?}: only propertyChange takes a property"));
             }
             _ => {
                 return Err(format!(
-                    "{spec:?}: the action must be creation, deletion or propertyChange"
+                    "{spec:?}: the action must be creation, deletion, merge or propertyChange"
                 ));
             }
         }
@@ -129,7 +129,7 @@ pub(crate) fn events(
     let kind = store.spec.singular();
     let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
     let mut out = Vec::new();
-    let mut emit = |sub: &Subscription, id: u64, flag: Option<&str>, prop: Option<(&str, &str)>| {
+    let emit = |sub: &Subscription, id: u64, flag: Option<&str>, prop: Option<(&str, &str)>| {
         let mut e = json!({
             "eventId": next_event.fetch_add(1, Ordering::Relaxed),
             "subscriptionId": sub.id,
@@ -148,7 +148,7 @@ pub(crate) fn events(
             e["propertyName"] = json!(name);
             e["propertyValue"] = json!(value);
         }
-        out.push(e);
+        e
     };
     let subs = |what: &str| {
         let wanted = format!("{kind}.{what}");
@@ -157,19 +157,48 @@ pub(crate) fn events(
             .iter()
             .filter(move |s| s.event_type == wanted)
     };
+    // Ids merged into another record: a merge, not a deletion.
+    let merged_ids = |props: &BTreeMap<String, String>| -> Vec<u64> {
+        props
+            .get("hs_merged_object_ids")
+            .map(|s| s.split(';').filter_map(|i| i.trim().parse().ok()).collect())
+            .unwrap_or_default()
+    };
+    let merged_away: Vec<u64> = store
+        .records
+        .values()
+        .flat_map(|r| merged_ids(&r.properties))
+        .collect();
     for (id, r) in &store.records {
         let (was_archived, old) = match before.get(id) {
             Some((a, p)) => (*a, Some(p)),
             None => (false, None),
         };
+        let newly_merged: Vec<u64> = merged_ids(&r.properties)
+            .into_iter()
+            .filter(|m| !old.is_some_and(|o| merged_ids(o).contains(m)))
+            .collect();
+        if !newly_merged.is_empty() {
+            for s in subs("merge") {
+                let mut e = emit(s, *id, None, None);
+                e["primaryObjectId"] = json!(id);
+                e["mergedObjectIds"] = json!(newly_merged);
+                e["newObjectId"] = json!(id);
+                e["numberOfPropertiesMoved"] = json!(0);
+                out.push(e);
+            }
+        }
+        if r.archived && !was_archived && merged_away.contains(id) {
+            continue;
+        }
         if old.is_none() && !r.archived {
             for s in subs("creation") {
-                emit(s, *id, Some("CREATED"), None);
+                out.push(emit(s, *id, Some("CREATED"), None));
             }
         }
         if r.archived && !was_archived {
             for s in subs("deletion") {
-                emit(s, *id, Some("DELETED"), None);
+                out.push(emit(s, *id, Some("DELETED"), None));
             }
             continue;
         }
@@ -179,12 +208,12 @@ pub(crate) fn events(
             };
             let new = r.properties.get(p);
             if new.is_some() && new != old.and_then(|o| o.get(p)) {
-                emit(
+                out.push(emit(
                     s,
                     *id,
                     None,
                     Some((p, new.map(String::as_str).unwrap_or(""))),
-                );
+                ));
             }
         }
     }

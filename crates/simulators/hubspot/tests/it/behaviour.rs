@@ -674,7 +674,8 @@ fn subscriptions_parse_or_say_what_is_wrong() {
         ("ticket.creation", "contact, company or deal"),
         ("contact.propertyChange", "needs :PROPERTY"),
         ("contact.creation:email", "only propertyChange"),
-        ("contact.merge", "the action must be"),
+        ("contact.restore", "the action must be"),
+        ("contact.merge:email", "only propertyChange"),
     ] {
         let e = Subscription::parse(1, bad).unwrap_err();
         assert!(e.contains(says), "{bad}: {e}");
@@ -843,4 +844,78 @@ async fn notes_and_tasks_need_a_timestamp_and_attach_to_records_by_default_assoc
         .await;
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["results"][0]["associationSpec"]["associationTypeId"], 204);
+}
+
+/// A merge is told as `contact.merge` (the survivor, the merged ids), not as a deletion of the
+/// merged contact.
+#[tokio::test]
+async fn a_merge_is_delivered_as_a_merge_event_not_a_deletion() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(body);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let subs = ["contact.merge", "contact.deletion"]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| hubspot_sim::Subscription::parse(i as u64 + 1, s).unwrap())
+        .collect();
+    let config = HubSpotConfig {
+        webhooks: Some(hubspot_sim::WebhookSettings::new(&hook, "shh", subs)),
+        ..Default::default()
+    };
+    let sim = hubspot_sim::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for email in ["a@x.com", "b@x.com"] {
+        let r: Value = http
+            .post(format!("{}{C}", sim.url()))
+            .bearer_auth("t")
+            .json(&json!({"properties": {"email": email}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(r["id"].as_str().unwrap().parse::<u64>().unwrap());
+    }
+    let r = http
+        .post(format!("{}{C}/merge", sim.url()))
+        .bearer_auth("t")
+        .json(
+            &json!({"primaryObjectId": ids[0].to_string(), "objectIdToMerge": ids[1].to_string()}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let events: Value = serde_json::from_str(&body).unwrap();
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 1, "{body}");
+    assert_eq!(events[0]["subscriptionType"], "contact.merge");
+    assert_eq!(events[0]["primaryObjectId"], ids[0]);
+    assert_eq!(events[0]["newObjectId"], ids[0]);
+    assert_eq!(events[0]["mergedObjectIds"], json!([ids[1]]));
+    // Nothing else follows (no deletion of the merged contact).
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(500), rx.recv())
+            .await
+            .is_err()
+    );
 }
