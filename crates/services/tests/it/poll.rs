@@ -242,3 +242,106 @@ async fn with_a_cursor_an_outage_longer_than_the_window_misses_nothing() {
         "it moved to this pass's start"
     );
 }
+
+/// A contact created in Salesforce, unlinked, under a mapping that adopts CRM-born people by
+/// e-mail: a polling pass makes it an Attio person (through Attio's assert) and links it; the
+/// next pass adopts nothing again.
+#[tokio::test]
+async fn a_polled_contact_born_in_salesforce_is_adopted_once() {
+    let w = world(true, domain::mapping::SyncRule::LatestWins).await;
+    let adopting: Vec<_> = targets(domain::mapping::SyncRule::LatestWins)
+        .into_iter()
+        .map(|mut t| {
+            t.mapping = t
+                .mapping
+                .adopting(domain::mapping::FieldKey::parse("email_addresses").unwrap())
+                .unwrap();
+            t
+        })
+        .collect();
+    let outbound = services::outbound::OutboundSync::new(
+        w.directory.clone(),
+        w.links.clone(),
+        w.ledger.clone(),
+        w.conflicts.clone(),
+        Arc::new(SystemClock),
+        adopting.clone(),
+    );
+    let poller = ChangePoller::new(
+        SystemId::parse("salesforce").unwrap(),
+        w.directory.clone(),
+        Arc::new(MemoryTenantStore::default()),
+        w.links.clone(),
+        Arc::new(outbound),
+        Arc::new(SystemClock),
+        adopting,
+    );
+    // A person in Salesforce creates the contact: no Attio id on it.
+    let sf = w._sims.2.url();
+    let app = salesforce_sim::SalesforceConfig::default().app;
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{sf}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", app.client_id.as_str()),
+            ("client_secret", app.client_secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let made = http
+        .post(format!("{sf}/services/data/v62.0/sobjects/Contact"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json(&serde_json::json!({"LastName": "Hamilton", "FirstName": "Margaret", "Email": "margaret@example.com", "Title": "Director"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        made.status(),
+        201,
+        "{}",
+        made.text().await.unwrap_or_default()
+    );
+
+    let pass = poller.poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!((pass.synced, pass.unlinked), (1, 0), "adopted: {pass:?}");
+    let found = w
+        .attio
+        .query_records(
+            &ObjectRef::from(people()),
+            &ports::attio::Query {
+                filter: Some(serde_json::json!({"email_addresses": "margaret@example.com"})),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "one Attio person");
+    let title: Vec<String> = found[0]
+        .current("job_title")
+        .map(|v| format!("{:?}", v.data))
+        .collect();
+    assert!(title.iter().any(|t| t.contains("Director")), "{title:?}");
+    let again = poller.poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!(
+        (again.synced, again.unchanged),
+        (0, 1),
+        "linked and in step now: {again:?}"
+    );
+    let found = w
+        .attio
+        .query_records(
+            &ObjectRef::from(people()),
+            &ports::attio::Query {
+                filter: Some(serde_json::json!({"email_addresses": "margaret@example.com"})),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "still one");
+}
