@@ -21,7 +21,7 @@ pub const REGISTRIES: &[&str] = &[
 ];
 
 /// Folders whose code is test or tool code, relative to the root.
-const TOOL_DIRS: &[&str] = &["tests", "bench", "xtask", "target"];
+const TOOL_DIRS: &[&str] = &["tests", "bench", "xtask", "target", "fuzz"];
 
 /// The CRMs of the tree at `root`: adapter folders whose sources implement `CrmProvider`.
 pub fn crms(root: &Path) -> Result<Vec<String>> {

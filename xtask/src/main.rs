@@ -3,6 +3,8 @@
 //! - `cargo xtask ci` — what CI runs: format check, clippy with warnings denied, every test of
 //!   the workspace (the dependency invariants below are among them), doc tests.
 //! - `cargo xtask deploy-check` — the static checks of `deploy/` (see `deploy.rs`); `ci` runs it.
+//! - `cargo xtask fuzz [SECONDS]` — every fuzz target of `fuzz/` for a bounded time on nightly
+//!   (see `fuzz.rs`); not part of `ci`.
 //! - `cargo xtask invariants` — only the dependency invariants and the CRM-naming rule
 //!   (`crm_names`), with a readable report.
 //! - `cargo xtask bench queue` — the queue benchmark (criterion), ending with a table of
@@ -18,6 +20,7 @@
 
 mod crm_names;
 mod deploy;
+mod fuzz;
 mod invariants;
 
 use std::process::{Command, ExitCode};
@@ -39,6 +42,7 @@ fn run(args: Vec<String>) -> Result<()> {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         Some("deploy-check") => deploy::check(&workspace_root()),
+        Some("fuzz") => fuzz::run(&workspace_root(), &args[1..]),
         Some("invariants") => {
             let graph = invariants::Graph::from_workspace()?;
             let mut found = invariants::violations(&graph);
@@ -60,7 +64,7 @@ fn run(args: Vec<String>) -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|invariants|deploy-check|bench <queue|attio|crm|webhook>>"
+                "usage: cargo xtask <ci|invariants|deploy-check|fuzz [SECONDS]|bench <queue|attio|crm|webhook>>"
             );
             bail!("unknown or missing command")
         }

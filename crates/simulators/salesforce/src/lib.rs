@@ -43,6 +43,14 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 pub use faults::Faults;
+
+/// Parses a SOQL query as the simulator reads it; `Err` names what Salesforce would answer (its
+/// error code and message). For fuzzing and tests of the parser.
+pub fn parse_soql(q: &str) -> Result<(), String> {
+    soql::parse(q)
+        .map(|_| ())
+        .map_err(|f| format!("{}: {}", f.code, f.message))
+}
 use store::{ObjectSpec, Record, SfFault, Table};
 
 /// The connected app the org trusts.
