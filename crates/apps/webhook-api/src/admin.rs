@@ -662,19 +662,35 @@ async fn dead_letters(
         &raw,
         q,
         |id, limit| async move { state.dead.list_dead(&id, limit).await },
-        |d| {
-            json!({
-                "job_id": d.job.id.to_string(),
-                "key": d.job.key.to_string(),
-                "attempts": d.job.attempts,
-                "cause": d.cause(),
-                "error": d.error,
-                "failed_at": rfc3339(d.failed_at),
-                "needs_reconciliation": d.needs_reconciliation,
-            })
-        },
+        dead_letter_view,
     )
     .await
+}
+
+/// A dead letter as the API lists it.
+fn dead_letter_view(d: &domain::job::DeadLetter) -> Value {
+    json!({
+        "job_id": d.job.id.to_string(),
+        "key": d.job.key.to_string(),
+        "attempts": d.job.attempts,
+        "cause": d.cause(),
+        "error": d.error,
+        "failed_at": rfc3339(d.failed_at),
+        "needs_reconciliation": d.needs_reconciliation,
+    })
+}
+
+/// A stored delivery with its quarantine reason and its body as received (as text; bytes that
+/// are not UTF-8 are replaced).
+fn delivery_view(d: &ports::stores::StoredDelivery) -> Value {
+    json!({
+        "id": d.id.to_string(),
+        "source": d.delivery.source.as_str(),
+        "idempotency_key": d.delivery.key.as_str(),
+        "received_at": rfc3339(d.delivery.received_at),
+        "reason": d.delivery.quarantine,
+        "body": String::from_utf8_lossy(&d.delivery.body),
+    })
 }
 
 /// One dead letter with its payloads (what a replay would run again).
@@ -690,19 +706,13 @@ async fn dead_letter(
         return error(StatusCode::NOT_FOUND, "no such dead letter");
     };
     match state.dead.dead_letter_of(&id, job).await {
-        Ok(d) => Json(json!({
-            "job_id": d.job.id.to_string(),
-            "key": d.job.key.to_string(),
-            "attempts": d.job.attempts,
-            "max_attempts": d.job.max_attempts,
-            "cause": d.cause(),
-            "error": d.error,
-            "enqueued_at": rfc3339(d.job.enqueued_at),
-            "failed_at": rfc3339(d.failed_at),
-            "needs_reconciliation": d.needs_reconciliation,
-            "payloads": d.job.payloads,
-        }))
-        .into_response(),
+        Ok(d) => {
+            let mut v = dead_letter_view(&d);
+            v["max_attempts"] = json!(d.job.max_attempts);
+            v["enqueued_at"] = json!(rfc3339(d.job.enqueued_at));
+            v["payloads"] = json!(d.job.payloads);
+            Json(v).into_response()
+        }
         Err(e) => port_error(&e),
     }
 }
@@ -718,16 +728,7 @@ async fn quarantine(
         &raw,
         q,
         |id, limit| async move { state.inbox.quarantined(&id, limit).await },
-        |d| {
-            json!({
-                "id": d.id.to_string(),
-                "source": d.delivery.source.as_str(),
-                "idempotency_key": d.delivery.key.as_str(),
-                "received_at": rfc3339(d.delivery.received_at),
-                "reason": d.delivery.quarantine,
-                "body": String::from_utf8_lossy(&d.delivery.body),
-            })
-        },
+        delivery_view,
     )
     .await
 }
@@ -745,15 +746,7 @@ async fn quarantined_delivery(
         return error(StatusCode::NOT_FOUND, "no such delivery");
     };
     match state.inbox.get(&id, delivery).await {
-        Ok(d) => Json(json!({
-            "id": d.id.to_string(),
-            "source": d.delivery.source.as_str(),
-            "idempotency_key": d.delivery.key.as_str(),
-            "received_at": rfc3339(d.delivery.received_at),
-            "reason": d.delivery.quarantine,
-            "body": String::from_utf8_lossy(&d.delivery.body),
-        }))
-        .into_response(),
+        Ok(d) => Json(delivery_view(&d)).into_response(),
         Err(e) => port_error(&e),
     }
 }

@@ -125,18 +125,8 @@ impl Demo {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.attio_url))
-            .bearer_auth(&self.attio_token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await?;
-        if !r.status().is_success() {
-            bail!("Attio answered {} to {path}", r.status());
-        }
-        Ok(r.json().await.unwrap_or(Value::Null))
+        let (url, token) = (&self.attio_url, &self.attio_token);
+        self.call("Attio", url, token, method, path, body).await
     }
 
     /// A call to the service's admin API, as an operator would make it.
@@ -146,16 +136,32 @@ impl Demo {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value> {
+        let (url, token) = (&self.api_url, &self.admin_token);
+        self.call("the admin API", url, token, method, path, body)
+            .await
+    }
+
+    /// One call to `base` with a bearer token; its JSON answer (`null` when empty), or an error
+    /// naming `who` and the status.
+    async fn call(
+        &self,
+        who: &str,
+        base: &str,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
         let mut req = self
             .http
-            .request(method, format!("{}{path}", self.api_url))
-            .bearer_auth(&self.admin_token);
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let r = req.send().await?;
         if !r.status().is_success() {
-            bail!("the admin API answered {} to {path}", r.status());
+            bail!("{who} answered {} to {path}", r.status());
         }
         Ok(r.json().await.unwrap_or(Value::Null))
     }

@@ -142,6 +142,13 @@ fn check_csrf(session: &Session, fields: &[(String, String)]) -> Result<(), Resp
     }
 }
 
+/// The pairs of a submitted form whose CSRF token is this session's; the refusal otherwise.
+fn checked(session: &Session, form: &RawForm) -> Result<Vec<(String, String)>, Response> {
+    let fields = fields(form);
+    check_csrf(session, &fields)?;
+    Ok(fields)
+}
+
 /// An admin API call that did not succeed: its status and the API's message.
 #[derive(Debug)]
 pub(crate) struct Failed {
@@ -232,7 +239,7 @@ async fn login(State(state): State<AppState>, form: RawForm) -> Response {
 }
 
 async fn logout(axum::Extension(session): axum::Extension<Session>, form: RawForm) -> Response {
-    if let Err(r) = check_csrf(&session, &fields(&form)) {
+    if let Err(r) = checked(&session, &form) {
         return r;
     }
     let mut answer = Redirect::to("/console/login").into_response();
@@ -416,10 +423,10 @@ async fn resolve(
     Path(id): Path<String>,
     form: RawForm,
 ) -> Response {
-    let fields = fields(&form);
-    if let Err(r) = check_csrf(&session, &fields) {
-        return r;
-    }
+    let fields = match checked(&session, &form) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let (ids, keep) = chosen(&fields, "keep");
     let mut body = json!({"ids": ids, "keep": keep});
     if keep == "value" {
@@ -444,10 +451,10 @@ async fn decide_deletes(
     Path(id): Path<String>,
     form: RawForm,
 ) -> Response {
-    let fields = fields(&form);
-    if let Err(r) = check_csrf(&session, &fields) {
-        return r;
-    }
+    let fields = match checked(&session, &form) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let (body, decision) = match field(&fields, "all") {
         Some(all) => (json!({"decision": all, "all": true}), all),
         None => {
@@ -473,10 +480,10 @@ async fn replay(
     Path(id): Path<String>,
     form: RawForm,
 ) -> Response {
-    let fields = fields(&form);
-    if let Err(r) = check_csrf(&session, &fields) {
-        return r;
-    }
+    let fields = match checked(&session, &form) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let mut jobs: Vec<String> = fields
         .iter()
         .filter(|(k, _)| k == "job")
@@ -520,10 +527,10 @@ async fn dry_run(
     Path(id): Path<String>,
     form: RawForm,
 ) -> Response {
-    let fields = fields(&form);
-    if let Err(r) = check_csrf(&session, &fields) {
-        return r;
-    }
+    let fields = match checked(&session, &form) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let body = json!({
         "object": field(&fields, "object").unwrap_or_default(),
         "system": field(&fields, "system").unwrap_or_default(),
