@@ -77,6 +77,12 @@ pub struct AttioField {
     /// Map every active value (multiselects) rather than the newest one.
     #[serde(default)]
     pub all_values: bool,
+    /// For a record-reference attribute: the Attio object it refers to (`companies`). The CRM
+    /// side then holds the CRM's id of the referenced record (Salesforce's `AccountId`, HubSpot's
+    /// `associations.companies`), translated through that object's links; the object must be
+    /// mapped to the same CRM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<ObjectSlug>,
 }
 
 impl AttioField {

@@ -215,10 +215,48 @@ impl MappingDocument {
                 ));
             }
         }
+        problems.extend(unmapped_references(&checked));
         if problems.is_empty() {
             Ok(checked.into_iter().map(|(_, c)| c).collect())
         } else {
             Err(problems)
         }
     }
+}
+
+/// A reference is translated through the links of the object it refers to, so that object must
+/// be mapped to the same CRM, and a reference is a whole value (no part of one).
+fn unmapped_references(checked: &[(usize, CheckedTarget)]) -> Vec<MappingProblem> {
+    let mut problems = Vec::new();
+    for (i, t) in checked {
+        for f in t.mapping.fields() {
+            let Some(object) = &f.attio.references else {
+                continue;
+            };
+            let field = f.key().to_string();
+            if f.attio.part.is_some() {
+                problems.push(MappingProblem::new(
+                    *i,
+                    Some(&field),
+                    ProblemKind::Invalid,
+                    "a reference maps the whole attribute, not a part of it".to_owned(),
+                ));
+            }
+            let mapped = checked.iter().any(|(_, o)| {
+                &o.mapping.attio_object == object && o.mapping.system == t.mapping.system
+            });
+            if !mapped {
+                problems.push(MappingProblem::new(
+                    *i,
+                    Some(&field),
+                    ProblemKind::Invalid,
+                    format!(
+                        "it refers to {object}, which is not mapped to {}: map {object} to {} too, so its records have ids there",
+                        t.mapping.system, t.mapping.system
+                    ),
+                ));
+            }
+        }
+    }
+    problems
 }

@@ -26,6 +26,7 @@ pub mod outbound;
 pub mod pipeline;
 pub mod poll;
 pub mod reconcile;
+pub mod references;
 pub mod resolve;
 pub mod retention;
 pub mod worker;

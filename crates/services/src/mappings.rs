@@ -72,6 +72,7 @@ pub fn converts(kind: &AttributeType, part: Option<&str>, multi: bool, crm: &Fie
         (A::Timestamp | A::Interaction, _, C::DateTime | C::Date) => true,
         (A::Select | A::Status, None, C::Choice) => !multi,
         (A::Select, None, C::MultiChoice) => multi,
+        (A::RecordReference, None, C::Reference) => true,
         _ => false,
     }
 }
@@ -171,6 +172,20 @@ async fn check_field(
         return Ok(());
     }
     let part = f.attio.part.as_deref();
+    let is_reference = attr.attribute_type == AttributeType::RecordReference;
+    if is_reference != f.attio.references.is_some() {
+        let message = if is_reference {
+            format!(
+                "{object}.{slug} is a record reference: name the object it refers to (`references`)"
+            )
+        } else {
+            format!(
+                "{object}.{slug} is {}, not a record reference: `references` does not apply",
+                attr.attribute_type
+            )
+        };
+        problem(Some(&key), ProblemKind::TypeMismatch, message);
+    }
     if !converts(&attr.attribute_type, part, attr.is_multiselect, &prop.kind) {
         problem(
             Some(&key),

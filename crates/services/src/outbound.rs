@@ -21,12 +21,12 @@ use domain::ids::{
 };
 use domain::ledger::{LedgerEntry, LedgerKey};
 use domain::link::{IdentityLink, LinkLookup};
-use domain::mapping::{ExternalProperty, FieldKey, ObjectMapping};
+use domain::mapping::{ExternalProperty, FieldKey, FieldMapping, ObjectMapping};
 use domain::merge::{FieldWrite, SideState, SideValue, Snapshot, merge};
 use domain::record::Record;
 use domain::schema::Attribute;
 use domain::value::AttributeType;
-use domain::write::{RecordWrite, WriteValue};
+use domain::write::{RecordTarget, RecordWrite, WriteValue};
 use ports::attio::{AttributeTarget, UpdateMode};
 use ports::cache::Cache;
 use ports::clock::Clock;
@@ -77,6 +77,9 @@ pub struct SystemReport {
     pub deferred_inbound: Vec<FieldKey>,
     /// Fields recorded as conflicts.
     pub conflicts: Vec<FieldKey>,
+    /// References left out because the record they name is not linked yet (on either side);
+    /// [`OutboundSync::sync_record`] answers `NotReady` for them once the rest is synced.
+    pub waiting: Vec<FieldKey>,
 }
 
 /// What a sync of one pair compares (see [`OutboundSync::prepare`]).
@@ -88,6 +91,8 @@ pub(crate) struct Prepared {
     pub attio: SideState,
     pub external_values: SideState,
     pub outcome: domain::merge::MergeOutcome,
+    /// References left out of the merge: the record they name is not linked yet.
+    pub waiting: Vec<FieldKey>,
 }
 
 /// The outbound sync use case.
@@ -426,6 +431,7 @@ impl OutboundSync {
                 }
             }
         }
+        waits_for_references(&reports)?;
         Ok(reports)
     }
 
@@ -454,6 +460,7 @@ impl OutboundSync {
                     written_to_attio: Vec::new(),
                     deferred_inbound: Vec::new(),
                     conflicts: Vec::new(),
+                    waiting: Vec::new(),
                 });
                 continue;
             }
@@ -507,18 +514,18 @@ impl OutboundSync {
             (Some(_), false) => Action::Updated,
             (None, false) => Action::Created,
         };
-        let (written_to_attio, deferred_inbound) = if p.outcome.to_attio.is_empty() {
+        let (to_attio, unlinked) = self
+            .references_into_attio(tenant, &target.mapping, &p.outcome.to_attio)
+            .await?;
+        let (written_to_attio, mut deferred_inbound) = if to_attio.is_empty() {
             (Vec::new(), Vec::new())
         } else {
-            self.writable_into_attio(
-                tenant,
-                object,
-                &target.mapping,
-                &p.outcome.to_attio,
-                clients,
-            )
-            .await?
+            self.writable_into_attio(tenant, object, &target.mapping, &to_attio, clients)
+                .await?
         };
+        deferred_inbound.extend(unlinked.iter().cloned());
+        let mut waiting = p.waiting;
+        waiting.extend(unlinked);
         Ok(SystemReport {
             system: target.mapping.system.clone(),
             action,
@@ -527,6 +534,7 @@ impl OutboundSync {
             written_to_attio,
             deferred_inbound,
             conflicts: p.outcome.conflicts.iter().map(|c| c.key.clone()).collect(),
+            waiting,
         })
     }
 
@@ -579,6 +587,7 @@ impl OutboundSync {
                             written_to_attio: Vec::new(),
                             deferred_inbound: Vec::new(),
                             conflicts: Vec::new(),
+                            waiting: Vec::new(),
                         }));
                     }
                     None
@@ -591,9 +600,16 @@ impl OutboundSync {
             (Some(l), Some(_)) => l.snapshot.clone(),
             _ => Snapshot::default(),
         };
-        let attio = attio_side(mapping, record);
+        let mut attio = attio_side(mapping, record);
+        let waiting = self.references_to_crm(tenant, mapping, &mut attio).await?;
         let external_values = external_side(mapping, external.as_ref());
-        let outcome = merge(mapping.fields(), &snapshot, &attio, &external_values);
+        let ready: Vec<FieldMapping> = mapping
+            .fields()
+            .iter()
+            .filter(|f| !waiting.contains(&f.key()))
+            .cloned()
+            .collect();
+        let outcome = merge(&ready, &snapshot, &attio, &external_values);
         Ok(Ok(Prepared {
             link,
             external,
@@ -601,6 +617,7 @@ impl OutboundSync {
             attio,
             external_values,
             outcome,
+            waiting,
         }))
     }
 
@@ -660,6 +677,7 @@ impl OutboundSync {
             attio,
             external_values,
             outcome,
+            mut waiting,
         } = match self
             .prepare(tenant, object, record, record_id, target, clients)
             .await?
@@ -733,6 +751,7 @@ impl OutboundSync {
                 written_to_attio: Vec::new(),
                 deferred_inbound: Vec::new(),
                 conflicts: Vec::new(),
+                waiting,
             });
         };
         // Echo suppression: remember every value we wrote.
@@ -756,20 +775,19 @@ impl OutboundSync {
         }
         // Values the merge wants in Attio: written back where the attribute's type allows;
         // the others keep their old snapshot entries, so they are never marked synced unwritten.
-        let (written_to_attio, deferred) = if outcome.to_attio.is_empty() {
+        let (to_attio, unlinked) = self
+            .references_into_attio(tenant, mapping, &outcome.to_attio)
+            .await?;
+        let (written_to_attio, mut deferred) = if to_attio.is_empty() {
             (Vec::new(), Vec::new())
         } else {
             self.write_back(
-                tenant,
-                object,
-                record,
-                record_id,
-                mapping,
-                &outcome.to_attio,
-                clients,
+                tenant, object, record, record_id, mapping, &to_attio, clients,
             )
             .await?
         };
+        deferred.extend(unlinked.iter().cloned());
+        waiting.extend(unlinked);
         let mut new_snapshot = outcome.snapshot.clone();
         for key in &deferred {
             match snapshot.0.get(key) {
@@ -784,7 +802,7 @@ impl OutboundSync {
             &external_id,
             mapping,
             (&attio, &external_values),
-            (&outcome.to_external, &outcome.to_attio, &written_to_attio),
+            (&outcome.to_external, &to_attio, &written_to_attio),
             now,
         )
         .await;
@@ -841,6 +859,7 @@ impl OutboundSync {
             written_to_attio,
             deferred_inbound: deferred,
             conflicts,
+            waiting,
         })
     }
 
@@ -957,6 +976,22 @@ impl OutboundSync {
     }
 }
 
+/// `NotReady` when a reference of the record waited (its target is not linked yet), so that the
+/// job runs again once it is; everything else was synced.
+fn waits_for_references(reports: &[SystemReport]) -> ServiceResult<()> {
+    let waiting: Vec<String> = reports
+        .iter()
+        .flat_map(|r| r.waiting.iter().map(move |k| format!("{k} ({})", r.system)))
+        .collect();
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    Err(ServiceError::NotReady(format!(
+        "the records referenced by {} are not linked yet",
+        waiting.join(", ")
+    )))
+}
+
 /// A value converted for Attio: a whole attribute, or one part of a personal name.
 enum Converted {
     Whole(Vec<WriteValue>),
@@ -985,6 +1020,9 @@ fn convert_into(
     record: Option<&Record>,
 ) -> Option<Converted> {
     let (kind, part) = (&attr.attribute_type, m.attio.part.as_deref());
+    if *kind == AttributeType::RecordReference {
+        return reference_into(attr, m, v);
+    }
     if !attr.is_multiselect {
         return attio_value(kind, part, v);
     }
@@ -1024,6 +1062,33 @@ fn convert_into(
     let values = items
         .iter()
         .map(|t| one_value(kind, t))
+        .collect::<Option<Vec<_>>>()?;
+    Some(Converted::Whole(values))
+}
+
+/// A reference's Attio form: the records of the referenced object named by their ids (already
+/// translated from the CRM's, see `references.rs`); `None` without a referenced object, or for
+/// several records in a single-valued attribute.
+fn reference_into(
+    attr: &Attribute,
+    m: &domain::mapping::FieldMapping,
+    v: &FieldValue,
+) -> Option<Converted> {
+    let target = m.attio.references.as_ref()?;
+    let ids = match v.clone().normalized() {
+        FieldValue::Empty => Vec::new(),
+        FieldValue::Text(t) => vec![t],
+        FieldValue::List(items) if attr.is_multiselect => items,
+        _ => return None,
+    };
+    let values = ids
+        .iter()
+        .map(|id| {
+            Some(WriteValue::RecordReference {
+                target_object: target.clone(),
+                target: RecordTarget::Id(RecordId::parse(id).ok()?),
+            })
+        })
         .collect::<Option<Vec<_>>>()?;
     Some(Converted::Whole(values))
 }

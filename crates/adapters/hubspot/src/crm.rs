@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::references;
 use crate::wire::{Batch, HsObject, decode, to_hubspot};
 use crate::{HubSpotClient, rejected};
 
@@ -78,6 +79,7 @@ impl HubSpotClient {
                     let props: serde_json::Map<String, Value> = r
                         .properties
                         .iter()
+                        .filter(|(k, _)| references::association_of(k).is_none())
                         .map(|(k, v)| (k.as_str().to_owned(), json!(to_hubspot(v))))
                         .collect();
                     json!({"id": r.key, "idProperty": id_property.as_str(), "properties": props})
@@ -154,10 +156,15 @@ impl ExternalCrm for HubSpotClient {
         id: &ExternalId,
         properties: &[ExternalProperty],
     ) -> PortResult<ExternalRecord> {
-        let query = [
-            ("properties", csv(properties)),
-            ("propertiesWithHistory", csv(properties)),
+        let (plain, refs) = references::split(properties);
+        let mut query = vec![
+            ("properties", csv(&plain)),
+            ("propertiesWithHistory", csv(&plain)),
         ];
+        if !refs.is_empty() {
+            let objects: Vec<&str> = refs.iter().filter_map(references::association_of).collect();
+            query.push(("associations", objects.join(",")));
+        }
         let answer = self
             .send(
                 Method::GET,
@@ -169,7 +176,14 @@ impl ExternalCrm for HubSpotClient {
         if answer.status != 200 {
             return Err(rejected(answer.status, &answer.body));
         }
-        decode::<HsObject>(answer.body, "object")?.into_record(properties)
+        let mut found = decode::<HsObject>(answer.body, "object")?;
+        let inline = std::mem::take(&mut found.associations);
+        let mut record = found.into_record(&plain)?;
+        let linked = self
+            .inline_values(object, &record.id, inline, &refs)
+            .await?;
+        record.properties.extend(linked);
+        Ok(record)
     }
 
     async fn upsert_batch(
@@ -187,7 +201,28 @@ impl ExternalCrm for HubSpotClient {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        self.upsert_chunk(object, id_property, records).await
+        let mut outcomes = self.upsert_chunk(object, id_property, records).await?;
+        // Associations are not properties: made once the records exist.
+        for (r, outcome) in records.iter().zip(outcomes.iter_mut()) {
+            let (RecordOutcome::Created(id) | RecordOutcome::Updated(id)) = &*outcome else {
+                continue;
+            };
+            match self.set_associations(object, id, &r.properties).await {
+                Ok(()) => {}
+                Err(
+                    e @ (PortError::NotFound(_)
+                    | PortError::Invalid(_)
+                    | PortError::Rejected { .. }),
+                ) => {
+                    *outcome = RecordOutcome::Failed {
+                        reason: format!("its associations could not be set: {e}"),
+                        retryable: false,
+                    };
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(outcomes)
     }
 
     /// HubSpot archives unknown ids silently, so the ids are read first and unknown ones reported.
@@ -281,6 +316,10 @@ impl ExternalCrm for HubSpotClient {
             None => (ms(since), 0),
         };
         let modified = modified(object);
+        // Search returns no associations: a change to them comes by webhook
+        // (`*.associationChange`), and a sync of the record reads them.
+        let (properties, _) = references::split(properties);
+        let properties = properties.as_slice();
         let mut wanted: Vec<String> = properties.iter().map(|p| p.as_str().to_owned()).collect();
         wanted.push(modified.to_owned());
         let body = json!({
@@ -323,7 +362,9 @@ impl ExternalCrm for HubSpotClient {
     }
 
     async fn describe(&self, object: &str) -> PortResult<Vec<ports::crm::ExternalField>> {
-        self.properties(object).await
+        let mut fields = self.properties(object).await?;
+        fields.extend(references::fields(object));
+        Ok(fields)
     }
 
     /// `PATCH /crm/v3/objects/{object}/{id}`, which also takes an id merged into another.
@@ -335,8 +376,15 @@ impl ExternalCrm for HubSpotClient {
     ) -> PortResult<()> {
         let props: serde_json::Map<String, serde_json::Value> = properties
             .iter()
+            .filter(|(k, _)| references::association_of(k).is_none())
             .map(|(k, v)| (k.as_str().to_owned(), json!(crate::wire::to_hubspot(v))))
             .collect();
+        if props.len() < properties.len() {
+            self.set_associations(object, id, properties).await?;
+            if props.is_empty() {
+                return Ok(());
+            }
+        }
         let answer = self
             .send(
                 Method::PATCH,

@@ -16,6 +16,7 @@ mod assoc;
 mod crm;
 mod plugin;
 mod read;
+mod references;
 mod schema;
 mod signature;
 mod webhook;

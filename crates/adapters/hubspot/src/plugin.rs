@@ -117,9 +117,14 @@ impl WebhookFeed for HubSpotProvider {
                 // records merged into it.
                 let merge = kind.action == "merge";
                 let survivor = e.new_object_id.or(e.primary_object_id).filter(|_| merge);
+                // An association change is a change of the record it goes from (HubSpot sends
+                // one event per direction, so each side's record is synced).
+                let from = e
+                    .from_object_id
+                    .filter(|_| kind.action == "associationChange");
                 Some(CrmChange {
                     object: kind.collection()?.to_owned(),
-                    id: survivor.or(e.object_id)?.to_string(),
+                    id: survivor.or(from).or(e.object_id)?.to_string(),
                     deleted: kind.action == "deletion",
                     merged_from: if merge {
                         e.merged_object_ids.iter().map(u64::to_string).collect()
@@ -137,11 +142,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_merge_event_names_the_survivor_and_the_merged_records() {
+    fn events_name_the_record_that_changed_a_merge_its_survivor_and_the_merged() {
         let body = br#"[
           {"occurredAt":1,"subscriptionType":"contact.merge","objectId":123,"primaryObjectId":123,"mergedObjectIds":[456,789],"newObjectId":123,"numberOfPropertiesMoved":3},
           {"occurredAt":2,"subscriptionType":"contact.deletion","objectId":5},
-          {"occurredAt":3,"subscriptionType":"contact.propertyChange","objectId":6,"propertyName":"email","propertyValue":"a@x.com"}
+          {"occurredAt":3,"subscriptionType":"contact.propertyChange","objectId":6,"propertyName":"email","propertyValue":"a@x.com"},
+          {"occurredAt":4,"subscriptionType":"contact.associationChange","associationType":"CONTACT_TO_COMPANY","fromObjectId":7,"toObjectId":900,"associationRemoved":false,"isPrimaryAssociation":false}
         ]"#;
         let changes = HubSpotProvider.parse(body).unwrap();
         let change = |id: &str, deleted: bool, merged: &[&str]| CrmChange {
@@ -156,6 +162,7 @@ mod tests {
                 change("123", false, &["456", "789"]),
                 change("5", true, &[]),
                 change("6", false, &[]),
+                change("7", false, &[]),
             ]
         );
     }

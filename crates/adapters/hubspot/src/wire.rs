@@ -48,6 +48,9 @@ pub struct HsObject {
     /// Batch upserts: created (true) or updated.
     #[serde(default)]
     pub new: Option<bool>,
+    /// Reads with `?associations=…`: the associated records by object.
+    #[serde(default)]
+    pub associations: crate::references::Inline,
 }
 
 fn time(s: &str) -> Option<OffsetDateTime> {

@@ -87,6 +87,7 @@ fn fields() -> impl Strategy<Value = Vec<Field>> {
                         attribute: format!("f{i}").parse().unwrap(),
                         part: None,
                         all_values: false,
+                        references: None,
                     },
                     external: ExternalProperty::parse(&format!("p{i}")).unwrap(),
                     rule,

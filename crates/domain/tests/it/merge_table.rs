@@ -25,6 +25,7 @@ fn mapping(rule: SyncRule, transform: Transform) -> FieldMapping {
             attribute: "job_title".parse().unwrap(),
             part: None,
             all_values: false,
+            references: None,
         },
         external: ExternalProperty::parse("jobtitle").unwrap(),
         rule,

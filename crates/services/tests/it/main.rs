@@ -14,6 +14,7 @@ mod outbound;
 mod pipeline;
 mod poll;
 mod reconcile;
+mod references;
 mod resolve;
 mod retention;
 mod values;

@@ -223,3 +223,79 @@ async fn a_required_property_is_satisfied_by_create_with() {
         "{problems:#?}"
     );
 }
+
+/// A reference is sound when it names the object it refers to and that object is mapped to the
+/// same CRM; HubSpot's associations check as reference fields (`associations.companies`).
+#[tokio::test]
+async fn references_name_their_object_which_must_be_mapped_to_the_same_crm() {
+    let w = world(true, SyncRule::LatestWins).await;
+    let clients = w.directory.clients(&w.tenant).await.unwrap();
+    let company = |external: &str| json!({"attio": {"attribute": "company", "references": "companies"}, "external": external, "rule": "latest_wins"});
+    let people = |system: &str,
+                  object: &str,
+                  id: &str,
+                  last: &str,
+                  reference: serde_json::Value| {
+        json!(
+        {"attio_object": "people", "system": system, "external_object": object, "id_property": id, "fields": [
+            {"attio": {"attribute": "name", "part": "last_name"}, "external": last, "rule": "latest_wins"},
+            reference,
+        ]})
+    };
+    let companies = |system: &str, object: &str, id: &str, name: &str| {
+        json!(
+        {"attio_object": "companies", "system": system, "external_object": object, "id_property": id, "fields": [
+            {"attio": {"attribute": "name"}, "external": name, "rule": "latest_wins"},
+        ]})
+    };
+    let sound = doc(json!({"targets": [
+        people("hubspot", "contacts", "attio_record_id", "lastname", company("associations.companies")),
+        companies("hubspot", "companies", "attio_record_id", "name"),
+        people("salesforce", "Contact", "Attio_Id__c", "LastName", company("AccountId")),
+        companies("salesforce", "Account", "Attio_Id__c", "Name"),
+    ]}));
+    let problems = validate(&sound, &clients, system_of).await.unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    // Companies are not mapped to Salesforce: the reference has no ids to translate through.
+    let unmapped = doc(json!({"targets": [
+        people("salesforce", "Contact", "Attio_Id__c", "LastName", company("AccountId")),
+        companies("hubspot", "companies", "attio_record_id", "name"),
+    ]}));
+    let problems = validate(&unmapped, &clients, system_of).await.unwrap();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].kind, ProblemKind::Invalid);
+    assert!(
+        problems[0].message.contains("not mapped to salesforce"),
+        "{}",
+        problems[0].message
+    );
+
+    // A reference without `references`, and `references` on a text attribute.
+    let unnamed = doc(json!({"targets": [
+        people("hubspot", "contacts", "attio_record_id", "lastname",
+            json!({"attio": {"attribute": "company"}, "external": "associations.companies", "rule": "latest_wins"})),
+        {"attio_object": "companies", "system": "hubspot", "external_object": "companies", "id_property": "attio_record_id", "fields": [
+            {"attio": {"attribute": "name", "references": "people"}, "external": "name", "rule": "latest_wins"},
+        ]},
+        people("salesforce", "Contact", "Attio_Id__c", "LastName", json!({"attio": {"attribute": "job_title"}, "external": "Title", "rule": "latest_wins"})),
+    ]}));
+    let problems = validate(&unnamed, &clients, system_of).await.unwrap();
+    let found: Vec<(usize, Option<&str>, ProblemKind)> = problems
+        .iter()
+        .map(|p| (p.target, p.field.as_deref(), p.kind))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (0, Some("company"), ProblemKind::TypeMismatch),
+            (1, Some("name"), ProblemKind::TypeMismatch),
+        ],
+        "{problems:#?}"
+    );
+    assert!(
+        problems[0].message.contains("name the object it refers to"),
+        "{}",
+        problems[0].message
+    );
+}

@@ -53,6 +53,7 @@ pub fn field(attribute: &str, part: Option<&str>, external: &str, rule: SyncRule
             attribute: slug(attribute),
             part: part.map(str::to_owned),
             all_values: false,
+            references: None,
         },
         external: prop(external),
         rule,

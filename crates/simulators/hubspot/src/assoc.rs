@@ -103,6 +103,51 @@ fn resolve(account: &Account, p: &[(String, String)]) -> HsResult<Pair> {
     })
 }
 
+/// Tells the webhook subscribers an association was made or removed.
+fn changed(sim: &Sim, pair: &Pair, to_id: u64, removed: bool) {
+    if let Some(settings) = &sim.config.webhooks {
+        sim.send_events(crate::webhooks::association_events(
+            settings,
+            (pair.from, pair.from_id),
+            (pair.to, to_id),
+            removed,
+            &sim.next_event,
+        ));
+    }
+}
+
+/// The associations of one record inline in a read (`?associations=companies,deals`):
+/// `{"companies": {"results": [{"id": "…", "type": "contact_to_company"}]}}`, an object type
+/// with none left out, as HubSpot does.
+pub(crate) fn inline(account: &Account, object: &str, id: u64, wanted: &[String]) -> Value {
+    let mut out = serde_json::Map::new();
+    for to in wanted.iter().flat_map(|w| w.split(',')).map(str::trim) {
+        let Ok(to) = object_name(account, to) else {
+            continue;
+        };
+        if default_type(object, to).is_none() {
+            continue;
+        }
+        let results: Vec<Value> = account
+            .associations
+            .range((object, id, to, 0)..=(object, id, to, u64::MAX))
+            .map(|(from, _, to, to_id)| {
+                json!({"id": to_id.to_string(), "type": format!("{}_to_{}", singular(from), singular(to))})
+            })
+            .collect();
+        if !results.is_empty() {
+            out.insert(to.to_owned(), json!({ "results": results }));
+        }
+    }
+    Value::Object(out)
+}
+
+fn singular(name: &str) -> String {
+    name.strip_suffix("ies")
+        .map(|s| format!("{s}y"))
+        .unwrap_or_else(|| name.trim_end_matches('s').to_owned())
+}
+
 fn kind(type_id: u32) -> Value {
     json!({"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": null})
 }
@@ -120,12 +165,16 @@ pub(crate) async fn associate_default(
         .ok_or_else(|| HsError::not_found(&token))?;
     let pair = resolve(account, &p)?;
     let to_id = live(account, pair.to, param(&p, "toId"))?;
-    account
+    let made = account
         .associations
         .insert((pair.from, pair.from_id, pair.to, to_id));
     account
         .associations
         .insert((pair.to, to_id, pair.from, pair.from_id));
+    drop(accounts);
+    if made {
+        changed(&sim, &pair, to_id, false);
+    }
     let now = crate::store::iso(OffsetDateTime::now_utc());
     // `PublicDefaultAssociation`, one per direction.
     let made = |from: u64, to: u64, type_id: u32| {
@@ -205,12 +254,16 @@ pub(crate) async fn remove(
     let pair = resolve(account, &p)?;
     // Removing an association that does not exist is not an error (HubSpot answers 204 too).
     if let Ok(to_id) = param(&p, "toId").parse::<u64>() {
-        account
+        let removed = account
             .associations
             .remove(&(pair.from, pair.from_id, pair.to, to_id));
         account
             .associations
             .remove(&(pair.to, to_id, pair.from, pair.from_id));
+        drop(accounts);
+        if removed {
+            changed(&sim, &pair, to_id, true);
+        }
     }
     Ok(reply(StatusCode::NO_CONTENT, None, rl))
 }

@@ -410,16 +410,23 @@ pub(crate) fn with_object<R>(
     let result = f(store, next_id);
     store.reindex_touched(started);
     let result = result?;
-    let drop_rate = sim.faults().drop_rate;
-    for e in webhooks::events(settings, &before, store, &sim.next_event) {
-        // A lost delivery: HubSpot's webhook never arrives.
-        if sim_support::roll(drop_rate) {
-            continue;
-        }
-        // The receiver lives as long as the simulator's delivery task.
-        let _ = sim.events.send(e);
-    }
+    sim.send_events(webhooks::events(settings, &before, store, &sim.next_event));
     Ok(result)
+}
+
+impl Sim {
+    /// Queues events for delivery, losing each at the configured drop rate.
+    pub(crate) fn send_events(&self, events: Vec<serde_json::Value>) {
+        let drop_rate = self.faults().drop_rate;
+        for e in events {
+            // A lost delivery: HubSpot's webhook never arrives.
+            if sim_support::roll(drop_rate) {
+                continue;
+            }
+            // The receiver lives as long as the simulator's delivery task.
+            let _ = self.events.send(e);
+        }
+    }
 }
 
 use store::new_record;
@@ -547,7 +554,7 @@ async fn read_one(
     let (token, rl) = sim.enter(&headers, Budget::Burst)?;
     let object = object_of(&p)?;
     let id = id_of(&p);
-    let rec = with_object(&sim, &token, &object, |store, _| {
+    let (mut rec, name, n) = with_object(&sim, &token, &object, |store, _| {
         let n = find(
             store,
             &id,
@@ -558,8 +565,14 @@ async fn read_one(
             .records
             .get(&n)
             .ok_or_else(|| HsError::not_found(&id))?;
-        Ok(r.json(&store.spec, &q.properties, &q.properties_with_history))
+        let json = r.json(&store.spec, &q.properties, &q.properties_with_history);
+        Ok((json, store.spec.name, n))
     })?;
+    if !q.associations.is_empty()
+        && let Some(account) = sim.accounts().get(&token)
+    {
+        rec["associations"] = assoc::inline(account, name, n, &q.associations);
+    }
     Ok(reply(StatusCode::OK, Some(rec), rl))
 }
 

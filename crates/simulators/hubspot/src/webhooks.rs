@@ -7,8 +7,11 @@
 //!
 //! Changes are found by comparing an object's records before and after each request, so every
 //! route emits what it changed: creations, property changes (one event per property), deletions.
-//! Merges show as a deletion of the merged record and property changes on the survivor; the
-//! dedicated `.merge`, `.restore` and `.associationChange` events are not emitted yet.
+//! A merge is a `.merge` event on the survivor (the merged record's deletion is not told).
+//! Associations made or removed through associations v4 are `.associationChange` events, one per
+//! direction (`CONTACT_TO_COMPANY` from the contact, `COMPANY_TO_CONTACT` from the company), with
+//! `fromObjectId`, `toObjectId`, `associationRemoved` and `isPrimaryAssociation` (the simulator
+//! has no primary associations, so it is `false`). `.restore` is not emitted.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -50,17 +53,17 @@ impl Subscription {
             ));
         }
         match (action, property) {
-            ("creation" | "deletion" | "merge", None) => {}
+            ("creation" | "deletion" | "merge" | "associationChange", None) => {}
             ("propertyChange", Some(p)) if !p.is_empty() => {}
             ("propertyChange", _) => {
                 return Err(format!("{spec:?}: propertyChange needs :PROPERTY"));
             }
-            ("creation" | "deletion" | "merge", Some(_)) => {
+            ("creation" | "deletion" | "merge" | "associationChange", Some(_)) => {
                 return Err(format!("{spec:?}: only propertyChange takes a property"));
             }
             _ => {
                 return Err(format!(
-                    "{spec:?}: the action must be creation, deletion, merge or propertyChange"
+                    "{spec:?}: the action must be creation, deletion, merge, associationChange or propertyChange"
                 ));
             }
         }
@@ -215,6 +218,53 @@ pub(crate) fn events(
                     Some((p, new.map(String::as_str).unwrap_or(""))),
                 ));
             }
+        }
+    }
+    out
+}
+
+/// The `.associationChange` events of one association made (or removed) between `from` and
+/// `to` (object names such as `contacts`), one per direction that a subscription names.
+pub(crate) fn association_events(
+    settings: &WebhookSettings,
+    (from, from_id): (&str, u64),
+    (to, to_id): (&str, u64),
+    removed: bool,
+    next_event: &AtomicU64,
+) -> Vec<Value> {
+    let singular = |name: &str| {
+        name.strip_suffix("ies")
+            .map(|s| format!("{s}y"))
+            .unwrap_or_else(|| name.trim_end_matches('s').to_owned())
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let mut out = Vec::new();
+    for ((a, a_id), (b, b_id)) in [
+        ((from, from_id), (to, to_id)),
+        ((to, to_id), (from, from_id)),
+    ] {
+        let (a, b) = (singular(a), singular(b));
+        let wanted = format!("{a}.associationChange");
+        for sub in settings
+            .subscriptions
+            .iter()
+            .filter(|s| s.event_type == wanted)
+        {
+            out.push(json!({
+                "eventId": next_event.fetch_add(1, Ordering::Relaxed),
+                "subscriptionId": sub.id,
+                "portalId": settings.portal_id,
+                "appId": settings.app_id,
+                "occurredAt": now as i64,
+                "subscriptionType": sub.event_type,
+                "attemptNumber": 0,
+                "changeSource": "API",
+                "associationType": format!("{}_TO_{}", a.to_uppercase(), b.to_uppercase()),
+                "fromObjectId": a_id,
+                "toObjectId": b_id,
+                "associationRemoved": removed,
+                "isPrimaryAssociation": false,
+            }));
         }
     }
     out

@@ -675,6 +675,7 @@ fn subscriptions_parse_or_say_what_is_wrong() {
         ("contact.propertyChange", "needs :PROPERTY"),
         ("contact.creation:email", "only propertyChange"),
         ("contact.restore", "the action must be"),
+        ("contact.associationChange:email", "only propertyChange"),
         ("contact.merge:email", "only propertyChange"),
     ] {
         let e = Subscription::parse(1, bad).unwrap_err();
@@ -918,4 +919,152 @@ async fn a_merge_is_delivered_as_a_merge_event_not_a_deletion() {
             .await
             .is_err()
     );
+}
+
+/// An association made or removed is told as `.associationChange`, one event per direction, and
+/// a read with `?associations=companies` lists the associated records inline.
+#[tokio::test]
+async fn associations_are_read_inline_and_told_as_association_changes() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(body);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let subs = ["contact.associationChange", "company.associationChange"]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| hubspot_sim::Subscription::parse(i as u64 + 1, s).unwrap())
+        .collect();
+    let config = HubSpotConfig {
+        webhooks: Some(hubspot_sim::WebhookSettings::new(&hook, "shh", subs)),
+        ..Default::default()
+    };
+    let sim = hubspot_sim::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let create = |path: &'static str, props: Value| {
+        let http = http.clone();
+        let url = format!("{}{path}", sim.url());
+        async move {
+            let r: Value = http
+                .post(url)
+                .bearer_auth("t")
+                .json(&json!({ "properties": props }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let contact = create(C, json!({"email": "a@x.com"})).await;
+    let company = create("/crm/v3/objects/companies", json!({"name": "Acme"})).await;
+    let assoc = format!(
+        "{}/crm/v4/objects/contacts/{contact}/associations/default/companies/{company}",
+        sim.url()
+    );
+    let r = http.put(&assoc).bearer_auth("t").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let events = two_events(&mut rx).await;
+    let told: Vec<(String, String, String, bool)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["subscriptionType"].as_str().unwrap().to_owned(),
+                e["associationType"].as_str().unwrap().to_owned(),
+                e["fromObjectId"].to_string(),
+                e["associationRemoved"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [
+            (
+                "contact.associationChange".into(),
+                "CONTACT_TO_COMPANY".into(),
+                contact.clone(),
+                false
+            ),
+            (
+                "company.associationChange".into(),
+                "COMPANY_TO_CONTACT".into(),
+                company.clone(),
+                false
+            ),
+        ]
+    );
+    let read: Value = http
+        .get(format!(
+            "{}{C}/{contact}?associations=companies,deals",
+            sim.url()
+        ))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        read["associations"]["companies"]["results"][0]["id"],
+        company
+    );
+    assert_eq!(
+        read["associations"]["companies"]["results"][0]["type"],
+        "contact_to_company"
+    );
+    assert!(read["associations"].get("deals").is_none(), "{read}");
+    // Removed: told again, with `associationRemoved`; the read lists none.
+    let r = http
+        .delete(format!(
+            "{}/crm/v4/objects/contacts/{contact}/associations/companies/{company}",
+            sim.url()
+        ))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let events = two_events(&mut rx).await;
+    assert!(
+        events.iter().all(|e| e["associationRemoved"] == true),
+        "{events:?}"
+    );
+    let read: Value = http
+        .get(format!("{}{C}/{contact}?associations=companies", sim.url()))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["associations"], json!({}));
+}
+
+/// The next two events delivered, in one batch or two.
+async fn two_events(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Vec<Value> {
+    let mut events = Vec::new();
+    while events.len() < 2 {
+        let body = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let batch: Value = serde_json::from_str(&body).unwrap();
+        events.extend(batch.as_array().unwrap().iter().cloned());
+    }
+    events
 }
