@@ -143,7 +143,9 @@ pub(crate) fn attio_side(mapping: &ObjectMapping, record: &Record) -> SideState 
                 .find(|(slug, _)| **slug == m.attio.attribute)
                 .map(|(_, v)| v.as_slice())
                 .unwrap_or_default();
-            let value = FieldValue::from_attio(values, m.attio.part.as_deref(), m.attio.all_values);
+            // A reference is every record it names (a deal's people), never only the newest.
+            let all = m.attio.all_values || m.attio.references.is_some();
+            let value = FieldValue::from_attio(values, m.attio.part.as_deref(), all);
             let changed = attio_changed_at(record, m.attio.attribute.as_str());
             (m.key(), SideValue::new(value, changed))
         })

@@ -201,6 +201,17 @@ impl Rig {
 /// The simulators and the service (webhook-api and a sync-worker, or `attio-sync run`), with
 /// tenant `acme`; a job gives up after `max_attempts`.
 pub(crate) async fn rig(deployment: Deployment, max_attempts: u32) -> Rig {
+    let subscriptions = ["contact.propertyChange:jobtitle", "contact.creation"];
+    rig_with(deployment, max_attempts, MAPPINGS, &subscriptions).await
+}
+
+/// [`rig`] with other mappings (the worker's `[[targets]]`) and HubSpot subscriptions.
+pub(crate) async fn rig_with(
+    deployment: Deployment,
+    max_attempts: u32,
+    mappings: &str,
+    subscriptions: &[&str],
+) -> Rig {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -217,11 +228,10 @@ pub(crate) async fn rig(deployment: Deployment, max_attempts: u32) -> Rig {
             &format!("{api_url}/v1/webhooks/hubspot/acme"),
             "--webhook-secret",
             HUBSPOT_APP_SECRET,
-            "--subscribe",
-            "contact.propertyChange:jobtitle",
-            "--subscribe",
-            "contact.creation",
-        ],
+        ]
+        .into_iter()
+        .chain(subscriptions.iter().flat_map(|s| ["--subscribe", s]))
+        .collect::<Vec<_>>(),
         &[],
         true,
     )
@@ -289,10 +299,10 @@ pub(crate) async fn rig(deployment: Deployment, max_attempts: u32) -> Rig {
                 )
                 .await,
             );
-            let mappings = dir.join("worker.toml");
-            std::fs::write(&mappings, MAPPINGS).unwrap();
+            let file = dir.join("worker.toml");
+            std::fs::write(&file, mappings).unwrap();
             let mut env = store(vec![
-                ("ATTIO_SYNC_CONFIG", mappings.display().to_string()),
+                ("ATTIO_SYNC_CONFIG", file.display().to_string()),
                 ("ATTIO_SYNC_CRM__SALESFORCE__POLL_INTERVAL_S", "1".into()),
                 ("ATTIO_SYNC_DELETE_BREAKER__MAX", "2".into()),
                 ("ATTIO_SYNC_DELETE_BREAKER__MAX_SHARE", "0".into()),
@@ -303,7 +313,7 @@ pub(crate) async fn rig(deployment: Deployment, max_attempts: u32) -> Rig {
         }
         Deployment::Embedded => {
             let config = dir.join("attio-sync.toml");
-            let worker = MAPPINGS.replace("[[targets]]", "[[worker.targets]]");
+            let worker = mappings.replace("[[targets]]", "[[worker.targets]]");
             std::fs::write(
                 &config,
                 format!(

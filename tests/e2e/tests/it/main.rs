@@ -5,6 +5,7 @@
 
 mod api_robustness;
 mod attio_to_crms;
+mod both_ways;
 mod console;
 mod contract;
 mod control;

@@ -1,0 +1,451 @@
+//! Everything both ways, across real processes (webhook-api and a sync-worker on PostgreSQL,
+//! with the three simulators): a person's company is kept in step as it changes on each side —
+//! Attio's `company` reference, HubSpot's contact–company association (told by
+//! `contact.associationChange` webhooks) and Salesforce's `Contact.AccountId` (polled) — with the
+//! person created in the same moment as the company it names (the reference waits for the
+//! company's link); a company born in HubSpot and a contact born in Salesforce each appear once
+//! in Attio and once in the other CRM; and once quiet, nobody writes anything more.
+
+use std::time::Duration;
+
+use domain::field::FieldValue;
+use domain::ids::ExternalId;
+use ports::crm::ExternalCrm;
+use serde_json::{Value, json};
+
+use crate::attio_to_crms::{HUBSPOT_TOKEN, prop};
+use crate::control::{Deployment, Rig, rig_with};
+use crate::eventually;
+
+const MAPPINGS: &str = r#"
+[[targets]]
+attio_object = "companies"
+system = "hubspot"
+external_object = "companies"
+id_property = "attio_record_id"
+match_on = "domains"
+fields = [
+  { attio = { attribute = "name" }, external = "name", rule = "latest_wins" },
+  { attio = { attribute = "domains" }, external = "domain", rule = "latest_wins" },
+]
+
+[[targets]]
+attio_object = "people"
+system = "hubspot"
+external_object = "contacts"
+id_property = "attio_record_id"
+match_on = "email_addresses"
+fields = [
+  { attio = { attribute = "email_addresses" }, external = "email", rule = "latest_wins", transform = { type = "lowercase" } },
+  { attio = { attribute = "name", part = "last_name" }, external = "lastname", rule = "latest_wins" },
+  { attio = { attribute = "company", references = "companies" }, external = "associations.companies", rule = "latest_wins" },
+]
+
+[[targets]]
+attio_object = "companies"
+system = "salesforce"
+external_object = "Account"
+id_property = "Attio_Id__c"
+match_on = "domains"
+fields = [
+  { attio = { attribute = "name" }, external = "Name", rule = "latest_wins" },
+  { attio = { attribute = "domains" }, external = "Website", rule = "latest_wins" },
+]
+
+[[targets]]
+attio_object = "people"
+system = "salesforce"
+external_object = "Contact"
+id_property = "Attio_Id__c"
+match_on = "email_addresses"
+fields = [
+  { attio = { attribute = "email_addresses" }, external = "Email", rule = "latest_wins", transform = { type = "lowercase" } },
+  { attio = { attribute = "name", part = "last_name" }, external = "LastName", rule = "latest_wins" },
+  { attio = { attribute = "company", references = "companies" }, external = "AccountId", rule = "latest_wins" },
+]
+
+[[targets]]
+attio_object = "deals"
+system = "hubspot"
+external_object = "deals"
+id_property = "attio_record_id"
+fields = [
+  { attio = { attribute = "name" }, external = "dealname", rule = "latest_wins" },
+  { attio = { attribute = "associated_company", references = "companies" }, external = "associations.companies", rule = "latest_wins" },
+  { attio = { attribute = "associated_people", references = "people" }, external = "associations.contacts", rule = "latest_wins" },
+]
+
+[[targets]]
+attio_object = "deals"
+system = "salesforce"
+external_object = "Opportunity"
+id_property = "Attio_Id__c"
+create_with = { CloseDate = "2027-03-31", StageName = "Prospecting" }
+fields = [
+  { attio = { attribute = "name" }, external = "Name", rule = "latest_wins" },
+  { attio = { attribute = "associated_company", references = "companies" }, external = "AccountId", rule = "latest_wins" },
+]
+"#;
+
+const SUBSCRIPTIONS: &[&str] = &[
+    "contact.creation",
+    "contact.associationChange",
+    "company.creation",
+    "deal.associationChange",
+];
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+async fn attio_create(rig: &Rig, object: &str, values: Value) -> String {
+    let r = rig
+        .attio()
+        .call(
+            reqwest::Method::POST,
+            &format!("/v2/objects/{object}/records"),
+            Some(json!({"data": {"values": values}})),
+        )
+        .await;
+    r["data"]["id"]["record_id"].as_str().unwrap().to_owned()
+}
+
+/// The Attio records of `object` matching `filter`.
+async fn attio_find(rig: &Rig, object: &str, filter: Value) -> Vec<Value> {
+    let found = rig
+        .attio()
+        .call(
+            reqwest::Method::POST,
+            &format!("/v2/objects/{object}/records/query"),
+            Some(json!({ "filter": filter })),
+        )
+        .await;
+    found["data"].as_array().cloned().unwrap_or_default()
+}
+
+/// The company Attio's person names.
+async fn attio_company(rig: &Rig, person: &str) -> Option<String> {
+    let r = rig
+        .attio()
+        .call(
+            reqwest::Method::GET,
+            &format!("/v2/objects/people/records/{person}"),
+            None,
+        )
+        .await;
+    r["data"]["values"]["company"][0]["target_record_id"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// HubSpot's record holding Attio id `attio_id`.
+async fn hubspot_id(rig: &Rig, object: &str, attio_id: &str) -> Option<ExternalId> {
+    let found = rig
+        .hubspot
+        .get_by(object, &prop("attio_record_id"), attio_id, &[prop("name")])
+        .await
+        .ok()?;
+    Some(found.id)
+}
+
+/// Salesforce's record holding Attio id `attio_id`, with one more field.
+async fn salesforce_row(
+    rig: &Rig,
+    object: &str,
+    field: &str,
+    attio_id: &str,
+) -> Option<(ExternalId, FieldValue)> {
+    let rows = rig
+        .salesforce
+        .query(
+            &format!("SELECT Id, {field} FROM {object} WHERE Attio_Id__c = '{attio_id}'"),
+            false,
+            None,
+        )
+        .await
+        .ok()?
+        .records;
+    let row = rows.first()?;
+    Some((
+        row.id.clone(),
+        row.properties
+            .get(&prop(field))
+            .cloned()
+            .unwrap_or_default(),
+    ))
+}
+
+/// Where the person's CRM records point: HubSpot's associated companies, Salesforce's
+/// `AccountId`.
+async fn crm_companies(rig: &Rig, person: &str) -> Option<(Vec<ExternalId>, FieldValue)> {
+    let contact = hubspot_id(rig, "contacts", person).await?;
+    let associated = rig
+        .hubspot
+        .associations("contacts", &contact, "companies")
+        .await
+        .ok()?;
+    let (_, account) = salesforce_row(rig, "Contact", "AccountId", person).await?;
+    Some((associated, account))
+}
+
+/// Each company's ids in HubSpot and Salesforce, once both are linked.
+async fn company_ids(rig: &Rig, company: &str) -> (ExternalId, ExternalId) {
+    eventually("the company reaches both CRMs", WITHIN, || async {
+        let hs = hubspot_id(rig, "companies", company).await?;
+        let (sf, _) = salesforce_row(rig, "Account", "Name", company).await?;
+        Some((hs, sf))
+    })
+    .await
+}
+
+async fn follows(
+    rig: &Rig,
+    what: &str,
+    person: &str,
+    attio: &str,
+    hs: &ExternalId,
+    sf: &ExternalId,
+) {
+    eventually(what, WITHIN, || async {
+        let in_attio = attio_company(rig, person).await? == attio;
+        let (associated, account) = crm_companies(rig, person).await?;
+        (in_attio && associated == [hs.clone()] && account == FieldValue::text(sf.as_str()))
+            .then_some(())
+    })
+    .await;
+}
+
+/// Every write request a simulator has logged (reads, searches and logins aside).
+async fn all_writes(rig: &Rig, sim_url: &str) -> usize {
+    let logged: Vec<Value> = rig
+        .http
+        .get(format!("{sim_url}/_sim/requests"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    logged
+        .iter()
+        .filter(|r| {
+            matches!(
+                r["method"].as_str(),
+                Some("POST" | "PUT" | "PATCH" | "DELETE")
+            )
+        })
+        .filter(|r| {
+            let path = r["path"].as_str().unwrap_or_default();
+            !["/query", "/search", "/batch/read", "/oauth2/"]
+                .iter()
+                .any(|read| path.contains(read))
+        })
+        .count()
+}
+
+async fn a_persons_company_follows_every_side(rig: &Rig) -> String {
+    // The person is created with the company at once: its reference waits for the company.
+    let acme = attio_create(
+        rig,
+        "companies",
+        json!({"name": "Acme", "domains": ["acme.com"]}),
+    )
+    .await;
+    let person = attio_create(
+        rig,
+        "people",
+        json!({
+            "email_addresses": ["ada@acme.com"],
+            "name": [{"first_name": "Ada", "last_name": "Lovelace", "full_name": "Ada Lovelace"}],
+            "company": [{"target_object": "companies", "target_record_id": acme}],
+        }),
+    )
+    .await;
+    let globex = attio_create(
+        rig,
+        "companies",
+        json!({"name": "Globex", "domains": ["globex.com"]}),
+    )
+    .await;
+    let (acme_hs, acme_sf) = company_ids(rig, &acme).await;
+    let (globex_hs, globex_sf) = company_ids(rig, &globex).await;
+    follows(
+        rig,
+        "Attio's company reaches both CRMs",
+        &person,
+        &acme,
+        &acme_hs,
+        &acme_sf,
+    )
+    .await;
+
+    // Moved in HubSpot (an association change, told by webhook).
+    let contact = hubspot_id(rig, "contacts", &person).await.unwrap();
+    rig.hubspot
+        .associate("contacts", &contact, "companies", &globex_hs)
+        .await
+        .unwrap();
+    rig.hubspot
+        .dissociate("contacts", &contact, "companies", &acme_hs)
+        .await
+        .unwrap();
+    follows(
+        rig,
+        "HubSpot's move reaches Attio and Salesforce",
+        &person,
+        &globex,
+        &globex_hs,
+        &globex_sf,
+    )
+    .await;
+
+    // Moved back in Salesforce (polled).
+    let (sf_contact, _) = salesforce_row(rig, "Contact", "AccountId", &person)
+        .await
+        .unwrap();
+    let back = [(prop("AccountId"), FieldValue::text(acme_sf.as_str()))].into();
+    rig.salesforce
+        .update("Contact", &sf_contact, &back)
+        .await
+        .unwrap();
+    follows(
+        rig,
+        "Salesforce's move reaches Attio and HubSpot",
+        &person,
+        &acme,
+        &acme_hs,
+        &acme_sf,
+    )
+    .await;
+    person
+}
+
+/// A company born in HubSpot and a contact born in Salesforce: once in Attio, once in the other
+/// CRM.
+async fn records_born_in_each_crm_appear_once_everywhere(rig: &Rig) {
+    // Made by hand in HubSpot: a plain create, no Attio id.
+    let made = rig
+        .http
+        .post(format!("{}/crm/v3/objects/companies", rig.hubspot_url))
+        .bearer_auth(HUBSPOT_TOKEN)
+        .json(&json!({"properties": {"domain": "born.example", "name": "Born Inc"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let company = eventually(
+        "HubSpot's company becomes an Attio company",
+        WITHIN,
+        || async {
+            let found = attio_find(rig, "companies", json!({"domains": "born.example"})).await;
+            let id = found.first()?["id"]["record_id"].as_str()?.to_owned();
+            salesforce_row(rig, "Account", "Name", &id)
+                .await
+                .filter(|(_, name)| *name == FieldValue::text("Born Inc"))
+                .map(|_| id)
+        },
+    )
+    .await;
+
+    // Made by hand in Salesforce: a plain create, no Attio id.
+    let token: Value = rig
+        .http
+        .post(format!("{}/services/oauth2/token", rig.sf_url))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "ck-e2e"),
+            ("client_secret", "cs-e2e"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let made = rig
+        .http
+        .post(format!(
+            "{}/services/data/v62.0/sobjects/Contact",
+            rig.sf_url
+        ))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json(&json!({"LastName": "Hopper", "Email": "grace@born.example"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let person = eventually(
+        "Salesforce's contact becomes an Attio person",
+        WITHIN,
+        || async {
+            let found = attio_find(
+                rig,
+                "people",
+                json!({"email_addresses": "grace@born.example"}),
+            )
+            .await;
+            let id = found.first()?["id"]["record_id"].as_str()?.to_owned();
+            hubspot_id(rig, "contacts", &id).await.map(|_| id)
+        },
+    )
+    .await;
+
+    // Settled: still one of each.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let one = |found: Vec<Value>| found.len();
+    assert_eq!(
+        one(attio_find(rig, "companies", json!({"domains": "born.example"})).await),
+        1
+    );
+    assert_eq!(
+        one(attio_find(
+            rig,
+            "people",
+            json!({"email_addresses": "grace@born.example"})
+        )
+        .await),
+        1
+    );
+    let rows = rig
+        .salesforce
+        .query(
+            "SELECT Id FROM Account WHERE Website = 'born.example'",
+            false,
+            None,
+        )
+        .await
+        .unwrap()
+        .records;
+    assert_eq!(rows.len(), 1, "one Salesforce account for {company}");
+    let rows = rig
+        .salesforce
+        .query(
+            "SELECT Id FROM Contact WHERE Email = 'grace@born.example'",
+            false,
+            None,
+        )
+        .await
+        .unwrap()
+        .records;
+    assert_eq!(rows.len(), 1, "one Salesforce contact for {person}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everything_flows_both_ways_on_postgres_processes() {
+    let rig = rig_with(Deployment::Distributed, 20, MAPPINGS, SUBSCRIPTIONS).await;
+    a_persons_company_follows_every_side(&rig).await;
+    records_born_in_each_crm_appear_once_everywhere(&rig).await;
+    // Quiet: no side writes anything more (no loop between the three).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sims = [&rig.attio_url, &rig.hubspot_url, &rig.sf_url];
+    let mut before = Vec::new();
+    for url in sims {
+        before.push(all_writes(&rig, url).await);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (url, was) in sims.into_iter().zip(before) {
+        assert_eq!(
+            all_writes(&rig, url).await,
+            was,
+            "{url} was written to while quiet"
+        );
+    }
+}
