@@ -25,6 +25,8 @@ pub struct ExternalRecord {
     pub changed_at: BTreeMap<ExternalProperty, OffsetDateTime>,
     pub updated_at: Option<OffsetDateTime>,
     pub archived: bool,
+    /// A deleted record merged into another: the survivor (Salesforce's `MasterRecordId`).
+    pub merged_into: Option<ExternalId>,
 }
 
 /// One record of a batch upsert, keyed by the value of the id property.
@@ -130,6 +132,10 @@ pub trait ExternalCrm: Send + Sync {
         id: &ExternalId,
         properties: &BTreeMap<ExternalProperty, FieldValue>,
     ) -> PortResult<()>;
+    /// The record `id` was merged into, when the CRM merged it away (HubSpot's
+    /// `hs_merged_object_ids` on the survivor, Salesforce's `MasterRecordId` on the deleted
+    /// record); `None` when it was deleted, never existed, or the CRM does not merge `object`.
+    async fn successor(&self, object: &str, id: &ExternalId) -> PortResult<Option<ExternalId>>;
     /// Merges `secondary` into `primary`; returns the surviving id. `Unsupported` where the CRM
     /// has no merge API.
     async fn merge(

@@ -64,10 +64,17 @@ impl OutboundSync {
             .map(|f| f.external.clone())
             .collect();
         props.push(target.id_property.clone());
-        let r = crm.get(external_object, external_id, &props).await?;
-        if r.archived {
-            return Ok(Adopted::Skipped("the record is archived".into()));
-        }
+        // A change can arrive after its record was merged away or deleted: nothing to adopt.
+        let r = match crm.get(external_object, external_id, &props).await {
+            Ok(r) if !r.archived => r,
+            Ok(_) => return Ok(Adopted::Skipped("the record is archived".into())),
+            Err(PortError::NotFound(_)) => {
+                return Ok(Adopted::Skipped(
+                    "the record no longer exists there (merged or deleted)".into(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let object = &target.mapping.attio_object;
         // A record we wrote names its Attio record in its upsert key.
         let named = r.properties.get(&target.id_property).and_then(|v| match v {
@@ -302,8 +309,12 @@ impl OutboundSync {
                 None => {
                     self.mark_survivor(tenant, &old, external_object, survivor)
                         .await?;
+                    // The snapshot described the merged-away record; the survivor is compared
+                    // afresh, as on a first link, so a value the survivor lacks is filled from
+                    // Attio rather than cleared there.
                     let moved = IdentityLink {
                         external_id: survivor.clone(),
+                        snapshot: domain::merge::Snapshot::default(),
                         ..old.clone()
                     };
                     kept = Some(self.links.save(&moved).await?);

@@ -565,38 +565,17 @@ impl OutboundSync {
             record: record_id,
             system: system.clone(),
         };
-        let link = self.links.find(tenant, &lookup).await?;
         let props: Vec<ExternalProperty> = mapping
             .fields()
             .iter()
             .map(|m| m.external.clone())
             .collect();
-        let external = match &link {
-            Some(l) => match crm
-                .get(&mapping.external_object, &l.external_id, &props)
-                .await
-            {
-                Ok(r) if !r.archived => Some(r),
-                Ok(_) | Err(PortError::NotFound(_)) => {
-                    if let Some(gate) = &self.deletes
-                        && gate.held_for(tenant, l).await?.is_some()
-                    {
-                        return Ok(Err(SystemReport {
-                            system,
-                            action: Action::DeleteHeld,
-                            external_id: Some(l.external_id.clone()),
-                            written: Vec::new(),
-                            written_to_attio: Vec::new(),
-                            deferred_inbound: Vec::new(),
-                            conflicts: Vec::new(),
-                            waiting: Vec::new(),
-                        }));
-                    }
-                    None
-                }
-                Err(e) => return Err(e.into()),
-            },
-            None => None,
+        let (link, external) = match self
+            .read_linked(tenant, &lookup, mapping, crm, &props)
+            .await?
+        {
+            Ok(found) => found,
+            Err(held) => return Ok(Err(held)),
         };
         let snapshot = match (&link, &external) {
             (Some(l), Some(_)) => l.snapshot.clone(),
@@ -621,6 +600,72 @@ impl OutboundSync {
             outcome,
             waiting,
         }))
+    }
+
+    /// The pair's link and its CRM record, read live. A linked record the CRM no longer holds
+    /// was merged into another (the merge is followed here, before the merge's own event
+    /// arrives, so the survivor is updated rather than the record created again), or deleted:
+    /// then `Err(report)` while its delete waits for a person, else no record (the upsert by
+    /// key writes it afresh). `NotReady` when the survivor is linked to another Attio record
+    /// (an identity conflict is queued for a person).
+    async fn read_linked(
+        &self,
+        tenant: &TenantId,
+        lookup: &LinkLookup,
+        mapping: &ObjectMapping,
+        crm: &dyn ports::crm::ExternalCrm,
+        props: &[ExternalProperty],
+    ) -> ServiceResult<Result<(Option<IdentityLink>, Option<ExternalRecord>), SystemReport>> {
+        let object = &mapping.external_object;
+        let mut link = self.links.find(tenant, lookup).await?;
+        let mut followed = false;
+        while let Some(l) = &link {
+            match crm.get(object, &l.external_id, props).await {
+                Ok(r) if !r.archived => return Ok(Ok((link, Some(r)))),
+                Ok(_) | Err(PortError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let successor = crm.successor(object, &l.external_id).await?;
+            match successor {
+                Some(s) if !followed && s != l.external_id => {
+                    let gone = l.external_id.clone();
+                    self.follow_merge(
+                        tenant,
+                        &mapping.system,
+                        object,
+                        &s,
+                        std::slice::from_ref(&gone),
+                    )
+                    .await?;
+                    followed = true;
+                    link = self.links.find(tenant, lookup).await?;
+                    if link.as_ref().is_some_and(|l| l.external_id == gone) {
+                        return Err(ServiceError::NotReady(format!(
+                            "{} {object} {} was merged into {}, which is linked to another Attio record: an identity conflict waits for a person",
+                            mapping.system,
+                            gone.as_str(),
+                            s.as_str()
+                        )));
+                    }
+                }
+                _ => break,
+            }
+        }
+        if let (Some(l), Some(gate)) = (&link, &self.deletes)
+            && gate.held_for(tenant, l).await?.is_some()
+        {
+            return Ok(Err(SystemReport {
+                system: mapping.system.clone(),
+                action: Action::DeleteHeld,
+                external_id: Some(l.external_id.clone()),
+                written: Vec::new(),
+                written_to_attio: Vec::new(),
+                deferred_inbound: Vec::new(),
+                conflicts: Vec::new(),
+                waiting: Vec::new(),
+            }));
+        }
+        Ok(Ok((link, None)))
     }
 
     /// Which of `writes` (into Attio) the attribute types let the sync write; the others are

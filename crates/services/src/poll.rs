@@ -41,6 +41,9 @@ pub struct PollStats {
     pub unlinked: u64,
     /// Changed records whose mapped values the last sync already saw (echoes included).
     pub unchanged: u64,
+    /// Linked records deleted in the CRM, or merged into another there: handed on as a delete
+    /// or a merge.
+    pub gone: u64,
 }
 
 /// The poller of one system.
@@ -157,6 +160,58 @@ impl ChangePoller {
         self.enqueue(tenant, external_object, id).await
     }
 
+    /// A deleted record (in `queryAll`'s answer): when it is linked, a delete — or, merged into
+    /// another record, a merge naming the survivor — goes to the worker as a CRM change, which
+    /// passes the delete gate or follows the merge as a webhook's would. Returns whether it
+    /// was linked. Once handled its link is gone, so later passes over the same window skip it.
+    async fn gone(
+        &self,
+        tenant: &TenantId,
+        external_object: &str,
+        r: &ports::crm::ExternalRecord,
+    ) -> ServiceResult<bool> {
+        let lookup = LinkLookup::External {
+            system: self.system.clone(),
+            external_object: external_object.to_owned(),
+            external_id: r.id.clone(),
+        };
+        if self.links.find(tenant, &lookup).await?.is_none() {
+            return Ok(false);
+        }
+        let change = match &r.merged_into {
+            Some(survivor) => CrmChange {
+                object: external_object.to_owned(),
+                id: survivor.to_string(),
+                deleted: false,
+                merged_from: vec![r.id.to_string()],
+            },
+            None => CrmChange {
+                object: external_object.to_owned(),
+                id: r.id.to_string(),
+                deleted: true,
+                merged_from: Vec::new(),
+            },
+        };
+        if self.queue.is_none() {
+            if let Some(survivor) = &r.merged_into {
+                self.outbound
+                    .follow_merge(
+                        tenant,
+                        &self.system,
+                        external_object,
+                        survivor,
+                        std::slice::from_ref(&r.id),
+                    )
+                    .await?;
+            } else {
+                tracing::warn!(tenant = %tenant, system = %self.system, record = %r.id, "a linked record was deleted in the CRM; without a queue the poller cannot pass it to the delete gate, so its link stays");
+            }
+            return Ok(true);
+        }
+        self.enqueue_change(tenant, change).await?;
+        Ok(true)
+    }
+
     /// Queues one changed record as a CRM change job, keyed by the record.
     async fn enqueue(
         &self,
@@ -164,16 +219,21 @@ impl ChangePoller {
         external_object: &str,
         id: &domain::ids::ExternalId,
     ) -> ServiceResult<()> {
-        let Some(queue) = &self.queue else {
-            return Ok(());
-        };
-        let key = JobKey::new(tenant.clone(), self.system.as_str(), id.as_str())?;
         let change = CrmChange {
             object: external_object.to_owned(),
             id: id.to_string(),
             deleted: false,
             merged_from: Vec::new(),
         };
+        self.enqueue_change(tenant, change).await
+    }
+
+    /// Queues one CRM change job, keyed by the record it names.
+    async fn enqueue_change(&self, tenant: &TenantId, change: CrmChange) -> ServiceResult<()> {
+        let Some(queue) = &self.queue else {
+            return Ok(());
+        };
+        let key = JobKey::new(tenant.clone(), self.system.as_str(), &change.id)?;
         let payload = serde_json::json!({
             "source": "crm",
             "system": self.system,
@@ -239,6 +299,12 @@ impl ChangePoller {
                 for r in &page.records {
                     stats.seen += 1;
                     if r.archived {
+                        if self
+                            .gone(tenant, &target.mapping.external_object, r)
+                            .await?
+                        {
+                            stats.gone += 1;
+                        }
                         continue;
                     }
                     let lookup = LinkLookup::External {
@@ -305,6 +371,7 @@ impl ChangePoller {
                     total.synced += s.synced;
                     total.unlinked += s.unlinked;
                     total.unchanged += s.unchanged;
+                    total.gone += s.gone;
                 }
                 Err(e) => {
                     tracing::warn!(tenant = %t.id, system = %self.system, error = %ports::Chain(&e), "a polling pass failed; the next one retries")

@@ -403,6 +403,42 @@ impl ExternalCrm for HubSpotClient {
         }
     }
 
+    /// A search for the record whose `hs_merged_object_ids` holds `id` (`CONTAINS_TOKEN`, then
+    /// checked exactly, since a token search also matches longer ids).
+    async fn successor(&self, object: &str, id: &ExternalId) -> PortResult<Option<ExternalId>> {
+        const MERGED: &str = "hs_merged_object_ids";
+        let body = json!({
+            "filterGroups": [{"filters": [{"propertyName": MERGED, "operator": "CONTAINS_TOKEN", "value": id.as_str()}]}],
+            "properties": [MERGED],
+            "limit": 10,
+        });
+        let answer = self
+            .send(
+                Method::POST,
+                &format!("{}/search", self.objects(object)),
+                &[],
+                Some(&body),
+            )
+            .await?;
+        if answer.status != 200 {
+            return Err(rejected(answer.status, &answer.body));
+        }
+        let found: Vec<HsObject> = decode(answer.body["results"].clone(), "search results")?;
+        found
+            .into_iter()
+            .find(|o| {
+                o.properties
+                    .get(MERGED)
+                    .and_then(Option::as_deref)
+                    .is_some_and(|ids| ids.split(';').any(|m| m.trim() == id.as_str()))
+            })
+            .map(|o| {
+                ExternalId::parse(&o.id)
+                    .map_err(|e| PortError::backend("HubSpot object id", e.to_string()))
+            })
+            .transpose()
+    }
+
     async fn merge(
         &self,
         object: &str,

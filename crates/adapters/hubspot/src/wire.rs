@@ -88,6 +88,7 @@ impl HsObject {
             changed_at,
             updated_at: self.updated_at.as_deref().and_then(time),
             archived: self.archived,
+            merged_into: None,
         })
     }
 }

@@ -40,6 +40,9 @@ impl DeletedPage {
     }
 }
 
+/// The objects Salesforce merges; their records carry `MasterRecordId`.
+const MERGED_OBJECTS: &[&str] = &["Contact", "Account", "Lead"];
+
 fn sobject(object: &str) -> PortResult<&str> {
     let ok = !object.is_empty()
         && object
@@ -370,6 +373,10 @@ impl ExternalCrm for SalesforceClient {
         after: Option<String>,
     ) -> PortResult<ChangePage> {
         let mut fields = vec!["Id", "SystemModstamp", "IsDeleted"];
+        // A record merged away is deleted with the survivor's id.
+        if MERGED_OBJECTS.contains(&sobject(object)?) {
+            fields.push("MasterRecordId");
+        }
         fields.extend(properties.iter().map(ExternalProperty::as_str));
         let soql = format!(
             "SELECT {} FROM {} WHERE SystemModstamp > {} ORDER BY SystemModstamp ASC",
@@ -468,6 +475,27 @@ impl ExternalCrm for SalesforceClient {
             ))),
             s => Err(rejected(s, &a.body)),
         }
+    }
+
+    /// `queryAll` of the record's `MasterRecordId` (Contact, Account and Lead are merged; a
+    /// merged record is deleted with it set).
+    async fn successor(&self, object: &str, id: &ExternalId) -> PortResult<Option<ExternalId>> {
+        let object = sobject(object)?;
+        if !MERGED_OBJECTS.contains(&object) {
+            return Ok(None);
+        }
+        if !id.as_str().bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(PortError::Invalid(format!(
+                "{:?} is not a Salesforce id",
+                id.as_str()
+            )));
+        }
+        let soql = format!(
+            "SELECT Id, MasterRecordId FROM {object} WHERE Id = '{}'",
+            id.as_str()
+        );
+        let page = self.query(&soql, true, None).await?;
+        Ok(page.records.into_iter().find_map(|r| r.merged_into))
     }
 
     async fn merge(

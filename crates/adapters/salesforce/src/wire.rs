@@ -74,6 +74,7 @@ const SYSTEM: &[&str] = &[
     "CreatedDate",
     "CreatedById",
     "LastModifiedById",
+    "MasterRecordId",
 ];
 
 /// A record of a read or a query.
@@ -106,6 +107,10 @@ pub fn record(v: &Value) -> PortResult<ExternalRecord> {
             .get("IsDeleted")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        merged_into: match obj.get("MasterRecordId").and_then(Value::as_str) {
+            Some(m) if !m.is_empty() => Some(ExternalId::parse(m)?),
+            _ => None,
+        },
     })
 }
 

@@ -230,7 +230,7 @@ fn spawn_poller(
             let pass = ports::trace::with_origin(origin, poller.poll_all());
             match ports::trace::with_cause("poll", pass).await {
                 Ok(s) if s.synced > 0 => {
-                    tracing::debug!(%system, seen = s.seen, enqueued = s.synced, unchanged = s.unchanged, "polled")
+                    tracing::debug!(%system, seen = s.seen, enqueued = s.synced, unchanged = s.unchanged, gone = s.gone, "polled")
                 }
                 Ok(_) => {}
                 Err(e) => {

@@ -324,3 +324,63 @@ async fn a_hubspot_merge_moves_the_link_to_the_survivor_or_asks_a_person() {
         "no link changed"
     );
 }
+
+/// A change of the person synced after HubSpot merged its contact away but before the merge's
+/// event arrived: the sync finds the record gone, asks HubSpot where it went (the survivor's
+/// `hs_merged_object_ids`), follows the merge there, and updates the survivor — no contact is
+/// created again.
+#[tokio::test]
+async fn a_sync_that_finds_its_contact_merged_away_follows_the_merge_itself() {
+    let w = world(false, SyncRule::LatestWins).await;
+    let ada = create_person(&w, "ada@example.com", "Ada", "Lovelace", "Analyst").await;
+    w.sync.sync_record(&w.tenant, &people(), ada).await.unwrap();
+    let linked = w
+        .hubspot
+        .get_by("contacts", &prop("attio_record_id"), &ada.to_string(), &[])
+        .await
+        .unwrap()
+        .id;
+    let twin = born_in_hubspot(&w, "ada.twin@example.com", "Ada", "Analyst").await;
+    w.hubspot.merge("contacts", &twin, &linked).await.unwrap();
+    assert_eq!(
+        w.hubspot.successor("contacts", &linked).await.unwrap(),
+        Some(twin.clone())
+    );
+    assert_eq!(w.hubspot.successor("contacts", &twin).await.unwrap(), None);
+
+    crate::outbound::set_title(&w, ada, "Countess").await;
+    let reports = w.sync.sync_record(&w.tenant, &people(), ada).await.unwrap();
+    assert_eq!(reports[0].external_id.as_ref(), Some(&twin), "{reports:?}");
+    let survivor = w
+        .hubspot
+        .get_by(
+            "contacts",
+            &prop("attio_record_id"),
+            &ada.to_string(),
+            &[prop("jobtitle")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(survivor.id, twin);
+    assert_eq!(
+        survivor.properties[&prop("jobtitle")],
+        FieldValue::text("Countess")
+    );
+    let all: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}/crm/v3/objects/contacts?limit=100",
+            w._sims.1.url()
+        ))
+        .bearer_auth("pat-na1-services")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        all["results"].as_array().map(Vec::len),
+        Some(1),
+        "only the survivor: {all}"
+    );
+}

@@ -345,3 +345,158 @@ async fn a_polled_contact_born_in_salesforce_is_adopted_once() {
         .unwrap();
     assert_eq!(found.len(), 1, "still one");
 }
+
+/// A Salesforce token, for requests the adapter does not make.
+async fn sf_token(sf: &str) -> String {
+    let app = salesforce_sim::SalesforceConfig::default().app;
+    let token: serde_json::Value = reqwest::Client::new()
+        .post(format!("{sf}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", app.client_id.as_str()),
+            ("client_secret", app.client_secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    token["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Salesforce sends no webhooks, so deletes and merges are found by polling (`queryAll` sees
+/// deleted records, a merged one with `MasterRecordId`): a linked contact merged into another
+/// moves its link to the survivor (which gets the Attio id), and a deleted one is handed to the
+/// worker as a delete; both only once.
+#[tokio::test]
+async fn polled_merges_move_links_and_polled_deletes_are_handed_on() {
+    use adapter_memory::MemoryQueue;
+    use domain::link::LinkLookup;
+    use ports::queue::{JobQueue, ReserveFilter};
+    use ports::stores::LinkStore;
+
+    let w = world(true, domain::mapping::SyncRule::LatestWins).await;
+    let system = SystemId::parse("salesforce").unwrap();
+    let merged = create_person(&w, "merged@example.com", "Mae", "Merged", "Chair").await;
+    let deleted = create_person(&w, "gone@example.com", "Gus", "Gone", "Chair").await;
+    for id in [merged, deleted] {
+        w.sync.sync_record(&w.tenant, &people(), id).await.unwrap();
+    }
+    let linked = |record| {
+        let lookup = LinkLookup::Attio {
+            object: people(),
+            record,
+            system: system.clone(),
+        };
+        let links = w.links.clone();
+        let tenant = w.tenant.clone();
+        async move {
+            links
+                .find(&tenant, &lookup)
+                .await
+                .unwrap()
+                .map(|l| l.external_id)
+        }
+    };
+    let old = linked(merged).await.unwrap();
+    let gone = linked(deleted).await.unwrap();
+
+    // A person in Salesforce keeps a duplicate (made by hand) and merges the linked contact into
+    // it, and deletes the other contact.
+    let sf = w._sims.2.url();
+    let token = sf_token(&sf).await;
+    let http = reqwest::Client::new();
+    let made: serde_json::Value = http
+        .post(format!("{sf}/services/data/v62.0/sobjects/Contact"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"LastName": "Merged"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let survivor = made["id"].as_str().unwrap().to_owned();
+    let r = http
+        .post(format!("{sf}/_sim/merge"))
+        .json(
+            &serde_json::json!({"object": "Contact", "master": survivor, "merged": [old.as_str()]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = http
+        .delete(format!(
+            "{sf}/services/data/v62.0/sobjects/Contact/{}",
+            gone.as_str()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
+    let queue = Arc::new(MemoryQueue::new(Arc::new(SystemClock)));
+    let poller = ChangePoller::new(
+        system.clone(),
+        w.directory.clone(),
+        Arc::new(MemoryTenantStore::default()),
+        w.links.clone(),
+        Arc::new(w.outbound()),
+        Arc::new(SystemClock),
+        targets(domain::mapping::SyncRule::LatestWins),
+    )
+    .with_queue(queue.clone());
+    let pass = poller.poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!(pass.gone, 2, "{pass:?}");
+    let mut changes = Vec::new();
+    while let Some(r) = queue
+        .reserve(
+            "test",
+            std::time::Duration::from_secs(30),
+            &ReserveFilter::all(),
+        )
+        .await
+        .unwrap()
+    {
+        for p in &r.job.payloads {
+            changes.extend(p["changes"].as_array().unwrap().iter().cloned());
+        }
+        queue.ack(&r).await.unwrap();
+    }
+    changes.sort_by_key(|c| c["id"].as_str().unwrap_or_default().to_owned());
+    let mut expected = vec![
+        serde_json::json!({"object": "Contact", "id": gone.as_str(), "deleted": true}),
+        serde_json::json!({"object": "Contact", "id": survivor, "deleted": false, "merged_from": [old.as_str()]}),
+    ];
+    expected.sort_by_key(|c| c["id"].as_str().unwrap_or_default().to_owned());
+    assert_eq!(changes, expected);
+
+    // Without a queue the poller follows the merge itself: the link moves, the survivor gets
+    // the Attio id, and a second pass finds nothing left to hand on for it.
+    let direct = ChangePoller::new(
+        system.clone(),
+        w.directory.clone(),
+        Arc::new(MemoryTenantStore::default()),
+        w.links.clone(),
+        Arc::new(w.outbound()),
+        Arc::new(SystemClock),
+        targets(domain::mapping::SyncRule::LatestWins),
+    );
+    direct.poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!(linked(merged).await.unwrap().as_str(), survivor);
+    let rows = w
+        .salesforce
+        .query(
+            &format!("SELECT Id FROM Contact WHERE Attio_Id__c = '{merged}'"),
+            false,
+            None,
+        )
+        .await
+        .unwrap()
+        .records;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].id.as_str(), survivor);
+}

@@ -17,7 +17,8 @@
 //!
 //! Simulator controls (no token, no limit): `GET`/`PUT /_sim/faults`, `POST /_sim/clock`
 //! (`{"advance_s": N}` moves the org's clock forward), `POST /_sim/expire-tokens`,
-//! `POST /_sim/purge-delete-log`.
+//! `POST /_sim/purge-delete-log`, `POST /_sim/merge` (`{"object": "Contact", "master": ID,
+//! "merged": [ID…]}`: a merge as a person makes it in Salesforce's UI, which REST cannot).
 //!
 //! Not simulated: ETags on Account, the long-running concurrency limit, Composite batch and
 //! graph calls, relationship fields in SOQL, TLS, CDC and Outbound Messaging.
@@ -262,6 +263,19 @@ impl Sim {
     }
 
     /// Empties the delete log, as Salesforce's purge does; `earliestDateAvailable` becomes now.
+    /// Merges records of `object` into `master` (Contact or Account), as a person does in
+    /// Salesforce's UI: the merged records are deleted with `MasterRecordId` set, and every live
+    /// record that referred to one of them refers to `master` instead.
+    pub fn merge(&self, object: &str, master: &str, merged: &[String]) -> Result<(), SfFault> {
+        let now = self.now();
+        let mut org = self.org();
+        org.table(object)?.merge(master, merged, now)?;
+        for t in org.tables.values_mut() {
+            t.reparent(merged, master, now);
+        }
+        Ok(())
+    }
+
     pub fn purge_delete_log(&self) {
         let now = self.now();
         let mut org = self.org();
@@ -420,6 +434,21 @@ async fn sim_expire(State(sim): State<Arc<Sim>>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+/// A merge as a person makes it in Salesforce's UI.
+#[derive(serde::Deserialize)]
+struct Merge {
+    object: String,
+    master: String,
+    merged: Vec<String>,
+}
+
+async fn sim_merge(State(sim): State<Arc<Sim>>, axum::Json(m): axum::Json<Merge>) -> Response {
+    match sim.merge(&m.object, &m.master, &m.merged) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 async fn sim_purge(State(sim): State<Arc<Sim>>) -> StatusCode {
     sim.purge_delete_log();
     StatusCode::NO_CONTENT
@@ -455,6 +484,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_sim/clock", post(sim_clock))
         .route("/_sim/expire-tokens", post(sim_expire))
         .route("/_sim/purge-delete-log", post(sim_purge))
+        .route("/_sim/merge", post(sim_merge))
         .merge(data)
         .fallback(unknown_resource)
         .method_not_allowed_fallback(wrong_method)

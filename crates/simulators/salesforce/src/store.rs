@@ -69,6 +69,9 @@ pub struct ObjectSpec {
     pub external_ids: BTreeMap<String, bool>,
 }
 
+/// The objects Salesforce merges (in its UI or the SOAP `merge()` call; REST has no merge).
+pub const MERGEABLE: &[&str] = &["Contact", "Account"];
+
 const SYSTEM: &[&str] = &[
     "Id",
     "IsDeleted",
@@ -89,6 +92,10 @@ impl ObjectSpec {
             let mut all: BTreeMap<String, Kind> =
                 fields.iter().map(|(f, k)| ((*f).to_owned(), *k)).collect();
             all.extend(SYSTEM.iter().map(|f| ((*f).to_owned(), Kind::System)));
+            // Objects a person can merge keep the survivor on each record merged away.
+            if MERGEABLE.contains(&name) {
+                all.insert("MasterRecordId".to_owned(), Kind::System);
+            }
             for (f, _) in external_ids {
                 all.insert(f.clone(), Kind::Text);
             }
@@ -342,6 +349,8 @@ pub struct Record {
     pub modified: OffsetDateTime,
     pub modstamp: OffsetDateTime,
     pub deleted: Option<OffsetDateTime>,
+    /// Merged into this record (`MasterRecordId`), and deleted.
+    pub master: Option<String>,
 }
 
 impl Record {
@@ -350,6 +359,7 @@ impl Record {
         match field {
             "Id" => json!(self.id),
             "IsDeleted" => json!(self.deleted.is_some()),
+            "MasterRecordId" => self.master.as_ref().map_or(Value::Null, |m| json!(m)),
             "CreatedDate" => json!(sf_time(self.created)),
             "LastModifiedDate" => json!(sf_time(self.modified)),
             "SystemModstamp" => json!(sf_time(self.modstamp)),
@@ -607,6 +617,7 @@ impl Table {
                 modified: now,
                 modstamp: now,
                 deleted: None,
+                master: None,
             },
         );
         Ok(id)
@@ -655,6 +666,69 @@ impl Table {
         }
         self.delete_log.push((id.to_owned(), now));
         Ok(())
+    }
+
+    /// Merges `merged` into `master` as Salesforce does: each merged record is deleted with
+    /// `MasterRecordId` naming the survivor. `NOT_FOUND` for an id that is not a live record;
+    /// `INVALID_OPERATION` for an object Salesforce does not merge or a record merged into itself.
+    pub fn merge(&mut self, master: &str, merged: &[String], now: OffsetDateTime) -> SfResult<()> {
+        if !MERGEABLE.contains(&self.spec.name) {
+            return Err(SfFault::new(
+                400,
+                "INVALID_OPERATION",
+                format!("{} records cannot be merged", self.spec.name),
+            ));
+        }
+        self.live(master)?;
+        for id in merged {
+            if id == master {
+                return Err(SfFault::new(
+                    400,
+                    "INVALID_OPERATION",
+                    "a record cannot be merged into itself",
+                ));
+            }
+            self.live(id)?;
+        }
+        for id in merged {
+            self.delete(id, now)?;
+            if let Some(r) = self.records.get_mut(id) {
+                r.master = Some(master.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    /// Points the live records' references to any of `from` at `to` (what a merge does to the
+    /// merged records' children); returns how many records changed.
+    pub fn reparent(&mut self, from: &[String], to: &str, now: OffsetDateTime) -> usize {
+        let refs: Vec<String> = self
+            .spec
+            .fields
+            .iter()
+            .filter(|(_, k)| matches!(k, Kind::Reference(_) | Kind::AnyOf(_)))
+            .map(|(f, _)| f.clone())
+            .collect();
+        let mut changed = 0;
+        for r in self.records.values_mut().filter(|r| r.deleted.is_none()) {
+            let mut touched = false;
+            for f in &refs {
+                if r.fields
+                    .get(f)
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| from.iter().any(|m| m == v))
+                {
+                    r.fields.insert(f.clone(), json!(to));
+                    touched = true;
+                }
+            }
+            if touched {
+                r.modified = now;
+                r.modstamp = now;
+                changed += 1;
+            }
+        }
+        changed
     }
 
     /// A record as the REST API returns it: `attributes` first, then the fields asked for

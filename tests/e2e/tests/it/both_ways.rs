@@ -92,6 +92,7 @@ const SUBSCRIPTIONS: &[&str] = &[
     "contact.associationChange",
     "company.creation",
     "deal.associationChange",
+    "contact.merge",
 ];
 
 const WITHIN: Duration = Duration::from_secs(60);
@@ -346,27 +347,14 @@ async fn records_born_in_each_crm_appear_once_everywhere(rig: &Rig) {
     .await;
 
     // Made by hand in Salesforce: a plain create, no Attio id.
-    let token: Value = rig
-        .http
-        .post(format!("{}/services/oauth2/token", rig.sf_url))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "ck-e2e"),
-            ("client_secret", "cs-e2e"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = salesforce_token(rig).await;
     let made = rig
         .http
         .post(format!(
             "{}/services/data/v62.0/sobjects/Contact",
             rig.sf_url
         ))
-        .bearer_auth(token["access_token"].as_str().unwrap())
+        .bearer_auth(&token)
         .json(&json!({"LastName": "Hopper", "Email": "grace@born.example"}))
         .send()
         .await
@@ -428,10 +416,146 @@ async fn records_born_in_each_crm_appear_once_everywhere(rig: &Rig) {
     assert_eq!(rows.len(), 1, "one Salesforce contact for {person}");
 }
 
+/// A Salesforce access token for requests the adapter does not make.
+async fn salesforce_token(rig: &Rig) -> String {
+    let token: Value = rig
+        .http
+        .post(format!("{}/services/oauth2/token", rig.sf_url))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "ck-e2e"),
+            ("client_secret", "cs-e2e"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    token["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The person's e-mail addresses in Attio.
+async fn attio_emails(rig: &Rig, person: &str) -> Vec<String> {
+    let r = rig
+        .attio()
+        .call(
+            reqwest::Method::GET,
+            &format!("/v2/objects/people/records/{person}"),
+            None,
+        )
+        .await;
+    r["data"]["values"]["email_addresses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["email_address"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// In each CRM a person merges the linked contact into a duplicate without an e-mail (so it was
+/// never adopted): the link follows the survivor, the survivor is filled from Attio (its id
+/// property, e-mail and company), and Attio keeps its one person with its address.
+async fn a_merge_in_each_crm_leaves_one_linked_record(rig: &Rig, person: &str) {
+    // HubSpot: `POST …/contacts/merge`, told by a `contact.merge` webhook.
+    let made = rig
+        .http
+        .post(format!("{}/crm/v3/objects/contacts", rig.hubspot_url))
+        .bearer_auth(HUBSPOT_TOKEN)
+        .json(&json!({"properties": {"lastname": "Lovelace"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let dup: Value = made.json().await.unwrap();
+    let dup = dup["id"].as_str().unwrap().to_owned();
+    let old = hubspot_id(rig, "contacts", person).await.unwrap();
+    let merged = rig
+        .http
+        .post(format!("{}/crm/v3/objects/contacts/merge", rig.hubspot_url))
+        .bearer_auth(HUBSPOT_TOKEN)
+        .json(&json!({"primaryObjectId": dup, "objectIdToMerge": old.as_str()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(merged.status(), 200);
+    eventually(
+        "HubSpot's survivor is linked and filled from Attio",
+        WITHIN,
+        || async {
+            let survivor = rig
+                .hubspot
+                .get_by(
+                    "contacts",
+                    &prop("attio_record_id"),
+                    person,
+                    &[prop("email")],
+                )
+                .await
+                .ok()?;
+            let associated = rig
+                .hubspot
+                .associations("contacts", &survivor.id, "companies")
+                .await
+                .ok()?;
+            (survivor.id.as_str() == dup
+                && survivor.properties.get(&prop("email"))
+                    == Some(&FieldValue::text("ada@acme.com"))
+                && associated.len() == 1)
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Salesforce: a merge in its UI (the simulator's `/_sim/merge`), found by polling: the
+    // merged contact is deleted with `MasterRecordId`.
+    let token = salesforce_token(rig).await;
+    let made = rig
+        .http
+        .post(format!(
+            "{}/services/data/v62.0/sobjects/Contact",
+            rig.sf_url
+        ))
+        .bearer_auth(&token)
+        .json(&json!({"LastName": "Lovelace"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let dup: Value = made.json().await.unwrap();
+    let dup = dup["id"].as_str().unwrap().to_owned();
+    let (old, _) = salesforce_row(rig, "Contact", "Email", person)
+        .await
+        .unwrap();
+    let merged = rig
+        .http
+        .post(format!("{}/_sim/merge", rig.sf_url))
+        .json(&json!({"object": "Contact", "master": dup, "merged": [old.as_str()]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(merged.status(), 204);
+    eventually(
+        "Salesforce's survivor is linked and filled from Attio",
+        WITHIN,
+        || async {
+            let (id, email) = salesforce_row(rig, "Contact", "Email", person).await?;
+            let (_, account) = salesforce_row(rig, "Contact", "AccountId", person).await?;
+            (id.as_str() == dup && email == FieldValue::text("ada@acme.com") && !account.is_empty())
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(attio_emails(rig, person).await, ["ada@acme.com"]);
+    let people = attio_find(rig, "people", json!({"email_addresses": "ada@acme.com"})).await;
+    assert_eq!(people.len(), 1, "one Attio person after both merges");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everything_flows_both_ways_on_postgres_processes() {
     let rig = rig_with(Deployment::Distributed, 20, MAPPINGS, SUBSCRIPTIONS).await;
-    a_persons_company_follows_every_side(&rig).await;
+    let person = a_persons_company_follows_every_side(&rig).await;
+    a_merge_in_each_crm_leaves_one_linked_record(&rig, &person).await;
     records_born_in_each_crm_appear_once_everywhere(&rig).await;
     // Quiet: no side writes anything more (no loop between the three).
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -441,6 +565,16 @@ async fn everything_flows_both_ways_on_postgres_processes() {
         before.push(all_writes(&rig, url).await);
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // Nothing failed on the way (a change that arrives after its record was merged away is
+    // acknowledged, not dead-lettered).
+    let (_, dead) = rig
+        .admin(
+            reqwest::Method::GET,
+            "/v1/admin/tenants/acme/dead-letters",
+            None,
+        )
+        .await;
+    assert_eq!(dead, json!([]), "no dead letters");
     for (url, was) in sims.into_iter().zip(before) {
         assert_eq!(
             all_writes(&rig, url).await,

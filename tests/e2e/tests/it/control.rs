@@ -281,7 +281,10 @@ pub(crate) async fn rig_with(
                     ("ATTIO_SYNC_STORE__SCHEMA", schema.clone()),
                     ("ATTIO_SYNC_MASTER_KEY", MASTER_KEY.to_owned()),
                     ("ATTIO_SYNC_ATTIO_BASE_URL", attio_url.clone()),
-                    ("RUST_LOG", "warn".to_owned()),
+                    (
+                        "RUST_LOG",
+                        std::env::var("E2E_LOG").unwrap_or("warn".to_owned()),
+                    ),
                 ];
                 env.extend(extra);
                 env

@@ -810,3 +810,64 @@ async fn tasks_and_notes_take_polymorphic_parents_of_the_documented_objects() {
     assert_eq!(note.status, 201, "{}", note.body);
     assert!(note.body["id"].as_str().unwrap().starts_with("002"));
 }
+
+/// A merge as a person makes it in Salesforce's UI (`/_sim/merge`): the merged records are
+/// deleted with `MasterRecordId` naming the survivor (seen by `queryAll`), the records that
+/// referred to them refer to the survivor, and objects Salesforce does not merge are refused.
+#[tokio::test]
+async fn a_merge_deletes_the_merged_with_master_record_id_and_reparents_children() {
+    let s = sim(SalesforceConfig::default()).await;
+    let c = Client::login(&s).await;
+    let create = |object: &'static str, body: Value| {
+        let c = &c;
+        async move {
+            let r = c
+                .call(Method::POST, &format!("{V}/sobjects/{object}"), Some(body))
+                .await;
+            assert_eq!(r.status, 201, "{:?}", r.body);
+            r.body["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let keep = create("Account", json!({"Name": "Acme"})).await;
+    let dup = create("Account", json!({"Name": "Acme Inc"})).await;
+    let child = create("Contact", json!({"LastName": "Lovelace", "AccountId": dup})).await;
+    let merge = |body: Value| {
+        let http = reqwest::Client::new();
+        let url = format!("{}/_sim/merge", s.url());
+        async move { http.post(url).json(&body).send().await.unwrap() }
+    };
+    let r = merge(json!({"object": "Account", "master": keep, "merged": [dup]})).await;
+    assert_eq!(r.status(), 204);
+    let q = format!(
+        "{V}/queryAll?q=SELECT+Id,IsDeleted,MasterRecordId+FROM+Account+WHERE+Id+=+'{dup}'"
+    );
+    let gone = c.call(Method::GET, &q, None).await;
+    assert_eq!(gone.body["records"][0]["IsDeleted"], true);
+    assert_eq!(gone.body["records"][0]["MasterRecordId"], keep);
+    let q = format!("{V}/query?q=SELECT+Id,AccountId+FROM+Contact+WHERE+Id+=+'{child}'");
+    let moved = c.call(Method::GET, &q, None).await;
+    assert_eq!(moved.body["records"][0]["AccountId"], keep);
+    let q = format!("{V}/query?q=SELECT+Id,MasterRecordId+FROM+Account+WHERE+Id+=+'{keep}'");
+    let survivor = c.call(Method::GET, &q, None).await;
+    assert_eq!(survivor.body["records"][0]["MasterRecordId"], Value::Null);
+
+    for (body, status) in [
+        (
+            json!({"object": "Account", "master": keep, "merged": [keep]}),
+            400,
+        ),
+        (
+            json!({"object": "Account", "master": keep, "merged": [dup]}),
+            404,
+        ),
+        (
+            json!({"object": "Opportunity", "master": keep, "merged": [child]}),
+            400,
+        ),
+    ] {
+        let r = merge(body.clone()).await;
+        assert_eq!(r.status().as_u16(), status, "{body}");
+        let errors: Value = r.json().await.unwrap();
+        assert!(errors[0]["errorCode"].is_string(), "{errors}");
+    }
+}
