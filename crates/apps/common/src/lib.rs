@@ -60,6 +60,15 @@ pub fn load<T: Serialize + DeserializeOwned + Default>(
         .map_err(|e| ConfigError::Load(Box::new(e)))
 }
 
+/// Defaults (`T::default()`), then the TOML `text`, without the environment: what the loader
+/// makes of a file's contents (the config fuzz target drives it).
+pub fn load_toml<T: Serialize + DeserializeOwned + Default>(text: &str) -> Result<T, ConfigError> {
+    Figment::from(Serialized::defaults(T::default()))
+        .merge(Toml::string(text))
+        .extract()
+        .map_err(|e| ConfigError::Load(Box::new(e)))
+}
+
 /// The raw store section.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]

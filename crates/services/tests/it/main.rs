@@ -8,6 +8,7 @@ mod activity;
 mod adopt;
 mod backfill;
 mod contact;
+mod converge;
 mod deletes;
 mod mappings;
 mod outbound;

@@ -431,6 +431,20 @@ impl Sim {
 
 use store::new_record;
 
+/// The live record whose `hs_merged_object_ids` names `id`.
+fn merged_into(store: &ObjectStore, id: &str) -> Option<u64> {
+    store
+        .records
+        .values()
+        .find(|r| {
+            !r.archived
+                && r.properties
+                    .get("hs_merged_object_ids")
+                    .is_some_and(|ids| ids.split(';').any(|m| m == id))
+        })
+        .map(|r| r.id)
+}
+
 /// Finds a record by id, or by the value of a unique `idProperty`.
 fn find(store: &ObjectStore, id: &str, id_property: Option<&str>, archived: bool) -> HsResult<u64> {
     let found = match id_property {
@@ -589,7 +603,10 @@ async fn update_one(
     let body = body_json(&body)?;
     let rec = with_object(&sim, &token, &object, |store, _| {
         let props = properties(&store.spec, &body["properties"])?;
-        let n = find(store, &id, q.id_property.as_deref(), false)?;
+        // An id merged into another record still updates the survivor (HubSpot's single-record
+        // update; batch update does not).
+        let n = find(store, &id, q.id_property.as_deref(), false)
+            .or_else(|e| merged_into(store, &id).ok_or(e))?;
         if let Some((prop, existing)) = store.conflict(&props, Some(n)) {
             return Err(conflict_error(&store.spec, &prop, existing));
         }
@@ -830,6 +847,15 @@ async fn merge(
             .get(&o)
             .map(|r| r.properties.clone())
             .unwrap_or_default();
+        let absorbed_ids: Vec<String> = absorbed
+            .get("hs_merged_object_ids")
+            .map(|s| {
+                s.split(';')
+                    .filter(|i| !i.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
         let now = OffsetDateTime::now_utc();
         if let Some(r) = store.records.get_mut(&o) {
             r.archived = true;
@@ -848,11 +874,17 @@ async fn merge(
                     && !spec.unique.contains(k)
             })
             .collect();
+        // The survivor keeps every id merged into it, those the merged record had absorbed
+        // before included, so any old id still finds it.
+        let earlier = absorbed_ids
+            .iter()
+            .map(|i| format!(";{i}"))
+            .collect::<String>();
         let ids = r
             .properties
             .get("hs_merged_object_ids")
-            .map(|s| format!("{s};{other}"))
-            .unwrap_or(other.clone());
+            .map(|s| format!("{s};{other}{earlier}"))
+            .unwrap_or(format!("{other}{earlier}"));
         take.insert("hs_merged_object_ids".into(), ids);
         r.set(&spec, &take, now);
         Ok(r.json(&spec, &[], &[]))

@@ -919,6 +919,56 @@ async fn a_merge_is_delivered_as_a_merge_event_not_a_deletion() {
             .await
             .is_err()
     );
+    // The merged id still updates the survivor through the single-record PATCH.
+    let r: Value = http
+        .patch(format!("{}{C}/{}", sim.url(), ids[1]))
+        .bearer_auth("t")
+        .json(&json!({"properties": {"jobtitle": "Merged"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["id"], ids[0].to_string(), "{r}");
+    // Merged again into a third contact: the third keeps both old ids.
+    let third: Value = http
+        .post(format!("{}{C}", sim.url()))
+        .bearer_auth("t")
+        .json(&json!({"properties": {"email": "c@x.com"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let third = third["id"].as_str().unwrap().to_owned();
+    let r = http
+        .post(format!("{}{C}/merge", sim.url()))
+        .bearer_auth("t")
+        .json(&json!({"primaryObjectId": third, "objectIdToMerge": ids[0].to_string()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r: Value = http
+        .get(format!(
+            "{}{C}/{third}?properties=hs_merged_object_ids",
+            sim.url()
+        ))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kept: Vec<&str> = r["properties"]["hs_merged_object_ids"]
+        .as_str()
+        .unwrap()
+        .split(';')
+        .collect();
+    assert_eq!(kept, [ids[0].to_string(), ids[1].to_string()], "{r}");
 }
 
 /// An association made or removed is told as `.associationChange`, one event per direction, and
