@@ -185,6 +185,24 @@ pub struct ActivityTarget {
     pub id: ExternalId,
 }
 
+/// One activity as the CRM holds it, with the records it is attached to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalActivityRecord {
+    pub id: ExternalId,
+    pub activity: ExternalActivity,
+    pub targets: Vec<ActivityTarget>,
+    /// Deleted in the CRM (its other fields may be empty).
+    pub deleted: bool,
+}
+
+/// A page of changed activities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivityPage {
+    pub activities: Vec<ExternalActivityRecord>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<String>,
+}
+
 /// Notes and tasks in an external CRM, attached to its records (HubSpot engagements, Salesforce
 /// `Note` and `Task`). Errors as for [`ExternalCrm`].
 #[cfg_attr(feature = "mock", mockall::automock)]
@@ -203,4 +221,19 @@ pub trait ExternalActivities: Send + Sync {
     -> PortResult<()>;
     /// Deletes it. `NotFound` when it does not exist.
     async fn delete_activity(&self, kind: ActivityKind, id: &ExternalId) -> PortResult<()>;
+    /// Reads one back as the CRM holds it. `NotFound` when it does not exist.
+    async fn get_activity(
+        &self,
+        kind: ActivityKind,
+        id: &ExternalId,
+    ) -> PortResult<ExternalActivity>;
+    /// Activities of `kind` created, changed or deleted since `since`, page by page (`after`
+    /// from the previous page), with their targets. A CRM that cannot tell deletes leaves them
+    /// out (its docs say so).
+    async fn activities_changed_since(
+        &self,
+        kind: ActivityKind,
+        since: OffsetDateTime,
+        after: Option<String>,
+    ) -> PortResult<ActivityPage>;
 }

@@ -14,7 +14,7 @@
 //! [`StageTarget`], the entry's status is set on the linked CRM record of its parent (a deal's
 //! stage). A removed entry changes nothing in the CRM.
 
-mod activity;
+pub(crate) mod activity;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -44,7 +44,13 @@ pub struct PollStats {
     /// Linked records deleted in the CRM, or merged into another there: handed on as a delete
     /// or a merge.
     pub gone: u64,
+    /// Its notes and tasks.
+    pub activities: activity::ActivityStats,
 }
+
+mod activity;
+
+pub use activity::ActivityStats;
 
 /// The poller of one system.
 pub struct ChangePoller {
@@ -266,7 +272,6 @@ impl ChangePoller {
         let Some(crm) = clients.crms.get(&self.system).cloned() else {
             return Ok(stats);
         };
-        let window = time::Duration::try_from(self.window).unwrap_or(time::Duration::MINUTE);
         let mappings = self.catalog.of(tenant).await?;
         for target in mappings
             .targets
@@ -274,17 +279,10 @@ impl ChangePoller {
             .filter(|t| t.mapping.system == self.system)
         {
             let pass_start = self.clock.now();
-            let slug = Self::cursor_slug(&target.mapping.external_object)?;
-            let cursor = match &self.cursors {
-                Some(store) => store.get(tenant, &slug, &self.system).await?,
-                None => None,
-            };
-            // From shortly before the last complete pass began, or `window` back.
+            let (since, cursor) = self
+                .cursor_of(tenant, &target.mapping.external_object)
+                .await?;
             let seen_before = stats.seen;
-            let since = match &cursor {
-                Some(c) => (c.updated_at - window).min(pass_start - window),
-                None => pass_start - window,
-            };
             let props: Vec<_> = target
                 .mapping
                 .fields()
@@ -338,21 +336,71 @@ impl ChangePoller {
                     None => break,
                 }
             }
-            if let Some(store) = &self.cursors {
-                let mut next = cursor.unwrap_or_else(|| {
-                    SyncState::new(tenant.clone(), slug, self.system.clone(), pass_start)
-                });
-                next.phase = BackfillPhase::Completed;
-                next.updated_at = pass_start;
-                next.records_seen += stats.seen - seen_before;
-                match store.save(&next).await {
-                    // Another poller moved it meanwhile: its pass covers ours.
-                    Ok(_) | Err(PortError::Stale(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            self.save_cursor(
+                tenant,
+                &target.mapping.external_object,
+                cursor,
+                pass_start,
+                stats.seen - seen_before,
+            )
+            .await?;
         }
+        stats.activities = self.poll_activities(tenant, &clients).await?;
         Ok(stats)
+    }
+
+    /// Where a pass over `name` (an external object, or an activity kind) starts: shortly before
+    /// the last complete pass began, or `window` back; with the stored cursor.
+    async fn cursor_of(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> ServiceResult<(time::OffsetDateTime, Option<SyncState>)> {
+        let window = time::Duration::try_from(self.window).unwrap_or(time::Duration::MINUTE);
+        let now = self.clock.now();
+        let cursor = match &self.cursors {
+            Some(store) => {
+                store
+                    .get(tenant, &Self::cursor_slug(name)?, &self.system)
+                    .await?
+            }
+            None => None,
+        };
+        let since = match &cursor {
+            Some(c) => (c.updated_at - window).min(now - window),
+            None => now - window,
+        };
+        Ok((since, cursor))
+    }
+
+    /// Records a complete pass over `name` that began at `pass_start`.
+    async fn save_cursor(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        cursor: Option<SyncState>,
+        pass_start: time::OffsetDateTime,
+        seen: u64,
+    ) -> ServiceResult<()> {
+        let Some(store) = &self.cursors else {
+            return Ok(());
+        };
+        let mut next = cursor.unwrap_or_else(|| {
+            SyncState::new(
+                tenant.clone(),
+                Self::cursor_slug(name).unwrap_or_else(|_| unreachable!("checked by cursor_of")),
+                self.system.clone(),
+                pass_start,
+            )
+        });
+        next.phase = BackfillPhase::Completed;
+        next.updated_at = pass_start;
+        next.records_seen += seen;
+        match store.save(&next).await {
+            // Another poller moved it meanwhile: its pass covers ours.
+            Ok(_) | Err(PortError::Stale(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// One pass over every tenant; a tenant's failure is logged and the others still run.

@@ -4,10 +4,15 @@
 
 use async_trait::async_trait;
 use domain::ids::ExternalId;
-use ports::crm::{ActivityKind, ActivityTarget, ExternalActivities, ExternalActivity};
+use domain::mapping::ExternalProperty;
+use ports::crm::{
+    ActivityKind, ActivityPage, ActivityTarget, ExternalActivities, ExternalActivity,
+    ExternalActivityRecord, ExternalCrm, ExternalRecord,
+};
 use ports::error::{PortError, PortResult};
 use reqwest::Method;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::wire::{HsObject, decode};
@@ -35,8 +40,102 @@ fn properties(a: &ExternalActivity) -> Value {
     }
 }
 
+/// The properties an engagement is read with.
+fn read_properties(kind: ActivityKind) -> Vec<ExternalProperty> {
+    let names: &[&str] = match kind {
+        ActivityKind::Note => &["hs_note_body", "hs_timestamp"],
+        ActivityKind::Task => &[
+            "hs_task_subject",
+            "hs_task_body",
+            "hs_task_status",
+            "hs_timestamp",
+        ],
+    };
+    names
+        .iter()
+        .filter_map(|n| ExternalProperty::parse(n).ok())
+        .collect()
+}
+
+/// An engagement read back as a provider-neutral activity (a note's title leads its body in
+/// HubSpot, so it comes back as the body).
+fn from_record(kind: ActivityKind, r: &ExternalRecord) -> ExternalActivity {
+    let text = |name: &str| match ExternalProperty::parse(name)
+        .ok()
+        .and_then(|p| r.properties.get(&p))
+    {
+        Some(domain::field::FieldValue::Text(t)) => t.clone(),
+        _ => String::new(),
+    };
+    let at = OffsetDateTime::parse(&text("hs_timestamp"), &Rfc3339)
+        .ok()
+        .or(r.updated_at)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    match kind {
+        ActivityKind::Note => ExternalActivity {
+            kind,
+            title: String::new(),
+            body: text("hs_note_body"),
+            at,
+            completed: false,
+        },
+        ActivityKind::Task => ExternalActivity {
+            kind,
+            title: text("hs_task_subject"),
+            body: text("hs_task_body"),
+            at,
+            completed: text("hs_task_status") == "COMPLETED",
+        },
+    }
+}
+
 #[async_trait]
 impl ExternalActivities for HubSpotClient {
+    async fn get_activity(
+        &self,
+        kind: ActivityKind,
+        id: &ExternalId,
+    ) -> PortResult<ExternalActivity> {
+        let r = self.get(kind.as_str(), id, &read_properties(kind)).await?;
+        Ok(from_record(kind, &r))
+    }
+
+    /// Search on `hs_lastmodifieddate` (as records are polled), then each engagement's
+    /// associations with contacts, companies and deals. HubSpot's search leaves archived
+    /// engagements out, so deletes made in HubSpot are not seen here.
+    async fn activities_changed_since(
+        &self,
+        kind: ActivityKind,
+        since: OffsetDateTime,
+        after: Option<String>,
+    ) -> PortResult<ActivityPage> {
+        let page = self
+            .changed_since(kind.as_str(), since, &read_properties(kind), after)
+            .await?;
+        let mut activities = Vec::new();
+        for r in page.records {
+            let mut targets = Vec::new();
+            for to in ["contacts", "companies", "deals"] {
+                for id in self.associations(kind.as_str(), &r.id, to).await? {
+                    targets.push(ActivityTarget {
+                        object: to.to_owned(),
+                        id,
+                    });
+                }
+            }
+            activities.push(ExternalActivityRecord {
+                activity: from_record(kind, &r),
+                id: r.id,
+                targets,
+                deleted: r.archived,
+            });
+        }
+        Ok(ActivityPage {
+            activities,
+            next: page.next,
+        })
+    }
+
     /// Attached to every target; if an association fails, the new engagement is archived again
     /// (so a retried job does not leave a detached copy) and the error returned.
     async fn create_activity(

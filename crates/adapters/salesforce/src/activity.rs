@@ -4,11 +4,17 @@
 //! one record of each side per task; further targets are left out (and logged).
 
 use async_trait::async_trait;
+use domain::field::FieldValue;
 use domain::ids::ExternalId;
-use ports::crm::{ActivityKind, ActivityTarget, ExternalActivities, ExternalActivity};
+use domain::mapping::ExternalProperty;
+use ports::crm::{
+    ActivityKind, ActivityPage, ActivityTarget, ExternalActivities, ExternalActivity,
+    ExternalActivityRecord, ExternalRecord,
+};
 use ports::error::{PortError, PortResult};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
 
 use crate::{SalesforceClient, rejected};
 
@@ -89,8 +95,139 @@ fn parents(kind: ActivityKind, targets: &[ActivityTarget]) -> PortResult<Map<Str
     Ok(m)
 }
 
+/// The fields an activity is read with.
+fn read_fields(kind: ActivityKind) -> &'static [&'static str] {
+    match kind {
+        ActivityKind::Note => &["Title", "Body", "ParentId"],
+        ActivityKind::Task => &[
+            "Subject",
+            "Description",
+            "Status",
+            "ActivityDate",
+            "WhoId",
+            "WhatId",
+        ],
+    }
+}
+
+/// The object of a record id, by its key prefix.
+fn object_of(id: &str) -> Option<&'static str> {
+    Some(match id.get(..3)? {
+        "003" => "Contact",
+        "001" => "Account",
+        "006" => "Opportunity",
+        "00Q" => "Lead",
+        _ => return None,
+    })
+}
+
+/// A queried `Note` or `Task` as a provider-neutral activity with its parents.
+fn from_record(kind: ActivityKind, r: ExternalRecord) -> ExternalActivityRecord {
+    let text = |f: &str| match ExternalProperty::parse(f)
+        .ok()
+        .and_then(|p| r.properties.get(&p).cloned())
+    {
+        Some(FieldValue::Text(t)) => t,
+        _ => String::new(),
+    };
+    let (title, body, completed, at) = match kind {
+        ActivityKind::Note => (text("Title"), text("Body"), false, None),
+        ActivityKind::Task => {
+            let due = time::Date::parse(
+                &text("ActivityDate"),
+                &time::format_description::well_known::Iso8601::DATE,
+            )
+            .ok()
+            .map(|d| d.midnight().assume_utc());
+            (
+                text("Subject"),
+                text("Description"),
+                text("Status") == "Completed",
+                due,
+            )
+        }
+    };
+    let parents: &[&str] = match kind {
+        ActivityKind::Note => &["ParentId"],
+        ActivityKind::Task => &["WhoId", "WhatId"],
+    };
+    let targets = parents
+        .iter()
+        .filter_map(|f| {
+            let id = text(f);
+            Some(ActivityTarget {
+                object: object_of(&id)?.to_owned(),
+                id: ExternalId::parse(&id).ok()?,
+            })
+        })
+        .collect();
+    ExternalActivityRecord {
+        id: r.id,
+        activity: ExternalActivity {
+            kind,
+            title,
+            body,
+            at: at.or(r.updated_at).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            completed,
+        },
+        targets,
+        deleted: r.archived,
+    }
+}
+
 #[async_trait]
 impl ExternalActivities for SalesforceClient {
+    async fn get_activity(
+        &self,
+        kind: ActivityKind,
+        id: &ExternalId,
+    ) -> PortResult<ExternalActivity> {
+        if !id.as_str().bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(PortError::Invalid(format!(
+                "{:?} is not a Salesforce id",
+                id.as_str()
+            )));
+        }
+        let soql = format!(
+            "SELECT Id, SystemModstamp, {} FROM {} WHERE Id = '{}'",
+            read_fields(kind).join(", "),
+            sobject(kind),
+            id.as_str()
+        );
+        let page = self.query(&soql, false, None).await?;
+        page.records
+            .into_iter()
+            .next()
+            .map(|r| from_record(kind, r).activity)
+            .ok_or_else(|| {
+                PortError::NotFound(format!("Salesforce {} {}", sobject(kind), id.as_str()))
+            })
+    }
+
+    /// `queryAll` on `SystemModstamp`, so deleted activities come too.
+    async fn activities_changed_since(
+        &self,
+        kind: ActivityKind,
+        since: OffsetDateTime,
+        after: Option<String>,
+    ) -> PortResult<ActivityPage> {
+        let soql = format!(
+            "SELECT Id, SystemModstamp, IsDeleted, {} FROM {} WHERE SystemModstamp > {} ORDER BY SystemModstamp ASC",
+            read_fields(kind).join(", "),
+            sobject(kind),
+            crate::wire::soql_time(since)
+        );
+        let page = self.query(&soql, true, after.as_deref()).await?;
+        Ok(ActivityPage {
+            activities: page
+                .records
+                .into_iter()
+                .map(|r| from_record(kind, r))
+                .collect(),
+            next: page.next,
+        })
+    }
+
     async fn create_activity(
         &self,
         activity: &ExternalActivity,

@@ -9,7 +9,11 @@
 
 use domain::ids::{ObjectId, ObjectSlug, RecordId, SystemId, TenantId};
 use domain::link::{IdentityLink, LinkLookup};
-use domain::merge::Snapshot;
+use std::collections::BTreeMap;
+
+use domain::field::FieldValue;
+use domain::mapping::FieldKey;
+use domain::merge::{FieldSnapshot, Snapshot};
 use domain::schema::{Note, Task};
 use domain::timestamp::Timestamp;
 use ports::crm::{ActivityKind, ActivityTarget, ExternalActivity};
@@ -21,7 +25,7 @@ use super::{EventPipeline, Handled};
 use crate::error::{ServiceError, ServiceResult};
 
 /// Attio's note as the CRMs receive it.
-fn note_activity(n: &Note) -> ExternalActivity {
+pub(crate) fn note_activity(n: &Note) -> ExternalActivity {
     ExternalActivity {
         kind: ActivityKind::Note,
         title: n.title.clone(),
@@ -33,7 +37,7 @@ fn note_activity(n: &Note) -> ExternalActivity {
 
 /// Attio's task as the CRMs receive it: its first line is the subject; it is due at its
 /// deadline, else when it was made.
-fn task_activity(t: &Task) -> ExternalActivity {
+pub(crate) fn task_activity(t: &Task) -> ExternalActivity {
     let at = t
         .deadline_at
         .as_deref()
@@ -56,8 +60,42 @@ fn task_activity(t: &Task) -> ExternalActivity {
 }
 
 /// The pseudo-object an activity's identity links are kept under.
-fn link_object(kind: ActivityKind) -> ServiceResult<ObjectSlug> {
+pub(crate) fn link_object(kind: ActivityKind) -> ServiceResult<ObjectSlug> {
     Ok(ObjectSlug::parse(kind.as_str())?)
+}
+
+/// What an activity says, as one value (a digest): its title, text and state (not its time, which the
+/// sides keep in different forms). Each side's form is compared only with that side's earlier
+/// form, as a record's fields are.
+pub(crate) fn content(a: &ExternalActivity) -> FieldValue {
+    let said = FieldValue::text(format!(
+        "{}\u{1f}{}\u{1f}{}",
+        a.title.trim(),
+        a.body.trim(),
+        a.completed
+    ));
+    // Kept as a digest: a link's snapshot need not hold the text.
+    FieldValue::text(said.value_hash().as_str())
+}
+
+/// An activity link's snapshot: each side's content when they were last in step.
+pub(crate) fn content_snapshot(attio: FieldValue, crm: FieldValue) -> Snapshot {
+    let key = FieldKey::parse("content").unwrap_or_else(|_| unreachable!("a valid key"));
+    Snapshot(BTreeMap::from([(
+        key,
+        FieldSnapshot {
+            attio,
+            external: crm,
+            property: None,
+        },
+    )]))
+}
+
+/// Each side's content in an activity link's snapshot (`None` for links written before it
+/// was kept).
+pub(crate) fn snapshot_content(s: &Snapshot) -> Option<(FieldValue, FieldValue)> {
+    let key = FieldKey::parse("content").ok()?;
+    s.0.get(&key).map(|f| (f.attio.clone(), f.external.clone()))
 }
 
 /// What Attio answered for a note or task: `Ok(Err(ignored))` once it no longer exists (its
@@ -180,9 +218,22 @@ impl EventPipeline {
                 system: system.clone(),
             };
             let existing = self.links.find(tenant, &lookup).await?;
+            let said = content(activity);
             if let Some(link) = &existing {
+                // Unchanged in Attio since the sides were last in step (the event of our own
+                // write of a CRM's activity, or a change that is not the content's).
+                if snapshot_content(&link.snapshot).is_some_and(|(a, _)| a == said) {
+                    continue;
+                }
                 match crm.update_activity(&link.external_id, activity).await {
                     Ok(()) => {
+                        let crm_form = crm.get_activity(activity.kind, &link.external_id).await?;
+                        let kept = IdentityLink {
+                            snapshot: content_snapshot(said, content(&crm_form)),
+                            updated_at: self.outbound.now(),
+                            ..link.clone()
+                        };
+                        self.links.save(&kept).await?;
                         written.push((system.clone(), link.external_id.clone()));
                         continue;
                     }
@@ -210,6 +261,7 @@ impl EventPipeline {
                 continue;
             }
             let external_id = crm.create_activity(activity, &targets).await?;
+            let crm_form = crm.get_activity(activity.kind, &external_id).await?;
             let link = IdentityLink {
                 tenant: tenant.clone(),
                 object: object.clone(),
@@ -217,7 +269,7 @@ impl EventPipeline {
                 system: system.clone(),
                 external_object: activity.kind.as_str().to_owned(),
                 external_id: external_id.clone(),
-                snapshot: Snapshot::default(),
+                snapshot: content_snapshot(said.clone(), content(&crm_form)),
                 updated_at: self.outbound.now(),
                 version: existing.map_or(0, |l| l.version),
             };

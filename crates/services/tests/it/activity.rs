@@ -142,12 +142,14 @@ async fn notes_and_tasks_reach_the_linked_records_once_follow_changes_and_delete
         prop_of(&w.salesforce, "Note", &sf_note, "Title").await,
         "Call notes"
     );
-    // The same delivery again writes the same copies, not new ones.
+    // The same delivery again writes nothing: the copies hold what the note says (the link's
+    // snapshot), and no new ones are made.
     let again = written(
         p.handle(&w.tenant, &created).await.unwrap(),
         ActivityKind::Note,
     );
-    assert_eq!(again, first);
+    assert!(again.is_empty(), "{again:?}");
+    assert_eq!(first.len(), 2);
     assert_eq!(
         w.hubspot
             .associations("contacts", &contact("hubspot"), "notes")
@@ -372,12 +374,14 @@ async fn a_note_written_by_a_racing_worker_leaves_one_copy_per_crm() {
     );
     assert!(e.is_retryable());
     assert!(links.raced());
-    // Our HubSpot copy was deleted; the retry updates theirs.
+    // Our HubSpot copy was deleted; the retry finds theirs in step and writes nothing.
     let retry = written(
         ours.handle(&w.tenant, &event).await.unwrap(),
         ActivityKind::Note,
     );
-    assert_eq!(retry, *theirs.lock().unwrap());
+    assert!(retry.is_empty(), "{retry:?}");
+    let theirs = theirs.lock().unwrap().clone();
+    assert_eq!(theirs.len(), 2);
     let mut live = Vec::new();
     for id in w
         .hubspot
@@ -395,7 +399,7 @@ async fn a_note_written_by_a_racing_worker_leaves_one_copy_per_crm() {
     }
     assert_eq!(
         live,
-        vec![id_in(&retry, "hubspot")],
+        vec![id_in(&theirs, "hubspot")],
         "one live note on the HubSpot contact"
     );
     let sf_notes: Vec<ExternalId> = w
@@ -413,7 +417,336 @@ async fn a_note_written_by_a_racing_worker_leaves_one_copy_per_crm() {
         .collect();
     assert_eq!(
         sf_notes,
-        vec![id_in(&retry, "salesforce")],
+        vec![id_in(&theirs, "salesforce")],
         "one note on the Salesforce contact"
+    );
+}
+
+fn poller(w: &World, system: &str) -> services::poll::ChangePoller {
+    services::poll::ChangePoller::new(
+        SystemId::parse(system).unwrap(),
+        w.directory.clone(),
+        std::sync::Arc::new(adapter_memory::MemoryTenantStore::default()),
+        w.links.clone(),
+        std::sync::Arc::new(w.outbound()),
+        std::sync::Arc::new(adapter_memory::SystemClock),
+        crate::outbound::targets(domain::mapping::SyncRule::LatestWins),
+    )
+}
+
+/// Salesforce REST, as a person's edits in Salesforce reach it.
+async fn sf_call(
+    w: &World,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> reqwest::Response {
+    let sf = w._sims.2.url();
+    let app = salesforce_sim::SalesforceConfig::default().app;
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{sf}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", app.client_id.as_str()),
+            ("client_secret", app.client_secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut req = http
+        .request(method, format!("{sf}/services/data/v62.0{path}"))
+        .bearer_auth(token["access_token"].as_str().unwrap());
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.unwrap()
+}
+
+/// The link of a CRM's activity: the Attio note or task it is.
+async fn attio_of(
+    w: &World,
+    system: &str,
+    kind: ActivityKind,
+    id: &ExternalId,
+) -> Option<RecordId> {
+    let lookup = domain::link::LinkLookup::External {
+        system: SystemId::parse(system).unwrap(),
+        external_object: kind.as_str().into(),
+        external_id: id.clone(),
+    };
+    w.links
+        .find(&w.tenant, &lookup)
+        .await
+        .unwrap()
+        .map(|l| l.attio_record)
+}
+
+/// Notes and tasks made in Salesforce, found by polling: written into Attio on the linked person,
+/// then by Attio's events to HubSpot (and not back to Salesforce); an edit in Salesforce replaces
+/// the Attio note (its HubSpot copy follows in place), a task done there is done in Attio, a note
+/// deleted there is deleted in Attio and so in HubSpot; a pass with nothing new writes nothing.
+#[tokio::test]
+async fn activities_made_in_salesforce_reach_attio_and_hubspot_and_follow_edits_and_deletes() {
+    let w = world(true, domain::mapping::SyncRule::LatestWins).await;
+    let person = create_person(&w, "ada@example.com", "Ada", "Lovelace", "Analyst").await;
+    w.sync
+        .sync_record(&w.tenant, &people(), person)
+        .await
+        .unwrap();
+    let sf_contact = w
+        .salesforce
+        .query(
+            &format!("SELECT Id FROM Contact WHERE Attio_Id__c = '{person}'"),
+            false,
+            None,
+        )
+        .await
+        .unwrap()
+        .records[0]
+        .id
+        .clone();
+    let made = sf_call(&w, reqwest::Method::POST, "/sobjects/Note", Some(json!({"ParentId": sf_contact.as_str(), "Title": "Call", "Body": "Wants the enterprise plan."}))).await;
+    assert_eq!(made.status(), 201);
+    let sf_note = ExternalId::parse(
+        made.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let made = sf_call(&w, reqwest::Method::POST, "/sobjects/Task", Some(json!({"WhoId": sf_contact.as_str(), "Subject": "Send the contract", "Status": "Not Started", "ActivityDate": "2027-01-15"}))).await;
+    assert_eq!(made.status(), 201);
+    let sf_task = ExternalId::parse(
+        made.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+
+    let sf = poller(&w, "salesforce");
+    let pass = sf.poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!(
+        (pass.activities.created, pass.activities.unlinked),
+        (2, 0),
+        "{pass:?}"
+    );
+    let note = attio_of(&w, "salesforce", ActivityKind::Note, &sf_note)
+        .await
+        .unwrap();
+    let n = w
+        .attio
+        .get_note(domain::ids::NoteId::from_uuid(*note.as_uuid()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            n.title.as_str(),
+            n.content_plaintext.as_str(),
+            n.parent_record_id
+        ),
+        ("Call", "Wants the enterprise plan.", person)
+    );
+    let task = attio_of(&w, "salesforce", ActivityKind::Task, &sf_task)
+        .await
+        .unwrap();
+    let t = w
+        .attio
+        .get_task(domain::ids::TaskId::from_uuid(*task.as_uuid()))
+        .await
+        .unwrap();
+    assert_eq!(t.content_plaintext, "Send the contract");
+    assert!(!t.is_completed);
+    assert_eq!(t.linked_records[0].target_record_id, person);
+
+    // Attio's event for the new note: to HubSpot, not back to Salesforce.
+    let p = pipeline(&w);
+    let created = note_event(&w, "note.created", *note.as_uuid(), person).await;
+    let out = written(
+        p.handle(&w.tenant, &created).await.unwrap(),
+        ActivityKind::Note,
+    );
+    assert_eq!(
+        out.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+        ["hubspot"]
+    );
+    let hs_note = id_in(&out, "hubspot");
+    assert_eq!(
+        prop_of(&w.hubspot, "notes", &hs_note, "hs_note_body").await,
+        "Call\n\nWants the enterprise plan."
+    );
+
+    // Edited in Salesforce: a new Attio note takes its place; HubSpot's copy follows in place.
+    let r = sf_call(
+        &w,
+        reqwest::Method::PATCH,
+        &format!("/sobjects/Note/{}", sf_note.as_str()),
+        Some(json!({"Body": "Wants the enterprise plan, 40 seats."})),
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    let r = sf_call(
+        &w,
+        reqwest::Method::PATCH,
+        &format!("/sobjects/Task/{}", sf_task.as_str()),
+        Some(json!({"Status": "Completed"})),
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    let pass = sf.poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!(pass.activities.updated, 2, "{pass:?}");
+    let renewed = attio_of(&w, "salesforce", ActivityKind::Note, &sf_note)
+        .await
+        .unwrap();
+    assert_ne!(renewed, note);
+    let n = w
+        .attio
+        .get_note(domain::ids::NoteId::from_uuid(*renewed.as_uuid()))
+        .await
+        .unwrap();
+    assert_eq!(n.content_plaintext, "Wants the enterprise plan, 40 seats.");
+    assert!(matches!(
+        w.attio
+            .get_note(domain::ids::NoteId::from_uuid(*note.as_uuid()))
+            .await,
+        Err(PortError::NotFound(_))
+    ));
+    assert_eq!(
+        attio_of(&w, "hubspot", ActivityKind::Note, &hs_note).await,
+        Some(renewed),
+        "HubSpot's link moved too"
+    );
+    let t = w
+        .attio
+        .get_task(domain::ids::TaskId::from_uuid(*task.as_uuid()))
+        .await
+        .unwrap();
+    assert!(t.is_completed, "the same task, done");
+    // The old note's delete event removes nothing; the new one's takes the text to HubSpot.
+    let old_gone = note_event(&w, "note.deleted", *note.as_uuid(), person).await;
+    match p.handle(&w.tenant, &old_gone).await.unwrap() {
+        Handled::Deleted { archived, .. } => assert!(archived.is_empty(), "{archived:?}"),
+        other => panic!("{other:?}"),
+    }
+    let renewed_event = note_event(&w, "note.created", *renewed.as_uuid(), person).await;
+    let out = written(
+        p.handle(&w.tenant, &renewed_event).await.unwrap(),
+        ActivityKind::Note,
+    );
+    assert_eq!(
+        out,
+        vec![(SystemId::parse("hubspot").unwrap(), hs_note.clone())]
+    );
+    assert!(
+        prop_of(&w.hubspot, "notes", &hs_note, "hs_note_body")
+            .await
+            .ends_with("40 seats.")
+    );
+
+    // Nothing new: a pass writes nothing (our own writes are echoes).
+    let quiet = sf.poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!(
+        (
+            quiet.activities.created,
+            quiet.activities.updated,
+            quiet.activities.deleted
+        ),
+        (0, 0, 0),
+        "{quiet:?}"
+    );
+
+    // Deleted in Salesforce: deleted in Attio, whose event removes the HubSpot copy.
+    let r = sf_call(
+        &w,
+        reqwest::Method::DELETE,
+        &format!("/sobjects/Note/{}", sf_note.as_str()),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    let pass = sf.poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!(pass.activities.deleted, 1, "{pass:?}");
+    assert!(matches!(
+        w.attio
+            .get_note(domain::ids::NoteId::from_uuid(*renewed.as_uuid()))
+            .await,
+        Err(PortError::NotFound(_))
+    ));
+    let deleted = note_event(&w, "note.deleted", *renewed.as_uuid(), person).await;
+    match p.handle(&w.tenant, &deleted).await.unwrap() {
+        Handled::Deleted { archived, .. } => assert_eq!(
+            archived,
+            vec![(SystemId::parse("hubspot").unwrap(), hs_note.clone())]
+        ),
+        other => panic!("{other:?}"),
+    }
+    let again = sf.poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!(
+        again.activities.deleted, 0,
+        "a delete is followed once: {again:?}"
+    );
+}
+
+/// A note made in HubSpot on the linked contact, found by polling HubSpot's notes: written into
+/// Attio once.
+#[tokio::test]
+async fn a_note_made_in_hubspot_reaches_attio_once() {
+    let w = world(false, domain::mapping::SyncRule::LatestWins).await;
+    let person = create_person(&w, "ada@example.com", "Ada", "Lovelace", "Analyst").await;
+    w.sync
+        .sync_record(&w.tenant, &people(), person)
+        .await
+        .unwrap();
+    let contact = w
+        .hubspot
+        .get_by(
+            "contacts",
+            &prop("attio_record_id"),
+            &person.to_string(),
+            &[],
+        )
+        .await
+        .unwrap()
+        .id;
+    use ports::crm::ExternalActivities;
+    let made = w
+        .hubspot
+        .create_activity(
+            &ports::crm::ExternalActivity {
+                kind: ActivityKind::Note,
+                title: String::new(),
+                body: "Met at the conference.".into(),
+                at: time::OffsetDateTime::now_utc(),
+                completed: false,
+            },
+            &[ports::crm::ActivityTarget {
+                object: "contacts".into(),
+                id: contact,
+            }],
+        )
+        .await
+        .unwrap();
+    let hs = poller(&w, "hubspot");
+    let pass = hs.poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!(pass.activities.created, 1, "{pass:?}");
+    let note = attio_of(&w, "hubspot", ActivityKind::Note, &made)
+        .await
+        .unwrap();
+    let n = w
+        .attio
+        .get_note(domain::ids::NoteId::from_uuid(*note.as_uuid()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (n.content_plaintext.as_str(), n.parent_record_id),
+        ("Met at the conference.", person)
+    );
+    let again = hs.poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!(
+        (again.activities.created, again.activities.updated),
+        (0, 0),
+        "{again:?}"
     );
 }
