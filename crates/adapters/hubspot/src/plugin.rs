@@ -77,9 +77,12 @@ impl CrmProvider for HubSpotProvider {
     }
 
     fn feed(&self) -> ChangeFeed {
+        // Webhooks tell record changes; polling (when a worker's `[crm.hubspot]` sets an
+        // interval) finds the notes and tasks made in HubSpot, which no webhook tells, and
+        // re-reads changed records as a net under lost deliveries.
         ChangeFeed {
             webhooks: Some(&PROVIDER),
-            polling: false,
+            polling: true,
         }
     }
 }

@@ -537,18 +537,6 @@ fields = [
             ),
             (
                 |c| {
-                    c.crm.insert(
-                        "hubspot".into(),
-                        RawCrm {
-                            poll_interval_s: 60,
-                            poll_window_s: 120,
-                        },
-                    );
-                },
-                "crm.hubspot: hubspot is not polled",
-            ),
-            (
-                |c| {
                     c.targets = vec![RawTarget {
                         attio_object: "people".into(),
                         system: "pipedrive".into(),

@@ -18,6 +18,10 @@ use crate::control::{Deployment, Rig, rig_with};
 use crate::eventually;
 
 const MAPPINGS: &str = r#"
+[crm.hubspot]
+poll_interval_s = 1
+poll_window_s = 30
+
 [[targets]]
 attio_object = "companies"
 system = "hubspot"
@@ -551,11 +555,190 @@ async fn a_merge_in_each_crm_leaves_one_linked_record(rig: &Rig, person: &str) {
     assert_eq!(people.len(), 1, "one Attio person after both merges");
 }
 
+/// A HubSpot note's text (its body), by id.
+async fn hubspot_note(rig: &Rig, id: &ExternalId) -> Option<String> {
+    let r = rig
+        .hubspot
+        .get("notes", id, &[prop("hs_note_body")])
+        .await
+        .ok()?;
+    match r.properties.get(&prop("hs_note_body")) {
+        Some(FieldValue::Text(t)) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+/// The person's notes in Attio: (title, text).
+async fn attio_notes(rig: &Rig, person: &str) -> Vec<(String, String)> {
+    let r = rig
+        .attio()
+        .call(
+            reqwest::Method::GET,
+            &format!("/v2/notes?parent_object=people&parent_record_id={person}"),
+            None,
+        )
+        .await;
+    r["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            (
+                n["title"].as_str().unwrap_or_default().to_owned(),
+                n["content_plaintext"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A note made in Salesforce on the person's contact reaches Attio and HubSpot, follows an edit
+/// and a delete there; one made in HubSpot reaches Attio and Salesforce; nothing comes back.
+async fn notes_made_in_each_crm_follow_into_attio_and_the_other(rig: &Rig, person: &str) {
+    let token = salesforce_token(rig).await;
+    let (contact, _) = salesforce_row(rig, "Contact", "Email", person)
+        .await
+        .unwrap();
+    let sf = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let mut req = rig
+            .http
+            .request(method, format!("{}/services/data/v62.0{path}", rig.sf_url))
+            .bearer_auth(&token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send()
+    };
+    let made = sf(
+        reqwest::Method::POST,
+        "/sobjects/Note".into(),
+        Some(json!({"ParentId": contact.as_str(), "Title": "Call", "Body": "Wants 40 seats."})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(made.status(), 201);
+    let note: Value = made.json().await.unwrap();
+    let note = note["id"].as_str().unwrap().to_owned();
+    let hs_contact = hubspot_id(rig, "contacts", person).await.unwrap();
+    let hs_copy = eventually(
+        "Salesforce's note reaches Attio and HubSpot",
+        WITHIN,
+        || async {
+            let in_attio = attio_notes(rig, person).await
+                == [("Call".to_owned(), "Wants 40 seats.".to_owned())];
+            let notes = rig
+                .hubspot
+                .associations("contacts", &hs_contact, "notes")
+                .await
+                .ok()?;
+            let copy = notes.first()?.clone();
+            (in_attio
+                && notes.len() == 1
+                && hubspot_note(rig, &copy).await?.ends_with("Wants 40 seats."))
+            .then_some(copy)
+        },
+    )
+    .await;
+
+    let r = sf(
+        reqwest::Method::PATCH,
+        format!("/sobjects/Note/{note}"),
+        Some(json!({"Body": "Wants 45 seats."})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 204);
+    eventually(
+        "the edit follows into Attio and HubSpot's copy",
+        WITHIN,
+        || async {
+            let in_attio = attio_notes(rig, person).await
+                == [("Call".to_owned(), "Wants 45 seats.".to_owned())];
+            (in_attio
+                && hubspot_note(rig, &hs_copy)
+                    .await?
+                    .ends_with("Wants 45 seats."))
+            .then_some(())
+        },
+    )
+    .await;
+
+    // Made in HubSpot: to Attio and on to Salesforce.
+    use ports::crm::ExternalActivities;
+    rig.hubspot
+        .create_activity(
+            &ports::crm::ExternalActivity {
+                kind: ports::crm::ActivityKind::Note,
+                title: String::new(),
+                body: "Met at the fair.".into(),
+                at: time::OffsetDateTime::now_utc(),
+                completed: false,
+            },
+            &[ports::crm::ActivityTarget {
+                object: "contacts".into(),
+                id: hs_contact.clone(),
+            }],
+        )
+        .await
+        .unwrap();
+    eventually(
+        "HubSpot's note reaches Attio and Salesforce",
+        WITHIN,
+        || async {
+            let in_attio = attio_notes(rig, person)
+                .await
+                .iter()
+                .any(|(_, t)| t == "Met at the fair.");
+            let rows = rig
+                .salesforce
+                .query(
+                    &format!(
+                        "SELECT Id, Body FROM Note WHERE ParentId = '{}'",
+                        contact.as_str()
+                    ),
+                    false,
+                    None,
+                )
+                .await
+                .ok()?
+                .records;
+            let in_sf = rows.iter().any(|r| {
+                r.properties.get(&prop("Body")) == Some(&FieldValue::text("Met at the fair."))
+            });
+            (in_attio && in_sf && rows.len() == 2).then_some(())
+        },
+    )
+    .await;
+
+    // Deleted in Salesforce: gone from Attio and HubSpot.
+    let r = sf(
+        reqwest::Method::DELETE,
+        format!("/sobjects/Note/{note}"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 204);
+    eventually(
+        "the delete follows into Attio and HubSpot",
+        WITHIN,
+        || async {
+            let in_attio = attio_notes(rig, person).await;
+            let gone = hubspot_note(rig, &hs_copy).await.is_none();
+            (in_attio.len() == 1 && gone).then_some(())
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everything_flows_both_ways_on_postgres_processes() {
     let rig = rig_with(Deployment::Distributed, 20, MAPPINGS, SUBSCRIPTIONS).await;
     let person = a_persons_company_follows_every_side(&rig).await;
     a_merge_in_each_crm_leaves_one_linked_record(&rig, &person).await;
+    notes_made_in_each_crm_follow_into_attio_and_the_other(&rig, &person).await;
     records_born_in_each_crm_appear_once_everywhere(&rig).await;
     // Quiet: no side writes anything more (no loop between the three).
     tokio::time::sleep(Duration::from_secs(2)).await;
