@@ -516,7 +516,7 @@ fields = [
     #[test]
     fn bad_values_name_the_setting() {
         type Tweak = fn(&mut RawConfig);
-        let cases: [(Tweak, &str); 18] = [
+        let cases: [(Tweak, &str); 17] = [
             (
                 |c| {
                     c.crm.insert(
