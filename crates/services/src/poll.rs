@@ -20,6 +20,7 @@ use std::time::Duration;
 use domain::ids::{ObjectSlug, SystemId, TenantId};
 use domain::job::{JobKey, NewJob};
 use domain::link::{IdentityLink, LinkLookup};
+use domain::mapping::ExternalProperty;
 use domain::merge::external_changes;
 use domain::sync_state::{BackfillPhase, SyncState};
 use ports::clock::Clock;
@@ -65,6 +66,8 @@ pub struct ChangePoller {
     cursors: Option<Arc<dyn SyncStateStore>>,
     queue: Option<Arc<dyn JobQueue>>,
     usage: Option<Arc<dyn ports::stores::UsageLog>>,
+    /// The CRM properties list entries' stages are written to (`[[stages]]` of this system).
+    stage_properties: Vec<ExternalProperty>,
     pub window: Duration,
 }
 
@@ -99,6 +102,7 @@ impl ChangePoller {
             cursors: None,
             queue: None,
             usage: None,
+            stage_properties: Vec::new(),
             window: Duration::from_secs(120),
         }
     }
@@ -120,6 +124,32 @@ impl ChangePoller {
     pub fn with_queue(mut self, queue: Arc<dyn JobQueue>) -> Self {
         self.queue = Some(queue);
         self
+    }
+
+    /// The CRM properties that carry list entries' stages (`StageName`): a record of an object
+    /// that has one is handed to the worker whenever it changed, where its stage is compared
+    /// with the Attio entry's (the link's snapshot does not hold stages).
+    pub fn with_stage_properties(mut self, properties: Vec<ExternalProperty>) -> Self {
+        self.stage_properties = properties;
+        self
+    }
+
+    /// The stage properties `object` has, as the CRM describes it.
+    async fn stage_properties_of(
+        &self,
+        crm: &dyn ports::crm::ExternalCrm,
+        object: &str,
+    ) -> ServiceResult<Vec<ExternalProperty>> {
+        if self.stage_properties.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields = crm.describe(object).await?;
+        Ok(self
+            .stage_properties
+            .iter()
+            .filter(|p| fields.iter().any(|f| f.name == p.as_str()))
+            .cloned()
+            .collect())
     }
 
     /// Adds each tenant's polling requests to its usage of the day.
@@ -283,12 +313,16 @@ impl ChangePoller {
                 .cursor_of(tenant, &target.mapping.external_object)
                 .await?;
             let seen_before = stats.seen;
-            let props: Vec<_> = target
+            let stages = self
+                .stage_properties_of(crm.as_ref(), &target.mapping.external_object)
+                .await?;
+            let mut props: Vec<_> = target
                 .mapping
                 .fields()
                 .iter()
                 .map(|m| m.external.clone())
                 .collect();
+            props.extend(stages.iter().cloned());
             let mut after = None;
             loop {
                 let page = crm
@@ -321,8 +355,10 @@ impl ChangePoller {
                         continue;
                     };
                     let external = external_side(&target.mapping, Some(r));
-                    if external_changes(target.mapping.fields(), &link.snapshot, &external)
-                        .is_empty()
+                    // A record that carries a stage may have moved it: the worker compares.
+                    if stages.is_empty()
+                        && external_changes(target.mapping.fields(), &link.snapshot, &external)
+                            .is_empty()
                     {
                         stats.unchanged += 1;
                         continue;

@@ -126,7 +126,15 @@ pub async fn run(
             .with_cursor(stores.sync_state.clone())
             .with_queue(stores.queue.clone())
             .with_usage(stores.usage.clone())
-            .with_catalog(catalog.clone());
+            .with_catalog(catalog.clone())
+            .with_stage_properties(
+                settings
+                    .stages
+                    .iter()
+                    .filter(|s| s.system == poll.system)
+                    .map(|s| s.property.clone())
+                    .collect(),
+            );
             p.window = poll.window;
             spawn_poller(p, poll.system.clone(), poll.interval, shutdown.clone())
         })

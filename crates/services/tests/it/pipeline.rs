@@ -563,3 +563,209 @@ async fn a_pipeline_entry_sets_the_stage_of_the_linked_deal_and_waits_for_an_uns
         "no deal is made from an entry alone"
     );
 }
+
+/// Deal stages both ways with Salesforce, which is polled: an entry's stage reaches the
+/// Opportunity's `StageName`; a `StageName` changed in Salesforce is found by a polling pass (the
+/// Opportunity carries a stage, so it is handed on even though no mapped field changed) and moves
+/// the Attio entry through the inverse of the map; the job that follows our own write moves
+/// nothing.
+#[tokio::test]
+async fn a_salesforce_stage_is_polled_back_into_the_attio_entry() {
+    use domain::ids::{AttributeSlug, ObjectSlug, SystemId};
+    use domain::mapping::{ObjectMapping, SyncRule, Transform, ValueMap};
+    use domain::write::{RecordWrite, WriteValue};
+    use ports::attio::{AttioLists, EntryWrite, ListRef};
+    use ports::queue::{JobQueue, ReserveFilter};
+    use services::outbound::{OutboundSync, SyncTarget};
+    use services::pipeline::StageTarget;
+    use std::sync::Arc;
+
+    let w = world(true, SyncRule::LatestWins).await;
+    let deals = ObjectSlug::parse("deals").unwrap();
+    let salesforce = SystemId::parse("salesforce").unwrap();
+    let targets = vec![SyncTarget {
+        mapping: ObjectMapping::new(
+            deals.clone(),
+            salesforce.clone(),
+            "Opportunity",
+            vec![crate::outbound::field(
+                "name",
+                None,
+                "Name",
+                SyncRule::LatestWins,
+            )],
+        )
+        .unwrap(),
+        id_property: prop("Attio_Id__c"),
+        create_with: [
+            (
+                prop("CloseDate"),
+                domain::field::FieldValue::text("2027-03-31"),
+            ),
+            (
+                prop("StageName"),
+                domain::field::FieldValue::text("Prospecting"),
+            ),
+        ]
+        .into(),
+    }];
+    let outbound = Arc::new(OutboundSync::new(
+        w.directory.clone(),
+        w.links.clone(),
+        w.ledger.clone(),
+        w.conflicts.clone(),
+        Arc::new(adapter_memory::SystemClock),
+        targets.clone(),
+    ));
+    let stages = ValueMap::new(
+        [
+            ("Won 🎉".to_owned(), "Closed Won".to_owned()),
+            ("Lost".to_owned(), "Closed Lost".to_owned()),
+        ]
+        .into_iter()
+        .collect(),
+    )
+    .unwrap();
+    let p = EventPipeline::new(
+        w.directory.clone(),
+        w.links.clone(),
+        outbound.clone(),
+        DeletePolicy::Archive,
+    )
+    .with_stage_targets(vec![StageTarget {
+        list: "sales".into(),
+        attribute: AttributeSlug::parse("stage").unwrap(),
+        system: salesforce.clone(),
+        property: prop("StageName"),
+        transform: Transform::MapValues { values: stages },
+    }]);
+    let deal = w
+        .attio
+        .create_record(
+            &ObjectRef::from(deals.clone()),
+            &RecordWrite::new()
+                .set(
+                    AttributeSlug::parse("name").unwrap(),
+                    vec![WriteValue::Text("Analytical engine".into())],
+                )
+                .set(
+                    AttributeSlug::parse("stage").unwrap(),
+                    vec![WriteValue::Status("Lead".into())],
+                ),
+        )
+        .await
+        .unwrap()
+        .id
+        .record_id;
+    outbound.sync_record(&w.tenant, &deals, deal).await.unwrap();
+    let sales = ListRef::Slug(domain::ids::ListSlug::parse("sales").unwrap());
+    let entry = w
+        .attio
+        .create_entry(
+            &sales,
+            &EntryWrite {
+                parent_object: "deals".into(),
+                parent_record_id: deal,
+                entry_values: [(
+                    AttributeSlug::parse("stage").unwrap(),
+                    vec![WriteValue::Status("Won 🎉".into())],
+                )]
+                .into(),
+            },
+        )
+        .await
+        .unwrap();
+    let event: WebhookEvent = serde_json::from_value(json!({
+        "event_type": "list-entry.created",
+        "id": {
+            "workspace_id": entry.id.workspace_id.to_string(),
+            "list_id": entry.id.list_id.to_string(),
+            "entry_id": entry.id.entry_id.to_string(),
+        },
+        "parent_object_id": "97052eb9-e65e-443f-a297-f2d9a4a7f795",
+        "parent_record_id": deal.to_string(),
+        "actor": {"type": "workspace-member", "id": "50cf242c-7fa3-4cad-87d0-75b1af71c57b"}
+    }))
+    .unwrap();
+    p.handle(&w.tenant, &event).await.unwrap();
+    let stage_in_sf = || async {
+        let rows = w
+            .salesforce
+            .query(
+                &format!("SELECT Id, StageName FROM Opportunity WHERE Attio_Id__c = '{deal}'"),
+                false,
+                None,
+            )
+            .await
+            .unwrap()
+            .records;
+        (
+            rows[0].id.clone(),
+            rows[0].properties[&prop("StageName")].clone(),
+        )
+    };
+    let (opportunity, stage) = stage_in_sf().await;
+    assert_eq!(stage, domain::field::FieldValue::text("Closed Won"));
+
+    // Lost in Salesforce: a pass hands the Opportunity on, the worker moves the entry.
+    let lost = [(
+        prop("StageName"),
+        domain::field::FieldValue::text("Closed Lost"),
+    )]
+    .into();
+    w.salesforce
+        .update("Opportunity", &opportunity, &lost)
+        .await
+        .unwrap();
+    let queue = Arc::new(adapter_memory::MemoryQueue::new(Arc::new(
+        adapter_memory::SystemClock,
+    )));
+    let poller = services::poll::ChangePoller::new(
+        salesforce.clone(),
+        w.directory.clone(),
+        Arc::new(adapter_memory::MemoryTenantStore::default()),
+        w.links.clone(),
+        outbound.clone(),
+        Arc::new(adapter_memory::SystemClock),
+        targets,
+    )
+    .with_queue(queue.clone())
+    .with_stage_properties(vec![prop("StageName"), prop("dealstage")]);
+    let pass = poller.poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!(pass.synced, 1, "{pass:?}");
+    let job = queue
+        .reserve(
+            "test",
+            std::time::Duration::from_secs(30),
+            &ReserveFilter::all(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        job.job.payloads[0]["changes"][0]["id"],
+        opportunity.as_str()
+    );
+    queue.ack(&job).await.unwrap();
+    p.handle_external(&w.tenant, &salesforce, "Opportunity", &opportunity, false)
+        .await
+        .unwrap();
+    let now = w.attio.get_entry(&sales, entry.id.entry_id).await.unwrap();
+    let status = domain::field::FieldValue::from_attio(
+        now.entry_values
+            .get(&AttributeSlug::parse("stage").unwrap())
+            .map(Vec::as_slice)
+            .unwrap_or_default(),
+        None,
+        false,
+    );
+    assert_eq!(status, domain::field::FieldValue::text("Lost"));
+    // Handled again (the next pass sees the record once more): nothing moves, nothing is written.
+    p.handle_external(&w.tenant, &salesforce, "Opportunity", &opportunity, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        stage_in_sf().await.1,
+        domain::field::FieldValue::text("Closed Lost")
+    );
+}
