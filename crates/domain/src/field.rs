@@ -75,6 +75,13 @@ impl FromStr for Decimal4 {
     }
 }
 
+/// Whether both texts are RFC 3339 timestamps of the same instant.
+fn same_instant(x: &str, y: &str) -> bool {
+    use time::format_description::well_known::Rfc3339;
+    let at = |s: &str| time::OffsetDateTime::parse(s.trim(), &Rfc3339).ok();
+    matches!((at(x), at(y)), (Some(a), Some(b)) if a == b)
+}
+
 impl fmt::Display for Decimal4 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sign = if self.0 < 0 { "-" } else { "" };
@@ -227,6 +234,8 @@ impl FieldValue {
                 let split = Self::from_multiselect_text(t);
                 split == a || split == b
             }
+            // One instant in two spellings: Attio's nanoseconds and a CRM's `…:00Z`.
+            (Self::Text(x), Self::Text(y)) => same_instant(x, y),
             _ => false,
         }
     }
@@ -381,6 +390,21 @@ mod tests {
             assert_eq!(FieldValue::text(text).same_as(&list), same, "{text}");
         }
         assert_eq!(FieldValue::from_multiselect_text(""), FieldValue::Empty);
+    }
+
+    #[test]
+    fn one_instant_in_two_spellings_is_the_same_value() {
+        let attio = FieldValue::text("2027-04-01T09:00:00.000000000Z");
+        for (text, same) in [
+            ("2027-04-01T09:00:00Z", true),
+            ("2027-04-01T11:00:00+02:00", true),
+            ("2027-04-01T09:00:01Z", false),
+            ("2027-04-01", false),
+            ("not a time", false),
+        ] {
+            assert_eq!(attio.same_as(&FieldValue::text(text)), same, "{text}");
+        }
+        assert!(!FieldValue::text("a").same_as(&FieldValue::text("b")));
     }
 
     #[test]

@@ -117,7 +117,12 @@ async fn create(w: &World, c: &Case, system: &str, n: u32, values: &[&str]) -> R
             .iter()
             .map(|v| {
                 let json = match c.attio_type {
-                    AttributeType::Currency => json!(v.parse::<f64>().unwrap()),
+                    AttributeType::Currency | AttributeType::Number | AttributeType::Rating => {
+                        match v.parse::<i64>() {
+                            Ok(i) => json!(i),
+                            Err(_) => json!(v.parse::<f64>().unwrap()),
+                        }
+                    }
                     _ => json!(v),
                 };
                 WriteValue::from_json(&c.attio_type, &json).unwrap()
@@ -237,6 +242,39 @@ async fn round_trip(w: &World, system: &str, cases: &[Case]) {
     }
 }
 
+/// Attributes Attio's standard objects lack, made as an admin makes them
+/// (`POST /v2/objects/{object}/attributes`): a date, a timestamp, a rating and a number.
+async fn add_attributes(w: &World) {
+    let http = reqwest::Client::new();
+    for (object, slug, kind) in [
+        ("deals", "close_on", "date"),
+        ("deals", "closed_at", "timestamp"),
+        ("deals", "fit", "rating"),
+        ("deals", "seats", "number"),
+        ("companies", "employee_count", "number"),
+    ] {
+        let r = http
+            .post(format!(
+                "{}/v2/objects/{object}/attributes",
+                w._sims.0.url()
+            ))
+            .bearer_auth("a".repeat(64))
+            .json(
+                &json!({"data": {"title": slug, "api_slug": slug, "type": kind, "description": null,
+                "is_required": false, "is_unique": false, "is_multiselect": false, "config": {}}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "{object}.{slug}: {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+}
+
 fn identity() -> serde_json::Value {
     json!({"type": "identity"})
 }
@@ -351,7 +389,60 @@ async fn every_value_type_goes_both_ways_with_hubspot() {
             b_in_crm: "closedwon",
             b: &["Won 🎉"],
         },
+        Case {
+            object: "deals",
+            attribute: "close_on",
+            attio_type: AttributeType::Date,
+            all: false,
+            external_object: "deals",
+            property: "closedate",
+            transform: identity(),
+            a: &["2027-03-31"],
+            a_in_crm: "2027-03-31",
+            b_in_crm: "2027-06-30",
+            b: &["2027-06-30"],
+        },
+        Case {
+            object: "deals",
+            attribute: "closed_at",
+            attio_type: AttributeType::Timestamp,
+            all: false,
+            external_object: "deals",
+            property: "closedate",
+            transform: identity(),
+            a: &["2027-03-31T14:30:00Z"],
+            a_in_crm: "2027-03-31T14:30:00.000000000Z",
+            b_in_crm: "2027-04-01T09:00:00Z",
+            b: &["2027-04-01T09:00:00.000000000Z"],
+        },
+        Case {
+            object: "deals",
+            attribute: "fit",
+            attio_type: AttributeType::Rating,
+            all: false,
+            external_object: "deals",
+            property: "amount",
+            transform: identity(),
+            a: &["4"],
+            a_in_crm: "4",
+            b_in_crm: "3",
+            b: &["3"],
+        },
+        Case {
+            object: "deals",
+            attribute: "seats",
+            attio_type: AttributeType::Number,
+            all: false,
+            external_object: "deals",
+            property: "amount",
+            transform: identity(),
+            a: &["40"],
+            a_in_crm: "40",
+            b_in_crm: "45.5",
+            b: &["45.5"],
+        },
     ];
+    add_attributes(&w).await;
     round_trip(&w, "hubspot", &cases).await;
 }
 
@@ -451,6 +542,46 @@ async fn every_value_type_goes_both_ways_with_salesforce() {
             b_in_crm: "Closed Won",
             b: &["Won 🎉"],
         },
+        Case {
+            object: "deals",
+            attribute: "close_on",
+            attio_type: AttributeType::Date,
+            all: false,
+            external_object: "Opportunity",
+            property: "CloseDate",
+            transform: identity(),
+            a: &["2027-03-31"],
+            a_in_crm: "2027-03-31",
+            b_in_crm: "2027-06-30",
+            b: &["2027-06-30"],
+        },
+        Case {
+            object: "deals",
+            attribute: "fit",
+            attio_type: AttributeType::Rating,
+            all: false,
+            external_object: "Opportunity",
+            property: "Probability",
+            transform: identity(),
+            a: &["4"],
+            a_in_crm: "4",
+            b_in_crm: "3",
+            b: &["3"],
+        },
+        Case {
+            object: "companies",
+            attribute: "employee_count",
+            attio_type: AttributeType::Number,
+            all: false,
+            external_object: "Account",
+            property: "NumberOfEmployees",
+            transform: identity(),
+            a: &["120"],
+            a_in_crm: "120",
+            b_in_crm: "250",
+            b: &["250"],
+        },
     ];
+    add_attributes(&w).await;
     round_trip(&w, "salesforce", &cases).await;
 }

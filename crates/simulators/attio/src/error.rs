@@ -54,6 +54,10 @@ impl ApiError {
         )
     }
 
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "invalid_request_error", code, message)
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

@@ -197,3 +197,113 @@ pub(crate) async fn get_member(
         })?;
     Ok(data(json!(m)))
 }
+
+pub(crate) const WRITE_SCHEMA: &[&str] = &["object_configuration:read-write"];
+
+#[derive(Debug, Deserialize)]
+struct NewAttributeBody {
+    data: NewAttribute,
+}
+
+#[derive(Debug, Deserialize)]
+struct NewAttribute {
+    title: String,
+    #[serde(default)]
+    description: Option<String>,
+    api_slug: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    is_required: bool,
+    #[serde(default)]
+    is_unique: bool,
+    #[serde(default)]
+    is_multiselect: bool,
+}
+
+/// The types the simulator creates: those whose `config` needs nothing (no related object, no
+/// options, no statuses).
+const CREATABLE: &[&str] = &[
+    "text",
+    "number",
+    "checkbox",
+    "currency",
+    "date",
+    "timestamp",
+    "rating",
+    "select",
+    "location",
+    "domain",
+    "email-address",
+    "phone-number",
+];
+
+/// `POST /v2/objects/{object}/attributes`: a new attribute on an object. A slug the object
+/// already has is 409 `slug_conflict`; a type Attio does not create on objects (`status`), or one
+/// the simulator cannot make (`record-reference`, `actor-reference`), is 400 `validation_type`.
+/// Attributes of lists are not created here (400).
+pub(crate) async fn create_attribute(
+    State(sim): S,
+    headers: HeaderMap,
+    Path((target, identifier)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let entry = sim.authenticate(&headers, WRITE_SCHEMA, Access::Write)?;
+    let new: NewAttributeBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::invalid(
+            "validation_type",
+            format!("Body payload validation error: {e}"),
+        )
+    })?;
+    let new = new.data;
+    if target != "objects" {
+        return Err(ApiError::invalid(
+            "validation_type",
+            "The simulator creates attributes on objects only.",
+        ));
+    }
+    if !CREATABLE.contains(&new.kind.as_str()) {
+        return Err(ApiError::invalid(
+            "validation_type",
+            format!(
+                "Attributes of type \"{}\" cannot be created on objects here.",
+                new.kind
+            ),
+        ));
+    }
+    let slug_ok = !new.api_slug.is_empty()
+        && new
+            .api_slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !slug_ok || new.title.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "validation_type",
+            "api_slug must be snake case and title must not be empty.",
+        ));
+    }
+    let mut world = sim.world();
+    let ws = world
+        .workspaces
+        .get_mut(&entry.workspace)
+        .ok_or_else(crate::auth::not_found_key)?;
+    let o = ws
+        .object_mut(&identifier)
+        .ok_or_else(|| object_not_found(&identifier))?;
+    if o.attribute(&new.api_slug).is_some() {
+        return Err(ApiError::conflict(
+            "slug_conflict",
+            "An attribute with the same API slug already exists on this object. Please choose a different API slug.",
+        ));
+    }
+    let def = o.new_attribute(
+        &new.title,
+        new.description,
+        &new.api_slug,
+        domain::value::AttributeType::from(new.kind.as_str()),
+        (new.is_required, new.is_unique, new.is_multiselect),
+    );
+    let answer = json!(def.attr);
+    o.attributes.push(def);
+    Ok(data(answer))
+}

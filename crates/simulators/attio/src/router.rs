@@ -18,7 +18,10 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/v2/self", get(whoami))
         .route("/v2/objects", get(list_objects))
         .route("/v2/objects/{object}", get(get_object))
-        .route("/v2/{target}/{identifier}/attributes", get(list_attributes))
+        .route(
+            "/v2/{target}/{identifier}/attributes",
+            get(list_attributes).post(crate::objects::create_attribute),
+        )
         .route(
             "/v2/{target}/{identifier}/attributes/{attribute}",
             get(get_attribute),

@@ -334,6 +334,54 @@ fn build_attributes(
         .collect()
 }
 
+impl ObjectDef {
+    /// A new attribute made through the API (`POST /v2/objects/{object}/attributes`): writable,
+    /// not a system attribute, with no options.
+    pub fn new_attribute(
+        &self,
+        title: &str,
+        description: Option<String>,
+        api_slug: &str,
+        attribute_type: AttributeType,
+        (is_required, is_unique, is_multiselect): (bool, bool, bool),
+    ) -> AttrDef {
+        let ids = &self.object.id;
+        let config = json!({
+            "currency": { "default_currency_code": if attribute_type == AttributeType::Currency { Value::from("USD") } else { Value::Null }, "display_type": Value::Null },
+            "record_reference": { "allowed_object_ids": Value::Null }
+        });
+        AttrDef {
+            attr: Attribute {
+                id: AttributeIdentifier {
+                    workspace_id: ids.workspace_id,
+                    object_id: Some(ids.object_id),
+                    list_id: None,
+                    attribute_id: AttributeId::from_uuid(id()),
+                },
+                title: title.to_owned(),
+                description,
+                api_slug: api_slug.to_owned(),
+                attribute_type,
+                is_system_attribute: false,
+                is_writable: true,
+                is_required,
+                is_unique,
+                is_multiselect,
+                is_default_value_enabled: false,
+                is_archived: false,
+                default_value: None,
+                relationship: None,
+                created_at: now(),
+                config: Some(config),
+                extra: Map::new(),
+            },
+            options: Vec::new(),
+            statuses: Vec::new(),
+            target_object: None,
+        }
+    }
+}
+
 fn build_object(
     ws: WorkspaceId,
     slug: &'static str,

@@ -396,3 +396,58 @@ async fn filters_sorts_and_pages() {
         )
     );
 }
+
+/// An attribute made through the API (`POST /v2/objects/{object}/attributes`) is listed and
+/// takes values of its type; a slug the object has is 409 `slug_conflict`; a type the
+/// simulator does not make is 400 `validation_type`.
+#[tokio::test]
+async fn attributes_made_through_the_api_take_values_of_their_type() {
+    let s = sim(SimConfig::default()).await;
+    let c = Client::new(&s, &token('a'));
+    let new = |slug: &str, kind: &str| {
+        json!({"data": {"title": slug, "api_slug": slug, "type": kind,
+        "description": null, "is_required": false, "is_unique": false, "is_multiselect": false, "config": {}}})
+    };
+    let (status, body) = c
+        .post("/v2/objects/deals/attributes", new("close_on", "date"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["api_slug"], "close_on");
+    assert_eq!(body["data"]["type"], "date");
+    let (status, body) = c
+        .post("/v2/objects/deals/attributes", new("fit", "rating"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = c
+        .post(
+            "/v2/objects/deals/records",
+            json!({"data": {"values": {
+                "name": "Engine", "stage": "Lead", "close_on": "2027-03-31", "fit": 4,
+            }}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["values"]["close_on"][0]["value"], "2027-03-31");
+    assert_eq!(body["data"]["values"]["fit"][0]["value"], 4);
+
+    let (status, body) = c
+        .post("/v2/objects/deals/attributes", new("close_on", "text"))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("slug_conflict")),
+        "{body}"
+    );
+    let (status, body) = c
+        .post("/v2/objects/deals/attributes", new("phase", "status"))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("validation_type")),
+        "{body}"
+    );
+    let (status, body) = c
+        .post("/v2/objects/deals/attributes", new("Bad Slug", "text"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+}
