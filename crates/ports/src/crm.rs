@@ -75,6 +75,13 @@ pub struct ExternalField {
     pub writable: bool,
 }
 
+/// A user records can be owned by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrmOwner {
+    pub id: ExternalId,
+    pub email: String,
+}
+
 /// A page of changed records.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangePage {
@@ -132,6 +139,9 @@ pub trait ExternalCrm: Send + Sync {
         id: &ExternalId,
         properties: &BTreeMap<ExternalProperty, FieldValue>,
     ) -> PortResult<()>;
+    /// The users records can be owned by, each with its e-mail address (HubSpot's owners,
+    /// Salesforce's active users): how an owner is matched with an Attio workspace member.
+    async fn owners(&self) -> PortResult<Vec<CrmOwner>>;
     /// The record `id` was merged into, when the CRM merged it away (HubSpot's
     /// `hs_merged_object_ids` on the survivor, Salesforce's `MasterRecordId` on the deleted
     /// record); `None` when it was deleted, never existed, or the CRM does not merge `object`.

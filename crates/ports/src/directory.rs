@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use domain::ids::{SystemId, TenantId};
 
-use crate::attio::{AttioLists, AttioNotes, AttioRecords, AttioSchema, AttioTasks};
+use crate::attio::{AttioLists, AttioNotes, AttioRecords, AttioSchema, AttioTasks, AttioWorkspace};
 use crate::crm::{ExternalActivities, ExternalCrm};
 use crate::error::PortResult;
 
@@ -19,6 +19,8 @@ pub struct TenantClients {
     pub lists: Arc<dyn AttioLists>,
     pub notes: Arc<dyn AttioNotes>,
     pub tasks: Arc<dyn AttioTasks>,
+    /// The workspace's members (records' owners are matched by their e-mail).
+    pub members: Arc<dyn AttioWorkspace>,
     /// One client per connected external CRM.
     pub crms: BTreeMap<SystemId, Arc<dyn ExternalCrm>>,
     /// Notes and tasks, per connected CRM that holds them.

@@ -23,6 +23,7 @@ pub mod deletes;
 pub mod error;
 pub mod mappings;
 pub mod outbound;
+pub(crate) mod owners;
 pub mod pipeline;
 pub mod poll;
 pub mod reconcile;

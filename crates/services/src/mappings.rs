@@ -73,6 +73,9 @@ pub fn converts(kind: &AttributeType, part: Option<&str>, multi: bool, crm: &Fie
         (A::Select | A::Status, None, C::Choice) => !multi,
         (A::Select, None, C::MultiChoice) => multi,
         (A::RecordReference, None, C::Reference) => true,
+        // An owner: HubSpot's `hubspot_owner_id` (an enumeration of owners, or text), a
+        // Salesforce `OwnerId` (a reference to a User).
+        (A::ActorReference, None, C::Text | C::Choice | C::Reference) => !multi,
         _ => false,
     }
 }

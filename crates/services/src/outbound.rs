@@ -93,6 +93,10 @@ pub(crate) struct Prepared {
     pub outcome: domain::merge::MergeOutcome,
     /// References left out of the merge: the record they name is not linked yet.
     pub waiting: Vec<FieldKey>,
+    /// Who owns what on both sides, when the mapping has an owner.
+    pub owners: Option<crate::owners::OwnerBook>,
+    /// Owners left out: one side names someone the other does not have.
+    pub unmatched: Vec<FieldKey>,
 }
 
 /// The outbound sync use case.
@@ -526,6 +530,7 @@ impl OutboundSync {
                 .await?
         };
         deferred_inbound.extend(unlinked.iter().cloned());
+        deferred_inbound.extend(p.unmatched);
         let mut waiting = p.waiting;
         waiting.extend(unlinked);
         Ok(SystemReport {
@@ -583,11 +588,20 @@ impl OutboundSync {
         };
         let mut attio = attio_side(mapping, record);
         let waiting = self.references_to_crm(tenant, mapping, &mut attio).await?;
-        let external_values = external_side(mapping, external.as_ref());
+        let mut external_values = external_side(mapping, external.as_ref());
+        let (owners, unmatched) = self
+            .owners_as_emails(
+                tenant,
+                object,
+                mapping,
+                clients,
+                (&mut attio, &mut external_values),
+            )
+            .await?;
         let ready: Vec<FieldMapping> = mapping
             .fields()
             .iter()
-            .filter(|f| !waiting.contains(&f.key()))
+            .filter(|f| !waiting.contains(&f.key()) && !unmatched.contains(&f.key()))
             .cloned()
             .collect();
         let outcome = merge(&ready, &snapshot, &attio, &external_values);
@@ -599,6 +613,8 @@ impl OutboundSync {
             external_values,
             outcome,
             waiting,
+            owners,
+            unmatched,
         }))
     }
 
@@ -725,6 +741,8 @@ impl OutboundSync {
             external_values,
             outcome,
             mut waiting,
+            owners,
+            unmatched,
         } = match self
             .prepare(tenant, object, record, record_id, target, clients)
             .await?
@@ -741,8 +759,11 @@ impl OutboundSync {
         let mut action = Action::Unchanged;
         let written: Vec<FieldKey> = outcome.to_external.iter().map(|w| w.key.clone()).collect();
         if !outcome.to_external.is_empty() {
-            let mut properties: BTreeMap<ExternalProperty, FieldValue> = outcome
-                .to_external
+            let to_crm = match &owners {
+                Some(book) => book.to_crm_ids(&outcome.to_external),
+                None => outcome.to_external.clone(),
+            };
+            let mut properties: BTreeMap<ExternalProperty, FieldValue> = to_crm
                 .iter()
                 .filter_map(|w| Some(((*by_key.get(&w.key)?).clone(), w.value.clone())))
                 .collect();
@@ -834,6 +855,7 @@ impl OutboundSync {
             .await?
         };
         deferred.extend(unlinked.iter().cloned());
+        deferred.extend(unmatched);
         waiting.extend(unlinked);
         let mut new_snapshot = outcome.snapshot.clone();
         for key in &deferred {
@@ -1151,8 +1173,10 @@ fn one_value(kind: &AttributeType, text: &str) -> Option<WriteValue> {
         AttributeType::Checkbox => {
             serde_json::Value::Bool(text.trim().eq_ignore_ascii_case("true"))
         }
-        // References are associations, synced as links, not as values.
-        AttributeType::RecordReference | AttributeType::ActorReference => return None,
+        // References are translated first (`references.rs`), and go through `reference_into`.
+        AttributeType::RecordReference => return None,
+        // An owner comes as the member's e-mail address (`owners.rs`).
+        AttributeType::ActorReference => serde_json::Value::String(text.trim().to_owned()),
         _ => serde_json::Value::String(text.to_owned()),
     };
     WriteValue::from_json(kind, &json).ok()

@@ -403,6 +403,38 @@ impl ExternalCrm for HubSpotClient {
         }
     }
 
+    /// `GET /crm/v3/owners`, every page; an owner's `id` is what `hubspot_owner_id` holds.
+    async fn owners(&self) -> PortResult<Vec<ports::crm::CrmOwner>> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut query = vec![("limit", "500".to_owned())];
+            if let Some(a) = &after {
+                query.push(("after", a.clone()));
+            }
+            let answer = self
+                .send(Method::GET, "/crm/v3/owners", &query, None)
+                .await?;
+            if answer.status != 200 {
+                return Err(rejected(answer.status, &answer.body));
+            }
+            for o in answer.body["results"].as_array().into_iter().flatten() {
+                let (Some(id), Some(email)) = (o["id"].as_str(), o["email"].as_str()) else {
+                    continue;
+                };
+                out.push(ports::crm::CrmOwner {
+                    id: ExternalId::parse(id)
+                        .map_err(|e| PortError::backend("HubSpot owner id", e.to_string()))?,
+                    email: email.to_owned(),
+                });
+            }
+            match answer.body["paging"]["next"]["after"].as_str() {
+                Some(a) => after = Some(a.to_owned()),
+                None => return Ok(out),
+            }
+        }
+    }
+
     /// A search for the record whose `hs_merged_object_ids` holds `id` (`CONTAINS_TOKEN`, then
     /// checked exactly, since a token search also matches longer ids).
     async fn successor(&self, object: &str, id: &ExternalId) -> PortResult<Option<ExternalId>> {

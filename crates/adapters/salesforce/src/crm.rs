@@ -477,6 +477,40 @@ impl ExternalCrm for SalesforceClient {
         }
     }
 
+    /// The org's active users (`User`, whom `OwnerId` names), every page.
+    async fn owners(&self) -> PortResult<Vec<ports::crm::CrmOwner>> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = self
+                .query(
+                    "SELECT Id, Email, IsActive FROM User",
+                    false,
+                    next.as_deref(),
+                )
+                .await?;
+            for r in page.records {
+                let active = !matches!(
+                    r.properties.get(&ExternalProperty::parse("IsActive")?),
+                    Some(domain::field::FieldValue::Bool(false))
+                );
+                if let Some(domain::field::FieldValue::Text(email)) =
+                    r.properties.get(&ExternalProperty::parse("Email")?)
+                    && active
+                {
+                    out.push(ports::crm::CrmOwner {
+                        id: r.id,
+                        email: email.clone(),
+                    });
+                }
+            }
+            match page.next {
+                Some(n) => next = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
     /// `queryAll` of the record's `MasterRecordId` (Contact, Account and Lead are merged; a
     /// merged record is deleted with it set).
     async fn successor(&self, object: &str, id: &ExternalId) -> PortResult<Option<ExternalId>> {

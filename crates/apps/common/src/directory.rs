@@ -105,7 +105,8 @@ impl TenantDirectory {
             schema: attio.clone(),
             lists: attio.clone(),
             notes: attio.clone(),
-            tasks: attio,
+            tasks: attio.clone(),
+            members: attio,
             crms,
             activities,
         })

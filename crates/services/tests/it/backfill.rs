@@ -97,7 +97,8 @@ async fn world(people: usize) -> World {
         schema: attio.clone(),
         lists: attio.clone(),
         notes: attio.clone(),
-        tasks: attio,
+        tasks: attio.clone(),
+        members: attio,
         crms,
         activities: BTreeMap::new(),
     };

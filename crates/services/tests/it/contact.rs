@@ -47,7 +47,8 @@ async fn setup() -> (
         schema: a.clone(),
         lists: a.clone(),
         notes: a.clone(),
-        tasks: a,
+        tasks: a.clone(),
+        members: a,
         crms: BTreeMap::new(),
         activities: BTreeMap::new(),
     };

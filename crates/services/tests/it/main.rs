@@ -12,6 +12,7 @@ mod converge;
 mod deletes;
 mod mappings;
 mod outbound;
+mod owners;
 mod pipeline;
 mod poll;
 mod reconcile;

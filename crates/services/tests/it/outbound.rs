@@ -194,7 +194,8 @@ pub async fn world(connect_salesforce: bool, title_rule: SyncRule) -> World {
         schema: attio_arc.clone(),
         lists: attio_arc.clone(),
         notes: attio_arc.clone(),
-        tasks: attio_arc,
+        tasks: attio_arc.clone(),
+        members: attio_arc,
         crms,
         activities,
     };

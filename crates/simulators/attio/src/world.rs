@@ -495,19 +495,36 @@ impl Workspace {
                 build_object(ws, "deals", "Deal", "Deals", &created_at),
                 build_object(ws, "users", "User", "Users", &created_at),
             ],
-            members: vec![WorkspaceMember {
-                id: WorkspaceMemberIdentifier {
-                    workspace_id: ws,
-                    workspace_member_id: admin,
+            // An admin, and a member who owns records (a deal's owner, matched by e-mail to a
+            // CRM's owner).
+            members: vec![
+                WorkspaceMember {
+                    id: WorkspaceMemberIdentifier {
+                        workspace_id: ws,
+                        workspace_member_id: admin,
+                    },
+                    first_name: Some("Ada".into()),
+                    last_name: Some("Admin".into()),
+                    avatar_url: None,
+                    email_address: format!("admin@{slug}.example"),
+                    access_level: "admin".into(),
+                    created_at: created_at.clone(),
+                    extra: Map::new(),
                 },
-                first_name: Some("Ada".into()),
-                last_name: Some("Admin".into()),
-                avatar_url: None,
-                email_address: format!("admin@{slug}.example"),
-                access_level: "admin".into(),
-                created_at,
-                extra: Map::new(),
-            }],
+                WorkspaceMember {
+                    id: WorkspaceMemberIdentifier {
+                        workspace_id: ws,
+                        workspace_member_id: WorkspaceMemberId::from_uuid(id()),
+                    },
+                    first_name: Some("Sam".into()),
+                    last_name: Some("Seller".into()),
+                    avatar_url: None,
+                    email_address: format!("sales@{slug}.example"),
+                    access_level: "member".into(),
+                    created_at,
+                    extra: Map::new(),
+                },
+            ],
             slug,
         }
     }

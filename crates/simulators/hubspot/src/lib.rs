@@ -15,6 +15,7 @@
 
 mod assoc;
 mod faults;
+pub mod owners;
 mod properties;
 mod query;
 mod search;
@@ -79,6 +80,7 @@ pub struct Sim {
     events: tokio::sync::mpsc::UnboundedSender<Value>,
     events_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Value>>>,
     next_event: std::sync::atomic::AtomicU64,
+    owners: Mutex<Vec<owners::Owner>>,
 }
 
 type S = State<Arc<Sim>>;
@@ -162,7 +164,29 @@ impl Sim {
             faults: std::sync::RwLock::new(config.faults.clone()),
             config,
             accounts: Mutex::default(),
+            owners: Mutex::default(),
         }
+    }
+
+    /// The account's owners (the same for every account here).
+    pub(crate) fn owners(&self) -> Vec<owners::Owner> {
+        self.owners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Adds an owner, as adding a user in HubSpot's settings does; returns it.
+    pub fn add_owner(&self, email: &str, first: &str, last: &str) -> owners::Owner {
+        let mut all = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
+        let owner = owners::Owner {
+            id: 41_629_779 + all.len() as u64,
+            email: email.to_owned(),
+            first_name: first.to_owned(),
+            last_name: last.to_owned(),
+        };
+        all.push(owner.clone());
+        owner
     }
 
     /// The faults in force.
@@ -952,6 +976,8 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(association_routes("/crm/objects/{version}"))
         .route("/crm/v3/properties/{object}", get(properties::list))
         .route("/crm/v3/properties/{object}/{name}", get(properties::one))
+        .route("/crm/v3/owners", get(owners::list))
+        .route("/_sim/owners", axum::routing::post(owners::add))
         .route("/_sim/faults", sim_support::faults_route::<Sim>())
         .fallback(unknown)
         .layer(axum::middleware::from_fn_with_state(

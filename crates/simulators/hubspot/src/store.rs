@@ -108,6 +108,7 @@ impl ObjectSpec {
                     "website",
                     "lifecyclestage",
                     "hs_additional_emails",
+                    "hubspot_owner_id",
                 ],
                 &["email"],
                 &[
@@ -132,6 +133,7 @@ impl ObjectSpec {
                     "city",
                     "country",
                     "description",
+                    "hubspot_owner_id",
                 ],
                 &[],
                 &[
@@ -154,6 +156,7 @@ impl ObjectSpec {
                     "dealstage",
                     "description",
                     "dealtype",
+                    "hubspot_owner_id",
                 ],
                 &[],
                 &[

@@ -136,6 +136,7 @@ impl ObjectSpec {
                     ("HasOptedOutOfEmail", Bool),
                     ("Birthdate", Date),
                     ("AccountId", Reference("001")),
+                    ("OwnerId", Reference("005")),
                     // The compound name: read-only, FirstName and LastName.
                     ("Name", System),
                 ],
@@ -147,6 +148,7 @@ impl ObjectSpec {
                 &[
                     ("Name", Text),
                     ("Website", Text),
+                    ("OwnerId", Reference("005")),
                     (
                         "Industry",
                         Picklist(&[
@@ -193,6 +195,7 @@ impl ObjectSpec {
                     ("Description", Text),
                     ("IsClosed", Bool),
                     ("AccountId", Reference("001")),
+                    ("OwnerId", Reference("005")),
                 ],
                 vec!["Name", "StageName", "CloseDate"],
             ),
@@ -218,6 +221,18 @@ impl ObjectSpec {
                     ("WhatId", AnyOf(&["001", "006"])),
                 ],
                 vec![],
+            ),
+            // The org's users, whom records are owned by (`OwnerId`).
+            mk(
+                "User",
+                "005",
+                &[
+                    ("FirstName", Text),
+                    ("LastName", Text),
+                    ("Email", Text),
+                    ("IsActive", Bool),
+                ],
+                vec!["LastName", "Email"],
             ),
             mk(
                 "Note",

@@ -1118,3 +1118,63 @@ async fn two_events(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Ve
     }
     events
 }
+
+/// Owners are listed page by page or by e-mail, and a record's `hubspot_owner_id` holds one.
+#[tokio::test]
+async fn owners_are_listed_and_filtered_by_email() {
+    let sim = hubspot_sim::start("127.0.0.1:0".parse().unwrap(), HubSpotConfig::default())
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    for n in 0..3 {
+        let r = http
+            .post(format!("{}/_sim/owners", sim.url()))
+            .json(&json!({"email": format!("o{n}@x.com"), "firstName": "O", "lastName": n.to_string()}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let get = |q: &'static str| {
+        let http = http.clone();
+        let url = format!("{}/crm/v3/owners{q}", sim.url());
+        async move {
+            http.get(url)
+                .bearer_auth("t")
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let page = get("?limit=2").await;
+    assert_eq!(page["results"].as_array().unwrap().len(), 2);
+    let after = page["paging"]["next"]["after"].as_str().unwrap().to_owned();
+    let rest: Value = http
+        .get(format!("{}/crm/v3/owners?limit=2&after={after}", sim.url()))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["results"][0]["email"], "o2@x.com");
+    assert!(rest.get("paging").is_none(), "{rest}");
+    let one = get("?email=O1@x.com").await;
+    assert_eq!(one["results"].as_array().unwrap().len(), 1);
+    let owner = one["results"][0]["id"].as_str().unwrap().to_owned();
+    let made: Value = http
+        .post(format!("{}{C}", sim.url()))
+        .bearer_auth("t")
+        .json(&json!({"properties": {"email": "d@x.com", "hubspot_owner_id": owner}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(made["properties"]["hubspot_owner_id"], owner, "{made}");
+}
