@@ -167,19 +167,58 @@ impl OutboundSync {
             return Ok(None);
         };
         let attribute = by.attio.attribute.clone();
+        let object = ObjectRef::from(target.mapping.attio_object.clone());
+        // Found by its key: that record, untouched (the sync that follows merges the sides).
+        let found = clients
+            .attio
+            .query_records(
+                &object,
+                &ports::attio::Query {
+                    filter: Some(serde_json::json!({ attribute.as_str(): text })),
+                    limit: Some(1),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        if let Some(r) = found.first() {
+            return Ok(Some(r.id.record_id));
+        }
+        // Not there: asserted by the key (so a retry, or a racing job, finds the same record),
+        // with the CRM's values for the attributes a new record requires (a deal's name and
+        // stage).
         let write = WriteValue::from_json(
             &self
                 .attribute_type(tenant, &target.mapping.attio_object, &attribute, clients)
                 .await?,
             &serde_json::json!(text),
         )?;
+        let mut values = RecordWrite::new().set(attribute.clone(), vec![write]);
+        let attributes = self
+            .attributes(tenant, &target.mapping.attio_object, clients)
+            .await?;
+        for m in target.mapping.fields() {
+            let Some(a) = attributes
+                .iter()
+                .find(|a| a.api_slug == m.attio.attribute.as_str() && a.is_required)
+            else {
+                continue;
+            };
+            if m.attio.attribute == attribute {
+                continue;
+            }
+            let value = m
+                .transform
+                .to_attio(&properties.get(&m.external).cloned().unwrap_or_default());
+            if let Some(crate::outbound::Converted::Whole(v)) =
+                crate::outbound::convert_into(a, m, &value, None)
+                && !v.is_empty()
+            {
+                values = values.set(m.attio.attribute.clone(), v);
+            }
+        }
         let record = clients
             .attio
-            .assert_record(
-                &ObjectRef::from(target.mapping.attio_object.clone()),
-                &attribute,
-                &RecordWrite::new().set(attribute.clone(), vec![write]),
-            )
+            .assert_record(&object, &attribute, &values)
             .await?;
         Ok(Some(record.id.record_id))
     }

@@ -1062,7 +1062,7 @@ fn waits_for_references(reports: &[SystemReport]) -> ServiceResult<()> {
 }
 
 /// A value converted for Attio: a whole attribute, or one part of a personal name.
-enum Converted {
+pub(crate) enum Converted {
     Whole(Vec<WriteValue>),
     /// (is the first name, text)
     NamePart(bool, String),
@@ -1082,7 +1082,7 @@ fn plain(v: &FieldValue) -> Option<String> {
 /// not convert (the field is then deferred: reported, and not marked synced). A multi-valued
 /// attribute takes a list whole; given one value (a CRM's one e-mail for Attio's several) it makes
 /// it the first, the primary, and keeps the others of `record`.
-fn convert_into(
+pub(crate) fn convert_into(
     attr: &Attribute,
     m: &domain::mapping::FieldMapping,
     v: &FieldValue,

@@ -384,3 +384,118 @@ async fn a_sync_that_finds_its_contact_merged_away_follows_the_merge_itself() {
         "only the survivor: {all}"
     );
 }
+
+/// Deals born in a CRM are matched by a chosen unique property: an Attio attribute made unique
+/// (`deal_ref`) mapped to the CRM property holding the same reference. A HubSpot deal becomes one
+/// Attio deal, with its stage through the stage map, however often its change arrives; one whose
+/// reference names an Attio deal linked to another HubSpot deal is an identity conflict.
+#[tokio::test]
+async fn a_deal_born_in_hubspot_is_matched_by_a_chosen_unique_property() {
+    use domain::ids::ObjectSlug;
+    use domain::mapping::{FieldMapping, ObjectMapping, Transform};
+    let w = world(false, SyncRule::LatestWins).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/v2/objects/deals/attributes", w._sims.0.url()))
+        .bearer_auth("a".repeat(64))
+        .json(&serde_json::json!({"data": {"title": "Deal reference", "api_slug": "deal_ref", "type": "text",
+            "description": null, "is_required": false, "is_unique": true, "is_multiselect": false, "config": {}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let stages: Transform = serde_json::from_value(serde_json::json!({"type": "map_values", "values": {
+        "Lead": "appointmentscheduled", "In Progress": "qualifiedtobuy", "Won 🎉": "closedwon", "Lost": "closedlost"}}))
+    .unwrap();
+    let deals = ObjectSlug::parse("deals").unwrap();
+    let mapping = ObjectMapping::new(
+        deals.clone(),
+        hubspot(),
+        "deals",
+        vec![
+            crate::outbound::field("name", None, "dealname", SyncRule::LatestWins),
+            crate::outbound::field("deal_ref", None, "description", SyncRule::LatestWins),
+            FieldMapping {
+                transform: stages,
+                ..crate::outbound::field("stage", None, "dealstage", SyncRule::LatestWins)
+            },
+        ],
+    )
+    .unwrap()
+    .adopting(FieldKey::parse("deal_ref").unwrap())
+    .unwrap();
+    let p = pipeline(
+        &w,
+        vec![SyncTarget {
+            mapping,
+            id_property: prop("attio_record_id"),
+            create_with: BTreeMap::new(),
+        }],
+    );
+    let made_in_hubspot = |reference: &'static str| {
+        let http = http.clone();
+        let url = format!("{}/crm/v3/objects/deals", w._sims.1.url());
+        async move {
+            let made: serde_json::Value = http
+                .post(url)
+                .bearer_auth("pat-na1-services")
+                .json(
+                    &serde_json::json!({"properties": {"dealname": format!("Deal {reference}"),
+                    "description": reference, "dealstage": "qualifiedtobuy"}}),
+                )
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            domain::ids::ExternalId::parse(made["id"].as_str().unwrap()).unwrap()
+        }
+    };
+    let by_ref = |reference: &'static str| {
+        let attio = w.attio.clone();
+        let deals = deals.clone();
+        async move {
+            attio
+                .query_records(
+                    &ObjectRef::from(deals),
+                    &Query {
+                        filter: Some(serde_json::json!({"deal_ref": reference})),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let born = made_in_hubspot("D-1").await;
+    for _ in 0..2 {
+        match p
+            .handle_external(&w.tenant, &hubspot(), "deals", &born, false)
+            .await
+            .unwrap()
+        {
+            Handled::Synced(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let found = by_ref("D-1").await;
+    assert_eq!(found.len(), 1, "one Attio deal");
+    let stage: Vec<String> = found[0]
+        .current("stage")
+        .map(|v| format!("{:?}", v.data))
+        .collect();
+    assert!(stage.iter().any(|s| s.contains("In Progress")), "{stage:?}");
+
+    // A second HubSpot deal with the same reference: the Attio deal is linked already.
+    let twin = made_in_hubspot("D-1").await;
+    match p
+        .handle_external(&w.tenant, &hubspot(), "deals", &twin, false)
+        .await
+        .unwrap()
+    {
+        Handled::Ignored { reason } => assert!(reason.contains("identity conflict"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(by_ref("D-1").await.len(), 1, "still one Attio deal");
+}
