@@ -822,8 +822,8 @@ impl OutboundSync {
                 waiting,
             });
         };
-        // Echo suppression: remember every value we wrote.
-        let entries: Vec<LedgerEntry> = outcome
+        // Echo suppression: remember every value we wrote (and what `create_with` set).
+        let mut entries: Vec<LedgerEntry> = outcome
             .to_external
             .iter()
             .map(|w| LedgerEntry {
@@ -838,6 +838,15 @@ impl OutboundSync {
                 expires_at: now + self.ledger_ttl,
             })
             .collect();
+        if external.is_none() && !outcome.to_external.is_empty() {
+            for (p, v) in &target.create_with {
+                entries.push(LedgerEntry {
+                    key: crm_value_key(tenant, &system, &mapping.external_object, &external_id, p)?,
+                    value_hash: v.value_hash(),
+                    expires_at: now + self.ledger_ttl,
+                });
+            }
+        }
         if !entries.is_empty() {
             self.ledger.record(&entries).await?;
         }
@@ -1043,6 +1052,25 @@ impl OutboundSync {
         }
         Ok((done, deferred))
     }
+}
+
+/// The write ledger's key for a CRM property written outside the mapped fields (a value
+/// `create_with` sets, a list entry's stage): what we wrote to it, so that finding the same
+/// value there later is known as our own.
+pub fn crm_value_key(
+    tenant: &TenantId,
+    system: &SystemId,
+    object: &str,
+    record: &ExternalId,
+    property: &ExternalProperty,
+) -> Result<LedgerKey, domain::DomainError> {
+    Ok(LedgerKey {
+        tenant: tenant.clone(),
+        system: system.clone(),
+        object: object.to_owned(),
+        record: record.as_str().to_owned(),
+        field: FieldKey::parse(&format!("property.{}", property.as_str()))?,
+    })
 }
 
 /// `NotReady` when a reference of the record waited (its target is not linked yet), so that the

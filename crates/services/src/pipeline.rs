@@ -364,9 +364,11 @@ impl EventPipeline {
                 .get(&t.property)
                 .is_some_and(|v| v.same_as(&value))
             {
+                self.remember_crm_stage(tenant, t, &link, &value).await?;
                 staged.push((t.system.clone(), link.external_id.clone(), value));
                 continue;
             }
+            self.remember_crm_stage(tenant, t, &link, &value).await?;
             let upsert = ExternalUpsert {
                 key: entry.parent_record_id.to_string(),
                 properties: [(t.property.clone(), value.clone())].into(),
@@ -518,15 +520,52 @@ impl EventPipeline {
     }
 
     /// The ledger key of a list entry's stage attribute (for echoes of entries we moved).
+    /// The ledger key of a CRM record's stage property: what we wrote there, or last took
+    /// from there into Attio, so that only a change made in the CRM moves the Attio entry.
+    fn crm_stage_key(
+        tenant: &TenantId,
+        t: &StageTarget,
+        link: &domain::link::IdentityLink,
+    ) -> ServiceResult<domain::ledger::LedgerKey> {
+        Ok(crate::outbound::crm_value_key(
+            tenant,
+            &t.system,
+            &link.external_object,
+            &link.external_id,
+            &t.property,
+        )?)
+    }
+
+    /// Remembers a CRM stage as ours (written, or taken into Attio).
+    async fn remember_crm_stage(
+        &self,
+        tenant: &TenantId,
+        t: &StageTarget,
+        link: &domain::link::IdentityLink,
+        stage: &FieldValue,
+    ) -> ServiceResult<()> {
+        self.outbound
+            .ledger
+            .record(&[domain::ledger::LedgerEntry {
+                key: Self::crm_stage_key(tenant, t, link)?,
+                value_hash: stage.value_hash(),
+                expires_at: self.outbound.now() + self.outbound.ledger_ttl,
+            }])
+            .await?;
+        Ok(())
+    }
+
     fn entry_key(
         tenant: &TenantId,
         t: &StageTarget,
         entry: domain::ids::EntryId,
     ) -> ServiceResult<domain::ledger::LedgerKey> {
+        // Per CRM: an entry one CRM's stage moved is that CRM's echo only; it still goes to the
+        // others.
         Ok(domain::ledger::LedgerKey {
             tenant: tenant.clone(),
             system: SystemId::attio(),
-            object: format!("list-{}", t.list),
+            object: format!("list-{}-{}", t.list, t.system),
             record: entry.to_string(),
             field: domain::mapping::FieldKey::parse(t.attribute.as_str())?,
         })
@@ -582,6 +621,21 @@ impl EventPipeline {
             else {
                 continue;
             };
+            // What we wrote there, or took from there already: not a change made in the CRM.
+            if self
+                .outbound
+                .ledger
+                .is_echo(
+                    &Self::crm_stage_key(tenant, t, link)?,
+                    &FieldValue::text(stage.clone()).value_hash(),
+                    self.outbound.now(),
+                )
+                .await?
+            {
+                continue;
+            }
+            self.remember_crm_stage(tenant, t, link, &FieldValue::text(stage.clone()))
+                .await?;
             let FieldValue::Text(title) = t
                 .transform
                 .to_attio(&FieldValue::text(stage.clone()))

@@ -89,6 +89,20 @@ fields = [
   { attio = { attribute = "name" }, external = "Name", rule = "latest_wins" },
   { attio = { attribute = "associated_company", references = "companies" }, external = "AccountId", rule = "latest_wins" },
 ]
+
+[[stages]]
+list = "sales"
+attribute = "stage"
+system = "hubspot"
+property = "dealstage"
+transform = { type = "map_values", values = { "Lead" = "appointmentscheduled", "In Progress" = "qualifiedtobuy", "Won 🎉" = "closedwon", "Lost" = "closedlost" } }
+
+[[stages]]
+list = "sales"
+attribute = "stage"
+system = "salesforce"
+property = "StageName"
+transform = { type = "map_values", values = { "Lead" = "Prospecting", "In Progress" = "Negotiation/Review", "Won 🎉" = "Closed Won", "Lost" = "Closed Lost" } }
 "#;
 
 const SUBSCRIPTIONS: &[&str] = &[
@@ -97,6 +111,7 @@ const SUBSCRIPTIONS: &[&str] = &[
     "company.creation",
     "deal.associationChange",
     "contact.merge",
+    "deal.propertyChange:dealstage",
 ];
 
 const WITHIN: Duration = Duration::from_secs(60);
@@ -320,7 +335,159 @@ async fn a_persons_company_follows_every_side(rig: &Rig) -> String {
         &acme_sf,
     )
     .await;
+
+    // A deal's company and people: to both CRMs, and a HubSpot move back into Attio and on.
+    let deal = attio_create(
+        rig,
+        "deals",
+        json!({
+            "name": "Big deal",
+            "stage": "Lead",
+            "associated_company": [{"target_object": "companies", "target_record_id": acme}],
+            "associated_people": [{"target_object": "people", "target_record_id": person}],
+        }),
+    )
+    .await;
+    let contact = hubspot_id(rig, "contacts", &person).await.unwrap();
+    let hs_deal = eventually(
+        "the deal's company and people reach both CRMs",
+        WITHIN,
+        || async {
+            let hs = hubspot_id(rig, "deals", &deal).await?;
+            let companies = rig
+                .hubspot
+                .associations("deals", &hs, "companies")
+                .await
+                .ok()?;
+            let people = rig
+                .hubspot
+                .associations("deals", &hs, "contacts")
+                .await
+                .ok()?;
+            let (_, account) = salesforce_row(rig, "Opportunity", "AccountId", &deal).await?;
+            (companies == [acme_hs.clone()]
+                && people == [contact.clone()]
+                && account == FieldValue::text(acme_sf.as_str()))
+            .then_some(hs)
+        },
+    )
+    .await;
+    rig.hubspot
+        .associate("deals", &hs_deal, "companies", &globex_hs)
+        .await
+        .unwrap();
+    rig.hubspot
+        .dissociate("deals", &hs_deal, "companies", &acme_hs)
+        .await
+        .unwrap();
+    eventually(
+        "HubSpot's deal move reaches Attio and Salesforce",
+        WITHIN,
+        || async {
+            let r = rig
+                .attio()
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v2/objects/deals/records/{deal}"),
+                    None,
+                )
+                .await;
+            let company =
+                r["data"]["values"]["associated_company"][0]["target_record_id"].as_str()?;
+            let people = r["data"]["values"]["associated_people"].as_array()?.len();
+            let (_, account) = salesforce_row(rig, "Opportunity", "AccountId", &deal).await?;
+            (company == globex && people == 1 && account == FieldValue::text(globex_sf.as_str()))
+                .then_some(())
+        },
+    )
+    .await;
+    deal_stages_move_from_each_side(rig, &deal, &hs_deal).await;
     person
+}
+
+/// The deal's stage in each CRM and in its entry of Attio's `sales` list.
+async fn stages(
+    rig: &Rig,
+    entry: &str,
+    deal: &str,
+    hs_deal: &ExternalId,
+) -> Option<(String, FieldValue, FieldValue)> {
+    let e = rig
+        .attio()
+        .call(
+            reqwest::Method::GET,
+            &format!("/v2/lists/sales/entries/{entry}"),
+            None,
+        )
+        .await;
+    let attio = e["data"]["entry_values"]["stage"][0]["status"]["title"]
+        .as_str()?
+        .to_owned();
+    let hs = rig
+        .hubspot
+        .get("deals", hs_deal, &[prop("dealstage")])
+        .await
+        .ok()?
+        .properties
+        .get(&prop("dealstage"))
+        .cloned()?;
+    let (_, sf) = salesforce_row(rig, "Opportunity", "StageName", deal).await?;
+    Some((attio, hs, sf))
+}
+
+/// A deal's stage (its entry in Attio's `sales` list) reaches both CRMs through the stage maps;
+/// moved in HubSpot (told by webhook) and in Salesforce (found by polling, since the
+/// Opportunity carries a stage), it moves in Attio and on to the other CRM.
+async fn deal_stages_move_from_each_side(rig: &Rig, deal: &str, hs_deal: &ExternalId) {
+    let made = rig
+        .attio()
+        .call(
+            reqwest::Method::POST,
+            "/v2/lists/sales/entries",
+            Some(
+                json!({"data": {"parent_record_id": deal, "parent_object": "deals",
+                "entry_values": {"stage": "In Progress"}}}),
+            ),
+        )
+        .await;
+    let entry = made["data"]["id"]["entry_id"].as_str().unwrap().to_owned();
+    let want = |attio: &str, hs: &str, sf: &str| {
+        Some((attio.to_owned(), FieldValue::text(hs), FieldValue::text(sf)))
+    };
+    eventually("Attio's stage reaches both CRMs", WITHIN, || async {
+        (stages(rig, &entry, deal, hs_deal).await
+            == want("In Progress", "qualifiedtobuy", "Negotiation/Review"))
+        .then_some(())
+    })
+    .await;
+    let won = [(prop("dealstage"), FieldValue::text("closedwon"))].into();
+    rig.hubspot.update("deals", hs_deal, &won).await.unwrap();
+    eventually(
+        "HubSpot's stage reaches Attio and Salesforce",
+        WITHIN,
+        || async {
+            (stages(rig, &entry, deal, hs_deal).await == want("Won 🎉", "closedwon", "Closed Won"))
+                .then_some(())
+        },
+    )
+    .await;
+    let (opportunity, _) = salesforce_row(rig, "Opportunity", "StageName", deal)
+        .await
+        .unwrap();
+    let lost = [(prop("StageName"), FieldValue::text("Closed Lost"))].into();
+    rig.salesforce
+        .update("Opportunity", &opportunity, &lost)
+        .await
+        .unwrap();
+    eventually(
+        "Salesforce's stage reaches Attio and HubSpot",
+        WITHIN,
+        || async {
+            (stages(rig, &entry, deal, hs_deal).await == want("Lost", "closedlost", "Closed Lost"))
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 /// A company born in HubSpot and a contact born in Salesforce: once in Attio, once in the other
