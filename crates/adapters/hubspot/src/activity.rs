@@ -89,6 +89,56 @@ fn from_record(kind: ActivityKind, r: &ExternalRecord) -> ExternalActivity {
     }
 }
 
+impl HubSpotClient {
+    /// One page of the archived engagements of `kind`; those archived since `since` come back
+    /// as deletes.
+    async fn archived_since(
+        &self,
+        kind: ActivityKind,
+        since: OffsetDateTime,
+        from: &str,
+    ) -> PortResult<ActivityPage> {
+        let mut query = vec![("limit", "100".to_owned()), ("archived", "true".to_owned())];
+        if !from.is_empty() {
+            query.push(("after", from.to_owned()));
+        }
+        let answer = self
+            .send(Method::GET, &self.objects(kind.as_str()), &query, None)
+            .await?;
+        if answer.status != 200 {
+            return Err(rejected(answer.status, &answer.body));
+        }
+        let next = answer.body["paging"]["next"]["after"]
+            .as_str()
+            .map(|a| format!("a:{a}"));
+        let found: Vec<HsObject> = decode(answer.body["results"].clone(), "archived list")?;
+        let mut activities = Vec::new();
+        for o in found {
+            let at = o
+                .archived_at
+                .as_deref()
+                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+            let Some(at) = at.filter(|t| *t >= since) else {
+                continue;
+            };
+            activities.push(ExternalActivityRecord {
+                id: ExternalId::parse(&o.id)
+                    .map_err(|e| PortError::backend("HubSpot object id", e.to_string()))?,
+                activity: ExternalActivity {
+                    kind,
+                    title: String::new(),
+                    body: String::new(),
+                    at,
+                    completed: false,
+                },
+                targets: Vec::new(),
+                deleted: true,
+            });
+        }
+        Ok(ActivityPage { activities, next })
+    }
+}
+
 #[async_trait]
 impl ExternalActivities for HubSpotClient {
     async fn get_activity(
@@ -101,16 +151,28 @@ impl ExternalActivities for HubSpotClient {
     }
 
     /// Search on `hs_lastmodifieddate` (as records are polled), then each engagement's
-    /// associations with contacts, companies and deals. HubSpot's search leaves archived
-    /// engagements out, so deletes made in HubSpot are not seen here.
+    /// associations with contacts, companies and deals; then, since search leaves archived
+    /// engagements out, the archived list (`?archived=true`), whose entries archived since
+    /// `since` are the deletes. The cursor says which: `s:<search cursor>` or `a:<list after>`.
+    /// The archived list is read whole each pass (HubSpot keeps it 90 days).
     async fn activities_changed_since(
         &self,
         kind: ActivityKind,
         since: OffsetDateTime,
         after: Option<String>,
     ) -> PortResult<ActivityPage> {
+        let after = after.unwrap_or_else(|| "s:".to_owned());
+        if let Some(from) = after.strip_prefix("a:") {
+            return self.archived_since(kind, since, from).await;
+        }
+        let search = after.strip_prefix("s:").filter(|c| !c.is_empty());
         let page = self
-            .changed_since(kind.as_str(), since, &read_properties(kind), after)
+            .changed_since(
+                kind.as_str(),
+                since,
+                &read_properties(kind),
+                search.map(str::to_owned),
+            )
             .await?;
         let mut activities = Vec::new();
         for r in page.records {
@@ -132,7 +194,10 @@ impl ExternalActivities for HubSpotClient {
         }
         Ok(ActivityPage {
             activities,
-            next: page.next,
+            next: Some(match page.next {
+                Some(n) => format!("s:{n}"),
+                None => "a:".to_owned(),
+            }),
         })
     }
 

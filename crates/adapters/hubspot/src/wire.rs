@@ -45,6 +45,9 @@ pub struct HsObject {
     pub updated_at: Option<String>,
     #[serde(default)]
     pub archived: bool,
+    /// When it was archived (reads of the archived list).
+    #[serde(default, rename = "archivedAt")]
+    pub archived_at: Option<String>,
     /// Batch upserts: created (true) or updated.
     #[serde(default)]
     pub new: Option<bool>,

@@ -690,7 +690,7 @@ async fn activities_made_in_salesforce_reach_attio_and_hubspot_and_follow_edits_
 }
 
 /// A note made in HubSpot on the linked contact, found by polling HubSpot's notes: written into
-/// Attio once.
+/// Attio once; deleted there, deleted in Attio once.
 #[tokio::test]
 async fn a_note_made_in_hubspot_reaches_attio_once() {
     let w = world(false, domain::mapping::SyncRule::LatestWins).await;
@@ -749,4 +749,19 @@ async fn a_note_made_in_hubspot_reaches_attio_once() {
         (0, 0),
         "{again:?}"
     );
+    // Deleted in HubSpot (archived, so found in the archived list): deleted in Attio, once.
+    w.hubspot
+        .delete_activity(ActivityKind::Note, &made)
+        .await
+        .unwrap();
+    let pass = hs.poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!(pass.activities.deleted, 1, "{pass:?}");
+    assert!(matches!(
+        w.attio
+            .get_note(domain::ids::NoteId::from_uuid(*note.as_uuid()))
+            .await,
+        Err(PortError::NotFound(_))
+    ));
+    let after = hs.poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!(after.activities.deleted, 0, "{after:?}");
 }

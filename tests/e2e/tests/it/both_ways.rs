@@ -834,7 +834,8 @@ async fn notes_made_in_each_crm_follow_into_attio_and_the_other(rig: &Rig, perso
 
     // Made in HubSpot: to Attio and on to Salesforce.
     use ports::crm::ExternalActivities;
-    rig.hubspot
+    let hs_note = rig
+        .hubspot
         .create_activity(
             &ports::crm::ExternalActivity {
                 kind: ports::crm::ActivityKind::Note,
@@ -895,6 +896,67 @@ async fn notes_made_in_each_crm_follow_into_attio_and_the_other(rig: &Rig, perso
             let in_attio = attio_notes(rig, person).await;
             let gone = hubspot_note(rig, &hs_copy).await.is_none();
             (in_attio.len() == 1 && gone).then_some(())
+        },
+    )
+    .await;
+
+    // HubSpot's note edited, then deleted there: Attio and Salesforce follow.
+    let edited = ports::crm::ExternalActivity {
+        kind: ports::crm::ActivityKind::Note,
+        title: String::new(),
+        body: "Met at the fair; call in May.".into(),
+        at: time::OffsetDateTime::now_utc(),
+        completed: false,
+    };
+    rig.hubspot
+        .update_activity(&hs_note, &edited)
+        .await
+        .unwrap();
+    let sf_body = || async {
+        let rows = rig
+            .salesforce
+            .query(
+                &format!(
+                    "SELECT Id, Body FROM Note WHERE ParentId = '{}'",
+                    contact.as_str()
+                ),
+                false,
+                None,
+            )
+            .await
+            .ok()?
+            .records;
+        Some(
+            rows.iter()
+                .filter_map(|r| match r.properties.get(&prop("Body")) {
+                    Some(FieldValue::Text(t)) => Some(t.clone()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    eventually(
+        "HubSpot's edit follows into Attio and Salesforce",
+        WITHIN,
+        || async {
+            let in_attio = attio_notes(rig, person)
+                .await
+                .iter()
+                .any(|(_, t)| t == "Met at the fair; call in May.");
+            let in_sf = sf_body().await? == ["Met at the fair; call in May."];
+            (in_attio && in_sf).then_some(())
+        },
+    )
+    .await;
+    rig.hubspot
+        .delete_activity(ports::crm::ActivityKind::Note, &hs_note)
+        .await
+        .unwrap();
+    eventually(
+        "HubSpot's delete follows into Attio and Salesforce",
+        WITHIN,
+        || async {
+            (attio_notes(rig, person).await.is_empty() && sf_body().await?.is_empty()).then_some(())
         },
     )
     .await;
