@@ -962,12 +962,125 @@ async fn notes_made_in_each_crm_follow_into_attio_and_the_other(rig: &Rig, perso
     .await;
 }
 
+/// A task made in Salesforce on the person's contact reaches Attio (linked to the person) and
+/// HubSpot; marked done in Salesforce, it is done in Attio. A second Salesforce contact with the
+/// person's e-mail (Salesforce allows it) matches a person linked to another contact: an
+/// identity conflict waits in the queue, and no second person is made.
+async fn a_task_and_an_ambiguous_match_from_salesforce(rig: &Rig, person: &str) {
+    let token = salesforce_token(rig).await;
+    let (contact, _) = salesforce_row(rig, "Contact", "Email", person)
+        .await
+        .unwrap();
+    let sf = |method: reqwest::Method, path: String, body: Value| {
+        rig.http
+            .request(method, format!("{}/services/data/v62.0{path}", rig.sf_url))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let made = sf(
+        reqwest::Method::POST,
+        "/sobjects/Task".into(),
+        json!({"WhoId": contact.as_str(), "Subject": "Send the contract", "Status": "Not Started", "ActivityDate": "2027-01-15"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(made.status(), 201);
+    let task: Value = made.json().await.unwrap();
+    let task = task["id"].as_str().unwrap().to_owned();
+    let tasks = || async {
+        let r = rig
+            .attio()
+            .call(reqwest::Method::GET, "/v2/tasks", None)
+            .await;
+        r["data"].as_array().cloned().unwrap_or_default()
+    };
+    let hs_contact = hubspot_id(rig, "contacts", person).await.unwrap();
+    eventually(
+        "Salesforce's task reaches Attio and HubSpot",
+        WITHIN,
+        || async {
+            let in_attio = tasks().await.iter().any(|t| {
+                t["content_plaintext"] == "Send the contract"
+                    && t["linked_records"][0]["target_record_id"] == person
+            });
+            let in_hs = !rig
+                .hubspot
+                .associations("contacts", &hs_contact, "tasks")
+                .await
+                .ok()?
+                .is_empty();
+            (in_attio && in_hs).then_some(())
+        },
+    )
+    .await;
+    let r = sf(
+        reqwest::Method::PATCH,
+        format!("/sobjects/Task/{task}"),
+        json!({"Status": "Completed"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 204);
+    eventually("done in Salesforce, done in Attio", WITHIN, || async {
+        tasks()
+            .await
+            .iter()
+            .any(|t| t["content_plaintext"] == "Send the contract" && t["is_completed"] == true)
+            .then_some(())
+    })
+    .await;
+
+    let email: Value = rig
+        .attio()
+        .call(
+            reqwest::Method::GET,
+            &format!("/v2/objects/people/records/{person}"),
+            None,
+        )
+        .await;
+    let email = email["data"]["values"]["email_addresses"][0]["email_address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let made = sf(
+        reqwest::Method::POST,
+        "/sobjects/Contact".into(),
+        json!({"LastName": "Lovelace", "Email": email}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(made.status(), 201);
+    eventually(
+        "the ambiguous match waits in the conflict queue",
+        WITHIN,
+        || async {
+            let (_, listed) = rig
+                .admin(
+                    reqwest::Method::GET,
+                    "/v1/admin/tenants/acme/conflicts?system=salesforce",
+                    None,
+                )
+                .await;
+            listed
+                .as_array()?
+                .iter()
+                .any(|c| c["reason"] == "ambiguous_identity")
+                .then_some(())
+        },
+    )
+    .await;
+    let people = attio_find(rig, "people", json!({"email_addresses": email})).await;
+    assert_eq!(people.len(), 1, "no second person");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everything_flows_both_ways_on_postgres_processes() {
     let rig = rig_with(Deployment::Distributed, 20, MAPPINGS, SUBSCRIPTIONS).await;
     let person = a_persons_company_follows_every_side(&rig).await;
     a_merge_in_each_crm_leaves_one_linked_record(&rig, &person).await;
     notes_made_in_each_crm_follow_into_attio_and_the_other(&rig, &person).await;
+    a_task_and_an_ambiguous_match_from_salesforce(&rig, &person).await;
     records_born_in_each_crm_appear_once_everywhere(&rig).await;
     // Quiet: no side writes anything more (no loop between the three).
     tokio::time::sleep(Duration::from_secs(2)).await;
