@@ -547,12 +547,56 @@ async fn records_born_in_each_crm_appear_once_everywhere(rig: &Rig) {
     )
     .await;
 
+    // An account made by hand in Salesforce: to Attio (matched by its website as a domain) and
+    // on to HubSpot.
+    let made = rig
+        .http
+        .post(format!(
+            "{}/services/data/v62.0/sobjects/Account",
+            rig.sf_url
+        ))
+        .bearer_auth(&token)
+        .json(&json!({"Name": "Sf Born Ltd", "Website": "sfborn.example"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    eventually(
+        "Salesforce's account becomes an Attio company and reaches HubSpot",
+        WITHIN,
+        || async {
+            let found = attio_find(rig, "companies", json!({"domains": "sfborn.example"})).await;
+            let id = found.first()?["id"]["record_id"].as_str()?.to_owned();
+            hubspot_id(rig, "companies", &id).await.map(|_| ())
+        },
+    )
+    .await;
+
     // Settled: still one of each.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let one = |found: Vec<Value>| found.len();
     assert_eq!(
         one(attio_find(rig, "companies", json!({"domains": "born.example"})).await),
         1
+    );
+    assert_eq!(
+        one(attio_find(rig, "companies", json!({"domains": "sfborn.example"})).await),
+        1
+    );
+    let rows = rig
+        .salesforce
+        .query(
+            "SELECT Id FROM Account WHERE Website = 'sfborn.example'",
+            false,
+            None,
+        )
+        .await
+        .unwrap()
+        .records;
+    assert_eq!(
+        rows.len(),
+        1,
+        "one Salesforce account made by hand, and no second"
     );
     assert_eq!(
         one(attio_find(
