@@ -488,7 +488,9 @@ impl EventPipeline {
         }
     }
 
-    /// Archives one external record; an id the CRM no longer knows counts as archived.
+    /// Archives one external record; an id the CRM no longer knows counts as archived, and one
+    /// it merged into another (before the merge's event reached us) archives the survivor, which
+    /// is the same record now.
     async fn archive(
         clients: &TenantClients,
         system: &SystemId,
@@ -498,6 +500,17 @@ impl EventPipeline {
         let Some(crm) = clients.crms.get(system) else {
             return Ok(false);
         };
+        let mut id = id.clone();
+        let gone = match crm.get(object, &id, &[]).await {
+            Ok(r) => r.archived,
+            Err(PortError::NotFound(_)) => true,
+            Err(e) => return Err(e.into()),
+        };
+        if gone && let Some(survivor) = crm.successor(object, &id).await? {
+            tracing::info!(system = %system, merged = %id.as_str(), survivor = %survivor.as_str(), "the linked record was merged away: its survivor is archived");
+            id = survivor;
+        }
+        let id = &id;
         match crm
             .archive_batch(object, std::slice::from_ref(id))
             .await?
@@ -519,7 +532,6 @@ impl EventPipeline {
         }
     }
 
-    /// The ledger key of a list entry's stage attribute (for echoes of entries we moved).
     /// The ledger key of a CRM record's stage property: what we wrote there, or last took
     /// from there into Attio, so that only a change made in the CRM moves the Attio entry.
     fn crm_stage_key(
@@ -555,6 +567,7 @@ impl EventPipeline {
         Ok(())
     }
 
+    /// The ledger key of a list entry's stage attribute (for echoes of entries we moved).
     fn entry_key(
         tenant: &TenantId,
         t: &StageTarget,

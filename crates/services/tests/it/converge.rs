@@ -1,5 +1,5 @@
-//! A property test of the sync as a whole: random interleavings of people created in Attio, of
-//! edits made in Attio, HubSpot and Salesforce, and of HubSpot merges (a person's contact merged
+//! A property test of the sync as a whole: random interleavings of people created and deleted in
+//! Attio, of edits made in Attio, HubSpot and Salesforce, and of HubSpot merges (a person's contact merged
 //! into a duplicate made by hand), with their deliveries reordered and duplicated, against the
 //! three simulators. Once every delivery has been handled and a
 //! reconciliation round has run, for every person: the three sides hold the same value in every
@@ -43,6 +43,8 @@ enum Op {
     },
     /// In HubSpot, the person's contact merged into a duplicate made by hand.
     Merge(usize),
+    /// In Attio, the person deleted (the mapping's policy archives the CRM records).
+    Delete(usize),
     /// One pending delivery handled, chosen by index (so deliveries are reordered).
     Deliver(usize),
     /// A delivery handled again.
@@ -58,6 +60,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         1 => Just(Op::Create),
         1 => (0..4usize).prop_map(Op::Merge),
+        1 => (0..4usize).prop_map(Op::Delete),
         4 => (side, 0..4usize, any::<bool>(), 0..3u8).prop_map(|(side, person, title, value)| Op::Edit { side, person, title, value }),
         3 => (0..16usize).prop_map(Op::Deliver),
         1 => (0..16usize).prop_map(Op::Duplicate),
@@ -74,11 +77,15 @@ enum Told {
         survivor: ExternalId,
         merged: ExternalId,
     },
+    /// Attio's `record.deleted`.
+    Deleted(RecordId),
 }
 
 #[derive(Default)]
 struct Run {
     people: Vec<RecordId>,
+    /// Deleted in Attio.
+    gone: BTreeSet<RecordId>,
     pending: Vec<Told>,
     delivered: Vec<Told>,
     merges: usize,
@@ -110,6 +117,9 @@ async fn linked(w: &World, person: RecordId, system: &str) -> Option<ExternalId>
 }
 
 async fn edit(w: &World, run: &mut Run, side: Side, person: RecordId, title: bool, value: u8) {
+    if run.gone.contains(&person) {
+        return;
+    }
     let text = format!("{}{value}", if title { "T" } else { "L" });
     let field = |hs: &str, sf: &str, attio: bool| match side {
         Side::HubSpot => hs.to_owned(),
@@ -162,6 +172,9 @@ async fn edit(w: &World, run: &mut Run, side: Side, person: RecordId, title: boo
 
 /// A person in HubSpot merges the person's contact into a duplicate they made (no e-mail).
 async fn merge(w: &World, run: &mut Run, person: RecordId) {
+    if run.gone.contains(&person) {
+        return;
+    }
     let Some(mut merged) = linked(w, person, "hubspot").await else {
         return;
     };
@@ -208,6 +221,17 @@ async fn merge(w: &World, run: &mut Run, person: RecordId) {
 }
 
 async fn deliver(w: &World, run: &mut Run, told: &Told) {
+    if let Told::Deleted(p) = told {
+        let pipeline = services::pipeline::EventPipeline::new(
+            w.directory.clone(),
+            w.links.clone(),
+            std::sync::Arc::new(w.outbound()),
+            services::pipeline::DeletePolicy::Archive,
+        );
+        let event = crate::pipeline::event(w, "record.deleted", *p, None).await;
+        pipeline.handle(&w.tenant, &event).await.unwrap();
+        return;
+    }
     let person = match told {
         Told::Changed(p) => *p,
         Told::Merged {
@@ -228,13 +252,15 @@ async fn deliver(w: &World, run: &mut Run, told: &Told) {
                 .unwrap();
             *person
         }
+        Told::Deleted(_) => unreachable!("handled above"),
     };
-    let reports = w
-        .sync
-        .sync_record(&w.tenant, &people(), person)
-        .await
-        .unwrap();
-    run.written += count(&reports);
+    match w.sync.sync_record(&w.tenant, &people(), person).await {
+        Ok(reports) => run.written += count(&reports),
+        // Deleted in Attio since: its own event does the rest.
+        Err(services::ServiceError::Port(ports::error::PortError::NotFound(_)))
+            if run.gone.contains(&person) => {}
+        Err(e) => panic!("{person}: {e}"),
+    }
 }
 
 /// (last name, title) as each side holds them.
@@ -299,6 +325,16 @@ async fn scenario(ops: Vec<Op>) {
                 let p = run.people[person % run.people.len()];
                 edit(&w, &mut run, side, p, title, value).await;
             }
+            Op::Delete(person) => {
+                let p = run.people[person % run.people.len()];
+                if run.gone.insert(p) {
+                    w.attio
+                        .delete_record(&ObjectRef::from(people()), p)
+                        .await
+                        .unwrap();
+                    run.pending.push(Told::Deleted(p));
+                }
+            }
             Op::Merge(person) => {
                 let p = run.people[person % run.people.len()];
                 merge(&w, &mut run, p).await;
@@ -319,11 +355,17 @@ async fn scenario(ops: Vec<Op>) {
     while let Some(told) = run.pending.pop() {
         deliver(&w, &mut run, &told).await;
     }
-    for p in run.people.clone() {
+    let live: Vec<RecordId> = run
+        .people
+        .iter()
+        .copied()
+        .filter(|p| !run.gone.contains(p))
+        .collect();
+    for &p in &live {
         deliver(&w, &mut run, &Told::Changed(p)).await;
     }
 
-    for &p in &run.people {
+    for &p in &live {
         let [attio, hs, sf] = sides(&w, p).await;
         assert_eq!(attio, hs, "Attio and HubSpot agree on {p}");
         assert_eq!(attio, sf, "Attio and Salesforce agree on {p}");
@@ -339,7 +381,7 @@ async fn scenario(ops: Vec<Op>) {
         }
     }
     // Quiet: one more round writes nothing anywhere.
-    for &p in &run.people {
+    for &p in &live {
         let reports = w.sync.sync_record(&w.tenant, &people(), p).await.unwrap();
         assert_eq!(
             count(&reports),
@@ -366,13 +408,21 @@ async fn scenario(ops: Vec<Op>) {
         .list("contacts", &[prop("email")], None)
         .await
         .unwrap();
-    assert_eq!(all.records.len(), run.people.len(), "HubSpot contacts");
+    assert_eq!(
+        all.records.len(),
+        live.len(),
+        "HubSpot contacts (the deleted archived)"
+    );
     let rows = w
         .salesforce
         .query("SELECT Id FROM Contact", false, None)
         .await
         .unwrap();
-    assert_eq!(rows.records.len(), run.people.len(), "Salesforce contacts");
+    assert_eq!(
+        rows.records.len(),
+        live.len(),
+        "Salesforce contacts (the deleted deleted)"
+    );
 }
 
 proptest! {
