@@ -12,7 +12,7 @@ use serde_json::json;
 use services::ServiceError;
 use services::pipeline::{DeletePolicy, EventPipeline, Handled};
 
-use crate::outbound::{RacedLinks, World, create_person, people, prop, world};
+use crate::outbound::{RacedLinks, World, create_person, people, prop, salesforce_rest, world};
 
 fn pipeline(w: &World) -> EventPipeline {
     EventPipeline::new(
@@ -434,38 +434,6 @@ fn poller(w: &World, system: &str) -> services::poll::ChangePoller {
     )
 }
 
-/// Salesforce REST, as a person's edits in Salesforce reach it.
-async fn sf_call(
-    w: &World,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<serde_json::Value>,
-) -> reqwest::Response {
-    let sf = w._sims.2.url();
-    let app = salesforce_sim::SalesforceConfig::default().app;
-    let http = reqwest::Client::new();
-    let token: serde_json::Value = http
-        .post(format!("{sf}/services/oauth2/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", app.client_id.as_str()),
-            ("client_secret", app.client_secret.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut req = http
-        .request(method, format!("{sf}/services/data/v62.0{path}"))
-        .bearer_auth(token["access_token"].as_str().unwrap());
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    req.send().await.unwrap()
-}
-
 /// The link of a CRM's activity: the Attio note or task it is.
 async fn attio_of(
     w: &World,
@@ -509,7 +477,7 @@ async fn activities_made_in_salesforce_reach_attio_and_hubspot_and_follow_edits_
         .records[0]
         .id
         .clone();
-    let made = sf_call(&w, reqwest::Method::POST, "/sobjects/Note", Some(json!({"ParentId": sf_contact.as_str(), "Title": "Call", "Body": "Wants the enterprise plan."}))).await;
+    let made = salesforce_rest(&w, reqwest::Method::POST, "/sobjects/Note", Some(json!({"ParentId": sf_contact.as_str(), "Title": "Call", "Body": "Wants the enterprise plan."}))).await;
     assert_eq!(made.status(), 201);
     let sf_note = ExternalId::parse(
         made.json::<serde_json::Value>().await.unwrap()["id"]
@@ -517,7 +485,7 @@ async fn activities_made_in_salesforce_reach_attio_and_hubspot_and_follow_edits_
             .unwrap(),
     )
     .unwrap();
-    let made = sf_call(&w, reqwest::Method::POST, "/sobjects/Task", Some(json!({"WhoId": sf_contact.as_str(), "Subject": "Send the contract", "Status": "Not Started", "ActivityDate": "2027-01-15"}))).await;
+    let made = salesforce_rest(&w, reqwest::Method::POST, "/sobjects/Task", Some(json!({"WhoId": sf_contact.as_str(), "Subject": "Send the contract", "Status": "Not Started", "ActivityDate": "2027-01-15"}))).await;
     assert_eq!(made.status(), 201);
     let sf_task = ExternalId::parse(
         made.json::<serde_json::Value>().await.unwrap()["id"]
@@ -579,7 +547,7 @@ async fn activities_made_in_salesforce_reach_attio_and_hubspot_and_follow_edits_
     );
 
     // Edited in Salesforce: a new Attio note takes its place; HubSpot's copy follows in place.
-    let r = sf_call(
+    let r = salesforce_rest(
         &w,
         reqwest::Method::PATCH,
         &format!("/sobjects/Note/{}", sf_note.as_str()),
@@ -587,7 +555,7 @@ async fn activities_made_in_salesforce_reach_attio_and_hubspot_and_follow_edits_
     )
     .await;
     assert_eq!(r.status(), 204);
-    let r = sf_call(
+    let r = salesforce_rest(
         &w,
         reqwest::Method::PATCH,
         &format!("/sobjects/Task/{}", sf_task.as_str()),
@@ -658,7 +626,7 @@ async fn activities_made_in_salesforce_reach_attio_and_hubspot_and_follow_edits_
     );
 
     // Deleted in Salesforce: deleted in Attio, whose event removes the HubSpot copy.
-    let r = sf_call(
+    let r = salesforce_rest(
         &w,
         reqwest::Method::DELETE,
         &format!("/sobjects/Note/{}", sf_note.as_str()),

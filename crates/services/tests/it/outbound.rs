@@ -229,6 +229,38 @@ pub async fn world(connect_salesforce: bool, title_rule: SyncRule) -> World {
     }
 }
 
+/// Salesforce REST, as a person's edits in Salesforce reach it.
+pub async fn salesforce_rest(
+    w: &World,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> reqwest::Response {
+    let sf = w._sims.2.url();
+    let app = salesforce_sim::SalesforceConfig::default().app;
+    let http = reqwest::Client::new();
+    let token: serde_json::Value = http
+        .post(format!("{sf}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", app.client_id.as_str()),
+            ("client_secret", app.client_secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut req = http
+        .request(method, format!("{sf}/services/data/v62.0{path}"))
+        .bearer_auth(token["access_token"].as_str().unwrap());
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.unwrap()
+}
+
 pub fn people() -> ObjectSlug {
     ObjectSlug::parse("people").unwrap()
 }

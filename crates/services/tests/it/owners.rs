@@ -71,31 +71,16 @@ async fn owner_everywhere(w: &World, email: &str) -> (String, String) {
         .json()
         .await
         .unwrap();
-    let sf = w._sims.2.url();
-    let app = salesforce_sim::SalesforceConfig::default().app;
-    let token: serde_json::Value = http
-        .post(format!("{sf}/services/oauth2/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", app.client_id.as_str()),
-            ("client_secret", app.client_secret.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let made: serde_json::Value = http
-        .post(format!("{sf}/services/data/v62.0/sobjects/User"))
-        .bearer_auth(token["access_token"].as_str().unwrap())
-        .json(&json!({"LastName": "Owner", "Email": email, "IsActive": true}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let made: serde_json::Value = crate::outbound::salesforce_rest(
+        w,
+        reqwest::Method::POST,
+        "/sobjects/User",
+        Some(json!({"LastName": "Owner", "Email": email, "IsActive": true})),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let sf = made["id"]
         .as_str()
         .unwrap_or_else(|| panic!("{made}"))

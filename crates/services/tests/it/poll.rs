@@ -277,29 +277,13 @@ async fn a_polled_contact_born_in_salesforce_is_adopted_once() {
         adopting,
     );
     // A person in Salesforce creates the contact: no Attio id on it.
-    let sf = w._sims.2.url();
-    let app = salesforce_sim::SalesforceConfig::default().app;
-    let http = reqwest::Client::new();
-    let token: serde_json::Value = http
-        .post(format!("{sf}/services/oauth2/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", app.client_id.as_str()),
-            ("client_secret", app.client_secret.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let made = http
-        .post(format!("{sf}/services/data/v62.0/sobjects/Contact"))
-        .bearer_auth(token["access_token"].as_str().unwrap())
-        .json(&serde_json::json!({"LastName": "Hamilton", "FirstName": "Margaret", "Email": "margaret@example.com", "Title": "Director"}))
-        .send()
-        .await
-        .unwrap();
+    let made = crate::outbound::salesforce_rest(
+        &w,
+        reqwest::Method::POST,
+        "/sobjects/Contact",
+        Some(serde_json::json!({"LastName": "Hamilton", "FirstName": "Margaret", "Email": "margaret@example.com", "Title": "Director"})),
+    )
+    .await;
     assert_eq!(
         made.status(),
         201,
@@ -346,25 +330,6 @@ async fn a_polled_contact_born_in_salesforce_is_adopted_once() {
     assert_eq!(found.len(), 1, "still one");
 }
 
-/// A Salesforce token, for requests the adapter does not make.
-async fn sf_token(sf: &str) -> String {
-    let app = salesforce_sim::SalesforceConfig::default().app;
-    let token: serde_json::Value = reqwest::Client::new()
-        .post(format!("{sf}/services/oauth2/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", app.client_id.as_str()),
-            ("client_secret", app.client_secret.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    token["access_token"].as_str().unwrap().to_owned()
-}
-
 /// Salesforce sends no webhooks, so deletes and merges are found by polling (`queryAll` sees
 /// deleted records, a merged one with `MasterRecordId`): a linked contact merged into another
 /// moves its link to the survivor (which gets the Attio id), and a deleted one is handed to the
@@ -405,20 +370,18 @@ async fn polled_merges_move_links_and_polled_deletes_are_handed_on() {
     // A person in Salesforce keeps a duplicate (made by hand) and merges the linked contact into
     // it, and deletes the other contact.
     let sf = w._sims.2.url();
-    let token = sf_token(&sf).await;
-    let http = reqwest::Client::new();
-    let made: serde_json::Value = http
-        .post(format!("{sf}/services/data/v62.0/sobjects/Contact"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"LastName": "Merged"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let made: serde_json::Value = crate::outbound::salesforce_rest(
+        &w,
+        reqwest::Method::POST,
+        "/sobjects/Contact",
+        Some(serde_json::json!({"LastName": "Merged"})),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let survivor = made["id"].as_str().unwrap().to_owned();
-    let r = http
+    let r = reqwest::Client::new()
         .post(format!("{sf}/_sim/merge"))
         .json(
             &serde_json::json!({"object": "Contact", "master": survivor, "merged": [old.as_str()]}),
@@ -427,15 +390,13 @@ async fn polled_merges_move_links_and_polled_deletes_are_handed_on() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let r = http
-        .delete(format!(
-            "{sf}/services/data/v62.0/sobjects/Contact/{}",
-            gone.as_str()
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = crate::outbound::salesforce_rest(
+        &w,
+        reqwest::Method::DELETE,
+        &format!("/sobjects/Contact/{}", gone.as_str()),
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 204);
 
     let queue = Arc::new(MemoryQueue::new(Arc::new(SystemClock)));
