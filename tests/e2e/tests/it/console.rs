@@ -194,14 +194,20 @@ async fn the_console_shows_health_and_acts_on_dead_letters_conflicts_and_deletes
     b.shot("login").await;
     b.type_into("#token", ADMIN_TOKEN).await;
     b.click("#sign-in").await;
-    assert!(
-        b.client
-            .current_url()
-            .await
-            .unwrap()
-            .path()
-            .ends_with("/console")
-    );
+    // The redirect after signing in can take a moment on a busy machine.
+    crate::eventually(
+        "signed in, the console's front page",
+        Duration::from_secs(15),
+        || async {
+            b.client
+                .current_url()
+                .await
+                .ok()
+                .filter(|u| u.path().ends_with("/console"))
+                .map(|_| ())
+        },
+    )
+    .await;
     let state = "tr[data-tenant='acme'] .state";
     assert_eq!(b.text(state).await, "healthy");
     b.shot("tenants-healthy").await;
