@@ -14,7 +14,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::store::Account;
+use crate::store::{Account, singular};
 use crate::{Budget, HsError, HsResult, Sim, find, id_of, object_of, reply};
 
 /// HubSpot's default (`HUBSPOT_DEFINED`, unlabelled) association type id from one object to
@@ -140,12 +140,6 @@ pub(crate) fn inline(account: &Account, object: &str, id: u64, wanted: &[String]
         }
     }
     Value::Object(out)
-}
-
-fn singular(name: &str) -> String {
-    name.strip_suffix("ies")
-        .map(|s| format!("{s}y"))
-        .unwrap_or_else(|| name.trim_end_matches('s').to_owned())
 }
 
 fn kind(type_id: u32) -> Value {

@@ -38,6 +38,13 @@ const READ_ONLY: &[&str] = &[
     "hs_object_id",
 ];
 
+/// The singular of an object name (`contacts` → `contact`, `companies` → `company`).
+pub(crate) fn singular(name: &str) -> String {
+    name.strip_suffix("ies")
+        .map(|s| format!("{s}y"))
+        .unwrap_or_else(|| name.trim_end_matches('s').to_owned())
+}
+
 impl ObjectSpec {
     /// What a write answers with: the properties written plus the ones HubSpot always returns
     /// from a create or an update (`createdate`, `hs_object_id` and the last-modified date).
@@ -53,10 +60,7 @@ impl ObjectSpec {
 
     /// The singular name HubSpot uses in event types and messages: `contact`, `company`, `deal`.
     pub fn singular(&self) -> String {
-        self.name
-            .strip_suffix("ies")
-            .map(|s| format!("{s}y"))
-            .unwrap_or_else(|| self.name.trim_end_matches('s').to_owned())
+        singular(self.name)
     }
 
     pub fn standard(extra_unique: &[String]) -> Vec<ObjectSpec> {

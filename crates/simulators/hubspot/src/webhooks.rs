@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use sha2::Digest;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::store::ObjectStore;
+use crate::store::{ObjectStore, singular};
 
 /// One subscription: `contact.creation`, `deal.deletion`, `company.propertyChange` (with the
 /// property it watches), and so on.
@@ -232,11 +232,6 @@ pub(crate) fn association_events(
     removed: bool,
     next_event: &AtomicU64,
 ) -> Vec<Value> {
-    let singular = |name: &str| {
-        name.strip_suffix("ies")
-            .map(|s| format!("{s}y"))
-            .unwrap_or_else(|| name.trim_end_matches('s').to_owned())
-    };
     let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
     let mut out = Vec::new();
     for ((a, a_id), (b, b_id)) in [

@@ -90,19 +90,6 @@ fields = [
   { attio = { attribute = "associated_company", references = "companies" }, external = "AccountId", rule = "latest_wins" },
 ]
 
-[[stages]]
-list = "sales"
-attribute = "stage"
-system = "hubspot"
-property = "dealstage"
-transform = { type = "map_values", values = { "Lead" = "appointmentscheduled", "In Progress" = "qualifiedtobuy", "Won 🎉" = "closedwon", "Lost" = "closedlost" } }
-
-[[stages]]
-list = "sales"
-attribute = "stage"
-system = "salesforce"
-property = "StageName"
-transform = { type = "map_values", values = { "Lead" = "Prospecting", "In Progress" = "Negotiation/Review", "Won 🎉" = "Closed Won", "Lost" = "Closed Lost" } }
 "#;
 
 const SUBSCRIPTIONS: &[&str] = &[
@@ -111,7 +98,6 @@ const SUBSCRIPTIONS: &[&str] = &[
     "company.creation",
     "deal.associationChange",
     "contact.merge",
-    "deal.propertyChange:dealstage",
 ];
 
 const WITHIN: Duration = Duration::from_secs(60);
