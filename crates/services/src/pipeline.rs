@@ -647,6 +647,24 @@ impl EventPipeline {
             {
                 continue;
             }
+            // Read again: a stage we wrote since the first read (its ledger entry replacing
+            // the one that made the first read an echo) leaves this read stale, and its own
+            // change follows.
+            let again = crm
+                .get(
+                    &link.external_object,
+                    &link.external_id,
+                    std::slice::from_ref(&t.property),
+                )
+                .await?;
+            if !again
+                .properties
+                .get(&t.property)
+                .is_some_and(|v| v.same_as(&FieldValue::text(stage.clone())))
+            {
+                tracing::debug!(tenant = %tenant, system = %system, stage = %stage, "the CRM stage changed while it was read: left for the newer change");
+                continue;
+            }
             self.remember_crm_stage(tenant, t, link, &FieldValue::text(stage.clone()))
                 .await?;
             let FieldValue::Text(title) = t

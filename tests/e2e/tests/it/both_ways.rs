@@ -90,6 +90,19 @@ fields = [
   { attio = { attribute = "associated_company", references = "companies" }, external = "AccountId", rule = "latest_wins" },
 ]
 
+[[stages]]
+list = "sales"
+attribute = "stage"
+system = "hubspot"
+property = "dealstage"
+transform = { type = "map_values", values = { "Lead" = "appointmentscheduled", "In Progress" = "qualifiedtobuy", "Won 🎉" = "closedwon", "Lost" = "closedlost" } }
+
+[[stages]]
+list = "sales"
+attribute = "stage"
+system = "salesforce"
+property = "StageName"
+transform = { type = "map_values", values = { "Lead" = "Prospecting", "In Progress" = "Negotiation/Review", "Won 🎉" = "Closed Won", "Lost" = "Closed Lost" } }
 "#;
 
 const SUBSCRIPTIONS: &[&str] = &[
@@ -98,9 +111,10 @@ const SUBSCRIPTIONS: &[&str] = &[
     "company.creation",
     "deal.associationChange",
     "contact.merge",
+    "deal.propertyChange:dealstage",
 ];
 
-const WITHIN: Duration = Duration::from_secs(60);
+pub(crate) const WITHIN: Duration = Duration::from_secs(60);
 
 async fn attio_create(rig: &Rig, object: &str, values: Value) -> String {
     let r = rig
@@ -115,7 +129,7 @@ async fn attio_create(rig: &Rig, object: &str, values: Value) -> String {
 }
 
 /// The Attio records of `object` matching `filter`.
-async fn attio_find(rig: &Rig, object: &str, filter: Value) -> Vec<Value> {
+pub(crate) async fn attio_find(rig: &Rig, object: &str, filter: Value) -> Vec<Value> {
     let found = rig
         .attio()
         .call(
@@ -220,7 +234,7 @@ async fn follows(
 }
 
 /// Every write request a simulator has logged (reads, searches and logins aside).
-async fn all_writes(rig: &Rig, sim_url: &str) -> usize {
+pub(crate) async fn all_writes(rig: &Rig, sim_url: &str) -> usize {
     let logged: Vec<Value> = rig
         .http
         .get(format!("{sim_url}/_sim/requests"))
@@ -387,7 +401,101 @@ async fn a_persons_company_follows_every_side(rig: &Rig) -> String {
         },
     )
     .await;
+    deal_stages_move_from_each_side(rig, &deal, &hs_deal).await;
     person
+}
+
+/// The deal's stage in each CRM and in its entry of Attio's `sales` list.
+async fn stages(
+    rig: &Rig,
+    entry: &str,
+    deal: &str,
+    hs_deal: &ExternalId,
+) -> Option<(String, FieldValue, FieldValue)> {
+    let e = rig
+        .attio()
+        .call(
+            reqwest::Method::GET,
+            &format!("/v2/lists/sales/entries/{entry}"),
+            None,
+        )
+        .await;
+    let attio = e["data"]["entry_values"]["stage"][0]["status"]["title"]
+        .as_str()?
+        .to_owned();
+    let hs = rig
+        .hubspot
+        .get("deals", hs_deal, &[prop("dealstage")])
+        .await
+        .ok()?
+        .properties
+        .get(&prop("dealstage"))
+        .cloned()?;
+    let (_, sf) = salesforce_row(rig, "Opportunity", "StageName", deal).await?;
+    Some((attio, hs, sf))
+}
+
+/// A deal's stage (its entry in Attio's `sales` list) reaches both CRMs through the stage maps;
+/// moved in HubSpot (told by webhook) and in Salesforce (found by polling, since the
+/// Opportunity carries a stage), it moves in Attio and on to the other CRM.
+async fn deal_stages_move_from_each_side(rig: &Rig, deal: &str, hs_deal: &ExternalId) {
+    let made = rig
+        .attio()
+        .call(
+            reqwest::Method::POST,
+            "/v2/lists/sales/entries",
+            Some(
+                json!({"data": {"parent_record_id": deal, "parent_object": "deals",
+                "entry_values": {"stage": "In Progress"}}}),
+            ),
+        )
+        .await;
+    let entry = made["data"]["id"]["entry_id"].as_str().unwrap().to_owned();
+    // Each side's stage, until all three show `want` (what they show instead is printed, for
+    // a failure to tell which side lagged).
+    let become_ = |what: &'static str, want: [&'static str; 3]| {
+        let entry = entry.clone();
+        async move {
+            let want = Some((
+                want[0].to_owned(),
+                FieldValue::text(want[1]),
+                FieldValue::text(want[2]),
+            ));
+            eventually(what, WITHIN, || async {
+                let seen = stages(rig, &entry, deal, hs_deal).await;
+                if seen != want {
+                    eprintln!("{what}: the stages are {seen:?}");
+                }
+                (seen == want).then_some(())
+            })
+            .await
+        }
+    };
+    become_(
+        "Attio's stage reaches both CRMs",
+        ["In Progress", "qualifiedtobuy", "Negotiation/Review"],
+    )
+    .await;
+    let won = [(prop("dealstage"), FieldValue::text("closedwon"))].into();
+    rig.hubspot.update("deals", hs_deal, &won).await.unwrap();
+    become_(
+        "HubSpot's stage reaches Attio and Salesforce",
+        ["Won 🎉", "closedwon", "Closed Won"],
+    )
+    .await;
+    let (opportunity, _) = salesforce_row(rig, "Opportunity", "StageName", deal)
+        .await
+        .unwrap();
+    let lost = [(prop("StageName"), FieldValue::text("Closed Lost"))].into();
+    rig.salesforce
+        .update("Opportunity", &opportunity, &lost)
+        .await
+        .unwrap();
+    become_(
+        "Salesforce's stage reaches Attio and HubSpot",
+        ["Lost", "closedlost", "Closed Lost"],
+    )
+    .await;
 }
 
 /// A company born in HubSpot and a contact born in Salesforce: once in Attio, once in the other
@@ -532,7 +640,7 @@ async fn records_born_in_each_crm_appear_once_everywhere(rig: &Rig) {
 }
 
 /// A Salesforce access token for requests the adapter does not make.
-async fn salesforce_token(rig: &Rig) -> String {
+pub(crate) async fn salesforce_token(rig: &Rig) -> String {
     let token: Value = rig
         .http
         .post(format!("{}/services/oauth2/token", rig.sf_url))

@@ -5,6 +5,7 @@
 
 mod api_robustness;
 mod attio_to_crms;
+mod born_deals;
 mod both_ways;
 mod console;
 mod contract;
