@@ -60,6 +60,18 @@ fn object_name(account: &Account, given: &str) -> HsResult<&'static str> {
         })
 }
 
+/// Whether record `id` of `object` exists and is not archived: an archived record drops out of
+/// every association listing (HubSpot lists associations between live records only; a restore
+/// brings them back).
+fn is_live(account: &Account, object: &str, id: u64) -> bool {
+    account
+        .objects
+        .values()
+        .find(|o| o.spec.name == object)
+        .and_then(|o| o.records.get(&id))
+        .is_some_and(|r| !r.archived)
+}
+
 /// The live record `id` of `object`; `NotFound` otherwise.
 fn live(account: &Account, object: &str, id: &str) -> HsResult<u64> {
     let store = account
@@ -131,6 +143,7 @@ pub(crate) fn inline(account: &Account, object: &str, id: u64, wanted: &[String]
         let results: Vec<Value> = account
             .associations
             .range((object, id, to, 0)..=(object, id, to, u64::MAX))
+            .filter(|(_, _, to, to_id)| is_live(account, to, *to_id))
             .map(|(from, _, to, to_id)| {
                 json!({"id": to_id.to_string(), "type": format!("{}_to_{}", singular(from), singular(to))})
             })
@@ -222,7 +235,8 @@ pub(crate) async fn list(
             (pair.from, pair.from_id, pair.to, after)
                 ..=(pair.from, pair.from_id, pair.to, u64::MAX),
         )
-        .map(|(_, _, _, to_id)| *to_id);
+        .map(|(_, _, _, to_id)| *to_id)
+        .filter(|to_id| is_live(account, pair.to, *to_id));
     let page: Vec<u64> = ids.by_ref().take(limit).collect();
     let results: Vec<Value> = page
         .iter()

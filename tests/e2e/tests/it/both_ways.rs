@@ -1082,6 +1082,35 @@ async fn a_task_and_an_ambiguous_match_from_salesforce(rig: &Rig, person: &str) 
             .then_some(())
     })
     .await;
+    let r = sf(
+        reqwest::Method::DELETE,
+        format!("/sobjects/Task/{task}"),
+        Value::Null,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 204);
+    eventually(
+        "deleted in Salesforce, gone from Attio and HubSpot",
+        WITHIN,
+        || async {
+            let in_attio = tasks()
+                .await
+                .iter()
+                .any(|t| t["content_plaintext"] == "Send the contract");
+            let in_hs = rig
+                .hubspot
+                .associations("contacts", &hs_contact, "tasks")
+                .await
+                .ok()?;
+            let gone = !in_attio && in_hs.is_empty();
+            if !gone {
+                eprintln!("after Salesforce's delete: in Attio {in_attio}, in HubSpot {in_hs:?}");
+            }
+            gone.then_some(())
+        },
+    )
+    .await;
 
     let email: Value = rig
         .attio()
@@ -1126,6 +1155,152 @@ async fn a_task_and_an_ambiguous_match_from_salesforce(rig: &Rig, person: &str) 
     assert_eq!(people.len(), 1, "no second person");
 }
 
+/// A task made in HubSpot on the person's contact reaches Attio and Salesforce; completed in
+/// HubSpot, it is done in both; deleted there, it is gone from both.
+async fn a_task_made_in_hubspot_follows_into_attio_and_salesforce(rig: &Rig, person: &str) {
+    use ports::crm::{ActivityKind, ActivityTarget, ExternalActivities, ExternalActivity};
+    let hs_contact = hubspot_id(rig, "contacts", person).await.unwrap();
+    let (contact, _) = salesforce_row(rig, "Contact", "Email", person)
+        .await
+        .unwrap();
+    let task = |completed| ExternalActivity {
+        kind: ActivityKind::Task,
+        title: String::new(),
+        body: "Book the demo".into(),
+        at: time::OffsetDateTime::now_utc() + time::Duration::days(7),
+        completed,
+    };
+    let made = rig
+        .hubspot
+        .create_activity(
+            &task(false),
+            &[ActivityTarget {
+                object: "contacts".into(),
+                id: hs_contact,
+            }],
+        )
+        .await
+        .unwrap();
+    // (Attio's task completed?, Salesforce's task statuses) for the task.
+    let sides = || async {
+        let r = rig
+            .attio()
+            .call(reqwest::Method::GET, "/v2/tasks", None)
+            .await;
+        let attio: Vec<bool> = r["data"]
+            .as_array()?
+            .iter()
+            .filter(|t| {
+                t["content_plaintext"] == "Book the demo"
+                    && t["linked_records"][0]["target_record_id"] == person
+            })
+            .map(|t| t["is_completed"] == true)
+            .collect();
+        let rows = rig
+            .salesforce
+            .query(
+                &format!(
+                    "SELECT Id, Status FROM Task WHERE WhoId = '{}'",
+                    contact.as_str()
+                ),
+                false,
+                None,
+            )
+            .await
+            .ok()?
+            .records;
+        let sf: Vec<String> = rows
+            .iter()
+            .map(|r| match r.properties.get(&prop("Status")) {
+                Some(FieldValue::Text(s)) => s.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        Some((attio, sf))
+    };
+    let reach = |what: &'static str, want: (Vec<bool>, Vec<&'static str>)| async move {
+        let want = Some((want.0, want.1.into_iter().map(str::to_owned).collect()));
+        eventually(what, WITHIN, || async {
+            let seen = sides().await;
+            if seen != want {
+                eprintln!("{what}: the sides show {seen:?}");
+            }
+            (seen == want).then_some(())
+        })
+        .await
+    };
+    reach(
+        "HubSpot's task reaches Attio and Salesforce",
+        (vec![false], vec!["Not Started"]),
+    )
+    .await;
+    rig.hubspot
+        .update_activity(&made, &task(true))
+        .await
+        .unwrap();
+    reach(
+        "completed in HubSpot, done in Attio and Salesforce",
+        (vec![true], vec!["Completed"]),
+    )
+    .await;
+    rig.hubspot
+        .delete_activity(ActivityKind::Task, &made)
+        .await
+        .unwrap();
+    reach(
+        "deleted in HubSpot, gone from Attio and Salesforce",
+        (vec![], vec![]),
+    )
+    .await;
+}
+
+/// A contact made by hand in HubSpot (told by `contact.creation`) becomes one Attio person and
+/// one Salesforce contact.
+async fn a_contact_born_in_hubspot_appears_once_everywhere(rig: &Rig) {
+    let made = rig
+        .http
+        .post(format!("{}/crm/v3/objects/contacts", rig.hubspot_url))
+        .bearer_auth(HUBSPOT_TOKEN)
+        .json(&json!({"properties": {"email": "katherine@born.example", "lastname": "Johnson"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    eventually(
+        "HubSpot's contact becomes one Attio person and one Salesforce contact",
+        WITHIN,
+        || async {
+            let found = attio_find(
+                rig,
+                "people",
+                json!({"email_addresses": "katherine@born.example"}),
+            )
+            .await;
+            let [one] = found.as_slice() else {
+                return None;
+            };
+            let id = one["id"]["record_id"].as_str()?;
+            let rows = rig
+                .salesforce
+                .query(
+                    "SELECT Id, LastName, Attio_Id__c FROM Contact WHERE Email = 'katherine@born.example'",
+                    false,
+                    None,
+                )
+                .await
+                .ok()?
+                .records;
+            let [row] = rows.as_slice() else {
+                return None;
+            };
+            (row.properties.get(&prop("LastName")) == Some(&FieldValue::text("Johnson"))
+                && row.properties.get(&prop("Attio_Id__c")) == Some(&FieldValue::text(id)))
+            .then_some(())
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everything_flows_both_ways_on_postgres_processes() {
     let rig = rig_with(Deployment::Distributed, 20, MAPPINGS, SUBSCRIPTIONS).await;
@@ -1133,7 +1308,9 @@ async fn everything_flows_both_ways_on_postgres_processes() {
     a_merge_in_each_crm_leaves_one_linked_record(&rig, &person).await;
     notes_made_in_each_crm_follow_into_attio_and_the_other(&rig, &person).await;
     a_task_and_an_ambiguous_match_from_salesforce(&rig, &person).await;
+    a_task_made_in_hubspot_follows_into_attio_and_salesforce(&rig, &person).await;
     records_born_in_each_crm_appear_once_everywhere(&rig).await;
+    a_contact_born_in_hubspot_appears_once_everywhere(&rig).await;
     // Quiet: no side writes anything more (no loop between the three).
     tokio::time::sleep(Duration::from_secs(2)).await;
     let sims = [&rig.attio_url, &rig.hubspot_url, &rig.sf_url];

@@ -526,6 +526,29 @@ async fn default_associations_are_made_listed_and_removed_in_both_directions() {
         ))
         .await;
     assert_eq!(r["results"], json!([]), "removed in both directions");
+    // An archived record drops out of the listings and of inline reads.
+    let cy = id(&c
+        .post(C, json!({"properties": {"email": "cy@x.com"}}))
+        .await
+        .1);
+    c.call(
+        Method::PUT,
+        &format!("/crm/v4/objects/contacts/{cy}/associations/default/companies/{acme}"),
+        None,
+    )
+    .await;
+    let path = format!("/crm/v4/objects/companies/{acme}/associations/contacts");
+    let listed = || async { c.get(&path).await.1["results"].as_array().unwrap().len() };
+    assert_eq!(listed().await, 1);
+    let (status, _, _) = c.call(Method::DELETE, &format!("{C}/{cy}"), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(listed().await, 0, "an archived contact is not listed");
+    let (_, r) = c
+        .get(&format!(
+            "/crm/v3/objects/companies/{acme}?associations=contacts"
+        ))
+        .await;
+    assert!(r["associations"].get("contacts").is_none(), "{r}");
     let (status, _, _) = c
         .call(
             Method::PUT,
