@@ -26,7 +26,7 @@ use domain::merge::{FieldWrite, SideState, SideValue, Snapshot, merge};
 use domain::record::Record;
 use domain::schema::Attribute;
 use domain::value::AttributeType;
-use domain::write::{RecordTarget, RecordWrite, WriteValue};
+use domain::write::{LocationWrite, RecordTarget, RecordWrite, WriteValue};
 use ports::attio::{AttributeTarget, UpdateMode};
 use ports::cache::Cache;
 use ports::clock::Clock;
@@ -1008,6 +1008,7 @@ impl OutboundSync {
         let mut write = RecordWrite::new();
         let (mut done, mut deferred) = (Vec::new(), Vec::new());
         let mut names: BTreeMap<AttributeSlug, (String, String)> = BTreeMap::new();
+        let mut locations: BTreeMap<AttributeSlug, LocationWrite> = BTreeMap::new();
         for w in writes {
             let Some(m) = mapping.fields().iter().find(|m| m.key() == w.key) else {
                 deferred.push(w.key.clone());
@@ -1033,11 +1034,21 @@ impl OutboundSync {
                     }
                     done.push(w.key.clone());
                 }
+                Some(Converted::LocationPart(part, text)) => {
+                    let entry = locations
+                        .entry(m.attio.attribute.clone())
+                        .or_insert_with(|| current_location(record, m.attio.attribute.as_str()));
+                    set_location_part(entry, &part, text);
+                    done.push(w.key.clone());
+                }
                 None => deferred.push(w.key.clone()),
             }
         }
         for (slug, (first, last)) in names {
             write = write.set(slug, vec![WriteValue::personal_name(&first, &last)]);
+        }
+        for (slug, location) in locations {
+            write = write.set(slug, vec![WriteValue::Location(location)]);
         }
         if !done.is_empty() {
             clients
@@ -1089,12 +1100,27 @@ fn waits_for_references(reports: &[SystemReport]) -> ServiceResult<()> {
     )))
 }
 
-/// A value converted for Attio: a whole attribute, or one part of a personal name.
+/// A value converted for Attio: a whole attribute, or one part of a personal name or of a
+/// location.
 pub(crate) enum Converted {
     Whole(Vec<WriteValue>),
     /// (is the first name, text)
     NamePart(bool, String),
+    /// (the location's key, as `locality`; text, empty to clear it)
+    LocationPart(String, String),
 }
+
+/// The parts of a location a CRM property can hold (latitude and longitude are Attio's own).
+const LOCATION_PARTS: [&str; 8] = [
+    "line_1",
+    "line_2",
+    "line_3",
+    "line_4",
+    "locality",
+    "region",
+    "postcode",
+    "country_code",
+];
 
 fn plain(v: &FieldValue) -> Option<String> {
     match v {
@@ -1216,10 +1242,63 @@ fn attio_value(kind: &AttributeType, part: Option<&str>, v: &FieldValue) -> Opti
     match (kind, part) {
         (AttributeType::PersonalName, Some("first_name")) => Some(Converted::NamePart(true, text)),
         (AttributeType::PersonalName, Some("last_name")) => Some(Converted::NamePart(false, text)),
+        (AttributeType::Location, Some(p)) if LOCATION_PARTS.contains(&p) => {
+            // Attio takes a country as its ISO 3166-1 alpha-2 code.
+            let text = text.trim().to_owned();
+            if p == "country_code"
+                && !(text.is_empty()
+                    || (text.len() == 2 && text.chars().all(|c| c.is_ascii_alphabetic())))
+            {
+                return None;
+            }
+            let text = if p == "country_code" {
+                text.to_ascii_uppercase()
+            } else {
+                text
+            };
+            Some(Converted::LocationPart(p.to_owned(), text))
+        }
         (_, Some(_)) => None,
         (_, None) if text.is_empty() => Some(Converted::Whole(Vec::new())),
         (kind, None) => Some(Converted::Whole(vec![one_value(kind, &text)?])),
     }
+}
+
+/// The record's current location (every part; empty when it has none).
+fn current_location(record: &Record, attribute: &str) -> LocationWrite {
+    record
+        .current(attribute)
+        .find_map(|v| match &v.data {
+            domain::value::ValueData::Location(l) => Some(LocationWrite {
+                line_1: l.line_1.clone(),
+                line_2: l.line_2.clone(),
+                line_3: l.line_3.clone(),
+                line_4: l.line_4.clone(),
+                locality: l.locality.clone(),
+                region: l.region.clone(),
+                postcode: l.postcode.clone(),
+                country_code: l.country_code.clone(),
+                latitude: l.latitude.clone(),
+                longitude: l.longitude.clone(),
+            }),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// Sets one part of a location (one of [`LOCATION_PARTS`]); empty text clears it.
+fn set_location_part(location: &mut LocationWrite, part: &str, text: String) {
+    let slot = match part {
+        "line_1" => &mut location.line_1,
+        "line_2" => &mut location.line_2,
+        "line_3" => &mut location.line_3,
+        "line_4" => &mut location.line_4,
+        "locality" => &mut location.locality,
+        "region" => &mut location.region,
+        "postcode" => &mut location.postcode,
+        _ => &mut location.country_code,
+    };
+    *slot = (!text.is_empty()).then_some(text);
 }
 
 /// The record's current first and last name.

@@ -59,10 +59,19 @@ fn required(object: &str, crm: &str, n: u32) -> Required {
     (attio, crm)
 }
 
+/// The row's attribute and part: `primary_location.locality` maps one part of a location.
+fn attribute_and_part(c: &Case) -> (&'static str, Option<&'static str>) {
+    match c.attribute.split_once('.') {
+        Some((a, p)) => (a, Some(p)),
+        None => (c.attribute, None),
+    }
+}
+
 fn target(c: &Case, system: &str) -> SyncTarget {
+    let (attribute, part) = attribute_and_part(c);
     let mut f = FieldMapping {
         transform: serde_json::from_value(c.transform.clone()).unwrap(),
-        ..field(c.attribute, None, c.property, SyncRule::LatestWins)
+        ..field(attribute, part, c.property, SyncRule::LatestWins)
     };
     f.attio.all_values = c.all;
     let mut fields = vec![f];
@@ -123,12 +132,20 @@ async fn create(w: &World, c: &Case, system: &str, n: u32, values: &[&str]) -> R
                             Err(_) => json!(v.parse::<f64>().unwrap()),
                         }
                     }
+                    // One part of a location, the others empty.
+                    AttributeType::Location => {
+                        let mut all = json!({"line_1": null, "line_2": null, "line_3": null,
+                            "line_4": null, "locality": null, "region": null, "postcode": null,
+                            "country_code": null, "latitude": null, "longitude": null});
+                        all[attribute_and_part(c).1.unwrap()] = json!(v);
+                        all
+                    }
                     _ => json!(v),
                 };
                 WriteValue::from_json(&c.attio_type, &json).unwrap()
             })
             .collect();
-        write = write.set(slug(c.attribute), vs);
+        write = write.set(slug(attribute_and_part(c).0), vs);
     }
     w.attio
         .create_record(
@@ -147,8 +164,9 @@ async fn attio_texts(w: &World, c: &Case, id: RecordId) -> Vec<String> {
         .get_record(&ObjectRef::from(ObjectSlug::parse(c.object).unwrap()), id)
         .await
         .unwrap();
-    let values: Vec<_> = r.current(c.attribute).cloned().collect();
-    let mut texts = FieldValue::ordered_texts(&values, None);
+    let (attribute, part) = attribute_and_part(c);
+    let values: Vec<_> = r.current(attribute).cloned().collect();
+    let mut texts = FieldValue::ordered_texts(&values, part);
     if c.all {
         texts.sort();
     }
@@ -441,6 +459,32 @@ async fn every_value_type_goes_both_ways_with_hubspot() {
             b_in_crm: "45.5",
             b: &["45.5"],
         },
+        Case {
+            object: "companies",
+            attribute: "primary_location.locality",
+            attio_type: AttributeType::Location,
+            all: false,
+            external_object: "companies",
+            property: "city",
+            transform: identity(),
+            a: &["London"],
+            a_in_crm: "London",
+            b_in_crm: "Lyon",
+            b: &["Lyon"],
+        },
+        Case {
+            object: "companies",
+            attribute: "primary_location.country_code",
+            attio_type: AttributeType::Location,
+            all: false,
+            external_object: "companies",
+            property: "country",
+            transform: identity(),
+            a: &["GB"],
+            a_in_crm: "GB",
+            b_in_crm: "FR",
+            b: &["FR"],
+        },
     ];
     add_attributes(&w).await;
     round_trip(&w, "hubspot", &cases).await;
@@ -580,6 +624,32 @@ async fn every_value_type_goes_both_ways_with_salesforce() {
             a_in_crm: "120",
             b_in_crm: "250",
             b: &["250"],
+        },
+        Case {
+            object: "companies",
+            attribute: "primary_location.locality",
+            attio_type: AttributeType::Location,
+            all: false,
+            external_object: "Account",
+            property: "BillingCity",
+            transform: identity(),
+            a: &["London"],
+            a_in_crm: "London",
+            b_in_crm: "Lyon",
+            b: &["Lyon"],
+        },
+        Case {
+            object: "companies",
+            attribute: "primary_location.country_code",
+            attio_type: AttributeType::Location,
+            all: false,
+            external_object: "Account",
+            property: "BillingCountry",
+            transform: identity(),
+            a: &["GB"],
+            a_in_crm: "GB",
+            b_in_crm: "FR",
+            b: &["FR"],
         },
     ];
     add_attributes(&w).await;
