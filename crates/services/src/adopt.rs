@@ -289,6 +289,35 @@ impl OutboundSync {
         Ok(kept)
     }
 
+    /// The record that holds `id` now: `id` while it lives, else the end of its chain of merges
+    /// (at most [`crate::outbound::MAX_MERGE_HOPS`] hops); `id` itself when it was deleted
+    /// without a merge (its delete is told on its own).
+    async fn surviving(
+        &self,
+        tenant: &TenantId,
+        system: &SystemId,
+        external_object: &str,
+        id: &ExternalId,
+    ) -> ServiceResult<ExternalId> {
+        let clients = self.directory.clients(tenant).await?;
+        let Some(crm) = clients.crms.get(system) else {
+            return Ok(id.clone());
+        };
+        let mut at = id.clone();
+        for _ in 0..crate::outbound::MAX_MERGE_HOPS {
+            match crm.get(external_object, &at, &[]).await {
+                Ok(r) if !r.archived => return Ok(at),
+                Ok(_) | Err(PortError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            match crm.successor(external_object, &at).await? {
+                Some(next) if next != at => at = next,
+                _ => return Ok(id.clone()),
+            }
+        }
+        Ok(id.clone())
+    }
+
     /// Writes the Attio record id into the survivor's id property (a merge keeps the survivor's
     /// own unique values, so it may lack it), so that upserts keyed by it find the survivor.
     async fn mark_survivor(
@@ -316,8 +345,11 @@ impl OutboundSync {
             target.id_property.clone(),
             FieldValue::text(old.attio_record.to_string()),
         )]);
-        crm.update(external_object, survivor, &id).await?;
-        Ok(())
+        match crm.update(external_object, survivor, &id).await {
+            // Deleted since: its own delete is told.
+            Ok(()) | Err(PortError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A CRM merged the records `merged` into `survivor`: an Attio record linked to a merged-away
@@ -338,6 +370,10 @@ impl OutboundSync {
             external_object: external_object.to_owned(),
             external_id: id.clone(),
         };
+        // Told late, the survivor may have been merged away in turn: its own survivor.
+        let survivor = &self
+            .surviving(tenant, system, external_object, survivor)
+            .await?;
         let mut kept = self.links.find(tenant, &external(survivor)).await?;
         let mut done = Vec::new();
         for m in merged.iter().filter(|m| *m != survivor) {

@@ -35,6 +35,9 @@ use ports::directory::{ClientDirectory, TenantClients};
 use ports::error::PortError;
 use ports::stores::{AuditLog, ConflictStore, LinkStore, WriteLedger};
 
+/// The longest chain of CRM merges a read follows to the surviving record.
+pub(crate) const MAX_MERGE_HOPS: usize = 8;
+
 use crate::error::{ServiceError, ServiceResult};
 
 /// One mapping the tenant syncs, and the external property that holds the Attio record id (the
@@ -60,6 +63,10 @@ pub enum Action {
     /// The CRM's record was deleted and the delete waits for a person: nothing is written (the
     /// record is not re-created) until they decide.
     DeleteHeld,
+    /// The CRM's record was found deleted when read (its own delete not told, or told before a
+    /// merge made it the linked record), and the CRM-delete policy deleted the Attio record:
+    /// nothing more is synced for it (Attio's `record.deleted` archives it elsewhere).
+    DeletedInAttio,
 }
 
 /// The outcome for one external system.
@@ -420,7 +427,9 @@ impl OutboundSync {
             .filter(|r| !r.written_to_attio.is_empty())
             .map(|r| &r.system)
             .collect();
-        if !wrote_in.is_empty() && targets.len() > 1 {
+        // Deleted in Attio on the way (a CRM record found deleted): nothing more to sync.
+        let gone = reports.iter().any(|r| r.action == Action::DeletedInAttio);
+        if !gone && !wrote_in.is_empty() && targets.len() > 1 {
             let others: Vec<&SyncTarget> = targets
                 .iter()
                 .filter(|t| !wrote_in.contains(&&t.mapping.system))
@@ -474,7 +483,11 @@ impl OutboundSync {
                 .sync_to(tenant, object, &record, record_id, target, clients)
                 .await?;
             tracing::debug!(tenant = %tenant, object = %object, record = %record_id, system = %report.system, action = ?report.action, written = report.written.len(), "synced a record");
+            let gone = report.action == Action::DeletedInAttio;
             reports.push(report);
+            if gone {
+                break;
+            }
         }
         Ok(reports)
     }
@@ -501,9 +514,8 @@ impl OutboundSync {
         target: &SyncTarget,
         clients: &TenantClients,
     ) -> ServiceResult<SystemReport> {
-        let record_id = record.id.record_id;
         let p = match self
-            .prepare(tenant, object, record, record_id, target, clients)
+            .prepare(tenant, object, record, target, clients, false)
             .await?
         {
             Ok(p) => p,
@@ -548,16 +560,19 @@ impl OutboundSync {
     /// Reads what a sync of one pair compares: the link, the linked CRM record (gone on the
     /// other side means "never synced": the upsert by key recreates it and the snapshot starts
     /// afresh), both sides' values, and the merge. `Err(report)` when a held delete leaves the
-    /// pair alone. Writes nothing: the sync and the dry run share it.
+    /// pair alone. The sync and the dry run share it; only when `writes` (the sync) does a
+    /// linked CRM record found deleted go through the delete gate, which may delete the Attio
+    /// record (`Err` with [`Action::DeletedInAttio`]); otherwise it writes nothing.
     pub(crate) async fn prepare(
         &self,
         tenant: &TenantId,
         object: &ObjectSlug,
         record: &Record,
-        record_id: RecordId,
         target: &SyncTarget,
         clients: &TenantClients,
+        writes: bool,
     ) -> ServiceResult<Result<Prepared, SystemReport>> {
+        let record_id = record.id.record_id;
         let mapping = &target.mapping;
         let system = mapping.system.clone();
         let crm = clients
@@ -576,7 +591,7 @@ impl OutboundSync {
             .map(|m| m.external.clone())
             .collect();
         let (link, external) = match self
-            .read_linked(tenant, &lookup, mapping, crm, &props)
+            .read_linked(tenant, &lookup, mapping, crm, &props, writes)
             .await?
         {
             Ok(found) => found,
@@ -631,10 +646,13 @@ impl OutboundSync {
         mapping: &ObjectMapping,
         crm: &dyn ports::crm::ExternalCrm,
         props: &[ExternalProperty],
+        writes: bool,
     ) -> ServiceResult<Result<(Option<IdentityLink>, Option<ExternalRecord>), SystemReport>> {
         let object = &mapping.external_object;
         let mut link = self.links.find(tenant, lookup).await?;
-        let mut followed = false;
+        // A chain of merges (merged into a record merged away in turn) is followed hop by hop;
+        // a cycle, or a chain longer than any a person makes, is not.
+        let mut followed: Vec<ExternalId> = Vec::new();
         while let Some(l) = &link {
             match crm.get(object, &l.external_id, props).await {
                 Ok(r) if !r.archived => return Ok(Ok((link, Some(r)))),
@@ -643,7 +661,11 @@ impl OutboundSync {
             }
             let successor = crm.successor(object, &l.external_id).await?;
             match successor {
-                Some(s) if !followed && s != l.external_id => {
+                Some(s)
+                    if followed.len() < MAX_MERGE_HOPS
+                        && !followed.contains(&s)
+                        && s != l.external_id =>
+                {
                     let gone = l.external_id.clone();
                     self.follow_merge(
                         tenant,
@@ -653,7 +675,7 @@ impl OutboundSync {
                         std::slice::from_ref(&gone),
                     )
                     .await?;
-                    followed = true;
+                    followed.push(gone.clone());
                     link = self.links.find(tenant, lookup).await?;
                     if link.as_ref().is_some_and(|l| l.external_id == gone) {
                         return Err(ServiceError::NotReady(format!(
@@ -667,21 +689,50 @@ impl OutboundSync {
                 _ => break,
             }
         }
-        if let (Some(l), Some(gate)) = (&link, &self.deletes)
-            && gate.held_for(tenant, l).await?.is_some()
-        {
-            return Ok(Err(SystemReport {
-                system: mapping.system.clone(),
-                action: Action::DeleteHeld,
-                external_id: Some(l.external_id.clone()),
-                written: Vec::new(),
-                written_to_attio: Vec::new(),
-                deferred_inbound: Vec::new(),
-                conflicts: Vec::new(),
-                waiting: Vec::new(),
-            }));
+        let (Some(l), Some(gate)) = (&link, &self.deletes) else {
+            return Ok(Ok((link, None)));
+        };
+        // Linked, and gone from the CRM without a survivor: a delete, found by reading. A sync
+        // that writes takes it through the gate as if it had been told (the policy keeps the
+        // Attio record, and the upsert writes the CRM's afresh; or holds it; or deletes it); a
+        // dry run only reports a delete already held.
+        let stop = |action| SystemReport {
+            system: mapping.system.clone(),
+            action,
+            external_id: Some(l.external_id.clone()),
+            written: Vec::new(),
+            written_to_attio: Vec::new(),
+            deferred_inbound: Vec::new(),
+            conflicts: Vec::new(),
+            waiting: Vec::new(),
+        };
+        if !writes {
+            return Ok(match gate.held_for(tenant, l).await? {
+                Some(_) => Err(stop(Action::DeleteHeld)),
+                None => Ok((link, None)),
+            });
         }
-        Ok(Ok((link, None)))
+        match gate.admit(tenant, l, &mapping.system).await? {
+            crate::deletes::Admission::Keep => Ok(Ok((link, None))),
+            crate::deletes::Admission::Held(_) => Ok(Err(stop(Action::DeleteHeld))),
+            crate::deletes::Admission::Propagate(_) => {
+                match self.links.delete(tenant, lookup).await {
+                    Ok(()) | Err(PortError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                let clients = self.directory.clients(tenant).await?;
+                match clients
+                    .attio
+                    .delete_record(&ObjectRef::from(l.object.clone()), l.attio_record)
+                    .await
+                {
+                    Ok(()) | Err(PortError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                tracing::info!(tenant = %tenant, system = %mapping.system, external = %l.external_id.as_str(), record = %l.attio_record, "a linked CRM record was found deleted: the Attio record was deleted, per the mapping's CRM-delete policy");
+                Ok(Err(stop(Action::DeletedInAttio)))
+            }
+        }
     }
 
     /// Which of `writes` (into Attio) the attribute types let the sync write; the others are
@@ -744,7 +795,7 @@ impl OutboundSync {
             owners,
             unmatched,
         } = match self
-            .prepare(tenant, object, record, record_id, target, clients)
+            .prepare(tenant, object, record, target, clients, true)
             .await?
         {
             Ok(p) => p,

@@ -500,15 +500,21 @@ impl EventPipeline {
         let Some(crm) = clients.crms.get(system) else {
             return Ok(false);
         };
+        // Merged away (perhaps into a record merged away in turn): the survivor is archived.
         let mut id = id.clone();
-        let gone = match crm.get(object, &id, &[]).await {
-            Ok(r) => r.archived,
-            Err(PortError::NotFound(_)) => true,
-            Err(e) => return Err(e.into()),
-        };
-        if gone && let Some(survivor) = crm.successor(object, &id).await? {
-            tracing::info!(system = %system, merged = %id.as_str(), survivor = %survivor.as_str(), "the linked record was merged away: its survivor is archived");
-            id = survivor;
+        for _ in 0..crate::outbound::MAX_MERGE_HOPS {
+            let gone = match crm.get(object, &id, &[]).await {
+                Ok(r) => r.archived,
+                Err(PortError::NotFound(_)) => true,
+                Err(e) => return Err(e.into()),
+            };
+            match crm.successor(object, &id).await? {
+                Some(survivor) if gone && survivor != id => {
+                    tracing::info!(system = %system, merged = %id.as_str(), survivor = %survivor.as_str(), "the linked record was merged away: its survivor is archived");
+                    id = survivor;
+                }
+                _ => break,
+            }
         }
         let id = &id;
         match crm

@@ -1,7 +1,8 @@
 //! A property test of the sync as a whole: random interleavings of people created and deleted in
-//! Attio, of edits made in Attio, HubSpot and Salesforce, and of HubSpot merges (a person's contact merged
-//! into a duplicate made by hand), with their deliveries reordered and duplicated, against the
-//! three simulators. Once every delivery has been handled and a
+//! Attio, of edits made in Attio, HubSpot and Salesforce, of contacts deleted in each CRM (the
+//! mappings' CRM-delete policy deletes the Attio person, and so the other CRM's contact), and of
+//! merges in each CRM (a person's contact merged into a duplicate made by hand), with their
+//! deliveries reordered and duplicated, against the three simulators. Once every delivery has been handled and a
 //! reconciliation round has run, for every person: the three sides hold the same value in every
 //! field, that value is one some side wrote, each CRM holds exactly one record of the person,
 //! one more round writes nothing (no loop), and the number of values written is bounded by the
@@ -41,14 +42,28 @@ enum Op {
         title: bool,
         value: u8,
     },
-    /// In HubSpot, the person's contact merged into a duplicate made by hand.
-    Merge(usize),
+    /// In a CRM (never Attio), the person's contact merged into a duplicate made by hand.
+    Merge(Side, usize),
+    /// In a CRM (never Attio), the person's contact deleted.
+    CrmDelete(Side, usize),
     /// In Attio, the person deleted (the mapping's policy archives the CRM records).
     Delete(usize),
     /// One pending delivery handled, chosen by index (so deliveries are reordered).
     Deliver(usize),
     /// A delivery handled again.
     Duplicate(usize),
+}
+
+fn crm_side() -> impl Strategy<Value = Side> {
+    prop_oneof![Just(Side::HubSpot), Just(Side::Salesforce)]
+}
+
+/// The CRM a side names, and the object people are there.
+fn crm(side: Side) -> (SystemId, &'static str) {
+    match side {
+        Side::HubSpot => (SystemId::parse("hubspot").unwrap(), "contacts"),
+        _ => (SystemId::parse("salesforce").unwrap(), "Contact"),
+    }
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -59,7 +74,8 @@ fn op() -> impl Strategy<Value = Op> {
     ];
     prop_oneof![
         1 => Just(Op::Create),
-        1 => (0..4usize).prop_map(Op::Merge),
+        1 => (crm_side(), 0..4usize).prop_map(|(side, p)| Op::Merge(side, p)),
+        1 => (crm_side(), 0..4usize).prop_map(|(side, p)| Op::CrmDelete(side, p)),
         1 => (0..4usize).prop_map(Op::Delete),
         4 => (side, 0..4usize, any::<bool>(), 0..3u8).prop_map(|(side, person, title, value)| Op::Edit { side, person, title, value }),
         3 => (0..16usize).prop_map(Op::Deliver),
@@ -68,14 +84,20 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// The test's side of the world: who exists, what is pending, what was written.
-/// What a delivery tells: a record changed, or HubSpot merged contacts (`contact.merge`).
+/// What a delivery tells: a record changed, a CRM merged contacts (HubSpot's `contact.merge`,
+/// a Salesforce poll seeing `MasterRecordId`), or a CRM deleted one.
 #[derive(Debug, Clone)]
 enum Told {
     Changed(RecordId),
     Merged {
+        side: Side,
         person: RecordId,
         survivor: ExternalId,
         merged: ExternalId,
+    },
+    CrmDeleted {
+        side: Side,
+        id: ExternalId,
     },
     /// Attio's `record.deleted`.
     Deleted(RecordId),
@@ -84,11 +106,14 @@ enum Told {
 #[derive(Default)]
 struct Run {
     people: Vec<RecordId>,
-    /// Deleted in Attio.
+    /// Deleted anywhere (and so, once told, everywhere).
     gone: BTreeSet<RecordId>,
+    /// Deleted in Attio, with Attio's `record.deleted` pending or delivered.
+    told_deleted: BTreeSet<RecordId>,
     pending: Vec<Told>,
     delivered: Vec<Told>,
     merges: usize,
+    crm_deletes: usize,
     /// Every value each field of each person has held (initial or edited), on any side.
     values: BTreeMap<(RecordId, bool), BTreeSet<String>>,
     edits: usize,
@@ -144,12 +169,9 @@ async fn edit(w: &World, run: &mut Run, side: Side, person: RecordId, title: boo
                 .unwrap();
         }
         Side::HubSpot | Side::Salesforce => {
-            let (system, object) = match side {
-                Side::HubSpot => ("hubspot", "contacts"),
-                _ => ("salesforce", "Contact"),
-            };
+            let (_, object) = crm(side);
             // A CRM record exists only once the person reached that CRM.
-            let Some(id) = linked(w, person, system).await else {
+            let Some(id) = current_contact(w, side, person).await else {
                 return;
             };
             let name = if title {
@@ -170,81 +192,177 @@ async fn edit(w: &World, run: &mut Run, side: Side, person: RecordId, title: boo
     run.pending.push(Told::Changed(person));
 }
 
-/// A person in HubSpot merges the person's contact into a duplicate they made (no e-mail).
-async fn merge(w: &World, run: &mut Run, person: RecordId) {
+/// The person's contact in a CRM as a person there sees it: the link may still name a contact
+/// merged away earlier (its merge not delivered yet), so the survivor. `None` before the person
+/// reached that CRM.
+async fn current_contact(w: &World, side: Side, person: RecordId) -> Option<ExternalId> {
+    let (system, object) = crm(side);
+    let mut id = linked(w, person, system.as_str()).await?;
+    loop {
+        let there = match side {
+            Side::HubSpot => w.hubspot.get(object, &id, &[]).await,
+            _ => w.salesforce.get(object, &id, &[]).await,
+        };
+        match there {
+            Ok(r) if !r.archived => return Some(id),
+            _ => {}
+        }
+        let next = match side {
+            Side::HubSpot => w.hubspot.successor(object, &id).await,
+            _ => w.salesforce.successor(object, &id).await,
+        };
+        // Deleted there (its delete not delivered yet): nothing to act on.
+        id = next.unwrap()?;
+    }
+}
+
+/// A person in a CRM merges the person's contact into a duplicate they made (no e-mail): through
+/// HubSpot's merge API, or Salesforce's merge (its UI; the simulator's `/_sim/merge`).
+async fn merge(w: &World, run: &mut Run, side: Side, person: RecordId) {
     if run.gone.contains(&person) {
         return;
     }
-    let Some(mut merged) = linked(w, person, "hubspot").await else {
+    let Some(merged) = current_contact(w, side, person).await else {
         return;
     };
-    // The link may still name a contact merged away earlier (its merge not delivered yet): a
-    // person in HubSpot sees the survivor.
-    while w.hubspot.get("contacts", &merged, &[]).await.is_err() {
-        merged = w
-            .hubspot
-            .successor("contacts", &merged)
-            .await
-            .unwrap()
-            .expect("a contact that is gone was merged");
-    }
     let n = run.merges;
-    let made = w
-        .hubspot
-        .upsert_batch(
-            "contacts",
-            &prop("attio_record_id"),
-            &[ports::crm::ExternalUpsert {
-                key: format!("made-by-hand-{n}"),
-                properties: BTreeMap::from([(prop("lastname"), FieldValue::text(format!("D{n}")))]),
-            }],
-        )
-        .await
-        .unwrap();
+    let (last, id_property) = match side {
+        Side::HubSpot => ("lastname", "attio_record_id"),
+        _ => ("LastName", "Attio_Id__c"),
+    };
+    let dup = ports::crm::ExternalUpsert {
+        key: format!("made-by-hand-{n}"),
+        properties: BTreeMap::from([(prop(last), FieldValue::text(format!("D{n}")))]),
+    };
+    let (_, object) = crm(side);
+    let made = match side {
+        Side::HubSpot => {
+            w.hubspot
+                .upsert_batch(object, &prop(id_property), &[dup])
+                .await
+        }
+        _ => {
+            w.salesforce
+                .upsert_batch(object, &prop(id_property), &[dup])
+                .await
+        }
+    }
+    .unwrap();
     let ports::crm::RecordOutcome::Created(survivor) = made[0].clone() else {
         panic!("{made:?}");
     };
-    w.hubspot
-        .merge("contacts", &survivor, &merged)
-        .await
-        .unwrap();
+    match side {
+        Side::HubSpot => {
+            w.hubspot.merge(object, &survivor, &merged).await.unwrap();
+        }
+        _ => {
+            let r = reqwest::Client::new()
+                .post(format!("{}/_sim/merge", w._sims.2.url()))
+                .json(&serde_json::json!({"object": object, "master": survivor.as_str(), "merged": [merged.as_str()]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 204, "{}", r.text().await.unwrap_or_default());
+        }
+    }
     run.merges += 1;
     run.values
         .entry((person, false))
         .or_default()
         .insert(format!("D{n}"));
     run.pending.push(Told::Merged {
+        side,
         person,
         survivor,
         merged,
     });
 }
 
-async fn deliver(w: &World, run: &mut Run, told: &Told) {
-    if let Told::Deleted(p) = told {
-        let pipeline = services::pipeline::EventPipeline::new(
-            w.directory.clone(),
-            w.links.clone(),
-            std::sync::Arc::new(w.outbound()),
-            services::pipeline::DeletePolicy::Archive,
-        );
-        let event = crate::pipeline::event(w, "record.deleted", *p, None).await;
-        pipeline.handle(&w.tenant, &event).await.unwrap();
+/// A person in a CRM deletes the person's contact; the mappings' policy deletes the Attio person
+/// (and so, once its own event is told, the other CRM's contact).
+async fn crm_delete(w: &World, run: &mut Run, side: Side, person: RecordId) {
+    if run.gone.contains(&person) {
         return;
     }
+    let Some(id) = current_contact(w, side, person).await else {
+        return;
+    };
+    let (_, object) = crm(side);
+    match side {
+        Side::HubSpot => {
+            w.hubspot
+                .archive_batch(object, std::slice::from_ref(&id))
+                .await
+        }
+        _ => {
+            w.salesforce
+                .archive_batch(object, std::slice::from_ref(&id))
+                .await
+        }
+    }
+    .unwrap();
+    run.gone.insert(person);
+    run.crm_deletes += 1;
+    run.pending.push(Told::CrmDeleted { side, id });
+}
+
+/// The pipeline the deliveries go through: deletes both ways, a CRM's deleting the Attio record.
+fn pipeline(w: &World) -> services::pipeline::EventPipeline {
+    let rules = services::deletes::DeleteRules {
+        on_crm_delete: domain::deletes::DeletePolicy::Archive,
+        ..services::deletes::DeleteRules::default()
+    };
+    let gate = std::sync::Arc::new(services::deletes::SafeDeletes::new(
+        std::sync::Arc::new(adapter_memory::MemoryDeleteStore::default()),
+        std::sync::Arc::new(adapter_memory::SystemClock),
+        rules,
+    ));
+    services::pipeline::EventPipeline::new(
+        w.directory.clone(),
+        w.links.clone(),
+        std::sync::Arc::new(w.outbound().with_safe_deletes(gate.clone())),
+        services::pipeline::DeletePolicy::Archive,
+    )
+    .with_safe_deletes(gate)
+}
+
+async fn deliver(w: &World, run: &mut Run, told: &Told) {
     let person = match told {
+        Told::Deleted(p) => {
+            let event = crate::pipeline::event(w, "record.deleted", *p, None).await;
+            pipeline(w).handle(&w.tenant, &event).await.unwrap();
+            return;
+        }
+        Told::CrmDeleted { side, id } => {
+            let (system, object) = crm(*side);
+            let handled = pipeline(w)
+                .handle_external(&w.tenant, &system, object, id, true)
+                .await
+                .unwrap();
+            // The Attio person deleted: Attio tells its `record.deleted` in turn.
+            if let services::pipeline::Handled::Deleted { archived, .. } = handled {
+                for (_, attio) in archived {
+                    let p = RecordId::parse(attio.as_str()).unwrap();
+                    if run.told_deleted.insert(p) {
+                        run.pending.push(Told::Deleted(p));
+                    }
+                }
+            }
+            return;
+        }
         Told::Changed(p) => *p,
         Told::Merged {
+            side,
             person,
             survivor,
             merged,
         } => {
-            let hubspot = SystemId::parse("hubspot").unwrap();
+            let (system, object) = crm(*side);
             w.sync
                 .follow_merge(
                     &w.tenant,
-                    &hubspot,
-                    "contacts",
+                    &system,
+                    object,
                     survivor,
                     std::slice::from_ref(merged),
                 )
@@ -252,10 +370,26 @@ async fn deliver(w: &World, run: &mut Run, told: &Told) {
                 .unwrap();
             *person
         }
-        Told::Deleted(_) => unreachable!("handled above"),
     };
-    match w.sync.sync_record(&w.tenant, &people(), person).await {
-        Ok(reports) => run.written += count(&reports),
+    match pipeline(w)
+        .outbound()
+        .sync_record(&w.tenant, &people(), person)
+        .await
+    {
+        Ok(reports) => {
+            run.written += count(&reports);
+            // A CRM record found deleted on reading: the policy deleted the Attio person, and
+            // Attio tells its `record.deleted` in turn.
+            if reports
+                .iter()
+                .any(|r| r.action == services::outbound::Action::DeletedInAttio)
+            {
+                assert!(run.gone.contains(&person), "{person} was deleted in Attio");
+                if run.told_deleted.insert(person) {
+                    run.pending.push(Told::Deleted(person));
+                }
+            }
+        }
         // Deleted in Attio since: its own event does the rest.
         Err(services::ServiceError::Port(ports::error::PortError::NotFound(_)))
             if run.gone.contains(&person) => {}
@@ -328,6 +462,7 @@ async fn scenario(ops: Vec<Op>) {
             Op::Delete(person) => {
                 let p = run.people[person % run.people.len()];
                 if run.gone.insert(p) {
+                    run.told_deleted.insert(p);
                     w.attio
                         .delete_record(&ObjectRef::from(people()), p)
                         .await
@@ -335,9 +470,13 @@ async fn scenario(ops: Vec<Op>) {
                     run.pending.push(Told::Deleted(p));
                 }
             }
-            Op::Merge(person) => {
+            Op::Merge(side, person) => {
                 let p = run.people[person % run.people.len()];
-                merge(&w, &mut run, p).await;
+                merge(&w, &mut run, side, p).await;
+            }
+            Op::CrmDelete(side, person) => {
+                let p = run.people[person % run.people.len()];
+                crm_delete(&w, &mut run, side, p).await;
             }
             Op::Deliver(k) if !run.pending.is_empty() => {
                 let told = run.pending.remove(k % run.pending.len());
@@ -426,7 +565,7 @@ async fn scenario(ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, max_shrink_iters: 32, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 40, max_shrink_iters: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn every_side_converges_once_quiet_without_duplicates_or_loops(ops in prop::collection::vec(op(), 5..40)) {
@@ -437,4 +576,67 @@ proptest! {
             .unwrap()
             .block_on(scenario(ops));
     }
+}
+
+/// Found by the property test: merges in both CRMs, the Salesforce one twice, with an edit in
+/// Salesforce between, none of them told before the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merges_in_both_crms_told_late() {
+    let edit = |side, person| Op::Edit {
+        side,
+        person,
+        title: false,
+        value: 0,
+    };
+    scenario(vec![
+        edit(Side::Attio, 0),
+        Op::Deliver(9),
+        Op::Merge(Side::Salesforce, 3),
+        Op::Merge(Side::HubSpot, 3),
+        edit(Side::Salesforce, 2),
+        Op::Merge(Side::Salesforce, 3),
+    ])
+    .await;
+}
+
+/// Found by the property test: an edit told after the person's Salesforce contact was deleted
+/// (that delete not told yet) finds it deleted, and the policy deletes the person everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crm_delete_found_by_reading() {
+    scenario(vec![
+        Op::Deliver(0),
+        Op::Edit {
+            side: Side::HubSpot,
+            person: 0,
+            title: false,
+            value: 1,
+        },
+        Op::CrmDelete(Side::Salesforce, 0),
+        Op::Create,
+        Op::Deliver(2),
+        Op::Delete(1),
+        Op::Create,
+        Op::Create,
+        Op::Deliver(10),
+    ])
+    .await;
+}
+
+/// Found by the property test: two Salesforce merges in a row and a HubSpot delete, none told
+/// before the end: the person's delete archives the end of Salesforce's chain of merges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_after_a_chain_of_merges() {
+    scenario(vec![
+        Op::Deliver(0),
+        Op::Edit {
+            side: Side::Attio,
+            person: 0,
+            title: false,
+            value: 0,
+        },
+        Op::Merge(Side::Salesforce, 0),
+        Op::Merge(Side::Salesforce, 0),
+        Op::CrmDelete(Side::HubSpot, 0),
+    ])
+    .await;
 }

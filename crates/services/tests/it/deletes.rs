@@ -237,6 +237,80 @@ async fn a_crm_delete_deletes_keeps_or_holds_the_attio_record_per_policy() {
     }
 }
 
+/// A CRM delete nobody told (its event lost, or told before a merge made the record the linked
+/// one) is found when the pair is next synced, and goes through the same gate: kept (the CRM
+/// record is written afresh), deleted in Attio, or held; a dry run only reads.
+#[tokio::test]
+async fn a_crm_delete_found_by_reading_follows_the_policy() {
+    let w = world(false, SyncRule::LatestWins).await;
+    for (n, policy) in [
+        (10, DeletePolicy::Keep),
+        (11, DeletePolicy::Archive),
+        (12, DeletePolicy::Hold),
+    ] {
+        let rules = DeleteRules {
+            on_crm_delete: policy,
+            ..DeleteRules::default()
+        };
+        let (p, _, store) = gated(&w, rules);
+        let (id, hs) = synced(&w, &p, n).await;
+        w.hubspot
+            .archive_batch("contacts", std::slice::from_ref(&hs))
+            .await
+            .unwrap();
+        let record = w
+            .attio
+            .get_record(&ObjectRef::from(people()), id)
+            .await
+            .unwrap();
+        let clients = ports::directory::ClientDirectory::clients(w.directory.as_ref(), &w.tenant)
+            .await
+            .unwrap();
+        let target = &p.outbound().targets_of(&w.tenant, &people()).await.unwrap()[0];
+        let planned = p
+            .outbound()
+            .plan_one(&w.tenant, &people(), &record, target, &clients)
+            .await
+            .unwrap();
+        assert_eq!(
+            planned.action,
+            Action::Created,
+            "{policy:?}: a dry run only reads"
+        );
+        assert!(store.held(&w.tenant, 10).await.unwrap().is_empty());
+        let r = p
+            .outbound()
+            .sync_record(&w.tenant, &people(), id)
+            .await
+            .unwrap();
+        let attio_has = w
+            .attio
+            .get_record(&ObjectRef::from(people()), id)
+            .await
+            .is_ok();
+        match policy {
+            DeletePolicy::Keep => {
+                assert_eq!(r[0].action, Action::Created, "written afresh: {r:?}");
+                assert!(attio_has && linked(&w, id).await);
+            }
+            DeletePolicy::Archive => {
+                assert_eq!(r[0].action, Action::DeletedInAttio, "{r:?}");
+                assert!(!attio_has && !linked(&w, id).await);
+            }
+            DeletePolicy::Hold => {
+                assert_eq!(r[0].action, Action::DeleteHeld, "{r:?}");
+                assert!(attio_has && linked(&w, id).await);
+                assert!(
+                    !in_hubspot(&w, &hs).await || {
+                        let c = w.hubspot.get("contacts", &hs, &[]).await.unwrap();
+                        c.archived
+                    }
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_breaker_also_opens_at_a_share_of_the_tenants_pairs() {
     let w = world(false, SyncRule::LatestWins).await;
