@@ -162,6 +162,16 @@ pub trait AttioRecords: Send + Sync {
     async fn get_record(&self, object: &ObjectRef, id: RecordId) -> PortResult<Record>;
     /// Deletes a record. `NotFound` when it does not exist.
     async fn delete_record(&self, object: &ObjectRef, id: RecordId) -> PortResult<()>;
+    /// Merges two records into a new one (Attio's merge, 2026 beta) and returns its id; Attio
+    /// then tells `record.merged` for each original. `NotFound` when either record does not
+    /// exist (a repeat of a merge done: merging is not idempotent); `Rejected` with
+    /// `self_merge` for one record twice.
+    async fn merge_records(
+        &self,
+        object: &ObjectRef,
+        primary: RecordId,
+        secondary: RecordId,
+    ) -> PortResult<RecordId>;
     /// An attribute's values, oldest first with `show_historic`. `NotFound` for an unknown
     /// record or attribute.
     async fn attribute_values(

@@ -289,6 +289,48 @@ impl OutboundSync {
         Ok(kept)
     }
 
+    /// Merges Attio's `old.attio_record` into `kept` (Attio's merge makes a new record of the
+    /// two and tells `record.merged` for each, whose handling moves their links onto it and
+    /// merges their records in the other CRMs) and drops `old`'s link, whose CRM record is gone.
+    /// `false` when Attio refuses or cannot merge (the caller asks a person instead).
+    async fn merged_in_attio(
+        &self,
+        tenant: &TenantId,
+        old: &IdentityLink,
+        kept: RecordId,
+    ) -> ServiceResult<bool> {
+        let clients = self.directory.clients(tenant).await?;
+        let object = ObjectRef::from(old.object.clone());
+        match clients
+            .attio
+            .merge_records(&object, kept, old.attio_record)
+            .await
+        {
+            Ok(made) => {
+                tracing::info!(tenant = %tenant, system = %old.system, records = %format!("{kept} and {}", old.attio_record), new = %made, "a CRM merged records linked to two Attio records: merged in Attio too");
+            }
+            // Merged by an earlier attempt whose answer was lost (Attio's merge is not
+            // idempotent), or one of them deleted since: only the link is left to drop.
+            Err(PortError::NotFound(m)) => {
+                tracing::info!(tenant = %tenant, system = %old.system, records = %format!("{kept} and {}", old.attio_record), reason = %m, "the Attio records were merged or deleted already");
+            }
+            Err(e @ (PortError::Rejected { .. } | PortError::Unsupported { .. })) => {
+                tracing::warn!(tenant = %tenant, system = %old.system, records = %format!("{kept} and {}", old.attio_record), error = %e, "Attio did not merge the records: a person decides");
+                return Ok(false);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let lookup = LinkLookup::Attio {
+            object: old.object.clone(),
+            record: old.attio_record,
+            system: old.system.clone(),
+        };
+        match self.links.delete(tenant, &lookup).await {
+            Ok(()) | Err(PortError::NotFound(_)) => Ok(true),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The record that holds `id` now: `id` while it lives, else the end of its chain of merges
     /// (at most [`crate::outbound::MAX_MERGE_HOPS`] hops); `id` itself when it was deleted
     /// without a merge (its delete is told on its own).
@@ -354,9 +396,10 @@ impl OutboundSync {
 
     /// A CRM merged the records `merged` into `survivor`: an Attio record linked to a merged-away
     /// record is linked to the survivor instead, so a later sync updates the survivor rather than
-    /// creating the record again. When the survivor is linked to another Attio record, both stay
-    /// as they are and an identity conflict waits for a person (the two Attio records are one
-    /// in the CRM). Returns what it did, one line per merged record linked here.
+    /// creating the record again. When the survivor is linked to another Attio record, the two
+    /// Attio records are one in the CRM: they are merged in Attio too (see
+    /// `merged_in_attio`), or, where Attio refuses, both stay as they are and an identity
+    /// conflict waits for a person. Returns what it did, one line per merged record linked here.
     pub async fn follow_merge(
         &self,
         tenant: &TenantId,
@@ -401,6 +444,14 @@ impl OutboundSync {
                     ));
                 }
                 Some(k) if k.attio_record == old.attio_record => {}
+                // Two records linked to two Attio records are one in the CRM now: merged in
+                // Attio too (the union of their values), where Attio can merge.
+                Some(k) if self.merged_in_attio(tenant, &old, k.attio_record).await? => {
+                    done.push(format!(
+                        "{} and {} merged in Attio, as in {system}",
+                        k.attio_record, old.attio_record
+                    ));
+                }
                 Some(k) => {
                     let id = self
                         .identity_conflict(

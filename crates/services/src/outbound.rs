@@ -677,6 +677,16 @@ impl OutboundSync {
                     .await?;
                     followed.push(gone.clone());
                     link = self.links.find(tenant, lookup).await?;
+                    // Merged in Attio too (the CRM merged it with a record linked to another
+                    // Attio record): the new Attio record is synced when Attio tells the merge.
+                    if link.is_none() {
+                        return Err(ServiceError::NotReady(format!(
+                            "{} {object} {} was merged into {}, and so its Attio record into another: synced once Attio tells the merge",
+                            mapping.system,
+                            gone.as_str(),
+                            s.as_str()
+                        )));
+                    }
                     if link.as_ref().is_some_and(|l| l.external_id == gone) {
                         return Err(ServiceError::NotReady(format!(
                             "{} {object} {} was merged into {}, which is linked to another Attio record: an identity conflict waits for a person",

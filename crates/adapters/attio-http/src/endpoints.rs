@@ -196,6 +196,31 @@ impl AttioRecords for AttioClient {
         Ok(())
     }
 
+    async fn merge_records(
+        &self,
+        object: &ObjectRef,
+        primary: RecordId,
+        secondary: RecordId,
+    ) -> PortResult<RecordId> {
+        let mut c = call(
+            Method::POST,
+            format!("/v2/objects/{object}/records/merge"),
+            Access::Write,
+            &object.to_string(),
+        );
+        c.body = Some(serde_json::json!({"data": {
+            "primary_record_id": primary.to_string(),
+            "secondary_record_id": secondary.to_string(),
+        }}));
+        let made: serde_json::Value = data(self.send(c).await?)?;
+        made["new_record_id"]
+            .as_str()
+            .and_then(|id| RecordId::parse(id).ok())
+            .ok_or_else(|| {
+                PortError::Invalid(format!("Attio's merge answered no new_record_id: {made}"))
+            })
+    }
+
     async fn attribute_values(
         &self,
         object: &ObjectRef,

@@ -195,10 +195,10 @@ async fn without_match_on_a_crm_born_record_stays_out_of_attio() {
 
 /// A HubSpot merge: the Attio person linked to the merged-away contact is linked to the
 /// survivor, so the next sync updates it and creates nothing; merging two contacts linked to two
-/// Attio people queues an identity conflict and changes no link.
+/// Attio people merges them in Attio too (one person with both addresses), and in Salesforce.
 #[tokio::test]
-async fn a_hubspot_merge_moves_the_link_to_the_survivor_or_asks_a_person() {
-    let w = world(false, SyncRule::LatestWins).await;
+async fn a_hubspot_merge_moves_the_link_to_the_survivor_or_merges_in_attio() {
+    let w = world(true, SyncRule::LatestWins).await;
     let ada = create_person(&w, "ada@example.com", "Ada", "Lovelace", "Analyst").await;
     w.sync.sync_record(&w.tenant, &people(), ada).await.unwrap();
     let linked = w
@@ -304,25 +304,72 @@ async fn a_hubspot_merge_moves_the_link_to_the_survivor_or_asks_a_person() {
         )
         .await
         .unwrap();
-    assert!(done[0].starts_with("identity conflict"), "{done:?}");
+    assert!(done[0].contains("merged in Attio"), "{done:?}");
+    // Attio made one person of the two and tells `record.merged` for each; handled, they move
+    // both people's links onto it and fold their Salesforce contacts into one.
+    for gone in [ada, grace] {
+        assert!(
+            w.attio
+                .get_record(&ObjectRef::from(people()), gone)
+                .await
+                .is_err(),
+            "{gone} is merged away"
+        );
+    }
+    let made = people_with(&w, "grace@example.com").await;
+    assert_eq!(made.len(), 1);
+    let made = made[0].id.record_id;
+    let emails: Vec<_> = made_emails(&w, made).await;
+    assert_eq!(
+        emails,
+        ["ada.twin@example.com", "grace@example.com"],
+        "the union (Ada's address became her twin's above)"
+    );
+    let p = crate::pipeline::pipeline(&w, services::pipeline::DeletePolicy::Archive);
+    for original in [ada, grace] {
+        let told = crate::pipeline::event(&w, "record.merged", made, Some(original)).await;
+        p.handle(&w.tenant, &told).await.unwrap();
+    }
+    let now = w
+        .links
+        .find(&w.tenant, &link(&twin))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        now.attio_record, made,
+        "HubSpot's survivor is the new person's"
+    );
+    let rows = w
+        .salesforce
+        .query("SELECT Id, Attio_Id__c FROM Contact", false, None)
+        .await
+        .unwrap()
+        .records;
+    assert_eq!(rows.len(), 1, "one Salesforce contact: {rows:?}");
     let open = w
         .conflicts
         .open(&w.tenant, &ConflictFilter::default(), 10)
         .await
         .unwrap();
-    assert_eq!(open.len(), 1);
-    assert_eq!(open[0].conflict.reason, ConflictReason::AmbiguousIdentity);
-    assert_eq!(open[0].attio_record, grace);
-    assert_eq!(
-        w.links
-            .find(&w.tenant, &link(&twin))
-            .await
-            .unwrap()
-            .unwrap()
-            .attio_record,
-        ada,
-        "no link changed"
-    );
+    assert!(open.is_empty(), "nobody is asked: {open:?}");
+}
+
+async fn made_emails(w: &World, id: domain::ids::RecordId) -> Vec<String> {
+    let r = w
+        .attio
+        .get_record(&ObjectRef::from(people()), id)
+        .await
+        .unwrap();
+    let mut v: Vec<String> = r
+        .current("email_addresses")
+        .filter_map(|v| match &v.data {
+            domain::value::ValueData::EmailAddress(e) => Some(e.email_address.clone()),
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 /// A change of the person synced after HubSpot merged its contact away but before the merge's

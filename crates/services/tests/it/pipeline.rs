@@ -14,7 +14,7 @@ use services::pipeline::{DeletePolicy, EventPipeline, Handled};
 
 use crate::outbound::{World, create_person, people, prop, set_title, world};
 
-fn pipeline(w: &World, policy: DeletePolicy) -> EventPipeline {
+pub(crate) fn pipeline(w: &World, policy: DeletePolicy) -> EventPipeline {
     EventPipeline::new(
         w.directory.clone(),
         w.links.clone(),

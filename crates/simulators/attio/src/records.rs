@@ -490,6 +490,98 @@ pub(crate) async fn merge_records(
     Ok(empty())
 }
 
+/// `POST /v2/objects/{object}/records/merge`
+/// `{"data": {"primary_record_id": …, "secondary_record_id": …}}` (2026, beta): a new record is
+/// made from the two (the primary's values, the secondary's where the primary has none, and the
+/// secondary's multiselect values the primary lacks), both originals are removed, and two
+/// `record.merged` events carry the new record's id, each naming one original as the duplicate.
+/// `200 {"data": {"new_record_id": …}}`; 400 `self_merge` for one record twice; 404 when either
+/// is unknown (so a repeat of a merge done is a 404: merging is not idempotent).
+pub(crate) async fn merge_api(
+    State(sim): S,
+    headers: HeaderMap,
+    Path(object): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let entry = sim.authenticate(&headers, WRITE_RECORDS, Access::Write)?;
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid("validation_type", format!("Body is not JSON: {e}")))?;
+    let id_of = |key: &str| -> ApiResult<RecordId> {
+        let given = body["data"][key].as_str().ok_or_else(|| {
+            ApiError::invalid("validation_type", format!("data.{key} is required"))
+        })?;
+        parse_record_id(given)
+    };
+    let (primary, secondary) = (id_of("primary_record_id")?, id_of("secondary_record_id")?);
+    if primary == secondary {
+        return Err(ApiError::invalid(
+            "self_merge",
+            "A record cannot be merged with itself.",
+        ));
+    }
+    let mut world = sim.world();
+    let ws = world
+        .workspaces
+        .get_mut(&entry.workspace)
+        .ok_or_else(crate::auth::not_found_key)?;
+    let o = ws
+        .object_mut(&object)
+        .ok_or_else(|| object_not_found(&object))?;
+    let find = |id: RecordId| {
+        o.records
+            .iter()
+            .find(|r| r.id == id)
+            .cloned()
+            .ok_or_else(|| record_not_found(&id.to_string()))
+    };
+    let (a, b) = (find(primary)?, find(secondary)?);
+    let mut made = StoredRecord {
+        id: RecordId::from_uuid(uuid::Uuid::new_v4()),
+        ..a.clone()
+    };
+    for attr in &o.attributes {
+        let slug = attr.slug();
+        let have: Vec<String> = a.active(slug).map(|v| identity(&v.data)).collect();
+        let add: Vec<domain::value::AttributeValue> = if attr.attr.is_multiselect || have.is_empty()
+        {
+            b.active(slug)
+                .filter(|v| !have.contains(&identity(&v.data)))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if !add.is_empty() {
+            made.values.entry(slug.to_owned()).or_default().extend(add);
+        }
+    }
+    let made_id = made.id;
+    o.records.retain(|r| r.id != primary && r.id != secondary);
+    o.records.push(made);
+    let object_id = o.object.id.object_id;
+    let events = [primary, secondary]
+        .into_iter()
+        .map(|original| domain::webhook::WebhookEvent {
+            event_type: EventType::RecordMerged,
+            subject: domain::webhook::EventSubject::RecordMerged(
+                domain::webhook::RecordMergedSubject {
+                    workspace_id: entry.workspace,
+                    object_id,
+                    record_id: made_id,
+                    duplicate_object_id: object_id,
+                    duplicate_record_id: original,
+                },
+            ),
+            actor: Some(token_actor(&entry.token_id)),
+            id_extra: Map::new(),
+            extra: Map::new(),
+        })
+        .collect();
+    drop(world);
+    sim.emit(entry.workspace, events);
+    Ok(data(json!({ "new_record_id": made_id.to_string() })))
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct ValuesQuery {
     show_historic: Option<bool>,

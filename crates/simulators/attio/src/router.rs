@@ -107,6 +107,10 @@ pub fn router(sim: Arc<Sim>) -> Router {
         )
         .route("/_sim/faults", sim_support::faults_route::<crate::Sim>())
         .route(
+            "/v2/objects/{object}/records/merge",
+            post(crate::records::merge_api),
+        )
+        .route(
             "/_sim/objects/{object}/records/{survivor}/merge",
             post(merge_records),
         )

@@ -422,3 +422,87 @@ async fn a_merge_in_the_app_folds_the_duplicate_and_sends_record_merged() {
         .await;
     assert_eq!(status, 400);
 }
+
+/// The merge API (2026, beta): a new record from the two, both originals gone, two
+/// `record.merged` events naming the new record and one original each; not idempotent.
+#[tokio::test]
+async fn the_merge_api_makes_a_new_record_and_tells_both_originals() {
+    let s = sim(fast()).await;
+    let c = Client::new(&s, &token('a'));
+    let r = Arc::new(Receiver::default());
+    let url = receiver(r.clone()).await;
+    subscribe(
+        &c,
+        &url,
+        json!([{"event_type": "record.merged", "filter": null}]),
+    )
+    .await;
+    let person = |email: &str, title: Option<&str>| {
+        let mut values = json!({"email_addresses": [email]});
+        if let Some(t) = title {
+            values["job_title"] = json!(t);
+        }
+        json!({"data": {"values": values}})
+    };
+    let (_, a) = c
+        .post("/v2/objects/people/records", person("kay@x.com", None))
+        .await;
+    let (_, b) = c
+        .post(
+            "/v2/objects/people/records",
+            person("kj@x.com", Some("Engineer")),
+        )
+        .await;
+    let (primary, secondary) = (
+        a["data"]["id"]["record_id"].as_str().unwrap().to_owned(),
+        b["data"]["id"]["record_id"].as_str().unwrap().to_owned(),
+    );
+    let merge = json!({"data": {"primary_record_id": primary, "secondary_record_id": secondary}});
+    let (status, body) = c
+        .post("/v2/objects/people/records/merge", merge.clone())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let made = body["data"]["new_record_id"].as_str().unwrap().to_owned();
+    assert!(made != primary && made != secondary);
+    for gone in [&primary, &secondary] {
+        let (status, _) = c.get(&format!("/v2/objects/people/records/{gone}")).await;
+        assert_eq!(status, 404, "{gone} is merged away");
+    }
+    let (_, new) = c.get(&format!("/v2/objects/people/records/{made}")).await;
+    let mut emails: Vec<&str> = new["data"]["values"]["email_addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["email_address"].as_str())
+        .collect();
+    emails.sort_unstable();
+    assert_eq!(emails, ["kay@x.com", "kj@x.com"], "the union");
+    assert_eq!(
+        new["data"]["values"]["job_title"][0]["value"], "Engineer",
+        "the secondary's value where the primary had none"
+    );
+    let got = wait_for(&r, 2).await;
+    let mut told: Vec<(String, String)> = got
+        .iter()
+        .flat_map(|d| WebhookDelivery::parse(&d.body).unwrap().events)
+        .map(|e| match e.subject {
+            EventSubject::RecordMerged(m) => {
+                (m.record_id.to_string(), m.duplicate_record_id.to_string())
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    told.sort();
+    let mut want = vec![(made.clone(), primary.clone()), (made.clone(), secondary)];
+    want.sort();
+    assert_eq!(told, want);
+    let (status, _) = c.post("/v2/objects/people/records/merge", merge).await;
+    assert_eq!(status, 404, "a repeat finds the originals gone");
+    let (status, body) = c
+        .post(
+            "/v2/objects/people/records/merge",
+            json!({"data": {"primary_record_id": made, "secondary_record_id": made}}),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("self_merge")));
+}
