@@ -362,7 +362,7 @@ impl OutboundSync {
 
     /// Writes the Attio record id into the survivor's id property (a merge keeps the survivor's
     /// own unique values, so it may lack it), so that upserts keyed by it find the survivor.
-    async fn mark_survivor(
+    pub(crate) async fn mark_survivor(
         &self,
         tenant: &TenantId,
         old: &IdentityLink,

@@ -876,6 +876,27 @@ impl EventPipeline {
             .links
             .repoint(tenant, object, duplicate, survivor)
             .await?;
+        // The CRM records that came over name the survivor in their id property now, so that
+        // upserts keyed by it find them.
+        for l in self.links.links_of(tenant, object, survivor).await? {
+            if !kept.iter().any(|k| k.system == l.system) {
+                self.outbound
+                    .mark_survivor(tenant, &l, &l.external_object, &l.external_id)
+                    .await?;
+            }
+        }
+        // A survivor with no links of its own is, most often, the new record of Attio's merge
+        // (2026), which tells `record.merged` once per original: its links are not all here
+        // yet, and a sync now would write CRM records the other original's links hold. It is
+        // synced when the other original's event comes (or on its next change).
+        if kept.is_empty() && !dup_links.is_empty() {
+            tracing::info!(tenant = %tenant, object = %object, duplicate = %duplicate, survivor = %survivor, "a merge's links moved; the survivor is synced once its other original's are");
+            return Ok(Handled::Merged {
+                merged,
+                repointed,
+                synced: Vec::new(),
+            });
+        }
         let synced = match self.outbound.sync_record(tenant, object, survivor).await {
             Ok(r) => r,
             Err(ServiceError::Port(PortError::NotFound(_))) => Vec::new(),

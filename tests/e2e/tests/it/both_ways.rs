@@ -1301,6 +1301,83 @@ async fn a_contact_born_in_hubspot_appears_once_everywhere(rig: &Rig) {
     .await;
 }
 
+/// Two people, each linked in both CRMs, whose HubSpot contacts a person merges: Attio merges
+/// them too (one person with both addresses), and Salesforce keeps one contact of the two.
+async fn a_merge_of_two_linked_contacts_merges_them_everywhere(rig: &Rig) {
+    let mut ids = Vec::new();
+    for (email, last) in [("kay@merge.example", "Kay"), ("kj@merge.example", "Jay")] {
+        ids.push(
+            attio_create(
+                rig,
+                "people",
+                json!({"email_addresses": [email], "name": [{"first_name": "K", "last_name": last, "full_name": format!("K {last}")}]}),
+            )
+            .await,
+        );
+    }
+    let contacts = eventually("both people reach both CRMs", WITHIN, || async {
+        let mut hs = Vec::new();
+        for id in &ids {
+            hs.push(hubspot_id(rig, "contacts", id).await?);
+            salesforce_row(rig, "Contact", "Email", id).await?;
+        }
+        Some(hs)
+    })
+    .await;
+    let merged = rig
+        .http
+        .post(format!("{}/crm/v3/objects/contacts/merge", rig.hubspot_url))
+        .bearer_auth(HUBSPOT_TOKEN)
+        .json(&json!({"primaryObjectId": contacts[0].as_str(), "objectIdToMerge": contacts[1].as_str()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(merged.status(), 200);
+    eventually(
+        "one Attio person with both addresses, one Salesforce contact",
+        WITHIN,
+        || async {
+            let found = attio_find(
+                rig,
+                "people",
+                json!({"email_addresses": "kj@merge.example"}),
+            )
+            .await;
+            let [one] = found.as_slice() else {
+                return None;
+            };
+            let id = one["id"]["record_id"].as_str()?;
+            let mut emails: Vec<&str> = one["values"]["email_addresses"]
+                .as_array()?
+                .iter()
+                .filter_map(|v| v["email_address"].as_str())
+                .collect();
+            emails.sort_unstable();
+            let rows = rig
+                .salesforce
+                .query(
+                    "SELECT Id FROM Contact WHERE Email LIKE '%@merge.example'",
+                    false,
+                    None,
+                )
+                .await
+                .ok()?
+                .records;
+            let survivor = hubspot_id(rig, "contacts", id).await;
+            let linked_sf = salesforce_row(rig, "Contact", "Email", id).await;
+            let done = emails == ["kay@merge.example", "kj@merge.example"]
+                && rows.len() == 1
+                && linked_sf.as_ref().is_some_and(|(sf, _)| rows[0].id == *sf)
+                && survivor.as_ref() == Some(&contacts[0]);
+            if !done {
+                eprintln!("after the merge: Attio {id} {emails:?}, HubSpot {survivor:?}, Salesforce {linked_sf:?} of {rows:?}");
+            }
+            done.then_some(())
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everything_flows_both_ways_on_postgres_processes() {
     let rig = rig_with(Deployment::Distributed, 20, MAPPINGS, SUBSCRIPTIONS).await;
@@ -1311,6 +1388,7 @@ async fn everything_flows_both_ways_on_postgres_processes() {
     a_task_made_in_hubspot_follows_into_attio_and_salesforce(&rig, &person).await;
     records_born_in_each_crm_appear_once_everywhere(&rig).await;
     a_contact_born_in_hubspot_appears_once_everywhere(&rig).await;
+    a_merge_of_two_linked_contacts_merges_them_everywhere(&rig).await;
     // Quiet: no side writes anything more (no loop between the three).
     tokio::time::sleep(Duration::from_secs(2)).await;
     let sims = [&rig.attio_url, &rig.hubspot_url, &rig.sf_url];
