@@ -39,9 +39,28 @@ pub fn from_salesforce(v: &Value) -> FieldValue {
             .parse()
             .map(FieldValue::Number)
             .unwrap_or_else(|_| FieldValue::text(n.to_string())),
-        Value::String(s) => FieldValue::text(s.clone()),
+        Value::String(s) => FieldValue::text(rfc3339_if_datetime(s).unwrap_or_else(|| s.clone())),
         other => FieldValue::text(other.to_string()),
     }
+}
+
+/// A datetime as the REST API writes it (`2027-04-01T09:00:00.000+0000`, exactly that shape) in
+/// RFC 3339 (`2027-04-01T09:00:00Z`), the form the other sides write and compare; `None` for
+/// any other text.
+fn rfc3339_if_datetime(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let shaped = b.len() == 28
+        && b[10] == b'T'
+        && b[19] == b'.'
+        && matches!(b[23], b'+' | b'-')
+        && b[24..].iter().all(u8::is_ascii_digit);
+    if !shaped {
+        return None;
+    }
+    parse_time(s)?
+        .to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .ok()
 }
 
 /// Parses `2026-01-01T00:00:00.000+0000` and RFC 3339.
@@ -223,6 +242,26 @@ mod tests {
             to_salesforce(&FieldValue::List(vec!["b".into(), "a".into()])),
             json!("a;b")
         );
+    }
+
+    #[test]
+    fn a_datetime_reads_as_rfc3339_and_other_text_as_it_is() {
+        for (read, want) in [
+            ("2027-04-01T09:00:00.000+0000", "2027-04-01T09:00:00Z"),
+            ("2027-04-01T11:00:00.500+0200", "2027-04-01T09:00:00.5Z"),
+            ("2027-04-01", "2027-04-01"),
+            ("2027-04-01T09:00:00Z", "2027-04-01T09:00:00Z"),
+            (
+                "Meet at 2027-04-01T09:00:00.000+0000",
+                "Meet at 2027-04-01T09:00:00.000+0000",
+            ),
+        ] {
+            assert_eq!(
+                from_salesforce(&json!(read)),
+                FieldValue::text(want),
+                "{read}"
+            );
+        }
     }
 
     #[test]

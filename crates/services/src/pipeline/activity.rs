@@ -91,6 +91,40 @@ pub(crate) fn content_snapshot(attio: FieldValue, crm: FieldValue) -> Snapshot {
     )]))
 }
 
+/// A task's due day (UTC) as one value; empty for a note. Compared, like the content, only
+/// with the same side's earlier due day (a Salesforce task is due on a date, HubSpot's and
+/// Attio's at an instant).
+pub(crate) fn due(a: &ExternalActivity) -> FieldValue {
+    if a.kind != ActivityKind::Task {
+        return FieldValue::Empty;
+    }
+    FieldValue::text(a.at.to_offset(time::UtcOffset::UTC).date().to_string())
+}
+
+fn due_key() -> FieldKey {
+    FieldKey::parse("due").unwrap_or_else(|_| unreachable!("a valid key"))
+}
+
+/// `s` with each side's due day.
+pub(crate) fn with_due(mut s: Snapshot, attio: FieldValue, crm: FieldValue) -> Snapshot {
+    s.0.insert(
+        due_key(),
+        FieldSnapshot {
+            attio,
+            external: crm,
+            property: None,
+        },
+    );
+    s
+}
+
+/// Each side's due day in a task link's snapshot (`None` for links written before it was
+/// kept, whose due days are then left as they are).
+pub(crate) fn snapshot_due(s: &Snapshot) -> Option<(FieldValue, FieldValue)> {
+    s.0.get(&due_key())
+        .map(|f| (f.attio.clone(), f.external.clone()))
+}
+
 /// Each side's content in an activity link's snapshot (`None` for links written before it
 /// was kept).
 pub(crate) fn snapshot_content(s: &Snapshot) -> Option<(FieldValue, FieldValue)> {
@@ -221,15 +255,21 @@ impl EventPipeline {
             let said = content(activity);
             if let Some(link) = &existing {
                 // Unchanged in Attio since the sides were last in step (the event of our own
-                // write of a CRM's activity, or a change that is not the content's).
-                if snapshot_content(&link.snapshot).is_some_and(|(a, _)| a == said) {
+                // write of a CRM's activity, or a change that is neither the content's nor the
+                // due day's).
+                let due_same = snapshot_due(&link.snapshot).is_none_or(|(a, _)| a == due(activity));
+                if due_same && snapshot_content(&link.snapshot).is_some_and(|(a, _)| a == said) {
                     continue;
                 }
                 match crm.update_activity(&link.external_id, activity).await {
                     Ok(()) => {
                         let crm_form = crm.get_activity(activity.kind, &link.external_id).await?;
                         let kept = IdentityLink {
-                            snapshot: content_snapshot(said, content(&crm_form)),
+                            snapshot: with_due(
+                                content_snapshot(said, content(&crm_form)),
+                                due(activity),
+                                due(&crm_form),
+                            ),
                             updated_at: self.outbound.now(),
                             ..link.clone()
                         };
@@ -269,7 +309,11 @@ impl EventPipeline {
                 system: system.clone(),
                 external_object: activity.kind.as_str().to_owned(),
                 external_id: external_id.clone(),
-                snapshot: content_snapshot(said.clone(), content(&crm_form)),
+                snapshot: with_due(
+                    content_snapshot(said.clone(), content(&crm_form)),
+                    due(activity),
+                    due(&crm_form),
+                ),
                 updated_at: self.outbound.now(),
                 version: existing.map_or(0, |l| l.version),
             };

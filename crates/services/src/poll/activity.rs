@@ -30,7 +30,8 @@ use ports::error::PortError;
 use super::ChangePoller;
 use crate::error::ServiceResult;
 use crate::pipeline::activity::{
-    content, content_snapshot, link_object, note_activity, snapshot_content, task_activity,
+    content, content_snapshot, due, link_object, note_activity, snapshot_content, snapshot_due,
+    task_activity, with_due,
 };
 
 /// What a pass did with the CRM's activities.
@@ -105,7 +106,13 @@ impl ChangePoller {
                 stats.deleted += 1;
             }
             (Some(l), false) => match snapshot_content(&l.snapshot) {
-                Some((_, crm)) if crm == said => stats.unchanged += 1,
+                Some((_, crm)) if crm == said => {
+                    if self.follow_due(clients, &l, a).await? {
+                        stats.updated += 1;
+                    } else {
+                        stats.unchanged += 1;
+                    }
+                }
                 // Linked before contents were kept: this is the baseline.
                 None => {
                     let attio = attio_content(clients, kind, l.attio_record).await?;
@@ -132,7 +139,11 @@ impl ChangePoller {
                     system: self.system.clone(),
                     external_object: kind.as_str().to_owned(),
                     external_id: a.id.clone(),
-                    snapshot: content_snapshot(attio, said),
+                    snapshot: with_due(
+                        content_snapshot(attio, said),
+                        due(&a.activity),
+                        due(&a.activity),
+                    ),
                     updated_at: self.clock.now(),
                     version: 0,
                 };
@@ -142,6 +153,39 @@ impl ChangePoller {
             }
         }
         Ok(())
+    }
+
+    /// A task whose due day changed in the CRM (and nothing else that is synced): the Attio
+    /// task's deadline moves to the CRM's; its event then takes it to the other CRMs, and back
+    /// to this one nothing (the link holds both sides' new day). Whether it moved.
+    async fn follow_due(
+        &self,
+        clients: &TenantClients,
+        l: &IdentityLink,
+        a: &ExternalActivityRecord,
+    ) -> ServiceResult<bool> {
+        let Some((_, crm_due)) = snapshot_due(&l.snapshot) else {
+            return Ok(false);
+        };
+        if a.activity.kind != ActivityKind::Task || crm_due == due(&a.activity) {
+            return Ok(false);
+        }
+        let update = TaskUpdate {
+            deadline_at: Some(Some(a.activity.at)),
+            ..TaskUpdate::default()
+        };
+        let moved = clients
+            .tasks
+            .update_task(TaskId::from_uuid(*l.attio_record.as_uuid()), &update)
+            .await?;
+        let snapshot = with_due(
+            l.snapshot.clone(),
+            due(&task_activity(&moved)),
+            due(&a.activity),
+        );
+        self.relink(l, l.attio_record, snapshot).await?;
+        tracing::info!(tenant = %l.tenant, system = %self.system, id = %a.id, attio = %l.attio_record, due = ?due(&a.activity), "a task's due day changed in the CRM moved the Attio task's deadline");
+        Ok(true)
     }
 
     /// The CRM's edit of a linked activity, into Attio: a task only done (or undone) is updated;
@@ -163,6 +207,7 @@ impl ChangePoller {
         if kind == ActivityKind::Task && only_done {
             let update = TaskUpdate {
                 is_completed: Some(a.activity.completed),
+                deadline_at: Some(Some(a.activity.at)),
                 ..TaskUpdate::default()
             };
             let done = clients
@@ -173,7 +218,11 @@ impl ChangePoller {
                 .relink(
                     l,
                     l.attio_record,
-                    content_snapshot(content(&task_activity(&done)), said),
+                    with_due(
+                        content_snapshot(content(&task_activity(&done)), said),
+                        due(&task_activity(&done)),
+                        due(&a.activity),
+                    ),
                 )
                 .await;
         }
@@ -184,7 +233,11 @@ impl ChangePoller {
         let object = link_object(kind)?;
         for other in self.links.links_of(tenant, &object, l.attio_record).await? {
             let snapshot = if other.system == self.system {
-                content_snapshot(attio.clone(), said.clone())
+                with_due(
+                    content_snapshot(attio.clone(), said.clone()),
+                    due(&a.activity),
+                    due(&a.activity),
+                )
             } else {
                 other.snapshot.clone()
             };
@@ -366,14 +419,23 @@ async fn create_in_attio(
             ))
         }
         ActivityKind::Task => {
+            // A replacement keeps the old task's deadline while the CRM's due day is the same
+            // (a Salesforce task is due on a day, not at a time); a new day is the CRM's.
             let deadline = match replacing {
-                Some(old) => clients
-                    .tasks
-                    .get_task(TaskId::from_uuid(*old.as_uuid()))
-                    .await?
-                    .deadline_at
-                    .and_then(|d| domain::timestamp::Timestamp::parse(&d).ok())
-                    .map(|t| t.as_datetime()),
+                Some(old) => {
+                    let kept = clients
+                        .tasks
+                        .get_task(TaskId::from_uuid(*old.as_uuid()))
+                        .await?
+                        .deadline_at
+                        .and_then(|d| domain::timestamp::Timestamp::parse(&d).ok())
+                        .map(|t| t.as_datetime());
+                    let same_day = |t: &time::OffsetDateTime| {
+                        t.to_offset(time::UtcOffset::UTC).date()
+                            == act.at.to_offset(time::UtcOffset::UTC).date()
+                    };
+                    Some(kept.filter(same_day).unwrap_or(act.at))
+                }
                 None => Some(act.at),
             };
             // Attio's task is one text, whose first line is the CRM's subject.

@@ -625,6 +625,64 @@ async fn activities_made_in_salesforce_reach_attio_and_hubspot_and_follow_edits_
         "{quiet:?}"
     );
 
+    // Due on another day in Salesforce: the Attio task's deadline moves to it, and Attio's
+    // event takes the day to HubSpot's copy; nothing goes back to Salesforce, and a pass after
+    // that writes nothing.
+    let out = written(
+        p.handle(
+            &w.tenant,
+            &task_event(&w, "task.created", *task.as_uuid()).await,
+        )
+        .await
+        .unwrap(),
+        ActivityKind::Task,
+    );
+    let hs_task = id_in(&out, "hubspot");
+    let r = salesforce_rest(
+        &w,
+        reqwest::Method::PATCH,
+        &format!("/sobjects/Task/{}", sf_task.as_str()),
+        Some(json!({"ActivityDate": "2027-02-01"})),
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    let pass = sf.poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!(pass.activities.updated, 1, "{pass:?}");
+    let t = w
+        .attio
+        .get_task(domain::ids::TaskId::from_uuid(*task.as_uuid()))
+        .await
+        .unwrap();
+    assert!(
+        t.deadline_at
+            .as_deref()
+            .is_some_and(|d| d.starts_with("2027-02-01")),
+        "{:?}",
+        t.deadline_at
+    );
+    let out = written(
+        p.handle(
+            &w.tenant,
+            &task_event(&w, "task.updated", *task.as_uuid()).await,
+        )
+        .await
+        .unwrap(),
+        ActivityKind::Task,
+    );
+    assert_eq!(
+        out,
+        vec![(SystemId::parse("hubspot").unwrap(), hs_task.clone())],
+        "to HubSpot only"
+    );
+    assert!(
+        prop_of(&w.hubspot, "tasks", &hs_task, "hs_timestamp")
+            .await
+            .starts_with("2027-02-01"),
+        "HubSpot's copy is due that day"
+    );
+    let quiet = sf.poll_tenant(&w.tenant).await.unwrap();
+    assert_eq!(quiet.activities.updated, 0, "{quiet:?}");
+
     // Deleted in Salesforce: deleted in Attio, whose event removes the HubSpot copy.
     let r = salesforce_rest(
         &w,

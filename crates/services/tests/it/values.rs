@@ -261,7 +261,7 @@ async fn round_trip(w: &World, system: &str, cases: &[Case]) {
 }
 
 /// Attributes Attio's standard objects lack, made as an admin makes them
-/// (`POST /v2/objects/{object}/attributes`): a date, a timestamp, a rating and a number.
+/// (`POST /v2/objects/{object}/attributes`): a date, timestamps, a rating and numbers.
 async fn add_attributes(w: &World) {
     let http = reqwest::Client::new();
     for (object, slug, kind) in [
@@ -270,6 +270,7 @@ async fn add_attributes(w: &World) {
         ("deals", "fit", "rating"),
         ("deals", "seats", "number"),
         ("companies", "employee_count", "number"),
+        ("people", "bounced_at", "timestamp"),
     ] {
         let r = http
             .post(format!(
@@ -624,6 +625,19 @@ async fn every_value_type_goes_both_ways_with_salesforce() {
             a_in_crm: "120",
             b_in_crm: "250",
             b: &["250"],
+        },
+        Case {
+            object: "people",
+            attribute: "bounced_at",
+            attio_type: AttributeType::Timestamp,
+            all: false,
+            external_object: "Contact",
+            property: "EmailBouncedDate",
+            transform: identity(),
+            a: &["2027-03-31T14:30:00Z"],
+            a_in_crm: "2027-03-31T14:30:00Z",
+            b_in_crm: "2027-04-01T09:00:00Z",
+            b: &["2027-04-01T09:00:00.000000000Z"],
         },
         Case {
             object: "companies",

@@ -197,6 +197,7 @@ fn describe_field(spec: &crate::store::ObjectSpec, name: &str, kind: crate::stor
         Kind::Number => ("double", Vec::new(), Vec::new()),
         Kind::Bool => ("boolean", Vec::new(), Vec::new()),
         Kind::Date => ("date", Vec::new(), Vec::new()),
+        Kind::DateTime => ("datetime", Vec::new(), Vec::new()),
         Kind::Reference(prefix) => ("reference", Vec::new(), vec![object_of(prefix)]),
         Kind::AnyOf(prefixes) => (
             "reference",

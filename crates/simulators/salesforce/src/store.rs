@@ -50,6 +50,9 @@ pub enum Kind {
     Number,
     Bool,
     Date,
+    /// A datetime: any form [`parse_time`] reads is taken, and stored (so read back) as the
+    /// REST API writes it, `2026-01-01T00:00:00.000+0000`, to the millisecond in UTC.
+    DateTime,
     /// An id of another object (prefix).
     Reference(&'static str),
     /// A polymorphic reference: an id of any of these objects (prefixes), as `Task.WhoId`.
@@ -135,6 +138,8 @@ impl ObjectSpec {
                     ),
                     ("HasOptedOutOfEmail", Bool),
                     ("Birthdate", Date),
+                    // When an e-mail to the contact bounced: a writable datetime.
+                    ("EmailBouncedDate", DateTime),
                     ("AccountId", Reference("001")),
                     ("OwnerId", Reference("005")),
                     // The compound name: read-only, FirstName and LastName.
@@ -527,6 +532,14 @@ impl Table {
                     )
                     .is_ok() => {}
                 (Kind::Date, _) => return Err(bad_type("date")),
+                (Kind::DateTime, Value::String(s)) => match parse_time(s) {
+                    Some(t) => {
+                        out.insert(field.to_owned(), Value::String(sf_time(t)));
+                        continue;
+                    }
+                    None => return Err(bad_type("datetime")),
+                },
+                (Kind::DateTime, _) => return Err(bad_type("datetime")),
                 (Kind::Reference(prefix), Value::String(s)) => {
                     if !(s.starts_with(prefix) && matches!(s.len(), 15 | 18)) {
                         return Err(SfFault::new(
