@@ -10,6 +10,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
+use crate::roles::is_roles;
 use crate::wire::{SfError, parse_time, record, soql_time, to_salesforce};
 use crate::{SalesforceClient, rejected, system};
 
@@ -251,7 +252,12 @@ impl ExternalCrm for SalesforceClient {
         properties: &[ExternalProperty],
     ) -> PortResult<ExternalRecord> {
         let mut fields = vec!["Id".to_owned(), "SystemModstamp".to_owned()];
-        fields.extend(properties.iter().map(|p| p.as_str().to_owned()));
+        fields.extend(
+            properties
+                .iter()
+                .filter(|p| !is_roles(object, p))
+                .map(|p| p.as_str().to_owned()),
+        );
         let path = format!(
             "/sobjects/{}/{}",
             sobject(object)?,
@@ -260,10 +266,16 @@ impl ExternalCrm for SalesforceClient {
         let a = self
             .send(Method::GET, &path, &[("fields", fields.join(","))], None)
             .await?;
-        match a.status {
-            200 => record(&a.body),
-            s => Err(rejected(s, &a.body)),
+        let mut r = match a.status {
+            200 => record(&a.body)?,
+            s => return Err(rejected(s, &a.body)),
+        };
+        // A deal's people: its contact roles, read apart.
+        if let Some(roles) = properties.iter().find(|p| is_roles(object, p)) {
+            r.properties
+                .insert(roles.clone(), self.contact_roles(&r.id).await?);
         }
+        Ok(r)
     }
 
     async fn upsert_batch(
@@ -281,6 +293,7 @@ impl ExternalCrm for SalesforceClient {
         if records.is_empty() {
             return Ok(Vec::new());
         }
+        let given = object;
         let object = sobject(object)?;
         let items: Vec<Value> = records
             .iter()
@@ -288,6 +301,7 @@ impl ExternalCrm for SalesforceClient {
                 let mut m: Map<String, Value> = r
                     .properties
                     .iter()
+                    .filter(|(k, _)| !is_roles(given, k))
                     .map(|(k, v)| (k.as_str().to_owned(), to_salesforce(v)))
                     .collect();
                 m.insert("attributes".into(), json!({"type": object}));
@@ -316,7 +330,28 @@ impl ExternalCrm for SalesforceClient {
                     "a collection answer does not match its request",
                 )
             })?;
-        results.iter().map(outcome).collect()
+        let outcomes: Vec<RecordOutcome> =
+            results.iter().map(outcome).collect::<PortResult<_>>()?;
+        // A deal's people, set on each opportunity written: a refusal fails that record only.
+        let mut done = Vec::with_capacity(outcomes.len());
+        for (o, r) in outcomes.into_iter().zip(records) {
+            let roles = r.properties.iter().find(|(k, _)| is_roles(given, k));
+            let (Some((_, wanted)), RecordOutcome::Created(id) | RecordOutcome::Updated(id)) =
+                (roles, &o)
+            else {
+                done.push(o);
+                continue;
+            };
+            match self.set_contact_roles(id, wanted).await {
+                Ok(()) => done.push(o),
+                Err(e @ PortError::Rejected { .. }) => done.push(RecordOutcome::Failed {
+                    retryable: false,
+                    reason: format!("{}: {e}", crate::roles::CONTACT_ROLES),
+                }),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
     }
 
     async fn archive_batch(
@@ -377,14 +412,26 @@ impl ExternalCrm for SalesforceClient {
         if MERGED_OBJECTS.contains(&sobject(object)?) {
             fields.push("MasterRecordId");
         }
-        fields.extend(properties.iter().map(ExternalProperty::as_str));
+        fields.extend(
+            properties
+                .iter()
+                .filter(|p| !is_roles(object, p))
+                .map(ExternalProperty::as_str),
+        );
         let soql = format!(
             "SELECT {} FROM {} WHERE SystemModstamp > {} ORDER BY SystemModstamp ASC",
             fields.join(", "),
             sobject(object)?,
             soql_time(since)
         );
-        self.query(&soql, true, after.as_deref()).await
+        let first = after.is_none();
+        let page = self.query(&soql, true, after.as_deref()).await?;
+        if properties.iter().any(|p| is_roles(object, p)) {
+            return self
+                .with_roles(page, since, first, &fields.join(", "))
+                .await;
+        }
+        Ok(page)
     }
 
     /// `GET /sobjects/{object}/describe`: each field's `type` (`string`, `email`, `phone`,
@@ -410,6 +457,16 @@ impl ExternalCrm for SalesforceClient {
         let fields = answer.body["fields"]
             .as_array()
             .ok_or_else(|| PortError::backend("Salesforce", "a describe answer has no fields"))?;
+        // An opportunity's people: its contact roles, as one writable reference field.
+        let roles = sobject(object)?
+            .eq_ignore_ascii_case("Opportunity")
+            .then(|| ExternalField {
+                name: crate::roles::CONTACT_ROLES.to_owned(),
+                kind: FieldKind::Reference,
+                options: Vec::new(),
+                required: false,
+                writable: true,
+            });
         Ok(fields
             .iter()
             .filter_map(|f| {
@@ -445,6 +502,7 @@ impl ExternalCrm for SalesforceClient {
                     writable: flag("updateable"),
                 })
             })
+            .chain(roles)
             .collect())
     }
 

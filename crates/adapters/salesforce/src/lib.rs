@@ -17,6 +17,7 @@ mod activity;
 mod auth;
 mod crm;
 mod plugin;
+mod roles;
 mod wire;
 
 use std::sync::{Arc, Mutex, PoisonError};

@@ -365,3 +365,206 @@ async fn a_reference_to_an_unlinked_crm_record_waits() {
         .unwrap_err();
     assert!(matches!(e, ServiceError::NotReady(_)), "{e}");
 }
+
+/// A deal's people in Salesforce are its contact roles (`OpportunityContactRole` rows, the
+/// pseudo-field `OpportunityContactRole.ContactId`): Attio's `associated_people` set the rows
+/// exactly, and a role added or removed in Salesforce — found by a polling pass, though a role's
+/// change does not touch its opportunity — comes back into Attio; then nothing more is written.
+#[tokio::test]
+async fn a_deals_people_follow_salesforce_contact_roles() {
+    let w = world(true, SyncRule::LatestWins).await;
+    let deals = ObjectSlug::parse("deals").unwrap();
+    let roles = "OpportunityContactRole.ContactId";
+    let people_ref = FieldMapping {
+        attio: domain::mapping::AttioField {
+            references: Some(people()),
+            ..field("associated_people", None, roles, SyncRule::LatestWins).attio
+        },
+        ..field("associated_people", None, roles, SyncRule::LatestWins)
+    };
+    let targets = vec![
+        SyncTarget {
+            mapping: ObjectMapping::new(
+                people(),
+                SystemId::parse("salesforce").unwrap(),
+                "Contact",
+                vec![field(
+                    "name",
+                    Some("last_name"),
+                    "LastName",
+                    SyncRule::LatestWins,
+                )],
+            )
+            .unwrap(),
+            id_property: prop("Attio_Id__c"),
+            create_with: BTreeMap::new(),
+        },
+        SyncTarget {
+            mapping: ObjectMapping::new(
+                deals.clone(),
+                SystemId::parse("salesforce").unwrap(),
+                "Opportunity",
+                vec![
+                    field("name", None, "Name", SyncRule::LatestWins),
+                    people_ref,
+                ],
+            )
+            .unwrap(),
+            id_property: prop("Attio_Id__c"),
+            create_with: BTreeMap::from([
+                (prop("CloseDate"), FieldValue::text("2027-03-31")),
+                (prop("StageName"), FieldValue::text("Prospecting")),
+            ]),
+        },
+    ];
+    let sync = Arc::new(OutboundSync::new(
+        w.directory.clone(),
+        w.links.clone(),
+        w.ledger.clone(),
+        w.conflicts.clone(),
+        Arc::new(SystemClock),
+        targets.clone(),
+    ));
+    let person = |last: &'static str| {
+        let w = &w;
+        async move {
+            let write =
+                RecordWrite::new().set(slug("name"), vec![WriteValue::personal_name("A", last)]);
+            w.attio
+                .create_record(&ObjectRef::from(people()), &write)
+                .await
+                .unwrap()
+                .id
+                .record_id
+        }
+    };
+    let (ada, grace) = (person("Lovelace").await, person("Hopper").await);
+    for p in [ada, grace] {
+        sync.sync_record(&w.tenant, &people(), p).await.unwrap();
+    }
+    let (ada_sf, grace_sf) = (
+        linked(&w, people(), ada, "salesforce").await,
+        linked(&w, people(), grace, "salesforce").await,
+    );
+    let set_people = |deal: Option<RecordId>, who: Vec<RecordId>| {
+        let (w, deals) = (&w, deals.clone());
+        async move {
+            let refs = who
+                .into_iter()
+                .map(|p| WriteValue::RecordReference {
+                    target_object: people(),
+                    target: RecordTarget::Id(p),
+                })
+                .collect();
+            let write = RecordWrite::new().set(slug("associated_people"), refs);
+            match deal {
+                None => {
+                    let write = write
+                        .set(slug("name"), vec![WriteValue::Text("Big deal".into())])
+                        .set(slug("stage"), vec![WriteValue::Status("Lead".into())]);
+                    w.attio
+                        .create_record(&ObjectRef::from(deals), &write)
+                        .await
+                        .unwrap()
+                        .id
+                        .record_id
+                }
+                Some(id) => {
+                    w.attio
+                        .update_record(&ObjectRef::from(deals), id, &write, UpdateMode::Overwrite)
+                        .await
+                        .unwrap();
+                    id
+                }
+            }
+        }
+    };
+    let in_sf = |deal: RecordId| {
+        let (w, deals) = (&w, deals.clone());
+        async move {
+            let opp = linked(w, deals, deal, "salesforce").await;
+            w.salesforce
+                .get("Opportunity", &opp, &[prop(roles)])
+                .await
+                .unwrap()
+                .properties[&prop(roles)]
+                .clone()
+        }
+    };
+    let ids = |v: &[&ExternalId]| {
+        let mut v: Vec<String> = v.iter().map(|i| i.as_str().to_owned()).collect();
+        v.sort();
+        FieldValue::List(v).normalized()
+    };
+
+    // Attio → Salesforce: the rows follow the people, exactly.
+    let deal = set_people(None, vec![ada]).await;
+    sync.sync_record(&w.tenant, &deals, deal).await.unwrap();
+    assert_eq!(in_sf(deal).await, ids(&[&ada_sf]));
+    set_people(Some(deal), vec![ada, grace]).await;
+    sync.sync_record(&w.tenant, &deals, deal).await.unwrap();
+    assert_eq!(in_sf(deal).await, ids(&[&ada_sf, &grace_sf]));
+
+    // Salesforce → Attio: Ada's role removed there, found by a polling pass.
+    let opp = linked(&w, deals.clone(), deal, "salesforce").await;
+    let rows = w
+        .salesforce
+        .query(
+            &format!(
+                "SELECT Id FROM OpportunityContactRole WHERE OpportunityId = '{}' AND ContactId = '{}'",
+                opp.as_str(),
+                ada_sf.as_str()
+            ),
+            false,
+            None,
+        )
+        .await
+        .unwrap()
+        .records;
+    let r = crate::outbound::salesforce_rest(
+        &w,
+        reqwest::Method::DELETE,
+        &format!("/sobjects/OpportunityContactRole/{}", rows[0].id.as_str()),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 204);
+    let poller = services::poll::ChangePoller::new(
+        SystemId::parse("salesforce").unwrap(),
+        w.directory.clone(),
+        Arc::new(adapter_memory::MemoryTenantStore::default()),
+        w.links.clone(),
+        sync.clone(),
+        Arc::new(SystemClock),
+        targets,
+    );
+    poller.poll_tenant(&w.tenant).await.unwrap();
+    let attio_people = |deal: RecordId| {
+        let (w, deals) = (&w, deals.clone());
+        async move {
+            let r = w
+                .attio
+                .get_record(&ObjectRef::from(deals), deal)
+                .await
+                .unwrap();
+            let mut v: Vec<RecordId> = r
+                .current("associated_people")
+                .filter_map(|v| match &v.data {
+                    ValueData::RecordReference(r) => Some(r.target_record_id),
+                    _ => None,
+                })
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    assert_eq!(attio_people(deal).await, [grace]);
+    // And nothing more to write, on either side.
+    let again = sync.sync_record(&w.tenant, &deals, deal).await.unwrap();
+    assert!(
+        again
+            .iter()
+            .all(|r| r.written.is_empty() && r.written_to_attio.is_empty()),
+        "{again:?}"
+    );
+}

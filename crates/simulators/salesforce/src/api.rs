@@ -237,6 +237,7 @@ fn object_of(prefix: &str) -> &'static str {
         "00Q" => "Lead",
         "00T" => "Task",
         "002" => "Note",
+        "00K" => "OpportunityContactRole",
         _ => "Unknown",
     }
 }
@@ -346,6 +347,7 @@ async fn remove(State(sim): S, Path((_, o, id)): Path<(String, String, String)>)
         let t = org.table(&o)?;
         let id = check_id(&t.spec, &id)?;
         t.delete(&id, now)?;
+        org.cascade(&id, now);
         Ok(StatusCode::NO_CONTENT.into_response())
     })())
 }
@@ -425,10 +427,10 @@ async fn ext_delete(
         Err(e) => return e.into_response(),
     };
     match one_match(t, &field, &value, &v) {
-        Ok(id) => reply(
-            t.delete(&id, now)
-                .map(|()| StatusCode::NO_CONTENT.into_response()),
-        ),
+        Ok(id) => reply(t.delete(&id, now).map(|()| {
+            org.cascade(&id, now);
+            StatusCode::NO_CONTENT.into_response()
+        })),
         Err(r) => *r,
     }
 }
@@ -808,7 +810,10 @@ async fn coll_delete(State(sim): S, Query(q): Params) -> Response {
         };
         let id = check_id(&t.spec, raw).map_err(|e| (Some(raw.clone()), e))?;
         match t.delete(&id, now) {
-            Ok(()) => Ok(success(&id)),
+            Ok(()) => {
+                org.cascade(&id, now);
+                Ok(success(&id))
+            }
             Err(e) => fail(e),
         }
     });

@@ -136,6 +136,19 @@ impl Org {
             .ok_or_else(|| SfFault::new(404, "NOT_FOUND", "The requested resource does not exist"))
     }
 
+    /// What deleting record `id` deletes with it, as Salesforce cascades: a contact's or an
+    /// opportunity's contact roles.
+    pub(crate) fn cascade(&mut self, id: &str, now: OffsetDateTime) {
+        let Some(roles) = self.tables.get_mut("opportunitycontactrole") else {
+            return;
+        };
+        for field in ["ContactId", "OpportunityId"] {
+            for role in roles.referring(field, id) {
+                let _ = roles.delete(&role, now);
+            }
+        }
+    }
+
     /// The schema of every object of the org.
     pub(crate) fn specs(&self) -> impl Iterator<Item = &ObjectSpec> {
         self.tables.values().map(|t| &t.spec)

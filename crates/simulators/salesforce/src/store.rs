@@ -227,6 +227,32 @@ impl ObjectSpec {
                 ],
                 vec![],
             ),
+            // A deal's people: one row per contact with a role on the opportunity (a
+            // contact or opportunity deleted takes its rows with it).
+            mk(
+                "OpportunityContactRole",
+                "00K",
+                &[
+                    ("OpportunityId", Reference("006")),
+                    ("ContactId", Reference("003")),
+                    (
+                        "Role",
+                        Picklist(&[
+                            "Business User",
+                            "Decision Maker",
+                            "Economic Buyer",
+                            "Economic Decision Maker",
+                            "Evaluator",
+                            "Executive Sponsor",
+                            "Influencer",
+                            "Technical Buyer",
+                            "Other",
+                        ]),
+                    ),
+                    ("IsPrimary", Bool),
+                ],
+                vec!["OpportunityId", "ContactId"],
+            ),
             // The org's users, whom records are owned by (`OwnerId`).
             mk(
                 "User",
@@ -685,6 +711,17 @@ impl Table {
     }
 
     /// Deletes a live record (to the Recycle Bin) and logs it for `getDeleted`.
+    /// The live records whose `field` holds `id`.
+    pub fn referring(&self, field: &str, id: &str) -> Vec<String> {
+        self.records
+            .values()
+            .filter(|r| {
+                r.deleted.is_none() && r.fields.get(field).and_then(Value::as_str) == Some(id)
+            })
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
     pub fn delete(&mut self, id: &str, now: OffsetDateTime) -> SfResult<()> {
         let fields = self.live(id)?.fields.clone();
         self.index(id, &fields, false);

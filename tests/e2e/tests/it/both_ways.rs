@@ -88,6 +88,7 @@ create_with = { CloseDate = "2027-03-31", StageName = "Prospecting" }
 fields = [
   { attio = { attribute = "name" }, external = "Name", rule = "latest_wins" },
   { attio = { attribute = "associated_company", references = "companies" }, external = "AccountId", rule = "latest_wins" },
+  { attio = { attribute = "associated_people", references = "people" }, external = "OpportunityContactRole.ContactId", rule = "latest_wins" },
 ]
 
 [[stages]]
@@ -349,6 +350,9 @@ async fn a_persons_company_follows_every_side(rig: &Rig) -> String {
     )
     .await;
     let contact = hubspot_id(rig, "contacts", &person).await.unwrap();
+    let (sf_contact, _) = salesforce_row(rig, "Contact", "Email", &person)
+        .await
+        .unwrap();
     let hs_deal = eventually(
         "the deal's company and people reach both CRMs",
         WITHIN,
@@ -365,9 +369,22 @@ async fn a_persons_company_follows_every_side(rig: &Rig) -> String {
                 .await
                 .ok()?;
             let (_, account) = salesforce_row(rig, "Opportunity", "AccountId", &deal).await?;
+            let (opportunity, _) = salesforce_row(rig, "Opportunity", "Name", &deal).await?;
+            let roles = rig
+                .salesforce
+                .get(
+                    "Opportunity",
+                    &opportunity,
+                    &[prop("OpportunityContactRole.ContactId")],
+                )
+                .await
+                .ok()?
+                .properties
+                .remove(&prop("OpportunityContactRole.ContactId"))?;
             (companies == [acme_hs.clone()]
                 && people == [contact.clone()]
-                && account == FieldValue::text(acme_sf.as_str()))
+                && account == FieldValue::text(acme_sf.as_str())
+                && roles == FieldValue::List(vec![sf_contact.as_str().to_owned()]))
             .then_some(hs)
         },
     )

@@ -529,3 +529,113 @@ async fn calls_carry_the_current_trace_as_traceparent() {
     assert_eq!(sent.trace_id(), trace.trace_id(), "the same trace");
     assert_ne!(sent.span_id(), trace.span_id(), "from a span of its own");
 }
+
+/// A deal's people are its contact roles: the pseudo-field `OpportunityContactRole.ContactId`
+/// reads the contacts with a role, writes set the rows exactly, and a role added since a time
+/// brings its opportunity into that time's changes though the opportunity itself is unchanged.
+#[tokio::test]
+async fn contact_roles_read_write_and_tell_their_opportunity_changed() {
+    let s = start(sim_config()).await;
+    let c = client(&s.url());
+    let by = prop("Attio_Id__c");
+    let roles = prop("OpportunityContactRole.ContactId");
+    let contact_id = id_of(
+        &c.upsert_batch("Contact", &by, &[contact("k1", Some("One"))])
+            .await
+            .unwrap()[0],
+    );
+    let opp = id_of(
+        &c.upsert_batch(
+            "Opportunity",
+            &by,
+            &[ExternalUpsert {
+                key: "o1".into(),
+                properties: BTreeMap::from([
+                    (prop("Name"), FieldValue::text("Deal o1")),
+                    (prop("CloseDate"), FieldValue::text("2026-12-31")),
+                    (prop("StageName"), FieldValue::text("Prospecting")),
+                ]),
+            }],
+        )
+        .await
+        .unwrap()[0],
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let since = OffsetDateTime::now_utc();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A person adds a role in Salesforce: a row of its own.
+    let role = ExternalUpsert {
+        key: "role-1".into(),
+        properties: BTreeMap::from([
+            (prop("OpportunityId"), FieldValue::text(opp.as_str())),
+            (prop("ContactId"), FieldValue::text(contact_id.as_str())),
+        ]),
+    };
+    id_of(
+        &c.upsert_batch("OpportunityContactRole", &by, &[role])
+            .await
+            .unwrap()[0],
+    );
+    let one = FieldValue::List(vec![contact_id.as_str().to_owned()]).normalized();
+    let page = c
+        .changed_since("Opportunity", since, &[prop("Name"), roles.clone()], None)
+        .await
+        .unwrap();
+    assert_eq!(page.records.len(), 1, "{page:?}");
+    assert_eq!(page.records[0].id, opp);
+    assert_eq!(page.records[0].properties[&roles], one);
+    let read = c
+        .get("Opportunity", &opp, std::slice::from_ref(&roles))
+        .await
+        .unwrap();
+    assert_eq!(read.properties[&roles], one);
+    // Written empty: the row goes; written again: one row, however often.
+    let set = |v: FieldValue| ExternalUpsert {
+        key: "o1".into(),
+        properties: BTreeMap::from([(roles.clone(), v)]),
+    };
+    c.upsert_batch("Opportunity", &by, &[set(FieldValue::Empty)])
+        .await
+        .unwrap();
+    let read = c
+        .get("Opportunity", &opp, std::slice::from_ref(&roles))
+        .await
+        .unwrap();
+    assert_eq!(read.properties[&roles], FieldValue::Empty);
+    for _ in 0..2 {
+        c.upsert_batch("Opportunity", &by, &[set(one.clone())])
+            .await
+            .unwrap();
+    }
+    let rows = c
+        .query(
+            &format!(
+                "SELECT Id FROM OpportunityContactRole WHERE OpportunityId = '{}'",
+                opp.as_str()
+            ),
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.records.len(), 1);
+    // A contact that is not one: that record fails, with the cause.
+    let out = c
+        .upsert_batch(
+            "Opportunity",
+            &by,
+            &[set(FieldValue::text("001000000000001AAA"))],
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out[0], RecordOutcome::Failed { reason, .. } if reason.contains("OpportunityContactRole")),
+        "{out:?}"
+    );
+    let described = c.describe("Opportunity").await.unwrap();
+    assert!(
+        described
+            .iter()
+            .any(|f| f.name == roles.as_str() && f.writable)
+    );
+}
