@@ -54,6 +54,7 @@ fn options(name: &str) -> Option<&'static [&'static str]> {
             "DEFERRED",
         ],
         "hs_task_priority" => &["LOW", "MEDIUM", "HIGH"],
+        "tags" => &["B2B", "B2C", "SaaS", "Enterprise"],
         "hs_task_type" => &["CALL", "EMAIL", "TODO"],
         _ => return None,
     })
@@ -62,6 +63,7 @@ fn options(name: &str) -> Option<&'static [&'static str]> {
 /// One property's definition.
 pub fn definition(spec: &ObjectSpec, name: &str) -> Value {
     let (kind, field_type) = match name {
+        "tags" => ("enumeration", "checkbox"),
         _ if options(name).is_some() => ("enumeration", "select"),
         "amount" | "hs_object_id" => ("number", "number"),
         "closedate"

@@ -138,6 +138,8 @@ impl ObjectSpec {
                     "country",
                     "description",
                     "hubspot_owner_id",
+                    // A custom multiple-checkbox property, as a portal adds one.
+                    "tags",
                 ],
                 &[],
                 &[

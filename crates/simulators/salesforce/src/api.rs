@@ -194,6 +194,14 @@ fn describe_field(spec: &crate::store::ObjectSpec, name: &str, kind: crate::stor
                 .collect(),
             Vec::new(),
         ),
+        Kind::MultiPicklist(values) => (
+            "multipicklist",
+            values
+                .iter()
+                .map(|v| json!({"active": true, "defaultValue": false, "label": v, "value": v}))
+                .collect(),
+            Vec::new(),
+        ),
         Kind::Number => ("double", Vec::new(), Vec::new()),
         Kind::Bool => ("boolean", Vec::new(), Vec::new()),
         Kind::Date => ("date", Vec::new(), Vec::new()),

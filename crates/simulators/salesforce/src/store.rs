@@ -47,6 +47,8 @@ pub enum Kind {
     /// A picklist with its active values (not restricted: other values are accepted, as
     /// Salesforce does for unrestricted picklists).
     Picklist(&'static [&'static str]),
+    /// A multi-select picklist: its values joined with `;`.
+    MultiPicklist(&'static [&'static str]),
     Number,
     Bool,
     Date,
@@ -171,6 +173,11 @@ impl ObjectSpec {
                     ("BillingCountry", Text),
                     ("NumberOfEmployees", Number),
                     ("AnnualRevenue", Number),
+                    // A custom multi-select picklist, as an org adds one.
+                    (
+                        "Tags__c",
+                        MultiPicklist(&["B2B", "B2C", "SaaS", "Enterprise"]),
+                    ),
                 ],
                 vec!["Name"],
             ),
@@ -549,8 +556,13 @@ impl Table {
                 (Kind::Number, Value::String(s)) if s.parse::<f64>().is_ok() => {}
                 (Kind::Number, _) => return Err(bad_type("double")),
                 (Kind::Bool, _) => return Err(bad_type("boolean")),
-                (Kind::Text | Kind::Picklist(_), Value::String(_) | Value::Number(_)) => {}
-                (Kind::Text | Kind::Picklist(_), _) => return Err(bad_type("string")),
+                (
+                    Kind::Text | Kind::Picklist(_) | Kind::MultiPicklist(_),
+                    Value::String(_) | Value::Number(_),
+                ) => {}
+                (Kind::Text | Kind::Picklist(_) | Kind::MultiPicklist(_), _) => {
+                    return Err(bad_type("string"));
+                }
                 (Kind::Date, Value::String(s))
                     if time::Date::parse(
                         s,
