@@ -138,6 +138,8 @@ impl OutboundSync {
                 Err(PortError::Conflict(m)) => return Err(PortError::Stale(m).into()),
                 Err(e) => return Err(e.into()),
             }
+            self.mark_with_attio_id(tenant, &link, external_object, external_id)
+                .await?;
             tracing::info!(tenant = %tenant, system = %system, external = %external_id.as_str(), record = %record, "a record born in the CRM was linked to Attio");
         }
         // The CRM it was born in first (its values fill the Attio record), then every mapping of
@@ -360,9 +362,10 @@ impl OutboundSync {
         Ok(id.clone())
     }
 
-    /// Writes the Attio record id into the survivor's id property (a merge keeps the survivor's
-    /// own unique values, so it may lack it), so that upserts keyed by it find the survivor.
-    pub(crate) async fn mark_survivor(
+    /// Writes `old`'s Attio record id into the id property of CRM record `survivor` (a merge's
+    /// survivor keeps its own unique values, and a record born in the CRM has none), so that
+    /// upserts keyed by it find that record rather than create another.
+    pub(crate) async fn mark_with_attio_id(
         &self,
         tenant: &TenantId,
         old: &IdentityLink,
@@ -425,7 +428,7 @@ impl OutboundSync {
             };
             match &kept {
                 None => {
-                    self.mark_survivor(tenant, &old, external_object, survivor)
+                    self.mark_with_attio_id(tenant, &old, external_object, survivor)
                         .await?;
                     // The snapshot described the merged-away record; the survivor is compared
                     // afresh, as on a first link, so a value the survivor lacks is filled from

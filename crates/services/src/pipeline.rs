@@ -881,7 +881,7 @@ impl EventPipeline {
         for l in self.links.links_of(tenant, object, survivor).await? {
             if !kept.iter().any(|k| k.system == l.system) {
                 self.outbound
-                    .mark_survivor(tenant, &l, &l.external_object, &l.external_id)
+                    .mark_with_attio_id(tenant, &l, &l.external_object, &l.external_id)
                     .await?;
             }
         }

@@ -1,5 +1,6 @@
 //! A property test of the sync as a whole: random interleavings of people created and deleted in
-//! Attio, of edits made in Attio, HubSpot and Salesforce, of contacts deleted in each CRM (the
+//! Attio, of contacts made by hand in each CRM (adopted by e-mail), of edits made in Attio,
+//! HubSpot and Salesforce, of contacts deleted in each CRM (the
 //! mappings' CRM-delete policy deletes the Attio person, and so the other CRM's contact), and of
 //! merges in each CRM (a person's contact merged into a duplicate made by hand), with their
 //! deliveries reordered and duplicated, against the three simulators. Once every delivery has been handled and a
@@ -46,6 +47,8 @@ enum Op {
     Merge(Side, usize),
     /// In a CRM (never Attio), the person's contact deleted.
     CrmDelete(Side, usize),
+    /// In a CRM (never Attio), a new contact made by hand, with an e-mail nobody has.
+    CrmCreate(Side),
     /// In Attio, the person deleted (the mapping's policy archives the CRM records).
     Delete(usize),
     /// One pending delivery handled, chosen by index (so deliveries are reordered).
@@ -76,6 +79,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Create),
         1 => (crm_side(), 0..4usize).prop_map(|(side, p)| Op::Merge(side, p)),
         1 => (crm_side(), 0..4usize).prop_map(|(side, p)| Op::CrmDelete(side, p)),
+        1 => crm_side().prop_map(Op::CrmCreate),
         1 => (0..4usize).prop_map(Op::Delete),
         4 => (side, 0..4usize, any::<bool>(), 0..3u8).prop_map(|(side, person, title, value)| Op::Edit { side, person, title, value }),
         3 => (0..16usize).prop_map(Op::Deliver),
@@ -99,6 +103,12 @@ enum Told {
         side: Side,
         id: ExternalId,
     },
+    /// A contact made in a CRM (HubSpot's `contact.creation`, a Salesforce poll).
+    Born {
+        side: Side,
+        id: ExternalId,
+        email: String,
+    },
     /// Attio's `record.deleted`.
     Deleted(RecordId),
 }
@@ -114,6 +124,7 @@ struct Run {
     delivered: Vec<Told>,
     merges: usize,
     crm_deletes: usize,
+    born: usize,
     /// Every value each field of each person has held (initial or edited), on any side.
     values: BTreeMap<(RecordId, bool), BTreeSet<String>>,
     edits: usize,
@@ -306,6 +317,43 @@ async fn crm_delete(w: &World, run: &mut Run, side: Side, person: RecordId) {
     run.pending.push(Told::CrmDeleted { side, id });
 }
 
+/// A person in a CRM makes a contact by hand, with an e-mail no one else has.
+async fn crm_create(w: &World, run: &mut Run, side: Side) {
+    let n = run.born;
+    run.born += 1;
+    let email = format!("b{n}@born.example");
+    let (_, object) = crm(side);
+    let (mail, last, title, id_property) = match side {
+        Side::HubSpot => ("email", "lastname", "jobtitle", "attio_record_id"),
+        _ => ("Email", "LastName", "Title", "Attio_Id__c"),
+    };
+    let made = ports::crm::ExternalUpsert {
+        key: format!("born-by-hand-{n}"),
+        properties: BTreeMap::from([
+            (prop(mail), FieldValue::text(email.clone())),
+            (prop(last), FieldValue::text(format!("Lb{n}"))),
+            (prop(title), FieldValue::text("T0")),
+        ]),
+    };
+    let out = match side {
+        Side::HubSpot => {
+            w.hubspot
+                .upsert_batch(object, &prop(id_property), &[made])
+                .await
+        }
+        _ => {
+            w.salesforce
+                .upsert_batch(object, &prop(id_property), &[made])
+                .await
+        }
+    }
+    .unwrap();
+    let ports::crm::RecordOutcome::Created(id) = out[0].clone() else {
+        panic!("{out:?}");
+    };
+    run.pending.push(Told::Born { side, id, email });
+}
+
 /// The pipeline the deliveries go through: deletes both ways, a CRM's deleting the Attio record.
 fn pipeline(w: &World) -> services::pipeline::EventPipeline {
     let rules = services::deletes::DeleteRules {
@@ -317,17 +365,91 @@ fn pipeline(w: &World) -> services::pipeline::EventPipeline {
         std::sync::Arc::new(adapter_memory::SystemClock),
         rules,
     ));
+    // People are adopted from the CRMs by e-mail.
+    let targets = crate::outbound::targets(SyncRule::LatestWins)
+        .into_iter()
+        .map(|mut t| {
+            t.mapping = t
+                .mapping
+                .adopting(domain::mapping::FieldKey::parse("email_addresses").unwrap())
+                .unwrap();
+            t
+        })
+        .collect();
+    let outbound = services::outbound::OutboundSync::new(
+        w.directory.clone(),
+        w.links.clone(),
+        w.ledger.clone(),
+        w.conflicts.clone(),
+        std::sync::Arc::new(adapter_memory::SystemClock),
+        targets,
+    );
     services::pipeline::EventPipeline::new(
         w.directory.clone(),
         w.links.clone(),
-        std::sync::Arc::new(w.outbound().with_safe_deletes(gate.clone())),
+        std::sync::Arc::new(outbound.with_safe_deletes(gate.clone())),
         services::pipeline::DeletePolicy::Archive,
     )
     .with_safe_deletes(gate)
 }
 
+/// Handles one delivery; then, as Attio does, tells `record.deleted` for every person the
+/// sync deleted in Attio on the way (a CRM delete it was told or found).
 async fn deliver(w: &World, run: &mut Run, told: &Told) {
+    deliver_one(w, run, told).await;
+    for p in run.people.clone() {
+        if run.told_deleted.contains(&p) {
+            continue;
+        }
+        if let Err(ports::error::PortError::NotFound(_)) =
+            w.attio.get_record(&ObjectRef::from(people()), p).await
+        {
+            assert!(run.gone.contains(&p), "{p} was deleted in Attio");
+            run.told_deleted.insert(p);
+            run.pending.push(Told::Deleted(p));
+        }
+    }
+}
+
+async fn deliver_one(w: &World, run: &mut Run, told: &Told) {
     let person = match told {
+        Told::Born { side, id, email } => {
+            let (system, object) = crm(*side);
+            let handled = pipeline(w)
+                .handle_external(&w.tenant, &system, object, id, false)
+                .await
+                .unwrap();
+            if let services::pipeline::Handled::Synced(reports) = &handled {
+                run.written += count(reports);
+            }
+            // Adopted: a new Attio person (Attio tells its `record.created` in turn).
+            let found = w
+                .attio
+                .query_records(
+                    &ObjectRef::from(people()),
+                    &ports::attio::Query {
+                        filter: Some(serde_json::json!({"email_addresses": email})),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(found.len() <= 1, "{email}: {} Attio people", found.len());
+            if let Some(r) = found.first()
+                && !run.people.contains(&r.id.record_id)
+            {
+                let p = r.id.record_id;
+                let n = email.trim_end_matches("@born.example").to_owned();
+                run.values
+                    .entry((p, false))
+                    .or_default()
+                    .insert(format!("L{n}"));
+                run.values.entry((p, true)).or_default().insert("T0".into());
+                run.people.push(p);
+                run.pending.push(Told::Changed(p));
+            }
+            return;
+        }
         Told::Deleted(p) => {
             let event = crate::pipeline::event(w, "record.deleted", *p, None).await;
             pipeline(w).handle(&w.tenant, &event).await.unwrap();
@@ -335,19 +457,10 @@ async fn deliver(w: &World, run: &mut Run, told: &Told) {
         }
         Told::CrmDeleted { side, id } => {
             let (system, object) = crm(*side);
-            let handled = pipeline(w)
+            pipeline(w)
                 .handle_external(&w.tenant, &system, object, id, true)
                 .await
                 .unwrap();
-            // The Attio person deleted: Attio tells its `record.deleted` in turn.
-            if let services::pipeline::Handled::Deleted { archived, .. } = handled {
-                for (_, attio) in archived {
-                    let p = RecordId::parse(attio.as_str()).unwrap();
-                    if run.told_deleted.insert(p) {
-                        run.pending.push(Told::Deleted(p));
-                    }
-                }
-            }
             return;
         }
         Told::Changed(p) => *p,
@@ -378,17 +491,6 @@ async fn deliver(w: &World, run: &mut Run, told: &Told) {
     {
         Ok(reports) => {
             run.written += count(&reports);
-            // A CRM record found deleted on reading: the policy deleted the Attio person, and
-            // Attio tells its `record.deleted` in turn.
-            if reports
-                .iter()
-                .any(|r| r.action == services::outbound::Action::DeletedInAttio)
-            {
-                assert!(run.gone.contains(&person), "{person} was deleted in Attio");
-                if run.told_deleted.insert(person) {
-                    run.pending.push(Told::Deleted(person));
-                }
-            }
         }
         // Deleted in Attio since: its own event does the rest.
         Err(services::ServiceError::Port(ports::error::PortError::NotFound(_)))
@@ -478,6 +580,7 @@ async fn scenario(ops: Vec<Op>) {
                 let p = run.people[person % run.people.len()];
                 crm_delete(&w, &mut run, side, p).await;
             }
+            Op::CrmCreate(side) => crm_create(&w, &mut run, side).await,
             Op::Deliver(k) if !run.pending.is_empty() => {
                 let told = run.pending.remove(k % run.pending.len());
                 deliver(&w, &mut run, &told).await;
@@ -637,6 +740,32 @@ async fn a_delete_after_a_chain_of_merges() {
         Op::Merge(Side::Salesforce, 0),
         Op::Merge(Side::Salesforce, 0),
         Op::CrmDelete(Side::HubSpot, 0),
+    ])
+    .await;
+}
+
+/// Found by the property test: a contact made in HubSpot among people made in Attio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_born_in_hubspot_among_others() {
+    scenario(vec![
+        Op::Create,
+        Op::CrmCreate(Side::HubSpot),
+        Op::Create,
+        Op::Create,
+        Op::Merge(Side::HubSpot, 0),
+    ])
+    .await;
+}
+
+/// Found by the property test: a contact born in Salesforce, adopted, then deleted there, and
+/// its birth told again: the repeat finds it deleted and the person is deleted everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_born_contact_deleted_and_its_birth_told_again() {
+    scenario(vec![
+        Op::CrmCreate(Side::Salesforce),
+        Op::Deliver(5),
+        Op::CrmDelete(Side::Salesforce, 1),
+        Op::Duplicate(1),
     ])
     .await;
 }
