@@ -878,7 +878,17 @@ impl EventPipeline {
             .await?;
         // The CRM records that came over name the survivor in their id property now, so that
         // upserts keyed by it find them.
-        for l in self.links.links_of(tenant, object, survivor).await? {
+        let now_linked = self.links.links_of(tenant, object, survivor).await?;
+        if now_linked.is_empty() {
+            // Neither record was linked anywhere: nothing of the merge to carry to the CRMs
+            // (the survivor's own sync writes its records).
+            return Ok(Handled::Merged {
+                merged,
+                repointed,
+                synced: Vec::new(),
+            });
+        }
+        for l in now_linked {
             if !kept.iter().any(|k| k.system == l.system) {
                 self.outbound
                     .mark_with_attio_id(tenant, &l, &l.external_object, &l.external_id)
