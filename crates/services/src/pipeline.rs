@@ -842,6 +842,16 @@ impl EventPipeline {
                 reason: "a record merged into itself".into(),
             });
         }
+        // Told after the survivor was deleted: the duplicate's records go as the survivor's
+        // went (its links moved onto a deleted record would leave them orphaned).
+        if let Err(PortError::NotFound(_)) = clients
+            .attio
+            .get_record(&ObjectRef::from(object.clone()), survivor)
+            .await
+        {
+            tracing::info!(tenant = %tenant, object = %object, duplicate = %duplicate, survivor = %survivor, "a merge told after its survivor was deleted: the duplicate's records are deleted as its were");
+            return self.deleted(tenant, clients, object, duplicate).await;
+        }
         let dup_links = self.links.links_of(tenant, object, duplicate).await?;
         let kept = self.links.links_of(tenant, object, survivor).await?;
         let mut merged = Vec::new();

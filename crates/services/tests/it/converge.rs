@@ -50,9 +50,9 @@ enum Op {
     /// In a CRM (never Attio), a new contact made by hand, with an e-mail nobody has.
     CrmCreate(Side),
     /// In Attio, two people merged (Attio's merge: a new person from the two). Not drawn by
-    /// the strategy yet: drawn, it finds an open defect (a merge whose originals' CRM records
-    /// are deleted or merged in a CRM before Attio's events are handled leaves a HubSpot
-    /// contact too many; see `docs/testing.md`); the tests below use it.
+    /// the strategy yet: drawn, it finds an open defect (the new person synced between Attio's
+    /// two `record.merged` events is refused by HubSpot's unique e-mail; see
+    /// `docs/testing.md`); the tests below use it.
     AttioMerge(usize, usize),
     /// In Attio, the person deleted (the mapping's policy archives the CRM records).
     Delete(usize),
@@ -857,6 +857,27 @@ async fn an_attio_merge_of_a_person_never_synced() {
         Op::AttioMerge(0, 1),
         // The never-synced original's event first.
         Op::Deliver(2),
+    ])
+    .await;
+}
+
+/// Found by the property test: two people merged in Attio, the new person then deleted through
+/// a Salesforce delete before Attio's second `record.merged` is handled: that original's CRM
+/// records are deleted too, not left linked to a deleted person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attio_merge_told_after_its_survivor_was_deleted() {
+    scenario(vec![
+        Op::CrmCreate(Side::HubSpot),
+        Op::Deliver(0),
+        Op::Deliver(0),
+        Op::Deliver(0),
+        Op::CrmCreate(Side::HubSpot),
+        Op::Deliver(0),
+        Op::CrmDelete(Side::HubSpot, 3),
+        Op::AttioMerge(1, 2),
+        Op::Deliver(6),
+        Op::CrmDelete(Side::Salesforce, 3),
+        Op::Deliver(5),
     ])
     .await;
 }
