@@ -127,12 +127,16 @@ impl HubSpotClient {
                     out.extend(self.upsert_chunk(object, id_property, right).await?);
                     Ok(out)
                 }
+                // A unique value (a contact's e-mail) another record holds. Retried: in a sync
+                // that other record is most often one whose delete or merge is still to be
+                // handled (Attio keeps e-mails unique among live people), after which the write
+                // goes through; a lasting clash is dead-lettered once the attempts run out.
                 409 => Ok(vec![RecordOutcome::Failed {
                     reason: answer.body["message"]
                         .as_str()
                         .unwrap_or("conflict")
                         .to_owned(),
-                    retryable: false,
+                    retryable: true,
                 }]),
                 s => Err(rejected(s, &answer.body)),
             }

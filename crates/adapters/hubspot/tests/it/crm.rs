@@ -99,7 +99,7 @@ async fn upserts_report_each_record_and_a_conflict_is_isolated_by_bisection() {
             match o {
                 RecordOutcome::Failed { reason, retryable } => {
                     assert!(reason.contains("Existing ID"), "{reason}");
-                    assert!(!retryable);
+                    assert!(retryable, "the other record may be on its way out");
                 }
                 other => panic!("the conflicting record must fail alone: {other:?}"),
             }
