@@ -9,7 +9,7 @@ use domain::field::FieldValue;
 use serde_json::{Value, json};
 
 use crate::attio_to_crms::HUBSPOT_TOKEN;
-use crate::both_ways::{WITHIN, all_writes, attio_find, salesforce_token};
+use crate::both_ways::{WITHIN, attio_find, quiet_and_nothing_dead, salesforce_token};
 use crate::control::{Deployment, Rig, rig_with};
 use crate::eventually;
 
@@ -222,29 +222,7 @@ async fn deals_born_in_each_crm_appear_once_and_their_stages_follow() {
     )
     .await;
 
-    // Quiet: no side writes anything more, and nothing failed.
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    let sims = [&rig.attio_url, &rig.hubspot_url, &rig.sf_url];
-    let mut before = Vec::new();
-    for url in sims {
-        before.push(all_writes(&rig, url).await);
-    }
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    for (url, was) in sims.into_iter().zip(before) {
-        assert_eq!(
-            all_writes(&rig, url).await,
-            was,
-            "{url} was written to while quiet"
-        );
-    }
-    let (_, dead) = rig
-        .admin(
-            reqwest::Method::GET,
-            "/v1/admin/tenants/acme/dead-letters",
-            None,
-        )
-        .await;
-    assert_eq!(dead, json!([]), "no dead letters");
+    quiet_and_nothing_dead(&rig).await;
     for reference in ["D-HS-1", "D-SF-1"] {
         assert!(
             sides(&rig, reference).await.is_some(),
